@@ -1,0 +1,49 @@
+// (adapter) Configuration, read from the environment once per cold start and validated, so that a
+// missing or malformed setting fails the first invocation loudly instead of the hundredth quietly.
+
+import { z } from 'zod';
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** Every variable a dialgate function reads. The README's configuration table lists the same. */
+export const ENV = {
+  TABLE_NAME: z.string().min(1),
+  QUEUE_URL: z.string().url(),
+  /** The webhook's public URL (the Function URL); status callbacks are sent here. */
+  WEBHOOK_URL: z.string().url(),
+  /** Local stack and tests: credentials straight from the environment. */
+  TWILIO_ACCOUNT_SID: z.string().min(1).optional(),
+  TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
+  /** AWS: Secrets Manager secret whose value is JSON {"accountSid": "AC…", "authToken": "…"}. */
+  TWILIO_SECRET_ID: z.string().min(1).optional(),
+  TWILIO_FROM_NUMBER: z.string().regex(/^\+[1-9]\d{7,14}$/, 'an E.164 number such as +15005550006'),
+  /** Any Twilio-compatible endpoint (a simulator, a test double); Twilio itself by default. */
+  TWILIO_API_BASE_URL: z.string().url().default('https://api.twilio.com'),
+  TWILIO_REQUEST_TIMEOUT_MS: positiveInt(10_000),
+  /** What the callee hears: a TwiML URL, else inline TwiML. */
+  TWIML_URL: z.string().url().optional(),
+  TWIML: z.string().min(1).default('<Response><Say>Hello from dialgate.</Say></Response>'),
+  DEFAULT_CONCURRENCY: positiveInt(3),
+  MAX_CONCURRENCY: positiveInt(20),
+  MAX_LEADS_PER_RUN: positiveInt(100_000),
+  /** Twilio's ring `Timeout`, and the call's `TimeLimit`: together they bound how long a slot is held. */
+  RING_TIMEOUT_SECONDS: positiveInt(30),
+  CALL_TIME_LIMIT_SECONDS: positiveInt(900),
+} as const;
+
+type EnvShape = typeof ENV;
+export type EnvName = keyof EnvShape;
+
+/** Reads and validates the named variables; throws one error listing every bad one. */
+export function readEnv<const K extends EnvName>(
+  names: readonly K[],
+  source: NodeJS.ProcessEnv = process.env,
+): { [P in K]: z.infer<EnvShape[P]> } {
+  const shape = Object.fromEntries(names.map((name) => [name, ENV[name]])) as Pick<EnvShape, K>;
+  const parsed = z.object(shape).safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  return parsed.data as { [P in K]: z.infer<EnvShape[P]> };
+}

@@ -1,0 +1,76 @@
+// (core) A Twilio status callback, already authenticated: move the job forward and, on a final
+// status, release its slot and ask for the next call. Duplicates and late or out-of-order callbacks
+// find the holder gone or already further on, and change nothing.
+
+import type { CallbackIds } from './callback-url.ts';
+import type { Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
+
+export interface StatusCallback extends CallbackIds {
+  callSid: string;
+  callStatus: TwilioCallStatus;
+  errorCode?: number;
+}
+
+export type CallbackEffect =
+  /** The slot was released and a dispatch requested. */
+  | 'released'
+  /** dialing → calling. */
+  | 'answered'
+  /** Nothing to change: a duplicate, a late or reordered report, an unknown or settled job. */
+  | 'unchanged';
+
+export interface CallbackDeps {
+  store: RunStore;
+  queue: WorkQueue;
+  clock: Clock;
+  log: Log;
+}
+
+/** Re-reads after a lost race with another writer on the same holder (another callback, the reconciler). */
+const MAX_TRIES = 5;
+
+export async function applyStatusCallback(deps: CallbackDeps, callback: StatusCallback): Promise<CallbackEffect> {
+  const { runId, jobId, attempt } = callback;
+  const proposed = jobStateFor(callback.callStatus);
+
+  for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
+    const run = await deps.store.getRun(runId);
+    const holder = run?.holders[jobId];
+    if (!holder || holder.attempt !== attempt) return 'unchanged';
+
+    const next = advance(holder.state, proposed);
+    if (next === undefined || next === 'queued') {
+      // Still dialing (initiated, ringing): nothing moves, but a CallSid lost to a crash after
+      // calls.create is recovered here.
+      if (holder.state === 'dialing') await deps.store.recordCallSid(runId, jobId, attempt, callback.callSid);
+      return 'unchanged';
+    }
+    const at = deps.clock.now().toISOString();
+
+    if (!isFinal(next)) {
+      const result = await deps.store.markCalling(runId, jobId, attempt, at);
+      if (result === 'applied') return 'answered';
+      continue;
+    }
+
+    const result = await deps.store.releaseSlot({
+      runId,
+      jobId,
+      attempt,
+      from: holder.state,
+      to: next,
+      outcome: callback.callStatus,
+      ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+      callSid: callback.callSid,
+      at,
+    });
+    if (result === 'released') {
+      deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus });
+      await deps.queue.requestDispatch(runId);
+      return 'released';
+    }
+  }
+  deps.log.warn('callback gave up after repeated races', { runId, jobId, attempt });
+  throw new Error('status callback lost too many races; Twilio will retry it');
+}

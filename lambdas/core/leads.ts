@@ -1,0 +1,140 @@
+// (core) Validation of a run request: leads, phone numbers, sizes and the concurrency cap.
+// Every problem is reported with the field and the row it is in, and nothing is created on error.
+
+import { type ErrorDetail, PayloadTooLargeError, ValidationError } from './errors.ts';
+
+export type LeadAttributeValue = string | number | boolean | null;
+
+/** One lead as dialgate keeps it: the phone in E.164, the caller's own fields kept as they came. */
+export interface Lead {
+  phone: string;
+  attributes: Record<string, LeadAttributeValue>;
+}
+
+export interface RunLimits {
+  defaultConcurrency: number;
+  maxConcurrency: number;
+  maxLeads: number;
+}
+
+export interface ValidRunRequest {
+  leads: Lead[];
+  concurrency: number;
+}
+
+/** A lead's own fields are stored with it; bounded so that a job item stays small (and cheap). */
+export const MAX_LEAD_BYTES = 2048;
+/** Past this many problems the rest are counted, not listed: an error response stays readable. */
+const MAX_DETAILS = 50;
+
+const E164 = /^\+[1-9]\d{7,14}$/;
+const SEPARATORS = /[\s\-().]/g;
+
+/**
+ * Normalises a phone number to E.164: separators are dropped and an international `00` prefix
+ * becomes `+`. Numbers without a country code are refused rather than guessed.
+ */
+export function normalizePhone(raw: string): string | undefined {
+  let phone = raw.trim().replace(SEPARATORS, '');
+  if (phone.startsWith('00')) phone = `+${phone.slice(2)}`;
+  return E164.test(phone) ? phone : undefined;
+}
+
+/** Shows enough of a number to recognise it in a log or a list, never the whole of it. */
+export function maskPhone(phone: string): string {
+  if (phone.length <= 6) return '***';
+  return `${phone.slice(0, 4)}${'*'.repeat(phone.length - 6)}${phone.slice(-2)}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isAttributeValue(value: unknown): value is LeadAttributeValue {
+  return value === null || ['string', 'number', 'boolean'].includes(typeof value);
+}
+
+export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRequest {
+  if (!isPlainObject(body)) {
+    throw new ValidationError('The request body must be a JSON object.', [
+      { field: 'body', message: 'expected a JSON object with "leads" and optional "concurrency"' },
+    ]);
+  }
+  const concurrency = validateConcurrency(body.concurrency, limits);
+  const rawLeads = body.leads;
+  if (!Array.isArray(rawLeads)) {
+    throw new ValidationError('"leads" must be a list.', [
+      { field: 'leads', message: 'expected an array of lead objects' },
+    ]);
+  }
+  if (rawLeads.length === 0) {
+    throw new ValidationError('"leads" is empty.', [
+      { field: 'leads', message: 'a run needs at least one lead' },
+    ]);
+  }
+  if (rawLeads.length > limits.maxLeads) {
+    throw new PayloadTooLargeError(`A run takes at most ${limits.maxLeads} leads.`, [
+      { field: 'leads', message: `${rawLeads.length} leads given, at most ${limits.maxLeads} allowed` },
+    ]);
+  }
+
+  const details: ErrorDetail[] = [];
+  let problems = 0;
+  const report = (detail: ErrorDetail) => {
+    problems += 1;
+    if (details.length < MAX_DETAILS) details.push(detail);
+  };
+  const firstRowOfPhone = new Map<string, number>();
+  const leads: Lead[] = [];
+
+  rawLeads.forEach((raw: unknown, row) => {
+    const at = `leads[${row}]`;
+    if (!isPlainObject(raw)) {
+      report({ field: at, row, message: 'expected an object with a "phone"' });
+      return;
+    }
+    const { phone: rawPhone, ...rest } = raw;
+    if (typeof rawPhone !== 'string' || rawPhone.trim() === '') {
+      report({ field: `${at}.phone`, row, message: 'required, a phone number in E.164 (+972501234567)' });
+      return;
+    }
+    const phone = normalizePhone(rawPhone);
+    if (!phone) {
+      report({ field: `${at}.phone`, row, message: 'not a phone number in E.164 form (+ country code, 8–15 digits)' });
+      return;
+    }
+    const earlier = firstRowOfPhone.get(phone);
+    if (earlier !== undefined) {
+      report({ field: `${at}.phone`, row, message: `the same number as leads[${earlier}]` });
+      return;
+    }
+    firstRowOfPhone.set(phone, row);
+    const badKey = Object.keys(rest).find((key) => !isAttributeValue(rest[key]));
+    if (badKey !== undefined) {
+      report({ field: `${at}.${badKey}`, row, message: 'lead fields must be strings, numbers, booleans or null' });
+      return;
+    }
+    const attributes = rest as Record<string, LeadAttributeValue>;
+    if (Buffer.byteLength(JSON.stringify(attributes)) > MAX_LEAD_BYTES) {
+      report({ field: at, row, message: `a lead's fields take at most ${MAX_LEAD_BYTES} bytes` });
+      return;
+    }
+    leads.push({ phone, attributes });
+  });
+
+  if (problems > 0) {
+    const more = problems > details.length ? ` (the first ${details.length} are listed)` : '';
+    throw new ValidationError(`${problems} lead(s) are invalid${more}; nothing was created.`, details);
+  }
+  return { leads, concurrency };
+}
+
+function validateConcurrency(value: unknown, limits: RunLimits): number {
+  if (value === undefined || value === null) return limits.defaultConcurrency;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > limits.maxConcurrency) {
+    throw new ValidationError(`"concurrency" must be a whole number from 1 to ${limits.maxConcurrency}.`, [
+      { field: 'concurrency', message: `expected an integer from 1 to ${limits.maxConcurrency}` },
+    ]);
+  }
+  return value;
+}

@@ -1,0 +1,123 @@
+// (core) What dialgate stores about a run and its jobs, and what a client is shown of a run.
+
+import type { LeadAttributeValue } from './leads.ts';
+import type { JobState, LiveState } from './states.ts';
+
+/** What a run's owner asked for: `running` dials, the others (run controls) do not. */
+export type RunControl = 'running' | 'paused' | 'canceled';
+
+/** One held slot: the job (and its attempt) that a live call belongs to. */
+export interface Holder {
+  attempt: number;
+  state: LiveState;
+  /** ISO time the slot was taken: how long a slot has been held is what the reconciler judges. */
+  since: string;
+}
+
+export interface Run {
+  runId: string;
+  createdAt: string;
+  concurrency: number;
+  control: RunControl;
+  /** Leads accepted by POST /runs. */
+  totalLeads: number;
+  /** Leads turned into jobs by the dispatcher so far (ingestion is asynchronous, via SQS). */
+  ingestedLeads: number;
+  /** Slots held now; always equal to the number of holders, and never above `concurrency`. */
+  active: number;
+  holders: Record<string, Holder>;
+  queued: number;
+  completed: number;
+  failed: number;
+  canceled: number;
+  /** Final jobs by Twilio outcome (`completed`, `busy`, `no-answer`, …) or dialgate reason. */
+  outcomes: Record<string, number>;
+}
+
+export interface Job {
+  runId: string;
+  jobId: string;
+  phone: string;
+  attributes: Record<string, LeadAttributeValue>;
+  status: JobState;
+  /** Calls attempted for this job; a new attempt only after the previous one is settled. */
+  attempt: number;
+  callSid?: string;
+  outcome?: string;
+  errorCode?: number;
+  queuedAt: string;
+  dialedAt?: string;
+  answeredAt?: string;
+  endedAt?: string;
+}
+
+/** A job as ingestion creates it. */
+export interface NewJob {
+  jobId: string;
+  phone: string;
+  attributes: Record<string, LeadAttributeValue>;
+}
+
+export type RunStatus = 'running' | 'completed' | 'paused' | 'canceled';
+
+export interface RunView {
+  run_id: string;
+  status: RunStatus;
+  created_at: string;
+  total_leads: number;
+  concurrency: number;
+  queued: number;
+  in_progress: number;
+  dialing: number;
+  calling: number;
+  completed: number;
+  failed: number;
+  canceled: number;
+  /** Leads accepted but not yet turned into jobs (still on the queue). */
+  pending_ingest: number;
+  outcomes: Record<string, number>;
+}
+
+export function finishedLeads(run: Run): number {
+  return run.completed + run.failed + run.canceled;
+}
+
+/**
+ * A run is completed when every accepted lead has been ingested and is final; it is derived, not
+ * stored, so that no writer has to remember to flip it (and a fast first chunk cannot flip it early).
+ */
+export function runStatus(run: Run): RunStatus {
+  if (run.ingestedLeads === run.totalLeads && finishedLeads(run) === run.totalLeads) return 'completed';
+  return run.control;
+}
+
+export function countLive(run: Run): Record<LiveState, number> {
+  const live = { dialing: 0, calling: 0 };
+  for (const holder of Object.values(run.holders)) live[holder.state] += 1;
+  return live;
+}
+
+export function toRunView(run: Run): RunView {
+  const { dialing, calling } = countLive(run);
+  return {
+    run_id: run.runId,
+    status: runStatus(run),
+    created_at: run.createdAt,
+    total_leads: run.totalLeads,
+    concurrency: run.concurrency,
+    queued: run.queued,
+    in_progress: dialing + calling,
+    dialing,
+    calling,
+    completed: run.completed,
+    failed: run.failed,
+    canceled: run.canceled,
+    pending_ingest: run.totalLeads - run.ingestedLeads,
+    outcomes: { ...run.outcomes },
+  };
+}
+
+/** Job ids are the lead's position in the run, zero-padded so that they sort in dialing order. */
+export function jobIdFor(index: number): string {
+  return String(index).padStart(6, '0');
+}
