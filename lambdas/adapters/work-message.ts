@@ -1,0 +1,19 @@
+// (adapter) The work queue's message format, checked on the way in: a queue is an input like any other.
+
+import { z } from 'zod';
+import type { WorkMessage } from '../core/ports.ts';
+
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const attributeValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('ingest'),
+    runId: id,
+    chunk: z.number().int().nonnegative(),
+    jobs: z
+      .array(z.object({ jobId: id, phone: z.string().min(1), attributes: z.record(z.string(), attributeValue) }))
+      .min(1),
+  }),
+  z.object({ type: z.literal('dispatch'), runId: id }),
+]);

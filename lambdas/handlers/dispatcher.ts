@@ -1,0 +1,70 @@
+// (handler) SQS → dispatcher. Each record is a lead chunk to ingest or a "dispatch run X"; either way
+// the run's free slots are then filled. Failed records go back to the queue (partial batch response)
+// and, after WORK_QUEUE.maxReceiveCount tries, to the dead-letter queue.
+
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { readEnv } from '../adapters/config.ts';
+import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
+import { credentialSource } from '../adapters/twilio-credentials.ts';
+import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
+import { workMessageSchema } from '../adapters/work-message.ts';
+import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
+import { systemClock } from '../core/ports.ts';
+
+const logger = new Logger({ serviceName: 'dialgate-dispatcher' });
+const processor = new BatchProcessor(EventType.SQS);
+
+let deps: DispatchDeps | undefined;
+function wire(): DispatchDeps {
+  const env = readEnv([
+    'TABLE_NAME',
+    'QUEUE_URL',
+    'WEBHOOK_URL',
+    'TWILIO_SECRET_ID',
+    'TWILIO_ACCOUNT_SID',
+    'TWILIO_AUTH_TOKEN',
+    'TWILIO_FROM_NUMBER',
+    'TWILIO_API_BASE_URL',
+    'TWILIO_REQUEST_TIMEOUT_MS',
+    'TWIML_URL',
+    'TWIML',
+    'RING_TIMEOUT_SECONDS',
+    'CALL_TIME_LIMIT_SECONDS',
+  ]);
+  return {
+    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
+    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
+    telephony: new TwilioTelephony({
+      credentials: credentialSource(env),
+      apiBaseUrl: env.TWILIO_API_BASE_URL,
+      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
+    }),
+    clock: systemClock,
+    log: logger,
+    calls: {
+      from: env.TWILIO_FROM_NUMBER,
+      webhookUrl: env.WEBHOOK_URL,
+      ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
+      timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
+      content: env.TWIML_URL ? { twimlUrl: env.TWIML_URL } : { twiml: env.TWIML },
+    },
+  };
+}
+
+async function processRecord(record: SQSRecord): Promise<void> {
+  deps ??= wire();
+  // A malformed body throws here, fails its record every time and ends in the dead-letter queue.
+  const message = workMessageSchema.parse(JSON.parse(record.body));
+  await handleWorkMessage(deps, message);
+}
+
+export const handler = middy(
+  async (event: SQSEvent, context): Promise<SQSBatchResponse> =>
+    processPartialResponse(event, processRecord, processor, { context }),
+).use(injectLambdaContext(logger));

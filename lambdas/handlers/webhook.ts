@@ -1,0 +1,75 @@
+// (handler) Function URL → Twilio status callbacks. The signature is checked against the exact URL
+// before anything is written; then the core moves the job and, on a final status, frees the slot.
+// Twilio waits at most 15 s for an answer: this does a read and one transaction, then answers.
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { readEnv } from '../adapters/config.ts';
+import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
+import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
+import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
+import { parseCallbackIds } from '../core/callback-url.ts';
+import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
+import { systemClock } from '../core/ports.ts';
+import { isTwilioCallStatus } from '../core/states.ts';
+
+const logger = new Logger({ serviceName: 'dialgate-webhook' });
+
+let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
+function wire() {
+  const env = readEnv(['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']);
+  return {
+    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
+    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
+    clock: systemClock,
+    log: logger,
+    credentials: credentialSource(env),
+  };
+}
+
+function reply(statusCode: number, body = ''): APIGatewayProxyStructuredResultV2 {
+  return { statusCode, headers: { 'content-type': 'text/plain' }, body };
+}
+
+/** The URL Twilio signed: the one we gave it, as the Function URL received it. */
+export function requestUrl(event: APIGatewayProxyEventV2): string {
+  const proto = event.headers['x-forwarded-proto'] ?? 'https';
+  const host = event.headers.host ?? event.requestContext.domainName;
+  return `${proto}://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`;
+}
+
+export async function handleStatusCallback(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  if (event.requestContext.http.method !== 'POST') return reply(405, 'POST only');
+  deps ??= wire();
+  const raw = event.body ?? '';
+  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  const params = Object.fromEntries(new URLSearchParams(body));
+
+  if (!(await isSignedByTwilio(deps.credentials, event.headers['x-twilio-signature'], requestUrl(event), params))) {
+    logger.warn('status callback refused: bad signature', { path: event.rawPath });
+    return reply(403, 'invalid signature');
+  }
+
+  const ids = parseCallbackIds(new URLSearchParams(event.rawQueryString));
+  const status = params.CallStatus ?? '';
+  if (!ids || !isTwilioCallStatus(status) || !params.CallSid) {
+    // Signed by Twilio but not a callback we asked for: nothing to retry, nothing to change.
+    logger.warn('status callback ignored: not one of ours', { query: event.rawQueryString, status });
+    return reply(200);
+  }
+  const errorCode = params.ErrorCode ? Number(params.ErrorCode) : undefined;
+  const effect = await applyStatusCallback(deps, {
+    ...ids,
+    callSid: params.CallSid,
+    callStatus: status,
+    ...(errorCode !== undefined && Number.isFinite(errorCode) ? { errorCode } : {}),
+  });
+  logger.debug('status callback applied', { ...ids, status, effect });
+  return reply(200);
+}
+
+export const handler = middy(handleStatusCallback).use(injectLambdaContext(logger));
