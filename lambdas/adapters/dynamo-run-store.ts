@@ -2,11 +2,7 @@
 // run (the semaphore: `active` and the named holders) and whose second is the job, so the cap and
 // the job's state cannot disagree. ConditionalCheckFailed is an answer, not an error.
 
-import {
-  type DynamoDBClient,
-  TransactionCanceledException,
-  type TransactWriteItem,
-} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
@@ -31,6 +27,13 @@ export interface DynamoRunStoreOptions {
 
 /** Conflicting transactions on the run item are retried this often before the caller sees an error. */
 const MAX_CONFLICT_RETRIES = 8;
+/** Cancellation reasons that say "not now" rather than "no": another transaction, or throttling. */
+const RETRYABLE_REASONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+  'RequestLimitExceeded',
+]);
 
 export class DynamoRunStore implements RunStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -85,7 +88,12 @@ export class DynamoRunStore implements RunStore {
     return Item ? jobFromItem(Item) : undefined;
   }
 
-  async ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'> {
+  async ingestChunk(
+    runId: string,
+    chunk: number,
+    jobs: NewJob[],
+    at: string,
+  ): Promise<'ingested' | 'duplicate'> {
     const items: TransactItem[] = [
       // The marker makes the whole chunk idempotent: a redelivered message fails here.
       {
@@ -127,9 +135,11 @@ export class DynamoRunStore implements RunStore {
       ),
     ];
     const failed = await this.transact(items);
-    if (failed === undefined) return 'ingested';
-    if (failed === 0) return 'duplicate';
-    throw new Error(`ingest of chunk ${chunk} failed on item ${failed}: run missing or job exists`);
+    if (failed.length === 0) return 'ingested';
+    if (failed.includes(0)) return 'duplicate';
+    throw new Error(
+      `ingest of chunk ${chunk} failed on items ${failed.join(', ')}: run missing or job exists`,
+    );
   }
 
   async nextQueuedJobs(runId: string, limit: number): Promise<QueuedJob[]> {
@@ -158,7 +168,8 @@ export class DynamoRunStore implements RunStore {
           TableName: this.table,
           Key: keys.run(runId),
           UpdateExpression: 'SET active = active + :one, queued = queued - :one, holders.#job = :holder',
-          ConditionExpression: '#control = :running AND active < concurrency AND attribute_not_exists(holders.#job)',
+          ConditionExpression:
+            '#control = :running AND active < concurrency AND attribute_not_exists(holders.#job)',
           ExpressionAttributeNames: { '#job': job.jobId, '#control': 'control' },
           ExpressionAttributeValues: {
             ':one': 1,
@@ -189,8 +200,9 @@ export class DynamoRunStore implements RunStore {
         },
       },
     ]);
-    if (failed === undefined) return 'acquired';
-    return failed === 0 ? 'no-slot' : 'job-taken';
+    if (failed.length === 0) return 'acquired';
+    // The job's own condition first: a job already taken says nothing about the run's free slots.
+    return failed.includes(1) ? 'job-taken' : 'no-slot';
   }
 
   async recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
@@ -229,11 +241,16 @@ export class DynamoRunStore implements RunStore {
           UpdateExpression: 'SET #status = :calling, answeredAt = :at',
           ConditionExpression: 'attempt = :attempt AND #status = :dialing',
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':attempt': attempt, ':dialing': 'dialing', ':calling': 'calling', ':at': at },
+          ExpressionAttributeValues: {
+            ':attempt': attempt,
+            ':dialing': 'dialing',
+            ':calling': 'calling',
+            ':at': at,
+          },
         },
       },
     ]);
-    return failed === undefined ? 'applied' : 'stale';
+    return failed.length === 0 ? 'applied' : 'stale';
   }
 
   async releaseSlot(release: Release): Promise<ReleaseResult> {
@@ -295,25 +312,26 @@ export class DynamoRunStore implements RunStore {
         },
       },
     ]);
-    return failed === undefined ? 'released' : 'stale';
+    return failed.length === 0 ? 'released' : 'stale';
   }
 
   /**
-   * Runs a transaction. Returns undefined on success, or the index of the first item whose condition
-   * failed. Conflicts with a concurrent transaction (AWS cancels one of two that touch the same item)
+   * Runs a transaction. Returns the indexes of the items whose condition failed: none on success. Conflicts with a concurrent transaction (AWS cancels one of two that touch the same item)
    * are retried with jittered exponential backoff.
    */
-  private async transact(items: TransactItem[]): Promise<number | undefined> {
+  private async transact(items: TransactItem[]): Promise<number[]> {
     for (let retry = 0; ; retry++) {
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-        return undefined;
+        return [];
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const reasons = error.CancellationReasons ?? [];
-        const conditionFailed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-        if (conditionFailed >= 0) return conditionFailed;
-        const retryable = reasons.some((r) => r.Code === 'TransactionConflict' || r.Code === 'ThrottlingError');
+        const conditionFailed = reasons.flatMap((reason, index) =>
+          reason.Code === 'ConditionalCheckFailed' ? [index] : [],
+        );
+        if (conditionFailed.length > 0) return conditionFailed;
+        const retryable = reasons.some((reason) => RETRYABLE_REASONS.has(reason.Code ?? ''));
         if (!retryable || retry >= MAX_CONFLICT_RETRIES) throw error;
         await this.sleep(this.random() * Math.min(1000, 10 * 2 ** retry));
       }
@@ -347,5 +365,3 @@ function jobFromItem(item: Record<string, unknown>): Job {
   const { pk: _pk, sk: _sk, entity: _entity, queuedRun: _qr, queuedKey: _qk, ...rest } = item;
   return rest as unknown as Job;
 }
-
-export type { TransactWriteItem };

@@ -1,7 +1,12 @@
 // (adapter) WorkQueue on SQS: lead chunks and "dispatch run X" messages on one queue, consumed by
 // the dispatcher through an event source mapping with partial batch responses.
 
-import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
 
 /** SendMessageBatch takes at most 10 entries. */
@@ -20,7 +25,12 @@ export class SqsWorkQueue implements WorkQueue {
   async sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void> {
     const entries: SendMessageBatchRequestEntry[] = chunks.map((chunk) => ({
       Id: String(chunk.chunk),
-      MessageBody: JSON.stringify({ type: 'ingest', runId, chunk: chunk.chunk, jobs: chunk.jobs } satisfies WorkMessage),
+      MessageBody: JSON.stringify({
+        type: 'ingest',
+        runId,
+        chunk: chunk.chunk,
+        jobs: chunk.jobs,
+      } satisfies WorkMessage),
     }));
     const batches: SendMessageBatchRequestEntry[][] = [];
     for (let i = 0; i < entries.length; i += SQS_BATCH) batches.push(entries.slice(i, i + SQS_BATCH));

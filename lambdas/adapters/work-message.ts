@@ -12,7 +12,9 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
     runId: id,
     chunk: z.number().int().nonnegative(),
     jobs: z
-      .array(z.object({ jobId: id, phone: z.string().min(1), attributes: z.record(z.string(), attributeValue) }))
+      .array(
+        z.object({ jobId: id, phone: z.string().min(1), attributes: z.record(z.string(), attributeValue) }),
+      )
       .min(1),
   }),
   z.object({ type: z.literal('dispatch'), runId: id }),

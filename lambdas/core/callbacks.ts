@@ -30,7 +30,10 @@ export interface CallbackDeps {
 /** Re-reads after a lost race with another writer on the same holder (another callback, the reconciler). */
 const MAX_TRIES = 5;
 
-export async function applyStatusCallback(deps: CallbackDeps, callback: StatusCallback): Promise<CallbackEffect> {
+export async function applyStatusCallback(
+  deps: CallbackDeps,
+  callback: StatusCallback,
+): Promise<CallbackEffect> {
   const { runId, jobId, attempt } = callback;
   const proposed = jobStateFor(callback.callStatus);
 

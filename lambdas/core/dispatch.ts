@@ -4,7 +4,16 @@
 
 import { buildCallbackUrl } from './callback-url.ts';
 import { maskPhone } from './leads.ts';
-import type { Clock, CallRequest, Log, QueuedJob, RunStore, Telephony, WorkMessage, WorkQueue } from './ports.ts';
+import type {
+  CallRequest,
+  Clock,
+  Log,
+  QueuedJob,
+  RunStore,
+  Telephony,
+  WorkMessage,
+  WorkQueue,
+} from './ports.ts';
 
 export interface CallSettings {
   from: string;

@@ -100,7 +100,11 @@ export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRe
     }
     const phone = normalizePhone(rawPhone);
     if (!phone) {
-      report({ field: `${at}.phone`, row, message: 'not a phone number in E.164 form (+ country code, 8–15 digits)' });
+      report({
+        field: `${at}.phone`,
+        row,
+        message: 'not a phone number in E.164 form (+ country code, 8–15 digits)',
+      });
       return;
     }
     const earlier = firstRowOfPhone.get(phone);
@@ -111,7 +115,11 @@ export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRe
     firstRowOfPhone.set(phone, row);
     const badKey = Object.keys(rest).find((key) => !isAttributeValue(rest[key]));
     if (badKey !== undefined) {
-      report({ field: `${at}.${badKey}`, row, message: 'lead fields must be strings, numbers, booleans or null' });
+      report({
+        field: `${at}.${badKey}`,
+        row,
+        message: 'lead fields must be strings, numbers, booleans or null',
+      });
       return;
     }
     const attributes = rest as Record<string, LeadAttributeValue>;

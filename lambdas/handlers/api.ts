@@ -18,7 +18,13 @@ const logger = new Logger({ serviceName: 'dialgate-api' });
 
 let deps: CreateRunDeps | undefined;
 function wire(): CreateRunDeps {
-  const env = readEnv(['TABLE_NAME', 'QUEUE_URL', 'DEFAULT_CONCURRENCY', 'MAX_CONCURRENCY', 'MAX_LEADS_PER_RUN']);
+  const env = readEnv([
+    'TABLE_NAME',
+    'QUEUE_URL',
+    'DEFAULT_CONCURRENCY',
+    'MAX_CONCURRENCY',
+    'MAX_LEADS_PER_RUN',
+  ]);
   return {
     store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
     queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
@@ -44,7 +50,11 @@ const ROUTES: Route[] = [
     path: /^\/runs\/?$/,
     run: async (event, deps) => {
       const view = await createRun(deps, parseJsonBody(event));
-      logger.info('run created', { runId: view.run_id, leads: view.total_leads, concurrency: view.concurrency });
+      logger.info('run created', {
+        runId: view.run_id,
+        leads: view.total_leads,
+        concurrency: view.concurrency,
+      });
       return json(202, {
         run_id: view.run_id,
         status: view.status,
@@ -64,7 +74,8 @@ export async function route(event: APIGatewayProxyEvent): Promise<APIGatewayProx
   const matching = ROUTES.map((r) => ({ r, match: r.path.exec(event.path) })).filter((m) => m.match !== null);
   if (matching.length === 0) return errorResponse(404, 'not_found', `No route for ${event.path}.`);
   const found = matching.find((m) => m.r.method === event.httpMethod);
-  if (!found) return errorResponse(405, 'method_not_allowed', `${event.httpMethod} is not allowed on ${event.path}.`);
+  if (!found)
+    return errorResponse(405, 'method_not_allowed', `${event.httpMethod} is not allowed on ${event.path}.`);
   try {
     deps ??= wire();
     return await found.r.run(event, deps, found.match!.slice(1));

@@ -12,7 +12,11 @@ import {
 } from '../core/errors.ts';
 import type { Log } from '../core/ports.ts';
 
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
+export function json(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
   return {
     statusCode,
     headers: { 'content-type': 'application/json', ...headers },
@@ -20,18 +24,30 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   };
 }
 
-export function errorResponse(statusCode: number, code: string, message: string, details: ErrorDetail[] = []) {
+export function errorResponse(
+  statusCode: number,
+  code: string,
+  message: string,
+  details: ErrorDetail[] = [],
+) {
   return json(statusCode, { error: { code, message, details } });
 }
 
 export function toErrorResponse(error: unknown, log: Log): APIGatewayProxyResult {
-  if (error instanceof ValidationError) return errorResponse(400, 'invalid_request', error.message, error.details);
-  if (error instanceof PayloadTooLargeError) return errorResponse(413, 'payload_too_large', error.message, error.details);
-  if (error instanceof UnsupportedMediaTypeError) return errorResponse(415, 'unsupported_media_type', error.message);
+  if (error instanceof ValidationError)
+    return errorResponse(400, 'invalid_request', error.message, error.details);
+  if (error instanceof PayloadTooLargeError)
+    return errorResponse(413, 'payload_too_large', error.message, error.details);
+  if (error instanceof UnsupportedMediaTypeError)
+    return errorResponse(415, 'unsupported_media_type', error.message);
   if (error instanceof NotFoundError) return errorResponse(404, 'not_found', error.message);
   if (error instanceof ConflictError) return errorResponse(409, 'conflict', error.message);
   log.error('request failed', { error });
-  return errorResponse(500, 'internal_error', 'Something went wrong on our side; nothing was lost, try again.');
+  return errorResponse(
+    500,
+    'internal_error',
+    'Something went wrong on our side; nothing was lost, try again.',
+  );
 }
 
 export function header(event: APIGatewayProxyEvent, name: string): string | undefined {
@@ -51,11 +67,15 @@ export function bodyText(event: APIGatewayProxyEvent): string {
 export function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const contentType = header(event, 'content-type') ?? '';
   if (!/^application\/json\b/i.test(contentType)) {
-    throw new UnsupportedMediaTypeError(`Send the body as application/json (got "${contentType || 'none'}").`);
+    throw new UnsupportedMediaTypeError(
+      `Send the body as application/json (got "${contentType || 'none'}").`,
+    );
   }
   const text = bodyText(event);
   if (text.trim() === '') {
-    throw new ValidationError('The request body is empty.', [{ field: 'body', message: 'expected a JSON object' }]);
+    throw new ValidationError('The request body is empty.', [
+      { field: 'body', message: 'expected a JSON object' },
+    ]);
   }
   try {
     return JSON.parse(text);

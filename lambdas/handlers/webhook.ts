@@ -21,7 +21,13 @@ const logger = new Logger({ serviceName: 'dialgate-webhook' });
 
 let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
-  const env = readEnv(['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']);
+  const env = readEnv([
+    'TABLE_NAME',
+    'QUEUE_URL',
+    'TWILIO_SECRET_ID',
+    'TWILIO_ACCOUNT_SID',
+    'TWILIO_AUTH_TOKEN',
+  ]);
   return {
     store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
     queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
@@ -42,14 +48,23 @@ export function requestUrl(event: APIGatewayProxyEventV2): string {
   return `${proto}://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`;
 }
 
-export async function handleStatusCallback(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+export async function handleStatusCallback(
+  event: APIGatewayProxyEventV2,
+): Promise<APIGatewayProxyStructuredResultV2> {
   if (event.requestContext.http.method !== 'POST') return reply(405, 'POST only');
   deps ??= wire();
   const raw = event.body ?? '';
   const body = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   const params = Object.fromEntries(new URLSearchParams(body));
 
-  if (!(await isSignedByTwilio(deps.credentials, event.headers['x-twilio-signature'], requestUrl(event), params))) {
+  if (
+    !(await isSignedByTwilio(
+      deps.credentials,
+      event.headers['x-twilio-signature'],
+      requestUrl(event),
+      params,
+    ))
+  ) {
     logger.warn('status callback refused: bad signature', { path: event.rawPath });
     return reply(403, 'invalid signature');
   }

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { PayloadTooLargeError, ValidationError } from '../../lambdas/core/errors.ts';
+import { maskPhone, normalizePhone, validateRunRequest } from '../../lambdas/core/leads.ts';
+
+const limits = { defaultConcurrency: 3, maxConcurrency: 10, maxLeads: 5 };
+
+function errorOf(body: unknown): ValidationError | PayloadTooLargeError {
+  try {
+    validateRunRequest(body, limits);
+  } catch (error) {
+    if (error instanceof ValidationError || error instanceof PayloadTooLargeError) return error;
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+describe('normalizePhone', () => {
+  it.each([
+    ['+972501234567', '+972501234567'],
+    ['+972 50-123-4567', '+972501234567'],
+    ['00972501234567', '+972501234567'],
+    ['+1 (415) 555-0100', '+14155550100'],
+  ])('%s → %s', (raw, e164) => expect(normalizePhone(raw)).toBe(e164));
+
+  it.each(['0501234567', '+0501234567', '+97250abc4567', '+1234', '+1234567890123456', ''])(
+    'refuses %s',
+    (raw) => {
+      expect(normalizePhone(raw)).toBeUndefined();
+    },
+  );
+});
+
+describe('maskPhone', () => {
+  it('keeps only the country prefix and the last two digits', () => {
+    expect(maskPhone('+972501234567')).toBe('+972*******67');
+  });
+});
+
+describe('validateRunRequest', () => {
+  it('accepts leads, normalises phones and keeps the other fields', () => {
+    const result = validateRunRequest(
+      { leads: [{ phone: '+972 50 123 4567', name: 'Dana', id: 'crm-1', vip: true }], concurrency: 2 },
+      limits,
+    );
+    expect(result).toEqual({
+      concurrency: 2,
+      leads: [{ phone: '+972501234567', attributes: { name: 'Dana', id: 'crm-1', vip: true } }],
+    });
+  });
+
+  it('defaults the concurrency to 3', () => {
+    expect(validateRunRequest({ leads: [{ phone: '+14155550100' }] }, limits).concurrency).toBe(3);
+  });
+
+  it.each([
+    [null, 'body'],
+    [[], 'body'],
+    [{}, 'leads'],
+    [{ leads: 'x' }, 'leads'],
+    [{ leads: [] }, 'leads'],
+    [{ leads: [{ phone: '+14155550100' }], concurrency: 0 }, 'concurrency'],
+    [{ leads: [{ phone: '+14155550100' }], concurrency: 11 }, 'concurrency'],
+    [{ leads: [{ phone: '+14155550100' }], concurrency: 2.5 }, 'concurrency'],
+    [{ leads: [{ phone: '+14155550100' }], concurrency: '3' }, 'concurrency'],
+  ])('refuses %j naming %s', (body, field) => {
+    const error = errorOf(body);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.details.map((d) => d.field)).toContain(field);
+  });
+
+  it('names the row of each bad lead, and the first row of a duplicate', () => {
+    const error = errorOf({
+      leads: [
+        { phone: '+14155550100' },
+        { phone: 'nope' },
+        { name: 'no phone' },
+        { phone: '+1 415 555 0100' },
+        7,
+      ],
+    });
+    expect(error.details).toEqual([
+      { field: 'leads[1].phone', row: 1, message: expect.stringContaining('E.164') },
+      { field: 'leads[2].phone', row: 2, message: expect.stringContaining('required') },
+      { field: 'leads[3].phone', row: 3, message: 'the same number as leads[0]' },
+      { field: 'leads[4]', row: 4, message: expect.any(String) },
+    ]);
+  });
+
+  it('refuses nested lead fields', () => {
+    const error = errorOf({ leads: [{ phone: '+14155550100', tags: ['a'] }] });
+    expect(error.details[0]).toMatchObject({ field: 'leads[0].tags', row: 0 });
+  });
+
+  it('refuses too many leads with 413', () => {
+    const leads = Array.from({ length: 6 }, (_, i) => ({ phone: `+1415555010${i}` }));
+    expect(errorOf({ leads })).toBeInstanceOf(PayloadTooLargeError);
+  });
+});
