@@ -7,6 +7,8 @@ export default defineConfig({
     // Integration and e2e tests start emulators and servers: give them room on a 2-core machine.
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Handlers log JSON through Powertools; keep test output to what fails.
+    env: { POWERTOOLS_LOG_LEVEL: 'ERROR' },
     pool: 'forks',
     maxWorkers: 2,
   },

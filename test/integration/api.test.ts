@@ -1,0 +1,142 @@
+// The runs API handler against DynamoDB Local and the SQS emulator: what is accepted is stored and
+// queued; what is refused says which field and which row, and creates nothing.
+
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { route } from '../../lambdas/handlers/api.ts';
+import { type TestAws, testAws } from '../support/aws.ts';
+import { apiEvent } from '../support/events.ts';
+
+let aws: TestAws;
+
+async function itemCount() {
+  const { Count } = await aws.dynamo.send(new ScanCommand({ TableName: aws.tableName, Select: 'COUNT' }));
+  return Count ?? 0;
+}
+async function queuedMessages() {
+  const { Attributes } = await aws.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: aws.queues.queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages'],
+    }),
+  );
+  return Number(Attributes?.ApproximateNumberOfMessages);
+}
+
+beforeAll(async () => {
+  aws = await testAws();
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+    AWS_ENDPOINT_URL_SQS: aws.sqsEndpoint,
+    TABLE_NAME: aws.tableName,
+    QUEUE_URL: aws.queues.queueUrl,
+    MAX_CONCURRENCY: '10',
+    MAX_LEADS_PER_RUN: '200',
+    POWERTOOLS_LOG_LEVEL: 'CRITICAL',
+  });
+});
+
+describe('POST /runs', () => {
+  it('accepts a run: 202, the run stored, its leads on the queue in chunks', async () => {
+    const leads = Array.from({ length: 100 }, (_, i) => ({
+      phone: `+1415555${String(i).padStart(4, '0')}`,
+      name: `L${i}`,
+    }));
+    const res = await route(apiEvent('POST', '/runs', JSON.stringify({ leads })));
+    expect(res.statusCode).toBe(202);
+    const body = JSON.parse(res.body);
+    expect(body).toEqual({ run_id: expect.any(String), status: 'running', total_leads: 100, concurrency: 3 });
+    expect(await queuedMessages()).toBe(2); // 90 + 10
+
+    const get = await route(apiEvent('GET', `/runs/${body.run_id}`));
+    expect(get.statusCode).toBe(200);
+    expect(JSON.parse(get.body)).toMatchObject({
+      run_id: body.run_id,
+      status: 'running',
+      total_leads: 100,
+      concurrency: 3,
+      queued: 0,
+      in_progress: 0,
+      completed: 0,
+      failed: 0,
+      pending_ingest: 100,
+    });
+  });
+
+  it.each([
+    ['malformed JSON', '{"leads": [', 400, 'body', undefined],
+    ['a body that is not an object', '[1,2]', 400, 'body', undefined],
+    ['leads not a list', '{"leads": {"phone": "+14155550100"}}', 400, 'leads', undefined],
+    ['no leads', '{"leads": []}', 400, 'leads', undefined],
+    ['an invalid phone', '{"leads": [{"phone": "+14155550100"}, {"phone": "12"}]}', 400, 'leads[1].phone', 1],
+    [
+      'a duplicate phone',
+      '{"leads": [{"phone": "+14155550100"}, {"phone": "+1 415 555 0100"}]}',
+      400,
+      'leads[1].phone',
+      1,
+    ],
+    [
+      'a concurrency of 0',
+      '{"leads": [{"phone": "+14155550100"}], "concurrency": 0}',
+      400,
+      'concurrency',
+      undefined,
+    ],
+    [
+      'a concurrency over the maximum',
+      '{"leads": [{"phone": "+14155550100"}], "concurrency": 11}',
+      400,
+      'concurrency',
+      undefined,
+    ],
+    [
+      'too many leads',
+      JSON.stringify({
+        leads: Array.from({ length: 201 }, (_, i) => ({ phone: `+1415555${String(i).padStart(4, '0')}` })),
+      }),
+      413,
+      'leads',
+      undefined,
+    ],
+  ])(
+    'refuses %s with %i naming the field and row, creating nothing',
+    async (_case, body, status, field, row) => {
+      const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
+      const res = await route(apiEvent('POST', '/runs', body));
+      expect(res.statusCode).toBe(status);
+      const { error } = JSON.parse(res.body);
+      expect(error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+      expect(error.details).toContainEqual(
+        expect.objectContaining({ field, ...(row === undefined ? {} : { row }) }),
+      );
+      expect(await itemCount()).toBe(itemsBefore);
+      expect(await queuedMessages()).toBe(messagesBefore);
+    },
+  );
+
+  it('refuses a body that is not JSON with 415', async () => {
+    const res = await route(
+      apiEvent('POST', '/runs', 'phone\n+14155550100', { 'content-type': 'text/plain' }),
+    );
+    expect(res.statusCode).toBe(415);
+    expect(JSON.parse(res.body).error.code).toBe('unsupported_media_type');
+  });
+});
+
+describe('GET /runs/{run_id}', () => {
+  it('answers 404 for an unknown run', async () => {
+    const res = await route(apiEvent('GET', '/runs/no-such-run'));
+    expect(res.statusCode).toBe(404);
+    expect(JSON.parse(res.body).error.code).toBe('not_found');
+  });
+
+  it('answers 405 for a method the path does not take, 404 for an unknown path', async () => {
+    expect((await route(apiEvent('DELETE', '/runs'))).statusCode).toBe(405);
+    expect((await route(apiEvent('GET', '/nothing'))).statusCode).toBe(404);
+  });
+});
