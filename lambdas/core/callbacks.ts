@@ -36,6 +36,10 @@ export async function applyStatusCallback(
 ): Promise<CallbackEffect> {
   const { runId, jobId, attempt } = callback;
   const proposed = jobStateFor(callback.callStatus);
+  // queued/initiated/ringing: the job has been `dialing` since its slot was taken, so these can
+  // change nothing; answering them without a read keeps the webhook cheap. (A CallSid lost to a crash
+  // after calls.create is not needed: the final callback carries the job id in its URL.)
+  if (proposed === 'dialing') return 'unchanged';
 
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
     const run = await deps.store.getRun(runId);
@@ -43,12 +47,7 @@ export async function applyStatusCallback(
     if (!holder || holder.attempt !== attempt) return 'unchanged';
 
     const next = advance(holder.state, proposed);
-    if (next === undefined || next === 'queued') {
-      // Still dialing (initiated, ringing): nothing moves, but a CallSid lost to a crash after
-      // calls.create is recovered here.
-      if (holder.state === 'dialing') await deps.store.recordCallSid(runId, jobId, attempt, callback.callSid);
-      return 'unchanged';
-    }
+    if (next === undefined || next === 'queued') return 'unchanged';
     const at = deps.clock.now().toISOString();
 
     if (!isFinal(next)) {

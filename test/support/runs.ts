@@ -1,0 +1,67 @@
+// Helpers for driving dialgate over HTTP the way a client does, and reading its table the way an
+// auditor would (outside the code under test).
+
+import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+
+export function leadsFor(count: number, prefix = '+1415'): { phone: string; name: string }[] {
+  return Array.from({ length: count }, (_, i) => ({
+    phone: `${prefix}${String(5_000_000 + i).padStart(7, '0')}`,
+    name: `Lead ${i}`,
+  }));
+}
+
+export async function postRun(apiUrl: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(new URL('/runs', apiUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> & { run_id: string } };
+}
+
+export async function getRun(apiUrl: string, runId: string, headers: Record<string, string> = {}) {
+  const res = await fetch(new URL(`/runs/${runId}`, apiUrl), { headers });
+  return (await res.json()) as Record<string, number | string | Record<string, number>> & { status: string };
+}
+
+/** Polls GET /runs/{id} until the run is completed; on each poll checks the API's own live count. */
+export async function waitForRunCompleted(
+  apiUrl: string,
+  runId: string,
+  options: { timeoutMs?: number; onPoll?: (view: Awaited<ReturnType<typeof getRun>>) => void } = {},
+) {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    const view = await getRun(apiUrl, runId);
+    options.onPoll?.(view);
+    if (view.status === 'completed') return view;
+    if (Date.now() > deadline) throw new Error(`run ${runId} not completed: ${JSON.stringify(view)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Every item of a run, straight from the table. */
+export async function runItems(dynamo: DynamoDBClient, tableName: string, runId: string) {
+  const items: Record<string, unknown>[] = [];
+  let ExclusiveStartKey: Record<string, never> | undefined;
+  do {
+    const page = await dynamo.send(
+      new ScanCommand({
+        TableName: tableName,
+        FilterExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: `RUN#${runId}` } },
+        ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+      }),
+    );
+    items.push(...(page.Items ?? []).map((item) => unmarshall(item)));
+    ExclusiveStartKey = page.LastEvaluatedKey as typeof ExclusiveStartKey;
+  } while (ExclusiveStartKey);
+  const run = items.find((item) => item.sk === 'RUN') as Record<string, unknown> & {
+    active: number;
+    completed: number;
+    holders: Record<string, { attempt: number; state: string }>;
+  };
+  const jobs = items.filter((item) => String(item.sk).startsWith('JOB#'));
+  return { run, jobs };
+}
