@@ -1,0 +1,86 @@
+// `npm run invoke -- <function> <event.json>`: one handler, one event, against fresh local emulators
+// (DATA_DIR to reuse the data `npm start` kept) and the Twilio simulator, like `sam local invoke`.
+// Prints the handler's result as JSON; exits 1 if it threw.
+//   npm run invoke -- api events/api-gateway/create-run.json
+//   npm run invoke -- webhook function-url/twilio-status-forged      (the events/ prefix and .json are optional)
+//   echo '{"Records": []}' | npm run invoke -- dispatcher -
+
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadFunction, REPO_ROOT } from '../lib/local/lambda-runtime.ts';
+import { functionEnvironment, functionName, setEnvironment, startEmulators } from '../lib/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../lib/local/twilio-simulator.ts';
+import { FUNCTIONS, type FunctionSpec } from '../lib/resources.ts';
+
+const FUNCTION_SPECS = FUNCTIONS as Record<string, FunctionSpec>;
+const usage = `usage: npm run invoke -- <${Object.keys(FUNCTION_SPECS).join('|')}> <event.json | ->`;
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+
+function readEvent(argument: string): unknown {
+  const text =
+    argument === '-'
+      ? readFileSync(0, 'utf8')
+      : readFileSync(
+          [
+            argument,
+            `${argument}.json`,
+            resolve(REPO_ROOT, 'events', argument),
+            resolve(REPO_ROOT, 'events', `${argument}.json`),
+          ].find((path) => existsSync(path)) ?? fail(`no event file ${argument}\n${usage}`),
+          'utf8',
+        );
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    return fail(`${argument} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+const [name, eventArgument] = process.argv.slice(2);
+if (!name || !eventArgument) fail(usage);
+const spec = FUNCTION_SPECS[name] ?? fail(`unknown function "${name}"\n${usage}`);
+if (!existsSync(resolve(REPO_ROOT, spec.entry))) fail(`${spec.entry} does not exist yet`);
+const event = readEvent(eventArgument);
+
+// One invocation is worth reading in full; `npm start` is quieter.
+process.env.POWERTOOLS_LOG_LEVEL ??= process.env.LOG_LEVEL ?? 'INFO';
+
+const emulators = await startEmulators({ dataDir: process.env.DATA_DIR || undefined });
+let simulator: TwilioSimulator | undefined;
+let exitCode = 0;
+try {
+  const external = process.env.TWILIO_API_BASE_URL;
+  simulator = external ? undefined : await startTwilioSimulator();
+  setEnvironment({
+    ...functionEnvironment(emulators),
+    // Nothing listens for callbacks here: the dispatcher only needs a URL to give Twilio.
+    WEBHOOK_URL: process.env.WEBHOOK_URL ?? 'http://127.0.0.1:9/',
+    TWILIO_FROM_NUMBER: process.env.TWILIO_FROM_NUMBER ?? '+15005550006',
+    ...(simulator
+      ? {
+          TWILIO_API_BASE_URL: simulator.url,
+          // The simulator's credentials are the ones the sample callbacks in events/ are signed with.
+          TWILIO_ACCOUNT_SID: simulator.accountSid,
+          TWILIO_AUTH_TOKEN: simulator.authToken,
+        }
+      : {}),
+  });
+  const fn = await loadFunction<unknown, unknown>(functionName(name), spec);
+  const started = performance.now();
+  try {
+    const result = await fn.invoke(event);
+    console.log(JSON.stringify(result ?? null, null, 2));
+  } catch (error) {
+    console.error(`${name} threw:`, error);
+    exitCode = 1;
+  }
+  console.error(`(${name}: ${(performance.now() - started).toFixed(0)} ms)`);
+} finally {
+  await simulator?.stop();
+  await Promise.allSettled([emulators.sqs.stop(), emulators.dynamo.stop()]);
+}
+process.exit(exitCode);

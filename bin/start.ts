@@ -1,0 +1,157 @@
+// `npm start`: the whole of dialgate on this machine, configured only by environment variables
+// (README, "Configuration"). Prints the API and webhook URLs when ready; Ctrl-C (SIGINT) or SIGTERM
+// stops everything it started, DynamoDB Local's JVM included, and exits 0.
+
+import { readFileSync } from 'node:fs';
+import { type ExternalTwilio, type LocalStack, startLocalStack } from '../lib/local/stack.ts';
+import { mulberry32, type SimulatorOptions } from '../lib/local/twilio-simulator.ts';
+
+const startedAt = performance.now();
+// Handlers log JSON through Powertools; locally only what needs attention, unless asked for more.
+process.env.POWERTOOLS_LOG_LEVEL ??= process.env.LOG_LEVEL ?? 'WARN';
+
+function fail(message: string): never {
+  console.error(`dialgate: ${message}`);
+  process.exit(1);
+}
+
+function env(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function numberEnv(name: string, options: { min?: number; max?: number; integer?: boolean } = {}) {
+  const raw = env(name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  const { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true } = options;
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    fail(`${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (got "${raw}")`);
+  }
+  return value;
+}
+
+function externalTwilio(): ExternalTwilio | undefined {
+  const baseUrl = env('TWILIO_API_BASE_URL');
+  if (baseUrl === undefined) return undefined;
+  const needed = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM_NUMBER'] as const;
+  const missing = needed.filter((name) => env(name) === undefined);
+  if (missing.length > 0) fail(`TWILIO_API_BASE_URL is set, so ${missing.join(', ')} must be too`);
+  return {
+    baseUrl,
+    accountSid: env('TWILIO_ACCOUNT_SID')!,
+    authToken: env('TWILIO_AUTH_TOKEN')!,
+    fromNumber: env('TWILIO_FROM_NUMBER')!,
+  };
+}
+
+function simulatorOptions(): SimulatorOptions {
+  const seed = numberEnv('SIM_SEED');
+  const options: SimulatorOptions = {};
+  const ringMs = numberEnv('SIM_RING_MS');
+  const talkMs = numberEnv('SIM_TALK_MS');
+  const jitter = numberEnv('SIM_JITTER', { max: 1, integer: false });
+  if (ringMs !== undefined) options.ringMs = ringMs;
+  if (talkMs !== undefined) options.talkMs = talkMs;
+  if (jitter !== undefined) options.jitter = jitter;
+  if (seed !== undefined) options.random = mulberry32(seed);
+  if (env('SIM_LOG')) options.log = (line) => console.log(`[twilio-sim] ${line}`);
+  return options;
+}
+
+const twilio = externalTwilio();
+const apiKey = env('API_KEY');
+const dataDir = env('DATA_DIR');
+const fromNumber = env('TWILIO_FROM_NUMBER');
+const pollers = numberEnv('DISPATCHER_POLLERS', { min: 1, max: 100 });
+const reconcileIntervalSeconds = numberEnv('RECONCILE_INTERVAL_SECONDS', { min: 1 });
+
+let stack: LocalStack;
+try {
+  stack = await startLocalStack({
+    port: numberEnv('PORT', { max: 65_535 }) ?? 3000,
+    apiKey,
+    dataDir,
+    twilio,
+    simulator: simulatorOptions(),
+    ...(fromNumber ? { fromNumber } : {}),
+    ...(pollers ? { pollers } : {}),
+    ...(reconcileIntervalSeconds ? { reconcileIntervalSeconds } : {}),
+    onError: (error, where) =>
+      console.error(`[local] ${where}: ${error instanceof Error ? error.message : error}`),
+  });
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
+
+const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+console.log(`dialgate is running locally (ready in ${seconds} s)
+  API:     ${stack.apiUrl}${apiKey ? '   (send x-api-key)' : ''}
+  Webhook: ${stack.webhookUrl}
+  Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}`}
+  Data:    ${dataDir ?? 'in memory (set DATA_DIR to keep it)'}
+Try:
+  curl -s -X POST ${stack.apiUrl}/runs -H 'content-type: application/json'${apiKey ? ' -H "x-api-key: $API_KEY"' : ''} \\
+    -d '{"concurrency": 3, "leads": [{"phone": "+972501234567"}, {"phone": "+14155550100"}]}'
+Ctrl-C stops everything.`);
+
+let stopping = false;
+async function shutdown(reason: string, code: number): Promise<void> {
+  if (stopping) {
+    // A second Ctrl-C while stopping: the user wants out now.
+    process.exit(130);
+  }
+  stopping = true;
+  console.log(`\n${reason}: stopping…`);
+  await stack.stop().catch((error: unknown) => console.error('dialgate: while stopping:', error));
+  console.log('stopped.');
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void shutdown('SIGINT', 0));
+process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
+watchLaunchers();
+// A crash must not leave DynamoDB Local's JVM running with nobody to stop it.
+process.on('uncaughtException', (error) => {
+  console.error('dialgate: crashed:', error);
+  void shutdown('crash', 1);
+});
+process.on('unhandledRejection', (error) => {
+  console.error('dialgate: crashed:', error);
+  void shutdown('crash', 1);
+});
+
+/**
+ * `npm start` runs us as npm → sh → tsx → node. A SIGTERM sent to npm reaches sh, which dies without
+ * passing it on, and tsx and this process live on as orphans with a JVM: so when any of the processes
+ * that launched us is gone, stop as if signalled. Linux only (/proc); elsewhere the direct parent.
+ */
+function watchLaunchers(): void {
+  const launchers: number[] = [];
+  let pid = process.ppid;
+  for (let depth = 0; depth < 3 && pid > 1; depth++) {
+    launchers.push(pid);
+    try {
+      // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  const timer = setInterval(() => {
+    for (const launcher of launchers) {
+      try {
+        process.kill(launcher, 0);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ESRCH') {
+          clearInterval(timer);
+          void shutdown(`launcher (pid ${launcher}) exited`, 0);
+          return;
+        }
+      }
+    }
+  }, 1_000);
+  timer.unref();
+}

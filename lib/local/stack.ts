@@ -1,0 +1,352 @@
+// The whole of dialgate on one machine: DynamoDB Local and the SQS emulator with the table and queues
+// the CDK app defines, the same handlers behind local stand-ins for API Gateway, the Function URL,
+// the SQS event source and the reconciler's schedule, and a Twilio simulator unless a
+// Twilio-compatible endpoint is given. Used by `npm start`, `npm run demo`, `npm run invoke`,
+// and by tests and benchmarks.
+//
+// Handlers read their configuration from process.env once, like a cold start, and the module cache
+// makes this process their one container: so one stack per process.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyEventV2,
+  APIGatewayProxyResult,
+  APIGatewayProxyResultV2,
+  ScheduledEvent,
+  SQSBatchResponse,
+  SQSEvent,
+} from 'aws-lambda';
+import { FUNCTIONS, type FunctionSpec, WORK_QUEUE } from '../resources.ts';
+import {
+  createTable,
+  createWorkQueues,
+  LOCAL_AWS,
+  type RunningService,
+  startDynamoDbLocal,
+  startSqsEmulator,
+} from './emulators.ts';
+import { startFunctionUrl } from './function-url.ts';
+import { type LocalFunction, loadFunction, REPO_ROOT } from './lambda-runtime.ts';
+import { type RunningHttp, startRestApi } from './rest-api.ts';
+import { type EventSourceStats, type RunningEventSource, startSqsEventSource } from './sqs-event-source.ts';
+import { type SimulatorOptions, startTwilioSimulator, type TwilioSimulator } from './twilio-simulator.ts';
+
+/** A Twilio-compatible endpoint to call instead of the built-in simulator. */
+export interface ExternalTwilio {
+  baseUrl: string;
+  accountSid: string;
+  authToken: string;
+  fromNumber: string;
+}
+
+export interface LocalStackOptions {
+  /** The API's port; 0 picks a free one. Default 3000. */
+  port?: number;
+  /** Address the API and the webhook listen on. Default 127.0.0.1 (nothing is exposed). */
+  host?: string;
+  /** When set, API requests must carry it in `x-api-key` (401 without, 403 when wrong). */
+  apiKey?: string | undefined;
+  /** Keeps DynamoDB and SQS data across restarts; in memory when unset. */
+  dataDir?: string | undefined;
+  /** Twilio-compatible endpoint; when unset the built-in simulator runs. */
+  twilio?: ExternalTwilio | undefined;
+  simulator?: SimulatorOptions;
+  /** Caller id for the simulator's calls. */
+  fromNumber?: string;
+  /** Concurrent SQS pollers, i.e. the dispatcher's concurrency. Default 4. */
+  pollers?: number;
+  /** Seconds before a failed SQS record is retried. Default 2. */
+  retryVisibilitySeconds?: number;
+  /** How often the reconciler runs, once lambdas/handlers/reconciler.ts exists. Default 60. */
+  reconcileIntervalSeconds?: number;
+  /** Function settings (DEFAULT_CONCURRENCY, RING_TIMEOUT_SECONDS, …) on top of process.env. */
+  functionEnv?: Record<string, string>;
+  tableName?: string;
+  queueName?: string;
+  stage?: string;
+  /** Where failures inside the local plumbing are reported; console.error by default. */
+  onError?: (error: unknown, where: string) => void;
+}
+
+export interface LocalStack {
+  apiUrl: string;
+  webhookUrl: string;
+  /** The built-in Twilio simulator, when it runs. */
+  simulator?: TwilioSimulator;
+  endpoints: { dynamodb: string; sqs: string; twilio: string };
+  tableName: string;
+  queueUrl: string;
+  dlqUrl: string;
+  eventSource(): EventSourceStats;
+  stop(): Promise<void>;
+}
+
+/** Twilio's magic "valid" test caller id. */
+const DEFAULT_FROM = '+15005550006';
+
+let running = false;
+
+export interface Emulators {
+  dynamo: RunningService;
+  sqs: RunningService;
+  tableName: string;
+  queueUrl: string;
+  dlqUrl: string;
+}
+
+/** DynamoDB Local and fauxqs, with the table and queues made; shared by the stack and `npm run invoke`. */
+export async function startEmulators(options: {
+  dataDir?: string | undefined;
+  tableName?: string;
+  queueName?: string;
+}): Promise<Emulators> {
+  const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+  const started: RunningService[] = [];
+  try {
+    const [dynamo, sqs] = await Promise.all([
+      startDynamoDbLocal(dataDir ? { dataDir: resolve(dataDir, 'dynamodb') } : {}).then((s) => {
+        started.push(s);
+        return s;
+      }),
+      startSqsEmulator(dataDir ? { dataDir: resolve(dataDir, 'sqs') } : {}).then((s) => {
+        started.push(s);
+        return s;
+      }),
+    ]);
+    const tableName = options.tableName ?? 'dialgate';
+    await createTable(dynamo.endpoint, tableName);
+    const { queueUrl, dlqUrl } = await createWorkQueues(sqs.endpoint, options.queueName ?? 'dialgate-work');
+    return { dynamo, sqs, tableName, queueUrl, dlqUrl };
+  } catch (error) {
+    // A half-started stack must not leave a JVM behind.
+    await Promise.allSettled(started.map((s) => s.stop()));
+    throw error;
+  }
+}
+
+/** The environment every function sees: AWS endpoints and resource names, as the CDK app sets them. */
+export function functionEnvironment(emulators: Emulators): Record<string, string> {
+  return {
+    AWS_REGION: LOCAL_AWS.region,
+    AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
+    AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamo.endpoint,
+    AWS_ENDPOINT_URL_SQS: emulators.sqs.endpoint,
+    TABLE_NAME: emulators.tableName,
+    QUEUE_URL: emulators.queueUrl,
+  };
+}
+
+export function setEnvironment(env: Record<string, string>): void {
+  Object.assign(process.env, env);
+  // Locally the credentials come from the environment; a leftover secret id would send the
+  // handlers to Secrets Manager, and a session token would not match the local keys.
+  delete process.env.TWILIO_SECRET_ID;
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  if (running)
+    throw new Error('A local stack is already running in this process (handlers are process-wide).');
+  running = true;
+  const host = options.host ?? '127.0.0.1';
+  const onError = options.onError ?? ((error, where) => console.error(`[local] ${where}:`, error));
+  const stops: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    // Reverse order: triggers first (no new invocations), then what the handlers talk to.
+    for (const stop of stops.reverse()) await stop().catch((error) => onError(error, 'stopping'));
+    stops.length = 0;
+  };
+
+  try {
+    const [emulators, simulator] = await Promise.all([
+      startEmulators(options).then((e) => {
+        stops.push(
+          () => e.sqs.stop(),
+          () => e.dynamo.stop(),
+        );
+        return e;
+      }),
+      options.twilio
+        ? undefined
+        : startTwilioSimulator(options.simulator ?? {}).then((s) => {
+            stops.push(() => s.stop());
+            return s;
+          }),
+    ]);
+
+    // Both servers listen before the handlers load: the webhook's URL is part of their configuration.
+    const loaded = deferred<Handlers>();
+    const api = await startRestApi({
+      fn: loaded.promise.then((h) => h.api),
+      port: options.port ?? 3000,
+      host,
+      stage: options.stage ?? 'local',
+      apiKey: options.apiKey,
+      onError: (error) => onError(error, 'api'),
+    }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') throw new Error(`Port ${options.port ?? 3000} is in use: set PORT.`);
+      throw error;
+    });
+    stops.push(() => api.stop());
+    const webhook: RunningHttp = await startFunctionUrl({
+      fn: loaded.promise.then((h) => h.webhook),
+      port: 0,
+      host,
+      onError: (error) => onError(error, 'webhook'),
+    });
+    stops.push(() => webhook.stop());
+
+    const twilio: ExternalTwilio = options.twilio ?? {
+      baseUrl: simulator!.url,
+      accountSid: simulator!.accountSid,
+      authToken: simulator!.authToken,
+      fromNumber: options.fromNumber ?? DEFAULT_FROM,
+    };
+    setEnvironment({
+      ...options.functionEnv,
+      ...functionEnvironment(emulators),
+      WEBHOOK_URL: webhook.url,
+      TWILIO_API_BASE_URL: twilio.baseUrl,
+      TWILIO_ACCOUNT_SID: twilio.accountSid,
+      TWILIO_AUTH_TOKEN: twilio.authToken,
+      TWILIO_FROM_NUMBER: twilio.fromNumber,
+    });
+
+    const handlers = await loadHandlers();
+    loaded.resolve(handlers);
+
+    const sqs = new SQSClient({
+      ...LOCAL_AWS,
+      endpoint: emulators.sqs.endpoint,
+      useQueueUrlAsEndpoint: false,
+    });
+    stops.push(async () => sqs.destroy());
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: emulators.queueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    const eventSource: RunningEventSource = startSqsEventSource({
+      fn: handlers.dispatcher,
+      sqs,
+      queueUrl: emulators.queueUrl,
+      queueArn: Attributes!.QueueArn!,
+      region: LOCAL_AWS.region,
+      batchSize: WORK_QUEUE.batchSize,
+      pollers: options.pollers ?? 4,
+      retryVisibilitySeconds: options.retryVisibilitySeconds ?? 2,
+      onError,
+    });
+    stops.push(() => eventSource.stop());
+
+    if (handlers.reconciler) {
+      const schedule = startSchedule(
+        handlers.reconciler,
+        (options.reconcileIntervalSeconds ?? 60) * 1000,
+        onError,
+      );
+      stops.push(() => schedule.stop());
+    }
+
+    return {
+      apiUrl: api.url,
+      webhookUrl: webhook.url,
+      ...(simulator ? { simulator } : {}),
+      endpoints: { dynamodb: emulators.dynamo.endpoint, sqs: emulators.sqs.endpoint, twilio: twilio.baseUrl },
+      tableName: emulators.tableName,
+      queueUrl: emulators.queueUrl,
+      dlqUrl: emulators.dlqUrl,
+      eventSource: () => eventSource.stats(),
+      async stop() {
+        await stopAll();
+        running = false;
+      },
+    };
+  } catch (error) {
+    await stopAll();
+    running = false;
+    throw error;
+  }
+}
+
+interface Handlers {
+  api: LocalFunction<APIGatewayProxyEvent, APIGatewayProxyResult>;
+  webhook: LocalFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>;
+  dispatcher: LocalFunction<SQSEvent, SQSBatchResponse | undefined>;
+  reconciler?: LocalFunction<ScheduledEvent, unknown>;
+}
+
+/** The reconciler joins the stack on its own schedule as soon as its handler exists. */
+const RECONCILER: FunctionSpec | undefined = (FUNCTIONS as Record<string, FunctionSpec>).reconciler;
+
+export function functionName(name: string): string {
+  return `dialgate-${name}`;
+}
+
+async function loadHandlers(): Promise<Handlers> {
+  const [api, webhook, dispatcher] = await Promise.all([
+    loadFunction<APIGatewayProxyEvent, APIGatewayProxyResult>(functionName('api'), FUNCTIONS.api),
+    loadFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>(functionName('webhook'), FUNCTIONS.webhook),
+    loadFunction<SQSEvent, SQSBatchResponse | undefined>(functionName('dispatcher'), FUNCTIONS.dispatcher),
+  ]);
+  const reconciler =
+    RECONCILER && existsSync(resolve(REPO_ROOT, RECONCILER.entry))
+      ? await loadFunction<ScheduledEvent, unknown>(functionName('reconciler'), RECONCILER)
+      : undefined;
+  return { api, webhook, dispatcher, ...(reconciler ? { reconciler } : {}) };
+}
+
+/** An EventBridge rate schedule: one invocation at a time, the next one interval after the last ended. */
+function startSchedule(
+  fn: LocalFunction<ScheduledEvent, unknown>,
+  intervalMs: number,
+  onError: (error: unknown, where: string) => void,
+): { stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const tick = () => {
+    current = fn
+      .invoke(scheduledEvent(fn.name))
+      .then(
+        () => undefined,
+        (error) => onError(error, `${fn.name} (scheduled)`),
+      )
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
+}
+
+export function scheduledEvent(functionName: string): ScheduledEvent {
+  return {
+    version: '0',
+    id: crypto.randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '000000000000',
+    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: LOCAL_AWS.region,
+    resources: [`arn:aws:events:${LOCAL_AWS.region}:000000000000:rule/${functionName}-schedule`],
+    detail: {},
+  };
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
