@@ -29,6 +29,8 @@ export const ENV = {
   /** Twilio's ring `Timeout`, and the call's `TimeLimit`: together they bound how long a slot is held. */
   RING_TIMEOUT_SECONDS: positiveInt(30),
   CALL_TIME_LIMIT_SECONDS: positiveInt(900),
+  /** Slack the reconciler allows past ring timeout / time limit before it asks Twilio about a slot. */
+  RECONCILE_GRACE_SECONDS: positiveInt(120),
 } as const;
 
 type EnvShape = typeof ENV;

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Job, NewJob, Run } from '../core/model.ts';
 import type { AcquireResult, NewRun, QueuedJob, Release, ReleaseResult, RunStore } from '../core/ports.ts';
-import { keys, TABLE_SCHEMA } from './table-schema.ts';
+import { keys, OPEN_RUNS, TABLE_SCHEMA } from './table-schema.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -68,6 +68,7 @@ export class DynamoRunStore implements RunStore {
           failed: 0,
           canceled: 0,
           outcomes: {},
+          [TABLE_SCHEMA.openRunsIndex.partitionKey]: OPEN_RUNS,
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -140,6 +141,46 @@ export class DynamoRunStore implements RunStore {
     throw new Error(
       `ingest of chunk ${chunk} failed on items ${failed.join(', ')}: run missing or job exists`,
     );
+  }
+
+  async listOpenRuns(): Promise<string[]> {
+    const runIds: string[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: TABLE_SCHEMA.openRunsIndex.name,
+          KeyConditionExpression: '#open = :open',
+          ExpressionAttributeNames: { '#open': TABLE_SCHEMA.openRunsIndex.partitionKey },
+          ExpressionAttributeValues: { ':open': OPEN_RUNS },
+          ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) runIds.push(String(item.pk).slice('RUN#'.length));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return runIds;
+  }
+
+  async closeRun(runId: string): Promise<'closed' | 'still-open'> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: keys.run(runId),
+          UpdateExpression: 'REMOVE #open',
+          // Every lead ingested and none queued or live means every lead is final.
+          ConditionExpression: 'ingestedLeads = totalLeads AND queued = :zero AND active = :zero',
+          ExpressionAttributeNames: { '#open': TABLE_SCHEMA.openRunsIndex.partitionKey },
+          ExpressionAttributeValues: { ':zero': 0 },
+        }),
+      );
+      return 'closed';
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return 'still-open';
+      throw error;
+    }
   }
 
   async nextQueuedJobs(runId: string, limit: number): Promise<QueuedJob[]> {

@@ -1,18 +1,43 @@
 // (adapter) The one definition of dialgate's table: the CDK stateful stack, the local stack's
 // CreateTable and the DynamoDB adapter all read it, so the three cannot drift apart.
-// Free of CDK and SDK imports on purpose.
+// Free of CDK and SDK imports on purpose. Every key attribute is a string.
+
+export interface IndexSchema {
+  name: string;
+  partitionKey: string;
+  sortKey: string;
+  /** Attributes copied into the index besides the keys; `ALL` for the whole item. */
+  projection: readonly string[] | 'ALL';
+}
+
+/** Sparse: only queued jobs carry `queuedRun`, so finding the next lead stays O(1) as a run grows. */
+const queuedIndex = {
+  name: 'queued',
+  partitionKey: 'queuedRun',
+  /** `<not-before ms, zero-padded>#<jobId>`: due jobs first, in lead order. */
+  sortKey: 'queuedKey',
+  /** What the dispatcher needs to place a call, so that it never reads the job item itself. */
+  projection: ['phone', 'attempt'],
+} as const satisfies IndexSchema;
+
+/**
+ * Sparse: a run carries `openRuns` until it is completed, so the reconciler visits only runs that
+ * can still hold a slot or have leads to dial, however many finished runs the table keeps.
+ */
+const openRunsIndex = {
+  name: 'open-runs',
+  partitionKey: 'openRuns',
+  sortKey: 'createdAt',
+  projection: [],
+} as const satisfies IndexSchema;
 
 export const TABLE_SCHEMA = {
   partitionKey: 'pk',
   sortKey: 'sk',
-  /** Sparse: only queued jobs carry `queuedRun`, so finding the next lead stays O(1) as a run grows. */
-  queuedIndex: {
-    name: 'queued',
-    partitionKey: 'queuedRun',
-    sortKey: 'queuedKey',
-    /** What the dispatcher needs to place a call, so that it never reads the job item itself. */
-    projectedAttributes: ['phone', 'attempt'],
-  },
+  queuedIndex,
+  openRunsIndex,
+  /** Every global secondary index, for whoever creates the table. */
+  indexes: [queuedIndex, openRunsIndex] as readonly IndexSchema[],
 } as const;
 
 /** Key layout, in one place (items know nothing else about how they are keyed). */
@@ -21,3 +46,6 @@ export const keys = {
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
 } as const;
+
+/** The value of `openRuns` on every open run: one partition, read by one reconciler at a time. */
+export const OPEN_RUNS = 'OPEN';

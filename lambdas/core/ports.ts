@@ -2,7 +2,7 @@
 // Adapters in lambdas/adapters implement them against DynamoDB, SQS and Twilio; tests may wire
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
-import type { NewJob, Run } from './model.ts';
+import type { Job, NewJob, Run } from './model.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
 
 export interface NewRun {
@@ -57,6 +57,11 @@ export interface RunStore {
   markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
+  getJob(runId: string, jobId: string): Promise<Job | undefined>;
+  /** Runs that are not completed yet: the only ones that can hold a slot or have a lead to dial. */
+  listOpenRuns(): Promise<string[]>;
+  /** Marks a run closed, only if every lead is ingested and none is queued or live. */
+  closeRun(runId: string): Promise<'closed' | 'still-open'>;
 }
 
 export interface WorkQueue {
@@ -100,6 +105,14 @@ export interface Telephony {
   createCall(request: CallRequest): Promise<CallResult>;
 }
 
+/** What the reconciler asks the telephony provider about calls whose callbacks never came. */
+export interface CallLookup {
+  /** The call's current status, or undefined if the provider has no such call. */
+  fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus } | undefined>;
+  /** Calls to `to` created since `startedAfter` (for a call whose Sid was never saved). */
+  findCalls(query: { to: string; startedAfter: Date }): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+}
+
 export interface Clock {
   now(): Date;
 }
@@ -108,8 +121,11 @@ export const systemClock: Clock = { now: () => new Date() };
 
 /** Structured logging; the Powertools logger fits it. Data goes in `context`, never in the message. */
 export interface Log {
-  debug(message: string, context?: object): void;
-  info(message: string, context?: object): void;
-  warn(message: string, context?: object): void;
-  error(message: string, context?: object): void;
+  debug(message: string, ...context: LogContext[]): void;
+  info(message: string, ...context: LogContext[]): void;
+  warn(message: string, ...context: LogContext[]): void;
+  error(message: string, ...context: LogContext[]): void;
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: log context is free-form data, serialised as JSON.
+export type LogContext = Record<string, any>;

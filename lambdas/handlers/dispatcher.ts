@@ -6,7 +6,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
@@ -65,6 +65,6 @@ async function processRecord(record: SQSRecord): Promise<void> {
 }
 
 export const handler = middy(
-  async (event: SQSEvent, context): Promise<SQSBatchResponse> =>
+  async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, processRecord, processor, { context }),
 ).use(injectLambdaContext(logger));

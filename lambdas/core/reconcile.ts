@@ -1,0 +1,199 @@
+// (core) The reconciler: the safety net under the callbacks. A slot is only ever freed on Twilio's
+// word: when a held call has outlived every timeout it was given, Twilio is asked, and the slot is
+// released through the same named transaction as a callback would use — only if the call is final,
+// or was never created. It also re-arms runs whose "dispatch" message was lost.
+
+import { maskPhone } from './leads.ts';
+import { countLive, type Holder, type Run } from './model.ts';
+import type { CallLookup, Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import { isFinal, jobStateFor } from './states.ts';
+
+export interface ReconcileSettings {
+  /** Twilio's ring Timeout given with each call. */
+  ringTimeoutSeconds: number;
+  /** Twilio's TimeLimit given with each call. */
+  timeLimitSeconds: number;
+  /** Slack on top of those (Twilio's own queue, callback delivery, clock skew). */
+  graceSeconds: number;
+}
+
+export interface ReconcileDeps {
+  store: RunStore;
+  queue: WorkQueue;
+  calls: CallLookup;
+  clock: Clock;
+  log: Log;
+  settings: ReconcileSettings;
+}
+
+export interface ReconcileReport {
+  runsVisited: number;
+  runsClosed: number;
+  /** Slots held past their deadline, looked up at Twilio. */
+  suspects: number;
+  /** Slots released because Twilio said the call had ended (its final callback was lost). */
+  reaped: number;
+  /** Slots released because Twilio never had the call (a crash or lost answer around calls.create). */
+  neverCreated: number;
+  /** Past their deadline but still live at Twilio (e.g. Twilio's own CPS backlog): left alone. */
+  stillLive: number;
+  /** Runs with free slots and queued leads that were sent a new dispatch message. */
+  redispatched: number;
+  /** Runs whose `active` disagrees with their holders: should never happen; alarmed on. */
+  mismatches: number;
+  lookupErrors: number;
+}
+
+export function emptyReport(): ReconcileReport {
+  return {
+    runsVisited: 0,
+    runsClosed: 0,
+    suspects: 0,
+    reaped: 0,
+    neverCreated: 0,
+    stillLive: 0,
+    redispatched: 0,
+    mismatches: 0,
+    lookupErrors: 0,
+  };
+}
+
+/**
+ * How long a slot may be held before Twilio is asked about it. From the moment the slot was taken a
+ * call rings for at most the ring timeout and then talks for at most the time limit; anything older
+ * than that (plus grace) has either ended without telling us, or never started.
+ */
+export function holdDeadlineMs(holder: Holder, settings: ReconcileSettings): number {
+  const seconds =
+    holder.state === 'dialing'
+      ? settings.ringTimeoutSeconds + settings.graceSeconds
+      : settings.ringTimeoutSeconds + settings.timeLimitSeconds + settings.graceSeconds;
+  return Date.parse(holder.since) + seconds * 1000;
+}
+
+export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
+  const report = emptyReport();
+  for (const runId of await deps.store.listOpenRuns()) {
+    try {
+      await reconcileRun(deps, runId, report);
+    } catch (error) {
+      // One bad run must not keep the others from being looked after.
+      deps.log.error('reconcile of a run failed', { runId, error });
+      report.lookupErrors += 1;
+    }
+  }
+  return report;
+}
+
+async function reconcileRun(deps: ReconcileDeps, runId: string, report: ReconcileReport): Promise<void> {
+  const run = await deps.store.getRun(runId);
+  if (!run) return;
+  report.runsVisited += 1;
+
+  if (run.active !== Object.keys(run.holders).length) {
+    report.mismatches += 1;
+    deps.log.error('slot count disagrees with holders', {
+      runId,
+      active: run.active,
+      holders: Object.keys(run.holders),
+    });
+  }
+
+  const now = deps.clock.now().getTime();
+  let released = 0;
+  for (const [jobId, holder] of Object.entries(run.holders)) {
+    if (now < holdDeadlineMs(holder, deps.settings)) continue;
+    report.suspects += 1;
+    if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
+  }
+
+  const live = countLive(run);
+  const freeSlots = run.concurrency - (live.dialing + live.calling) + released;
+  if (run.control === 'running' && run.queued > 0 && freeSlots > 0) {
+    await deps.queue.requestDispatch(runId);
+    report.redispatched += 1;
+  } else if (released === 0 && (await deps.store.closeRun(runId)) === 'closed') {
+    report.runsClosed += 1;
+  }
+}
+
+/** Asks Twilio about one overdue slot and releases it if, and only if, the call is over or never was. */
+async function settleSuspect(
+  deps: ReconcileDeps,
+  run: Run,
+  jobId: string,
+  holder: Holder,
+  report: ReconcileReport,
+): Promise<boolean> {
+  const { runId } = run;
+  const job = await deps.store.getJob(runId, jobId);
+  if (!job || job.attempt !== holder.attempt) return false;
+  const context = { runId, jobId, attempt: holder.attempt, to: maskPhone(job.phone) };
+
+  let call: { sid: string; status: Parameters<typeof jobStateFor>[0] } | undefined;
+  try {
+    if (job.callSid) {
+      call = await deps.calls.fetchCall(job.callSid);
+    } else {
+      // The Sid was never saved: find the call by number, from shortly before the slot was taken.
+      const startedAfter = new Date(Date.parse(holder.since) - 60_000);
+      const found = await deps.calls.findCalls({ to: job.phone, startedAfter });
+      // Several calls to one number in the window: a live one keeps the slot.
+      call = found.find((c) => !isFinal(jobStateFor(c.status))) ?? found[0];
+    }
+  } catch (error) {
+    report.lookupErrors += 1;
+    deps.log.warn('reconciler could not ask the telephony provider', { ...context, error });
+    return false;
+  }
+
+  const at = deps.clock.now().toISOString();
+  if (call === undefined && job.callSid) {
+    // Twilio created this call (it gave us the Sid) yet does not know it now: ask again next time
+    // rather than guess; re-queueing could dial the lead twice.
+    report.lookupErrors += 1;
+    deps.log.error('provider does not know a call it created', { ...context, callSid: job.callSid });
+    return false;
+  }
+  if (call === undefined) {
+    // Twilio has no such call: the attempt never happened. The lead goes back to the queue (a new
+    // attempt); nothing was dialed, so nothing is dialed twice.
+    const result = await deps.store.releaseSlot({
+      runId,
+      jobId,
+      attempt: holder.attempt,
+      from: holder.state,
+      to: 'queued',
+      at,
+    });
+    if (result === 'released') {
+      report.neverCreated += 1;
+      deps.log.warn('slot reaped: call was never created', context);
+      return true;
+    }
+    return false;
+  }
+
+  const state = jobStateFor(call.status);
+  if (!isFinal(state)) {
+    report.stillLive += 1;
+    deps.log.info('overdue slot still live at the provider', { ...context, status: call.status });
+    return false;
+  }
+  const result = await deps.store.releaseSlot({
+    runId,
+    jobId,
+    attempt: holder.attempt,
+    from: holder.state,
+    to: state,
+    outcome: call.status,
+    callSid: call.sid,
+    at,
+  });
+  if (result === 'released') {
+    report.reaped += 1;
+    deps.log.warn('slot reaped: final callback never came', { ...context, status: call.status });
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,66 @@
+// (handler) EventBridge schedule → the reconciler: frees slots whose final callback never came (on
+// Twilio's word only), re-arms runs whose dispatch message was lost, closes finished runs. Emits the
+// figures the alarms watch.
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { METRICS, serviceName } from '../../lib/resources.ts';
+import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { readEnv } from '../adapters/config.ts';
+import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
+import { credentialSource } from '../adapters/twilio-credentials.ts';
+import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
+import { systemClock } from '../core/ports.ts';
+import { type ReconcileDeps, type ReconcileReport, reconcile } from '../core/reconcile.ts';
+
+const service = serviceName('reconciler');
+const logger = new Logger({ serviceName: service });
+const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
+
+let deps: ReconcileDeps | undefined;
+function wire(): ReconcileDeps {
+  const env = readEnv([
+    'TABLE_NAME',
+    'QUEUE_URL',
+    'TWILIO_SECRET_ID',
+    'TWILIO_ACCOUNT_SID',
+    'TWILIO_AUTH_TOKEN',
+    'TWILIO_API_BASE_URL',
+    'TWILIO_REQUEST_TIMEOUT_MS',
+    'RING_TIMEOUT_SECONDS',
+    'CALL_TIME_LIMIT_SECONDS',
+    'RECONCILE_GRACE_SECONDS',
+  ]);
+  return {
+    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
+    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
+    calls: new TwilioTelephony({
+      credentials: credentialSource(env),
+      apiBaseUrl: env.TWILIO_API_BASE_URL,
+      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
+      log: logger,
+    }),
+    clock: systemClock,
+    log: logger,
+    settings: {
+      ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
+      timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
+      graceSeconds: env.RECONCILE_GRACE_SECONDS,
+    },
+  };
+}
+
+export async function runReconciler(): Promise<ReconcileReport> {
+  deps ??= wire();
+  const report = await reconcile(deps);
+  metrics.addMetric(METRICS.slotsReaped.name, MetricUnit.Count, report.reaped + report.neverCreated);
+  metrics.addMetric(METRICS.slotMismatch.name, MetricUnit.Count, report.mismatches);
+  logger.info('reconciled', { ...report });
+  return report;
+}
+
+export const handler = middy(runReconciler).use(injectLambdaContext(logger)).use(logMetrics(metrics));

@@ -1,0 +1,109 @@
+// The reconciler on the emulators with the Twilio double: slots whose callbacks are lost, and calls
+// whose create answer was lost, are settled from Twilio's own word, and no lead is dialed twice.
+
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_AWS } from '../../lib/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../../lib/local/twilio-simulator.ts';
+import { leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
+
+const INTERVAL_SECONDS = 1;
+let stack: LocalStack;
+let twilio: TwilioSimulator;
+let dynamo: DynamoDBClient;
+
+beforeAll(async () => {
+  twilio = await startTwilioSimulator({ queuedMs: 0, ringMs: 50, talkMs: 200 });
+  stack = await startLocalStack({
+    port: 0,
+    reconcileIntervalSeconds: INTERVAL_SECONDS,
+    twilio: {
+      baseUrl: twilio.url,
+      accountSid: twilio.accountSid,
+      authToken: twilio.authToken,
+      fromNumber: '+15005550006',
+    },
+    // Short timeouts so that a held slot becomes overdue within seconds, not minutes.
+    functionEnv: {
+      RING_TIMEOUT_SECONDS: '1',
+      CALL_TIME_LIMIT_SECONDS: '2',
+      RECONCILE_GRACE_SECONDS: '1',
+      TWILIO_REQUEST_TIMEOUT_MS: '2000',
+    },
+  });
+  dynamo = new DynamoDBClient({ ...LOCAL_AWS, endpoint: stack.endpoints.dynamodb });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await twilio?.stop();
+});
+
+async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function callsOf(runId: string) {
+  return twilio.calls().filter((call) => call.run === runId);
+}
+
+function expectEachLeadCalledOnce(runId: string, count: number) {
+  const tos = callsOf(runId).map((call) => call.to);
+  expect(tos).toHaveLength(count);
+  expect(new Set(tos).size).toBe(count);
+}
+
+describe('reconciler', () => {
+  it('recovers a lost final callback within two reconciler intervals of the slot falling due', async () => {
+    twilio.configure({ faults: { dropCallback: 1 } }); // every callback lost: only the reconciler frees slots
+    const created = await postRun(stack.apiUrl, { leads: leadsFor(6, '+1421'), concurrency: 3 });
+    const runId = created.body.run_id;
+    await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 45_000 });
+    expectEachLeadCalledOnce(runId, 6);
+
+    // The fourth call could only start once a slot of the first three was reaped. A slot falls due
+    // ring timeout + grace after it was taken (the call's `answered` callback was lost too).
+    const [first, , , fourth] = callsOf(runId).sort((a, b) => a.createdAt - b.createdAt);
+    const due = first!.createdAt + (1 + 1) * 1000;
+    expect(first!.endedAt!).toBeLessThan(due);
+    expect(fourth!.createdAt - due).toBeLessThan(2 * INTERVAL_SECONDS * 1000 + 500);
+    const { run } = await runItems(dynamo, stack.tableName, runId);
+    expect(run).toMatchObject({ active: 0, holders: {}, completed: 6 });
+    // Closed within an interval or two: the reconciler stops visiting it.
+    await until(
+      async () => (await runItems(dynamo, stack.tableName, runId)).run.openRuns === undefined,
+      'run closed',
+    );
+  });
+
+  it('re-queues a call whose create failed before Twilio made it, and dials it once', async () => {
+    twilio.configure({ faults: { createServerErrorWithoutCreating: 1 } });
+    const leads = leadsFor(3, '+1422');
+    const created = await postRun(stack.apiUrl, { leads, concurrency: 3 });
+    const runId = created.body.run_id;
+    await until(() => twilio.stats().serverErrors.withoutCreating >= 3, 'three failed creates');
+    twilio.configure({ faults: {} });
+    await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 45_000 });
+    expectEachLeadCalledOnce(runId, 3);
+    // Each lead's first attempt is the one that never reached Twilio.
+    expect(callsOf(runId).every((call) => Number(call.attempt) >= 2)).toBe(true);
+  });
+
+  it('settles a call whose create answer was lost, from the call list, without dialing again', async () => {
+    // The call exists at Twilio but dialgate never learned its Sid, and its callbacks are lost too.
+    twilio.configure({ faults: { createServerErrorAfterCreating: 1, dropCallback: 1 } });
+    const leads = leadsFor(3, '+1423');
+    const created = await postRun(stack.apiUrl, { leads, concurrency: 3 });
+    const runId = created.body.run_id;
+    await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 45_000 });
+    expectEachLeadCalledOnce(runId, 3);
+    const { jobs } = await runItems(dynamo, stack.tableName, runId);
+    expect(jobs.map((job) => job.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(jobs.every((job) => String(job.callSid).startsWith('CA'))).toBe(true);
+  });
+});
