@@ -13,7 +13,10 @@ import { startFauxqs } from 'fauxqs';
 import { TABLE_SCHEMA, WORK_QUEUE } from '../resources.ts';
 
 /** Credentials and region for the emulators: they check neither, the SDK insists on both. */
-export const LOCAL_AWS = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+export const LOCAL_AWS = {
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+};
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -44,7 +47,8 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`DynamoDB Local exited (${child.exitCode}); is Java 17+ installed?`);
+    if (child.exitCode !== null)
+      throw new Error(`DynamoDB Local exited (${child.exitCode}); is Java 17+ installed?`);
     try {
       await client.send(new DescribeTableCommand({ TableName: 'probe' }));
       break;
@@ -78,30 +82,31 @@ export async function startSqsEmulator(options: { dataDir?: string } = {}): Prom
 /** Creates the table exactly as lib/stateful-stack.ts defines it (same keys, same sparse index). */
 export async function createTable(endpoint: string, tableName: string): Promise<void> {
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
-  const { partitionKey, sortKey, queuedIndex } = TABLE_SCHEMA;
+  const { partitionKey, sortKey, indexes } = TABLE_SCHEMA;
+  const keyAttributes = new Set([partitionKey, sortKey, ...indexes.flatMap((i) => [i.partitionKey, i.sortKey])]);
   try {
     await client.send(
       new CreateTableCommand({
         TableName: tableName,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [partitionKey, sortKey, queuedIndex.partitionKey, queuedIndex.sortKey].map((name) => ({
-          AttributeName: name,
-          AttributeType: 'S',
-        })),
+        AttributeDefinitions: [...keyAttributes].map((name) => ({ AttributeName: name, AttributeType: 'S' })),
         KeySchema: [
           { AttributeName: partitionKey, KeyType: 'HASH' },
           { AttributeName: sortKey, KeyType: 'RANGE' },
         ],
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: queuedIndex.name,
-            KeySchema: [
-              { AttributeName: queuedIndex.partitionKey, KeyType: 'HASH' },
-              { AttributeName: queuedIndex.sortKey, KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...queuedIndex.projectedAttributes] },
-          },
-        ],
+        GlobalSecondaryIndexes: indexes.map((index) => ({
+          IndexName: index.name,
+          KeySchema: [
+            { AttributeName: index.partitionKey, KeyType: 'HASH' },
+            { AttributeName: index.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection:
+            index.projection === 'ALL'
+              ? { ProjectionType: 'ALL' }
+              : index.projection.length === 0
+                ? { ProjectionType: 'KEYS_ONLY' }
+                : { ProjectionType: 'INCLUDE', NonKeyAttributes: [...index.projection] },
+        })),
       }),
     );
   } catch (error) {
