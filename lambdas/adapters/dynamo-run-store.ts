@@ -13,7 +13,16 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Job, NewJob, Run } from '../core/model.ts';
-import type { AcquireResult, NewRun, QueuedJob, Release, ReleaseResult, RunStore } from '../core/ports.ts';
+import type {
+  AcquireResult,
+  CreateRunResult,
+  IdempotencyClaim,
+  NewRun,
+  QueuedJob,
+  Release,
+  ReleaseResult,
+  RunStore,
+} from '../core/ports.ts';
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from './table-schema.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -27,6 +36,8 @@ export interface DynamoRunStoreOptions {
 
 /** Conflicting transactions on the run item are retried this often before the caller sees an error. */
 const MAX_CONFLICT_RETRIES = 8;
+/** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
+const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Cancellation reasons that say "not now" rather than "no": another transaction, or throttling. */
 const RETRYABLE_REASONS = new Set([
   'TransactionConflict',
@@ -48,31 +59,57 @@ export class DynamoRunStore implements RunStore {
     this.random = options.random ?? Math.random;
   }
 
-  async createRun(run: NewRun): Promise<void> {
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...keys.run(run.runId),
-          entity: 'run',
-          runId: run.runId,
-          createdAt: run.createdAt,
-          concurrency: run.concurrency,
-          control: 'running',
-          totalLeads: run.totalLeads,
-          ingestedLeads: 0,
-          active: 0,
-          holders: {},
-          queued: 0,
-          completed: 0,
-          failed: 0,
-          canceled: 0,
-          outcomes: {},
-          [TABLE_SCHEMA.openRunsIndex.partitionKey]: OPEN_RUNS,
+  async createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult> {
+    const putRun = {
+      TableName: this.table,
+      Item: {
+        ...keys.run(run.runId),
+        entity: 'run',
+        runId: run.runId,
+        createdAt: run.createdAt,
+        concurrency: run.concurrency,
+        control: 'running',
+        totalLeads: run.totalLeads,
+        ingestedLeads: 0,
+        active: 0,
+        holders: {},
+        queued: 0,
+        completed: 0,
+        failed: 0,
+        canceled: 0,
+        outcomes: {},
+        [TABLE_SCHEMA.openRunsIndex.partitionKey]: OPEN_RUNS,
+      },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    };
+    if (!idempotency) {
+      await this.doc.send(new PutCommand(putRun));
+      return { kind: 'created' };
+    }
+    // The key and the run are written together: two racing retries cannot both create a run.
+    const failed = await this.transact([
+      { Put: putRun },
+      {
+        Put: {
+          TableName: this.table,
+          Item: {
+            ...keys.idempotency(idempotency.key),
+            entity: 'idempotency',
+            runId: run.runId,
+            fingerprint: idempotency.fingerprint,
+            [TABLE_SCHEMA.timeToLiveAttribute]:
+              Math.floor(Date.parse(run.createdAt) / 1000) + IDEMPOTENCY_TTL_SECONDS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
         },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
+      },
+    ]);
+    if (failed.length === 0) return { kind: 'created' };
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: keys.idempotency(idempotency.key), ConsistentRead: true }),
     );
+    if (!Item) throw new Error('idempotency key claimed but not found');
+    return { kind: 'existing', runId: String(Item.runId), fingerprint: String(Item.fingerprint) };
   }
 
   async getRun(runId: string): Promise<Run | undefined> {

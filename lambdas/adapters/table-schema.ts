@@ -36,6 +36,8 @@ export const TABLE_SCHEMA = {
   sortKey: 'sk',
   queuedIndex,
   openRunsIndex,
+  /** Epoch seconds after which DynamoDB deletes the item (idempotency keys expire). */
+  timeToLiveAttribute: 'expiresAt',
   /** Every global secondary index, for whoever creates the table. */
   indexes: [queuedIndex, openRunsIndex] as readonly IndexSchema[],
 } as const;
@@ -45,6 +47,7 @@ export const keys = {
   run: (runId: string) => ({ pk: `RUN#${runId}`, sk: 'RUN' }),
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
+  idempotency: (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' }),
 } as const;
 
 /** The value of `openRuns` on every open run: one partition, read by one reconciler at a time. */

@@ -43,8 +43,20 @@ export interface Release {
 
 export type ReleaseResult = 'released' | 'stale';
 
+/** A client's Idempotency-Key and the fingerprint of the request it first came with. */
+export interface IdempotencyClaim {
+  key: string;
+  fingerprint: string;
+}
+
+export type CreateRunResult =
+  | { kind: 'created' }
+  /** The key was claimed before: by this run id, for a request with this fingerprint. */
+  | { kind: 'existing'; runId: string; fingerprint: string };
+
 export interface RunStore {
-  createRun(run: NewRun): Promise<void>;
+  /** Creates the run; with a claim, atomically with it, so that one key can only ever make one run. */
+  createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult>;
   getRun(runId: string): Promise<Run | undefined>;
   /** Writes a chunk's jobs and counts them, once: a redelivered chunk changes nothing. */
   ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'>;

@@ -12,7 +12,7 @@ import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { type CreateRunDeps, createRun } from '../core/create-run.ts';
 import { getRunView } from '../core/get-run.ts';
 import { systemClock } from '../core/ports.ts';
-import { errorResponse, json, parseJsonBody, toErrorResponse } from './http.ts';
+import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
 
 const logger = new Logger({ serviceName: 'dialgate-api' });
 
@@ -49,7 +49,9 @@ const ROUTES: Route[] = [
     method: 'POST',
     path: /^\/runs\/?$/,
     run: async (event, deps) => {
-      const view = await createRun(deps, parseJsonBody(event));
+      const view = await createRun(deps, parseJsonBody(event), {
+        idempotencyKey: header(event, 'idempotency-key'),
+      });
       logger.info('run created', {
         runId: view.run_id,
         leads: view.total_leads,

@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import {
   ConflictError,
   type ErrorDetail,
+  IdempotencyKeyReusedError,
   NotFoundError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
@@ -42,6 +43,8 @@ export function toErrorResponse(error: unknown, log: Log): APIGatewayProxyResult
     return errorResponse(415, 'unsupported_media_type', error.message);
   if (error instanceof NotFoundError) return errorResponse(404, 'not_found', error.message);
   if (error instanceof ConflictError) return errorResponse(409, 'conflict', error.message);
+  if (error instanceof IdempotencyKeyReusedError)
+    return errorResponse(422, 'idempotency_key_reused', error.message);
   log.error('request failed', { error });
   return errorResponse(
     500,

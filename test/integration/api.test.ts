@@ -140,3 +140,41 @@ describe('GET /runs/{run_id}', () => {
     expect((await route(apiEvent('GET', '/nothing'))).statusCode).toBe(404);
   });
 });
+
+describe('Idempotency-Key', () => {
+  const post = (key: string, body: unknown) =>
+    route(
+      apiEvent('POST', '/runs', JSON.stringify(body), {
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      }),
+    );
+
+  it('returns the same run for retries with the same key, even racing ones', async () => {
+    const body = { leads: [{ phone: '+14155550100' }, { phone: '+14155550101' }], concurrency: 2 };
+    const before = await itemCount();
+    const responses = await Promise.all([1, 2, 3, 4, 5].map(() => post('retry-me-1', body)));
+    const runIds = new Set(responses.map((res) => JSON.parse(res.body).run_id));
+    expect(responses.map((res) => res.statusCode)).toEqual([202, 202, 202, 202, 202]);
+    expect(runIds.size).toBe(1);
+    // One run item and one key item: no second run was created.
+    expect(await itemCount()).toBe(before + 2);
+    const again = await post('retry-me-1', body);
+    expect(JSON.parse(again.body).run_id).toBe([...runIds][0]);
+  });
+
+  it('refuses a key reused with a different request (422), creating nothing', async () => {
+    await post('retry-me-2', { leads: [{ phone: '+14155550100' }] });
+    const before = await itemCount();
+    const res = await post('retry-me-2', { leads: [{ phone: '+14155550199' }] });
+    expect(res.statusCode).toBe(422);
+    expect(JSON.parse(res.body).error.code).toBe('idempotency_key_reused');
+    expect(await itemCount()).toBe(before);
+  });
+
+  it('refuses a malformed key', async () => {
+    const res = await post('has spaces in it', { leads: [{ phone: '+14155550100' }] });
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body).error.details[0].field).toBe('Idempotency-Key');
+  });
+});
