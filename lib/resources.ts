@@ -14,7 +14,48 @@ export const FUNCTIONS = {
   api: { entry: 'lambdas/handlers/api.ts', timeoutSeconds: 10, memoryMb: 512 },
   dispatcher: { entry: 'lambdas/handlers/dispatcher.ts', timeoutSeconds: 30, memoryMb: 512 },
   webhook: { entry: 'lambdas/handlers/webhook.ts', timeoutSeconds: 10, memoryMb: 256 },
+  /** Talks to Twilio for every suspect slot, so it gets more time than a request handler. */
+  reconciler: { entry: 'lambdas/handlers/reconciler.ts', timeoutSeconds: 60, memoryMb: 256 },
 } as const satisfies Record<string, FunctionSpec>;
+
+export type FunctionName = keyof typeof FUNCTIONS;
+
+/**
+ * POWERTOOLS_SERVICE_NAME of each function, and so the `service` dimension of its metrics: the alarms
+ * select on it, so a handler must not pick another name.
+ */
+export const serviceName = <F extends FunctionName>(fn: F): `dialgate-${F}` => `dialgate-${fn}`;
+
+/** How often the reconciler looks for slots whose calls ended without a callback. */
+export const RECONCILER_SCHEDULE_MINUTES = 1;
+
+/**
+ * Caps the public, unauthenticated Function URL: a flood of forged callbacks is refused at the
+ * signature check, and this keeps it from also taking the account's concurrency from the dispatcher.
+ */
+export const WEBHOOK_RESERVED_CONCURRENCY = 50;
+
+/**
+ * The custom metrics (Powertools Metrics, EMF) the functions emit and the stack alarms and graphs on.
+ * Each metric carries one dimension, `service` = serviceName(emitter). Alarms select on that exact
+ * dimension, so the emitter named here is part of the contract.
+ */
+export const METRICS = {
+  namespace: 'dialgate',
+  dimension: 'service',
+  /** Count of slots the reconciler freed because their callback never came. Alarmed: > 0. */
+  slotsReaped: { name: 'SlotsReaped', emitter: 'reconciler' },
+  /** Count of runs whose `active` disagreed with their named holders. Alarmed: > 0 (never expected). */
+  slotMismatch: { name: 'SlotMismatch', emitter: 'reconciler' },
+  /** Count of status callbacks refused for a bad X-Twilio-Signature. Alarmed: > 0. */
+  webhookSignatureRejected: { name: 'WebhookSignatureRejected', emitter: 'webhook' },
+  /** Count of calls.create accepted by Twilio. */
+  callsPlaced: { name: 'CallsPlaced', emitter: 'dispatcher' },
+  /** Milliseconds from a slot's release to the next call placed in that run. */
+  refillLatencyMs: { name: 'RefillLatencyMs', emitter: 'dispatcher' },
+  /** Gauge of jobs dialing or in a call (per run, at the moment of emission). */
+  liveCalls: { name: 'LiveCalls', emitter: 'dispatcher' },
+} as const;
 
 export const WORK_QUEUE = {
   /** SQS wants at least 6 × the consumer's timeout, so an invocation's retries do not overlap. */

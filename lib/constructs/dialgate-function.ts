@@ -1,0 +1,144 @@
+// The one place every dialgate function gets its defaults: runtime, architecture, bundling, logs,
+// tracing, timeout and memory. The stacks only say which resources a function binds; each bind grants
+// exactly its access and sets the variable naming the resource, so the two cannot drift apart.
+
+import { fileURLToPath } from 'node:url';
+import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, type FunctionOptions, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import type { EnvName } from '../../lambdas/adapters/config.ts';
+import { FUNCTIONS, type FunctionName, METRICS, serviceName, TABLE_SCHEMA } from '../resources.ts';
+
+/** The repository root, from which FUNCTIONS' entries are relative. */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * CommonJS dependencies (twilio and its own dependencies) call `require` on Node built-ins, which an
+ * ESM bundle does not define.
+ */
+const REQUIRE_SHIM =
+  "import { createRequire as __dialgateCreateRequire } from 'node:module'; " +
+  'const require = __dialgateCreateRequire(import.meta.url);';
+
+export interface DialgateFunctionProps
+  extends Pick<FunctionOptions, 'reservedConcurrentExecutions' | 'retryAttempts' | 'description'> {
+  /** Which of FUNCTIONS this is: its entry, timeout, memory and service name. */
+  readonly fn: FunctionName;
+  readonly logRetention: RetentionDays;
+  /** Of the log group: production keeps its logs when the stack goes. */
+  readonly logRemovalPolicy: RemovalPolicy;
+}
+
+export type TableAccess = 'read' | 'readWrite';
+export type QueueAccess = 'send' | 'consume';
+
+export class DialgateFunction extends NodejsFunction {
+  /** The execution role: its own, so it holds only what the binds grant (no managed policies). */
+  override readonly role: IRole;
+
+  constructor(scope: Construct, id: string, props: DialgateFunctionProps) {
+    const spec = FUNCTIONS[props.fn];
+    // Made before the function (a subclass cannot add children before super), as siblings named after it.
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention,
+      removalPolicy: props.logRemovalPolicy,
+    });
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `dialgate ${props.fn} function`,
+    });
+    super(scope, id, {
+      entry: `${REPO_ROOT}${spec.entry}`,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: `${REPO_ROOT}package-lock.json`,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X, // the Node the repository pins (package.json "node"), so tests run what Lambda runs
+      architecture: Architecture.ARM_64, // cheaper per GB-second, and nothing here is x86-only
+      timeout: Duration.seconds(spec.timeoutSeconds),
+      memorySize: spec.memoryMb,
+      role,
+      logGroup,
+      tracing: Tracing.ACTIVE,
+      description: props.description ?? `dialgate ${props.fn}`,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      retryAttempts: props.retryAttempts,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps', // stack traces point at the TypeScript, not the bundle
+        POWERTOOLS_SERVICE_NAME: serviceName(props.fn),
+        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
+      },
+      bundling: {
+        format: OutputFormat.ESM, // the repository is ESM ("type": "module"); so is the bundle
+        target: 'node24',
+        mainFields: ['module', 'main'], // prefer dependencies' ESM builds: they tree-shake
+        banner: REQUIRE_SHIM,
+        bundleAwsSDK: true, // the SDK version the tests ran against, not whichever the runtime ships
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false, // mappings are enough for stack traces; the sources only add weight
+        logLevel: LogLevel.WARNING, // keeps `cdk synth --quiet` quiet unless something is wrong
+        forceDockerBundling: false, // the local esbuild (a devDependency): synth needs no Docker
+      },
+    });
+    this.role = role;
+    logGroup.grantWrite(role);
+    // Lambda's active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords on "*".
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray trace and telemetry writes (added by active tracing) have no resource-level permissions; ' +
+        'the infra tests check that they are the only actions on "*".',
+    });
+  }
+
+  /** Sets variables the handlers read, checked at compile time against lambdas/adapters/config.ts. */
+  setEnv(vars: Partial<Record<EnvName, string>>): this {
+    for (const [name, value] of Object.entries(vars)) {
+      if (value !== undefined) this.addEnvironment(name, value);
+    }
+    return this;
+  }
+
+  /**
+   * TABLE_NAME, with item reads (and writes) on the table and Query on its indexes by name. Not the
+   * CDK's grantReadData/grantReadWriteData: those add Scan and `<table>/index/*`, and nothing here
+   * needs either. Transactions need no action of their own: each item in one is authorised as the
+   * Put, Update, Delete or ConditionCheck it is.
+   */
+  bindTable(table: ITable, access: TableAccess): this {
+    const actions = access === 'read' ? TABLE_READ : [...TABLE_READ, ...TABLE_WRITE];
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: actions.map(dynamodb), resources: [table.tableArn] }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        actions: [dynamodb('Query')],
+        resources: TABLE_SCHEMA.indexes.map((index) => `${table.tableArn}/index/${index.name}`),
+      }),
+    );
+    return this.setEnv({ TABLE_NAME: table.tableName });
+  }
+
+  /** QUEUE_URL, with send access or consume access (receive, delete, change visibility). */
+  bindQueue(queue: IQueue, access: QueueAccess): this {
+    if (access === 'send') queue.grantSendMessages(this);
+    else queue.grantConsumeMessages(this);
+    return this.setEnv({ QUEUE_URL: queue.queueUrl });
+  }
+
+  /** TWILIO_SECRET_ID (the secret's name, never its value), with read access to that one secret. */
+  bindTwilioSecret(secret: ISecret): this {
+    secret.grantRead(this); // GetSecretValue and DescribeSecret on this secret's ARN (name + random suffix)
+    return this.setEnv({ TWILIO_SECRET_ID: secret.secretName });
+  }
+}
+
+const TABLE_READ = ['GetItem', 'BatchGetItem', 'Query', 'ConditionCheckItem'] as const;
+const TABLE_WRITE = ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem'] as const;
+const dynamodb = (action: string) => `dynamodb:${action}`;

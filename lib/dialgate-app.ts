@@ -1,0 +1,128 @@
+// The CDK app's parameters (CDK context, `-c name=value`) and the assembly of its two stacks.
+// bin/app.ts runs it; the infra tests build the same app in-process from the same function.
+
+import { Annotations, type App, Tags, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { ENV } from '../lambdas/adapters/config.ts';
+import { WEBHOOK_RESERVED_CONCURRENCY } from './resources.ts';
+import { StatefulStack } from './stateful-stack.ts';
+import { type ApiAuth, StatelessStack } from './stateless-stack.ts';
+
+/** Twilio's magic test number: calls "succeed" without ringing anyone. Replace it for real calls. */
+export const PLACEHOLDER_FROM_NUMBER = '+15005550006';
+
+export interface DialgateConfig {
+  /** Names the stacks and resources; `prod` also retains the table and the logs on teardown. */
+  readonly stage: string;
+  readonly defaultConcurrency: number;
+  readonly maxConcurrency: number;
+  readonly maxLeadsPerRun: number;
+  readonly twilioFromNumber: string;
+  readonly twimlUrl: string | undefined;
+  /** Secrets Manager secret holding {"accountSid","authToken"}; created by the operator, not the stack. */
+  readonly twilioSecretName: string;
+  readonly alarmEmail: string | undefined;
+  readonly apiAuth: ApiAuth;
+  readonly ringTimeoutSeconds: number;
+  readonly callTimeLimitSeconds: number;
+  readonly webhookReservedConcurrency: number;
+}
+
+const STAGE = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,19}$/,
+    'lower-case letters, digits and dashes, at most 20, starting with a letter',
+  );
+
+/**
+ * Reads the context, validating each value with the schema the functions themselves use for the
+ * variable it becomes, so a bad value fails `cdk synth` instead of the first invocation.
+ */
+export function readConfig(node: Node): DialgateConfig {
+  const problems: string[] = [];
+  const read = <T>(key: string, schema: z.ZodType<T>): T => {
+    const raw: unknown = node.tryGetContext(key);
+    // `-c name=` passes an empty string: treat it as "not given", so defaults apply.
+    const parsed = schema.safeParse(raw === '' ? undefined : raw);
+    if (parsed.success) return parsed.data;
+    problems.push(`-c ${key}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`);
+    return undefined as T;
+  };
+
+  const stage = read('stage', STAGE.default('dev'));
+  const config: DialgateConfig = {
+    stage,
+    defaultConcurrency: read('defaultConcurrency', ENV.DEFAULT_CONCURRENCY),
+    maxConcurrency: read('maxConcurrency', ENV.MAX_CONCURRENCY),
+    maxLeadsPerRun: read('maxLeadsPerRun', ENV.MAX_LEADS_PER_RUN),
+    twilioFromNumber: read('twilioFromNumber', ENV.TWILIO_FROM_NUMBER.default(PLACEHOLDER_FROM_NUMBER)),
+    twimlUrl: read('twimlUrl', ENV.TWIML_URL),
+    twilioSecretName: read('twilioSecretName', z.string().min(1).default(`dialgate/${stage}/twilio`)),
+    alarmEmail: read('alarmEmail', z.email().optional()),
+    apiAuth: read('apiAuth', z.enum(['iam', 'apiKey']).default('iam')),
+    ringTimeoutSeconds: read('ringTimeoutSeconds', ENV.RING_TIMEOUT_SECONDS),
+    callTimeLimitSeconds: read('callTimeLimitSeconds', ENV.CALL_TIME_LIMIT_SECONDS),
+    webhookReservedConcurrency: read(
+      'webhookReservedConcurrency',
+      z.coerce.number().int().positive().default(WEBHOOK_RESERVED_CONCURRENCY),
+    ),
+  };
+  if (problems.length === 0 && config.defaultConcurrency > config.maxConcurrency) {
+    problems.push(
+      `-c defaultConcurrency (${config.defaultConcurrency}) exceeds -c maxConcurrency (${config.maxConcurrency})`,
+    );
+  }
+  if (problems.length > 0) throw new Error(`Invalid dialgate context:\n  ${problems.join('\n  ')}`);
+  return config;
+}
+
+const CROSS_STACK_REFERENCES = '@aws-cdk/core:defaultCrossStackReferences';
+
+export interface Dialgate {
+  readonly stateful: StatefulStack;
+  readonly stateless: StatelessStack;
+}
+
+/** Adds dialgate's two stacks to `app`, with the cdk-nag AwsSolutions checks over all of it. */
+export function buildDialgate(app: App, config: DialgateConfig): Dialgate {
+  const production = config.stage === 'prod';
+  // Strong references (CloudFormation exports): the stateful stack cannot drop or change an export
+  // the stateless stack still imports. Said explicitly, so a future default cannot change it.
+  if (app.node.tryGetContext(CROSS_STACK_REFERENCES) === undefined)
+    app.node.setContext(CROSS_STACK_REFERENCES, 'strong');
+  // Unset outside a CDK CLI run with credentials: the stacks are then environment-agnostic, which
+  // is what an offline `cdk synth` needs.
+  const env = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
+
+  const stateful = new StatefulStack(app, `dialgate-${config.stage}-stateful`, {
+    env,
+    description: `dialgate ${config.stage}: table and work queues`,
+    retainData: production,
+  });
+  const stateless = new StatelessStack(app, `dialgate-${config.stage}-stateless`, {
+    env,
+    description: `dialgate ${config.stage}: functions, API, webhook, schedule, alarms`,
+    config,
+    retainLogs: production,
+    table: stateful.table,
+    workQueue: stateful.workQueue,
+    deadLetterQueue: stateful.deadLetterQueue,
+  });
+
+  if (config.twilioFromNumber === PLACEHOLDER_FROM_NUMBER) {
+    Annotations.of(stateless).addWarningV2(
+      'dialgate:placeholder-from-number',
+      `twilioFromNumber is Twilio's test number ${PLACEHOLDER_FROM_NUMBER}: no real call will be placed. ` +
+        'Deploy with -c twilioFromNumber=+1… (a number of your Twilio account).',
+    );
+  }
+
+  Tags.of(app).add('app', 'dialgate');
+  Tags.of(app).add('stage', config.stage);
+  // Runs during synthesis: an unacknowledged error finding fails `cdk synth` (report in cdk.out).
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { stateful, stateless };
+}

@@ -1,0 +1,67 @@
+// (stateful) The data dialgate must not lose: the table and the work queue with its dead-letter queue.
+// Kept apart from the functions so that replacing one of these is a visible, deliberate change.
+// Built from the same definitions as the local stack (lib/local/emulators.ts).
+
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import type { IndexSchema } from '../lambdas/adapters/table-schema.ts';
+import { TABLE_SCHEMA, WORK_QUEUE } from './resources.ts';
+
+export interface StatefulStackProps extends StackProps {
+  /** Production keeps the table (and refuses to delete it) when the stack is destroyed. */
+  readonly retainData: boolean;
+}
+
+export class StatefulStack extends Stack {
+  readonly table: Table;
+  readonly workQueue: Queue;
+  readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: StatefulStackProps) {
+    super(scope, id, props);
+    const { partitionKey, sortKey, indexes } = TABLE_SCHEMA;
+
+    this.table = new Table(this, 'Table', {
+      partitionKey: { name: partitionKey, type: AttributeType.STRING },
+      sortKey: { name: sortKey, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST, // runs come in bursts; nothing to provision between them
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.AWS_MANAGED, // at rest under the account's aws/dynamodb KMS key
+      removalPolicy: props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      timeToLiveAttribute: TABLE_SCHEMA.timeToLiveAttribute, // idempotency keys expire on their own
+      deletionProtection: props.retainData,
+    });
+    for (const index of indexes) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+        ...projectionOf(index),
+      });
+    }
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(WORK_QUEUE.dlqRetentionDays),
+    });
+    this.workQueue = new Queue(this, 'WorkQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(WORK_QUEUE.visibilityTimeoutSeconds),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: WORK_QUEUE.maxReceiveCount },
+    });
+
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'QueueUrl', { value: this.workQueue.queueUrl });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
+  }
+}
+
+function projectionOf(index: IndexSchema) {
+  if (index.projection === 'ALL') return { projectionType: ProjectionType.ALL };
+  if (index.projection.length === 0) return { projectionType: ProjectionType.KEYS_ONLY };
+  return { projectionType: ProjectionType.INCLUDE, nonKeyAttributes: [...index.projection] };
+}

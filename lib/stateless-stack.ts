@@ -1,0 +1,423 @@
+// (stateless) Everything that can be replaced without losing data: the functions, the REST API, the
+// webhook's Function URL, the reconciler's schedule, and the alarms and dashboard that watch them.
+// The table and queues arrive as typed props from the stateful stack.
+
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import {
+  AccessLogFormat,
+  AuthorizationType,
+  EndpointType,
+  JsonSchemaType,
+  JsonSchemaVersion,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  ResponseType,
+  RestApi,
+} from 'aws-cdk-lib/aws-apigateway';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  Metric,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { DialgateFunction } from './constructs/dialgate-function.ts';
+import type { DialgateConfig } from './dialgate-app.ts';
+import {
+  type FunctionName,
+  METRICS,
+  RECONCILER_SCHEDULE_MINUTES,
+  serviceName,
+  WORK_QUEUE,
+} from './resources.ts';
+
+export type ApiAuth = 'iam' | 'apiKey';
+
+export interface StatelessStackProps extends StackProps {
+  readonly config: DialgateConfig;
+  /** Production keeps its logs when the stack is destroyed. */
+  readonly retainLogs: boolean;
+  readonly table: ITable;
+  readonly workQueue: IQueue;
+  readonly deadLetterQueue: IQueue;
+}
+
+/** Per stage, for every client together; a run is one POST, so this bounds polling, not calling. */
+const API_THROTTLE = { rateLimit: 50, burstLimit: 100 };
+
+export class StatelessStack extends Stack {
+  readonly functions: Partial<Record<FunctionName, DialgateFunction>> = {};
+  readonly api: RestApi;
+  readonly alarmTopic: Topic;
+  readonly dashboard: Dashboard;
+  private readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: StatelessStackProps) {
+    super(scope, id, props);
+    const { config, table, workQueue } = props;
+    const logRetention = props.retainLogs ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
+    const logRemovalPolicy = props.retainLogs ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const fn = (
+      name: FunctionName,
+      extra: { reservedConcurrentExecutions?: number; retryAttempts?: number } = {},
+    ) => {
+      const made = new DialgateFunction(this, `${capitalize(name)}Function`, {
+        fn: name,
+        logRetention,
+        logRemovalPolicy,
+        ...extra,
+      });
+      this.functions[name] = made;
+      return made;
+    };
+    // Referenced by name: the operator puts the value there; the template only ever holds the name.
+    const twilioSecret: ISecret = Secret.fromSecretNameV2(this, 'TwilioSecret', config.twilioSecretName);
+    const calls = {
+      RING_TIMEOUT_SECONDS: String(config.ringTimeoutSeconds),
+      CALL_TIME_LIMIT_SECONDS: String(config.callTimeLimitSeconds),
+    };
+
+    // Twilio status callbacks. Public on purpose: X-Twilio-Signature is the authentication, checked
+    // before any write. Reserved concurrency bounds what a flood of forged callbacks can take.
+    const webhook = fn('webhook', { reservedConcurrentExecutions: config.webhookReservedConcurrency })
+      .bindTable(table, 'readWrite')
+      .bindQueue(workQueue, 'send')
+      .bindTwilioSecret(twilioSecret);
+    const webhookUrl = webhook.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+
+    const api = fn('api')
+      .bindTable(table, 'readWrite')
+      .bindQueue(workQueue, 'send')
+      .setEnv({
+        DEFAULT_CONCURRENCY: String(config.defaultConcurrency),
+        MAX_CONCURRENCY: String(config.maxConcurrency),
+        MAX_LEADS_PER_RUN: String(config.maxLeadsPerRun),
+      });
+
+    const dispatcher = fn('dispatcher')
+      .bindTable(table, 'readWrite')
+      .bindQueue(workQueue, 'consume')
+      .bindQueue(workQueue, 'send') // puts a run's "dispatch" message back when it must try again later
+      .bindTwilioSecret(twilioSecret)
+      .setEnv({
+        WEBHOOK_URL: webhookUrl.url, // the status callback base, sent with every calls.create
+        TWILIO_FROM_NUMBER: config.twilioFromNumber,
+        TWIML_URL: config.twimlUrl,
+        ...calls,
+      });
+    dispatcher.addEventSource(
+      new SqsEventSource(workQueue, {
+        batchSize: WORK_QUEUE.batchSize,
+        reportBatchItemFailures: true, // a failed record is retried alone, not with its whole batch
+      }),
+    );
+
+    // Frees slots whose final callback never came, on Twilio's word; one pass per schedule tick.
+    const reconciler = fn('reconciler', {
+      reservedConcurrentExecutions: 1, // one pass at a time: a pass walks the open runs alone
+      retryAttempts: 0, // the next scheduled pass is the retry
+    })
+      .bindTable(table, 'readWrite')
+      .bindQueue(workQueue, 'send')
+      .bindTwilioSecret(twilioSecret)
+      .setEnv(calls);
+    new Rule(this, 'ReconcileSchedule', {
+      description: 'dialgate: free slots whose calls ended without a status callback',
+      schedule: Schedule.rate(Duration.minutes(RECONCILER_SCHEDULE_MINUTES)),
+      targets: [new LambdaFunction(reconciler, { retryAttempts: 0 })],
+    });
+
+    this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
+    this.alarmTopic = this.alarmTopicFor(config);
+    this.dashboard = this.monitoring(config, props.deadLetterQueue, workQueue);
+
+    // RestApi adds its own `Endpoint` output; ApiUrl replaces it under a name the docs can use.
+    this.api.node.tryRemoveChild('Endpoint');
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url });
+    new CfnOutput(this, 'WebhookUrl', { value: webhookUrl.url });
+    new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboardName });
+    new CfnOutput(this, 'TwilioSecretName', { value: config.twilioSecretName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+  }
+
+  private restApi(
+    config: DialgateConfig,
+    handler: DialgateFunction,
+    retention: RetentionDays,
+    removalPolicy: RemovalPolicy,
+  ): RestApi {
+    const iam = config.apiAuth === 'iam';
+    const accessLogs = new LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy });
+    const api = new RestApi(this, 'Api', {
+      restApiName: `dialgate-${config.stage}`,
+      description: 'dialgate runs API',
+      endpointConfiguration: { types: [EndpointType.REGIONAL] },
+      // Access and execution logs need the account's API Gateway CloudWatch role; this sets it.
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: config.stage,
+        accessLogDestination: new LogGroupLogDestination(accessLogs),
+        accessLogFormat: AccessLogFormat.jsonWithStandardFields({
+          caller: true,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: true,
+        }),
+        loggingLevel: MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false, // request bodies are lists of phone numbers: never logged whole
+        tracingEnabled: true,
+        metricsEnabled: true,
+        throttlingRateLimit: API_THROTTLE.rateLimit,
+        throttlingBurstLimit: API_THROTTLE.burstLimit,
+      },
+      defaultMethodOptions: iam
+        ? { authorizationType: AuthorizationType.IAM }
+        : { authorizationType: AuthorizationType.NONE, apiKeyRequired: true },
+    });
+
+    // Only the shape is checked here; the function reports each bad row with its field and index.
+    const runRequest = api.addModel('RunRequest', {
+      contentType: 'application/json',
+      modelName: 'RunRequest',
+      schema: {
+        schema: JsonSchemaVersion.DRAFT4,
+        title: 'RunRequest',
+        type: JsonSchemaType.OBJECT,
+        required: ['leads'],
+        properties: { leads: { type: JsonSchemaType.ARRAY } },
+      },
+    });
+    const validator = api.addRequestValidator('Validator', {
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    // The same error shape as the function's own 400s (lambdas/handlers/http.ts).
+    api.addGatewayResponse('InvalidBody', {
+      type: ResponseType.BAD_REQUEST_BODY,
+      statusCode: '400',
+      templates: {
+        'application/json': JSON.stringify({
+          error: {
+            code: 'invalid_request',
+            message: 'The request body must be a JSON object with a "leads" array.',
+            details: [{ field: 'body', message: 'expected a JSON object with "leads"' }],
+          },
+        }),
+      },
+    });
+
+    const integration = new LambdaIntegration(handler, { allowTestInvoke: false });
+    const runs = api.root.addResource('runs');
+    runs.addMethod('POST', integration, {
+      requestValidator: validator,
+      requestModels: { 'application/json': runRequest },
+    });
+    runs.addResource('{run_id}').addMethod('GET', integration, {
+      requestValidator: validator,
+      requestParameters: { 'method.request.path.run_id': true },
+    });
+
+    Validations.of(api).acknowledge(
+      {
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'No WAF: every method is authenticated (IAM or API key), the stage is throttled, and the request ' +
+          'bodies are validated; a web ACL can be associated with the stage by the operator.',
+      },
+      {
+        id: 'AwsSolutions-COG4',
+        reason:
+          'Callers are services and operators with AWS credentials (IAM, SigV4) or an API key, not end users ' +
+          'in a Cognito user pool.',
+      },
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          "API Gateway's account-wide CloudWatch role uses the AWS managed policy made for exactly that; " +
+          'it is what access and execution logging require.',
+      },
+    );
+
+    if (!iam) {
+      Validations.of(api).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'The operator chose -c apiAuth=apiKey: every method requires an API key bound to a throttled ' +
+          'usage plan (the default, -c apiAuth=iam, uses IAM authorization).',
+      });
+      const plan = api.addUsagePlan('UsagePlan', {
+        name: `dialgate-${config.stage}`,
+        throttle: { rateLimit: API_THROTTLE.rateLimit, burstLimit: API_THROTTLE.burstLimit },
+        apiStages: [{ api, stage: api.deploymentStage }],
+      });
+      // The key's value is generated by API Gateway at deploy time; the template only has its id.
+      const key = api.addApiKey('ApiKey', { description: `dialgate ${config.stage} client` });
+      plan.addApiKey(key);
+      new CfnOutput(this, 'ApiKeyId', { value: key.keyId });
+    }
+    return api;
+  }
+
+  private alarmTopicFor(config: DialgateConfig): Topic {
+    // CloudWatch can only publish to an encrypted topic whose key lets it: the AWS managed SNS key
+    // does not, so the topic has its own key.
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: `dialgate ${config.stage} alarm topic`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY, // it protects alarm notifications in flight, nothing stored
+      pendingWindow: Duration.days(7),
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'], // in a key policy, "*" is this key
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
+    const topic = new Topic(this, 'AlarmTopic', {
+      displayName: `dialgate ${config.stage} alarms`,
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (config.alarmEmail) topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    return topic;
+  }
+
+  private monitoring(config: DialgateConfig, deadLetterQueue: IQueue, workQueue: IQueue): Dashboard {
+    const minute = Duration.minutes(1);
+    const custom = (metric: { name: string; emitter: FunctionName }, statistic: string, label?: string) =>
+      new Metric({
+        namespace: METRICS.namespace,
+        metricName: metric.name,
+        dimensionsMap: { [METRICS.dimension]: serviceName(metric.emitter) },
+        statistic,
+        period: minute,
+        ...(label ? { label } : {}),
+      });
+    const functions = Object.entries(this.functions) as [FunctionName, DialgateFunction][];
+
+    this.alarm(
+      'DeadLetterQueueNotEmpty',
+      deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
+      'Work messages failed repeatedly and were parked in the dead-letter queue: leads may be stuck. ' +
+        'Inspect them, fix the cause, then redrive.',
+    );
+    for (const [name, fn] of functions) {
+      this.alarm(
+        `${capitalize(name)}Errors`,
+        fn.metricErrors({ period: minute, statistic: 'Sum' }),
+        `The ${name} function failed (an uncaught error or a timeout).`,
+      );
+    }
+    this.alarm(
+      'SlotsReaped',
+      custom(METRICS.slotsReaped, 'Sum'),
+      'The reconciler freed slots whose calls ended without a status callback: callbacks are being lost ' +
+        '(webhook down, URL wrong, or Twilio delays).',
+    );
+    this.alarm(
+      'SlotMismatch',
+      custom(METRICS.slotMismatch, 'Sum'),
+      "The reconciler found a run whose slot counter disagreed with its named holders: the cap's " +
+        'bookkeeping is broken (never expected). Pause new runs and investigate.',
+    );
+    this.alarm(
+      'WebhookSignatureRejected',
+      custom(METRICS.webhookSignatureRejected, 'Sum'),
+      'Status callbacks were refused for a bad X-Twilio-Signature: forged requests, or a wrong auth token ' +
+        'in the Twilio secret (then real callbacks are lost too).',
+    );
+
+    const dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: `dialgate-${config.stage}`,
+      defaultInterval: Duration.hours(3),
+    });
+    const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
+      new GraphWidget({ title, left, right, width: 8, height: 6, period: minute });
+    const errors: IMetric[] = functions.map(([name, fn]) =>
+      fn.metricErrors({ period: minute, statistic: 'Sum', label: `${name} errors` }),
+    );
+    dashboard.addWidgets(
+      graph('Calls live (dialing or in a call)', [
+        custom(METRICS.liveCalls, 'Maximum', 'live calls (max)'),
+        custom(METRICS.liveCalls, 'Average', 'live calls (avg)'),
+      ]),
+      graph('Calls placed per minute', [custom(METRICS.callsPlaced, 'Sum', 'calls placed')]),
+      graph('Refill latency (slot freed → next call), ms', [
+        custom(METRICS.refillLatencyMs, 'p50', 'p50'),
+        custom(METRICS.refillLatencyMs, 'p95', 'p95'),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Queues',
+        [
+          deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            label: 'dead letters',
+            statistic: 'Maximum',
+          }),
+          workQueue.metricApproximateNumberOfMessagesVisible({
+            label: 'work queue depth',
+            statistic: 'Maximum',
+          }),
+        ],
+        [
+          workQueue.metricApproximateAgeOfOldestMessage({
+            label: 'oldest work message (s)',
+            statistic: 'Maximum',
+          }),
+        ],
+      ),
+      graph('Errors', errors, [
+        custom(METRICS.slotsReaped, 'Sum', 'slots reaped'),
+        custom(METRICS.webhookSignatureRejected, 'Sum', 'signatures rejected'),
+        custom(METRICS.slotMismatch, 'Sum', 'slot mismatches'),
+      ]),
+      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8, height: 6 }),
+    );
+    return dashboard;
+  }
+
+  /** Any datapoint above zero in a minute is worth a look: each of these should never happen. */
+  private alarm(id: string, metric: IMetric, description: string): Alarm {
+    const alarm = new Alarm(this, id, {
+      metric,
+      alarmDescription: description,
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING, // no datapoint means nothing happened
+    });
+    alarm.addAlarmAction(new SnsAction(this.alarmTopic));
+    this.alarms.push(alarm);
+    return alarm;
+  }
+}
+
+function capitalize(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}

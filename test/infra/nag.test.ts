@@ -1,0 +1,54 @@
+// cdk-nag's AwsSolutions checks over the whole app, in both API authentication modes: no finding
+// left unacknowledged, every acknowledgement with its reason, and none that is not needed.
+
+import { describe, expect, it } from 'vitest';
+import { acknowledgementsIn, nagFindings, synthDialgate } from './synth.ts';
+
+/** Each acknowledgement the app makes, and why it is acceptable (the reasons are in the code). */
+const EXPECTED_ACKNOWLEDGEMENTS = {
+  common: [
+    'AwsSolutions-APIG3', // no WAF on an authenticated, throttled, validated API
+    'AwsSolutions-COG4', // IAM or API key, not Cognito
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+    'AwsSolutions-IAM5[Resource::*]', // X-Ray only, once per function role
+  ],
+  apiKey: ['AwsSolutions-APIG4'], // API key + usage plan instead of IAM authorization
+};
+
+describe.each([
+  ['IAM-authenticated API (default)', {}, EXPECTED_ACKNOWLEDGEMENTS.common],
+  [
+    'API key, production, alarm e-mail',
+    {
+      apiAuth: 'apiKey',
+      stage: 'prod',
+      alarmEmail: 'ops@example.com',
+      twimlUrl: 'https://example.com/twiml',
+    },
+    [...EXPECTED_ACKNOWLEDGEMENTS.common, ...EXPECTED_ACKNOWLEDGEMENTS.apiKey],
+  ],
+])('cdk-nag AwsSolutions, %s', (_name, context, expected) => {
+  // Synthesizing runs the checks too (bin/app.ts registers them as a validation plugin): an
+  // unacknowledged finding would throw here already.
+  const { app } = synthDialgate(context);
+
+  it('leaves no finding unacknowledged', () => {
+    expect(nagFindings(app)).toEqual([]);
+  });
+
+  it('acknowledges only the expected rules, each with a reason', () => {
+    const acknowledged = acknowledgementsIn(app);
+    expect([...new Set(acknowledged.map((a) => a.id))].sort()).toEqual([...expected].sort());
+    for (const a of acknowledged) expect(a.reason.length, `${a.id} at ${a.path}`).toBeGreaterThan(40);
+  });
+
+  it('acknowledges no rule that does not fire (each one is still needed)', () => {
+    const raw = nagFindings(app, { ignoreAcknowledgements: true });
+    for (const { id, path } of acknowledgementsIn(app)) {
+      expect(
+        raw.some((finding) => finding === `${id} at ${path}` || finding.startsWith(`${id} at ${path}/`)),
+        `${id} acknowledged at ${path} but no such finding`,
+      ).toBe(true);
+    }
+  });
+});

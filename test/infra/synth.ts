@@ -1,0 +1,103 @@
+// Synthesizes the CDK app in-process, exactly as bin/app.ts builds it, and reads the templates back
+// in the shapes the infra tests ask about: functions by name, the IAM statements of each role.
+
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { buildDialgate, type Dialgate, readConfig } from '../../lib/dialgate-app.ts';
+import { type FunctionName, serviceName } from '../../lib/resources.ts';
+
+export interface Synthesized {
+  app: App;
+  dialgate: Dialgate;
+  stateful: Template;
+  stateless: Template;
+}
+
+/**
+ * Builds and synthesizes the app with the given context. Without `bundle`, functions are not
+ * bundled (CDK's own switch for that), which keeps tests that look only at the templates fast.
+ */
+export function synthDialgate(
+  context: Record<string, unknown> = {},
+  options: { bundle?: boolean } = {},
+): Synthesized {
+  const app = new App({
+    context: {
+      // Bundled: say where each asset is (as the CLI does), so tests can load the bundles.
+      ...(options.bundle ? { 'aws:cdk:enable-asset-metadata': true } : { 'aws:cdk:bundling-stacks': [] }),
+      ...context,
+    },
+  });
+  const dialgate = buildDialgate(app, readConfig(app.node));
+  return {
+    app,
+    dialgate,
+    stateful: Template.fromStack(dialgate.stateful),
+    stateless: Template.fromStack(dialgate.stateless),
+  };
+}
+
+/** A piece of template JSON: untyped by nature; the tests assert the shapes they rely on. */
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON, read and asserted by the tests
+export type Cfn = any;
+export interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+}
+
+/** The template's Lambda functions, keyed by dialgate name (their POWERTOOLS_SERVICE_NAME). */
+export function functionsOf(template: Template): Record<string, { logicalId: string; props: Cfn }> {
+  const found: Record<string, { logicalId: string; props: Cfn }> = {};
+  const names = ['api', 'dispatcher', 'webhook', 'reconciler'] as const satisfies readonly FunctionName[];
+  for (const [logicalId, resource] of Object.entries(template.findResources('AWS::Lambda::Function'))) {
+    const service = resource.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME;
+    const name = names.find((n) => serviceName(n) === service) ?? `unknown:${logicalId}`;
+    found[name] = { logicalId, props: resource.Properties };
+  }
+  return found;
+}
+
+/** Every statement that applies to a role: its inline policies and every AWS::IAM::Policy attached. */
+export function statementsOfRole(template: Template, roleLogicalId: string): Statement[] {
+  const role = template.findResources('AWS::IAM::Role')[roleLogicalId];
+  if (!role) throw new Error(`no role ${roleLogicalId}`);
+  const inline = (role.Properties.Policies ?? []).flatMap((p: Cfn) => p.PolicyDocument.Statement);
+  const attached = Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles ?? []).some((r: Cfn) => r.Ref === roleLogicalId))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement);
+  return [...inline, ...attached];
+}
+
+export const actionsOf = (statements: Statement[]): string[] =>
+  [...new Set(statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])))].sort();
+
+/** cdk-nag's AwsSolutions findings over the whole app, as `ruleName at path` lines. */
+export function nagFindings(app: App, options: { ignoreAcknowledgements?: boolean } = {}): string[] {
+  const pack = new AwsSolutionsChecks();
+  if (options.ignoreAcknowledgements) {
+    // cdk-nag 3 has no public switch for this; its private check is replaced to see raw findings.
+    (pack as unknown as { isAcknowledged: () => boolean }).isAcknowledged = () => false;
+  }
+  return pack
+    .validateScope(app)
+    .violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`));
+}
+
+/** Every acknowledgement recorded anywhere in the tree: rule id, reason, and where. */
+export function acknowledgementsIn(root: IConstruct): { id: string; reason: string; path: string }[] {
+  return root.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([qualified, reason]) => ({
+          id: qualified.replace(/^annotation::/i, ''),
+          reason,
+          path: construct.node.path,
+        })),
+      ),
+  );
+}
