@@ -49,6 +49,19 @@ export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage
       leads: message.jobs.length,
       result,
     });
+    // The chunk is safe now. Filling slots is best-effort here: failing the record for it would only
+    // put the chunk through ingestion again and, after repeated failures, park its leads in the DLQ.
+    try {
+      await fillSlots(deps, message.runId);
+    } catch (error) {
+      deps.log.warn('filling slots after ingest failed; dispatch requested instead', {
+        runId: message.runId,
+        error,
+      });
+      // If even this fails the reconciler re-arms the run on its next pass.
+      await deps.queue.requestDispatch(message.runId).catch(() => undefined);
+    }
+    return;
   }
   await fillSlots(deps, message.runId);
 }
@@ -59,28 +72,40 @@ export interface FillResult {
 
 export async function fillSlots(deps: DispatchDeps, runId: string): Promise<FillResult> {
   const calls: Promise<void>[] = [];
-  rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
-    const run = await deps.store.getRun(runId);
-    if (!run || run.control !== 'running') break;
-    const free = run.concurrency - run.active;
-    if (free <= 0) break;
-    const candidates = await deps.store.nextQueuedJobs(runId, free + SPARE_CANDIDATES);
-    if (candidates.length === 0) break;
+  let stoppedBy: { error: unknown } | undefined;
+  try {
+    rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
+      const run = await deps.store.getRun(runId);
+      if (!run || run.control !== 'running') break;
+      const free = run.concurrency - run.active;
+      if (free <= 0) break;
+      const candidates = await deps.store.nextQueuedJobs(runId, free + SPARE_CANDIDATES);
+      if (candidates.length === 0) break;
 
-    let acquired = 0;
-    for (const job of candidates) {
-      const result = await deps.store.acquireSlot(runId, job, deps.clock.now().toISOString());
-      if (result === 'no-slot') break rounds;
-      if (result === 'acquired') {
-        acquired += 1;
-        // Placed without waiting, so that the next slot is taken while this call is being created.
-        calls.push(placeCall(deps, runId, job, job.attempt + 1));
+      let acquired = 0;
+      for (const job of candidates) {
+        const result = await deps.store.acquireSlot(runId, job, deps.clock.now().toISOString());
+        if (result === 'no-slot') break rounds;
+        if (result === 'acquired') {
+          acquired += 1;
+          // Placed without waiting, so that the next slot is taken while this call is being created.
+          const placing = placeCall(deps, runId, job, job.attempt + 1);
+          placing.catch(() => undefined); // observed below; this only keeps it from counting as unhandled
+          calls.push(placing);
+        }
       }
+      // Every candidate was taken by someone else and there are no more: nothing left to dial.
+      if (acquired === 0 && candidates.length < free + SPARE_CANDIDATES) break;
     }
-    // Every candidate was taken by someone else: look again, the index has moved on.
-    if (acquired === 0 && candidates.length < free + SPARE_CANDIDATES) break;
+  } catch (error) {
+    stoppedBy = { error };
   }
-  await Promise.all(calls);
+  // Even when this invocation fails half-way, the calls it started are seen through (or fail)
+  // before it returns: none is left running unobserved.
+  const settled = await Promise.allSettled(calls);
+  if (stoppedBy) throw stoppedBy.error;
+  const failure = settled.find((result) => result.status === 'rejected');
+  if (failure) throw failure.reason;
   return { placed: calls.length };
 }
 

@@ -10,6 +10,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { credentialSource } from '../adapters/twilio-credentials.ts';
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
@@ -38,13 +39,20 @@ function wire(): DispatchDeps {
     'CALL_TIME_LIMIT_SECONDS',
   ]);
   return {
-    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
-    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
-    telephony: new TwilioTelephony({
-      credentials: credentialSource(env),
-      apiBaseUrl: env.TWILIO_API_BASE_URL,
-      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
-    }),
+    // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
+    store: withInjectedCrashes(
+      new DynamoRunStore(withInjectedDynamoFaults(makeDynamoClient()), { tableName: env.TABLE_NAME }),
+      'store',
+    ),
+    queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
+    telephony: withInjectedCrashes(
+      new TwilioTelephony({
+        credentials: credentialSource(env),
+        apiBaseUrl: env.TWILIO_API_BASE_URL,
+        timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
+      }),
+      'telephony',
+    ),
     clock: systemClock,
     log: logger,
     calls: {

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
@@ -29,8 +30,12 @@ function wire() {
     'TWILIO_AUTH_TOKEN',
   ]);
   return {
-    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
-    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
+    // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
+    store: withInjectedCrashes(
+      new DynamoRunStore(withInjectedDynamoFaults(makeDynamoClient()), { tableName: env.TABLE_NAME }),
+      'store',
+    ),
+    queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
     clock: systemClock,
     log: logger,
     credentials: credentialSource(env),
