@@ -44,11 +44,15 @@ export class SqsWorkQueue implements WorkQueue {
     await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, worker));
   }
 
-  async requestDispatch(runId: string, delaySeconds = 0): Promise<void> {
+  async requestDispatch(runId: string, delaySeconds = 0, releasedAt?: string): Promise<void> {
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify({ type: 'dispatch', runId } satisfies WorkMessage),
+        MessageBody: JSON.stringify({
+          type: 'dispatch',
+          runId,
+          ...(releasedAt ? { releasedAt } : {}),
+        } satisfies WorkMessage),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.ceil(delaySeconds)) } : {}),
       }),
     );

@@ -17,5 +17,5 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
       )
       .min(1),
   }),
-  z.object({ type: z.literal('dispatch'), runId: id }),
+  z.object({ type: z.literal('dispatch'), runId: id, releasedAt: z.string().datetime().optional() }),
 ]);

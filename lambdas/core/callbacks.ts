@@ -69,7 +69,7 @@ export async function applyStatusCallback(
     });
     if (result === 'released') {
       deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus });
-      await deps.queue.requestDispatch(runId);
+      await deps.queue.requestDispatch(runId, 0, at);
       return 'released';
     }
   }

@@ -39,7 +39,7 @@ const MAX_ROUNDS = 10;
 /** Extra candidates per round, so that a few jobs taken by a racing dispatcher do not end the round. */
 const SPARE_CANDIDATES = 2;
 
-export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage): Promise<void> {
+export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage): Promise<FillResult> {
   if (message.type === 'ingest') {
     const at = deps.clock.now().toISOString();
     const result = await deps.store.ingestChunk(message.runId, message.chunk, message.jobs, at);
@@ -52,7 +52,7 @@ export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage
     // The chunk is safe now. Filling slots is best-effort here: failing the record for it would only
     // put the chunk through ingestion again and, after repeated failures, park its leads in the DLQ.
     try {
-      await fillSlots(deps, message.runId);
+      return await fillSlots(deps, message.runId);
     } catch (error) {
       deps.log.warn('filling slots after ingest failed; dispatch requested instead', {
         runId: message.runId,
@@ -60,18 +60,19 @@ export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage
       });
       // If even this fails the reconciler re-arms the run on its next pass.
       await deps.queue.requestDispatch(message.runId).catch(() => undefined);
+      return { placed: 0 };
     }
-    return;
   }
-  await fillSlots(deps, message.runId);
+  return fillSlots(deps, message.runId);
 }
 
 export interface FillResult {
+  /** Calls Twilio accepted. */
   placed: number;
 }
 
 export async function fillSlots(deps: DispatchDeps, runId: string): Promise<FillResult> {
-  const calls: Promise<void>[] = [];
+  const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
   try {
     rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -106,10 +107,16 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
   if (stoppedBy) throw stoppedBy.error;
   const failure = settled.find((result) => result.status === 'rejected');
   if (failure) throw failure.reason;
-  return { placed: calls.length };
+  return { placed: settled.filter((result) => result.status === 'fulfilled' && result.value).length };
 }
 
-async function placeCall(deps: DispatchDeps, runId: string, job: QueuedJob, attempt: number): Promise<void> {
+/** Places one call for a job whose slot is held; true when Twilio accepted it. */
+async function placeCall(
+  deps: DispatchDeps,
+  runId: string,
+  job: QueuedJob,
+  attempt: number,
+): Promise<boolean> {
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
   const result = await deps.telephony.createCall({
@@ -126,7 +133,7 @@ async function placeCall(deps: DispatchDeps, runId: string, job: QueuedJob, atte
     case 'created':
       deps.log.info('call placed', { ...context, callSid: result.callSid });
       await deps.store.recordCallSid(runId, job.jobId, attempt, result.callSid);
-      return;
+      return true;
     case 'rejected':
       // Permanent: the number cannot be called. Fail the job and free its slot in one transaction.
       deps.log.warn('call rejected by telephony', { ...context, code: result.code, reason: result.message });
@@ -141,7 +148,7 @@ async function placeCall(deps: DispatchDeps, runId: string, job: QueuedJob, atte
         at,
       });
       await deps.queue.requestDispatch(runId);
-      return;
+      return false;
     case 'throttled': {
       // Twilio never processed it: the job goes back to the queue, its slot is freed, and the
       // run is looked at again after a jittered pause rather than hammering the provider.
@@ -149,12 +156,12 @@ async function placeCall(deps: DispatchDeps, runId: string, job: QueuedJob, atte
       deps.log.warn('call throttled by telephony', { ...context, retryInSeconds: delaySeconds });
       await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
       await deps.queue.requestDispatch(runId, delaySeconds);
-      return;
+      return false;
     }
     case 'unknown':
       // The call may exist: keep the slot. Its callback or the reconciler settles it; re-sending
       // could call the lead twice.
       deps.log.error('call outcome unknown; slot kept until settled', { ...context, reason: result.reason });
-      return;
+      return false;
   }
 }

@@ -5,6 +5,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
@@ -14,7 +15,7 @@ import { getRunView } from '../core/get-run.ts';
 import { systemClock } from '../core/ports.ts';
 import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
 
-const logger = new Logger({ serviceName: 'dialgate-api' });
+const logger = new Logger({ serviceName: serviceName('api') });
 
 let deps: CreateRunDeps | undefined;
 function wire(): CreateRunDeps {

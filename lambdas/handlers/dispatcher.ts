@@ -5,8 +5,11 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
@@ -18,7 +21,9 @@ import { workMessageSchema } from '../adapters/work-message.ts';
 import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
 
-const logger = new Logger({ serviceName: 'dialgate-dispatcher' });
+const service = serviceName('dispatcher');
+const logger = new Logger({ serviceName: service });
+const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
 const processor = new BatchProcessor(EventType.SQS);
 
 let deps: DispatchDeps | undefined;
@@ -69,10 +74,23 @@ async function processRecord(record: SQSRecord): Promise<void> {
   deps ??= wire();
   // A malformed body throws here, fails its record every time and ends in the dead-letter queue.
   const message = workMessageSchema.parse(JSON.parse(record.body));
-  await handleWorkMessage(deps, message);
+  const { placed } = await handleWorkMessage(deps, message);
+  if (placed > 0) {
+    metrics.addMetric(METRICS.callsPlaced.name, MetricUnit.Count, placed);
+    if (message.type === 'dispatch' && message.releasedAt) {
+      // A slot was freed at `releasedAt`; this is how long it took to put the next call on it.
+      metrics.addMetric(
+        METRICS.refillLatencyMs.name,
+        MetricUnit.Milliseconds,
+        Date.now() - Date.parse(message.releasedAt),
+      );
+    }
+  }
 }
 
 export const handler = middy(
   async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, processRecord, processor, { context }),
-).use(injectLambdaContext(logger));
+)
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

@@ -4,8 +4,11 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
 import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
@@ -18,7 +21,9 @@ import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
 
-const logger = new Logger({ serviceName: 'dialgate-webhook' });
+const service = serviceName('webhook');
+const logger = new Logger({ serviceName: service });
+const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
 
 let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
@@ -71,6 +76,7 @@ export async function handleStatusCallback(
     ))
   ) {
     logger.warn('status callback refused: bad signature', { path: event.rawPath });
+    metrics.addMetric(METRICS.webhookSignatureRejected.name, MetricUnit.Count, 1);
     return reply(403, 'invalid signature');
   }
 
@@ -92,4 +98,4 @@ export async function handleStatusCallback(
   return reply(200);
 }
 
-export const handler = middy(handleStatusCallback).use(injectLambdaContext(logger));
+export const handler = middy(handleStatusCallback).use(injectLambdaContext(logger)).use(logMetrics(metrics));
