@@ -37,6 +37,7 @@ const paint = (code: string, text: string) => (tty ? `\x1b[${code}m${text}\x1b[0
 
 // The handlers' JSON logs would tear the progress bar; only errors get through.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
 let stack: LocalStack | undefined;
 let apiUrl = args.api?.replace(/\/$/, '');
@@ -87,20 +88,27 @@ if (created.status !== 202 || !createdBody.run_id) {
 const runId = createdBody.run_id;
 console.log(`Run ${runId}: ${leads} leads, at most ${cap} live calls.`);
 
-const BAR = 30;
 function progressLine(view: RunView, elapsedMs: number): string {
   const done = view.completed + view.failed + view.canceled;
-  const filled = Math.round((done / view.total_leads) * BAR);
+  const counts = `${String(done).padStart(String(view.total_leads).length)}/${view.total_leads}`;
+  const fields: [string, number, string][] = [
+    ['queued', view.queued + view.pending_ingest, '0'],
+    ['dialing', view.dialing, '33'],
+    ['calling', view.calling, '36'],
+    ['completed', view.completed, '32'],
+    ['failed', view.failed, '31'],
+  ];
+  const time = `${(elapsedMs / 1000).toFixed(1)} s`;
+  const plain = fields.map(([label, value]) => `${label} ${value}`).join('  ');
+  // A redrawn line must fit the terminal: a wrapped one cannot be cleared with \r.
+  const columns = tty ? (process.stdout.columns ?? 80) : 120;
+  const width = Math.max(5, Math.min(30, columns - 1 - (plain.length + counts.length + time.length + 8)));
+  const filled = Math.round((done / view.total_leads) * width);
   const bar = tty
-    ? `${paint('32', '█'.repeat(filled))}${'░'.repeat(BAR - filled)}`
-    : `${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}`;
-  const queued = view.queued + view.pending_ingest;
-  return (
-    `[${bar}] ${String(done).padStart(String(view.total_leads).length)}/${view.total_leads}  ` +
-    `queued ${queued}  dialing ${paint('33', String(view.dialing))}  calling ${paint('36', String(view.calling))}  ` +
-    `completed ${paint('32', String(view.completed))}  failed ${paint('31', String(view.failed))}  ` +
-    `${(elapsedMs / 1000).toFixed(1)} s`
-  );
+    ? `${paint('32', '█'.repeat(filled))}${'░'.repeat(width - filled)}`
+    : `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+  const painted = fields.map(([label, value, color]) => `${label} ${paint(color, String(value))}`).join('  ');
+  return `[${bar}] ${counts}  ${painted}  ${time}`;
 }
 
 let view: RunView | undefined;
@@ -173,7 +181,7 @@ function summarizeObserved(sim: TwilioSimulator, run: string, total: number, con
   );
   console.log(
     `  ideal            ${s(ideal)} = ceil(${total}/${concurrency}) × ${ms(meanCall)} mean call (create → final)` +
-      `  → ${((ideal / totalMs) * 100).toFixed(0)}% of ideal`,
+      `; actual / ideal = ${(totalMs / ideal).toFixed(2)}`,
   );
   console.log(
     `  refill latency   p50 ${ms(percentile(refill, 50))}, p95 ${ms(percentile(refill, 95))}, max ${ms(refill.at(-1) ?? Number.NaN)}` +

@@ -10,10 +10,10 @@ import { resolve } from 'node:path';
 import { loadFunction, REPO_ROOT } from '../lib/local/lambda-runtime.ts';
 import { functionEnvironment, functionName, setEnvironment, startEmulators } from '../lib/local/stack.ts';
 import { startTwilioSimulator, type TwilioSimulator } from '../lib/local/twilio-simulator.ts';
-import { FUNCTIONS, type FunctionSpec } from '../lib/resources.ts';
+import { FUNCTIONS, type FunctionName } from '../lib/resources.ts';
 
-const FUNCTION_SPECS = FUNCTIONS as Record<string, FunctionSpec>;
-const usage = `usage: npm run invoke -- <${Object.keys(FUNCTION_SPECS).join('|')}> <event.json | ->`;
+const usage = `usage: npm run invoke -- <${Object.keys(FUNCTIONS).join('|')}> <event.json | ->`;
+const isFunctionName = (name: string): name is FunctionName => Object.hasOwn(FUNCTIONS, name);
 
 function fail(message: string): never {
   console.error(message);
@@ -42,12 +42,15 @@ function readEvent(argument: string): unknown {
 
 const [name, eventArgument] = process.argv.slice(2);
 if (!name || !eventArgument) fail(usage);
-const spec = FUNCTION_SPECS[name] ?? fail(`unknown function "${name}"\n${usage}`);
+if (!isFunctionName(name)) fail(`unknown function "${name}"\n${usage}`);
+const spec = FUNCTIONS[name];
 if (!existsSync(resolve(REPO_ROOT, spec.entry))) fail(`${spec.entry} does not exist yet`);
 const event = readEvent(eventArgument);
 
 // One invocation is worth reading in full; `npm start` is quieter.
 process.env.POWERTOOLS_LOG_LEVEL ??= process.env.LOG_LEVEL ?? 'INFO';
+// Metrics (EMF lines) would mix with the result on stdout; POWERTOOLS_METRICS_DISABLED=false shows them.
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
 const emulators = await startEmulators({ dataDir: process.env.DATA_DIR || undefined });
 let simulator: TwilioSimulator | undefined;

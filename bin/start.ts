@@ -3,12 +3,16 @@
 // stops everything it started, DynamoDB Local's JVM included, and exits 0.
 
 import { readFileSync } from 'node:fs';
+import type { InvocationReport } from '../lib/local/lambda-runtime.ts';
 import { type ExternalTwilio, type LocalStack, startLocalStack } from '../lib/local/stack.ts';
 import { mulberry32, type SimulatorOptions } from '../lib/local/twilio-simulator.ts';
 
 const startedAt = performance.now();
 // Handlers log JSON through Powertools; locally only what needs attention, unless asked for more.
 process.env.POWERTOOLS_LOG_LEVEL ??= process.env.LOG_LEVEL ?? 'WARN';
+// CloudWatch metrics (EMF JSON, one line per invocation) mean nothing without CloudWatch; opt back in
+// with POWERTOOLS_METRICS_DISABLED=false.
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
 function fail(message: string): never {
   console.error(`dialgate: ${message}`);
@@ -77,6 +81,15 @@ try {
     ...(fromNumber ? { fromNumber } : {}),
     ...(pollers ? { pollers } : {}),
     ...(reconcileIntervalSeconds ? { reconcileIntervalSeconds } : {}),
+    // Lambda's REPORT line per invocation, for seeing where the time goes.
+    ...(env('LAMBDA_REPORTS')
+      ? {
+          onReport: (r: InvocationReport) =>
+            console.log(
+              `REPORT ${r.functionName} RequestId: ${r.requestId} Duration: ${r.durationMs.toFixed(2)} ms${r.ok ? '' : ' (failed)'}`,
+            ),
+        }
+      : {}),
     onError: (error, where) =>
       console.error(`[local] ${where}: ${error instanceof Error ? error.message : error}`),
   });

@@ -21,6 +21,15 @@ export class LambdaTimeoutError extends Error {
   override readonly name = 'LambdaTimeoutError';
 }
 
+/** What Lambda's REPORT log line says about an invocation. */
+export interface InvocationReport {
+  functionName: string;
+  requestId: string;
+  durationMs: number;
+  /** False when the handler threw or timed out. */
+  ok: boolean;
+}
+
 export interface LocalFunction<E, R> {
   readonly name: string;
   invoke(event: E): Promise<R>;
@@ -56,6 +65,7 @@ export function lambdaContext(functionName: string, spec: FunctionSpec, deadline
 export async function loadFunction<E, R>(
   functionName: string,
   spec: FunctionSpec,
+  onReport?: (report: InvocationReport) => void,
 ): Promise<LocalFunction<E, R>> {
   const module = (await import(pathToFileURL(resolve(REPO_ROOT, spec.entry)).href)) as {
     handler?: LambdaHandler<E, R>;
@@ -79,10 +89,21 @@ export async function loadFunction<E, R>(
         );
         timer.unref();
       });
+      const context = lambdaContext(functionName, spec, deadline);
+      const started = performance.now();
+      let ok = false;
       try {
-        return await Promise.race([handler(event, lambdaContext(functionName, spec, deadline)), timeout]);
+        const result = await Promise.race([handler(event, context), timeout]);
+        ok = true;
+        return result;
       } finally {
         clearTimeout(timer);
+        onReport?.({
+          functionName,
+          requestId: context.awsRequestId,
+          durationMs: performance.now() - started,
+          ok,
+        });
       }
     },
   };

@@ -19,7 +19,13 @@ import type {
   SQSBatchResponse,
   SQSEvent,
 } from 'aws-lambda';
-import { FUNCTIONS, type FunctionSpec, WORK_QUEUE } from '../resources.ts';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  RECONCILER_SCHEDULE_MINUTES,
+  serviceName,
+  WORK_QUEUE,
+} from '../resources.ts';
 import {
   createTable,
   createWorkQueues,
@@ -29,8 +35,8 @@ import {
   startSqsEmulator,
 } from './emulators.ts';
 import { startFunctionUrl } from './function-url.ts';
-import { type LocalFunction, loadFunction, REPO_ROOT } from './lambda-runtime.ts';
-import { type RunningHttp, startRestApi } from './rest-api.ts';
+import { type InvocationReport, type LocalFunction, loadFunction, REPO_ROOT } from './lambda-runtime.ts';
+import { startRestApi } from './rest-api.ts';
 import { type EventSourceStats, type RunningEventSource, startSqsEventSource } from './sqs-event-source.ts';
 import { type SimulatorOptions, startTwilioSimulator, type TwilioSimulator } from './twilio-simulator.ts';
 
@@ -60,13 +66,15 @@ export interface LocalStackOptions {
   pollers?: number;
   /** Seconds before a failed SQS record is retried. Default 2. */
   retryVisibilitySeconds?: number;
-  /** How often the reconciler runs, once lambdas/handlers/reconciler.ts exists. Default 60. */
+  /** How often the reconciler runs; default the CDK app's schedule (RECONCILER_SCHEDULE_MINUTES). */
   reconcileIntervalSeconds?: number;
   /** Function settings (DEFAULT_CONCURRENCY, RING_TIMEOUT_SECONDS, …) on top of process.env. */
   functionEnv?: Record<string, string>;
   tableName?: string;
   queueName?: string;
   stage?: string;
+  /** Called after every invocation of every function, like Lambda's REPORT log line. */
+  onReport?: (report: InvocationReport) => void;
   /** Where failures inside the local plumbing are reported; console.error by default. */
   onError?: (error: unknown, where: string) => void;
 }
@@ -149,57 +157,73 @@ export function setEnvironment(env: Record<string, string>): void {
   delete process.env.AWS_PROFILE;
 }
 
+/** Shutdown phases, in order: triggers first (no new invocations), then what the handlers talk to. */
+const PHASES = ['triggers', 'servers', 'clients', 'backends'] as const;
+type Phase = (typeof PHASES)[number];
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  if (running)
+  if (running) {
     throw new Error('A local stack is already running in this process (handlers are process-wide).');
+  }
   running = true;
   const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 3000;
   const onError = options.onError ?? ((error, where) => console.error(`[local] ${where}:`, error));
-  const stops: (() => Promise<unknown>)[] = [];
+  const stops = new Map<Phase, (() => Promise<unknown>)[]>(PHASES.map((phase) => [phase, []]));
+  const onStop = (phase: Phase, stop: () => Promise<unknown>) => stops.get(phase)!.push(stop);
   const stopAll = async () => {
-    // Reverse order: triggers first (no new invocations), then what the handlers talk to.
-    for (const stop of stops.reverse()) await stop().catch((error) => onError(error, 'stopping'));
-    stops.length = 0;
+    for (const phase of PHASES) {
+      const list = stops.get(phase)!.splice(0);
+      await Promise.all(list.map((stop) => stop().catch((error) => onError(error, `stopping ${phase}`))));
+    }
   };
 
   try {
+    // The servers listen first: a taken PORT fails in milliseconds rather than after the JVM starts,
+    // and the webhook's URL is part of the handlers' configuration. A request that comes early waits
+    // for the handlers to load.
+    const loaded = deferred<Handlers>();
+    const [api, webhook] = await Promise.all([
+      startRestApi({
+        fn: loaded.promise.then((h) => h.api),
+        port,
+        host,
+        stage: options.stage ?? 'local',
+        apiKey: options.apiKey,
+        onError: (error) => onError(error, 'api'),
+      }).then(
+        (server) => {
+          onStop('servers', () => server.stop());
+          return server;
+        },
+        (error: NodeJS.ErrnoException) => {
+          throw error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use: set PORT.`) : error;
+        },
+      ),
+      startFunctionUrl({
+        fn: loaded.promise.then((h) => h.webhook),
+        port: 0,
+        host,
+        onError: (error) => onError(error, 'webhook'),
+      }).then((server) => {
+        onStop('servers', () => server.stop());
+        return server;
+      }),
+    ]);
+
     const [emulators, simulator] = await Promise.all([
       startEmulators(options).then((e) => {
-        stops.push(
-          () => e.sqs.stop(),
-          () => e.dynamo.stop(),
-        );
+        onStop('backends', () => e.sqs.stop());
+        onStop('backends', () => e.dynamo.stop());
         return e;
       }),
       options.twilio
         ? undefined
-        : startTwilioSimulator(options.simulator ?? {}).then((s) => {
-            stops.push(() => s.stop());
-            return s;
+        : startTwilioSimulator(options.simulator ?? {}).then((sim) => {
+            onStop('backends', () => sim.stop());
+            return sim;
           }),
     ]);
-
-    // Both servers listen before the handlers load: the webhook's URL is part of their configuration.
-    const loaded = deferred<Handlers>();
-    const api = await startRestApi({
-      fn: loaded.promise.then((h) => h.api),
-      port: options.port ?? 3000,
-      host,
-      stage: options.stage ?? 'local',
-      apiKey: options.apiKey,
-      onError: (error) => onError(error, 'api'),
-    }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') throw new Error(`Port ${options.port ?? 3000} is in use: set PORT.`);
-      throw error;
-    });
-    stops.push(() => api.stop());
-    const webhook: RunningHttp = await startFunctionUrl({
-      fn: loaded.promise.then((h) => h.webhook),
-      port: 0,
-      host,
-      onError: (error) => onError(error, 'webhook'),
-    });
-    stops.push(() => webhook.stop());
 
     const twilio: ExternalTwilio = options.twilio ?? {
       baseUrl: simulator!.url,
@@ -217,7 +241,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       TWILIO_FROM_NUMBER: twilio.fromNumber,
     });
 
-    const handlers = await loadHandlers();
+    const handlers = await loadHandlers(options.onReport);
     loaded.resolve(handlers);
 
     const sqs = new SQSClient({
@@ -225,7 +249,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       endpoint: emulators.sqs.endpoint,
       useQueueUrlAsEndpoint: false,
     });
-    stops.push(async () => sqs.destroy());
+    onStop('clients', async () => sqs.destroy());
     const { Attributes } = await sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: emulators.queueUrl, AttributeNames: ['QueueArn'] }),
     );
@@ -240,15 +264,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       retryVisibilitySeconds: options.retryVisibilitySeconds ?? 2,
       onError,
     });
-    stops.push(() => eventSource.stop());
+    onStop('triggers', () => eventSource.stop());
 
     if (handlers.reconciler) {
       const schedule = startSchedule(
         handlers.reconciler,
-        (options.reconcileIntervalSeconds ?? 60) * 1000,
+        (options.reconcileIntervalSeconds ?? RECONCILER_SCHEDULE_MINUTES * 60) * 1000,
         onError,
       );
-      stops.push(() => schedule.stop());
+      onStop('triggers', () => schedule.stop());
     }
 
     return {
@@ -279,28 +303,34 @@ interface Handlers {
   reconciler?: LocalFunction<ScheduledEvent, unknown>;
 }
 
-/** The reconciler joins the stack on its own schedule as soon as its handler exists. */
-const RECONCILER: FunctionSpec | undefined = (FUNCTIONS as Record<string, FunctionSpec>).reconciler;
-
-export function functionName(name: string): string {
-  return `dialgate-${name}`;
+/** Lambda's function name: the service name, as the CDK app names each function's logs and metrics. */
+export function functionName(name: FunctionName): string {
+  return serviceName(name);
 }
 
-async function loadHandlers(): Promise<Handlers> {
+async function loadHandlers(onReport?: (report: InvocationReport) => void): Promise<Handlers> {
   const [api, webhook, dispatcher] = await Promise.all([
-    loadFunction<APIGatewayProxyEvent, APIGatewayProxyResult>(functionName('api'), FUNCTIONS.api),
-    loadFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>(functionName('webhook'), FUNCTIONS.webhook),
-    loadFunction<SQSEvent, SQSBatchResponse | undefined>(functionName('dispatcher'), FUNCTIONS.dispatcher),
+    loadFunction<APIGatewayProxyEvent, APIGatewayProxyResult>(functionName('api'), FUNCTIONS.api, onReport),
+    loadFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>(
+      functionName('webhook'),
+      FUNCTIONS.webhook,
+      onReport,
+    ),
+    loadFunction<SQSEvent, SQSBatchResponse | undefined>(
+      functionName('dispatcher'),
+      FUNCTIONS.dispatcher,
+      onReport,
+    ),
   ]);
-  const reconciler =
-    RECONCILER && existsSync(resolve(REPO_ROOT, RECONCILER.entry))
-      ? await loadFunction<ScheduledEvent, unknown>(functionName('reconciler'), RECONCILER)
-      : undefined;
+  // Optional so that the stack runs on a tree where the reconciler is not written yet.
+  const reconciler = existsSync(resolve(REPO_ROOT, FUNCTIONS.reconciler.entry))
+    ? await loadFunction<ScheduledEvent, unknown>(functionName('reconciler'), FUNCTIONS.reconciler, onReport)
+    : undefined;
   return { api, webhook, dispatcher, ...(reconciler ? { reconciler } : {}) };
 }
 
 /** An EventBridge rate schedule: one invocation at a time, the next one interval after the last ended. */
-function startSchedule(
+export function startSchedule(
   fn: LocalFunction<ScheduledEvent, unknown>,
   intervalMs: number,
   onError: (error: unknown, where: string) => void,
