@@ -5,6 +5,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { serveConsole } from '../console/serve.ts';
 import {
   closeServer,
   encodeBody,
@@ -213,6 +214,8 @@ function checkApiKey(req: IncomingMessage, expected: string | undefined): HttpRe
 
 export async function startRestApi(options: RestApiOptions): Promise<RunningHttp> {
   const server = createServer(async (req, res) => {
+    // The web console's static files (`/`, `/console/*`): public, like the site CloudFront serves in AWS.
+    if (await serveConsole(req, res)) return;
     let result: HttpResult;
     const denied = checkApiKey(req, options.apiKey);
     try {

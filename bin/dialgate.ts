@@ -1,0 +1,18 @@
+#!/usr/bin/env tsx
+// `dialgate`: the command-line client of the runs API (lib/cli/main.ts). `npx dialgate --help`,
+// `npm run dialgate -- …`, or `npx tsx bin/dialgate.ts …`.
+
+import { main } from '../lib/cli/main.ts';
+
+// Ctrl-C stops `runs watch` cleanly (exit 130); a second one, with no handler left, kills at once.
+const interrupted = new AbortController();
+process.once('SIGINT', () => interrupted.abort());
+process.once('SIGTERM', () => interrupted.abort());
+
+const code = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  signal: interrupted.signal,
+});
+process.exitCode = code;

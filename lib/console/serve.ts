@@ -1,0 +1,63 @@
+// (local) Serves the web console's static files (lib/console/site) from the local API's port:
+// `/` is the page and `/console/*` its scripts and styles, so the page calls the API on its own
+// origin, as it does behind CloudFront in AWS. The files are public; the data behind them is not
+// (the page sends the API key it is given with every API call).
+
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+export const CONSOLE_SITE_DIR = fileURLToPath(new URL('./site/', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
+  png: 'image/png',
+  ico: 'image/x-icon',
+};
+
+/** What a browser may do with the page: its own scripts only, API calls to any http(s) origin. */
+export const CONSOLE_SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    "connect-src 'self' https: http:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+/** The file a console path names, or undefined when the path is not the console's. */
+export function consoleFile(path: string): string | undefined {
+  if (path === '/' || path === '/index.html') return 'index.html';
+  // One flat folder of known file types: no `..`, no dot files, nothing else on disk is reachable.
+  const match = /^\/console\/([a-z0-9][a-z0-9-]*\.([a-z]+))$/.exec(path);
+  if (match && match[2]! in TYPES) return match[1];
+  return undefined;
+}
+
+/** Answers GET/HEAD for the console's paths and returns true; leaves every other request alone. */
+export async function serveConsole(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const path = (req.url ?? '/').split('?')[0]!;
+  const name = consoleFile(path);
+  if (name === undefined) return false;
+  req.resume();
+  let body: Buffer;
+  try {
+    body = await readFile(`${CONSOLE_SITE_DIR}${name}`);
+  } catch {
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
+    return true;
+  }
+  res.writeHead(200, {
+    ...CONSOLE_SECURITY_HEADERS,
+    'content-type': TYPES[name.split('.').pop()!]!,
+    'content-length': body.length,
+    // Always revalidated: a new version of the console shows up on the next load.
+    'cache-control': 'no-cache',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return true;
+}

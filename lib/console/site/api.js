@@ -1,0 +1,162 @@
+// @ts-check
+// The runs API as the console calls it: the same JSON endpoints as the CLI, with the API key (when
+// one is set) in x-api-key. Every failure is an ApiError carrying the API's `{code, message, details}`.
+
+/**
+ * @typedef {{ job_id: string, attempt: number, state: 'dialing' | 'calling', since: string }} LiveSlot
+ * @typedef {'running' | 'paused' | 'canceling' | 'canceled' | 'completed'} RunStatus
+ * @typedef {{
+ *   run_id: string, status: RunStatus, created_at: string, total_leads: number, concurrency: number,
+ *   queued: number, in_progress: number, dialing: number, calling: number, completed: number,
+ *   failed: number, canceled: number, pending_ingest: number, outcomes: Record<string, number>,
+ *   live?: LiveSlot[]
+ * }} Run
+ * @typedef {{
+ *   job_id: string, phone: string, status: string, attempts: number, outcome?: string | null,
+ *   error_code?: number | null, call_sid?: string | null, queued_at?: string | null,
+ *   dialed_at?: string | null, answered_at?: string | null, ended_at?: string | null,
+ *   attributes?: Record<string, unknown>
+ * }} Call
+ * @typedef {{ field?: string, row?: number, line?: number, message: string }} ErrorDetail `line`: a CSV's 1-based line
+ * @typedef {{ apiUrl: string, apiKey: string }} Connection
+ */
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status; 0 when the API could not be reached
+   * @param {string} code
+   * @param {string} message
+   * @param {ErrorDetail[]} [details]
+   */
+  constructor(status, code, message, details = []) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The route is not there: an API older than the console (e.g. before run controls). */
+  get missingRoute() {
+    return (this.status === 404 && /^No route/.test(this.message)) || this.status === 405;
+  }
+}
+
+export class Api {
+  /** @param {() => Connection} connection read on every request, so a new key applies at once */
+  constructor(connection) {
+    this.connection = connection;
+  }
+
+  /**
+   * @template T
+   * @param {string} method
+   * @param {string} path
+   * @param {{ body?: string, contentType?: string }} [options]
+   * @returns {Promise<T>}
+   */
+  async request(method, path, options = {}) {
+    const { apiUrl, apiKey } = this.connection();
+    /** @type {Record<string, string>} */
+    const headers = { accept: 'application/json' };
+    if (apiKey) headers['x-api-key'] = apiKey;
+    if (options.contentType) headers['content-type'] = options.contentType;
+    // Relative to the page by default: the console and the API share an origin (local stack, CloudFront).
+    const base = apiUrl ? apiUrl.replace(/\/+$/, '') : '.';
+    let response;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        body: options.body ?? null,
+        cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError(0, 'unreachable', `Cannot reach the API${apiUrl ? ` at ${apiUrl}` : ''}.`);
+    }
+    const text = await response.text();
+    /** @type {any} */
+    let parsed;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const error = parsed?.error;
+      if (error && typeof error.message === 'string') {
+        throw new ApiError(
+          response.status,
+          String(error.code ?? 'error'),
+          error.message,
+          error.details ?? [],
+        );
+      }
+      const message = typeof parsed?.message === 'string' ? parsed.message : `HTTP ${response.status}`;
+      throw new ApiError(response.status, `http_${response.status}`, message);
+    }
+    return parsed;
+  }
+
+  /**
+   * @param {{ limit?: number, cursor?: string }} [options]
+   * @returns {Promise<{ runs: Run[], next_cursor?: string | null }>}
+   */
+  listRuns(options = {}) {
+    return this.request('GET', `/runs${query({ limit: options.limit, cursor: options.cursor })}`);
+  }
+
+  /** @param {string} runId @returns {Promise<Run>} */
+  getRun(runId) {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}`);
+  }
+
+  /**
+   * The CSV goes to the API as it is: the API parses it and names bad rows by their line in the file.
+   * @param {string} csv
+   * @param {number} concurrency
+   * @returns {Promise<{ run_id: string, status: string, total_leads: number, concurrency: number }>}
+   */
+  createRunFromCsv(csv, concurrency) {
+    return this.request('POST', `/runs${query({ concurrency })}`, { body: csv, contentType: 'text/csv' });
+  }
+
+  /**
+   * @param {string} runId
+   * @param {'pause' | 'resume' | 'cancel'} action
+   * @param {{ hangup?: boolean }} [options]
+   * @returns {Promise<Run>}
+   */
+  control(runId, action, options = {}) {
+    return this.request(
+      'POST',
+      `/runs/${encodeURIComponent(runId)}/${action}${query({ hangup: options.hangup ? 'true' : undefined })}`,
+    );
+  }
+
+  /**
+   * @param {string} runId
+   * @param {{ status?: string, limit?: number, cursor?: string, revealPhone?: boolean }} [options]
+   * @returns {Promise<{ calls: Call[], next_cursor?: string | null }>}
+   */
+  listCalls(runId, options = {}) {
+    return this.request(
+      'GET',
+      `/runs/${encodeURIComponent(runId)}/calls${query({
+        status: options.status || undefined,
+        limit: options.limit,
+        cursor: options.cursor,
+        reveal_phone: options.revealPhone ? 'true' : undefined,
+      })}`,
+    );
+  }
+}
+
+/** @param {Record<string, string | number | undefined>} params */
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params))
+    if (value !== undefined) search.set(name, String(value));
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
