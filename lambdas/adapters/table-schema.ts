@@ -17,7 +17,18 @@ const queuedIndex = {
   /** `<not-before ms, zero-padded>#<jobId>`: due jobs first, in lead order. */
   sortKey: 'queuedKey',
   /** What the dispatcher needs to place a call, so that it never reads the job item itself. */
-  projection: ['phone', 'attempt'],
+  projection: ['phone', 'attempt', 'timeZone'],
+} as const satisfies IndexSchema;
+
+/**
+ * Every run, newest first, for GET /runs. Keys only: a run item's counters change on every call,
+ * and a keys-only index is written only when a run is created.
+ */
+const runsIndex = {
+  name: 'runs',
+  partitionKey: 'runList',
+  sortKey: 'createdAt',
+  projection: [],
 } as const satisfies IndexSchema;
 
 /**
@@ -36,10 +47,11 @@ export const TABLE_SCHEMA = {
   sortKey: 'sk',
   queuedIndex,
   openRunsIndex,
+  runsIndex,
   /** Epoch seconds after which DynamoDB deletes the item (idempotency keys expire). */
   timeToLiveAttribute: 'expiresAt',
   /** Every global secondary index, for whoever creates the table. */
-  indexes: [queuedIndex, openRunsIndex] as readonly IndexSchema[],
+  indexes: [queuedIndex, openRunsIndex, runsIndex] as readonly IndexSchema[],
 } as const;
 
 /** Key layout, in one place (items know nothing else about how they are keyed). */
@@ -48,7 +60,14 @@ export const keys = {
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
   idempotency: (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' }),
+  /** The account-wide semaphore and pace (one per deployment; tests may name others). */
+  account: (name = 'LIMITS') => ({ pk: 'ACCOUNT', sk: name }),
+  /** A queued job's place: due time first (zero-padded ms, so strings sort as numbers), then lead order. */
+  queuedKey: (notBefore: number, jobId: string) => `${String(notBefore).padStart(15, '0')}#${jobId}`,
 } as const;
+
+/** The value of `runList` on every run: GET /runs reads one partition, newest first. */
+export const RUN_LIST = 'RUNS';
 
 /** The value of `openRuns` on every open run: one partition, read by one reconciler at a time. */
 export const OPEN_RUNS = 'OPEN';

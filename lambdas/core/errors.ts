@@ -6,6 +6,8 @@ export interface ErrorDetail {
   field: string;
   /** 0-based index of the lead (row) the detail is about, when it is about one. */
   row?: number;
+  /** For a CSV upload: the 1-based line the row starts on (header = line 1), as a spreadsheet numbers it. */
+  line?: number;
   message: string;
 }
 

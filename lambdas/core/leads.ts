@@ -1,6 +1,7 @@
 // (core) Validation of a run request: leads, phone numbers, sizes and the concurrency cap.
 // Every problem is reported with the field and the row it is in, and nothing is created on error.
 
+import { isValidTimeZone } from './calling-window.ts';
 import { type ErrorDetail, PayloadTooLargeError, ValidationError } from './errors.ts';
 
 export type LeadAttributeValue = string | number | boolean | null;
@@ -21,6 +22,9 @@ export interface ValidRunRequest {
   leads: Lead[];
   concurrency: number;
 }
+
+/** The lead attribute that overrides the run's calling-window time zone. */
+export const LEAD_TIME_ZONE = 'time_zone';
 
 /** A lead's own fields are stored with it; bounded so that a job item stays small (and cheap). */
 export const MAX_LEAD_BYTES = 2048;
@@ -61,7 +65,40 @@ export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRe
     ]);
   }
   const concurrency = validateConcurrency(body.concurrency, limits);
-  const rawLeads = body.leads;
+  const leads = validateLeads(body.leads, limits);
+  return { leads, concurrency };
+}
+
+/** Where a lead's problem is, for the error: a JSON path, or a CSV line. */
+export type LeadLocator = (row: number, key?: string) => Pick<ErrorDetail, 'field' | 'row' | 'line'>;
+
+export const jsonLeadLocator: LeadLocator = (row, key) => ({
+  field: key === undefined ? `leads[${row}]` : `leads[${row}].${key}`,
+  row,
+});
+
+/** CSV leads are named by column and by the line (spreadsheet row) they start on. */
+export function csvLeadLocator(lines: readonly number[]): LeadLocator {
+  return (row, key) => ({
+    field: key ?? 'row',
+    row,
+    ...(lines[row] === undefined ? {} : { line: lines[row] }),
+  });
+}
+
+export interface LeadCheckOptions {
+  locate?: LeadLocator;
+  /** A run with a calling window: a lead's own `time_zone` must be a real IANA zone. */
+  checkTimeZone?: boolean;
+}
+
+/** Validates a list of leads (a run's, or a batch appended to one); throws naming every bad one. */
+export function validateLeads(
+  rawLeads: unknown,
+  limits: Pick<RunLimits, 'maxLeads'>,
+  options: LeadCheckOptions = {},
+): Lead[] {
+  const locate = options.locate ?? jsonLeadLocator;
   if (!Array.isArray(rawLeads)) {
     throw new ValidationError('"leads" must be a list.', [
       { field: 'leads', message: 'expected an array of lead objects' },
@@ -80,51 +117,57 @@ export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRe
 
   const details: ErrorDetail[] = [];
   let problems = 0;
-  const report = (detail: ErrorDetail) => {
+  const report = (row: number, key: string | undefined, message: string) => {
     problems += 1;
-    if (details.length < MAX_DETAILS) details.push(detail);
+    if (details.length < MAX_DETAILS) details.push({ ...locate(row, key), message });
   };
   const firstRowOfPhone = new Map<string, number>();
   const leads: Lead[] = [];
 
   rawLeads.forEach((raw: unknown, row) => {
-    const at = `leads[${row}]`;
     if (!isPlainObject(raw)) {
-      report({ field: at, row, message: 'expected an object with a "phone"' });
+      report(row, undefined, 'expected an object with a "phone"');
       return;
     }
     const { phone: rawPhone, ...rest } = raw;
     if (typeof rawPhone !== 'string' || rawPhone.trim() === '') {
-      report({ field: `${at}.phone`, row, message: 'required, a phone number in E.164 (+972501234567)' });
+      report(row, 'phone', 'required, a phone number in E.164 (+972501234567)');
       return;
     }
     const phone = normalizePhone(rawPhone);
     if (!phone) {
-      report({
-        field: `${at}.phone`,
-        row,
-        message: 'not a phone number in E.164 form (+ country code, 8–15 digits)',
-      });
+      report(row, 'phone', 'not a phone number in E.164 form (+ country code, 8–15 digits)');
       return;
     }
     const earlier = firstRowOfPhone.get(phone);
     if (earlier !== undefined) {
-      report({ field: `${at}.phone`, row, message: `the same number as leads[${earlier}]` });
+      const where = locate(earlier, 'phone');
+      report(
+        row,
+        'phone',
+        `the same number as ${where.line === undefined ? where.field : `line ${where.line}`}`,
+      );
       return;
     }
     firstRowOfPhone.set(phone, row);
     const badKey = Object.keys(rest).find((key) => !isAttributeValue(rest[key]));
     if (badKey !== undefined) {
-      report({
-        field: `${at}.${badKey}`,
-        row,
-        message: 'lead fields must be strings, numbers, booleans or null',
-      });
+      report(row, badKey, 'lead fields must be strings, numbers, booleans or null');
       return;
     }
     const attributes = rest as Record<string, LeadAttributeValue>;
     if (Buffer.byteLength(JSON.stringify(attributes)) > MAX_LEAD_BYTES) {
-      report({ field: at, row, message: `a lead's fields take at most ${MAX_LEAD_BYTES} bytes` });
+      report(row, undefined, `a lead's fields take at most ${MAX_LEAD_BYTES} bytes`);
+      return;
+    }
+    const timeZone = attributes[LEAD_TIME_ZONE];
+    if (
+      options.checkTimeZone &&
+      timeZone !== undefined &&
+      timeZone !== null &&
+      (typeof timeZone !== 'string' || !isValidTimeZone(timeZone))
+    ) {
+      report(row, LEAD_TIME_ZONE, 'not an IANA time zone such as Asia/Jerusalem');
       return;
     }
     leads.push({ phone, attributes });
@@ -134,7 +177,7 @@ export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRe
     const more = problems > details.length ? ` (the first ${details.length} are listed)` : '';
     throw new ValidationError(`${problems} lead(s) are invalid${more}; nothing was created.`, details);
   }
-  return { leads, concurrency };
+  return leads;
 }
 
 function validateConcurrency(value: unknown, limits: RunLimits): number {

@@ -1,6 +1,7 @@
 // (core) What dialgate stores about a run and its jobs, and what a client is shown of a run.
 
 import type { LeadAttributeValue } from './leads.ts';
+import { optionsView, type RunOptions } from './run-options.ts';
 import type { JobState, LiveState } from './states.ts';
 
 /** What a run's owner asked for: `running` dials, the others (run controls) do not. */
@@ -12,6 +13,8 @@ export interface Holder {
   state: LiveState;
   /** ISO time the slot was taken: how long a slot has been held is what the reconciler judges. */
   since: string;
+  /** Whether the same acquire also took an account-wide slot (released with this one). */
+  account?: boolean;
 }
 
 export interface Run {
@@ -32,6 +35,14 @@ export interface Run {
   canceled: number;
   /** Final jobs by Twilio outcome (`completed`, `busy`, `no-answer`, …) or dialgate reason. */
   outcomes: Record<string, number>;
+  /** Retries, calling window, caller id, content: the dialer policy the run was created with. */
+  options: RunOptions;
+  /** Lead chunks accepted so far (POST /runs and every append): the next chunk's number. */
+  chunkCount: number;
+  /** When `control` last changed. */
+  controlAt?: string;
+  /** Cancel asked for live calls to be hung up too (`?hangup=true`). */
+  hangup?: boolean;
 }
 
 export interface Job {
@@ -49,6 +60,8 @@ export interface Job {
   dialedAt?: string;
   answeredAt?: string;
   endedAt?: string;
+  /** While queued: not to be dialed before this time (ms since the epoch): a retry's delay, a closed window. */
+  notBefore?: number;
 }
 
 /** A job as ingestion creates it. */
@@ -56,9 +69,25 @@ export interface NewJob {
   jobId: string;
   phone: string;
   attributes: Record<string, LeadAttributeValue>;
+  /** Set at ingestion, not carried on the queue: the first dial's earliest time (closed window). */
+  notBefore?: number;
+  /** Set at ingestion from the lead's `time_zone`, when the run has a calling window. */
+  timeZone?: string;
 }
 
-export type RunStatus = 'running' | 'completed' | 'paused' | 'canceled';
+/**
+ * `canceling`: canceled, but some leads are not final yet (calls ending, queued leads being marked);
+ * `completed` and `canceled` are terminal: every lead final and no slot held.
+ */
+export type RunStatus = 'running' | 'paused' | 'canceling' | 'canceled' | 'completed';
+
+/** A held slot as a client sees it: whose call it is and since when. */
+export interface LiveCallView {
+  job_id: string;
+  attempt: number;
+  state: LiveState;
+  since: string;
+}
 
 export interface RunView {
   run_id: string;
@@ -76,6 +105,13 @@ export interface RunView {
   /** Leads accepted but not yet turned into jobs (still on the queue). */
   pending_ingest: number;
   outcomes: Record<string, number>;
+  /** Every held slot, oldest first. */
+  live: LiveCallView[];
+  retry: ReturnType<typeof optionsView>['retry'];
+  window: ReturnType<typeof optionsView>['window'];
+  from: string | null;
+  twiml_url: string | null;
+  twiml: string | null;
 }
 
 export function finishedLeads(run: Run): number {
@@ -87,7 +123,9 @@ export function finishedLeads(run: Run): number {
  * stored, so that no writer has to remember to flip it (and a fast first chunk cannot flip it early).
  */
 export function runStatus(run: Run): RunStatus {
-  if (run.ingestedLeads === run.totalLeads && finishedLeads(run) === run.totalLeads) return 'completed';
+  const done = run.ingestedLeads === run.totalLeads && finishedLeads(run) === run.totalLeads;
+  if (run.control === 'canceled') return done ? 'canceled' : 'canceling';
+  if (done) return 'completed';
   return run.control;
 }
 
@@ -114,6 +152,15 @@ export function toRunView(run: Run): RunView {
     canceled: run.canceled,
     pending_ingest: run.totalLeads - run.ingestedLeads,
     outcomes: { ...run.outcomes },
+    live: Object.entries(run.holders)
+      .map(([jobId, holder]) => ({
+        job_id: jobId,
+        attempt: holder.attempt,
+        state: holder.state,
+        since: holder.since,
+      }))
+      .sort((a, b) => a.since.localeCompare(b.since) || a.job_id.localeCompare(b.job_id)),
+    ...optionsView(run.options),
   };
 }
 

@@ -2,7 +2,8 @@
 // Adapters in lambdas/adapters implement them against DynamoDB, SQS and Twilio; tests may wire
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
-import type { Job, NewJob, Run } from './model.ts';
+import type { Job, NewJob, Run, RunControl } from './model.ts';
+import type { RunOptions } from './run-options.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
 
 export interface NewRun {
@@ -10,6 +11,9 @@ export interface NewRun {
   createdAt: string;
   concurrency: number;
   totalLeads: number;
+  options?: RunOptions;
+  /** Lead chunks the run starts with (appended chunks are numbered after them). */
+  chunkCount?: number;
 }
 
 export interface QueuedJob {
@@ -17,6 +21,20 @@ export interface QueuedJob {
   phone: string;
   /** Attempts made before this one. */
   attempt: number;
+  /** Not to be dialed before (ms since the epoch); 0 for a fresh lead. Part of its place in the queue. */
+  notBefore?: number;
+  /** The lead's own time zone for the calling window, when it has one. */
+  timeZone?: string;
+}
+
+/** Account-wide limits, enforced in the same transaction as the run's own slot. */
+export interface AccountLimits {
+  /** Live calls across all runs (the Twilio account's concurrency); unset = no account cap. */
+  maxConcurrentCalls?: number;
+  /** calls.create per second across all runs (Twilio's CPS); unset = no pacing. */
+  callsPerSecond?: number;
+  /** Now, ms since the epoch: pacing compares it with the account's next free create time. */
+  nowMs: number;
 }
 
 export type AcquireResult =
@@ -25,7 +43,11 @@ export type AcquireResult =
   /** No free slot, or the run is not dialing (paused, canceled): stop filling. */
   | 'no-slot'
   /** Another dispatcher took this job first (or the index was stale): try the next one. */
-  | 'job-taken';
+  | 'job-taken'
+  /** The account's cap on live calls across all runs is reached: wait for any run's call to end. */
+  | 'account-full'
+  /** The account's calls-per-second pace allows no create yet: try again in 1/cps seconds. */
+  | 'paced';
 
 export interface Release {
   runId: string;
@@ -33,8 +55,15 @@ export interface Release {
   attempt: number;
   /** The state the holder is known to be in; the write is conditional on it. */
   from: LiveState;
-  /** A final state, or `queued` when the call was never placed (Twilio 429) and will be retried. */
+  /**
+   * A final state, or `queued`: the call was never placed (Twilio 429), or a retry is due later. In
+   * a canceled run `queued` becomes `canceled` (atomically), so that no lead waits in a canceled run.
+   */
   to: FinalState | 'queued';
+  /** With `to: 'queued'`: not to be dialed before this time (ms since the epoch). */
+  notBefore?: number;
+  /** Whether the holder also holds an account slot (Holder.account); read from the run when omitted. */
+  accountSlot?: boolean;
   outcome?: string;
   errorCode?: number;
   callSid?: string;
@@ -60,10 +89,16 @@ export interface RunStore {
   getRun(runId: string): Promise<Run | undefined>;
   /** Writes a chunk's jobs and counts them, once: a redelivered chunk changes nothing. */
   ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'>;
-  /** The next queued jobs in dialing order; may be stale, which `acquireSlot` detects. */
-  nextQueuedJobs(runId: string, limit: number): Promise<QueuedJob[]>;
-  /** One transaction: `active < concurrency` increment, holder recorded, job queued → dialing. */
-  acquireSlot(runId: string, job: QueuedJob, at: string): Promise<AcquireResult>;
+  /**
+   * The next queued jobs in dialing order, only those due by `dueBy` (ms) when it is given; may be
+   * stale, which `acquireSlot` detects.
+   */
+  nextQueuedJobs(runId: string, limit: number, dueBy?: number): Promise<QueuedJob[]>;
+  /**
+   * One transaction: `active < concurrency` increment, holder recorded, job queued → dialing; with
+   * account limits, the account's own slot (and pace) in the same transaction.
+   */
+  acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
   /** dialing → calling, on the holder and the job, conditional on both being where we think. */
   markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;
@@ -74,13 +109,74 @@ export interface RunStore {
   listOpenRuns(): Promise<string[]>;
   /** Marks a run closed, only if every lead is ingested and none is queued or live. */
   closeRun(runId: string): Promise<'closed' | 'still-open'>;
+
+  // Run controls and dialer policy.
+  /** Sets `control` if it is one of `from` and the run is not completed; else returns the run as it is. */
+  setControl(runId: string, change: ControlChange): Promise<ControlResult>;
+  /** Reserves places for appended leads: `totalLeads` and `chunkCount` grow together, on an open run only. */
+  reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult>;
+  /** Moves a queued job back to `notBefore` (a closed calling window), if it is still where it was. */
+  deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void>;
+  /** The earliest `notBefore` of the run's queued jobs; undefined when none is queued. */
+  earliestQueued(runId: string): Promise<number | undefined>;
+  /** True when no wake-up is armed for the run at or before `atMs`; records this one (one per time). */
+  claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean>;
+  /** Marks up to `limit` of a canceled run's queued jobs canceled (≤ 99 a transaction); how many. */
+  cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number>;
+  /** Records a run as waiting for an account slot; `takeWaitingRuns` hands each one out once. */
+  addWaitingRun(runId: string): Promise<void>;
+  takeWaitingRuns(): Promise<string[]>;
+  /** Runs, newest first. */
+  listRuns(page: PageRequest): Promise<Page<Run>>;
+  /** A run's jobs in lead order, optionally only those in `statuses`. */
+  listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>>;
+}
+
+export interface ControlChange {
+  to: RunControl;
+  /** The controls the change may start from. */
+  from: readonly RunControl[];
+  at: string;
+  /** Cancel: hang up calls in progress too (never unset once set). */
+  hangup?: boolean;
+}
+
+export type ControlResult =
+  | { kind: 'changed'; run: Run }
+  /** The condition failed: `run` is the run as it is (completed, or in a control not in `from`). */
+  | { kind: 'refused'; run: Run }
+  | { kind: 'not-found' };
+
+export interface LeadReservation {
+  leads: number;
+  chunks: number;
+  /** The run may not grow past this many leads. */
+  maxLeads: number;
+}
+
+export type ReservationResult =
+  /** Job ids from `firstIndex` and chunk numbers from `firstChunk` are this append's. */
+  | { kind: 'reserved'; firstIndex: number; firstChunk: number }
+  | { kind: 'refused'; run: Run }
+  | { kind: 'not-found' };
+
+export interface PageRequest {
+  limit: number;
+  /** An opaque cursor from a previous page. */
+  cursor?: string | undefined;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Undefined on the last page. */
+  nextCursor?: string;
 }
 
 export interface WorkQueue {
   /** Puts lead chunks on the queue for ingestion. */
   sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void>;
   /** Asks a dispatcher to fill the run's free slots, now or after `delaySeconds`. */
-  requestDispatch(runId: string, delaySeconds?: number): Promise<void>;
+  requestDispatch(runId: string, delaySeconds?: number, releasedAt?: string): Promise<void>;
 }
 
 export interface LeadChunk {
@@ -91,7 +187,8 @@ export interface LeadChunk {
 /** The messages on the work queue. */
 export type WorkMessage =
   | { type: 'ingest'; runId: string; chunk: number; jobs: NewJob[] }
-  | { type: 'dispatch'; runId: string };
+  /** `releasedAt`: when the slot that prompted it was freed, for the refill-latency metric. */
+  | { type: 'dispatch'; runId: string; releasedAt?: string };
 
 export interface CallRequest {
   to: string;
@@ -124,6 +221,19 @@ export interface CallLookup {
   /** Calls to `to` created since `startedAfter` (for a call whose Sid was never saved). */
   findCalls(query: { to: string; startedAfter: Date }): Promise<{ sid: string; status: TwilioCallStatus }[]>;
 }
+
+/** Ends calls at the provider: what cancel needs (Twilio: POST Calls/{Sid} with Status). */
+export interface CallControl {
+  /** Ends a queued or ringing call (Status=canceled); an answered one is `invalid-state`. */
+  cancelCall(callSid: string): Promise<CallUpdate>;
+  /** Ends any live call (Status=completed). */
+  hangUpCall(callSid: string): Promise<CallUpdate>;
+}
+
+export type CallUpdate =
+  | { kind: 'updated'; status: TwilioCallStatus }
+  | { kind: 'not-found' }
+  | { kind: 'invalid-state'; message: string };
 
 export interface Clock {
   now(): Date;

@@ -1,0 +1,293 @@
+// (core) A run's dialer policy, as its owner asked for it: retries, a calling window, the caller id and
+// what the callee hears. Validated field by field (every problem named), within the bounds the
+// deployment configures (CallPolicy), because a caller id or a TwiML URL is a way to abuse the account.
+
+import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
+import type { ErrorDetail } from './errors.ts';
+
+export const RETRYABLE_OUTCOMES = ['busy', 'no-answer', 'failed'] as const;
+export type RetryableOutcome = (typeof RETRYABLE_OUTCOMES)[number];
+
+export interface RetryPolicy {
+  /** Final Twilio outcomes that put the lead back in the queue. */
+  on: RetryableOutcome[];
+  /** Wait after the failed attempt ended before the lead may be dialed again. */
+  delaySeconds: number;
+  /** Calls per lead in all, the first included (1 = no retry). */
+  maxAttempts: number;
+}
+
+export interface RunOptions {
+  retry?: RetryPolicy;
+  window?: CallingWindow;
+  /** Caller id; the deployment's TWILIO_FROM_NUMBER when unset. */
+  from?: string;
+  /** What the callee hears; the deployment's TwiML when neither is set. */
+  twimlUrl?: string;
+  twiml?: string;
+}
+
+/** The bounds a deployment puts on run options (from its configuration). */
+export interface CallPolicy {
+  /** Caller ids a run may use (TWILIO_FROM_NUMBER always may). */
+  allowedFrom: readonly string[];
+  /** A run's twiml_url must start with one of these; none = runs cannot set a TwiML URL. */
+  twimlUrlPrefixes: readonly string[];
+  /** Largest inline TwiML a run may carry, in bytes; 0 = runs cannot set inline TwiML. */
+  maxTwimlBytes: number;
+}
+
+export const RETRY_DEFAULTS = {
+  on: ['busy', 'no-answer'] as RetryableOutcome[],
+  delaySeconds: 600,
+  maxAttempts: 3,
+};
+export const RETRY_LIMITS = { maxDelaySeconds: 7 * 24 * 3600, maxAttempts: 10 };
+export const WINDOW_DEFAULT_DAYS: Weekday[] = [...WEEKDAYS];
+
+const E164 = /^\+[1-9]\d{7,14}$/;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads the option fields of a run request; every problem goes to `details`. */
+export function validateRunOptions(
+  body: Record<string, unknown>,
+  policy: CallPolicy,
+  details: ErrorDetail[],
+): RunOptions {
+  const options: RunOptions = {};
+  const problem = (field: string, message: string) => details.push({ field, message });
+
+  if (body.retry !== undefined && body.retry !== null) {
+    const retry = validateRetry(body.retry, problem);
+    if (retry) options.retry = retry;
+  }
+  if (body.window !== undefined && body.window !== null) {
+    const window = validateWindow(body.window, problem);
+    if (window) options.window = window;
+  }
+  if (body.from !== undefined && body.from !== null) {
+    if (typeof body.from !== 'string' || !E164.test(body.from)) {
+      problem('from', 'expected a caller id in E.164 (+15005550006)');
+    } else if (!policy.allowedFrom.includes(body.from)) {
+      problem('from', 'this caller id is not allowed here (ALLOWED_FROM_NUMBERS)');
+    } else {
+      options.from = body.from;
+    }
+  }
+  const hasUrl = body.twiml_url !== undefined && body.twiml_url !== null;
+  const hasTwiml = body.twiml !== undefined && body.twiml !== null;
+  if (hasUrl && hasTwiml) problem('twiml', 'give twiml_url or twiml, not both');
+  else if (hasUrl) {
+    const url = validateTwimlUrl(body.twiml_url, policy, problem);
+    if (url) options.twimlUrl = url;
+  } else if (hasTwiml) {
+    const twiml = validateTwiml(body.twiml, policy, problem);
+    if (twiml) options.twiml = twiml;
+  }
+  return options;
+}
+
+type Problem = (field: string, message: string) => void;
+
+function wholeNumber(value: unknown, min: number, max: number): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
+    ? value
+    : undefined;
+}
+
+function unknownFields(value: Record<string, unknown>, known: string[], prefix: string, problem: Problem) {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) problem(`${prefix}.${key}`, `unknown field; expected ${known.join(', ')}`);
+  }
+}
+
+function validateRetry(value: unknown, problem: Problem): RetryPolicy | undefined {
+  if (!isPlainObject(value)) {
+    problem('retry', 'expected an object { on, delay_seconds, max_attempts }');
+    return undefined;
+  }
+  unknownFields(value, ['on', 'delay_seconds', 'max_attempts'], 'retry', problem);
+  let ok = true;
+  let on = RETRY_DEFAULTS.on;
+  if (value.on !== undefined) {
+    const list = value.on;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      !list.every((o) => (RETRYABLE_OUTCOMES as readonly unknown[]).includes(o)) ||
+      new Set(list).size !== list.length
+    ) {
+      problem(
+        'retry.on',
+        `expected a non-empty list of distinct outcomes from ${RETRYABLE_OUTCOMES.join(', ')}`,
+      );
+      ok = false;
+    } else {
+      on = list as RetryableOutcome[];
+    }
+  }
+  let delaySeconds = RETRY_DEFAULTS.delaySeconds;
+  if (value.delay_seconds !== undefined) {
+    const delay = wholeNumber(value.delay_seconds, 0, RETRY_LIMITS.maxDelaySeconds);
+    if (delay === undefined) {
+      problem('retry.delay_seconds', `expected whole seconds from 0 to ${RETRY_LIMITS.maxDelaySeconds}`);
+      ok = false;
+    } else delaySeconds = delay;
+  }
+  let maxAttempts = RETRY_DEFAULTS.maxAttempts;
+  if (value.max_attempts !== undefined) {
+    const max = wholeNumber(value.max_attempts, 1, RETRY_LIMITS.maxAttempts);
+    if (max === undefined) {
+      problem(
+        'retry.max_attempts',
+        `expected a whole number from 1 to ${RETRY_LIMITS.maxAttempts} (calls per lead)`,
+      );
+      ok = false;
+    } else maxAttempts = max;
+  }
+  return ok ? { on, delaySeconds, maxAttempts } : undefined;
+}
+
+function validateWindow(value: unknown, problem: Problem): CallingWindow | undefined {
+  if (!isPlainObject(value)) {
+    problem('window', 'expected an object { time_zone, days, start, end }');
+    return undefined;
+  }
+  unknownFields(value, ['time_zone', 'days', 'start', 'end'], 'window', problem);
+  let ok = true;
+  const timeZone = value.time_zone;
+  if (typeof timeZone !== 'string' || !isValidTimeZone(timeZone)) {
+    problem('window.time_zone', 'required, an IANA time zone such as Asia/Jerusalem');
+    ok = false;
+  }
+  let days = WINDOW_DEFAULT_DAYS;
+  if (value.days !== undefined) {
+    const list = value.days;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      !list.every((d) => (WEEKDAYS as readonly unknown[]).includes(d)) ||
+      new Set(list).size !== list.length
+    ) {
+      problem('window.days', `expected a non-empty list of distinct days from ${WEEKDAYS.join(', ')}`);
+      ok = false;
+    } else {
+      days = WEEKDAYS.filter((d) => list.includes(d));
+    }
+  }
+  const start = typeof value.start === 'string' ? minutesOf(value.start) : undefined;
+  const end = typeof value.end === 'string' ? minutesOf(value.end, { end: true }) : undefined;
+  if (start === undefined) problem('window.start', 'required, a local time HH:MM (09:00)');
+  if (end === undefined) problem('window.end', 'required, a local time HH:MM (20:00) or 24:00');
+  if (start === undefined || end === undefined) ok = false;
+  else if (end <= start) {
+    problem('window.end', 'must be after window.start (a window cannot span midnight)');
+    ok = false;
+  }
+  return ok
+    ? { timeZone: timeZone as string, days, start: value.start as string, end: value.end as string }
+    : undefined;
+}
+
+function validateTwimlUrl(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
+  if (typeof value !== 'string' || !URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    problem('twiml_url', 'expected an http(s) URL');
+    return undefined;
+  }
+  if (policy.twimlUrlPrefixes.length === 0) {
+    problem('twiml_url', 'runs cannot choose a TwiML URL here (TWIML_URL_ALLOWED_PREFIXES is empty)');
+    return undefined;
+  }
+  if (!policy.twimlUrlPrefixes.some((prefix) => value.startsWith(prefix))) {
+    problem('twiml_url', 'not under an allowed prefix (TWIML_URL_ALLOWED_PREFIXES)');
+    return undefined;
+  }
+  return value;
+}
+
+function validateTwiml(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
+  if (typeof value !== 'string' || !/<Response[\s>/]/.test(value)) {
+    problem('twiml', 'expected TwiML: <Response>…</Response>');
+    return undefined;
+  }
+  if (policy.maxTwimlBytes === 0) {
+    problem('twiml', 'runs cannot carry inline TwiML here (MAX_TWIML_BYTES is 0)');
+    return undefined;
+  }
+  const bytes = Buffer.byteLength(value);
+  if (bytes > policy.maxTwimlBytes) {
+    problem('twiml', `${bytes} bytes, at most ${policy.maxTwimlBytes} allowed`);
+    return undefined;
+  }
+  return value;
+}
+
+/** The options as a client sees them in a RunView (the request's own field names). */
+export function optionsView(options: RunOptions) {
+  return {
+    retry: options.retry
+      ? {
+          on: [...options.retry.on],
+          delay_seconds: options.retry.delaySeconds,
+          max_attempts: options.retry.maxAttempts,
+        }
+      : null,
+    window: options.window
+      ? {
+          time_zone: options.window.timeZone,
+          days: [...options.window.days],
+          start: options.window.start,
+          end: options.window.end,
+        }
+      : null,
+    from: options.from ?? null,
+    twiml_url: options.twimlUrl ?? null,
+    twiml: options.twiml ?? null,
+  };
+}
+
+/** Query parameters a CSV upload may carry, with the JSON field each one stands for. */
+const QUERY_OPTIONS = [
+  'concurrency',
+  'retry.on',
+  'retry.delay_seconds',
+  'retry.max_attempts',
+  'window.time_zone',
+  'window.days',
+  'window.start',
+  'window.end',
+  'from',
+  'twiml_url',
+  'twiml',
+] as const;
+const LIST_OPTIONS = new Set(['retry.on', 'window.days']);
+const NUMBER_OPTIONS = new Set(['concurrency', 'retry.delay_seconds', 'retry.max_attempts']);
+
+/**
+ * A CSV upload's options come in the query string under the JSON field paths
+ * (`?concurrency=3&retry.on=busy,no-answer&window.time_zone=Asia/Jerusalem`). Returns the JSON shape,
+ * so that one validator serves both; an unknown parameter is a problem (a typo must not pass silently).
+ */
+export function optionsFromQuery(
+  query: Record<string, string | undefined>,
+  details: ErrorDetail[],
+): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(query)) {
+    if (raw === undefined) continue;
+    if (!(QUERY_OPTIONS as readonly string[]).includes(name)) {
+      details.push({ field: name, message: `unknown option; expected one of ${QUERY_OPTIONS.join(', ')}` });
+      continue;
+    }
+    let value: unknown = raw;
+    if (LIST_OPTIONS.has(name)) value = raw.split(',').map((item) => item.trim());
+    else if (NUMBER_OPTIONS.has(name) && /^\d+$/.test(raw)) value = Number(raw);
+    const [head, tail] = name.split('.') as [string, string | undefined];
+    if (tail === undefined) body[head] = value;
+    else body[head] = { ...(body[head] as Record<string, unknown> | undefined), [tail]: value };
+  }
+  return body;
+}
