@@ -1,0 +1,400 @@
+// The `dialgate` CLI against the whole local stack (in this process, with the Twilio simulator and an
+// API key): every command, its exit code, and what it writes where — data on stdout, messages on
+// stderr — including bad input. Most runs call `main` in-process; a few run bin/dialgate.ts as a child,
+// as a script would. Commands whose API routes have not landed yet are skipped, saying so.
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
+import { type CliIo, EXIT, main } from '../../lib/cli/main.ts';
+import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { mulberry32 } from '../../lib/local/twilio-simulator.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const API_KEY = 'cli-test-key';
+/** Twilio's magic number that fails at create (21211): a lead that ends `failed`. */
+const INVALID_NUMBER = '+15005550001';
+
+let stack: LocalStack;
+let dir: string;
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    port: 0,
+    apiKey: API_KEY,
+    pollers: 2,
+    simulator: { ringMs: 30, talkMs: 120, random: mulberry32(8) },
+    // The functions' metrics would print to this process's stdout: keep test output to what fails.
+    functionEnv: { POWERTOOLS_METRICS_DISABLED: 'true' },
+    onError: (error, where) => console.error(`[local] ${where}:`, error),
+  });
+  dir = mkdtempSync(join(tmpdir(), 'dialgate-cli-'));
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function capture(isTTY = false) {
+  let text = '';
+  return {
+    stream: { write: (chunk: string) => (text += chunk), isTTY, columns: 120 },
+    text: () => text,
+  };
+}
+
+/** `dialgate …` in this process, pointed at the stack with its key unless env says otherwise. */
+async function cli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  tty = false,
+): Promise<Result> {
+  const stdout = capture(tty);
+  const stderr = capture();
+  const io: CliIo = {
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    env: { DIALGATE_API_URL: stack.apiUrl, DIALGATE_API_KEY: API_KEY, ...env },
+    watchIntervalMs: 100,
+  };
+  const code = await main(args, io);
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+/** bin/dialgate.ts as its own process, as a shell script runs it (stdout is a pipe, not a TTY). */
+function child(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((done) => {
+    execFile(
+      join(REPO, 'node_modules', '.bin', 'tsx'),
+      [join(REPO, 'bin', 'dialgate.ts'), ...args],
+      {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          PATH: `${join(REPO, 'node_modules', '.bin')}:${process.env.PATH}`,
+          DIALGATE_API_URL: stack.apiUrl,
+          DIALGATE_API_KEY: API_KEY,
+          ...env,
+        },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) => {
+        const code = error ? ((error as { code?: unknown }).code as number) : 0;
+        done({ code: typeof code === 'number' ? code : -1, stdout, stderr });
+      },
+    );
+  });
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+let numbers = 0;
+/** Fresh E.164 numbers, so that runs never share a lead. */
+function phones(count: number): string[] {
+  return Array.from({ length: count }, () => `+1415${String(5_551_000 + numbers++).padStart(7, '0')}`);
+}
+
+function leadsCsv(list: string[]): string {
+  return `phone,name\n${list.map((phone, i) => `${phone},Lead ${i}`).join('\n')}\n`;
+}
+
+/** Whether the API has a route yet (run controls, lists): 404 "No route" or 405 means not. */
+async function hasRoute(method: string, path: string): Promise<boolean> {
+  const response = await fetch(`${stack.apiUrl}${path}`, { method, headers: { 'x-api-key': API_KEY } });
+  const body = (await response.json().catch(() => ({}))) as { error?: { message?: string } };
+  return !(
+    response.status === 405 ||
+    (response.status === 404 && /^No route/.test(body.error?.message ?? ''))
+  );
+}
+
+async function requireRoute(ctx: TestContext, method: string, path: string) {
+  if (!(await hasRoute(method, path))) ctx.skip(`${method} ${path} is not in this API yet`);
+}
+
+async function createRun(count: number, concurrency = 2): Promise<string> {
+  const result = await cli([
+    'runs',
+    'create',
+    file(`run-${numbers}.csv`, leadsCsv(phones(count))),
+    '--concurrency',
+    String(concurrency),
+  ]);
+  expect(result, result.stderr).toMatchObject({ code: EXIT.ok });
+  return result.stdout.trim();
+}
+
+async function waitForStatus(runId: string, statuses: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { stdout } = await cli(['runs', 'show', runId, '--format', 'json']);
+    if (statuses.includes(JSON.parse(stdout).status)) return;
+    if (Date.now() > deadline) throw new Error(`run ${runId} never reached ${statuses.join('/')}: ${stdout}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('usage', () => {
+  test('--help prints the usage and exit codes on stdout; no command prints it on stderr, exit 2', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(EXIT.ok);
+    expect(help.stdout).toContain('runs create <leads.csv>');
+    expect(help.stdout).toContain('Exit codes:');
+    const none = await cli([]);
+    expect(none.code).toBe(EXIT.usage);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('Usage: dialgate');
+  });
+
+  test.each([
+    [['frob'], 'unknown command "frob"'],
+    [['runs'], 'runs needs a subcommand'],
+    [['runs', 'watch'], 'usage: dialgate runs watch <run-id>'],
+    [['runs', 'show', 'a', 'b'], 'usage: dialgate runs show <run-id>'],
+    [['runs', 'list', '--bogus'], "Unknown option '--bogus'"],
+    [['runs', 'pause', 'x', '--status', 'failed'], 'runs pause takes no --status'],
+    [['runs', 'create', 'x.csv', '--concurrency', 'three'], '--concurrency must be a whole number'],
+    [['calls', 'x', '--format', 'xml'], '--format must be one of table, csv, json'],
+    [['runs', 'list', '--api', 'ftp://example'], '--api must be an http(s) URL'],
+  ])('%j is a usage error', async (args, message) => {
+    const result = await cli(args);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).toMatch(/^dialgate: /);
+  });
+});
+
+describe('runs create: the CSV is checked before anything is sent', () => {
+  test('a missing file: exit 4, named', async () => {
+    const before = stack.simulator!.stats().createRequests;
+    const result = await cli(['runs', 'create', join(dir, 'nope.csv')]);
+    expect(result.code).toBe(EXIT.invalidInput);
+    expect(result.stderr).toBe(`dialgate: cannot read ${join(dir, 'nope.csv')}: no such file\n`);
+    expect(result.stdout).toBe('');
+    expect(stack.simulator!.stats().createRequests).toBe(before);
+  });
+
+  test('bad rows are named by their line in the file; nothing is created', async () => {
+    const [a, b] = phones(2);
+    const path = file(
+      'bad.csv',
+      [
+        'phone,name,note',
+        `${a},Ada,"multi`, // a quoted cell over two lines: the next lead is on line 4
+        'line note"',
+        '12345,Bob,',
+        `${b},Cy,`,
+        `${a},Ada again,`,
+        '',
+      ].join('\n'),
+    );
+    const result = await cli(['runs', 'create', path]);
+    expect(result.code).toBe(EXIT.invalidInput);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`${path}:4: phone: not a phone number in E.164 form`);
+    expect(result.stderr).toContain(`${path}:6: phone: the same number as line 2`);
+    expect(result.stderr).toMatch(/dialgate: .*bad\.csv: 2 lead\(s\) are invalid; nothing was sent\.\n$/);
+  });
+
+  test.each([
+    ['no phone column', 'name,number\nAda,+14155550100\n', ':1: expected a "phone" column'],
+    ['an empty file', '', 'The file is empty'],
+    ['a header only', 'phone\n', 'the file has a header row but no leads'],
+    ['a short row', 'phone,name\n+14155550100\n', ':2: 1 cells where the header has 2'],
+    ['an unclosed quote', 'phone,name\n+14155550100,"Ada\n', ':2: a quote (") is never closed'],
+  ])('%s: exit 4 with the reason', async (_, text, message) => {
+    const path = file('broken.csv', text);
+    const result = await cli(['runs', 'create', path]);
+    expect(result.code).toBe(EXIT.invalidInput);
+    expect(result.stderr).toContain(message);
+    expect(result.stdout).toBe('');
+  });
+
+  test("the API's own refusal (concurrency above its maximum): exit 4, its message", async () => {
+    const result = await cli(['runs', 'create', file('ok.csv', leadsCsv(phones(1))), '--concurrency', '500']);
+    expect(result.code).toBe(EXIT.invalidInput);
+    expect(result.stderr).toContain('"concurrency" must be a whole number from 1 to');
+    expect(result.stderr).toContain('(HTTP 400 invalid_request)');
+  });
+});
+
+describe('a run from the command line', () => {
+  test('create --watch as a script runs it: the id first on stdout, plain progress lines, exit 0 when completed', async () => {
+    const list = phones(8);
+    const path = file('watch.csv', leadsCsv(list));
+    const result = await child([
+      'runs',
+      'create',
+      path,
+      '--concurrency',
+      '2',
+      '--watch',
+      '--interval',
+      '0.2',
+    ]);
+    expect(result.code, result.stderr).toBe(EXIT.ok);
+    const lines = result.stdout.trim().split('\n');
+    const runId = lines[0]!;
+    expect(runId).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(result.stderr).toContain(`dialgate: run ${runId} started: 8 leads, concurrency 2`);
+    // Not a terminal: timestamped lines, no escape codes.
+    expect(result.stdout).not.toContain('\x1b');
+    for (const line of lines.slice(1, -1)) {
+      expect(line).toMatch(
+        new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z ${runId} \\w+: \\d+/8 done .* live (\\d+)/2 `),
+      );
+      expect(Number(/ live (\d+)\/2 /.exec(line)![1])).toBeLessThanOrEqual(2);
+    }
+    expect(lines.at(-1)).toBe(`run ${runId} completed: 8/8 done; outcomes: completed 8`);
+    // The cap, from the outside: Twilio never saw more than 2 of this run's calls live.
+    expect(stack.simulator!.stats().runs[runId]!.maxLive).toBeLessThanOrEqual(2);
+
+    const show = await cli(['runs', 'show', runId]);
+    expect(show.code).toBe(EXIT.ok);
+    expect(show.stdout).toContain('status:    completed');
+    expect(show.stdout).toContain('leads:     8 (8 done, 0 waiting)');
+    const json = await cli(['runs', 'show', runId, '--format', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      run_id: runId,
+      status: 'completed',
+      completed: 8,
+      total_leads: 8,
+    });
+
+    // Watching a run that is over ends at once.
+    const again = await cli(['runs', 'watch', runId]);
+    expect(again.code).toBe(EXIT.ok);
+    expect(again.stdout.trim().split('\n').at(-1)).toBe(
+      `run ${runId} completed: 8/8 done; outcomes: completed 8`,
+    );
+  });
+
+  test('watch in a terminal draws one bar, redrawn in place', async () => {
+    const runId = await createRun(4, 2);
+    const result = await cli(['runs', 'watch', runId], { NO_COLOR: '1' }, true);
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toContain('\r\x1b[2K[');
+    expect(result.stdout).toMatch(/\] 4\/4 {2}live 0\/2 {2}failed 0 {2}completed/);
+    expect(result.stdout).not.toContain('\x1b[32m'); // NO_COLOR
+  });
+
+  test('an unknown run: exit 3 for show, watch and the controls', async () => {
+    for (const args of [
+      ['runs', 'show', 'no-such-run'],
+      ['runs', 'watch', 'no-such-run'],
+    ]) {
+      const result = await cli(args);
+      expect(result.code).toBe(EXIT.notFound);
+      expect(result.stderr).toContain('No run with id "no-such-run"');
+    }
+  });
+
+  test('no API key: exit 1 with the reason; an API that is not there: exit 5', async () => {
+    const noKey = await cli(['runs', 'show', 'x'], { DIALGATE_API_KEY: undefined });
+    expect(noKey.code).toBe(EXIT.apiError);
+    expect(noKey.stderr).toContain('Send your API key in x-api-key. (HTTP 401 unauthorized)');
+    const wrongKey = await cli(['runs', 'show', 'x'], { DIALGATE_API_KEY: 'nope' });
+    expect(wrongKey.code).toBe(EXIT.apiError);
+    expect(wrongKey.stderr).toContain('HTTP 403');
+    const away = await cli(['runs', 'show', 'x', '--api', 'http://127.0.0.1:9']);
+    expect(away.code).toBe(EXIT.unreachable);
+    expect(away.stderr).toContain('dialgate: cannot reach the API at http://127.0.0.1:9');
+  });
+});
+
+describe('commands on the run-controls API', () => {
+  test('runs list: newest first, as a table or JSON', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs');
+    const runId = await createRun(1, 1);
+    const table = await cli(['runs', 'list', '--limit', '5']);
+    expect(table.code).toBe(EXIT.ok);
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^RUN\s+STATUS\s+CREATED\s+LEADS\s+DONE\s+FAILED\s+LIVE\s+CAP$/,
+    );
+    expect(table.stdout.split('\n')[1]).toContain(runId);
+    const json = await cli(['runs', 'list', '--format', 'json', '--limit', '1']);
+    const page = JSON.parse(json.stdout) as { runs: { run_id: string }[]; next_cursor: string | null };
+    expect(page.runs.map((r) => r.run_id)).toEqual([runId]);
+    expect(page.next_cursor).toEqual(expect.any(String));
+    const next = await cli([
+      'runs',
+      'list',
+      '--format',
+      'json',
+      '--limit',
+      '1',
+      '--cursor',
+      page.next_cursor!,
+    ]);
+    expect(JSON.parse(next.stdout).runs[0].run_id).not.toBe(runId);
+  });
+
+  test('pause, resume and cancel: the new status on stdout; a watched run that is canceled exits 1', async (ctx) => {
+    await requireRoute(ctx, 'POST', '/runs/x/pause');
+    stack.simulator!.configure({ talkMs: 1_500 });
+    try {
+      const runId = await createRun(6, 1);
+      const paused = await cli(['runs', 'pause', runId]);
+      expect(paused).toMatchObject({ code: EXIT.ok, stdout: `${runId} paused\n` });
+      const resumed = await cli(['runs', 'resume', runId]);
+      expect(resumed).toMatchObject({ code: EXIT.ok, stdout: `${runId} running\n` });
+      const canceled = await cli(['runs', 'cancel', runId, '--hangup']);
+      expect(canceled.code).toBe(EXIT.ok);
+      expect(canceled.stdout).toMatch(new RegExp(`^${runId} (canceling|canceled)\n$`));
+      const watched = await cli(['runs', 'watch', runId]);
+      expect(watched.code).toBe(EXIT.apiError);
+      expect(watched.stdout).toMatch(new RegExp(`run ${runId} canceled: \\d/6 done`));
+      expect(watched.stderr).toContain(`dialgate: run ${runId} ended canceled`);
+      const missing = await cli(['runs', 'pause', 'no-such-run']);
+      expect(missing.code).toBe(EXIT.notFound);
+    } finally {
+      stack.simulator!.configure({ talkMs: 120 });
+    }
+  });
+
+  test('calls: filtered by status, as CSV, JSON or a table, every page', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    const good = phones(3);
+    const path = file('calls.csv', leadsCsv([good[0]!, INVALID_NUMBER, good[1]!, good[2]!]));
+    const created = await cli(['runs', 'create', path, '--concurrency', '2', '--watch']);
+    expect(created.code, created.stderr).toBe(EXIT.ok);
+    const runId = created.stdout.split('\n')[0]!;
+    await waitForStatus(runId, ['completed']);
+
+    const csv = await cli(['calls', runId, '--status', 'failed', '--format', 'csv', '--reveal-phone']);
+    expect(csv.code, csv.stderr).toBe(EXIT.ok);
+    const [header, ...rows] = csv.stdout.trim().split('\n');
+    expect(header).toMatch(
+      /^job_id,phone,status,outcome,attempts,error_code,call_sid,queued_at,dialed_at,answered_at,ended_at/,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toContain(`,${INVALID_NUMBER},failed,`);
+    expect(rows[0]).toContain('Lead 1');
+
+    const json = await cli(['calls', runId, '--format', 'json', '--limit', '3']);
+    const calls = JSON.parse(json.stdout) as { status: string; phone: string }[];
+    expect(calls).toHaveLength(3);
+    // Without --reveal-phone, numbers are masked.
+    expect(calls.some((call) => good.includes(call.phone))).toBe(false);
+
+    const table = await cli(['calls', runId]);
+    expect(table.stdout.split('\n')[0]).toMatch(/^JOB\s+PHONE\s+STATUS\s+OUTCOME/);
+    expect(table.stdout.trim().split('\n')).toHaveLength(5);
+    const unknown = await cli(['calls', 'no-such-run']);
+    expect(unknown.code).toBe(EXIT.notFound);
+  });
+});
