@@ -1,6 +1,7 @@
-// `npm run invoke -- <function> <event.json>`: one handler, one event, against fresh local emulators
-// (DATA_DIR to reuse the data `npm start` kept) and the Twilio simulator, like `sam local invoke`.
-// Prints the handler's result as JSON; exits 1 if it threw.
+// `npm run invoke -- <function> <event.json>…`: one handler, one event (or several, in order, on the
+// same data), against fresh local emulators (DATA_DIR to reuse what `npm start` kept) and the Twilio
+// simulator, like `sam local invoke`. Prints the result as JSON (an array for several events);
+// exits 1 if the handler threw.
 //   npm run invoke -- api events/api-gateway/create-run.json
 //   npm run invoke -- webhook function-url/twilio-status-forged      (the events/ prefix and .json are optional)
 //   echo '{"Records": []}' | npm run invoke -- dispatcher -
@@ -12,7 +13,7 @@ import { functionEnvironment, functionName, setEnvironment, startEmulators } fro
 import { startTwilioSimulator, type TwilioSimulator } from '../lib/local/twilio-simulator.ts';
 import { FUNCTIONS, type FunctionName } from '../lib/resources.ts';
 
-const usage = `usage: npm run invoke -- <${Object.keys(FUNCTIONS).join('|')}> <event.json | ->`;
+const usage = `usage: npm run invoke -- <${Object.keys(FUNCTIONS).join('|')}> <event.json | ->…`;
 const isFunctionName = (name: string): name is FunctionName => Object.hasOwn(FUNCTIONS, name);
 
 function fail(message: string): never {
@@ -40,12 +41,12 @@ function readEvent(argument: string): unknown {
   }
 }
 
-const [name, eventArgument] = process.argv.slice(2);
-if (!name || !eventArgument) fail(usage);
+const [name, ...eventArguments] = process.argv.slice(2);
+if (!name || eventArguments.length === 0) fail(usage);
 if (!isFunctionName(name)) fail(`unknown function "${name}"\n${usage}`);
 const spec = FUNCTIONS[name];
 if (!existsSync(resolve(REPO_ROOT, spec.entry))) fail(`${spec.entry} does not exist yet`);
-const event = readEvent(eventArgument);
+const events = eventArguments.map(readEvent);
 
 // One invocation is worth reading in full; `npm start` is quieter.
 process.env.POWERTOOLS_LOG_LEVEL ??= process.env.LOG_LEVEL ?? 'INFO';
@@ -73,15 +74,19 @@ try {
       : {}),
   });
   const fn = await loadFunction<unknown, unknown>(functionName(name), spec);
-  const started = performance.now();
-  try {
-    const result = await fn.invoke(event);
-    console.log(JSON.stringify(result ?? null, null, 2));
-  } catch (error) {
-    console.error(`${name} threw:`, error);
-    exitCode = 1;
+  const results: unknown[] = [];
+  for (const event of events) {
+    const started = performance.now();
+    try {
+      results.push((await fn.invoke(event)) ?? null);
+    } catch (error) {
+      console.error(`${name} threw:`, error);
+      results.push({ errorType: (error as Error).name, errorMessage: (error as Error).message });
+      exitCode = 1;
+    }
+    console.error(`(${name}: ${(performance.now() - started).toFixed(0)} ms)`);
   }
-  console.error(`(${name}: ${(performance.now() - started).toFixed(0)} ms)`);
+  console.log(JSON.stringify(events.length === 1 ? results[0] : results, null, 2));
 } finally {
   await simulator?.stop();
   await Promise.allSettled([emulators.sqs.stop(), emulators.dynamo.stop()]);

@@ -253,6 +253,8 @@ describe('npm start against an external Twilio double', () => {
     // npm itself dies of the SIGINT at once (as in a terminal); what matters is what it leaves behind.
     expect(code === 0 || signal === 'SIGINT').toBe(true);
     expect(await waitUntilGone(children, 15_000)).toEqual([]);
+    // The last lines may still be in the pipe when the processes are gone.
+    if (!started!.child.stdout!.readableEnded) await once(started!.child.stdout!, 'end');
     expect(started!.output()).toContain('stopped.');
   }, 30_000);
 });
@@ -304,9 +306,9 @@ describe('npm start with API_KEY and the built-in simulator', () => {
 });
 
 describe('npm run invoke on the sample events', () => {
-  const invoke = (fn: string, event: string) =>
+  const invoke = (fn: string, ...events: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolvePromise) => {
-      const child = spawn('npm', ['run', '-s', 'invoke', '--', fn, event], {
+      const child = spawn('npm', ['run', '-s', 'invoke', '--', fn, ...events], {
         cwd: REPO,
         env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -323,15 +325,13 @@ describe('npm run invoke on the sample events', () => {
     });
 
   test('a create-run event is accepted; a signed callback is taken, a forged one refused', async () => {
-    const [created, signed, forged] = await Promise.all([
+    const [created, callbacks] = await Promise.all([
       invoke('api', 'events/api-gateway/create-run.json'),
-      invoke('webhook', 'function-url/twilio-status-completed'),
-      invoke('webhook', 'function-url/twilio-status-forged'),
+      invoke('webhook', 'function-url/twilio-status-completed', 'function-url/twilio-status-forged'),
     ]);
-    for (const result of [created, signed, forged]) expect(result.code, result.stderr).toBe(0);
+    for (const result of [created, callbacks]) expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ statusCode: 202 });
-    expect(JSON.parse(signed.stdout)).toMatchObject({ statusCode: 200 });
-    expect(JSON.parse(forged.stdout)).toMatchObject({ statusCode: 403 });
+    expect(JSON.parse(callbacks.stdout)).toMatchObject([{ statusCode: 200 }, { statusCode: 403 }]);
   }, 90_000);
 });
 
