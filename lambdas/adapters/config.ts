@@ -4,6 +4,18 @@
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** A comma-separated list (blanks ignored), each item checked by `item`. */
+const commaList = (item: z.ZodString) =>
+  z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== ''),
+    )
+    .pipe(z.array(item));
 
 /** Every variable a dialgate function reads. The README's configuration table lists the same. */
 export const ENV = {
@@ -31,6 +43,18 @@ export const ENV = {
   CALL_TIME_LIMIT_SECONDS: positiveInt(900),
   /** Slack the reconciler allows past ring timeout / time limit before it asks Twilio about a slot. */
   RECONCILE_GRACE_SECONDS: positiveInt(120),
+  /** Live calls across all runs (the Twilio account's own concurrency limit); unset = no account cap. */
+  ACCOUNT_MAX_CONCURRENT_CALLS: z.coerce.number().int().positive().optional(),
+  /** calls.create per second across all runs (Twilio's default is 1 CPS); unset = not paced. */
+  ACCOUNT_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).optional(),
+  /** Caller ids a run may choose with `from`, comma-separated (TWILIO_FROM_NUMBER always may). */
+  ALLOWED_FROM_NUMBERS: commaList(
+    z.string().regex(/^\+[1-9]\d{7,14}$/, 'E.164 numbers such as +15005550006'),
+  ),
+  /** URL prefixes a run's `twiml_url` must start with, comma-separated; empty = runs cannot set one. */
+  TWIML_URL_ALLOWED_PREFIXES: commaList(z.string().url()),
+  /** Largest inline `twiml` a run may carry (Twilio takes 4000); 0 = runs cannot set inline TwiML. */
+  MAX_TWIML_BYTES: z.coerce.number().int().min(0).max(4000).default(4000),
 } as const;
 
 type EnvShape = typeof ENV;

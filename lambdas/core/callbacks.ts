@@ -3,8 +3,10 @@
 // find the holder gone or already further on, and change nothing.
 
 import type { CallbackIds } from './callback-url.ts';
-import type { Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import type { Run } from './model.ts';
+import type { Clock, Log, Release, RunStore, WorkQueue } from './ports.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
+import { armWake, refillAfterRelease } from './wake.ts';
 
 export interface StatusCallback extends CallbackIds {
   callSid: string;
@@ -56,23 +58,45 @@ export async function applyStatusCallback(
       continue;
     }
 
-    const result = await deps.store.releaseSlot({
+    // A retry goes back to the queue in the same transaction that frees the slot, with a not-before
+    // time; waiting holds no slot. The callback URL names the attempt, so a late callback of this
+    // attempt can never free the next attempt's slot.
+    const retryAt = retryTime(run!, attempt, callback.callStatus, deps.clock.now().getTime());
+    const release: Release = {
       runId,
       jobId,
       attempt,
       from: holder.state,
-      to: next,
+      to: retryAt === undefined ? next : 'queued',
+      ...(retryAt === undefined ? {} : { notBefore: retryAt }),
       outcome: callback.callStatus,
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
       callSid: callback.callSid,
+      accountSlot: holder.account === true,
       at,
-    });
+    };
+    const result = await deps.store.releaseSlot(release);
     if (result === 'released') {
-      deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus });
-      await deps.queue.requestDispatch(runId, 0, at);
+      deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus, retryAt });
+      // A paused or canceled run dials nothing: resume sends its own dispatch.
+      await refillAfterRelease(deps, runId, {
+        dispatchRun: run!.control === 'running',
+        accountSlot: holder.account === true,
+        releasedAt: at,
+      });
+      if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
       return 'released';
     }
   }
   deps.log.warn('callback gave up after repeated races', { runId, jobId, attempt });
   throw new Error('status callback lost too many races; Twilio will retry it');
+}
+
+/** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */
+export function retryTime(run: Run, attempt: number, outcome: string, nowMs: number): number | undefined {
+  const retry = run.options.retry;
+  if (!retry || run.control === 'canceled') return undefined;
+  if (!(retry.on as readonly string[]).includes(outcome) || attempt >= retry.maxAttempts) return undefined;
+  // A closed calling window is the dispatcher's to apply when the retry comes due.
+  return nowMs + retry.delaySeconds * 1000;
 }

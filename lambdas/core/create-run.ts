@@ -1,10 +1,11 @@
 // (core) POST /runs: validate, create the run, put its leads on the queue in chunks.
 
 import { createHash } from 'node:crypto';
-import { IdempotencyKeyReusedError, ValidationError } from './errors.ts';
-import { type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
+import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
+import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
 import type { Clock, LeadChunk, RunStore, WorkQueue } from './ports.ts';
+import { type CallPolicy, type RunOptions, validateRunOptions } from './run-options.ts';
 
 /**
  * Leads per queue message. Ingesting a chunk is one DynamoDB transaction (≤ 100 items): the chunk's
@@ -17,12 +18,16 @@ export interface CreateRunDeps {
   queue: WorkQueue;
   clock: Clock;
   limits: RunLimits;
+  /** Bounds on per-run caller id and call content. */
+  policy: CallPolicy;
   newRunId: () => string;
 }
 
 export interface CreateRunOptions {
   /** The client's Idempotency-Key: a retried POST with the same key and body returns the same run. */
   idempotencyKey?: string | undefined;
+  /** How to name a bad lead: JSON paths by default, CSV lines for an upload. */
+  locate?: LeadLocator;
 }
 
 /** Printable ASCII, as the IETF Idempotency-Key draft and Stripe take it. */
@@ -33,14 +38,31 @@ export async function createRun(
   body: unknown,
   options: CreateRunOptions = {},
 ): Promise<RunView> {
-  const request = validateRunRequest(body, deps.limits);
+  const runOptions = validRunOptions(body, deps.policy);
+  const request = validateRunRequest(body, deps.limits, {
+    ...(options.locate ? { locate: options.locate } : {}),
+    checkTimeZone: runOptions.window !== undefined,
+  });
   const { leads, concurrency } = request;
+  const chunks = chunk(
+    leads.map((lead, index) => ({ jobId: jobIdFor(index), ...lead })),
+    LEADS_PER_CHUNK,
+  );
   let runId = deps.newRunId();
   const createdAt = deps.clock.now().toISOString();
   const claim =
-    options.idempotencyKey === undefined ? undefined : idempotencyClaim(options.idempotencyKey, request);
+    options.idempotencyKey === undefined
+      ? undefined
+      : idempotencyClaim(options.idempotencyKey, { ...request, options: runOptions });
   const created = await deps.store.createRun(
-    { runId, createdAt, concurrency, totalLeads: leads.length },
+    {
+      runId,
+      createdAt,
+      concurrency,
+      totalLeads: leads.length,
+      options: runOptions,
+      chunkCount: chunks.length,
+    },
     claim,
   );
   if (created.kind === 'existing') {
@@ -52,23 +74,34 @@ export async function createRun(
     runId = created.runId;
   }
 
-  const jobs: NewJob[] = leads.map((lead, index) => ({ jobId: jobIdFor(index), ...lead }));
-  await deps.queue.sendLeadChunks(runId, chunk(jobs, LEADS_PER_CHUNK));
+  await deps.queue.sendLeadChunks(runId, chunks);
 
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished right after it was created');
   return toRunView(run);
 }
 
-export function chunk(jobs: NewJob[], size: number): LeadChunk[] {
+/** Splits jobs into queue messages, numbered from `first` (an append continues the run's numbering). */
+export function chunk(jobs: NewJob[], size: number, first = 0): LeadChunk[] {
   const chunks: LeadChunk[] = [];
   for (let start = 0; start < jobs.length; start += size) {
-    chunks.push({ chunk: chunks.length, jobs: jobs.slice(start, start + size) });
+    chunks.push({ chunk: first + chunks.length, jobs: jobs.slice(start, start + size) });
   }
   return chunks;
 }
 
-function idempotencyClaim(key: string, request: ValidRunRequest) {
+/** The run options of a request body; throws naming every bad field. */
+function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
+  const details: ErrorDetail[] = [];
+  const runOptions = validateRunOptions(body as Record<string, unknown>, policy, details);
+  if (details.length > 0) {
+    throw new ValidationError(`${details.length} run option(s) are invalid; nothing was created.`, details);
+  }
+  return runOptions;
+}
+
+function idempotencyClaim(key: string, request: ValidRunRequest & { options: RunOptions }) {
   if (!IDEMPOTENCY_KEY.test(key)) {
     throw new ValidationError('The Idempotency-Key header must be 1–255 printable ASCII characters.', [
       { field: 'Idempotency-Key', message: 'expected 1–255 printable ASCII characters' },

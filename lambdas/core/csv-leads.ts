@@ -3,7 +3,9 @@
 // the row number a spreadsheet shows (as long as no cell holds a line break).
 
 import { CsvError, parse } from 'csv-parse/sync';
-import { ValidationError } from './errors.ts';
+import { type ErrorDetail, ValidationError } from './errors.ts';
+import { csvLeadLocator, type LeadLocator } from './leads.ts';
+import { optionsFromQuery } from './run-options.ts';
 
 export interface CsvLeads {
   /** One object per data row: `phone` plus the other columns, as the JSON API takes them. */
@@ -74,4 +76,27 @@ export function parseCsvLeads(text: string): CsvLeads {
     leads.push(lead);
   }
   return { leads, lines };
+}
+
+/**
+ * A CSV upload as the JSON request it stands for: the leads from the body and, for a new run, the
+ * options from the query string (`?concurrency=3&retry.on=busy`); an append takes no options.
+ */
+export function csvRequest(
+  text: string,
+  query: Record<string, string | undefined> | null | undefined,
+  options: { runOptions: boolean },
+): { body: Record<string, unknown>; locate: LeadLocator } {
+  const details: ErrorDetail[] = [];
+  const fields: Record<string, unknown> = {};
+  if (options.runOptions) Object.assign(fields, optionsFromQuery(query ?? {}, details));
+  else {
+    for (const name of Object.keys(query ?? {})) {
+      details.push({ field: name, message: 'appended leads take the run’s own options' });
+    }
+  }
+  if (details.length > 0)
+    throw new ValidationError('Invalid options in the query string; nothing was created.', details);
+  const { leads, lines } = parseCsvLeads(text);
+  return { body: { ...fields, leads }, locate: csvLeadLocator(lines) };
 }

@@ -3,8 +3,13 @@
 // holds whatever Twilio does next; see DESIGN.md, invariants 1–3.
 
 import { buildCallbackUrl } from './callback-url.ts';
-import { maskPhone } from './leads.ts';
+import { isValidTimeZone, nextOpening } from './calling-window.ts';
+import { LEAD_TIME_ZONE, maskPhone } from './leads.ts';
+import type { NewJob, Run } from './model.ts';
 import type {
+  AccountLimits,
+  AcquireResult,
+  CallControl,
   CallRequest,
   Clock,
   Log,
@@ -14,6 +19,7 @@ import type {
   WorkMessage,
   WorkQueue,
 } from './ports.ts';
+import { armWake, refillAfterRelease } from './wake.ts';
 
 export interface CallSettings {
   from: string;
@@ -32,7 +38,20 @@ export interface DispatchDeps {
   calls: CallSettings;
   /** Random in [0, 1): jitter for retry delays; injectable so tests are replayable. */
   random?: () => number;
+  /** Account-wide limits across runs (ACCOUNT_MAX_CONCURRENT_CALLS, ACCOUNT_CALLS_PER_SECOND). */
+  account?: Omit<AccountLimits, 'nowMs'>;
+  /** Ends calls at the provider: cancel needs it. */
+  callControl?: CallControl;
+  /** In-process wait while the account's pace allows no create; injectable for tests. */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** Longest one invocation waits in-process for the account's pace; then it re-arms itself via SQS. */
+const MAX_PACING_WAIT_MS = 5_000;
+/** A canceled run's queued leads marked canceled per invocation; a long list goes on in the next. */
+const CANCEL_PER_INVOCATION = 990;
+/** Candidates read per round once a round found only leads outside their calling window. */
+const DEFER_BATCH = 50;
 
 /** Rounds of "look for queued jobs, take slots" in one invocation; each round is bounded by the cap. */
 const MAX_ROUNDS = 10;
@@ -41,8 +60,10 @@ const SPARE_CANDIDATES = 2;
 
 export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage): Promise<FillResult> {
   if (message.type === 'ingest') {
-    const at = deps.clock.now().toISOString();
-    const result = await deps.store.ingestChunk(message.runId, message.chunk, message.jobs, at);
+    const now = deps.clock.now();
+    const at = now.toISOString();
+    const jobs = await placeInWindow(deps, message.runId, message.jobs, now.getTime());
+    const result = await deps.store.ingestChunk(message.runId, message.chunk, jobs, at);
     deps.log.info('lead chunk ingested', {
       runId: message.runId,
       chunk: message.chunk,
@@ -74,29 +95,59 @@ export interface FillResult {
 export async function fillSlots(deps: DispatchDeps, runId: string): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
+  const pacing = { waitedMs: 0 };
   try {
+    let want = 0;
     rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
       const run = await deps.store.getRun(runId);
-      if (!run || run.control !== 'running') break;
+      if (!run) break;
+      if (run.control === 'canceled') {
+        await carryOutCancel(deps, run);
+        break;
+      }
+      if (run.control !== 'running') break;
       const free = run.concurrency - run.active;
       if (free <= 0) break;
-      const candidates = await deps.store.nextQueuedJobs(runId, free + SPARE_CANDIDATES);
-      if (candidates.length === 0) break;
+      const now = deps.clock.now().getTime();
+      want = Math.max(want, free + SPARE_CANDIDATES);
+      const candidates = await deps.store.nextQueuedJobs(runId, want, now);
+      if (candidates.length === 0) {
+        // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
+        if (run.queued > 0) {
+          const earliest = await deps.store.earliestQueued(runId);
+          if (earliest !== undefined) await armWake(deps, runId, earliest, now);
+        }
+        break;
+      }
 
       let acquired = 0;
+      let deferred = 0;
       for (const job of candidates) {
-        const result = await deps.store.acquireSlot(runId, job, deps.clock.now().toISOString());
-        if (result === 'no-slot') break rounds;
+        const window = run.options.window;
+        if (window) {
+          const opening = nextOpening(window, now, job.timeZone ?? window.timeZone);
+          if (opening > now) {
+            // Outside its calling window: back in the queue at the opening, holding no slot.
+            await deps.store.deferJob(runId, job, opening);
+            await armWake(deps, runId, opening, now);
+            deferred += 1;
+            continue;
+          }
+        }
+        const result = await takeSlot(deps, runId, job, pacing);
+        if (result === 'stop' || result === 'no-slot') break rounds;
         if (result === 'acquired') {
           acquired += 1;
           // Placed without waiting, so that the next slot is taken while this call is being created.
-          const placing = placeCall(deps, runId, job, job.attempt + 1);
+          const placing = placeCall(deps, run, job, job.attempt + 1);
           placing.catch(() => undefined); // observed below; this only keeps it from counting as unhandled
           calls.push(placing);
         }
       }
-      // Every candidate was taken by someone else and there are no more: nothing left to dial.
-      if (acquired === 0 && candidates.length < free + SPARE_CANDIDATES) break;
+      // A round of leads all outside their window: read more at once, the window is closed for many.
+      if (deferred === candidates.length) want = DEFER_BATCH;
+      else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more
+      if (round === MAX_ROUNDS - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
     }
   } catch (error) {
     stoppedBy = { error };
@@ -110,22 +161,141 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
   return { placed: settled.filter((result) => result.status === 'fulfilled' && result.value).length };
 }
 
-/** Places one call for a job whose slot is held; true when Twilio accepted it. */
-async function placeCall(
+/**
+ * One acquire, with the account's limits: a paced-out acquire waits 1/cps in-process (a few times at
+ * most, then the run re-arms itself via SQS instead of spinning); a full account registers the run
+ * to be woken when any account slot frees, then tries once more, so a slot freed in between is not
+ * missed. `stop`: stop filling this run now (it will be woken).
+ */
+async function takeSlot(
   deps: DispatchDeps,
   runId: string,
   job: QueuedJob,
-  attempt: number,
-): Promise<boolean> {
+  pacing: { waitedMs: number },
+): Promise<Exclude<AcquireResult, 'paced' | 'account-full'> | 'stop'> {
+  const acquire = () => {
+    const now = deps.clock.now();
+    return deps.store.acquireSlot(
+      runId,
+      job,
+      now.toISOString(),
+      deps.account ? { ...deps.account, nowMs: now.getTime() } : undefined,
+    );
+  };
+  let result = await acquire();
+  let waitedForAccount = false;
+  for (;;) {
+    if (result === 'paced') {
+      const waitMs = 1000 / (deps.account?.callsPerSecond ?? 1);
+      if (pacing.waitedMs + waitMs > MAX_PACING_WAIT_MS) {
+        await deps.queue.requestDispatch(runId, Math.ceil(waitMs / 1000));
+        return 'stop';
+      }
+      pacing.waitedMs += waitMs;
+      await (deps.sleep ?? sleep)(waitMs);
+      result = await acquire();
+    } else if (result === 'account-full') {
+      if (waitedForAccount) return 'stop';
+      waitedForAccount = true;
+      await deps.store.addWaitingRun(runId);
+      result = await acquire();
+    } else {
+      return result;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A fresh chunk of a run with a calling window: each lead gets its time zone (its own, else the
+ * run's) and, when the window is closed for it now, its first dial waits for the opening.
+ */
+async function placeInWindow(
+  deps: DispatchDeps,
+  runId: string,
+  jobs: NewJob[],
+  now: number,
+): Promise<NewJob[]> {
+  const window = (await deps.store.getRun(runId))?.options.window;
+  if (!window) return jobs;
+  let earliest = Number.POSITIVE_INFINITY;
+  const placed = jobs.map((job) => {
+    const own = job.attributes[LEAD_TIME_ZONE];
+    const timeZone = typeof own === 'string' && isValidTimeZone(own) ? own : undefined;
+    const opening = nextOpening(window, now, timeZone ?? window.timeZone);
+    if (opening > now) earliest = Math.min(earliest, opening);
+    return { ...job, ...(timeZone ? { timeZone } : {}), ...(opening > now ? { notBefore: opening } : {}) };
+  });
+  if (Number.isFinite(earliest)) await armWake(deps, runId, earliest, now);
+  return placed;
+}
+
+/**
+ * A canceled run: its Twilio-queued and ringing calls are canceled (and, with hangup, calls in
+ * progress hung up); their slots are freed by the final callbacks that follow, never here. Its queued
+ * leads are marked canceled in batches; a long list goes on in the next invocation.
+ */
+async function carryOutCancel(deps: DispatchDeps, run: Run): Promise<void> {
+  const { runId } = run;
+  await Promise.all(
+    Object.entries(run.holders).map(async ([jobId, holder]) => {
+      if (holder.state === 'calling' && !run.hangup) return;
+      const job = await deps.store.getJob(runId, jobId);
+      // No Sid yet: the create is in flight, and placeCall cancels the call once it exists.
+      if (!job?.callSid || job.attempt !== holder.attempt) return;
+      await endCall(deps, run, job.callSid, holder.state, { runId, jobId });
+    }),
+  );
+  const at = deps.clock.now().toISOString();
+  const canceled = await deps.store.cancelQueuedJobs(runId, CANCEL_PER_INVOCATION, at);
+  if (canceled > 0) deps.log.info('queued leads canceled', { runId, canceled });
+  const after = await deps.store.getRun(runId);
+  // More than one invocation's worth, or leads the index does not list yet: go on shortly.
+  if (after && after.queued > 0) await deps.queue.requestDispatch(runId, canceled > 0 ? 0 : 1);
+}
+
+/** Cancels a call not yet answered; hangs one up when the cancel asked for it. */
+async function endCall(
+  deps: DispatchDeps,
+  run: Run,
+  callSid: string,
+  state: 'dialing' | 'calling',
+  context: { runId: string; jobId: string },
+): Promise<void> {
+  const control = deps.callControl;
+  if (!control) {
+    deps.log.warn('cannot end calls: no call control wired', context);
+    return;
+  }
+  if (state === 'dialing') {
+    const result = await control.cancelCall(callSid);
+    deps.log.info('call canceled', { ...context, callSid, result: result.kind });
+    // Answered meanwhile: Twilio refuses the cancel; hang up only if asked to.
+    if (result.kind !== 'invalid-state' || !run.hangup) return;
+  }
+  const result = await control.hangUpCall(callSid);
+  deps.log.info('call hung up', { ...context, callSid, result: result.kind });
+}
+
+/** Places one call for a job whose slot is held; true when Twilio accepted it. */
+async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: number): Promise<boolean> {
   const { calls } = deps;
+  const { runId, options } = run;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
   const result = await deps.telephony.createCall({
     to: job.phone,
-    from: calls.from,
+    from: options.from ?? calls.from,
     statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, { runId, jobId: job.jobId, attempt }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
-    content: calls.content,
+    content: options.twimlUrl
+      ? { twimlUrl: options.twimlUrl }
+      : options.twiml
+        ? { twiml: options.twiml }
+        : calls.content,
   });
   const at = deps.clock.now().toISOString();
 
@@ -133,6 +303,10 @@ async function placeCall(
     case 'created':
       deps.log.info('call placed', { ...context, callSid: result.callSid });
       await deps.store.recordCallSid(runId, job.jobId, attempt, result.callSid);
+      // A cancel that came while this call was being created could not see its Sid: end it here.
+      if ((await deps.store.getRun(runId))?.control === 'canceled') {
+        await endCall(deps, { ...run, hangup: true }, result.callSid, 'dialing', { runId, jobId: job.jobId });
+      }
       return true;
     case 'rejected':
       // Permanent: the number cannot be called. Fail the job and free its slot in one transaction.
@@ -147,7 +321,11 @@ async function placeCall(
         ...(result.code === undefined ? {} : { errorCode: result.code }),
         at,
       });
-      await deps.queue.requestDispatch(runId);
+      await refillAfterRelease(deps, runId, {
+        dispatchRun: true,
+        accountSlot: deps.account !== undefined,
+        releasedAt: at,
+      });
       return false;
     case 'throttled': {
       // Twilio never processed it: the job goes back to the queue, its slot is freed, and the
@@ -155,6 +333,7 @@ async function placeCall(
       const delaySeconds = 1 + Math.floor((deps.random ?? Math.random)() * 5);
       deps.log.warn('call throttled by telephony', { ...context, retryInSeconds: delaySeconds });
       await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
+      await refillAfterRelease(deps, runId, { dispatchRun: false, accountSlot: deps.account !== undefined });
       await deps.queue.requestDispatch(runId, delaySeconds);
       return false;
     }

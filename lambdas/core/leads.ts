@@ -58,14 +58,18 @@ function isAttributeValue(value: unknown): value is LeadAttributeValue {
   return value === null || ['string', 'number', 'boolean'].includes(typeof value);
 }
 
-export function validateRunRequest(body: unknown, limits: RunLimits): ValidRunRequest {
+export function validateRunRequest(
+  body: unknown,
+  limits: RunLimits,
+  options: LeadCheckOptions = {},
+): ValidRunRequest {
   if (!isPlainObject(body)) {
     throw new ValidationError('The request body must be a JSON object.', [
       { field: 'body', message: 'expected a JSON object with "leads" and optional "concurrency"' },
     ]);
   }
   const concurrency = validateConcurrency(body.concurrency, limits);
-  const leads = validateLeads(body.leads, limits);
+  const leads = validateLeads(body.leads, limits, options);
   return { leads, concurrency };
 }
 
@@ -141,7 +145,7 @@ export function validateLeads(
     }
     const earlier = firstRowOfPhone.get(phone);
     if (earlier !== undefined) {
-      const where = locate(earlier, 'phone');
+      const where = locate(earlier);
       report(
         row,
         'phone',

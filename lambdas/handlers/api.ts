@@ -7,25 +7,38 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { readEnv } from '../adapters/config.ts';
+import { ENV, readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
+import { appendLeads } from '../core/append-leads.ts';
 import { type CreateRunDeps, createRun } from '../core/create-run.ts';
+import { csvRequest } from '../core/csv-leads.ts';
+import { ValidationError } from '../core/errors.ts';
 import { getRunView } from '../core/get-run.ts';
-import { systemClock } from '../core/ports.ts';
-import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
+import type { LeadLocator } from '../core/leads.ts';
+import { listCalls, listRuns } from '../core/listings.ts';
+import { type Log, systemClock } from '../core/ports.ts';
+import { type ControlAction, controlRun } from '../core/run-controls.ts';
+import { bodyText, errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
 
 const logger = new Logger({ serviceName: serviceName('api') });
 
-let deps: CreateRunDeps | undefined;
-function wire(): CreateRunDeps {
+type ApiDeps = CreateRunDeps & { log: Log };
+
+let deps: ApiDeps | undefined;
+function wire(): ApiDeps {
   const env = readEnv([
     'TABLE_NAME',
     'QUEUE_URL',
     'DEFAULT_CONCURRENCY',
     'MAX_CONCURRENCY',
     'MAX_LEADS_PER_RUN',
+    'ALLOWED_FROM_NUMBERS',
+    'TWIML_URL_ALLOWED_PREFIXES',
+    'MAX_TWIML_BYTES',
   ]);
+  // The deployment's own caller id is always allowed; the API needs it only for that.
+  const defaultFrom = ENV.TWILIO_FROM_NUMBER.optional().parse(process.env.TWILIO_FROM_NUMBER);
   return {
     store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
     queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
@@ -35,14 +48,42 @@ function wire(): CreateRunDeps {
       maxConcurrency: env.MAX_CONCURRENCY,
       maxLeads: env.MAX_LEADS_PER_RUN,
     },
+    policy: {
+      allowedFrom: [...(defaultFrom ? [defaultFrom] : []), ...env.ALLOWED_FROM_NUMBERS],
+      twimlUrlPrefixes: env.TWIML_URL_ALLOWED_PREFIXES,
+      maxTwimlBytes: env.MAX_TWIML_BYTES,
+    },
     newRunId: randomUUID,
+    log: logger,
   };
 }
+
+/** A body of leads as JSON, or as CSV (`text/csv`; for a new run, options in the query string). */
+function leadsBody(
+  event: APIGatewayProxyEvent,
+  runOptions: boolean,
+): { body: unknown; locate?: LeadLocator } {
+  const contentType = header(event, 'content-type') ?? '';
+  if (/^text\/csv\b/i.test(contentType))
+    return csvRequest(bodyText(event), event.queryStringParameters, { runOptions });
+  return { body: parseJsonBody(event) };
+}
+
+function booleanParameter(event: APIGatewayProxyEvent, name: string): boolean {
+  const value = event.queryStringParameters?.[name];
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new ValidationError(`"${name}" must be true or false.`, [
+    { field: name, message: 'expected true or false' },
+  ]);
+}
+
+const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 
 type Route = {
   method: string;
   path: RegExp;
-  run: (event: APIGatewayProxyEvent, deps: CreateRunDeps, params: string[]) => Promise<APIGatewayProxyResult>;
+  run: (event: APIGatewayProxyEvent, deps: ApiDeps, params: string[]) => Promise<APIGatewayProxyResult>;
 };
 
 const ROUTES: Route[] = [
@@ -50,8 +91,10 @@ const ROUTES: Route[] = [
     method: 'POST',
     path: /^\/runs\/?$/,
     run: async (event, deps) => {
-      const view = await createRun(deps, parseJsonBody(event), {
+      const { body, locate } = leadsBody(event, true);
+      const view = await createRun(deps, body, {
         idempotencyKey: header(event, 'idempotency-key'),
+        ...(locate ? { locate } : {}),
       });
       logger.info('run created', {
         runId: view.run_id,
@@ -68,8 +111,37 @@ const ROUTES: Route[] = [
   },
   {
     method: 'GET',
-    path: /^\/runs\/([A-Za-z0-9_-]{1,64})\/?$/,
+    path: /^\/runs\/?$/,
+    run: async (event, deps) => json(200, await listRuns(deps.store, event.queryStringParameters)),
+  },
+  {
+    method: 'GET',
+    path: new RegExp(`^/runs/${RUN_ID}/?$`),
     run: async (_event, deps, [runId]) => json(200, await getRunView(deps.store, runId!)),
+  },
+  {
+    method: 'POST',
+    path: new RegExp(`^/runs/${RUN_ID}/(pause|resume|cancel)/?$`),
+    run: async (event, deps, [runId, action]) => {
+      const hangup = action === 'cancel' && booleanParameter(event, 'hangup');
+      return json(200, await controlRun(deps, runId!, action as ControlAction, { hangup }));
+    },
+  },
+  {
+    method: 'POST',
+    path: new RegExp(`^/runs/${RUN_ID}/leads/?$`),
+    run: async (event, deps, [runId]) => {
+      const { body, locate } = leadsBody(event, false);
+      const result = await appendLeads(deps, runId!, body, locate ? { locate } : {});
+      deps.log.info('leads appended', { runId, leads: result.appended });
+      return json(202, { ...result.run, appended: result.appended, first_job_id: result.first_job_id });
+    },
+  },
+  {
+    method: 'GET',
+    path: new RegExp(`^/runs/${RUN_ID}/calls/?$`),
+    run: async (event, deps, [runId]) =>
+      json(200, await listCalls(deps.store, runId!, event.queryStringParameters)),
   },
 ];
 

@@ -42,7 +42,21 @@ function wire(): DispatchDeps {
     'TWIML',
     'RING_TIMEOUT_SECONDS',
     'CALL_TIME_LIMIT_SECONDS',
+    'ACCOUNT_MAX_CONCURRENT_CALLS',
+    'ACCOUNT_CALLS_PER_SECOND',
   ]);
+  const telephony = withInjectedCrashes(
+    new TwilioTelephony({
+      credentials: credentialSource(env),
+      apiBaseUrl: env.TWILIO_API_BASE_URL,
+      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
+    }),
+    'telephony',
+  );
+  const account = {
+    ...(env.ACCOUNT_MAX_CONCURRENT_CALLS ? { maxConcurrentCalls: env.ACCOUNT_MAX_CONCURRENT_CALLS } : {}),
+    ...(env.ACCOUNT_CALLS_PER_SECOND ? { callsPerSecond: env.ACCOUNT_CALLS_PER_SECOND } : {}),
+  };
   return {
     // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
     store: withInjectedCrashes(
@@ -50,14 +64,10 @@ function wire(): DispatchDeps {
       'store',
     ),
     queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
-    telephony: withInjectedCrashes(
-      new TwilioTelephony({
-        credentials: credentialSource(env),
-        apiBaseUrl: env.TWILIO_API_BASE_URL,
-        timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
-      }),
-      'telephony',
-    ),
+    telephony,
+    callControl: telephony, // cancel: Twilio-queued and ringing calls canceled, others hung up
+    // Unset limits leave the account item out of the acquire transaction altogether.
+    ...(Object.keys(account).length > 0 ? { account } : {}),
     clock: systemClock,
     log: logger,
     calls: {

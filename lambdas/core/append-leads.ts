@@ -1,0 +1,75 @@
+// (core) POST /runs/{run_id}/leads: more leads for a run that is still going. The run's lead count
+// grows by the whole batch in one conditional write before any of it is queued, so the run cannot be
+// reported completed while appended leads are on their way, and an append to a canceled or
+// completed run is refused whole.
+
+import { chunk, LEADS_PER_CHUNK } from './create-run.ts';
+import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from './errors.ts';
+import { type LeadLocator, type RunLimits, validateLeads } from './leads.ts';
+import { jobIdFor, type RunView, runStatus, toRunView } from './model.ts';
+import type { Clock, RunStore, WorkQueue } from './ports.ts';
+
+export interface AppendLeadsDeps {
+  store: RunStore;
+  queue: WorkQueue;
+  clock: Clock;
+  limits: Pick<RunLimits, 'maxLeads'>;
+}
+
+export interface AppendResult {
+  run: RunView;
+  appended: number;
+  /** The job id of the first appended lead; the others follow in order. */
+  first_job_id: string;
+}
+
+export async function appendLeads(
+  deps: AppendLeadsDeps,
+  runId: string,
+  body: unknown,
+  options: { locate?: LeadLocator } = {},
+): Promise<AppendResult> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('The request body must be a JSON object.', [
+      { field: 'body', message: 'expected a JSON object with "leads"' },
+    ]);
+  }
+  const extra = Object.keys(body).filter((key) => key !== 'leads');
+  if (extra.length > 0) {
+    throw new ValidationError('Appended leads take the run’s own options; only "leads" may be given.', [
+      ...extra.map((field) => ({ field, message: 'not accepted when appending leads' })),
+    ]);
+  }
+  const before = await deps.store.getRun(runId);
+  if (!before) throw new NotFoundError(`No run with id "${runId}".`);
+  const leads = validateLeads((body as { leads?: unknown }).leads, deps.limits, {
+    ...(options.locate ? { locate: options.locate } : {}),
+    checkTimeZone: before.options.window !== undefined,
+  });
+
+  const chunkCount = Math.ceil(leads.length / LEADS_PER_CHUNK);
+  const reserved = await deps.store.reserveLeads(runId, {
+    leads: leads.length,
+    chunks: chunkCount,
+    maxLeads: deps.limits.maxLeads,
+  });
+  if (reserved.kind === 'not-found') throw new NotFoundError(`No run with id "${runId}".`);
+  if (reserved.kind === 'refused') {
+    const status = runStatus(reserved.run);
+    if (status === 'running' || status === 'paused') {
+      throw new PayloadTooLargeError(`A run takes at most ${deps.limits.maxLeads} leads.`, [
+        {
+          field: 'leads',
+          message: `the run has ${reserved.run.totalLeads}; ${leads.length} more would pass ${deps.limits.maxLeads}`,
+        },
+      ]);
+    }
+    throw new ConflictError(`Cannot add leads to a run that is ${status}.`);
+  }
+
+  const jobs = leads.map((lead, index) => ({ jobId: jobIdFor(reserved.firstIndex + index), ...lead }));
+  await deps.queue.sendLeadChunks(runId, chunk(jobs, LEADS_PER_CHUNK, reserved.firstChunk));
+  const run = await deps.store.getRun(runId);
+  if (!run) throw new Error('run vanished during an append');
+  return { run: toRunView(run), appended: leads.length, first_job_id: jobIdFor(reserved.firstIndex) };
+}
