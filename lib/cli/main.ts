@@ -287,9 +287,9 @@ async function createRun(ctx: Context, file: string): Promise<number> {
       code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? 'unreadable');
     throw new Exit(EXIT.invalidInput, `cannot read ${file}: ${why}`);
   }
-  let leads: ReturnType<typeof readLeadsCsv>;
+  let csv: ReturnType<typeof readLeadsCsv>;
   try {
-    leads = readLeadsCsv(text);
+    csv = readLeadsCsv(text);
   } catch (error) {
     if (!(error instanceof CsvError)) throw error;
     printProblems(ctx, file, error.problems);
@@ -297,14 +297,11 @@ async function createRun(ctx: Context, file: string): Promise<number> {
   }
   let created: Awaited<ReturnType<ApiClient['createRun']>>;
   try {
-    created = await ctx.client.createRun(
-      leads.map((lead) => lead.fields),
-      concurrency,
-    );
+    created = await ctx.client.createRun(csv.leads, concurrency);
   } catch (error) {
     // The API's rows are leads; name the file's lines instead.
     if (error instanceof ApiError && error.details.length > 0) {
-      printProblems(ctx, file, toCsvProblems(error.details, leads));
+      printProblems(ctx, file, toCsvProblems(error.details, csv.lines));
       throw new Exit(exitCodeFor(error), `${file}: ${error.message} (HTTP ${error.status} ${error.code})`);
     }
     throw error;

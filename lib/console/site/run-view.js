@@ -181,12 +181,14 @@ export class RunView {
         ),
       ),
     );
-    // Screen readers hear the summary when the status changes, at each tenth done, or every 30 s.
+    const summary = `${capitalize(run.status)}: ${sentence}.`;
+    byId('progress-summary').textContent = summary;
+    // Screen readers hear it when the status changes, at each tenth done, or every 30 s, not every second.
     const tenth = Math.floor((done / total) * 10);
     const now = Date.now();
     const a = this.announced;
     if (a.status !== run.status || a.tenth !== tenth || now - a.at > 30_000) {
-      byId('progress-summary').textContent = `${capitalize(run.status)}: ${sentence}.`;
+      byId('progress-announce').textContent = summary;
       this.announced = { status: run.status, tenth, at: now };
     }
   }
