@@ -44,6 +44,8 @@ export interface EventSourceStats {
   failedRecords: number;
   /** Invocations that threw or timed out: their whole batch failed. */
   failedInvocations: number;
+  /** The most invocations that were running at the same moment (Lambda's concurrency, observed). */
+  maxConcurrentInvocations: number;
 }
 
 export interface RunningEventSource {
@@ -109,7 +111,14 @@ export function failedRecordIds(result: unknown, batch: SQSRecord[]): Set<string
 }
 
 export function startSqsEventSource(options: SqsEventSourceOptions): RunningEventSource {
-  const stats: EventSourceStats = { invocations: 0, records: 0, failedRecords: 0, failedInvocations: 0 };
+  const stats: EventSourceStats = {
+    invocations: 0,
+    records: 0,
+    failedRecords: 0,
+    failedInvocations: 0,
+    maxConcurrentInvocations: 0,
+  };
+  let running = 0;
   const waitTimeSeconds = options.waitTimeSeconds ?? 1;
   let stopping = false;
   const report = (error: unknown, where: string) => options.onError?.(error, where);
@@ -119,12 +128,16 @@ export function startSqsEventSource(options: SqsEventSourceOptions): RunningEven
     stats.invocations += 1;
     stats.records += records.length;
     let failed: Set<string>;
+    running += 1;
+    stats.maxConcurrentInvocations = Math.max(stats.maxConcurrentInvocations, running);
     try {
       failed = failedRecordIds(await options.fn.invoke({ Records: records }), records);
     } catch (error) {
       stats.failedInvocations += 1;
       report(error, `${options.fn.name} invocation`);
       failed = new Set(records.map((record) => record.messageId));
+    } finally {
+      running -= 1;
     }
     stats.failedRecords += failed.size;
 

@@ -141,7 +141,7 @@ describe('races', () => {
     const { callbacks } = twilio.stats();
     expect(callbacks.duplicated).toBeGreaterThan(0);
     expect(callbacks.reordered).toBeGreaterThan(0);
-    // TODO(stats): expect(stack.eventSource().maxConcurrentInvocations).toBeGreaterThanOrEqual(10);
+    expect(stack.eventSource().maxConcurrentInvocations).toBeGreaterThanOrEqual(10);
   });
 });
 
