@@ -1,0 +1,104 @@
+// Account-wide limits on the whole local stack: a cap on live calls across every run and a pace on
+// calls.create, both taken in the same transaction as a run's own slot. The Twilio double sees every
+// run's calls, so its overall maximum of live calls and its create timestamps are the ground truth.
+
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_AWS } from '../../lib/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../../lib/local/twilio-simulator.ts';
+import { leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
+
+const ACCOUNT_CAP = 4;
+const CPS = 5;
+
+let stack: LocalStack;
+let twilio: TwilioSimulator;
+let dynamo: DynamoDBClient;
+
+beforeAll(async () => {
+  // Calls long enough that both runs want their three slots at once; pacing, not talk, sets the rate.
+  twilio = await startTwilioSimulator({ queuedMs: 0, ringMs: 100, talkMs: 700, jitter: 0.3 });
+  stack = await startLocalStack({
+    port: 0,
+    pollers: 6,
+    retryVisibilitySeconds: 1,
+    twilio: {
+      baseUrl: twilio.url,
+      accountSid: twilio.accountSid,
+      authToken: twilio.authToken,
+      fromNumber: '+15005550006',
+    },
+    functionEnv: {
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      ACCOUNT_MAX_CONCURRENT_CALLS: String(ACCOUNT_CAP),
+      ACCOUNT_CALLS_PER_SECOND: String(CPS),
+    },
+  });
+  dynamo = new DynamoDBClient({ ...LOCAL_AWS, endpoint: stack.endpoints.dynamodb });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await twilio?.stop();
+});
+
+describe('account-wide limits', () => {
+  it('keeps two runs of cap 3 within an account cap of 4 together, and creates within the pace', async () => {
+    const runs = [leadsFor(15, '+1440'), leadsFor(15, '+1441')];
+    const created = await Promise.all(runs.map((leads) => postRun(stack.apiUrl, { leads, concurrency: 3 })));
+    for (const res of created) expect(res.status).toBe(202);
+    await Promise.all(
+      created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id, { timeoutMs: 40_000 })),
+    );
+
+    const stats = twilio.stats();
+    // The account cap, seen from outside: never more than 4 live calls across both runs; and it is
+    // reached, so the cap (not the pace) is what held the runs back at the peak.
+    expect(stats.maxLive).toBeLessThanOrEqual(ACCOUNT_CAP);
+    expect(stats.maxLive).toBe(ACCOUNT_CAP);
+    for (const res of created) {
+      const run = stats.runs[res.body.run_id]!;
+      expect(run.maxLive).toBeLessThanOrEqual(3);
+      expect(run.created).toBe(15);
+    }
+    expect(twilio.repeatedTos()).toEqual([]);
+
+    // The pace, seen from outside: in any one-second window at most CPS creates (one more allowed
+    // for the few milliseconds between taking a slot and the create reaching Twilio).
+    const creates = twilio
+      .timeline()
+      .filter((event) => event.kind === 'create')
+      .map((event) => event.at)
+      .sort((a, b) => a - b);
+    expect(creates).toHaveLength(30);
+    let busiest = 0;
+    for (let i = 0; i < creates.length; i++) {
+      const inWindow = creates.filter((at) => at >= creates[i]! && at < creates[i]! + 1000).length;
+      busiest = Math.max(busiest, inWindow);
+    }
+    expect(busiest).toBeLessThanOrEqual(CPS + 1);
+    const rate = (creates.length - 1) / ((creates.at(-1)! - creates[0]!) / 1000);
+    expect(rate).toBeLessThanOrEqual(CPS * 1.05);
+    expect(rate).toBeGreaterThan(CPS * 0.4); // paced, not stalled
+
+    // Both runs and the account's own semaphore end empty.
+    for (const res of created) {
+      const { run } = await runItems(dynamo, stack.tableName, res.body.run_id);
+      expect(run.active).toBe(0);
+      expect(run.holders).toEqual({});
+    }
+    const { Item } = await dynamo.send(
+      new GetItemCommand({
+        TableName: stack.tableName,
+        Key: { pk: { S: 'ACCOUNT' }, sk: { S: 'LIMITS' } },
+        ConsistentRead: true,
+      }),
+    );
+    const account = unmarshall(Item!);
+    expect(account.active).toBe(0);
+    expect(account.holders).toEqual({});
+    expect(account.waiting).toBeUndefined();
+  });
+});
