@@ -8,7 +8,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Handlers log JSON through Powertools; keep test output to what fails.
-    env: { POWERTOOLS_LOG_LEVEL: 'ERROR' },
+    env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
     pool: 'forks',
     maxWorkers: 2,
   },

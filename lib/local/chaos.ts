@@ -116,6 +116,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       TWILIO_REQUEST_TIMEOUT_MS: '2000',
       MAX_CONCURRENCY: '20',
       POWERTOOLS_LOG_LEVEL: 'CRITICAL',
+      POWERTOOLS_METRICS_DISABLED: 'true',
       DIALGATE_FAULTS: JSON.stringify({ seed: options.seed, ...options.handlerFaults }),
     },
     // Injected crashes surface here by design; they are counted, not printed.
