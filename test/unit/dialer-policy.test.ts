@@ -1,0 +1,162 @@
+// Pure parts of the dialer policy: calling-window arithmetic across days, zones and DST, the
+// validation of run options, and CSV leads named by line.
+
+import { describe, expect, it } from 'vitest';
+import { type CallingWindow, isOpen, nextOpening } from '../../lambdas/core/calling-window.ts';
+import { parseCsvLeads } from '../../lambdas/core/csv-leads.ts';
+import type { ErrorDetail } from '../../lambdas/core/errors.ts';
+import { type CallPolicy, optionsFromQuery, validateRunOptions } from '../../lambdas/core/run-options.ts';
+
+const jerusalem: CallingWindow = {
+  timeZone: 'Asia/Jerusalem',
+  days: ['sun', 'mon', 'tue', 'wed', 'thu'],
+  start: '09:00',
+  end: '20:00',
+};
+const at = (iso: string) => Date.parse(iso);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('calling window', () => {
+  it('is open from start (inclusive) to end (exclusive) on its days, in its zone', () => {
+    expect(isOpen(jerusalem, at('2026-11-29T07:00:00Z'))).toBe(true); // Sun 09:00 (UTC+2)
+    expect(isOpen(jerusalem, at('2026-11-29T06:59:59Z'))).toBe(false);
+    expect(isOpen(jerusalem, at('2026-11-29T17:59:59Z'))).toBe(true);
+    expect(isOpen(jerusalem, at('2026-11-29T18:00:00Z'))).toBe(false); // 20:00
+    expect(isOpen(jerusalem, at('2026-11-27T10:00:00Z'))).toBe(false); // Friday
+  });
+
+  it('finds the next opening: later today, the next day, or after the weekend', () => {
+    expect(iso(nextOpening(jerusalem, at('2026-11-29T05:00:00Z')))).toBe('2026-11-29T07:00:00.000Z');
+    expect(iso(nextOpening(jerusalem, at('2026-11-29T19:00:00Z')))).toBe('2026-11-30T07:00:00.000Z');
+    // Thursday evening → Sunday morning.
+    expect(iso(nextOpening(jerusalem, at('2026-12-03T18:30:00Z')))).toBe('2026-12-06T07:00:00.000Z');
+    const now = at('2026-11-29T12:34:56Z');
+    expect(nextOpening(jerusalem, now)).toBe(now);
+  });
+
+  it('uses a lead’s own zone when it has one', () => {
+    const now = at('2026-11-29T12:00:00Z'); // 14:00 in Jerusalem, 07:00 in New York
+    expect(isOpen(jerusalem, now)).toBe(true);
+    expect(isOpen(jerusalem, now, 'America/New_York')).toBe(false);
+    expect(iso(nextOpening(jerusalem, now, 'America/New_York'))).toBe('2026-11-29T14:00:00.000Z');
+  });
+
+  it('follows daylight saving time', () => {
+    const ny: CallingWindow = {
+      timeZone: 'America/New_York',
+      days: ['sun', 'mon'],
+      start: '09:00',
+      end: '17:00',
+    };
+    // Sunday 8 March 2026 is the switch to EDT (UTC−4): 09:00 is 13:00Z, not 14:00Z.
+    expect(iso(nextOpening(ny, at('2026-03-08T05:00:00Z')))).toBe('2026-03-08T13:00:00.000Z');
+    expect(iso(nextOpening(ny, at('2026-03-01T05:00:00Z')))).toBe('2026-03-01T14:00:00.000Z');
+  });
+});
+
+const policy: CallPolicy = {
+  allowedFrom: ['+15005550006', '+972501234567'],
+  twimlUrlPrefixes: ['https://twiml.example.com/'],
+  maxTwimlBytes: 100,
+};
+function check(body: Record<string, unknown>) {
+  const details: ErrorDetail[] = [];
+  const options = validateRunOptions(body, policy, details);
+  return { options, fields: details.map((d) => d.field) };
+}
+
+describe('run options', () => {
+  it('takes valid options, with defaults for what is left out', () => {
+    const { options, fields } = check({
+      retry: { on: ['busy'] },
+      window: { time_zone: 'Asia/Jerusalem', start: '09:00', end: '24:00' },
+      from: '+972501234567',
+      twiml_url: 'https://twiml.example.com/hello.xml',
+    });
+    expect(fields).toEqual([]);
+    expect(options).toEqual({
+      retry: { on: ['busy'], delaySeconds: 600, maxAttempts: 3 },
+      window: {
+        timeZone: 'Asia/Jerusalem',
+        days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'],
+        start: '09:00',
+        end: '24:00',
+      },
+      from: '+972501234567',
+      twimlUrl: 'https://twiml.example.com/hello.xml',
+    });
+  });
+
+  it('names every bad field', () => {
+    expect(
+      check({
+        retry: { on: ['busy', 'busy'], delay_seconds: -1, max_attempts: 11, extra: 1 },
+        window: { time_zone: 'Mars/Olympus', days: ['sun', 'funday'], start: '9am', end: '08:00' },
+        from: '+15551234567',
+        twiml: '<Response>' + 'x'.repeat(200) + '</Response>',
+      }).fields,
+    ).toEqual([
+      'retry.extra',
+      'retry.on',
+      'retry.delay_seconds',
+      'retry.max_attempts',
+      'window.time_zone',
+      'window.days',
+      'window.start',
+      'from',
+      'twiml',
+    ]);
+    expect(check({ window: { time_zone: 'UTC', start: '10:00', end: '09:00' } }).fields).toEqual([
+      'window.end',
+    ]);
+    expect(check({ twiml_url: 'https://evil.example.com/x', twiml: '<Response/>' }).fields).toEqual([
+      'twiml',
+    ]);
+    expect(check({ twiml_url: 'https://evil.example.com/x' }).fields).toEqual(['twiml_url']);
+  });
+
+  it('reads a CSV upload’s options from the query string, refusing unknown ones', () => {
+    const details: ErrorDetail[] = [];
+    expect(
+      optionsFromQuery(
+        {
+          concurrency: '2',
+          'retry.on': 'busy, no-answer',
+          'retry.delay_seconds': '60',
+          'window.days': 'sun,mon',
+          typo: 'x',
+        },
+        details,
+      ),
+    ).toEqual({
+      concurrency: 2,
+      retry: { on: ['busy', 'no-answer'], delay_seconds: 60 },
+      window: { days: ['sun', 'mon'] },
+    });
+    expect(details.map((d) => d.field)).toEqual(['typo']);
+  });
+});
+
+describe('CSV leads', () => {
+  it('keeps every column but phone as attributes, and knows each lead’s line', () => {
+    const csv =
+      '\uFEFFName,PHONE,notes\r\nDana,+972501234567,"likes ""quotes"", and\ncommas"\r\n\r\nEli,+14155550100,\n';
+    expect(parseCsvLeads(csv)).toEqual({
+      leads: [
+        { Name: 'Dana', phone: '+972501234567', notes: 'likes "quotes", and\ncommas' },
+        { Name: 'Eli', phone: '+14155550100' },
+      ],
+      lines: [2, 5],
+    });
+  });
+
+  it('names the line of a row it cannot read', () => {
+    expect(() => parseCsvLeads('phone,name\n+1,a\n+2,b,c\n')).toThrow(
+      expect.objectContaining({ details: [expect.objectContaining({ field: 'body', line: 3 })] }),
+    );
+    expect(() => parseCsvLeads('')).toThrow(expect.objectContaining({ message: 'The CSV is empty.' }));
+    expect(() => parseCsvLeads('phone,phone\n+1,+2\n')).toThrow(
+      expect.objectContaining({ details: [expect.objectContaining({ field: 'header', line: 1 })] }),
+    );
+  });
+});
