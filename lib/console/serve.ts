@@ -28,12 +28,15 @@ export const CONSOLE_SECURITY_HEADERS: Record<string, string> = {
   'x-frame-options': 'DENY',
 };
 
-/** The file a console path names, or undefined when the path is not the console's. */
+/**
+ * The file (relative to the site folder) a console path names, or undefined when the path is not the
+ * console's. The site folder is laid out as it is served, and as CloudFront serves it from S3.
+ */
 export function consoleFile(path: string): string | undefined {
   if (path === '/' || path === '/index.html') return 'index.html';
   // One flat folder of known file types: no `..`, no dot files, nothing else on disk is reachable.
   const match = /^\/console\/([a-z0-9][a-z0-9-]*\.([a-z]+))$/.exec(path);
-  if (match && match[2]! in TYPES) return match[1];
+  if (match && match[2]! in TYPES) return `console/${match[1]}`;
   return undefined;
 }
 

@@ -1,0 +1,153 @@
+// The web console in AWS: its static files (lib/console/site) in a private S3 bucket, and one
+// CloudFront distribution that serves them at `/` and sends `/runs*` to the REST API. Page and API
+// share an origin, so the browser needs no CORS, and the console calls the API exactly as it does on
+// the local stack. The API must be in API-key mode (-c apiAuth=apiKey): a browser cannot sign SigV4
+// requests without AWS credentials; the person enters the key in the page (docs/console.md).
+//
+// Wiring (stateless stack): `new ConsoleSite(this, 'Console', { api, removalPolicy })`.
+
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import {
+  AllowedMethods,
+  CachePolicy,
+  Distribution,
+  HeadersFrameOption,
+  HeadersReferrerPolicy,
+  OriginRequestPolicy,
+  ResponseHeadersPolicy,
+  ViewerProtocolPolicy,
+} from 'aws-cdk-lib/aws-cloudfront';
+import { RestApiOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket } from 'aws-cdk-lib/aws-s3';
+import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
+import { Construct } from 'constructs';
+import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from '../console/serve.ts';
+
+export interface ConsoleSiteProps {
+  /** The runs API; CloudFront forwards `/runs*` to its deployment stage. */
+  api: RestApi;
+  /** DESTROY outside prod: the bucket holds only files the next deploy puts back. */
+  removalPolicy: RemovalPolicy;
+}
+
+export class ConsoleSite extends Construct {
+  readonly bucket: Bucket;
+  readonly distribution: Distribution;
+
+  constructor(scope: Construct, id: string, props: ConsoleSiteProps) {
+    super(scope, id);
+
+    this.bucket = new Bucket(this, 'Files', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL, // read by CloudFront only (origin access control)
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      removalPolicy: props.removalPolicy,
+      autoDeleteObjects: props.removalPolicy === RemovalPolicy.DESTROY,
+    });
+
+    // The same headers the local stack sends (lib/console/serve.ts): own scripts only, no framing.
+    const csp = CONSOLE_SECURITY_HEADERS['content-security-policy']!;
+    const headers = new ResponseHeadersPolicy(this, 'Headers', {
+      securityHeadersBehavior: {
+        contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
+        contentTypeOptions: { override: true },
+        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+        referrerPolicy: { referrerPolicy: HeadersReferrerPolicy.NO_REFERRER, override: true },
+        strictTransportSecurity: { accessControlMaxAge: Duration.days(365), override: true },
+      },
+    });
+
+    this.distribution = new Distribution(this, 'Distribution', {
+      comment: 'dialgate console and API',
+      defaultRootObject: 'index.html',
+      defaultBehavior: {
+        origin: S3BucketOrigin.withOriginAccessControl(this.bucket),
+        viewerProtocolPolicy: ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        responseHeadersPolicy: headers,
+        cachePolicy: CachePolicy.CACHING_OPTIMIZED,
+      },
+      additionalBehaviors: {
+        // Never cached, every method, and the viewer's headers (x-api-key, content-type) passed on.
+        '/runs*': {
+          origin: new RestApiOrigin(props.api),
+          viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
+          allowedMethods: AllowedMethods.ALLOW_ALL,
+          cachePolicy: CachePolicy.CACHING_DISABLED,
+          originRequestPolicy: OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        },
+      },
+    });
+
+    const deployment = new BucketDeployment(this, 'Deploy', {
+      sources: [Source.asset(CONSOLE_SITE_DIR)],
+      destinationBucket: this.bucket,
+      // A deploy replaces the files and invalidates the cached copies, so the new console shows at once.
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+      memoryLimit: 256,
+    });
+
+    // CDK's own copier (one function per stack, outside this construct): what it needs, as CDK grants it.
+    const copier = deployment.handlerRole.node.scope;
+    if (copier) {
+      Validations.of(copier).acknowledge(
+        {
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          reason:
+            'CDK’s BucketDeployment function writes its logs with the AWS managed basic execution policy.',
+        },
+        ...[
+          'Action::s3:GetObject*',
+          'Action::s3:GetBucket*',
+          'Action::s3:List*',
+          'Action::s3:DeleteObject*',
+          'Action::s3:Abort*',
+          'Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*',
+          `Resource::<${Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket)}.Arn>/*`,
+          'Resource::*',
+        ].map((finding) => ({
+          id: `AwsSolutions-IAM5[${finding}]`,
+          reason:
+            'CDK’s BucketDeployment grants: read the asset bucket, replace the console’s files, and ' +
+            'invalidate the distribution (CloudFront invalidations take no resource ARN).',
+        })),
+        {
+          id: 'AwsSolutions-L1',
+          reason:
+            'The runtime of CDK’s BucketDeployment function is chosen by aws-cdk-lib, upgraded with it.',
+        },
+      );
+    }
+
+    new CfnOutput(this, 'ConsoleUrl', {
+      value: `https://${this.distribution.distributionDomainName}/`,
+      description: 'The web console (the API is also served under it, at /runs)',
+    });
+
+    Validations.of(this).acknowledge(
+      {
+        id: 'AwsSolutions-S1',
+        reason: 'The bucket holds the console’s public static files only; CloudFront is the one reader.',
+      },
+      {
+        id: 'AwsSolutions-CFR1',
+        reason: 'Operators may work from anywhere; the API behind /runs requires an API key.',
+      },
+      {
+        id: 'AwsSolutions-CFR2',
+        reason:
+          'Static files and an authenticated, throttled API; a web ACL can be attached by the operator.',
+      },
+      {
+        id: 'AwsSolutions-CFR3',
+        reason: 'API calls are logged by the API stage’s access logs; static file requests carry no data.',
+      },
+      {
+        id: 'AwsSolutions-CFR4',
+        reason:
+          'The default *.cloudfront.net certificate; a custom domain with TLS 1.2 is the operator’s choice.',
+      },
+    );
+  }
+}
