@@ -36,7 +36,9 @@ console.log(`leads called twice   ${report.leadsCalledTwice}`);
 console.log(`leads lost           ${report.leadsLost}`);
 console.log(`runs completed       ${report.runsCompleted} of ${report.runs.length}`);
 console.log(`counters not at zero ${report.countersNotZero}`);
-console.log(`dead letters         ${report.deadLetters}`);
+console.log(
+  `dead letters         ${report.deadLetters} (lead chunks among them: ${report.deadLetteredLeadChunks})`,
+);
 for (const run of report.runs) {
   console.log(
     `  run ${run.runId.slice(0, 8)}  cap ${run.cap}  max live ${run.maxLive}  final ${run.final}/${run.leads}  ${run.status}`,
