@@ -46,6 +46,7 @@ Commands:
   runs create <leads.csv> [--concurrency N] [--watch]
                           Check the CSV, start a run, print its id (with --watch, then watch it)
   runs list [--limit N] [--cursor C] [--format table|json]
+                          Runs, newest first (N up to 100, default 20)
   runs show <run-id> [--format table|json]
   runs watch <run-id> [--interval SECONDS]
                           Live progress until the run ends (plain lines when not a terminal)
@@ -54,8 +55,8 @@ Commands:
   runs cancel <run-id> [--hangup]
                           Cancel the leads not dialed yet (--hangup: end live calls too)
   calls <run-id> [--status S] [--format table|csv|json] [--limit N] [--reveal-phone]
-                          The run's calls, every page (S: queued, dialing, calling,
-                          completed, failed, canceled)
+                          The run's calls, every page; S is one status or several with
+                          commas: queued, dialing, calling, completed, failed, canceled
 
 Options:
   --api URL               API base URL (default: $DIALGATE_API_URL, else ${DEFAULT_API_URL})
@@ -314,7 +315,7 @@ async function createRun(ctx: Context, file: string): Promise<number> {
 
 async function listRuns(ctx: Context): Promise<number> {
   const how = format(ctx.values.format, ['table', 'json'] as const, 'table');
-  const limit = positiveInt(ctx.values.limit, 'limit', 1000) ?? 20;
+  const limit = positiveInt(ctx.values.limit, 'limit', 100) ?? 20;
   const page = await ctx.client.listRuns({
     limit,
     ...(ctx.values.cursor ? { cursor: ctx.values.cursor } : {}),

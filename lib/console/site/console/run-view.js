@@ -130,8 +130,9 @@ export class RunView {
 
     /** @type {HTMLButtonElement} */ (byId('pause-button')).disabled = run.status !== 'running';
     /** @type {HTMLButtonElement} */ (byId('resume-button')).disabled = run.status !== 'paused';
-    /** @type {HTMLButtonElement} */ (byId('cancel-button')).disabled =
-      run.status !== 'running' && run.status !== 'paused';
+    const cancelable = run.status === 'running' || run.status === 'paused';
+    /** @type {HTMLButtonElement} */ (byId('cancel-button')).disabled = !cancelable;
+    /** @type {HTMLInputElement} */ (byId('cancel-hangup')).disabled = !cancelable;
 
     this.renderProgress(run);
     this.renderLive(run);
@@ -259,6 +260,11 @@ export class RunView {
     const first = this.samples[0];
     const elapsed = first ? now - first.at : 0;
     const rate = byId('dial-rate');
+    if (run.status === 'completed' || run.status === 'canceled') {
+      rate.textContent = '–';
+      byId('rate-detail').textContent = 'The run is over: no more calls will start.';
+      return;
+    }
     if (!first || elapsed < 2_000) {
       rate.textContent = '–';
       return;
