@@ -28,6 +28,13 @@ export interface DialgateConfig {
   readonly ringTimeoutSeconds: number;
   readonly callTimeLimitSeconds: number;
   readonly webhookReservedConcurrency: number;
+  /** Account-wide limits (ACCOUNT_MAX_CONCURRENT_CALLS, ACCOUNT_CALLS_PER_SECOND); unset = none. */
+  readonly accountMaxConcurrentCalls?: number | undefined;
+  readonly accountCallsPerSecond?: number | undefined;
+  /** Caller ids and TwiML URL prefixes runs may choose; the largest inline TwiML a run may carry. */
+  readonly allowedFromNumbers: string[];
+  readonly twimlUrlAllowedPrefixes: string[];
+  readonly maxTwimlBytes: number;
 }
 
 const STAGE = z
@@ -69,6 +76,11 @@ export function readConfig(node: Node): DialgateConfig {
       'webhookReservedConcurrency',
       z.coerce.number().int().positive().default(WEBHOOK_RESERVED_CONCURRENCY),
     ),
+    accountMaxConcurrentCalls: read('accountMaxConcurrentCalls', ENV.ACCOUNT_MAX_CONCURRENT_CALLS),
+    accountCallsPerSecond: read('accountCallsPerSecond', ENV.ACCOUNT_CALLS_PER_SECOND),
+    allowedFromNumbers: read('allowedFromNumbers', ENV.ALLOWED_FROM_NUMBERS),
+    twimlUrlAllowedPrefixes: read('twimlUrlAllowedPrefixes', ENV.TWIML_URL_ALLOWED_PREFIXES),
+    maxTwimlBytes: read('maxTwimlBytes', ENV.MAX_TWIML_BYTES),
   };
   if (problems.length === 0 && config.defaultConcurrency > config.maxConcurrency) {
     problems.push(

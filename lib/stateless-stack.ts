@@ -110,6 +110,11 @@ export class StatelessStack extends Stack {
         DEFAULT_CONCURRENCY: String(config.defaultConcurrency),
         MAX_CONCURRENCY: String(config.maxConcurrency),
         MAX_LEADS_PER_RUN: String(config.maxLeadsPerRun),
+        // Bounds on a run's own caller id and call content.
+        TWILIO_FROM_NUMBER: config.twilioFromNumber,
+        ALLOWED_FROM_NUMBERS: config.allowedFromNumbers.join(',') || undefined,
+        TWIML_URL_ALLOWED_PREFIXES: config.twimlUrlAllowedPrefixes.join(',') || undefined,
+        MAX_TWIML_BYTES: String(config.maxTwimlBytes),
       });
 
     const dispatcher = fn('dispatcher')
@@ -121,6 +126,9 @@ export class StatelessStack extends Stack {
         WEBHOOK_URL: webhookUrl.url, // the status callback base, sent with every calls.create
         TWILIO_FROM_NUMBER: config.twilioFromNumber,
         TWIML_URL: config.twimlUrl,
+        // Account-wide limits across all runs, taken in the same transaction as a run's slot.
+        ACCOUNT_MAX_CONCURRENT_CALLS: config.accountMaxConcurrentCalls?.toString(),
+        ACCOUNT_CALLS_PER_SECOND: config.accountCallsPerSecond?.toString(),
         ...calls,
       });
     dispatcher.addEventSource(
@@ -235,10 +243,15 @@ export class StatelessStack extends Stack {
       requestValidator: validator,
       requestModels: { 'application/json': runRequest },
     });
-    runs.addResource('{run_id}').addMethod('GET', integration, {
-      requestValidator: validator,
-      requestParameters: { 'method.request.path.run_id': true },
-    });
+    runs.addMethod('GET', integration, { requestValidator: validator }); // list, newest first
+    // Per run: progress, the controls (pause/resume/cancel), appended leads (JSON or CSV), its calls.
+    const run = runs.addResource('{run_id}');
+    const perRun = { requestValidator: validator, requestParameters: { 'method.request.path.run_id': true } };
+    run.addMethod('GET', integration, perRun);
+    for (const control of ['pause', 'resume', 'cancel'])
+      run.addResource(control).addMethod('POST', integration, perRun);
+    run.addResource('leads').addMethod('POST', integration, perRun);
+    run.addResource('calls').addMethod('GET', integration, perRun);
 
     Validations.of(api).acknowledge(
       {

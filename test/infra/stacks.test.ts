@@ -157,7 +157,15 @@ describe('functions', () => {
     const names = (fn: string) => Object.keys(fns[fn]!.props.Environment.Variables).sort();
     const common = ['NODE_OPTIONS', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME'];
     const expected = {
-      api: ['TABLE_NAME', 'QUEUE_URL', 'DEFAULT_CONCURRENCY', 'MAX_CONCURRENCY', 'MAX_LEADS_PER_RUN'],
+      api: [
+        'TABLE_NAME',
+        'QUEUE_URL',
+        'DEFAULT_CONCURRENCY',
+        'MAX_CONCURRENCY',
+        'MAX_LEADS_PER_RUN',
+        'TWILIO_FROM_NUMBER', // a run's `from` may be the deployment's own caller id
+        'MAX_TWIML_BYTES',
+      ],
       dispatcher: [
         'TABLE_NAME',
         'QUEUE_URL',
@@ -229,7 +237,7 @@ describe('triggers', () => {
   it('lets API Gateway invoke only the api function, and only for its methods', () => {
     const permissions = Object.values(synth.stateless.findResources('AWS::Lambda::Permission'));
     const byApiGateway = permissions.filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
-    expect(byApiGateway).toHaveLength(2); // POST /runs, GET /runs/{run_id}; no test-invoke
+    expect(byApiGateway).toHaveLength(8); // one per method (see REST API below); no test-invoke
     for (const p of byApiGateway) expect(p.Properties.FunctionName['Fn::GetAtt'][0]).toBe(fns.api!.logicalId);
   });
 });
@@ -240,9 +248,26 @@ describe('REST API', () => {
       (m) => m.Properties.HttpMethod === httpMethod,
     )!.Properties;
 
-  it('has POST /runs and GET /runs/{run_id}, both IAM-authenticated and validated', () => {
-    expect(Object.keys(synth.stateless.findResources('AWS::ApiGateway::Method'))).toHaveLength(2);
-    for (const m of [method('POST'), method('GET')]) {
+  it('has the runs API (create, list, get, pause/resume/cancel, append leads, calls), all IAM-authenticated and validated', () => {
+    const methods = Object.values(synth.stateless.findResources('AWS::ApiGateway::Method')).map(
+      (m) => m.Properties,
+    );
+    expect(methods).toHaveLength(8);
+    expect(methods.map((m) => m.HttpMethod).sort()).toEqual([
+      'GET',
+      'GET',
+      'GET',
+      'POST',
+      'POST',
+      'POST',
+      'POST',
+      'POST',
+    ]);
+    // The six under /runs/{run_id} all require the id.
+    const perRun = methods.filter((m) => m.RequestParameters !== undefined);
+    expect(perRun).toHaveLength(6);
+    for (const m of perRun) expect(m.RequestParameters).toEqual({ 'method.request.path.run_id': true });
+    for (const m of methods) {
       expect(m.AuthorizationType).toBe('AWS_IAM');
       expect(m.RequestValidatorId).toBeDefined();
       expect(m.Integration.Type).toBe('AWS_PROXY');
@@ -251,7 +276,6 @@ describe('REST API', () => {
       ValidateRequestBody: true,
       ValidateRequestParameters: true,
     });
-    expect(method('GET').RequestParameters).toEqual({ 'method.request.path.run_id': true });
   });
 
   it('checks only the shape of a run request (an object with a leads array), leaving rows to the function', () => {

@@ -24,6 +24,11 @@ describe('context', () => {
       ringTimeoutSeconds: 30,
       callTimeLimitSeconds: 900,
       webhookReservedConcurrency: 50,
+      accountMaxConcurrentCalls: undefined,
+      accountCallsPerSecond: undefined,
+      allowedFromNumbers: [],
+      twimlUrlAllowedPrefixes: [],
+      maxTwimlBytes: 4000,
     });
   });
 
