@@ -13,6 +13,9 @@ import {
 } from '../../lib/local/twilio-simulator.ts';
 import { getRun, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: API answers are checked by the assertions, not by types
+type Json = Record<string, any>;
+
 let stack: LocalStack;
 let twilio: TwilioSimulator;
 let dynamo: DynamoDBClient;
@@ -44,7 +47,7 @@ async function api(method: string, path: string, body?: string, contentType = 'a
     method,
     ...(body === undefined ? {} : { body, headers: { 'content-type': contentType } }),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Json };
 }
 
 /** Every call answered, with the simulator's current ring and talk times. */
@@ -54,11 +57,11 @@ const created = (runId: string) => callsOf(runId).length;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls GET /runs/{id} until `predicate` holds. */
-async function waitForView(runId: string, predicate: (view: Record<string, any>) => boolean, what: string) {
+async function waitForView(runId: string, predicate: (view: Json) => boolean, what: string) {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const view = await getRun(stack.apiUrl, runId);
-    if (predicate(view)) return view as Record<string, any>;
+    if (predicate(view)) return view as Json;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(view)}`);
     await sleep(30);
   }
@@ -331,7 +334,7 @@ describe('leads as CSV, appended leads, listings', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { status: number; body: Record<string, any> } = await api(
+      const page: { status: number; body: Json } = await api(
         'GET',
         `/runs?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
       );

@@ -93,7 +93,7 @@ describe('run options', () => {
         retry: { on: ['busy', 'busy'], delay_seconds: -1, max_attempts: 11, extra: 1 },
         window: { time_zone: 'Mars/Olympus', days: ['sun', 'funday'], start: '9am', end: '08:00' },
         from: '+15551234567',
-        twiml: '<Response>' + 'x'.repeat(200) + '</Response>',
+        twiml: `<Response>${'x'.repeat(200)}</Response>`,
       }).fields,
     ).toEqual([
       'retry.extra',
