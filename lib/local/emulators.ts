@@ -44,6 +44,10 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = once(child, 'exit');
+  // A Node process that dies of an uncaught error still runs 'exit' handlers: take the JVM with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   const deadline = Date.now() + 30_000;
   for (;;) {
