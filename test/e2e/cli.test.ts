@@ -57,6 +57,7 @@ async function cli(
   args: string[],
   env: Record<string, string | undefined> = {},
   tty = false,
+  signal?: AbortSignal,
 ): Promise<Result> {
   const stdout = capture(tty);
   const stderr = capture();
@@ -65,6 +66,7 @@ async function cli(
     stderr: stderr.stream,
     env: { DIALGATE_API_URL: stack.apiUrl, DIALGATE_API_KEY: API_KEY, ...env },
     watchIntervalMs: 100,
+    ...(signal ? { signal } : {}),
   };
   const code = await main(args, io);
   return { code, stdout: stdout.text(), stderr: stderr.text() };
@@ -296,7 +298,23 @@ describe('a run from the command line', () => {
     expect(result.stdout).not.toContain('\x1b[32m'); // NO_COLOR
   });
 
-  test('an unknown run: exit 3 for show, watch and the controls', async () => {
+  test('Ctrl-C while watching: exit 130, and the run goes on', async () => {
+    stack.simulator!.configure({ talkMs: 2_000 });
+    try {
+      const runId = await createRun(3, 1);
+      const interrupt = new AbortController();
+      setTimeout(() => interrupt.abort(), 400);
+      const result = await cli(['runs', 'watch', runId], {}, false, interrupt.signal);
+      expect(result.code).toBe(EXIT.interrupted);
+      expect(result.stderr).toBe(`dialgate: stopped watching run ${runId} (it goes on)\n`);
+      const show = await cli(['runs', 'show', runId, '--format', 'json']);
+      expect(JSON.parse(show.stdout).status).toBe('running');
+    } finally {
+      stack.simulator!.configure({ talkMs: 120 });
+    }
+  });
+
+  test('an unknown run: exit 3 for show and watch', async () => {
     for (const args of [
       ['runs', 'show', 'no-such-run'],
       ['runs', 'watch', 'no-such-run'],
