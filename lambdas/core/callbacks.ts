@@ -3,8 +3,8 @@
 // find the holder gone or already further on, and change nothing.
 
 import type { CallbackIds } from './callback-url.ts';
-import type { Run } from './model.ts';
-import type { Clock, Log, Release, RunStore, WorkQueue } from './ports.ts';
+import type { Holder, Run } from './model.ts';
+import type { Clock, Log, Release, ReleaseResult, RunStore, WorkQueue } from './ports.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -58,38 +58,62 @@ export async function applyStatusCallback(
       continue;
     }
 
-    // A retry goes back to the queue in the same transaction that frees the slot, with a not-before
-    // time; waiting holds no slot. The callback URL names the attempt, so a late callback of this
-    // attempt can never free the next attempt's slot.
-    const retryAt = retryTime(run!, attempt, callback.callStatus, deps.clock.now().getTime());
-    const release: Release = {
-      runId,
-      jobId,
-      attempt,
-      from: holder.state,
-      to: retryAt === undefined ? next : 'queued',
-      ...(retryAt === undefined ? {} : { notBefore: retryAt }),
-      outcome: callback.callStatus,
-      ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+    const result = await releaseFinal(deps, run!, jobId, holder, {
+      status: callback.callStatus,
       callSid: callback.callSid,
-      accountSlot: holder.account === true,
-      at,
-    };
-    const result = await deps.store.releaseSlot(release);
-    if (result === 'released') {
-      deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus, retryAt });
-      // A paused or canceled run dials nothing: resume sends its own dispatch.
-      await refillAfterRelease(deps, runId, {
-        dispatchRun: run!.control === 'running',
-        accountSlot: holder.account === true,
-        releasedAt: at,
-      });
-      if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
-      return 'released';
-    }
+      ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+    });
+    if (result === 'released') return 'released';
   }
   deps.log.warn('callback gave up after repeated races', { runId, jobId, attempt });
   throw new Error('status callback lost too many races; Twilio will retry it');
+}
+
+/**
+ * Frees a held slot whose call Twilio reports final — from a callback, or from the reconciler when
+ * the callback never came. A retry goes back to the queue in the same transaction, with a not-before
+ * time (waiting holds no slot); the callback URL names the attempt, so a late callback of this attempt
+ * can never free the next attempt's slot. Then the run, and any run waiting for an account slot, is
+ * asked to dial again.
+ */
+export async function releaseFinal(
+  deps: CallbackDeps,
+  run: Run,
+  jobId: string,
+  holder: Holder,
+  call: { status: TwilioCallStatus; callSid?: string; errorCode?: number },
+): Promise<ReleaseResult> {
+  const { runId } = run;
+  const { attempt } = holder;
+  const final = jobStateFor(call.status);
+  if (!isFinal(final)) throw new Error(`releaseFinal needs a final status, got ${call.status}`);
+  const at = deps.clock.now().toISOString();
+  const retryAt = retryTime(run, attempt, call.status, deps.clock.now().getTime());
+  const release: Release = {
+    runId,
+    jobId,
+    attempt,
+    from: holder.state,
+    to: retryAt === undefined ? final : 'queued',
+    ...(retryAt === undefined ? {} : { notBefore: retryAt }),
+    outcome: call.status,
+    ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
+    ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
+    accountSlot: holder.account === true,
+    at,
+  };
+  const result = await deps.store.releaseSlot(release);
+  if (result === 'released') {
+    deps.log.info('slot released', { runId, jobId, attempt, outcome: call.status, retryAt });
+    // A paused or canceled run dials nothing: resume sends its own dispatch.
+    await refillAfterRelease(deps, runId, {
+      dispatchRun: run.control === 'running',
+      accountSlot: holder.account === true,
+      releasedAt: at,
+    });
+    if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
+  }
+  return result;
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

@@ -3,10 +3,12 @@
 // released through the same named transaction as a callback would use — only if the call is final,
 // or was never created. It also re-arms runs whose "dispatch" message was lost.
 
+import { releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
 import type { CallLookup, Clock, Log, RunStore, WorkQueue } from './ports.ts';
 import { isFinal, jobStateFor } from './states.ts';
+import { refillAfterRelease } from './wake.ts';
 
 export interface ReconcileSettings {
   /** Twilio's ring Timeout given with each call. */
@@ -109,7 +111,11 @@ async function reconcileRun(deps: ReconcileDeps, runId: string, report: Reconcil
 
   const live = countLive(run);
   const freeSlots = run.concurrency - (live.dialing + live.calling) + released;
-  if (run.control === 'running' && run.queued > 0 && freeSlots > 0) {
+  // A lost dispatch message must not stall a run, nor a cancel whose sweep of queued leads was cut short.
+  if (
+    (run.control === 'running' && run.queued > 0 && freeSlots > 0) ||
+    (run.control === 'canceled' && run.queued > 0)
+  ) {
     await deps.queue.requestDispatch(runId);
     report.redispatched += 1;
   } else if (released === 0 && (await deps.store.closeRun(runId)) === 'closed') {
@@ -164,9 +170,14 @@ async function settleSuspect(
       attempt: holder.attempt,
       from: holder.state,
       to: 'queued',
+      accountSlot: holder.account === true,
       at,
     });
     if (result === 'released') {
+      await refillAfterRelease(deps, runId, {
+        dispatchRun: run.control === 'running',
+        accountSlot: holder.account === true,
+      });
       report.neverCreated += 1;
       deps.log.warn('slot reaped: call was never created', context);
       return true;
@@ -180,16 +191,8 @@ async function settleSuspect(
     deps.log.info('overdue slot still live at the provider', { ...context, status: call.status });
     return false;
   }
-  const result = await deps.store.releaseSlot({
-    runId,
-    jobId,
-    attempt: holder.attempt,
-    from: holder.state,
-    to: state,
-    outcome: call.status,
-    callSid: call.sid,
-    at,
-  });
+  // The same release a final callback makes: retry policy, account slot, refill all included.
+  const result = await releaseFinal(deps, run, jobId, holder, { status: call.status, callSid: call.sid });
   if (result === 'released') {
     report.reaped += 1;
     deps.log.warn('slot reaped: final callback never came', { ...context, status: call.status });
