@@ -87,7 +87,11 @@ export async function startSqsEmulator(options: { dataDir?: string } = {}): Prom
 export async function createTable(endpoint: string, tableName: string): Promise<void> {
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   const { partitionKey, sortKey, indexes } = TABLE_SCHEMA;
-  const keyAttributes = new Set([partitionKey, sortKey, ...indexes.flatMap((i) => [i.partitionKey, i.sortKey])]);
+  const keyAttributes = new Set([
+    partitionKey,
+    sortKey,
+    ...indexes.flatMap((i) => [i.partitionKey, i.sortKey]),
+  ]);
   try {
     await client.send(
       new CreateTableCommand({
