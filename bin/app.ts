@@ -1,4 +1,4 @@
-// The CDK app: `npx cdk deploy --all -c stage=prod -c twilioFromNumber=+1…` (see docs/deploy.md).
+// The CDK app: `npx cdk deploy --all -c stage=prod -c twilioFromNumber=+1…` (see the README, "Deploy").
 // Every parameter is CDK context; lib/dialgate-app.ts lists them, with their defaults.
 
 import { App } from 'aws-cdk-lib';

@@ -2,7 +2,7 @@
 // CloudFront distribution that serves them at `/` and sends `/runs*` to the REST API. Page and API
 // share an origin, so the browser needs no CORS, and the console calls the API exactly as it does on
 // the local stack. The API must be in API-key mode (-c apiAuth=apiKey): a browser cannot sign SigV4
-// requests without AWS credentials; the person enters the key in the page (docs/console.md).
+// requests without AWS credentials; the person enters the key in the page (README, "Signing in: the API key").
 //
 // Wiring (stateless stack): `new ConsoleSite(this, 'Console', { api, removalPolicy })`.
 
