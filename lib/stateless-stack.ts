@@ -39,6 +39,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { ConsoleSite } from './constructs/console-site.ts';
 import { DialgateFunction } from './constructs/dialgate-function.ts';
 import type { DialgateConfig } from './dialgate-app.ts';
 import {
@@ -154,6 +155,10 @@ export class StatelessStack extends Stack {
     });
 
     this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
+    // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
+    if (config.apiAuth === 'apiKey') {
+      new ConsoleSite(this, 'Console', { api: this.api, removalPolicy: logRemovalPolicy });
+    }
     this.alarmTopic = this.alarmTopicFor(config);
     this.dashboard = this.monitoring(config, props.deadLetterQueue, workQueue);
 

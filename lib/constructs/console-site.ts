@@ -4,7 +4,7 @@
 // the local stack. The API must be in API-key mode (-c apiAuth=apiKey): a browser cannot sign SigV4
 // requests without AWS credentials; the person enters the key in the page (README, "Signing in: the API key").
 //
-// Wiring (stateless stack): `new ConsoleSite(this, 'Console', { api, removalPolicy })`.
+// Added by the stateless stack in API-key mode.
 
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';

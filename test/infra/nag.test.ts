@@ -13,6 +13,23 @@ const EXPECTED_ACKNOWLEDGEMENTS = {
     'AwsSolutions-IAM5[Resource::*]', // X-Ray only, once per function role
   ],
   apiKey: ['AwsSolutions-APIG4'], // API key + usage plan instead of IAM authorization
+  /** The web console (API-key mode only): CloudFront + a private bucket, and CDK's own file-copy function. */
+  console: [
+    'AwsSolutions-CFR1', // no geo restriction: operators anywhere
+    'AwsSolutions-CFR2', // no WAF, as for the API
+    'AwsSolutions-CFR3', // no CloudFront access logs for a few static files
+    'AwsSolutions-CFR4', // the default cloudfront.net certificate
+    'AwsSolutions-S1', // no server access logs on a bucket of static files
+    'AwsSolutions-L1', // BucketDeployment's runtime is CDK's choice
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    'AwsSolutions-IAM5[Action::s3:Abort*]',
+    'AwsSolutions-IAM5[Action::s3:DeleteObject*]',
+    'AwsSolutions-IAM5[Action::s3:GetBucket*]',
+    'AwsSolutions-IAM5[Action::s3:GetObject*]',
+    'AwsSolutions-IAM5[Action::s3:List*]',
+    'AwsSolutions-IAM5[Resource::<ConsoleFiles2D43986C.Arn>/*]',
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
+  ],
 };
 
 describe.each([
@@ -25,7 +42,11 @@ describe.each([
       alarmEmail: 'ops@example.com',
       twimlUrl: 'https://example.com/twiml',
     },
-    [...EXPECTED_ACKNOWLEDGEMENTS.common, ...EXPECTED_ACKNOWLEDGEMENTS.apiKey],
+    [
+      ...EXPECTED_ACKNOWLEDGEMENTS.common,
+      ...EXPECTED_ACKNOWLEDGEMENTS.apiKey,
+      ...EXPECTED_ACKNOWLEDGEMENTS.console,
+    ],
   ],
 ])('cdk-nag AwsSolutions, %s', (_name, context, expected) => {
   // Synthesizing runs the checks too (bin/app.ts registers them as a validation plugin): an
