@@ -24,7 +24,6 @@ import { systemClock } from '../core/ports.ts';
 const service = serviceName('dispatcher');
 const logger = new Logger({ serviceName: service });
 const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
-const processor = new BatchProcessor(EventType.SQS);
 
 let deps: DispatchDeps | undefined;
 function wire(): DispatchDeps {
@@ -100,7 +99,10 @@ async function processRecord(record: SQSRecord): Promise<void> {
 
 export const handler = middy(
   async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, processRecord, processor, { context }),
+    // A processor per invocation: it holds the batch's successes and failures, and the local stack
+    // runs several invocations at once in one process (a module-level one mixed their batches up and
+    // reported a failed record as done, losing it).
+    processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
 )
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics));
