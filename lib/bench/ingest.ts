@@ -1,0 +1,227 @@
+// (bench) Ingest: how long POST /runs takes to answer a 10,000-lead run, and how long until a
+// 100,000-lead run is all queued (every chunk turned into jobs: GET shows pending_ingest 0). The runs
+// have cap 1 and the double's calls last ten minutes, so that dialing costs next to nothing meanwhile.
+
+import { DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { LOCAL_AWS } from '../local/emulators.ts';
+import { TABLE_SCHEMA } from '../resources.ts';
+import { createRun, leadsFor, startBenchStack, waitForRun } from './harness.ts';
+import { watchMachine } from './machine.ts';
+import type { Probe, SdkCall } from './probe.ts';
+import { atMost, figure, type SectionResult } from './result.ts';
+import { round, type Summary, summarize } from './stats.ts';
+
+export interface IngestOptions {
+  quick: boolean;
+  pollers: number;
+  logLevel: string;
+  cpus: number;
+}
+
+export async function runIngest(options: IngestOptions): Promise<SectionResult> {
+  const big = options.quick ? 20_000 : 100_000;
+  const startedAt = new Date().toISOString();
+  const machine = watchMachine(options.cpus);
+  const t0 = performance.now();
+  const bench = await startBenchStack({
+    simulator: { queuedMs: 0, ringMs: 1_000, talkMs: 600_000 },
+    pollers: options.pollers,
+    logLevel: options.logLevel,
+    functionEnv: { MAX_LEADS_PER_RUN: String(Math.max(100_000, big)) },
+  });
+  const { stack, probe } = bench;
+  try {
+    // A first, small run: the API's first invocation builds its clients and opens connections, as a
+    // cold Lambda would; the figures below are for a warm function.
+    const warm = await createRun(stack.apiUrl, leadsFor(10, 2), 1);
+    await waitForRun(stack.apiUrl, warm.runId, (v) => v.pending_ingest === 0, 60_000, 100);
+
+    // What one chunk's transaction costs DynamoDB Local when it runs alone (no other traffic).
+    const chunkFloor = await chunkTransactionFloor(
+      stack.endpoints.dynamodb,
+      stack.tableName,
+      probe,
+      options.quick ? 5 : 15,
+    );
+
+    // 10,000 leads. The answer is timed with the dispatcher held at its start (as if its Lambda had not
+    // scaled out yet): here the API, the dispatcher and the SQS emulator share one process and one
+    // DynamoDB Local, which on AWS they do not; then the dispatcher goes and the leads are queued.
+    const release = probe.hold('dispatcher');
+    let small: Awaited<ReturnType<typeof createRun>>;
+    try {
+      small = await createRun(stack.apiUrl, leadsFor(10_000, 0), 1);
+    } finally {
+      release();
+    }
+    const smallQueued = await waitForRun(
+      stack.apiUrl,
+      small.runId,
+      (v) => v.pending_ingest === 0,
+      5 * 60_000,
+      100,
+    );
+    const smallPost = apiBreakdown(probe.invocations, probe.calls, 'POST', small.sentAt);
+
+    // 100,000 leads (20,000 with --quick).
+    const large = await createRun(stack.apiUrl, leadsFor(big, 1), 1);
+    const largeQueued = await waitForRun(
+      stack.apiUrl,
+      large.runId,
+      (v) => v.pending_ingest === 0,
+      10 * 60_000,
+      200,
+    );
+    const allQueuedMs = round(largeQueued.at - large.sentAt);
+    const ingestTxns = probe.calls.filter(
+      (c) =>
+        c.op === 'TransactWriteItems' &&
+        c.owner === 'dispatcher' &&
+        c.keys?.[0]?.includes('|CHUNK#') &&
+        c.t0 >= large.sentAt,
+    );
+    const dispatches = probe.invocations.filter((i) => i.fn === 'dispatcher' && i.start >= large.sentAt);
+
+    return {
+      section: 'ingest',
+      completed: true,
+      startedAt,
+      durationMs: round(performance.now() - t0),
+      quick: options.quick,
+      machine: machine.end(),
+      checks: [
+        figure('POST /runs answer, 10 leads, first request', round(warm.answerMs), 'ms'),
+        atMost('POST /runs answer, 10,000 leads', round(small.answerMs), 'ms', 1_000, 'ingest held back'),
+        figure('10,000 leads all queued', round(smallQueued.at - small.sentAt), 'ms'),
+        figure(
+          `POST /runs answer, ${big.toLocaleString('en-US')} leads`,
+          round(large.answerMs),
+          'ms',
+          'while its first chunks are ingested in the same process',
+        ),
+        options.quick
+          ? figure(`${big.toLocaleString('en-US')} leads all queued (--quick)`, allQueuedMs, 'ms')
+          : atMost('100,000 leads all queued', allQueuedMs, 'ms', 60_000),
+        figure('ingest rate', round(big / (allQueuedMs / 1000)), 'leads/s'),
+        figure('one chunk transaction (92 items) alone on the emulator', chunkFloor.p50, 'ms'),
+        figure('ingest rate, one chunk at a time', round((90 * 1000) / chunkFloor.p50), 'leads/s'),
+      ],
+      notes: [
+        'Leads go on SQS in chunks of 90 (SendMessageBatch of 10, 8 batches in flight); each chunk is one ' +
+          'TransactWriteItems (its jobs, a chunk marker, the run counters) in the dispatcher.',
+        `Dispatcher pollers ${options.pollers} (its concurrency here; Lambda would scale out further), ` +
+          `batch size 10; cap 1 and 10-minute calls keep dialing out of the way.`,
+      ],
+      details: {
+        chunkFloor,
+        small: { runId: small.runId, answerMs: round(small.answerMs), post: smallPost },
+        large: {
+          runId: large.runId,
+          leads: big,
+          answerMs: round(large.answerMs),
+          allQueuedMs,
+          post: apiBreakdown(probe.invocations, probe.calls, 'POST', large.sentAt),
+          chunkTransactions: {
+            count: ingestTxns.length,
+            durationMs: summarize(ingestTxns.map((c) => c.t1 - c.t0)),
+          },
+          dispatcherInvocations: dispatches.length,
+          dispatcherDurationMs: summarize(dispatches.map((i) => i.durationMs ?? 0)),
+        },
+        eventSource: stack.eventSource(),
+      },
+    };
+  } finally {
+    await bench.stop();
+  }
+}
+
+/** The API invocation that answered the POST sent at `after`: its duration and requests by kind. */
+function apiBreakdown(
+  invocations: { id: number; fn: string; method?: string; start: number; durationMs?: number }[],
+  calls: SdkCall[],
+  method: string,
+  after: number,
+): Record<string, unknown> | undefined {
+  const inv = invocations.find((i) => i.fn === 'api' && i.method === method && i.start >= after);
+  if (!inv) return undefined;
+  const own = calls.filter((c) => c.inv === inv.id);
+  const byOp: Record<string, { count: number; totalMs: number }> = {};
+  for (const call of own) {
+    const entry = byOp[call.op] ?? { count: 0, totalMs: 0 };
+    entry.count += 1;
+    entry.totalMs = round(entry.totalMs + (call.t1 - call.t0));
+    byOp[call.op] = entry;
+  }
+  const first = Math.min(...own.map((c) => c.t0));
+  const last = Math.max(...own.map((c) => c.t1));
+  return {
+    handlerMs: round(inv.durationMs ?? Number.NaN),
+    beforeFirstRequestMs: own.length ? round(first - inv.start) : undefined,
+    requestsSpanMs: own.length ? round(last - first) : undefined,
+    byOp,
+  };
+}
+
+/** Times `rounds` chunk-shaped transactions (90 job puts, a marker, a counter), one at a time. */
+async function chunkTransactionFloor(
+  endpoint: string,
+  table: string,
+  probe: Probe,
+  rounds: number,
+): Promise<Summary> {
+  return probe.asBench(async () => {
+    const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
+    const times: number[] = [];
+    try {
+      for (let round = 0; round < rounds; round++) {
+        const pk = { S: `BENCH#ingest-${round}` };
+        const at = { S: new Date().toISOString() };
+        const items: TransactWriteItem[] = [
+          {
+            Put: {
+              TableName: table,
+              Item: { pk, sk: { S: 'CHUNK#0' }, leads: { N: '90' }, at },
+              ConditionExpression: 'attribute_not_exists(pk)',
+            },
+          },
+          {
+            Update: {
+              TableName: table,
+              Key: { pk: { S: 'BENCH#ingest' }, sk: { S: 'RUN' } },
+              UpdateExpression: 'ADD ingestedLeads :n, queued :n',
+              ExpressionAttributeValues: { ':n': { N: '90' } },
+            },
+          },
+          ...Array.from(
+            { length: 90 },
+            (_, i): TransactWriteItem => ({
+              Put: {
+                TableName: table,
+                Item: {
+                  pk,
+                  sk: { S: `JOB#${String(i).padStart(6, '0')}` },
+                  entity: { S: 'job' },
+                  phone: { S: `+1555${String(2_000_000 + i)}` },
+                  attributes: { M: {} },
+                  attempt: { N: '0' },
+                  queuedAt: at,
+                  status: { S: 'queued' },
+                  [TABLE_SCHEMA.queuedIndex.partitionKey]: { S: `bench-ingest-${round}` },
+                  [TABLE_SCHEMA.queuedIndex.sortKey]: { S: `000000000000000#${i}` },
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            }),
+          ),
+        ];
+        const t0 = performance.now();
+        await client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+        times.push(performance.now() - t0);
+      }
+    } finally {
+      client.destroy();
+    }
+    return summarize(times);
+  });
+}

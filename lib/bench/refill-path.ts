@@ -1,0 +1,249 @@
+// (bench) Where a refill's time goes. For each final status callback the double sent, the probe's
+// records are followed along the path the design takes:
+//
+//   double sends the final callback ─▶ webhook HTTP server ─▶ handler starts ─▶ GetItem(run)
+//   ─▶ release TransactWriteItems ─▶ SendMessage(dispatch run) ─▶ a waiting ReceiveMessage returns it
+//   ─▶ dispatcher handler starts ─▶ GetItem(run) ─▶ Query(queued index) ─▶ acquire TransactWriteItems
+//   ─▶ calls.create reaches the double
+//
+// Every segment is the difference of two timestamps on one clock, so the segments of one refill add
+// up exactly to its total. "In process" is the time between requests inside a handler: JavaScript,
+// logging, JSON and SDK marshalling, and waiting for a busy event loop.
+
+import type { SimCall } from '../local/twilio-simulator.ts';
+import type { Invocation, Probe, SdkCall } from './probe.ts';
+import { round, type Summary, summarize } from './stats.ts';
+
+export const SEGMENTS = [
+  ['callbackDelivery', 'final callback: double → webhook HTTP server'],
+  ['webhookStart', 'webhook: request → handler (Function URL event, runtime, middy)'],
+  ['webhookGetRun', 'webhook: GetItem run'],
+  ['releaseTxn', 'webhook: release TransactWriteItems'],
+  ['sqsSend', 'webhook: SQS SendMessage'],
+  ['webhookInProcess', 'webhook: in process between requests'],
+  ['queueWake', 'SQS: sent → waiting ReceiveMessage returns it'],
+  ['dispatcherStart', 'dispatcher: received → handler (event source, runtime, middy, batch)'],
+  ['dispatcherGetRun', 'dispatcher: GetItem run'],
+  ['dispatcherQuery', 'dispatcher: Query queued index'],
+  ['acquireTxn', 'dispatcher: acquire TransactWriteItems'],
+  ['dispatcherOtherDynamo', 'dispatcher: other DynamoDB requests before the acquire'],
+  ['dispatcherInProcess', 'dispatcher: in process between requests'],
+  ['createClient', 'create: acquire done → request leaves the Twilio client'],
+  ['create', 'create: request → received by the double'],
+] as const;
+export type Segment = (typeof SEGMENTS)[number][0];
+
+export interface RefillPath {
+  /** Refills followed end to end along their own dispatch message. */
+  followed: number;
+  /** Final callbacks whose next call came another way (a dispatcher already busy with the run took the slot). */
+  otherPath: number;
+  /** Final callbacks after which the run had no lead left to dial. */
+  nothingLeft: number;
+  /** Final callbacks that could not be followed (no release, the last lead, records missing). */
+  notFollowed: number;
+  /**
+   * Refills whose dispatch shared its invocation with another dispatch of the same run (two releases
+   * in one batch): their requests overlap, so they are left out of the segments; their totals are here.
+   */
+  shared: Summary;
+  total: Summary;
+  segments: Record<Segment, Summary & { share: number; label: string }>;
+  /** Sums of the segments' means by kind: DynamoDB, SQS, Twilio double, in-process and hand-offs. */
+  byKind: Record<string, { meanMs: number; share: number }>;
+}
+
+const FINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
+const KIND: Record<Segment, string> = {
+  callbackDelivery: 'hand-offs (HTTP in, SQS out, Lambda start)',
+  webhookStart: 'hand-offs (HTTP in, SQS out, Lambda start)',
+  webhookGetRun: 'DynamoDB round trips',
+  releaseTxn: 'DynamoDB round trips',
+  sqsSend: 'SQS round trips',
+  webhookInProcess: 'in-process (JS, logging, marshalling, event-loop wait)',
+  queueWake: 'SQS round trips',
+  dispatcherStart: 'hand-offs (HTTP in, SQS out, Lambda start)',
+  dispatcherGetRun: 'DynamoDB round trips',
+  dispatcherQuery: 'DynamoDB round trips',
+  acquireTxn: 'DynamoDB round trips',
+  dispatcherOtherDynamo: 'DynamoDB round trips',
+  dispatcherInProcess: 'in-process (JS, logging, marshalling, event-loop wait)',
+  createClient: 'calls.create (Twilio client + double)',
+  create: 'calls.create (Twilio client + double)',
+};
+
+export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set<string>): RefillPath {
+  const byInvocation = new Map<number, SdkCall[]>();
+  for (const call of probe.calls) {
+    if (call.inv === undefined) continue;
+    const list = byInvocation.get(call.inv) ?? [];
+    list.push(call);
+    byInvocation.set(call.inv, list);
+  }
+  const dispatchRunOf = new Map<string, string>();
+  for (const call of probe.calls) {
+    for (const message of call.sent ?? []) {
+      if (message.id && message.type === 'dispatch' && message.runId)
+        dispatchRunOf.set(message.id, message.runId);
+    }
+  }
+  const received = new Map<string, number>();
+  for (const call of probe.calls) {
+    if (call.op !== 'ReceiveMessage' || !call.received) continue;
+    for (const id of call.received) if (!received.has(id)) received.set(id, call.t1);
+  }
+  const dispatcherByMessage = new Map<string, Invocation>();
+  for (const invocation of probe.invocations) {
+    if (invocation.fn !== 'dispatcher') continue;
+    for (const id of invocation.messageIds ?? [])
+      if (!dispatcherByMessage.has(id)) dispatcherByMessage.set(id, invocation);
+  }
+  const simByAttempt = new Map<string, SimCall>();
+  for (const call of simCalls) {
+    if (call.run && runIds.has(call.run)) simByAttempt.set(`${call.run}/${call.job}/${call.attempt}`, call);
+  }
+  const usedAcquires = new Set<SdkCall>();
+  const createsByInvocation = new Map<number, number[]>();
+  for (const request of probe.createRequests) {
+    if (request.inv === undefined) continue;
+    const list = createsByInvocation.get(request.inv) ?? [];
+    list.push(request.at);
+    createsByInvocation.set(request.inv, list);
+  }
+  const usedCreates = new Set<string>();
+  const sharedTotals: number[] = [];
+
+  const totals: number[] = [];
+  const samples = Object.fromEntries(SEGMENTS.map(([name]) => [name, [] as number[]])) as Record<
+    Segment,
+    number[]
+  >;
+  let otherPath = 0;
+  let nothingLeft = 0;
+  let notFollowed = 0;
+
+  for (const webhook of probe.invocations) {
+    if (webhook.fn !== 'webhook' || !webhook.run || !runIds.has(webhook.run)) continue;
+    if (!webhook.callStatus || !FINAL.has(webhook.callStatus)) continue;
+    const run = webhook.run;
+    const ended = simByAttempt.get(`${run}/${webhook.job}/${webhook.attempt}`);
+    const sentAt = ended?.finalCallbackAt;
+    const calls = byInvocation.get(webhook.id) ?? [];
+    const runKey = `RUN#${run}|RUN`;
+    const getRun = calls.find((c) => c.op === 'GetItem' && c.keys?.[0] === runKey);
+    const release = calls.find(
+      (c) => c.op === 'TransactWriteItems' && c.ok && c.keys?.[1] === `RUN#${run}|JOB#${webhook.job}`,
+    );
+    const send = calls.find(
+      (c) => c.op === 'SendMessage' && c.sent?.[0]?.type === 'dispatch' && c.sent[0].runId === run,
+    );
+    const messageId = send?.sent?.[0]?.id;
+    const receivedAt = messageId ? received.get(messageId) : undefined;
+    const dispatcher = messageId ? dispatcherByMessage.get(messageId) : undefined;
+    if (sentAt === undefined || !getRun || !release || !send || receivedAt === undefined || !dispatcher) {
+      notFollowed += 1;
+      continue;
+    }
+    const dispatcherCalls = (byInvocation.get(dispatcher.id) ?? []).filter(
+      (c) => c.t0 >= dispatcher.start && touchesRun(c, run),
+    );
+    const acquire = dispatcherCalls.find(
+      (c) =>
+        c.op === 'TransactWriteItems' &&
+        c.ok &&
+        c.keys?.[0] === runKey &&
+        c.keys[1]?.startsWith(`RUN#${run}|JOB#`) &&
+        !usedAcquires.has(c),
+    );
+    if (!acquire) {
+      // The run had no lead left to dial (its last calls), or another dispatcher took the slot first.
+      const emptyQuery = dispatcherCalls.some((c) => c.op === 'Query' && c.returned === 0);
+      if (emptyQuery) nothingLeft += 1;
+      else otherPath += 1;
+      continue;
+    }
+    const job = acquire.keys![1]!.slice(`RUN#${run}|JOB#`.length);
+    const created = simCalls.find((c) => c.run === run && c.job === job && c.createdAt >= acquire.t0);
+    if (!created) {
+      notFollowed += 1;
+      continue;
+    }
+    usedAcquires.add(acquire);
+    const sameRun = (dispatcher.messageIds ?? []).filter((id) => dispatchRunOf.get(id) === run).length;
+    if (sameRun > 1) {
+      sharedTotals.push(created.createdAt - sentAt);
+      continue;
+    }
+    const clientAt = (createsByInvocation.get(dispatcher.id) ?? []).find(
+      (at) => at >= acquire.t1 && !usedCreates.has(`${dispatcher.id}@${at}`),
+    );
+    if (clientAt !== undefined) usedCreates.add(`${dispatcher.id}@${clientAt}`);
+    const requestAt = clientAt !== undefined && clientAt <= created.createdAt ? clientAt : acquire.t1;
+    const arrival = webhook.token ? probe.arrivals.get(webhook.token)?.at : undefined;
+    const webhookStart = webhook.start;
+    const s1 = arrival ?? webhookStart;
+    const dur = (c: SdkCall) => c.t1 - c.t0;
+    const before = dispatcherCalls.filter((c) => c.t1 <= acquire.t1);
+    const dGet = before.filter((c) => c.op === 'GetItem' && c.keys?.[0] === runKey);
+    const dQuery = before.filter((c) => c.op === 'Query');
+    const dTxn = before.filter((c) => c.op === 'TransactWriteItems');
+    const dOther = before.filter((c) => !dGet.includes(c) && !dQuery.includes(c) && !dTxn.includes(c));
+    const sumOf = (list: SdkCall[]) => list.reduce((total, c) => total + dur(c), 0);
+    const webhookCalls = calls.filter((c) => c.t1 <= send.t1);
+    const webhookDynamo = sumOf(webhookCalls);
+
+    const segment: Record<Segment, number> = {
+      callbackDelivery: s1 - sentAt,
+      webhookStart: webhookStart - s1,
+      webhookGetRun: sumOf(webhookCalls.filter((c) => c.op === 'GetItem')),
+      releaseTxn: sumOf(webhookCalls.filter((c) => c.op === 'TransactWriteItems')),
+      sqsSend: sumOf(webhookCalls.filter((c) => c.op === 'SendMessage')),
+      webhookInProcess: 0,
+      queueWake: receivedAt - send.t1,
+      dispatcherStart: dispatcher.start - receivedAt,
+      dispatcherGetRun: sumOf(dGet),
+      dispatcherQuery: sumOf(dQuery),
+      acquireTxn: sumOf(dTxn),
+      dispatcherOtherDynamo: sumOf(dOther),
+      dispatcherInProcess: 0,
+      createClient: requestAt - acquire.t1,
+      create: created.createdAt - requestAt,
+    };
+    segment.webhookInProcess = send.t1 - webhookStart - webhookDynamo;
+    segment.dispatcherInProcess = acquire.t1 - dispatcher.start - sumOf(before);
+    const total = created.createdAt - sentAt;
+    totals.push(total);
+    for (const [name] of SEGMENTS) samples[name].push(segment[name]);
+  }
+
+  const total = summarize(totals);
+  const segments = Object.fromEntries(
+    SEGMENTS.map(([name, label]) => {
+      const summary = summarize(samples[name]);
+      return [name, { ...summary, label, share: round(summary.mean / total.mean, 3) }];
+    }),
+  ) as RefillPath['segments'];
+  const byKind: Record<string, { meanMs: number; share: number }> = {};
+  for (const [name] of SEGMENTS) {
+    const kind = KIND[name];
+    const entry = byKind[kind] ?? { meanMs: 0, share: 0 };
+    entry.meanMs = round(entry.meanMs + segments[name].mean);
+    entry.share = round(entry.meanMs / total.mean, 3);
+    byKind[kind] = entry;
+  }
+  return {
+    followed: totals.length,
+    otherPath,
+    nothingLeft,
+    notFollowed,
+    shared: summarize(sharedTotals),
+    total,
+    segments,
+    byKind,
+  };
+}
+
+function touchesRun(call: SdkCall, run: string): boolean {
+  if (call.keys?.some((key) => key.startsWith(`RUN#${run}|`))) return true;
+  return call.op === 'Query' && call.queryKey === run;
+}

@@ -1,0 +1,44 @@
+// (bench) What a section reports: figures checked against their targets, plus details for the JSON.
+
+import type { MachineState } from './machine.ts';
+
+export const SECTIONS = ['refill', 'utilization', 'ingest', 'scale', 'cost', 'coldstart'] as const;
+export type SectionName = (typeof SECTIONS)[number];
+
+export interface Check {
+  /** What is measured, e.g. "refill p50". */
+  name: string;
+  value: number;
+  unit: string;
+  /** The target as text (e.g. "≤ 25"); absent for a figure reported without one. */
+  target?: string;
+  /** Undefined when there is no target. */
+  pass?: boolean;
+  note?: string;
+}
+
+export interface SectionResult {
+  section: SectionName;
+  /** The section ran to its end (a figure may still miss its target). */
+  completed: boolean;
+  error?: string;
+  startedAt: string;
+  durationMs: number;
+  quick: boolean;
+  machine?: MachineState;
+  checks: Check[];
+  notes: string[];
+  details: Record<string, unknown>;
+}
+
+export function atMost(name: string, value: number, unit: string, limit: number, note?: string): Check {
+  return { name, value, unit, target: `≤ ${limit}`, pass: value <= limit, ...(note ? { note } : {}) };
+}
+
+export function atLeast(name: string, value: number, unit: string, limit: number, note?: string): Check {
+  return { name, value, unit, target: `≥ ${limit}`, pass: value >= limit, ...(note ? { note } : {}) };
+}
+
+export function figure(name: string, value: number, unit: string, note?: string): Check {
+  return { name, value, unit, ...(note ? { note } : {}) };
+}
