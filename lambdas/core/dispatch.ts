@@ -280,6 +280,12 @@ async function endCall(
   deps.log.info('call hung up', { ...context, callSid, result: result.kind });
 }
 
+/** Twilio 429 backoff: exponential in the job's attempts, capped at a minute, with full jitter. */
+export function throttleBackoffMs(attempt: number, random: () => number): number {
+  const ceiling = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
+  return Math.max(250, Math.floor(random() * ceiling));
+}
+
 /** Places one call for a job whose slot is held; true when Twilio accepted it. */
 async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: number): Promise<boolean> {
   const { calls } = deps;
@@ -328,13 +334,25 @@ async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: 
       });
       return false;
     case 'throttled': {
-      // Twilio never processed it: the job goes back to the queue, its slot is freed, and the
-      // run is looked at again after a jittered pause rather than hammering the provider.
-      const delaySeconds = 1 + Math.floor((deps.random ?? Math.random)() * 5);
-      deps.log.warn('call throttled by telephony', { ...context, retryInSeconds: delaySeconds });
-      await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
+      // Twilio never processed it: the job goes back to the queue, not due before an exponential,
+      // fully jittered backoff (1 s, 2 s, 4 s … up to a minute, by the job's attempts), and its slot
+      // is freed for leads that are due. Waiting holds no slot.
+      const nowMs = deps.clock.now().getTime();
+      const backoffMs = throttleBackoffMs(attempt, deps.random ?? Math.random);
+      deps.log.warn('call throttled by telephony', { ...context, retryInMs: backoffMs });
+      await deps.store.releaseSlot({
+        runId,
+        jobId: job.jobId,
+        attempt,
+        from: 'dialing',
+        to: 'queued',
+        notBefore: nowMs + backoffMs,
+        at,
+      });
+      // A 429 says "slow down": the run is not re-dispatched now, only woken when the job is due
+      // (or by the next call that ends). Runs waiting for an account slot may go.
       await refillAfterRelease(deps, runId, { dispatchRun: false, accountSlot: deps.account !== undefined });
-      await deps.queue.requestDispatch(runId, delaySeconds);
+      await armWake(deps, runId, nowMs + backoffMs, nowMs);
       return false;
     }
     case 'unknown':
