@@ -1,0 +1,245 @@
+// Model-based test of the whole slot protocol on DynamoDB Local, reconciler included: random
+// sequences of dispatches (some crashing before the call is created, some losing the CallSid),
+// answers, hang-ups whose callbacks arrive, are duplicated or are lost, and reconciler passes, run
+// through the real core and store against an in-memory Twilio. After every step: the semaphore
+// agrees with the model, never exceeds the cap, no lead has two calls in one attempt or two live
+// calls, and a slot is only ever freed when Twilio says its call is over or never existed.
+
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
+import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
+import { jobIdFor, type Run } from '../../lambdas/core/model.ts';
+import type { CallLookup, Log, WorkQueue } from '../../lambdas/core/ports.ts';
+import { reconcile } from '../../lambdas/core/reconcile.ts';
+import type { TwilioCallStatus } from '../../lambdas/core/states.ts';
+import { testAws } from '../support/aws.ts';
+
+const JOBS = 5;
+const SETTINGS = { ringTimeoutSeconds: 30, timeLimitSeconds: 60, graceSeconds: 10 };
+const silent: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const noQueue: WorkQueue = { sendLeadChunks: async () => {}, requestDispatch: async () => {} };
+
+/** Twilio, as far as this test needs it: calls, their status, and lookups by Sid or number. */
+interface TwilioCall {
+  sid: string;
+  jobId: string;
+  attempt: number;
+  to: string;
+  status: TwilioCallStatus;
+}
+
+class World {
+  calls: TwilioCall[] = [];
+  nowMs = Date.parse('2026-11-28T10:00:00Z');
+  lookup: CallLookup = {
+    fetchCall: async (sid) => {
+      const call = this.calls.find((c) => c.sid === sid);
+      return call && { sid: call.sid, status: call.status };
+    },
+    findCalls: async ({ to }) =>
+      this.calls.filter((c) => c.to === to).map((c) => ({ sid: c.sid, status: c.status })),
+  };
+  live(jobId: string) {
+    return this.calls.find((c) => c.jobId === jobId && !isOver(c.status));
+  }
+}
+
+const isOver = (status: TwilioCallStatus) =>
+  ['completed', 'busy', 'no-answer', 'failed', 'canceled'].includes(status);
+const phoneOf = (job: number) => `+1415555${String(1000 + job)}`;
+
+interface Model {
+  cap: number;
+  /** Per job: whether dialgate holds a slot for it, the attempt, and whether the lead is done. */
+  jobs: { held: boolean; attempt: number; done: boolean }[];
+}
+interface Real {
+  store: DynamoRunStore;
+  runId: string;
+  world: World;
+}
+
+function deps(real: Real) {
+  const clock = { now: () => new Date(real.world.nowMs) };
+  return {
+    store: real.store,
+    queue: noQueue,
+    clock,
+    log: silent,
+    calls: real.world.lookup,
+    settings: SETTINGS,
+  };
+}
+
+async function check(model: Model, real: Real) {
+  const run = (await real.store.getRun(real.runId)) as Run;
+  const holders = Object.entries(run.holders);
+  expect(run.active).toBe(holders.length);
+  expect(run.active).toBeLessThanOrEqual(model.cap);
+  expect(holders.map(([id]) => id).sort()).toEqual(
+    model.jobs.flatMap((j, i) => (j.held ? [jobIdFor(i)] : [])).sort(),
+  );
+  for (const [i, job] of model.jobs.entries()) {
+    const jobId = jobIdFor(i);
+    const calls = real.world.calls.filter((c) => c.jobId === jobId);
+    // At most one call per attempt, and never two live calls for one lead.
+    expect(new Set(calls.map((c) => c.attempt)).size).toBe(calls.length);
+    expect(calls.filter((c) => !isOver(c.status)).length).toBeLessThanOrEqual(1);
+    // A lead with a live call at Twilio always holds its slot: no slot was freed under a live call.
+    if (real.world.live(jobId)) expect(job.held).toBe(true);
+  }
+  expect(run.completed + run.failed + run.canceled).toBe(model.jobs.filter((j) => j.done).length);
+}
+
+type Create = 'created' | 'crash-before-create' | 'sid-lost';
+
+class Dispatch implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly job: number,
+    readonly create: Create,
+  ) {}
+  check = (m: Readonly<Model>) => !m.jobs[this.job]!.held && !m.jobs[this.job]!.done;
+  async run(model: Model, real: Real) {
+    const job = model.jobs[this.job]!;
+    const jobId = jobIdFor(this.job);
+    const at = new Date(real.world.nowMs).toISOString();
+    const result = await real.store.acquireSlot(
+      real.runId,
+      { jobId, phone: phoneOf(this.job), attempt: job.attempt },
+      at,
+    );
+    const live = model.jobs.filter((j) => j.held).length;
+    expect(result).toBe(live >= model.cap ? 'no-slot' : 'acquired');
+    if (result !== 'acquired') return;
+    job.held = true;
+    job.attempt += 1;
+    if (this.create !== 'crash-before-create') {
+      const sid = `CA${randomUUID().replaceAll('-', '')}`;
+      real.world.calls.push({ sid, jobId, attempt: job.attempt, to: phoneOf(this.job), status: 'queued' });
+      if (this.create === 'created') await real.store.recordCallSid(real.runId, jobId, job.attempt, sid);
+    }
+    await check(model, real);
+  }
+  toString = () => `dispatch(${this.job}, ${this.create})`;
+}
+
+class Answer implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly job: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const call = real.world.live(jobIdFor(this.job));
+    if (!call || call.status === 'in-progress') return;
+    call.status = 'in-progress';
+    await callback(real, call);
+    await check(model, real);
+  }
+  toString = () => `answer(${this.job})`;
+}
+
+class HangUp implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly job: number,
+    readonly outcome: 'completed' | 'busy',
+    readonly delivery: 'once' | 'twice' | 'lost',
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const call = real.world.live(jobIdFor(this.job));
+    if (!call) return;
+    call.status = call.status === 'in-progress' ? 'completed' : this.outcome;
+    const job = model.jobs[this.job]!;
+    if (this.delivery !== 'lost' && call.attempt === job.attempt && job.held) {
+      job.held = false;
+      job.done = true;
+    }
+    if (this.delivery !== 'lost') await callback(real, call);
+    if (this.delivery === 'twice') await callback(real, call);
+    await check(model, real);
+  }
+  toString = () => `hangUp(${this.job}, ${this.outcome}, ${this.delivery})`;
+}
+
+class Reconcile implements fc.AsyncCommand<Model, Real> {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    // Past every deadline: each held slot is looked up at Twilio.
+    real.world.nowMs +=
+      (SETTINGS.ringTimeoutSeconds + SETTINGS.timeLimitSeconds + SETTINGS.graceSeconds + 1) * 1000;
+    await reconcile(deps(real));
+    for (const [i, job] of model.jobs.entries()) {
+      if (!job.held) continue;
+      const call = real.world.calls.find((c) => c.jobId === jobIdFor(i) && c.attempt === job.attempt);
+      if (call === undefined)
+        job.held = false; // never created: back in the queue for a new attempt
+      else if (isOver(call.status)) {
+        job.held = false;
+        job.done = true;
+      }
+    }
+    await check(model, real);
+  }
+  toString = () => 'reconcile()';
+}
+
+async function callback(real: Real, call: TwilioCall) {
+  await applyStatusCallback(deps(real), {
+    runId: real.runId,
+    jobId: call.jobId,
+    attempt: call.attempt,
+    callSid: call.sid,
+    callStatus: call.status,
+  });
+}
+
+describe('slot protocol with the reconciler, against DynamoDB Local', () => {
+  let store: DynamoRunStore;
+  beforeAll(async () => {
+    const aws = await testAws();
+    store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName });
+  });
+
+  it('keeps every invariant through crashes, lost and duplicated callbacks and reconciler passes', async () => {
+    const job = fc.integer({ min: 0, max: JOBS - 1 });
+    const commands = [
+      fc
+        .tuple(job, fc.constantFrom<Create>('created', 'created', 'crash-before-create', 'sid-lost'))
+        .map(([j, c]) => new Dispatch(j, c)),
+      job.map((j) => new Answer(j)),
+      fc
+        .tuple(
+          job,
+          fc.constantFrom('completed' as const, 'busy' as const),
+          fc.constantFrom('once' as const, 'twice' as const, 'lost' as const),
+        )
+        .map(([j, o, d]) => new HangUp(j, o, d)),
+      fc.constant(new Reconcile()),
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.commands(commands, { maxCommands: 25 }),
+        async (cap, cmds) => {
+          const runId = randomUUID();
+          const world = new World();
+          await store.createRun({
+            runId,
+            createdAt: new Date(world.nowMs).toISOString(),
+            concurrency: cap,
+            totalLeads: JOBS,
+          });
+          const jobs = Array.from({ length: JOBS }, (_, i) => ({
+            jobId: jobIdFor(i),
+            phone: phoneOf(i),
+            attributes: {},
+          }));
+          await store.ingestChunk(runId, 0, jobs, new Date(world.nowMs).toISOString());
+          const model: Model = { cap, jobs: jobs.map(() => ({ held: false, attempt: 0, done: false })) };
+          await fc.asyncModelRun(() => ({ model, real: { store, runId, world } }), cmds);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
