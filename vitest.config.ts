@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     // Integration and e2e tests start emulators and servers: give them room on a 2-core machine.
-    testTimeout: 60_000,
+    // Generous: a loaded 2-core CI machine runs the end-to-end ones several times slower than a laptop.
+    testTimeout: 180_000,
     hookTimeout: 60_000,
     // Handlers log JSON through Powertools; keep test output to what fails.
     env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },

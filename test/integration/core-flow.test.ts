@@ -131,9 +131,7 @@ describe('races', () => {
       );
     }
 
-    await Promise.all(
-      created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id, { timeoutMs: 30_000 })),
-    );
+    await Promise.all(created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id)));
     for (const [r, res] of created.entries()) {
       const { stats } = await expectRunSettled(res.body.run_id, runs[r]!.leads, runs[r]!.concurrency);
       expect(stats.created).toBe(40);

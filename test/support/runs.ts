@@ -31,7 +31,7 @@ export async function waitForRunCompleted(
   runId: string,
   options: { timeoutMs?: number; onPoll?: (view: Awaited<ReturnType<typeof getRun>>) => void } = {},
 ) {
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 150_000);
   for (;;) {
     const view = await getRun(apiUrl, runId);
     options.onPoll?.(view);
