@@ -68,6 +68,14 @@ console.log(
       .join(' ')}; node ${process.version}`,
 );
 
+if (loadavg()[0]! > availableParallelism()) {
+  console.log(
+    'note: the machine is busy (1-minute load above its CPU count); latencies will be inflated. ' +
+      'Each section reports the load it ran under.',
+  );
+}
+
+const commit = gitCommit();
 const results: SectionResult[] = [];
 for (const section of workers) {
   const file = join(outDir, `${section}-${stamp}.json`);
@@ -132,6 +140,7 @@ for (const section of workers) {
   }
   for (const result of produced) {
     if (!selected.includes(result.section)) continue;
+    if (commit) result.commit = commit;
     results.push(result);
     console.log(renderSection(result));
   }
@@ -155,13 +164,13 @@ const report = {
     node: process.version,
     loadAtEnd: loadavg(),
   },
-  commit: gitCommit(),
+  commit,
   sections: results,
 };
 const json = JSON.stringify(report, null, 2);
 writeFileSync(join(outDir, `bench-${stamp}.json`), json);
 writeFileSync(join(outDir, 'latest.json'), json);
-if (values.save) writeFileSync(join(ROOT, 'docs/bench-latest.json'), `${json}\n`);
+if (values.save) save(join(ROOT, 'docs/bench-latest.json'));
 
 const misses = results.flatMap((r) =>
   r.checks.filter((c) => c.pass === false).map((c) => `${r.section}: ${c.name}`),
@@ -173,6 +182,25 @@ console.log(
     (values.save ? ' and docs/bench-latest.json' : ''),
 );
 process.exit(failed.length > 0 || (values.strict && misses.length > 0) ? 1 : 0);
+
+/**
+ * The committed summary: sections run now replace their earlier figures (a section that failed keeps
+ * them), so `--only coldstart --save` refreshes just that part. Each section carries its own date,
+ * commit and machine load.
+ */
+function save(file: string): void {
+  let sections: SectionResult[] = [];
+  try {
+    sections = (JSON.parse(readFileSync(file, 'utf8')) as { sections?: SectionResult[] }).sections ?? [];
+  } catch {
+    // none yet
+  }
+  for (const result of results.filter((r) => r.completed)) {
+    sections = [...sections.filter((s) => s.section !== result.section), result];
+  }
+  sections.sort((a, b) => SECTIONS.indexOf(a.section) - SECTIONS.indexOf(b.section));
+  writeFileSync(file, `${JSON.stringify({ ...report, sections }, null, 2)}\n`);
+}
 
 function tail(file: string, lines: number): string {
   const text = readFileSync(file, 'utf8').trimEnd().split('\n');

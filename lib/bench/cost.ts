@@ -78,7 +78,8 @@ export function costPer1000Calls(
     line(`Lambda ${fn} duration`, entry.gbSeconds, `GB-s (${entry.memoryMb} MB)`, PRICES.lambdaPerGbSecond);
   }
   line('API Gateway', usage.apiRequests, 'requests', PRICES.apiGatewayRestPerMillion / 1e6);
-  if (options.logBytes !== undefined) line('CloudWatch Logs', options.logBytes / 1e9, 'GB', PRICES.logsPerGb);
+  if (options.logBytes !== undefined)
+    line('CloudWatch Logs', options.logBytes / 1e6, 'MB', PRICES.logsPerGb / 1000);
   const aws = lines.reduce((total, l) => total + l.usdPer1000Calls, 0);
   const twilio = 1000 * (options.minutesPerCall ?? 1) * PRICES.twilioPerMinute;
   return {

@@ -6,12 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { runColdStart } from './coldstart.ts';
-import { runIngest } from './ingest.ts';
-import { runRefill } from './refill.ts';
 import { SECTIONS, type SectionName, type SectionResult } from './result.ts';
-import { runScale } from './scale.ts';
-import { runUtilization } from './utilization.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,19 +34,24 @@ const common = {
   cpus: availableParallelism(),
 };
 
+// Each section is imported on its own: a section does not load code (or fail on code) it does not use.
 async function run(): Promise<SectionResult[]> {
   switch (section) {
     case 'refill':
     case 'cost':
-      return runRefill(common);
+      return (await import('./refill.ts')).runRefill(common);
     case 'utilization':
-      return [await runUtilization(common)];
+      return [await (await import('./utilization.ts')).runUtilization(common)];
     case 'ingest':
-      return [await runIngest(common)];
+      return [await (await import('./ingest.ts')).runIngest(common)];
     case 'scale':
-      return [await runScale({ ...common, pollers: Number(values['scale-pollers']) })];
-    case 'coldstart':
+      return [
+        await (await import('./scale.ts')).runScale({ ...common, pollers: Number(values['scale-pollers']) }),
+      ];
+    case 'coldstart': {
+      const { runColdStart } = await import('./coldstart.ts');
       return [await runColdStart({ quick: common.quick, outDir: values['bundle-dir']!, cpus: common.cpus })];
+    }
   }
 }
 
