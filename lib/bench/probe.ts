@@ -128,7 +128,7 @@ export class Probe {
   readonly arrivals = new Map<string, ServerArrival>();
   /** Handlers whose invocations are attributed (their middy instance took the hook). */
   readonly hooked: FunctionName[] = [];
-  /** When each calls.create request left its client (the Twilio library has built it), by invocation. */
+  /** When each calls.create request left its client (node:http or fetch), by invocation. */
   readonly createRequests: { at: number; inv?: number }[] = [];
 
   readonly #als = new AsyncLocalStorage<Invocation | { bench: true }>();
@@ -365,11 +365,15 @@ export class Probe {
       const store = this.#als.getStore();
       this.createRequests.push({ at: now(), ...(store && 'id' in store ? { inv: store.id } : {}) });
     };
+    // fetch (undici) publishes on its own channel: { request: { method, path, origin } }.
+    const onFetchCreate = (message: unknown) => onClientStart(message);
     subscribe('http.server.request.start', onStart);
     subscribe('http.client.request.start', onClientStart);
+    subscribe('undici:request:create', onFetchCreate);
     return () => {
       unsubscribe('http.server.request.start', onStart);
       unsubscribe('http.client.request.start', onClientStart);
+      unsubscribe('undici:request:create', onFetchCreate);
     };
   }
 }

@@ -182,22 +182,28 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
     const arrival = webhook.token ? probe.arrivals.get(webhook.token)?.at : undefined;
     const webhookStart = webhook.start;
     const s1 = arrival ?? webhookStart;
-    const dur = (c: SdkCall) => c.t1 - c.t0;
+    // Requests that overlap (e.g. a read and a query sent together) share their time: each instant
+    // goes to the request that ends last, the one the path was waiting for.
+    const webhookShare = criticalShares(calls.filter((c) => c.t1 <= send.t1 && c.t0 >= webhookStart));
     const before = dispatcherCalls.filter((c) => c.t1 <= acquire.t1);
     const dGet = before.filter((c) => c.op === 'GetItem' && c.keys?.[0] === runKey);
     const dQuery = before.filter((c) => c.op === 'Query');
     const dTxn = before.filter((c) => c.op === 'TransactWriteItems');
     const dOther = before.filter((c) => !dGet.includes(c) && !dQuery.includes(c) && !dTxn.includes(c));
-    const sumOf = (list: SdkCall[]) => list.reduce((total, c) => total + dur(c), 0);
-    const webhookCalls = calls.filter((c) => c.t1 <= send.t1);
-    const webhookDynamo = sumOf(webhookCalls);
+    const webhookCalls = calls.filter((c) => c.t1 <= send.t1 && c.t0 >= webhookStart);
+    const dispatcherShare = criticalShares(before);
+    const sumIn = (shares: Map<SdkCall, number>, list: SdkCall[]) =>
+      list.reduce((total, c) => total + (shares.get(c) ?? 0), 0);
+    const sumOf = (list: SdkCall[]) => sumIn(dispatcherShare, list);
+    const sumWebhook = (list: SdkCall[]) => sumIn(webhookShare, list);
+    const webhookDynamo = sumWebhook(webhookCalls);
 
     const segment: Record<Segment, number> = {
       callbackDelivery: s1 - sentAt,
       webhookStart: webhookStart - s1,
-      webhookGetRun: sumOf(webhookCalls.filter((c) => c.op === 'GetItem')),
-      releaseTxn: sumOf(webhookCalls.filter((c) => c.op === 'TransactWriteItems')),
-      sqsSend: sumOf(webhookCalls.filter((c) => c.op === 'SendMessage')),
+      webhookGetRun: sumWebhook(webhookCalls.filter((c) => c.op === 'GetItem')),
+      releaseTxn: sumWebhook(webhookCalls.filter((c) => c.op === 'TransactWriteItems')),
+      sqsSend: sumWebhook(webhookCalls.filter((c) => c.op === 'SendMessage')),
       webhookInProcess: 0,
       queueWake: receivedAt - send.t1,
       dispatcherStart: dispatcher.start - receivedAt,
@@ -241,6 +247,33 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
     segments,
     byKind,
   };
+}
+
+/**
+ * How much of the time spent waiting on `calls` each one accounts for: every instant covered by one or
+ * more requests goes to the one of them that ends last. The shares add up to the union of the calls.
+ */
+export function criticalShares(calls: SdkCall[]): Map<SdkCall, number> {
+  const shares = new Map<SdkCall, number>();
+  const ordered = [...calls].sort((a, b) => a.t1 - b.t1);
+  ordered.forEach((call, i) => {
+    // The parts of this call's interval during which a later-ending call was also running go to that one.
+    let pieces: [number, number][] = [[call.t0, call.t1]];
+    for (const later of ordered.slice(i + 1)) {
+      pieces = pieces.flatMap(([from, to]): [number, number][] => {
+        if (later.t1 <= from || later.t0 >= to) return [[from, to]];
+        const kept: [number, number][] = [];
+        if (later.t0 > from) kept.push([from, later.t0]);
+        if (later.t1 < to) kept.push([later.t1, to]);
+        return kept;
+      });
+    }
+    shares.set(
+      call,
+      pieces.reduce((total, [from, to]) => total + (to - from), 0),
+    );
+  });
+  return shares;
 }
 
 function touchesRun(call: SdkCall, run: string): boolean {
