@@ -1,5 +1,12 @@
-// (adapter) The Telephony port on Twilio's REST API through the official client, pointed at any
+// (adapter) The Telephony port on Twilio's REST API (the 2010-04-01 Calls resource), pointed at any
 // Twilio-compatible base URL (the simulator locally, Twilio in AWS).
+//
+// It speaks HTTP itself, through Node's fetch, rather than through the official client: the four
+// requests it needs (create, fetch, update and list calls) are a few lines each, while the official
+// client is 3.35 MB of a 4.7 MB Lambda bundle, loaded on every cold start. What that client did and
+// is done here by hand: form-encoded bodies (StatusCallbackEvent repeated), HTTP Basic auth, a timeout
+// per request, Twilio's JSON errors `{code, message, status, more_info}`, and paging by
+// `next_page_uri`. Redirects are not followed, and nothing is ever sent twice but after a 401 (below).
 //
 // How a create's outcome is classified decides whether a lead can be called twice, so it is spelled
 // out here and in `classifyCreateError`:
@@ -15,11 +22,9 @@
 //   21205, 21401, …) → rejected with the code: Twilio validated the request and refused it, so the
 //   same request would be refused again.
 // - 5xx, 3xx, timeouts, connection errors, an unreadable 2xx → unknown: the call may exist. Never
-//   retried here (the client's autoRetry is off), because a retry could call the lead twice.
+//   retried here, because a retry could call the lead twice.
 // Twilio's error messages quote phone numbers; they are redacted before they leave this file.
 
-import twilio from 'twilio';
-import type RequestClient from 'twilio/lib/base/RequestClient.js';
 import type { CallRequest, CallResult, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
 
@@ -83,35 +88,10 @@ export class TwilioApiError extends Error {
   }
 }
 
-/**
- * The official client's HTTP layer with Twilio's API origin swapped for `baseUrl`. `edge`/`region`
- * (or TWILIO_EDGE/TWILIO_REGION in the environment) rename api.twilio.com, so any api.*.twilio.com
- * host is swapped too.
- */
-export class BaseUrlRequestClient extends twilio.RequestClient {
-  readonly #baseUrl: string;
-
-  constructor(baseUrl: string, options: RequestClient.RequestClientOptions = {}) {
-    super(options);
-    this.#baseUrl = baseUrl.replace(/\/+$/, '');
-  }
-
-  override request<TData>(opts: RequestClient.RequestOptions<TData>) {
-    return super.request({ ...opts, uri: rebase(opts.uri, this.#baseUrl) });
-  }
-}
-
-export function rebase(uri: string, baseUrl: string): string {
-  if (baseUrl === TWILIO_API_BASE_URL) return uri;
-  const url = new URL(uri);
-  if (url.hostname !== 'api.twilio.com' && !/^api\.[a-z0-9.-]+\.twilio\.com$/.test(url.hostname)) return uri;
-  return `${baseUrl.replace(/\/+$/, '')}${url.pathname}${url.search}`;
-}
-
 const THROTTLE_CODES = new Set([20429, 22005]);
 const CREDENTIAL_STATUSES = new Set([401, 403, 404]);
 
-/** Maps what `calls.create` threw to the port's result; see the file header for the reasons. */
+/** Maps what a create threw to the port's result; see the file header for the reasons. */
 export function classifyCreateError(error: unknown): Exclude<CallResult, { kind: 'created' }> {
   const http = httpFailure(error);
   if (http) {
@@ -124,40 +104,43 @@ export function classifyCreateError(error: unknown): Exclude<CallResult, { kind:
   return { kind: 'unknown', reason: transportReason(error) };
 }
 
+const API_VERSION = '2010-04-01';
+/** What the official client was asked for: pages of 100, at most 1,000 calls per list. */
+const PAGE_SIZE = 100;
+const LIST_LIMIT = 1000;
+
 export class TwilioTelephony implements Telephony {
   readonly #credentials: TwilioCredentialProvider;
   readonly #apiBaseUrl: string;
   readonly #timeoutMs: number;
   readonly #keepAlive: boolean;
   readonly #log: Log | undefined;
-  #client: { key: string; client: twilio.Twilio } | undefined;
 
   constructor(options: TwilioTelephonyOptions) {
     const { credentials } = options;
     this.#credentials =
       'get' in credentials ? credentials : { refreshable: false, get: async () => credentials };
-    this.#apiBaseUrl = options.apiBaseUrl ?? TWILIO_API_BASE_URL;
+    this.#apiBaseUrl = (options.apiBaseUrl ?? TWILIO_API_BASE_URL).replace(/\/+$/, '');
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#keepAlive = options.keepAlive ?? false;
     this.#log = options.log;
   }
 
   async createCall(request: CallRequest): Promise<CallResult> {
-    const params = {
-      to: request.to,
-      from: request.from,
-      ...('twimlUrl' in request.content
-        ? { url: request.content.twimlUrl }
-        : { twiml: request.content.twiml }),
-      statusCallback: request.statusCallbackUrl,
-      statusCallbackMethod: 'POST',
-      statusCallbackEvent: STATUS_CALLBACK_EVENTS,
-      timeout: request.ringTimeoutSeconds,
-      timeLimit: request.timeLimitSeconds,
-    };
-    let call: { sid?: unknown; status?: unknown };
+    const form = new URLSearchParams({ To: request.to, From: request.from });
+    if ('twimlUrl' in request.content) form.set('Url', request.content.twimlUrl);
+    else form.set('Twiml', request.content.twiml);
+    form.set('StatusCallback', request.statusCallbackUrl);
+    form.set('StatusCallbackMethod', 'POST');
+    for (const event of STATUS_CALLBACK_EVENTS) form.append('StatusCallbackEvent', event);
+    form.set('Timeout', String(request.ringTimeoutSeconds));
+    form.set('TimeLimit', String(request.timeLimitSeconds));
+    let call: unknown;
     try {
-      call = await this.#withClient((client) => client.calls.create(params));
+      // Sent once: only a 401 is sent again (see #withAccount), and Twilio processed nothing then.
+      call = await this.#withAccount((account) =>
+        this.#json(account, 'POST', `${this.#callsUrl(account)}.json`, form),
+      );
     } catch (error) {
       if (error instanceof CredentialsUnavailable) {
         // No request was sent: certainly not created.
@@ -174,16 +157,20 @@ export class TwilioTelephony implements Telephony {
       }
       return result;
     }
-    if (typeof call.sid !== 'string' || !call.sid.startsWith('CA')) {
+    const sid = isRecord(call) ? call.sid : undefined;
+    if (typeof sid !== 'string' || !sid.startsWith('CA')) {
       return { kind: 'unknown', reason: 'create answered without a CallSid' };
     }
-    return { kind: 'created', callSid: call.sid, status: knownStatus(call.status) };
+    return { kind: 'created', callSid: sid, status: knownStatus(isRecord(call) ? call.status : undefined) };
   }
 
   /** The call's current state, or undefined when Twilio has no such call. */
   async fetchCall(sid: string): Promise<TwilioCallSummary | undefined> {
     try {
-      return summarize(await this.#withClient((client) => client.calls(sid).fetch()));
+      const call = await this.#withAccount((account) =>
+        this.#json(account, 'GET', this.#callUrl(account, sid)),
+      );
+      return summarize(call);
     } catch (error) {
       if (httpFailure(error)?.status === 404) return undefined;
       throw toApiError(error);
@@ -199,15 +186,11 @@ export class TwilioTelephony implements Telephony {
   async findCalls(query: { to: string; startedAfter: Date }): Promise<TwilioCallSummary[]> {
     try {
       const [started, queued] = await Promise.all([
-        this.#withClient((client) =>
-          client.calls.list({ to: query.to, startTimeAfter: query.startedAfter, pageSize: 100, limit: 1000 }),
-        ),
-        this.#withClient((client) =>
-          client.calls.list({ to: query.to, status: 'queued', pageSize: 100, limit: 1000 }),
-        ),
+        this.#list({ To: query.to, 'StartTime>': iso8601DateTime(query.startedAfter) }),
+        this.#list({ To: query.to, Status: 'queued' }),
       ]);
       const bySid = new Map<string, TwilioCallSummary>();
-      for (const call of [...started, ...queued]) bySid.set(call.sid, summarize(call));
+      for (const call of [...started, ...queued]) bySid.set(call.sid, call);
       const after = query.startedAfter.getTime();
       return [...bySid.values()].filter((call) => {
         const at = call.startTime ?? call.dateCreated;
@@ -230,8 +213,10 @@ export class TwilioTelephony implements Telephony {
 
   async #update(sid: string, status: 'canceled' | 'completed'): Promise<CallUpdateResult> {
     try {
-      const call = await this.#withClient((client) => client.calls(sid).update({ status }));
-      return { kind: 'updated', status: knownStatus(call.status) };
+      const call = await this.#withAccount((account) =>
+        this.#json(account, 'POST', this.#callUrl(account, sid), new URLSearchParams({ Status: status })),
+      );
+      return { kind: 'updated', status: knownStatus(isRecord(call) ? call.status : undefined) };
     } catch (error) {
       const http = httpFailure(error);
       if (http?.status === 404) return { kind: 'not-found' };
@@ -240,45 +225,174 @@ export class TwilioTelephony implements Telephony {
     }
   }
 
+  /** Every page of a filtered list, up to LIST_LIMIT calls, following Twilio's `next_page_uri`. */
+  #list(filters: Record<string, string>): Promise<TwilioCallSummary[]> {
+    return this.#withAccount(async (account) => {
+      const calls: TwilioCallSummary[] = [];
+      const query = new URLSearchParams({ ...filters, PageSize: String(PAGE_SIZE) });
+      let url: string | undefined = `${this.#callsUrl(account)}.json?${query}`;
+      while (url !== undefined && calls.length < LIST_LIMIT) {
+        const page = await this.#json(account, 'GET', url);
+        if (!isRecord(page) || !Array.isArray(page.calls)) throw new Error('a list page without `calls`');
+        calls.push(...page.calls.map(summarize));
+        url = page.calls.length === 0 ? undefined : this.#nextPage(page);
+      }
+      return calls.slice(0, LIST_LIMIT);
+    });
+  }
+
   /**
-   * Runs `operation` with a client for the current credentials. A 401 means Twilio did not process
-   * the request, so after one refresh (a rotated token) it is safe to send it again, create included.
+   * The next page's URL on our base URL. Twilio names it by path (`next_page_uri`); an absolute URL
+   * is accepted on Twilio's API host or ours only, as the credentials go with it.
    */
-  async #withClient<T>(operation: (client: twilio.Twilio) => Promise<T>): Promise<T> {
-    const client = await this.#clientFor(false);
+  #nextPage(page: Record<string, unknown>): string | undefined {
+    const meta = page.meta;
+    const next =
+      (isRecord(meta) && typeof meta.next_page_url === 'string' && meta.next_page_url) ||
+      (typeof page.next_page_uri === 'string' && page.next_page_uri) ||
+      undefined;
+    if (next === undefined) return undefined;
+    if (next.startsWith('/')) return `${this.#apiBaseUrl}${next}`;
+    const url = new URL(next);
+    if (url.origin === new URL(this.#apiBaseUrl).origin) return next;
+    if (/^api(\.[a-z0-9-]+)*\.twilio\.com$/.test(url.hostname)) {
+      return `${this.#apiBaseUrl}${url.pathname}${url.search}`;
+    }
+    throw new Error(`a next page on another host (${url.host})`);
+  }
+
+  #callsUrl(account: Account): string {
+    return `${this.#apiBaseUrl}/${API_VERSION}/Accounts/${encodeURIComponent(account.accountSid)}/Calls`;
+  }
+
+  #callUrl(account: Account, sid: string): string {
+    return `${this.#callsUrl(account)}/${encodeURIComponent(sid)}.json`;
+  }
+
+  /**
+   * Runs `operation` with the current credentials. A 401 means Twilio did not process the request,
+   * so after one refresh (a rotated token) it is safe to send it again, create included.
+   */
+  async #withAccount<T>(operation: (account: Account) => Promise<T>): Promise<T> {
+    const account = await this.#account(false);
     try {
-      return await operation(client);
+      return await operation(account);
     } catch (error) {
       if (httpFailure(error)?.status !== 401 || !this.#credentials.refreshable) throw error;
-      const refreshed = await this.#clientFor(true);
-      if (refreshed === client) throw error;
+      const refreshed = await this.#account(true);
+      if (refreshed.authorization === account.authorization) throw error;
       return operation(refreshed);
     }
   }
 
-  async #clientFor(refresh: boolean): Promise<twilio.Twilio> {
+  async #account(refresh: boolean): Promise<Account> {
     let credentials: TwilioCredentialPair;
     try {
       credentials = await this.#credentials.get({ refresh });
     } catch (error) {
       throw new CredentialsUnavailable((error as Error).message);
     }
-    const key = `${credentials.accountSid}:${credentials.authToken}`;
-    if (this.#client?.key !== key) {
-      const httpClient = new BaseUrlRequestClient(this.#apiBaseUrl, {
-        timeout: this.#timeoutMs,
-        keepAlive: this.#keepAlive,
-        // Never: a retried create can call a lead twice (DESIGN invariant 3).
-        autoRetry: false,
-      });
-      this.#client = { key, client: twilio(credentials.accountSid, credentials.authToken, { httpClient }) };
+    const { accountSid, authToken } = credentials;
+    // What the official client refused before sending anything.
+    if (!accountSid?.startsWith('AC') || !authToken) {
+      throw new CredentialsUnavailable('Twilio credentials need an account SID (AC…) and an auth token');
     }
-    return this.#client.client;
+    return {
+      accountSid,
+      authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`,
+    };
   }
+
+  /** One request; a 2xx body parsed as JSON, anything else thrown as a TwilioHttpError. */
+  async #json(
+    account: Account,
+    method: 'GET' | 'POST',
+    url: string,
+    form?: URLSearchParams,
+  ): Promise<unknown> {
+    const headers: Record<string, string> = {
+      authorization: account.authorization,
+      accept: 'application/json',
+    };
+    if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+    // keepAlive off: the socket is closed after the answer, so the next request opens a fresh one.
+    if (!this.#keepAlive) headers.connection = 'close';
+    let status: number;
+    let text: string;
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        ...(form ? { body: form.toString() } : {}),
+        redirect: 'manual',
+        // Covers the body too: a create whose answer stops halfway is a timeout, hence `unknown`.
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      throw transportError(error);
+    }
+    if (status < 200 || status >= 300) throw httpError(status, text);
+    return JSON.parse(text);
+  }
+}
+
+interface Account {
+  accountSid: string;
+  authorization: string;
 }
 
 class CredentialsUnavailable extends Error {
   override readonly name = 'CredentialsUnavailable';
+}
+
+/** A non-2xx answer: the HTTP status, and Twilio's code and message from its JSON error body. */
+class TwilioHttpError extends Error {
+  override readonly name = 'TwilioHttpError';
+  constructor(
+    readonly status: number,
+    readonly code: number | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Twilio's error body is `{code, message, status, more_info}` (the newer RFC 9457 form has `detail`).
+ * The status is the response's; a body without a message or not JSON gets a generic one.
+ */
+function httpError(status: number, text: string): TwilioHttpError {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!isRecord(body))
+    return new TwilioHttpError(status, undefined, `[HTTP ${status}] Failed to execute request`);
+  const message =
+    typeof body.detail === 'string'
+      ? body.detail
+      : typeof body.message === 'string'
+        ? body.message
+        : `HTTP ${status}`;
+  return new TwilioHttpError(status, typeof body.code === 'number' ? body.code : undefined, message);
+}
+
+/** fetch's failures as `{code, message}`: its timeout as ETIMEDOUT, a socket error by its code. */
+function transportError(error: unknown): unknown {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' });
+  }
+  // fetch throws TypeError('fetch failed') with the socket's error (ECONNREFUSED, ECONNRESET…) as cause.
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    const { code } = cause as { code?: unknown };
+    if (typeof code === 'string') return Object.assign(new Error(cause.message), { code });
+  }
+  return error;
 }
 
 interface HttpFailure {
@@ -287,7 +401,7 @@ interface HttpFailure {
   message: string;
 }
 
-/** Twilio's RestException and TwilioServiceException both carry the HTTP status and Twilio's code. */
+/** An HTTP answer that was not a success, with Twilio's code and message. */
 function httpFailure(error: unknown): HttpFailure | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const { status, code, message, detail } = error as Record<string, unknown>;
@@ -319,24 +433,35 @@ function knownStatus(status: unknown): TwilioCallStatus {
   return typeof status === 'string' && isTwilioCallStatus(status) ? status : 'queued';
 }
 
-function summarize(call: {
-  sid: string;
-  status: unknown;
-  startTime?: Date | null;
-  dateCreated?: Date | null;
-  endTime?: Date | null;
-}): TwilioCallSummary {
+/** A Call resource as JSON (snake_case, RFC 2822 dates, null when unset) to its summary. */
+function summarize(call: unknown): TwilioCallSummary {
+  if (!isRecord(call) || typeof call.sid !== 'string') throw new Error('a call without a sid');
+  const startTime = rfc2822(call.start_time);
+  const dateCreated = rfc2822(call.date_created);
+  const endTime = rfc2822(call.end_time);
   return {
     sid: call.sid,
     status: knownStatus(call.status),
-    ...(validDate(call.startTime) ? { startTime: call.startTime } : {}),
-    ...(validDate(call.dateCreated) ? { dateCreated: call.dateCreated } : {}),
-    ...(validDate(call.endTime) ? { endTime: call.endTime } : {}),
+    ...(startTime ? { startTime } : {}),
+    ...(dateCreated ? { dateCreated } : {}),
+    ...(endTime ? { endTime } : {}),
   };
 }
 
-function validDate(value: Date | null | undefined): value is Date {
-  return value instanceof Date && !Number.isNaN(value.getTime());
+/** `Tue, 10 Aug 2010 08:02:17 +0000`, which Date parses; anything else is no date. */
+function rfc2822(value: unknown): Date | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/** As the official client sends a Date filter: `YYYY-MM-DDTHH:mm:ssZ`, UTC, whole seconds. */
+function iso8601DateTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Phone numbers (and any long digit run) out of provider messages, which end up in logs. */

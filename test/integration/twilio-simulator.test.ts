@@ -5,10 +5,12 @@
 // account problem.
 
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import twilio from 'twilio';
+import type RequestClient from 'twilio/lib/base/RequestClient.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BaseUrlRequestClient, TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
+import { TwilioApiError, TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
 import type { CallRequest, Log } from '../../lambdas/core/ports.ts';
 import { freePort } from '../../lib/local/emulators.ts';
 import {
@@ -20,6 +22,21 @@ import {
 } from '../../lib/local/twilio-simulator.ts';
 
 const FROM = '+15005550006';
+
+/** The official client's HTTP layer pointed at the simulator (the adapter has its own fetch client). */
+class BaseUrlRequestClient extends twilio.RequestClient {
+  readonly #baseUrl: string;
+
+  constructor(baseUrl: string, options: RequestClient.RequestClientOptions = {}) {
+    super(options);
+    this.#baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  override request<TData>(opts: RequestClient.RequestOptions<TData>) {
+    const url = new URL(opts.uri);
+    return super.request({ ...opts, uri: `${this.#baseUrl}${url.pathname}${url.search}` });
+  }
+}
 const cleanups: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
@@ -312,6 +329,398 @@ describe('the adapter against the simulator', () => {
     expect(all).toHaveLength(3);
     const byStart = await client.calls.list({ to: '+15551230020', startTimeAfter: before });
     expect(byStart.map((c) => c.sid)).toEqual([dialed.callSid]);
+  });
+});
+
+describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
+  const ACCOUNT = `AC${'1'.repeat(32)}`;
+  const SID = (n: number) => `CA${n.toString(16).padStart(32, '0')}`;
+  const CALLS_PATH = `/2010-04-01/Accounts/${ACCOUNT}/Calls.json`;
+
+  interface Seen {
+    method: string;
+    path: string;
+    query: URLSearchParams;
+    headers: IncomingHttpHeaders;
+    form: URLSearchParams;
+  }
+  interface Answer {
+    status: number;
+    body?: string | object;
+    headers?: Record<string, string>;
+    /** Sends the head and the first half of the body, then the rest after this delay. */
+    stallMs?: number;
+  }
+
+  /** An HTTP server answering each request with `answer(request, n)`; records requests and connections. */
+  async function scripted(answer: (seen: Seen, n: number) => Answer) {
+    const seen: Seen[] = [];
+    let connections = 0;
+    const timers: NodeJS.Timeout[] = [];
+    const server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const target = new URL(req.url ?? '/', 'http://scripted');
+      const entry: Seen = {
+        method: req.method ?? '',
+        path: target.pathname,
+        query: target.searchParams,
+        headers: req.headers,
+        form: new URLSearchParams(Buffer.concat(chunks).toString('utf-8')),
+      };
+      const { status, body = '', headers = {}, stallMs } = answer(entry, seen.length);
+      seen.push(entry);
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      if (stallMs === undefined) return void res.end(text);
+      res.write(text.slice(0, text.length >> 1));
+      timers.push(setTimeout(() => res.end(text.slice(text.length >> 1)), stallMs));
+    });
+    server.on('connection', () => {
+      connections += 1;
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      for (const timer of timers) clearTimeout(timer);
+      server.closeAllConnections();
+      server.close();
+    });
+    const { port } = server.address() as { port: number };
+    return { url: `http://127.0.0.1:${port}`, seen, connections: () => connections };
+  }
+
+  function against(url: string, overrides: Partial<ConstructorParameters<typeof TwilioTelephony>[0]> = {}) {
+    return new TwilioTelephony({
+      credentials: { accountSid: ACCOUNT, authToken: 'token-1' },
+      apiBaseUrl: url,
+      timeoutMs: 1000,
+      ...overrides,
+    });
+  }
+
+  const resource = (n: number, extra: Record<string, unknown> = {}) => ({
+    sid: SID(n),
+    status: 'completed',
+    to: '+15551239000',
+    date_created: 'Sat, 28 Nov 2026 10:00:00 +0000',
+    start_time: 'Sat, 28 Nov 2026 10:00:01 +0000',
+    end_time: null,
+    ...extra,
+  });
+
+  it('sends a create form-encoded with Basic auth, every StatusCallbackEvent, and a fresh connection each time', async () => {
+    const twilioApi = await scripted(() => ({ status: 201, body: { sid: SID(1), status: 'queued' } }));
+    const telephony = against(twilioApi.url);
+    const cb = 'https://hooks.example/twilio/status?run=R&job=J&attempt=1';
+
+    expect(await telephony.createCall(request('+15551239001', cb))).toEqual({
+      kind: 'created',
+      callSid: SID(1),
+      status: 'queued',
+    });
+    await telephony.createCall(request('+15551239002', cb, { content: { twimlUrl: 'https://t.example/x' } }));
+
+    const [first, second] = twilioApi.seen;
+    expect(first).toMatchObject({ method: 'POST', path: CALLS_PATH });
+    expect(first!.headers).toMatchObject({
+      authorization: `Basic ${Buffer.from(`${ACCOUNT}:token-1`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      connection: 'close',
+    });
+    expect([...first!.form]).toEqual([
+      ['To', '+15551239001'],
+      ['From', FROM],
+      ['Twiml', '<Response><Say>Hi</Say></Response>'],
+      ['StatusCallback', cb],
+      ['StatusCallbackMethod', 'POST'],
+      ['StatusCallbackEvent', 'initiated'],
+      ['StatusCallbackEvent', 'ringing'],
+      ['StatusCallbackEvent', 'answered'],
+      ['StatusCallbackEvent', 'completed'],
+      ['Timeout', '30'],
+      ['TimeLimit', '600'],
+    ]);
+    expect(second!.form.get('Url')).toBe('https://t.example/x');
+    expect(second!.form.has('Twiml')).toBe(false);
+    expect(twilioApi.connections()).toBe(2);
+
+    // With keepAlive a connection is reused.
+    const reusing = await scripted(() => ({ status: 201, body: { sid: SID(2), status: 'queued' } }));
+    const keepAlive = against(reusing.url, { keepAlive: true });
+    for (const n of [3, 4, 5]) {
+      await keepAlive.createCall(request(`+1555123900${n}`, cb));
+      await sleep(20);
+    }
+    expect(reusing.seen[0]!.headers.connection).not.toBe('close');
+    expect(reusing.connections()).toBeLessThan(3);
+  });
+
+  it('classifies every kind of answer to a create from the response alone, sending it once', async () => {
+    const cases: [Answer, unknown][] = [
+      [
+        { status: 400, body: { message: 'To +1 555 123 4567 is not valid', status: 400 } },
+        { kind: 'rejected', code: undefined, message: 'To [number] is not valid' },
+      ],
+      [
+        { status: 400, body: '<html>Bad Request</html>' },
+        { kind: 'rejected', code: undefined, message: '[HTTP 400] Failed to execute request' },
+      ],
+      [
+        { status: 400, body: { code: 21217, status: 400, more_info: 'x' } },
+        { kind: 'rejected', code: 21217, message: 'HTTP 400' },
+      ],
+      [{ status: 429 }, { kind: 'throttled' }],
+      [{ status: 400, body: { code: 20429, message: 'Too Many Requests' } }, { kind: 'throttled' }],
+      [{ status: 503, body: { code: 22005, message: 'Call Queue Full' } }, { kind: 'throttled' }],
+      [{ status: 403, body: { code: 20005, message: 'Account not active' } }, { kind: 'throttled' }],
+      [{ status: 404, body: { code: 20404, message: 'Not found' } }, { kind: 'throttled' }],
+      [
+        { status: 500, body: { code: 20500, message: 'Internal' } },
+        { kind: 'unknown', reason: 'HTTP 500 (code 20500)' },
+      ],
+      [
+        { status: 502, body: '<html>Bad Gateway</html>' },
+        { kind: 'unknown', reason: 'HTTP 502' },
+      ],
+      [
+        { status: 302, headers: { location: '/elsewhere' } },
+        { kind: 'unknown', reason: 'HTTP 302' },
+      ],
+      [
+        { status: 201, body: 'created, honest' },
+        { kind: 'unknown', reason: expect.stringMatching(/^unexpected error \(/) },
+      ],
+      [
+        { status: 201, body: '' },
+        { kind: 'unknown', reason: expect.stringMatching(/^unexpected error \(/) },
+      ],
+      [
+        { status: 201, body: { status: 'queued' } },
+        { kind: 'unknown', reason: 'create answered without a CallSid' },
+      ],
+      [
+        { status: 201, body: 'null' },
+        { kind: 'unknown', reason: 'create answered without a CallSid' },
+      ],
+      [
+        { status: 200, body: { sid: SID(3), status: 'in-a-new-state' } },
+        { kind: 'created', callSid: SID(3), status: 'queued' },
+      ],
+    ];
+    for (const [answer, expected] of cases) {
+      const twilioApi = await scripted(() => answer);
+      const log = memoryLog();
+      const result = await against(twilioApi.url, { log }).createCall(
+        request('+15551239010', 'http://127.0.0.1:9/cb'),
+      );
+      expect(result, JSON.stringify(answer)).toEqual(expected);
+      expect(twilioApi.seen, JSON.stringify(answer)).toHaveLength(1);
+      const credentialRefusal = [401, 403, 404].includes(answer.status);
+      expect(log.lines.length, JSON.stringify(answer)).toBe(credentialRefusal ? 1 : 0);
+    }
+  });
+
+  it('times out a create whose answer stalls halfway as unknown, and a read as a TwilioApiError', async () => {
+    const twilioApi = await scripted(() => ({
+      status: 201,
+      body: { sid: SID(4), status: 'queued' },
+      stallMs: 2000,
+    }));
+    const telephony = against(twilioApi.url, { timeoutMs: 150 });
+    const started = Date.now();
+
+    expect(await telephony.createCall(request('+15551239020', 'http://127.0.0.1:9/cb'))).toEqual({
+      kind: 'unknown',
+      reason: 'timeout',
+    });
+    expect(Date.now() - started).toBeLessThan(1500);
+    const read = telephony.fetchCall(SID(4));
+    await expect(read).rejects.toBeInstanceOf(TwilioApiError);
+    await expect(read).rejects.toMatchObject({ message: 'timeout', status: undefined });
+    expect(twilioApi.seen).toHaveLength(2);
+  });
+
+  it('reports read and update errors with the status and code from the body, redacted, or none', async () => {
+    const twilioApi = await scripted(({ method }, n) =>
+      n === 0
+        ? { status: 500, body: { message: 'Trouble with +15551239030', status: 500 } }
+        : method === 'GET'
+          ? { status: 503, body: 'unavailable' }
+          : {
+              status: 400,
+              body: { code: 21220, message: 'Call +15551239030 is not in progress', status: 400 },
+            },
+    );
+    const telephony = against(twilioApi.url);
+
+    await expect(telephony.fetchCall(SID(5))).rejects.toMatchObject({
+      name: 'TwilioApiError',
+      status: 500,
+      code: undefined,
+      message: 'Trouble with [number]',
+    });
+    await expect(telephony.fetchCall(SID(5))).rejects.toMatchObject({
+      status: 503,
+      message: '[HTTP 503] Failed to execute request',
+    });
+    expect(await telephony.hangUpCall(SID(5))).toEqual({
+      kind: 'invalid-state',
+      message: 'Call [number] is not in progress',
+    });
+    expect(twilioApi.seen.map((r) => [r.method, r.path, r.form.get('Status')])).toEqual([
+      ['GET', `/2010-04-01/Accounts/${ACCOUNT}/Calls/${SID(5)}.json`, null],
+      ['GET', `/2010-04-01/Accounts/${ACCOUNT}/Calls/${SID(5)}.json`, null],
+      ['POST', `/2010-04-01/Accounts/${ACCOUNT}/Calls/${SID(5)}.json`, 'completed'],
+    ]);
+  });
+
+  it('lists with To and StartTime> (whole seconds) and Status=queued, following next_page_uri to the end', async () => {
+    const next = `${CALLS_PATH}?To=%2B15551239000&PageSize=100&Page=1&PageToken=PA${SID(2)}`;
+    const twilioApi = await scripted(({ query }) => {
+      if (query.get('Status') === 'queued') {
+        return {
+          status: 200,
+          body: { calls: [resource(9, { status: 'queued', start_time: null })], next_page_uri: null },
+        };
+      }
+      if (query.get('Page') === '1')
+        return { status: 200, body: { calls: [resource(3)], next_page_uri: null } };
+      return {
+        status: 200,
+        body: {
+          calls: [resource(1), resource(2, { start_time: 'Sat, 28 Nov 2026 09:59:58 +0000' })],
+          next_page_uri: next,
+        },
+      };
+    });
+    const startedAfter = new Date('2026-11-28T09:59:59.500Z');
+
+    const found = await against(twilioApi.url).findCalls({ to: '+15551239000', startedAfter });
+
+    // SID(2) started before the bound (Twilio filters by day only): filtered out here.
+    expect(found.map((c) => c.sid).sort()).toEqual([SID(1), SID(3), SID(9)]);
+    expect(found.find((c) => c.sid === SID(1))).toEqual({
+      sid: SID(1),
+      status: 'completed',
+      startTime: new Date('2026-11-28T10:00:01Z'),
+      dateCreated: new Date('2026-11-28T10:00:00Z'),
+    });
+    expect(found.find((c) => c.sid === SID(9))).toEqual({
+      sid: SID(9),
+      status: 'queued',
+      dateCreated: new Date('2026-11-28T10:00:00Z'),
+    });
+    const started = twilioApi.seen.filter((r) => !r.query.has('Status'));
+    expect(started.map((r) => `${r.path}?${r.query}`)).toEqual([
+      `${CALLS_PATH}?To=%2B15551239000&StartTime%3E=2026-11-28T09%3A59%3A59Z&PageSize=100`,
+      next,
+    ]);
+    const queued = twilioApi.seen.filter((r) => r.query.has('Status'));
+    expect(Object.fromEntries(queued[0]!.query)).toEqual({
+      To: '+15551239000',
+      Status: 'queued',
+      PageSize: '100',
+    });
+  });
+
+  it('stops a list at 1,000 calls, and will not send the credentials to a next page on another host', async () => {
+    let page = 0;
+    const endless = await scripted(({ query }) => {
+      if (query.get('Status') === 'queued') return { status: 200, body: { calls: [], next_page_uri: null } };
+      page += 1;
+      const calls = Array.from({ length: 100 }, (_, i) => resource(page * 100 + i));
+      return { status: 200, body: { calls, next_page_uri: `${CALLS_PATH}?Page=${page}` } };
+    });
+    const all = await against(endless.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) });
+    expect(all).toHaveLength(1000);
+    expect(page).toBe(10);
+
+    const elsewhere = await scripted(() => ({
+      status: 200,
+      body: {
+        calls: [resource(1)],
+        next_page_uri: 'https://evil.example/2010-04-01/Accounts/x/Calls.json?Page=1',
+      },
+    }));
+    await expect(
+      against(elsewhere.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) }),
+    ).rejects.toMatchObject({ name: 'TwilioApiError', message: expect.stringContaining('evil.example') });
+
+    const malformed = await scripted(() => ({ status: 200, body: { nothing: [] } }));
+    await expect(
+      against(malformed.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) }),
+    ).rejects.toBeInstanceOf(TwilioApiError);
+  });
+
+  it('refreshes rotated credentials once for reads too, and sends nothing without usable credentials', async () => {
+    const good = `Basic ${Buffer.from(`${ACCOUNT}:token-2`).toString('base64')}`;
+    const twilioApi = await scripted(({ headers }) =>
+      headers.authorization === good
+        ? { status: 200, body: resource(7) }
+        : { status: 401, body: { code: 20003, message: 'Authenticate', status: 401 } },
+    );
+    let refreshes = 0;
+    const rotating = against(twilioApi.url, {
+      credentials: {
+        refreshable: true,
+        async get(options) {
+          if (options?.refresh) refreshes += 1;
+          return { accountSid: ACCOUNT, authToken: options?.refresh ? 'token-2' : 'token-1' };
+        },
+      },
+    });
+    expect(await rotating.fetchCall(SID(7))).toMatchObject({ sid: SID(7) });
+    expect(refreshes).toBe(1);
+    expect(twilioApi.seen).toHaveLength(2);
+
+    // A refresh that returns the same token: the 401 stands, not sent a third time.
+    const stuck = against(twilioApi.url, {
+      credentials: { refreshable: true, get: async () => ({ accountSid: ACCOUNT, authToken: 'token-1' }) },
+    });
+    await expect(stuck.fetchCall(SID(7))).rejects.toMatchObject({ status: 401, code: 20003 });
+    expect(twilioApi.seen).toHaveLength(3);
+
+    const log = memoryLog();
+    const unreadable = against(twilioApi.url, {
+      log,
+      credentials: {
+        refreshable: true,
+        get: async () => {
+          throw new Error('secret unavailable');
+        },
+      },
+    });
+    expect(await unreadable.createCall(request('+15551239040', 'http://127.0.0.1:9/cb'))).toEqual({
+      kind: 'throttled',
+    });
+    expect(log.lines).toMatchObject([{ level: 'error', context: { error: 'secret unavailable' } }]);
+    const apiKey = against(twilioApi.url, {
+      credentials: { accountSid: `SK${'1'.repeat(32)}`, authToken: 'x' },
+    });
+    expect(await apiKey.createCall(request('+15551239040', 'http://127.0.0.1:9/cb'))).toEqual({
+      kind: 'throttled',
+    });
+    expect(twilioApi.seen).toHaveLength(3);
+  });
+});
+
+describe('the adapter’s paging against the simulator', () => {
+  it('finds every call to a number when they span several pages', async () => {
+    const sim = await simulator({ ringMs: 1, talkMs: 1 });
+    const telephony = adapter(sim);
+    const before = new Date(Date.now() - 1000);
+    const sids: string[] = [];
+    for (let i = 0; i < 105; i++) {
+      const result = await telephony.createCall(request('+15551239100', 'http://127.0.0.1:9/cb'));
+      if (result.kind !== 'created') throw new Error(`not created: ${JSON.stringify(result)}`);
+      sids.push(result.callSid);
+    }
+    await sim.waitForFinal(105, 5000);
+
+    const found = await telephony.findCalls({ to: '+15551239100', startedAfter: before });
+    expect(found.map((c) => c.sid).sort()).toEqual([...sids].sort());
+    expect(found.every((c) => c.status === 'completed' && c.startTime instanceof Date)).toBe(true);
   });
 });
 
