@@ -55,6 +55,8 @@ const DEFER_BATCH = 50;
 
 /** Rounds of "look for queued jobs, take slots" in one invocation; each round is bounded by the cap. */
 const MAX_ROUNDS = 10;
+/** Candidates read before the run is known: a refill frees one slot, plus the spares. */
+const REFILL_CANDIDATES = 3;
 /** Extra candidates per round, so that a few jobs taken by a racing dispatcher do not end the round. */
 const SPARE_CANDIDATES = 2;
 
@@ -96,6 +98,14 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
   const pacing = { waitedMs: 0 };
+  // The refill path (one slot just freed) is two reads and a transaction; the two reads go together,
+  // the candidates read for a refill's one free slot plus spares.
+  let prefetched: Promise<QueuedJob[]> | undefined = deps.store.nextQueuedJobs(
+    runId,
+    REFILL_CANDIDATES,
+    deps.clock.now().getTime(),
+  );
+  prefetched.catch(() => undefined); // awaited below, or not needed
   try {
     let want = 0;
     rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -110,7 +120,11 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
       if (free <= 0) break;
       const now = deps.clock.now().getTime();
       want = Math.max(want, free + SPARE_CANDIDATES);
-      const candidates = await deps.store.nextQueuedJobs(runId, want, now);
+      const candidates =
+        prefetched && want <= REFILL_CANDIDATES
+          ? await prefetched
+          : await deps.store.nextQueuedJobs(runId, want, now);
+      prefetched = undefined;
       if (candidates.length === 0) {
         // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
         if (run.queued > 0) {
