@@ -156,6 +156,9 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
           const placing = placeCall(deps, run, job, job.attempt + 1);
           placing.catch(() => undefined); // observed below; this only keeps it from counting as unhandled
           calls.push(placing);
+          // Every slot that was free is taken: another acquire could only be refused (and a refused
+          // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
+          if (acquired >= free) break rounds;
         }
       }
       // A round of leads all outside their window: read more at once, the window is closed for many.
