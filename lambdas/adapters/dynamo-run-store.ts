@@ -514,19 +514,27 @@ export class DynamoRunStore implements RunStore {
   }
 
   async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
-    const failed = await this.transact([
-      {
-        Update: {
+    // Two plain writes, not a transaction (which bills every item twice): "answered" moves no slot.
+    // The holder first — it is what the semaphore and the release condition read; the job's own
+    // status follows, and a crash in between only leaves the job showing `dialing` a while longer.
+    try {
+      await this.doc.send(
+        new UpdateCommand({
           TableName: this.table,
           Key: keys.run(runId),
           UpdateExpression: 'SET holders.#job.#state = :calling',
           ConditionExpression: 'holders.#job.attempt = :attempt AND holders.#job.#state = :dialing',
           ExpressionAttributeNames: { '#job': jobId, '#state': 'state' },
           ExpressionAttributeValues: { ':attempt': attempt, ':dialing': 'dialing', ':calling': 'calling' },
-        },
-      },
-      {
-        Update: {
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return 'stale';
+      throw error;
+    }
+    try {
+      await this.doc.send(
+        new UpdateCommand({
           TableName: this.table,
           Key: keys.job(runId, jobId),
           UpdateExpression: 'SET #status = :calling, answeredAt = :at',
@@ -538,10 +546,13 @@ export class DynamoRunStore implements RunStore {
             ':calling': 'calling',
             ':at': at,
           },
-        },
-      },
-    ]);
-    return failed.length === 0 ? 'applied' : 'stale';
+        }),
+      );
+    } catch (error) {
+      // Already released (final) in between: the holder said so first, nothing to fix.
+      if (!isConditionalCheckFailed(error)) throw error;
+    }
+    return 'applied';
   }
 
   async releaseSlot(release: Release): Promise<ReleaseResult> {
@@ -592,7 +603,9 @@ export class DynamoRunStore implements RunStore {
           TableName: this.table,
           Key: keys.job(runId, jobId),
           UpdateExpression: jobUpdate,
-          ConditionExpression: 'attempt = :attempt AND #status = :from',
+          // The holder (on the run) is the guard; the job need only be this attempt and still live.
+          // Its own dialing/calling can lag the holder's: "answered" is written holder first.
+          ConditionExpression: 'attempt = :attempt AND #status IN (:dialing, :calling)',
           ExpressionAttributeNames: {
             '#status': 'status',
             ...(requeue
@@ -601,7 +614,8 @@ export class DynamoRunStore implements RunStore {
           },
           ExpressionAttributeValues: {
             ':attempt': attempt,
-            ':from': from,
+            ':dialing': 'dialing',
+            ':calling': 'calling',
             ':at': at,
             ...(requeue
               ? {
