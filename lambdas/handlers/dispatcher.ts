@@ -5,8 +5,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { METRICS, serviceName } from '../../lib/resources.ts';
@@ -20,10 +19,11 @@ import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
 import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
+import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('dispatcher');
 const logger = new Logger({ serviceName: service });
-const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
+const metrics = metricsFor('dispatcher');
 
 let deps: DispatchDeps | undefined;
 function wire(): DispatchDeps {
@@ -105,4 +105,4 @@ export const handler = middy(
     processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
 )
   .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+  .use(publishRecordedMetrics(metrics));

@@ -4,8 +4,7 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
@@ -16,10 +15,11 @@ import { credentialSource } from '../adapters/twilio-credentials.ts';
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { systemClock } from '../core/ports.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from '../core/reconcile.ts';
+import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('reconciler');
 const logger = new Logger({ serviceName: service });
-const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
+const metrics = metricsFor('reconciler');
 
 let deps: ReconcileDeps | undefined;
 function wire(): ReconcileDeps {
@@ -63,4 +63,6 @@ export async function runReconciler(): Promise<ReconcileReport> {
   return report;
 }
 
-export const handler = middy(runReconciler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = middy(runReconciler)
+  .use(injectLambdaContext(logger))
+  .use(publishRecordedMetrics(metrics));

@@ -4,8 +4,7 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { METRICS, serviceName } from '../../lib/resources.ts';
@@ -20,10 +19,11 @@ import { parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
+import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
-const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: service });
+const metrics = metricsFor('webhook');
 
 let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
@@ -98,4 +98,6 @@ export async function handleStatusCallback(
   return reply(200);
 }
 
-export const handler = middy(handleStatusCallback).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+export const handler = middy(handleStatusCallback)
+  .use(injectLambdaContext(logger))
+  .use(publishRecordedMetrics(metrics));
