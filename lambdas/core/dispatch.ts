@@ -297,6 +297,13 @@ async function endCall(
   deps.log.info('call hung up', { ...context, callSid, result: result.kind });
 }
 
+/**
+ * Twilio errors that say the run's own setup is wrong, not the lead: the From number is not the
+ * account's or not verified (21210, 21212, 21606), or the call content (Url/Twiml) is missing or
+ * invalid (21205, 21213).
+ */
+export const CONFIGURATION_ERRORS = new Set([21205, 21210, 21212, 21213, 21606]);
+
 /** Twilio 429 backoff: exponential in the job's attempts, capped at a minute, with full jitter. */
 export function throttleBackoffMs(attempt: number, random: () => number): number {
   const ceiling = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
@@ -332,6 +339,23 @@ async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: 
       }
       return true;
     case 'rejected':
+      if (result.code !== undefined && CONFIGURATION_ERRORS.has(result.code)) {
+        // Not this lead's fault: the run's caller id or call content is wrong, and every lead would
+        // fail the same way. The lead goes back to the queue and the run is paused for a person.
+        deps.log.error('run paused: telephony refused its configuration', {
+          ...context,
+          code: result.code,
+          reason: result.message,
+        });
+        // Paused first, so that the slot freed next is not handed to another lead that would fail alike.
+        await deps.store.setControl(runId, { to: 'paused', from: ['running'], at });
+        await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
+        await refillAfterRelease(deps, runId, {
+          dispatchRun: false,
+          accountSlot: deps.account !== undefined,
+        });
+        return false;
+      }
       // Permanent: the number cannot be called. Fail the job and free its slot in one transaction.
       deps.log.warn('call rejected by telephony', { ...context, code: result.code, reason: result.message });
       await deps.store.releaseSlot({

@@ -250,3 +250,32 @@ describe('status callbacks', () => {
     await waitForRunCompleted(stack.apiUrl, runId);
   });
 });
+
+describe('a telephony configuration error', () => {
+  it('pauses the run and keeps the lead, instead of failing every lead the same way', async () => {
+    const leads = leadsFor(4, '+1424');
+    // Twilio answers 21210 ("From number not verified") for the first lead dialed: a setup problem.
+    const badTo = normalizePhone(leads[0]!.phone)!;
+    twilio.configure({
+      ...FAST,
+      rejectNumbers: {
+        [badTo]: { status: 400, code: 21210, message: 'The source phone number is not verified' },
+      },
+    });
+    const created = await postRun(stack.apiUrl, { leads, concurrency: 1 });
+    const runId = created.body.run_id;
+    let view = await getRun(stack.apiUrl, runId);
+    for (let i = 0; i < 200 && view.status !== 'paused'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await getRun(stack.apiUrl, runId);
+    }
+    expect(view).toMatchObject({ status: 'paused', failed: 0, queued: 4, in_progress: 0 });
+
+    // Fixed (here: Twilio accepts again) and resumed: every lead is called, none failed.
+    twilio.configure({ ...FAST, rejectNumbers: {} });
+    const resumed = await fetch(new URL(`/runs/${runId}/resume`, stack.apiUrl), { method: 'POST' });
+    expect(resumed.status).toBe(200);
+    const done = await waitForRunCompleted(stack.apiUrl, runId);
+    expect(done).toMatchObject({ completed: 4, failed: 0 });
+  });
+});
