@@ -5,6 +5,7 @@
 
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
+import { mulberry32 } from '../core/random.ts';
 
 const planSchema = z.object({
   seed: z.number().int().default(1),
@@ -95,17 +96,6 @@ export function faultInjector(plan: FaultPlan): FaultInjector {
       );
       return client;
     },
-  };
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -53,6 +53,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from '../../lambdas/core/random.ts';
 
 export type FinalCallStatus = 'completed' | 'busy' | 'no-answer' | 'failed' | 'canceled';
 /** Statuses of the REST resource (Twilio's `initiated` exists only in callbacks). */
@@ -277,17 +278,8 @@ export const DEFAULT_REJECT_NUMBERS: Record<string, ApiError> = {
   },
 };
 
-/** A small seeded PRNG (mulberry32): uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, shared with the handlers' fault injection. */
+export { mulberry32 };
 
 /** A behavior picking each call's outcome by weight, e.g. `{ completed: 6, busy: 1, 'no-answer': 2 }`. */
 export function weightedOutcomes(
