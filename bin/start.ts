@@ -108,17 +108,20 @@ Try:
     -d '{"concurrency": 3, "leads": [{"phone": "+972501234567"}, {"phone": "+14155550100"}]}'
 Ctrl-C stops everything.`);
 
-let stopping = false;
+let stoppingSince: number | undefined;
+/** A second signal sooner than this is the same Ctrl-C relayed (tsx passes it on to us), not a new one. */
+const RELAYED_SIGNAL_MS = 1_000;
 async function shutdown(reason: string, code: number): Promise<void> {
-  if (stopping) {
+  if (stoppingSince !== undefined) {
     // A second Ctrl-C while stopping: the user wants out now.
-    process.exit(130);
+    if (Date.now() - stoppingSince > RELAYED_SIGNAL_MS) process.exit(130);
+    return;
   }
-  stopping = true;
+  stoppingSince = Date.now();
   console.log(`\n${reason}: stopping…`);
   await stack.stop().catch((error: unknown) => console.error('dialgate: while stopping:', error));
-  console.log('stopped.');
-  process.exit(code);
+  // Exit once the line is written: stdout may be a pipe, and process.exit does not wait for it.
+  process.stdout.write('stopped.\n', () => process.exit(code));
 }
 
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
