@@ -7,7 +7,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
+import type { DispatchRequest, LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
 
 /** SendMessageBatch takes at most 10 entries. */
 const SQS_BATCH = 10;
@@ -44,7 +44,8 @@ export class SqsWorkQueue implements WorkQueue {
     await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, worker));
   }
 
-  async requestDispatch(runId: string, delaySeconds = 0, releasedAt?: string): Promise<void> {
+  async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {
+    const { delaySeconds = 0, releasedAt, next } = request;
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
@@ -52,6 +53,7 @@ export class SqsWorkQueue implements WorkQueue {
           type: 'dispatch',
           runId,
           ...(releasedAt ? { releasedAt } : {}),
+          ...(next && next.length > 0 ? { next } : {}),
         } satisfies WorkMessage),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.ceil(delaySeconds)) } : {}),
       }),

@@ -17,5 +17,22 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
       )
       .min(1),
   }),
-  z.object({ type: z.literal('dispatch'), runId: id, releasedAt: z.string().datetime().optional() }),
+  z.object({
+    type: z.literal('dispatch'),
+    runId: id,
+    releasedAt: z.string().datetime().optional(),
+    // A hint (the run's next queued jobs as the releaser saw them), checked again by the acquire.
+    next: z
+      .array(
+        z.object({
+          jobId: id,
+          phone: z.string().min(1),
+          attempt: z.number().int().nonnegative(),
+          notBefore: z.number().int().nonnegative().optional(),
+          timeZone: z.string().min(1).optional(),
+        }),
+      )
+      .max(10)
+      .optional(),
+  }),
 ]);

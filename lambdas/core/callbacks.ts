@@ -4,7 +4,7 @@
 
 import type { CallbackIds } from './callback-url.ts';
 import type { Holder, Run } from './model.ts';
-import type { Clock, Log, Release, ReleaseResult, RunStore, WorkQueue } from './ports.ts';
+import type { Clock, Log, QueuedJob, Release, ReleaseResult, RunStore, WorkQueue } from './ports.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -43,6 +43,10 @@ export async function applyStatusCallback(
   // after calls.create is not needed: the final callback carries the job id in its URL.)
   if (proposed === 'dialing') return 'unchanged';
 
+  // A final status frees a slot: the run's next queued jobs are read alongside the run and handed to
+  // the dispatcher with its message, which can then take the slot without reading anything first.
+  const nextJobs = isFinal(proposed) ? nextJobsHint(deps, runId) : undefined;
+
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
     const run = await deps.store.getRun(runId);
     const holder = run?.holders[jobId];
@@ -58,11 +62,18 @@ export async function applyStatusCallback(
       continue;
     }
 
-    const result = await releaseFinal(deps, run!, jobId, holder, {
-      status: callback.callStatus,
-      callSid: callback.callSid,
-      ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
-    });
+    const result = await releaseFinal(
+      deps,
+      run!,
+      jobId,
+      holder,
+      {
+        status: callback.callStatus,
+        callSid: callback.callSid,
+        ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+      },
+      nextJobs,
+    );
     if (result === 'released') return 'released';
   }
   deps.log.warn('callback gave up after repeated races', { runId, jobId, attempt });
@@ -82,6 +93,7 @@ export async function releaseFinal(
   jobId: string,
   holder: Holder,
   call: { status: TwilioCallStatus; callSid?: string; errorCode?: number },
+  nextJobs?: Promise<QueuedJob[]>,
 ): Promise<ReleaseResult> {
   const { runId } = run;
   const { attempt } = holder;
@@ -110,10 +122,22 @@ export async function releaseFinal(
       dispatchRun: run.control === 'running',
       accountSlot: holder.account === true,
       releasedAt: at,
+      ...(nextJobs ? { next: await nextJobs } : {}),
     });
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
+}
+
+/** Queued jobs offered with a refill: the freed slot's one, and a spare in case another takes it. */
+const HINT_SIZE = 2;
+
+/** The run's next due jobs, or none if the read fails: the hint is an optimisation, never needed. */
+function nextJobsHint(deps: CallbackDeps, runId: string): Promise<QueuedJob[]> {
+  return deps.store.nextQueuedJobs(runId, HINT_SIZE, deps.clock.now().getTime()).catch((error: unknown) => {
+    deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
+    return [];
+  });
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

@@ -19,6 +19,7 @@ import type {
   WorkMessage,
   WorkQueue,
 } from './ports.ts';
+import type { RunOptions } from './run-options.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
 export interface CallSettings {
@@ -44,6 +45,28 @@ export interface DispatchDeps {
   callControl?: CallControl;
   /** In-process wait while the account's pace allows no create; injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
+  /** Options of runs read lately: with them a refill's hinted job is taken before the run is read. */
+  recentOptions?: RecentRunOptions;
+}
+
+/**
+ * The options of the runs a dispatcher has read lately. A run's options never change once it is
+ * created, so a warm dispatcher may place a call with the options it read earlier; everything that
+ * does change (control, free slots) is checked by the acquire transaction itself.
+ */
+export class RecentRunOptions {
+  private readonly byRun = new Map<string, RunOptions>();
+  constructor(private readonly capacity = 1_000) {}
+
+  get(runId: string): RunOptions | undefined {
+    return this.byRun.get(runId);
+  }
+
+  remember(run: Run): void {
+    if (this.byRun.has(run.runId)) return;
+    if (this.byRun.size >= this.capacity) this.byRun.delete(this.byRun.keys().next().value!);
+    this.byRun.set(run.runId, run.options);
+  }
 }
 
 /** Longest one invocation waits in-process for the account's pace; then it re-arms itself via SQS. */
@@ -86,7 +109,7 @@ export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage
       return { placed: 0 };
     }
   }
-  return fillSlots(deps, message.runId);
+  return fillSlots(deps, message.runId, message.next);
 }
 
 export interface FillResult {
@@ -94,23 +117,46 @@ export interface FillResult {
   placed: number;
 }
 
-export async function fillSlots(deps: DispatchDeps, runId: string): Promise<FillResult> {
+/**
+ * Fills the run's free slots. `hint`: the run's next queued jobs as the releaser of a slot saw them.
+ * With the run's options already known, the refill takes the one slot its release freed with the
+ * first of them that is still queued, reading nothing (a refill is then one transaction and the
+ * create); a slot freed some other way has a dispatch of its own. Otherwise, or when the hint finds
+ * no slot, the run and its queue are read first, together, and every free slot is filled.
+ */
+export async function fillSlots(deps: DispatchDeps, runId: string, hint?: QueuedJob[]): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
   const pacing = { waitedMs: 0 };
-  // The refill path (one slot just freed) is two reads and a transaction; the two reads go together,
-  // the candidates read for a refill's one free slot plus spares.
-  let prefetched: Promise<QueuedJob[]> | undefined = deps.store.nextQueuedJobs(
-    runId,
-    REFILL_CANDIDATES,
-    deps.clock.now().getTime(),
-  );
-  prefetched.catch(() => undefined); // awaited below, or not needed
+  const known = hint && hint.length > 0 ? deps.recentOptions?.get(runId) : undefined;
+  // A calling window needs each lead checked against it first: that run takes the usual path.
+  const fast = known !== undefined && known.window === undefined;
+  // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
+  // together, the candidates read for a refill's one free slot plus spares.
+  let prefetched: Promise<QueuedJob[]> | undefined;
+  if (!fast) {
+    prefetched = deps.store.nextQueuedJobs(runId, REFILL_CANDIDATES, deps.clock.now().getTime());
+    prefetched.catch(() => undefined); // awaited below, or not needed
+  }
   try {
+    let maxRounds = MAX_ROUNDS;
+    if (fast) {
+      for (const job of hint!) {
+        const result = await takeSlot(deps, runId, job, pacing);
+        if (result === 'acquired') {
+          calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
+          maxRounds = 0; // the freed slot is filled; other free slots have dispatches of their own
+        }
+        if (result === 'stop') maxRounds = 0; // paced out or the account is full: the run will be woken
+        // Taken by another dispatcher: the next one. No slot (full, paused, canceled): the read says.
+        if (result !== 'job-taken') break;
+      }
+    }
     let want = 0;
-    rounds: for (let round = 0; round < MAX_ROUNDS; round++) {
+    rounds: for (let round = 0; round < maxRounds; round++) {
       const run = await deps.store.getRun(runId);
       if (!run) break;
+      deps.recentOptions?.remember(run);
       if (run.control === 'canceled') {
         await carryOutCancel(deps, run);
         break;
@@ -153,9 +199,7 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
         if (result === 'acquired') {
           acquired += 1;
           // Placed without waiting, so that the next slot is taken while this call is being created.
-          const placing = placeCall(deps, run, job, job.attempt + 1);
-          placing.catch(() => undefined); // observed below; this only keeps it from counting as unhandled
-          calls.push(placing);
+          calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
           // Every slot that was free is taken: another acquire could only be refused (and a refused
           // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
           if (acquired >= free) break rounds;
@@ -164,13 +208,28 @@ export async function fillSlots(deps: DispatchDeps, runId: string): Promise<Fill
       // A round of leads all outside their window: read more at once, the window is closed for many.
       if (deferred === candidates.length) want = DEFER_BATCH;
       else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more
-      if (round === MAX_ROUNDS - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
+      if (round === maxRounds - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
     }
   } catch (error) {
     stoppedBy = { error };
   }
-  // Even when this invocation fails half-way, the calls it started are seen through (or fail)
-  // before it returns: none is left running unobserved.
+  return settle(calls, stoppedBy);
+}
+
+/** A call being placed while the next slot is taken: awaited in `settle`, never an unhandled rejection. */
+function observed(placing: Promise<boolean>): Promise<boolean> {
+  placing.catch(() => undefined);
+  return placing;
+}
+
+/**
+ * Even when an invocation fails half-way, the calls it started are seen through (or fail) before it
+ * returns: none is left running unobserved.
+ */
+async function settle(
+  calls: Promise<boolean>[],
+  stoppedBy: { error: unknown } | undefined,
+): Promise<FillResult> {
   const settled = await Promise.allSettled(calls);
   if (stoppedBy) throw stoppedBy.error;
   const failure = settled.find((result) => result.status === 'rejected');
@@ -205,7 +264,7 @@ async function takeSlot(
     if (result === 'paced') {
       const waitMs = 1000 / (deps.account?.callsPerSecond ?? 1);
       if (pacing.waitedMs + waitMs > MAX_PACING_WAIT_MS) {
-        await deps.queue.requestDispatch(runId, Math.ceil(waitMs / 1000));
+        await deps.queue.requestDispatch(runId, { delaySeconds: Math.ceil(waitMs / 1000) });
         return 'stop';
       }
       pacing.waitedMs += waitMs;
@@ -263,7 +322,7 @@ async function carryOutCancel(deps: DispatchDeps, run: Run): Promise<void> {
       const job = await deps.store.getJob(runId, jobId);
       // No Sid yet: the create is in flight, and placeCall cancels the call once it exists.
       if (!job?.callSid || job.attempt !== holder.attempt) return;
-      await endCall(deps, run, job.callSid, holder.state, { runId, jobId });
+      await endCall(deps, run.hangup === true, job.callSid, holder.state, { runId, jobId });
     }),
   );
   const at = deps.clock.now().toISOString();
@@ -271,13 +330,14 @@ async function carryOutCancel(deps: DispatchDeps, run: Run): Promise<void> {
   if (canceled > 0) deps.log.info('queued leads canceled', { runId, canceled });
   const after = await deps.store.getRun(runId);
   // More than one invocation's worth, or leads the index does not list yet: go on shortly.
-  if (after && after.queued > 0) await deps.queue.requestDispatch(runId, canceled > 0 ? 0 : 1);
+  if (after && after.queued > 0)
+    await deps.queue.requestDispatch(runId, { delaySeconds: canceled > 0 ? 0 : 1 });
 }
 
 /** Cancels a call not yet answered; hangs one up when the cancel asked for it. */
 async function endCall(
   deps: DispatchDeps,
-  run: Run,
+  hangup: boolean,
   callSid: string,
   state: 'dialing' | 'calling',
   context: { runId: string; jobId: string },
@@ -291,7 +351,7 @@ async function endCall(
     const result = await control.cancelCall(callSid);
     deps.log.info('call canceled', { ...context, callSid, result: result.kind });
     // Answered meanwhile: Twilio refuses the cancel; hang up only if asked to.
-    if (result.kind !== 'invalid-state' || !run.hangup) return;
+    if (result.kind !== 'invalid-state' || !hangup) return;
   }
   const result = await control.hangUpCall(callSid);
   deps.log.info('call hung up', { ...context, callSid, result: result.kind });
@@ -311,9 +371,14 @@ export function throttleBackoffMs(attempt: number, random: () => number): number
 }
 
 /** Places one call for a job whose slot is held; true when Twilio accepted it. */
-async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: number): Promise<boolean> {
+async function placeCall(
+  deps: DispatchDeps,
+  runId: string,
+  options: RunOptions,
+  job: QueuedJob,
+  attempt: number,
+): Promise<boolean> {
   const { calls } = deps;
-  const { runId, options } = run;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
   const result = await deps.telephony.createCall({
     to: job.phone,
@@ -335,7 +400,7 @@ async function placeCall(deps: DispatchDeps, run: Run, job: QueuedJob, attempt: 
       await deps.store.recordCallSid(runId, job.jobId, attempt, result.callSid);
       // A cancel that came while this call was being created could not see its Sid: end it here.
       if ((await deps.store.getRun(runId))?.control === 'canceled') {
-        await endCall(deps, { ...run, hangup: true }, result.callSid, 'dialing', { runId, jobId: job.jobId });
+        await endCall(deps, true, result.callSid, 'dialing', { runId, jobId: job.jobId });
       }
       return true;
     case 'rejected':

@@ -176,7 +176,16 @@ export interface WorkQueue {
   /** Puts lead chunks on the queue for ingestion. */
   sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void>;
   /** Asks a dispatcher to fill the run's free slots, now or after `delaySeconds`. */
-  requestDispatch(runId: string, delaySeconds?: number, releasedAt?: string): Promise<void>;
+  requestDispatch(runId: string, request?: DispatchRequest): Promise<void>;
+}
+
+export interface DispatchRequest {
+  /** Not before this many seconds (SQS DelaySeconds, ≤ 900). */
+  delaySeconds?: number;
+  /** When the slot that prompted it was freed, for the refill-latency metric. */
+  releasedAt?: string;
+  /** The run's next queued jobs as the releaser saw them: a hint that spares the dispatcher its reads. */
+  next?: QueuedJob[];
 }
 
 export interface LeadChunk {
@@ -187,8 +196,7 @@ export interface LeadChunk {
 /** The messages on the work queue. */
 export type WorkMessage =
   | { type: 'ingest'; runId: string; chunk: number; jobs: NewJob[] }
-  /** `releasedAt`: when the slot that prompted it was freed, for the refill-latency metric. */
-  | { type: 'dispatch'; runId: string; releasedAt?: string };
+  | ({ type: 'dispatch'; runId: string } & Pick<DispatchRequest, 'releasedAt' | 'next'>);
 
 export interface CallRequest {
   to: string;

@@ -2,7 +2,7 @@
 // lead's not-before time comes (a retry's delay, a calling window opening: a delayed message), and
 // when an account-wide slot frees in another run (the runs that waited for one).
 
-import type { RunStore, WorkQueue } from './ports.ts';
+import type { QueuedJob, RunStore, WorkQueue } from './ports.ts';
 
 /** SQS holds a message back at most this long; a later wake-up is re-armed when this one arrives. */
 export const MAX_DELAY_SECONDS = 900;
@@ -19,7 +19,8 @@ export interface WakeDeps {
 export async function armWake(deps: WakeDeps, runId: string, atMs: number, nowMs: number): Promise<void> {
   const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil((atMs - nowMs) / 1000)));
   const wakeAt = nowMs + delaySeconds * 1000;
-  if (await deps.store.claimWake(runId, wakeAt, nowMs)) await deps.queue.requestDispatch(runId, delaySeconds);
+  if (await deps.store.claimWake(runId, wakeAt, nowMs))
+    await deps.queue.requestDispatch(runId, { delaySeconds });
 }
 
 /**
@@ -29,9 +30,18 @@ export async function armWake(deps: WakeDeps, runId: string, atMs: number, nowMs
 export async function refillAfterRelease(
   deps: WakeDeps,
   runId: string,
-  options: { dispatchRun: boolean; accountSlot: boolean; releasedAt?: string },
+  options: { dispatchRun: boolean; accountSlot: boolean; releasedAt?: string; next?: QueuedJob[] },
 ): Promise<void> {
   const runs = new Set<string>(options.dispatchRun ? [runId] : []);
   if (options.accountSlot) for (const waiting of await deps.store.takeWaitingRuns()) runs.add(waiting);
-  await Promise.all([...runs].map((id) => deps.queue.requestDispatch(id, 0, options.releasedAt)));
+  const { releasedAt, next } = options;
+  await Promise.all(
+    [...runs].map((id) =>
+      deps.queue.requestDispatch(id, {
+        ...(releasedAt ? { releasedAt } : {}),
+        // The hint is this run's: a run woken for an account slot reads its own queue.
+        ...(id === runId && next && next.length > 0 ? { next } : {}),
+      }),
+    ),
+  );
 }

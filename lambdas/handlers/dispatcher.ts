@@ -17,7 +17,7 @@ import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { credentialSource } from '../adapters/twilio-credentials.ts';
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
-import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
+import { type DispatchDeps, handleWorkMessage, RecentRunOptions } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
@@ -67,6 +67,7 @@ function wire(): DispatchDeps {
     callControl: telephony, // cancel: Twilio-queued and ringing calls canceled, others hung up
     // Unset limits leave the account item out of the acquire transaction altogether.
     ...(Object.keys(account).length > 0 ? { account } : {}),
+    recentOptions: new RecentRunOptions(), // warm containers take a refill's hinted job before reading
     clock: systemClock,
     log: logger,
     calls: {

@@ -13,7 +13,14 @@ import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { createRun } from '../../lambdas/core/create-run.ts';
 import { type DispatchDeps, handleWorkMessage } from '../../lambdas/core/dispatch.ts';
-import type { Clock, LeadChunk, Log, WorkMessage, WorkQueue } from '../../lambdas/core/ports.ts';
+import type {
+  Clock,
+  DispatchRequest,
+  LeadChunk,
+  Log,
+  WorkMessage,
+  WorkQueue,
+} from '../../lambdas/core/ports.ts';
 import { isTwilioCallStatus } from '../../lambdas/core/states.ts';
 import {
   type SimulatorOptions,
@@ -55,9 +62,9 @@ class MemoryQueue implements WorkQueue {
     for (const c of chunks)
       this.pending.push({ message: { type: 'ingest', runId, chunk: c.chunk, jobs: c.jobs }, dueAt });
   }
-  async requestDispatch(runId: string, delaySeconds = 0): Promise<void> {
+  async requestDispatch(runId: string, { delaySeconds = 0, next }: DispatchRequest = {}): Promise<void> {
     this.pending.push({
-      message: { type: 'dispatch', runId },
+      message: { type: 'dispatch', runId, ...(next ? { next } : {}) },
       dueAt: this.clock.now().getTime() + delaySeconds * 1000,
     });
   }

@@ -1,0 +1,151 @@
+// The refill hint: a final callback hands the dispatcher the run's next queued jobs, and a warm
+// dispatcher (the run's options already known) takes the first of them before reading the run. The
+// acquire transaction alone decides, so a stale hint, a full run, a paused or a canceled one must
+// place nothing they should not; the Twilio double counts the calls.
+
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fillSlots, RecentRunOptions } from '../../lambdas/core/dispatch.ts';
+import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
+import type { DispatchRequest, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import { type Harness, startHarness } from '../support/policy-harness.ts';
+import { leadsFor } from '../support/runs.ts';
+
+const AT = '2026-11-29T05:00:00.000Z';
+
+/** The store as the dispatcher sees it, counting the calls made to it by method. */
+function countingStore(store: RunStore): { store: RunStore; counts: Record<string, number> } {
+  const counts: Record<string, number> = {};
+  const proxy = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        counts[String(name)] = (counts[String(name)] ?? 0) + 1;
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, counts };
+}
+
+describe('refills through the hint, end to end', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      start: new Date(AT),
+      simulator: { queuedMs: 0, ringMs: 10, talkMs: 250, jitter: 0.3 },
+    });
+  });
+  afterAll(() => h?.stop());
+
+  it('40 leads at cap 3: cap held, each lead called once, and refills skip the dispatcher reads', async () => {
+    const hints: DispatchRequest[] = [];
+    const send = h.queue.requestDispatch.bind(h.queue);
+    h.queue.requestDispatch = async (runId, request) => {
+      if (request?.next) hints.push(request);
+      await send(runId, request);
+    };
+    const counted = countingStore(h.store);
+    h.deps.store = counted.store;
+    h.deps.recentOptions = new RecentRunOptions();
+
+    const runId = await h.createRun({ leads: leadsFor(40, '+1416'), concurrency: 3 });
+    await h.twilio.waitForFinal(40, 60_000);
+    await h.idle(30_000);
+
+    expect(h.errors).toEqual([]);
+    const stats = h.twilio.stats();
+    expect(stats.runs[runId]?.maxLive).toBe(3);
+    expect(stats.runs[runId]?.created).toBe(40);
+    expect(h.twilio.repeatedTos()).toEqual([]);
+    const run = await h.store.getRun(runId);
+    expect(run).toMatchObject({ active: 0, queued: 0, completed: 40, holders: {} });
+    // Almost every refill came with a hint. Without the hint every dispatch reads the queue first;
+    // with it, only those whose hinted jobs were all taken by then do.
+    expect(hints.length).toBeGreaterThanOrEqual(30);
+    for (const hint of hints) expect(hint.next!.length).toBeGreaterThan(0);
+    expect(counted.counts.nextQueuedJobs ?? 0).toBeLessThan(hints.length);
+  });
+});
+
+describe('a hint is only a hint', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Calls that last a minute: nothing ends by itself while a test looks.
+    h = await startHarness({ start: new Date(AT), simulator: { queuedMs: 0, ringMs: 10, talkMs: 60_000 } });
+  });
+  afterAll(() => h?.stop());
+
+  /** A run of `leads` queued jobs at `concurrency`, written straight to the store (no queue messages). */
+  async function queuedRun(concurrency: number, leads: number) {
+    const runId = randomUUID();
+    const prefix = `+1${String(200 + Math.floor(Math.random() * 700))}`;
+    const jobs: NewJob[] = leadsFor(leads, prefix).map((lead, i) => ({
+      jobId: jobIdFor(i),
+      phone: lead.phone,
+      attributes: {},
+    }));
+    await h.store.createRun({ runId, createdAt: AT, concurrency, totalLeads: leads, chunkCount: 1 });
+    await h.store.ingestChunk(runId, 0, jobs, AT);
+    const recentOptions = new RecentRunOptions();
+    recentOptions.remember((await h.store.getRun(runId))!);
+    const deps = { ...h.deps, store: h.store, recentOptions };
+    const queued = (i: number): QueuedJob => ({ jobId: jobIdFor(i), phone: jobs[i]!.phone, attempt: 0 });
+    return { runId, deps, queued };
+  }
+
+  const createdIn = (runId: string) => h.twilio.calls().filter((call) => call.run === runId);
+
+  it('takes the hinted job, and only as many as the cap allows', async () => {
+    const { runId, deps, queued } = await queuedRun(1, 3);
+    expect(await fillSlots(deps, runId, [queued(1), queued(2)])).toEqual({ placed: 1 });
+    expect(createdIn(runId).map((call) => call.job)).toEqual([jobIdFor(1)]);
+
+    // The run is full: a hint (even a valid one) places nothing.
+    expect(await fillSlots(deps, runId, [queued(0)])).toEqual({ placed: 0 });
+    expect(createdIn(runId)).toHaveLength(1);
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 1, queued: 2 });
+  });
+
+  it('a stale hint (the job already taken) falls through to the next job', async () => {
+    const { runId, deps, queued } = await queuedRun(2, 4);
+    expect(await h.store.acquireSlot(runId, queued(0), AT)).toBe('acquired');
+    // Job 0 is dialing (no call: this test took its slot by hand); the hint still says queued.
+    expect(await fillSlots(deps, runId, [queued(0), queued(3)])).toEqual({ placed: 1 });
+    expect(createdIn(runId).map((call) => call.job)).toEqual([jobIdFor(3)]);
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 2, queued: 2 });
+  });
+
+  it('a hint for a paused run places nothing; for a canceled one, its queued leads are canceled', async () => {
+    const paused = await queuedRun(3, 3);
+    await h.store.setControl(paused.runId, { to: 'paused', from: ['running'], at: AT });
+    expect(await fillSlots(paused.deps, paused.runId, [paused.queued(0)])).toEqual({ placed: 0 });
+    expect(createdIn(paused.runId)).toHaveLength(0);
+
+    const canceled = await queuedRun(3, 3);
+    await h.store.setControl(canceled.runId, { to: 'canceled', from: ['running', 'paused'], at: AT });
+    expect(await fillSlots(canceled.deps, canceled.runId, [canceled.queued(0)])).toEqual({ placed: 0 });
+    expect(createdIn(canceled.runId)).toHaveLength(0);
+    expect(await h.store.getRun(canceled.runId)).toMatchObject({ active: 0, queued: 0, canceled: 3 });
+  });
+
+  it('fills only the slot its release freed; a dispatch without a hint fills the rest', async () => {
+    const { runId, deps, queued } = await queuedRun(3, 5);
+    expect(await fillSlots(deps, runId, [queued(4)])).toEqual({ placed: 1 });
+    expect(await fillSlots(deps, runId)).toEqual({ placed: 2 });
+    const jobs = createdIn(runId).map((call) => call.job);
+    expect(jobs).toEqual([jobIdFor(4), jobIdFor(0), jobIdFor(1)]);
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 3, queued: 2 });
+  });
+
+  it('without the run options known (a cold dispatcher), a hint is not trusted: the run is read first', async () => {
+    const { runId, deps } = await queuedRun(2, 3);
+    const cold = { ...deps, recentOptions: new RecentRunOptions() };
+    // A hint naming a job the run does not have: a cold dispatcher reads the queue instead.
+    const bogus: QueuedJob = { jobId: jobIdFor(99), phone: '+14155550199', attempt: 0 };
+    expect(await fillSlots(cold, runId, [bogus])).toEqual({ placed: 2 });
+    expect(createdIn(runId).map((call) => call.job)).toEqual([jobIdFor(0), jobIdFor(1)]);
+    expect(cold.recentOptions.get(runId)).toBeDefined();
+  });
+});
