@@ -137,20 +137,24 @@ export function countLive(run: Run): Record<LiveState, number> {
 
 export function toRunView(run: Run): RunView {
   const { dialing, calling } = countLive(run);
+  // A chunk's jobs can be dialed a moment before its counters are added (they are added last, once),
+  // so `queued` can be briefly negative: those leads are shown as taken, not as pending, and the
+  // view still adds up to total_leads.
+  const early = Math.min(0, run.queued);
   return {
     run_id: run.runId,
     status: runStatus(run),
     created_at: run.createdAt,
     total_leads: run.totalLeads,
     concurrency: run.concurrency,
-    queued: run.queued,
+    queued: Math.max(0, run.queued),
     in_progress: dialing + calling,
     dialing,
     calling,
     completed: run.completed,
     failed: run.failed,
     canceled: run.canceled,
-    pending_ingest: run.totalLeads - run.ingestedLeads,
+    pending_ingest: Math.max(0, run.totalLeads - run.ingestedLeads + early),
     outcomes: { ...run.outcomes },
     live: Object.entries(run.holders)
       .map(([jobId, holder]) => ({
