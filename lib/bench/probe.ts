@@ -71,7 +71,7 @@ export interface SdkCall {
   owner: Owner;
   /** The invocation that made it, when it came from a handler. */
   inv?: number;
-  /** DynamoDB: "pk|sk" of every item named (transactions: in request order). */
+  /** DynamoDB: "pk|sk" of every item named (transactions and batches: in request order). */
   keys?: string[];
   index?: string;
   /** DynamoDB Query: the partition key value asked for. */
@@ -413,6 +413,12 @@ function describeDynamo(call: SdkCall, input: AnyInput): void {
       return keyOf(action?.Key ?? action?.Item);
     });
     call.itemIndexWrites = items.map(indexWrites);
+  }
+  if (call.op === 'BatchWriteItem') {
+    type WriteRequest = { PutRequest?: { Item?: unknown }; DeleteRequest?: { Key?: unknown } };
+    const requests = Object.values((input.RequestItems ?? {}) as Record<string, WriteRequest[]>).flat();
+    call.items = requests.length;
+    call.keys = requests.map((request) => keyOf(request.PutRequest?.Item ?? request.DeleteRequest?.Key));
   }
   if (call.op === 'Query') {
     if (typeof input.IndexName === 'string') call.index = input.IndexName;

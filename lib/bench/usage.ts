@@ -2,7 +2,8 @@
 // units, SQS requests, Lambda invocations and billed GB-seconds, API Gateway requests. Only the app's
 // own traffic counts: the benchmark's requests (the floor, its GET polling) are left out.
 //
-// DynamoDB units: DynamoDB Local reports AWS's accounting for single-item requests, but for
+// DynamoDB units: DynamoDB Local reports AWS's accounting for single-item requests and for
+// BatchWriteItem (each put's units plus its index entries, as AWS bills them), but for
 // TransactWriteItems it reports one item's worth whatever the number of items, so transactions are
 // computed here by AWS's rule: each item costs 2 write units per started KB of the larger of its
 // before and after images, plus one write unit per index write it causes. Item sizes come from a scan
