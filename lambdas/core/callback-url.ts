@@ -1,11 +1,21 @@
 // (core) The status callback URL carries the run, the job and the attempt, so that a callback can be
 // matched to its slot even when the CallSid was never saved (a crash right after calls.create).
 // Ids are URL-safe by construction: the URL Twilio signs is byte-for-byte the one we build.
+// It may also say which final statuses put the lead back in the queue (`requeue_on`): for any other,
+// the webhook can free the slot without reading the run first. Twilio signs the URL, so it is ours.
+
+import { isFinal, isTwilioCallStatus, jobStateFor, type TwilioCallStatus } from './states.ts';
 
 export interface CallbackIds {
   runId: string;
   jobId: string;
   attempt: number;
+  /**
+   * The final statuses after which this attempt's lead is queued again (its run's retry policy);
+   * present only when the slot holds nothing else (no account slot), so that any other final status
+   * releases it as it is. Absent: read the run to decide.
+   */
+  requeueOn?: TwilioCallStatus[];
 }
 
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -15,6 +25,7 @@ export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   url.searchParams.set('run', ids.runId);
   url.searchParams.set('job', ids.jobId);
   url.searchParams.set('attempt', String(ids.attempt));
+  if (ids.requeueOn) url.searchParams.set('requeue_on', ids.requeueOn.join(','));
   return url.toString();
 }
 
@@ -25,5 +36,15 @@ export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefine
   if (!SAFE_ID.test(runId) || !SAFE_ID.test(jobId) || !Number.isInteger(attempt) || attempt < 1) {
     return undefined;
   }
-  return { runId, jobId, attempt };
+  const requeueOn = query
+    .get('requeue_on')
+    ?.split(',')
+    .filter((status) => status !== '');
+  const valid = requeueOn?.every((status) => isTwilioCallStatus(status) && isFinal(jobStateFor(status)));
+  return {
+    runId,
+    jobId,
+    attempt,
+    ...(requeueOn && valid ? { requeueOn: requeueOn as TwilioCallStatus[] } : {}),
+  };
 }

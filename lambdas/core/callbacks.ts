@@ -47,6 +47,37 @@ export async function applyStatusCallback(
   // the dispatcher with its message, which can then take the slot without reading anything first.
   const nextJobs = isFinal(proposed) ? nextJobsHint(deps, runId) : undefined;
 
+  // A final status the URL says does not requeue the lead: the slot is freed without reading the run
+  // (the transaction's conditions are the only check it needs). A guess at the holder's state that
+  // turns out wrong (an "answered" not applied yet), or a duplicate, goes the long way below.
+  if (isFinal(proposed) && callback.requeueOn && !callback.requeueOn.includes(callback.callStatus)) {
+    const at = deps.clock.now().toISOString();
+    const result = await deps.store.releaseSlot({
+      runId,
+      jobId,
+      attempt,
+      // Only a call that was answered completes; busy, no-answer, failed and canceled never were.
+      from: callback.callStatus === 'completed' ? 'calling' : 'dialing',
+      to: proposed,
+      outcome: callback.callStatus,
+      callSid: callback.callSid,
+      ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+      accountSlot: false,
+      at,
+    });
+    if (result === 'released') {
+      deps.log.info('slot released', { runId, jobId, attempt, outcome: callback.callStatus });
+      // Paused or canceled runs too: their dispatcher finds no slot to take and reads why.
+      await refillAfterRelease(deps, runId, {
+        dispatchRun: true,
+        accountSlot: false,
+        releasedAt: at,
+        ...(nextJobs ? { next: await nextJobs } : {}),
+      });
+      return 'released';
+    }
+  }
+
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
     const run = await deps.store.getRun(runId);
     const holder = run?.holders[jobId];

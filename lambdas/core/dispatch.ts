@@ -20,6 +20,7 @@ import type {
   WorkQueue,
 } from './ports.ts';
 import type { RunOptions } from './run-options.ts';
+import type { TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
 export interface CallSettings {
@@ -370,6 +371,12 @@ export function throttleBackoffMs(attempt: number, random: () => number): number
   return Math.max(250, Math.floor(random() * ceiling));
 }
 
+/** The final statuses after which this attempt's lead is called again (see `retryTime`). */
+function requeueOutcomes(options: RunOptions, attempt: number): TwilioCallStatus[] {
+  const retry = options.retry;
+  return retry && attempt < retry.maxAttempts ? (retry.on as TwilioCallStatus[]) : [];
+}
+
 /** Places one call for a job whose slot is held; true when Twilio accepted it. */
 async function placeCall(
   deps: DispatchDeps,
@@ -383,7 +390,13 @@ async function placeCall(
   const result = await deps.telephony.createCall({
     to: job.phone,
     from: options.from ?? calls.from,
-    statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, { runId, jobId: job.jobId, attempt }),
+    statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, {
+      runId,
+      jobId: job.jobId,
+      attempt,
+      // A slot that also holds an account slot is released the long way (the account item with it).
+      ...(deps.account === undefined ? { requeueOn: requeueOutcomes(options, attempt) } : {}),
+    }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
     content: options.twimlUrl

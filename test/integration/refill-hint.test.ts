@@ -5,9 +5,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCallbackUrl, parseCallbackIds } from '../../lambdas/core/callback-url.ts';
+import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { fillSlots, RecentRunOptions } from '../../lambdas/core/dispatch.ts';
 import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
 import type { DispatchRequest, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import type { RunOptions } from '../../lambdas/core/run-options.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';
 
@@ -147,5 +150,111 @@ describe('a hint is only a hint', () => {
     expect(await fillSlots(cold, runId, [bogus])).toEqual({ placed: 2 });
     expect(createdIn(runId).map((call) => call.job)).toEqual([jobIdFor(0), jobIdFor(1)]);
     expect(cold.recentOptions.get(runId)).toBeDefined();
+  });
+});
+
+describe('a final callback whose URL says it does not requeue frees the slot without reading the run', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ start: new Date(AT), simulator: { queuedMs: 0, ringMs: 10, talkMs: 60_000 } });
+  });
+  afterAll(() => h?.stop());
+
+  /** A run with `held` of its leads holding slots (taken by hand: no calls), the rest queued. */
+  async function runWithHolders(held: number, leads: number, options?: RunOptions) {
+    const runId = randomUUID();
+    const jobs: NewJob[] = leadsFor(leads, '+1650').map((lead, i) => ({
+      jobId: jobIdFor(i),
+      phone: lead.phone,
+      attributes: {},
+    }));
+    await h.store.createRun({
+      runId,
+      createdAt: AT,
+      concurrency: held,
+      totalLeads: leads,
+      chunkCount: 1,
+      ...(options ? { options } : {}),
+    });
+    await h.store.ingestChunk(runId, 0, jobs, AT);
+    for (let i = 0; i < held; i++) {
+      expect(
+        await h.store.acquireSlot(runId, { jobId: jobIdFor(i), phone: jobs[i]!.phone, attempt: 0 }, AT),
+      ).toBe('acquired');
+    }
+    const counted = countingStore(h.store);
+    const sent: DispatchRequest[] = [];
+    const queue = {
+      sendLeadChunks: async () => {},
+      requestDispatch: async (_runId: string, request?: DispatchRequest) => {
+        sent.push(request ?? {});
+      },
+    };
+    const deps = { store: counted.store, queue, clock: h.clock, log: h.deps.log };
+    return { runId, deps, counts: counted.counts, sent };
+  }
+
+  it('completed and busy: released without a read, counted once; the duplicate changes nothing', async () => {
+    const { runId, deps, counts, sent } = await runWithHolders(2, 4);
+    await h.store.markCalling(runId, jobIdFor(0), 1, AT);
+    const completed = { runId, jobId: jobIdFor(0), attempt: 1, callSid: 'CA0', requeueOn: [] };
+    expect(await applyStatusCallback(deps, { ...completed, callStatus: 'completed' })).toBe('released');
+    const busy = { runId, jobId: jobIdFor(1), attempt: 1, callSid: 'CA1', requeueOn: [] };
+    expect(await applyStatusCallback(deps, { ...busy, callStatus: 'busy' })).toBe('released');
+    expect(counts.getRun ?? 0).toBe(0);
+    // Each release asked for a dispatch, with the next queued jobs as its hint.
+    expect(sent.map((request) => request.next?.map((job) => job.jobId))).toEqual([
+      [jobIdFor(2), jobIdFor(3)],
+      [jobIdFor(2), jobIdFor(3)],
+    ]);
+
+    // The duplicate finds no holder: nothing changes, nothing is dispatched.
+    expect(await applyStatusCallback(deps, { ...completed, callStatus: 'completed' })).toBe('unchanged');
+    expect(sent).toHaveLength(2);
+    expect(await h.store.getRun(runId)).toMatchObject({
+      active: 0,
+      holders: {},
+      completed: 1,
+      failed: 1,
+      outcomes: { completed: 1, busy: 1 },
+    });
+  });
+
+  it('completed before its "answered" was applied: the guess misses, the long way releases it', async () => {
+    const { runId, deps, counts } = await runWithHolders(1, 2);
+    const callback = { runId, jobId: jobIdFor(0), attempt: 1, callSid: 'CA0', requeueOn: [] };
+    expect(await applyStatusCallback(deps, { ...callback, callStatus: 'completed' })).toBe('released');
+    expect(counts.getRun).toBe(1);
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 0, completed: 1 });
+  });
+
+  it('a status the URL lists in requeue_on reads the run and queues the lead again', async () => {
+    const { runId, deps, counts } = await runWithHolders(1, 2, {
+      retry: { on: ['busy'], delaySeconds: 60, maxAttempts: 2 },
+    });
+    const callback = { runId, jobId: jobIdFor(0), attempt: 1, callSid: 'CA0', requeueOn: ['busy' as const] };
+    expect(await applyStatusCallback(deps, { ...callback, callStatus: 'busy' })).toBe('released');
+    expect(counts.getRun).toBe(1);
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 0, queued: 2, failed: 0 });
+    expect(await h.store.getJob(runId, jobIdFor(0))).toMatchObject({ status: 'queued', attempt: 1 });
+  });
+});
+
+describe('the callback URL', () => {
+  it('carries requeue_on only when given, and a bad one is dropped (the webhook then reads the run)', () => {
+    const ids = { runId: 'r1', jobId: '000001', attempt: 2 };
+    const plain = new URL(buildCallbackUrl('https://hooks.example/twilio/status', ids));
+    expect(plain.searchParams.has('requeue_on')).toBe(false);
+    expect(parseCallbackIds(plain.searchParams)).toEqual(ids);
+
+    const withRetry = new URL(
+      buildCallbackUrl('https://hooks.example/twilio/status', { ...ids, requeueOn: ['busy', 'no-answer'] }),
+    );
+    expect(parseCallbackIds(withRetry.searchParams)).toEqual({ ...ids, requeueOn: ['busy', 'no-answer'] });
+    const none = new URL(buildCallbackUrl('https://hooks.example/twilio/status', { ...ids, requeueOn: [] }));
+    expect(parseCallbackIds(none.searchParams)).toEqual({ ...ids, requeueOn: [] });
+
+    const bad = new URLSearchParams({ run: 'r1', job: '000001', attempt: '2', requeue_on: 'busy,ringing' });
+    expect(parseCallbackIds(bad)).toEqual(ids);
   });
 });
