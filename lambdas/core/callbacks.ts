@@ -43,14 +43,21 @@ export async function applyStatusCallback(
   // after calls.create is not needed: the final callback carries the job id in its URL.)
   if (proposed === 'dialing') return 'unchanged';
 
+  // in-progress: the conditional write on the holder is the whole check, no read first. A duplicate,
+  // one that comes after the final, or one of another attempt finds the holder gone or calling.
+  if (!isFinal(proposed)) {
+    const result = await deps.store.markCalling(runId, jobId, attempt, deps.clock.now().toISOString());
+    return result === 'applied' ? 'answered' : 'unchanged';
+  }
+
   // A final status frees a slot: the run's next queued jobs are read alongside the run and handed to
   // the dispatcher with its message, which can then take the slot without reading anything first.
-  const nextJobs = isFinal(proposed) ? nextJobsHint(deps, runId) : undefined;
+  const nextJobs = nextJobsHint(deps, runId, jobId);
 
   // A final status the URL says does not requeue the lead: the slot is freed without reading the run
   // (the transaction's conditions are the only check it needs). A guess at the holder's state that
   // turns out wrong (an "answered" not applied yet), or a duplicate, goes the long way below.
-  if (isFinal(proposed) && callback.requeueOn && !callback.requeueOn.includes(callback.callStatus)) {
+  if (callback.requeueOn && !callback.requeueOn.includes(callback.callStatus)) {
     const at = deps.clock.now().toISOString();
     const result = await deps.store.releaseSlot({
       runId,
@@ -83,15 +90,8 @@ export async function applyStatusCallback(
     const holder = run?.holders[jobId];
     if (!holder || holder.attempt !== attempt) return 'unchanged';
 
-    const next = advance(holder.state, proposed);
-    if (next === undefined || next === 'queued') return 'unchanged';
-    const at = deps.clock.now().toISOString();
-
-    if (!isFinal(next)) {
-      const result = await deps.store.markCalling(runId, jobId, attempt, at);
-      if (result === 'applied') return 'answered';
-      continue;
-    }
+    // Final beats dialing and calling; a holder is never final, so this only refuses nonsense.
+    if (advance(holder.state, proposed) === undefined) return 'unchanged';
 
     const result = await releaseFinal(
       deps,
@@ -160,15 +160,42 @@ export async function releaseFinal(
   return result;
 }
 
-/** Queued jobs offered with a refill: the freed slot's one, and a spare in case another takes it. */
-const HINT_SIZE = 2;
+/**
+ * Queued jobs offered with a refill: the freed slot's one, and spares in case others take it first.
+ * Three, so that a cap-3 run whose three calls end at once (calls of one fixed length do) gives each
+ * of its three refills a job of its own to start with.
+ */
+const HINT_SIZE = 3;
 
-/** The run's next due jobs, or none if the read fails: the hint is an optimisation, never needed. */
-function nextJobsHint(deps: CallbackDeps, runId: string): Promise<QueuedJob[]> {
-  return deps.store.nextQueuedJobs(runId, HINT_SIZE, deps.clock.now().getTime()).catch((error: unknown) => {
-    deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
-    return [];
-  });
+/**
+ * The run's next due jobs, or none if the read fails: the hint is an optimisation, never needed.
+ * Refills that end together read the same jobs; each starts from its own place in the list (the
+ * released job's number, modulo the list), so that they do not all reach for the first one and
+ * all but one get refused. A run's slots tend to hold consecutive jobs, which makes the places differ.
+ */
+function nextJobsHint(deps: CallbackDeps, runId: string, releasedJobId: string): Promise<QueuedJob[]> {
+  return deps.store
+    .nextQueuedJobs(runId, HINT_SIZE, deps.clock.now().getTime())
+    .then((jobs) => rotate(jobs, placeOf(releasedJobId)))
+    .catch((error: unknown) => {
+      deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
+      return [];
+    });
+}
+
+/** A job id's number (they are zero-padded lead indexes), or a hash of it for any other id. */
+function placeOf(jobId: string): number {
+  const index = Number(jobId);
+  if (Number.isSafeInteger(index)) return index;
+  let hash = 0;
+  for (const char of jobId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return hash;
+}
+
+function rotate<T>(items: T[], by: number): T[] {
+  if (items.length === 0) return items;
+  const start = by % items.length;
+  return [...items.slice(start), ...items.slice(0, start)];
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

@@ -153,7 +153,7 @@ describe('a hint is only a hint', () => {
   });
 });
 
-describe('a final callback whose URL says it does not requeue frees the slot without reading the run', () => {
+describe('callbacks that change the run without reading it first', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ start: new Date(AT), simulator: { queuedMs: 0, ringMs: 10, talkMs: 60_000 } });
@@ -202,10 +202,11 @@ describe('a final callback whose URL says it does not requeue frees the slot wit
     const busy = { runId, jobId: jobIdFor(1), attempt: 1, callSid: 'CA1', requeueOn: [] };
     expect(await applyStatusCallback(deps, { ...busy, callStatus: 'busy' })).toBe('released');
     expect(counts.getRun ?? 0).toBe(0);
-    // Each release asked for a dispatch, with the next queued jobs as its hint.
+    // Each release asked for a dispatch with the next queued jobs as its hint, each starting from
+    // its own place (the released job's number), so that refills at once do not reach for one job.
     expect(sent.map((request) => request.next?.map((job) => job.jobId))).toEqual([
       [jobIdFor(2), jobIdFor(3)],
-      [jobIdFor(2), jobIdFor(3)],
+      [jobIdFor(3), jobIdFor(2)],
     ]);
 
     // The duplicate finds no holder: nothing changes, nothing is dispatched.
@@ -217,6 +218,32 @@ describe('a final callback whose URL says it does not requeue frees the slot wit
       completed: 1,
       failed: 1,
       outcomes: { completed: 1, busy: 1 },
+    });
+  });
+
+  it('answered: applied without a read; a duplicate, a stale attempt and one after the final change nothing', async () => {
+    const { runId, deps, counts } = await runWithHolders(2, 2);
+    const answered = {
+      runId,
+      jobId: jobIdFor(0),
+      attempt: 1,
+      callSid: 'CA0',
+      callStatus: 'in-progress' as const,
+    };
+    expect(await applyStatusCallback(deps, answered)).toBe('answered');
+    expect(await applyStatusCallback(deps, answered)).toBe('unchanged');
+    expect(await applyStatusCallback(deps, { ...answered, attempt: 2 })).toBe('unchanged');
+    const other = { runId, jobId: jobIdFor(1), attempt: 1, callSid: 'CA1', requeueOn: [] };
+    expect(await applyStatusCallback(deps, { ...other, callStatus: 'no-answer' })).toBe('released');
+    expect(await applyStatusCallback(deps, { ...other, callStatus: 'in-progress' })).toBe('unchanged');
+    expect(counts.getRun ?? 0).toBe(0);
+    const run = await h.store.getRun(runId);
+    expect(run).toMatchObject({ active: 1, failed: 1, holders: { [jobIdFor(0)]: { state: 'calling' } } });
+    expect(Object.keys(run!.holders)).toEqual([jobIdFor(0)]);
+    expect(await h.store.getJob(runId, jobIdFor(0))).toMatchObject({ status: 'calling' });
+    expect(await h.store.getJob(runId, jobIdFor(1))).toMatchObject({
+      status: 'failed',
+      outcome: 'no-answer',
     });
   });
 
