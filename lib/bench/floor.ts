@@ -1,9 +1,10 @@
-// (bench) The floor: the round trips a refill cannot avoid, measured one at a time against the very
-// emulators and Twilio double the stack is using, from the same process, with the same clients:
-// the webhook's read of the run, one TransactWriteItems of two items (the release), one SQS send
-// picked up by a waiting long poll, and one calls.create through the real Twilio adapter.
-// The "path floor" adds the round trips the dispatcher makes today (read the run, query the queued
-// index, the acquire transaction): what the refill would cost with no time spent between requests.
+// (bench) The floor: the round trips a refill cannot avoid, as the issue names them, measured one at
+// a time against the very emulators and Twilio double the stack is using, from the same process,
+// with the same clients: one TransactWriteItems of two items, one SQS send picked up by a waiting
+// long poll, and one calls.create through the real Twilio adapter. The "path floor" is today's path
+// with no time spent between requests: the webhook's release transaction (its hint query runs
+// alongside), the SQS hand-off, the dispatcher's acquire transaction, the create. A read of the run
+// and a query are timed too: the long way (a cold dispatcher, a stale hint) adds them.
 
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -43,7 +44,7 @@ export interface FloorSamples {
 export interface FloorResult {
   samples: number;
   ops: Record<keyof FloorSamples, Summary>;
-  /** The brief's floor: read + transaction + SQS send→receive + create (sum of medians), ms. */
+  /** The issue's floor: transaction + SQS send→receive + create (sum of medians), ms. */
   floorMs: number;
   /** Every round trip on today's refill path, in sequence (sum of medians), ms. */
   pathFloorMs: number;
@@ -57,9 +58,9 @@ export function floorOf(samples: FloorSamples): FloorResult {
   const ops = Object.fromEntries(
     Object.entries(samples).map(([name, list]) => [name, summarize(list)]),
   ) as Record<keyof FloorSamples, Summary>;
-  const floorMs = ops.getItem.p50 + ops.transaction.p50 + ops.sqsSendToReceive.p50 + ops.create.p50;
-  // Webhook: read + release + send; SQS wake-up; dispatcher: read + query + acquire; create.
-  const pathFloorMs = floorMs + ops.getItem.p50 + ops.query.p50 + ops.transaction.p50;
+  const floorMs = ops.transaction.p50 + ops.sqsSendToReceive.p50 + ops.create.p50;
+  // Webhook: release (the hint query alongside) + send; SQS wake-up; dispatcher: acquire; create.
+  const pathFloorMs = floorMs + ops.transaction.p50;
   return { samples: samples.getItem.length, ops, floorMs: round(floorMs), pathFloorMs: round(pathFloorMs) };
 }
 

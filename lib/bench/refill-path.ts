@@ -1,9 +1,10 @@
 // (bench) Where a refill's time goes. For each final status callback the double sent, the probe's
 // records are followed along the path the design takes:
 //
-//   double sends the final callback ─▶ webhook HTTP server ─▶ handler starts ─▶ GetItem(run)
-//   ─▶ release TransactWriteItems ─▶ SendMessage(dispatch run) ─▶ a waiting ReceiveMessage returns it
-//   ─▶ dispatcher handler starts ─▶ GetItem(run) ─▶ Query(queued index) ─▶ acquire TransactWriteItems
+//   double sends the final callback ─▶ webhook HTTP server ─▶ handler starts ─▶ release
+//   TransactWriteItems (the hint's Query alongside; a GetItem(run) first only on the long way)
+//   ─▶ SendMessage(dispatch run) ─▶ a waiting ReceiveMessage returns it ─▶ dispatcher handler starts
+//   ─▶ acquire TransactWriteItems (a GetItem(run) and a Query first only on the long way)
 //   ─▶ calls.create reaches the double
 //
 // Every segment is the difference of two timestamps on one clock, so the segments of one refill add
@@ -17,14 +18,15 @@ import { round, type Summary, summarize } from './stats.ts';
 export const SEGMENTS = [
   ['callbackDelivery', 'final callback: double → webhook HTTP server'],
   ['webhookStart', 'webhook: request → handler (Function URL event, runtime, middy)'],
-  ['webhookGetRun', 'webhook: GetItem run'],
+  ['webhookGetRun', 'webhook: GetItem run (the long way only)'],
+  ['webhookQuery', 'webhook: Query next queued jobs (the hint)'],
   ['releaseTxn', 'webhook: release TransactWriteItems'],
   ['sqsSend', 'webhook: SQS SendMessage'],
   ['webhookInProcess', 'webhook: in process between requests'],
   ['queueWake', 'SQS: sent → waiting ReceiveMessage returns it'],
   ['dispatcherStart', 'dispatcher: received → handler (event source, runtime, middy, batch)'],
-  ['dispatcherGetRun', 'dispatcher: GetItem run'],
-  ['dispatcherQuery', 'dispatcher: Query queued index'],
+  ['dispatcherGetRun', 'dispatcher: GetItem run (the long way only)'],
+  ['dispatcherQuery', 'dispatcher: Query queued index (the long way only)'],
   ['acquireTxn', 'dispatcher: acquire TransactWriteItems'],
   ['dispatcherOtherDynamo', 'dispatcher: other DynamoDB requests before the acquire'],
   ['dispatcherInProcess', 'dispatcher: in process between requests'],
@@ -58,6 +60,7 @@ const KIND: Record<Segment, string> = {
   callbackDelivery: 'hand-offs (HTTP in, SQS out, Lambda start)',
   webhookStart: 'hand-offs (HTTP in, SQS out, Lambda start)',
   webhookGetRun: 'DynamoDB round trips',
+  webhookQuery: 'DynamoDB round trips',
   releaseTxn: 'DynamoDB round trips',
   sqsSend: 'SQS round trips',
   webhookInProcess: 'in-process (JS, logging, marshalling, event-loop wait)',
@@ -130,7 +133,6 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
     const sentAt = ended?.finalCallbackAt;
     const calls = byInvocation.get(webhook.id) ?? [];
     const runKey = `RUN#${run}|RUN`;
-    const getRun = calls.find((c) => c.op === 'GetItem' && c.keys?.[0] === runKey);
     const release = calls.find(
       (c) => c.op === 'TransactWriteItems' && c.ok && c.keys?.[1] === `RUN#${run}|JOB#${webhook.job}`,
     );
@@ -140,7 +142,7 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
     const messageId = send?.sent?.[0]?.id;
     const receivedAt = messageId ? received.get(messageId) : undefined;
     const dispatcher = messageId ? dispatcherByMessage.get(messageId) : undefined;
-    if (sentAt === undefined || !getRun || !release || !send || receivedAt === undefined || !dispatcher) {
+    if (sentAt === undefined || !release || !send || receivedAt === undefined || !dispatcher) {
       notFollowed += 1;
       continue;
     }
@@ -202,6 +204,7 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
       callbackDelivery: s1 - sentAt,
       webhookStart: webhookStart - s1,
       webhookGetRun: sumWebhook(webhookCalls.filter((c) => c.op === 'GetItem')),
+      webhookQuery: sumWebhook(webhookCalls.filter((c) => c.op === 'Query')),
       releaseTxn: sumWebhook(webhookCalls.filter((c) => c.op === 'TransactWriteItems')),
       sqsSend: sumWebhook(webhookCalls.filter((c) => c.op === 'SendMessage')),
       webhookInProcess: 0,
