@@ -332,28 +332,22 @@ export class DynamoRunStore implements RunStore {
     at: string,
     claim: ChunkClaim,
   ): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            ...keys.chunk(runId, chunk),
-            entity: 'chunk',
-            leads,
-            at,
-            state: 'writing',
-            mode: claim.mode,
-            claimedAt: this.now(),
-            token: claim.token,
-          },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return this.applies(
+      new PutCommand({
+        TableName: this.table,
+        Item: {
+          ...keys.chunk(runId, chunk),
+          entity: 'chunk',
+          leads,
+          at,
+          state: 'writing',
+          mode: claim.mode,
+          claimedAt: this.now(),
+          token: claim.token,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
   }
 
   /** Takes over a stale or abandoned claim, as long as nobody else did since it was read. */
@@ -363,29 +357,23 @@ export class DynamoRunStore implements RunStore {
     seen: ChunkMarker,
     claim: ChunkClaim,
   ): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.chunk(runId, chunk),
-          UpdateExpression: 'SET #state = :writing, claimedAt = :now, #token = :token, takenOver = :true',
-          ConditionExpression: '#state = :seen AND #token = :seenToken',
-          ExpressionAttributeNames: { '#state': 'state', '#token': 'token' },
-          ExpressionAttributeValues: {
-            ':writing': 'writing',
-            ':now': this.now(),
-            ':token': claim.token,
-            ':true': true,
-            ':seen': seen.state,
-            ':seenToken': seen.token ?? '',
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return this.applies(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keys.chunk(runId, chunk),
+        UpdateExpression: 'SET #state = :writing, claimedAt = :now, #token = :token, takenOver = :true',
+        ConditionExpression: '#state = :seen AND #token = :seenToken',
+        ExpressionAttributeNames: { '#state': 'state', '#token': 'token' },
+        ExpressionAttributeValues: {
+          ':writing': 'writing',
+          ':now': this.now(),
+          ':token': claim.token,
+          ':true': true,
+          ':seen': seen.state,
+          ':seenToken': seen.token ?? '',
+        },
+      }),
+    );
   }
 
   /** The claimed chunk's jobs, then its counters; on failure the claim is let go (`abandoned`). */
@@ -508,20 +496,16 @@ export class DynamoRunStore implements RunStore {
   }
 
   private async abandonChunk(runId: string, chunk: number, token: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.chunk(runId, chunk),
-          UpdateExpression: 'SET #state = :abandoned',
-          ConditionExpression: '#state = :writing AND #token = :token',
-          ExpressionAttributeNames: { '#state': 'state', '#token': 'token' },
-          ExpressionAttributeValues: { ':abandoned': 'abandoned', ':writing': 'writing', ':token': token },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    await this.applies(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keys.chunk(runId, chunk),
+        UpdateExpression: 'SET #state = :abandoned',
+        ConditionExpression: '#state = :writing AND #token = :token',
+        ExpressionAttributeNames: { '#state': 'state', '#token': 'token' },
+        ExpressionAttributeValues: { ':abandoned': 'abandoned', ':writing': 'writing', ':token': token },
+      }),
+    );
   }
 
   /** A new job: queued (in the queued index), or canceled for a chunk of a canceled run. */
@@ -614,47 +598,37 @@ export class DynamoRunStore implements RunStore {
   }
 
   async deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.job(runId, job.jobId),
-          UpdateExpression: 'SET #qkey = :to, notBefore = :notBefore',
-          // Only if it is still queued where we saw it: a job taken or moved meanwhile stays as it is.
-          ConditionExpression: '#status = :queued AND attempt = :attempt AND #qkey = :from',
-          ExpressionAttributeNames: { '#status': 'status', '#qkey': TABLE_SCHEMA.queuedIndex.sortKey },
-          ExpressionAttributeValues: {
-            ':queued': 'queued',
-            ':attempt': job.attempt,
-            ':from': keys.queuedKey(job.notBefore ?? 0, job.jobId),
-            ':to': keys.queuedKey(notBefore, job.jobId),
-            ':notBefore': notBefore,
-          },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    await this.applies(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keys.job(runId, job.jobId),
+        UpdateExpression: 'SET #qkey = :to, notBefore = :notBefore',
+        // Only if it is still queued where we saw it: a job taken or moved meanwhile stays as it is.
+        ConditionExpression: '#status = :queued AND attempt = :attempt AND #qkey = :from',
+        ExpressionAttributeNames: { '#status': 'status', '#qkey': TABLE_SCHEMA.queuedIndex.sortKey },
+        ExpressionAttributeValues: {
+          ':queued': 'queued',
+          ':attempt': job.attempt,
+          ':from': keys.queuedKey(job.notBefore ?? 0, job.jobId),
+          ':to': keys.queuedKey(notBefore, job.jobId),
+          ':notBefore': notBefore,
+        },
+      }),
+    );
   }
 
   async claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.run(runId),
-          UpdateExpression: 'SET wakeAt = :at',
-          // A wake-up already armed for this time or earlier (and not yet past) covers this one.
-          ConditionExpression:
-            'attribute_exists(pk) AND (attribute_not_exists(wakeAt) OR wakeAt < :now OR wakeAt > :at)',
-          ExpressionAttributeValues: { ':at': atMs, ':now': nowMs },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return this.applies(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keys.run(runId),
+        UpdateExpression: 'SET wakeAt = :at',
+        // A wake-up already armed for this time or earlier (and not yet past) covers this one.
+        ConditionExpression:
+          'attribute_exists(pk) AND (attribute_not_exists(wakeAt) OR wakeAt < :now OR wakeAt > :at)',
+        ExpressionAttributeValues: { ':at': atMs, ':now': nowMs },
+      }),
+    );
   }
 
   async acquireSlot(
@@ -808,20 +782,16 @@ export class DynamoRunStore implements RunStore {
   }
 
   async recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.job(runId, jobId),
-          UpdateExpression: 'SET callSid = :sid',
-          ConditionExpression: 'attempt = :attempt AND attribute_not_exists(callSid)',
-          ExpressionAttributeValues: { ':sid': callSid, ':attempt': attempt },
-        }),
-      );
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return; // already saved, or a later attempt: fine either way
-      throw error;
-    }
+    // Refused: already saved, or a later attempt: fine either way.
+    await this.applies(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keys.job(runId, jobId),
+        UpdateExpression: 'SET callSid = :sid',
+        ConditionExpression: 'attempt = :attempt AND attribute_not_exists(callSid)',
+        ExpressionAttributeValues: { ':sid': callSid, ':attempt': attempt },
+      }),
+    );
   }
 
   async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
@@ -1182,6 +1152,18 @@ export class DynamoRunStore implements RunStore {
       start = next;
     }
     return { items: jobs, ...(next ? { nextCursor: encodeCursor(next) } : {}) };
+  }
+
+  /** Sends a conditional write: true if it applied, false if its condition failed (an answer). */
+  private async applies(command: PutCommand | UpdateCommand): Promise<boolean> {
+    try {
+      // Two calls, not one: `send` is overloaded per command type.
+      await (command instanceof PutCommand ? this.doc.send(command) : this.doc.send(command));
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
   }
 
   /**
