@@ -87,7 +87,10 @@ export interface RunStore {
   /** Creates the run; with a claim, atomically with it, so that one key can only ever make one run. */
   createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult>;
   getRun(runId: string): Promise<Run | undefined>;
-  /** Writes a chunk's jobs and counts them, once: a redelivered chunk changes nothing. */
+  /**
+   * Writes a chunk's jobs and counts them, once: a redelivered chunk changes nothing. A delivery
+   * that meets another one still writing the chunk throws; its message is retried later.
+   */
   ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'>;
   /**
    * The next queued jobs in dialing order, only those due by `dueBy` (ms) when it is given; may be
