@@ -309,9 +309,9 @@ export async function runColdStart(options: ColdStartOptions): Promise<SectionRe
           ? ` Not found in the construct (assumed): ${bundling.unconfirmed.join(', ')}.`
           : ''),
       `The construct already minifies; unminified bundles are listed in the JSON for contrast.`,
-      `twilio is ${round(twilioShare / MB, 2)} MB of the webhook bundle: its index requires every REST domain ` +
-        '(esbuild cannot drop a CommonJS require), although the webhook uses validateRequest alone and the ' +
-        'dispatcher and reconciler only calls.create/fetch/list/update.',
+      `twilio is ${round(twilioShare / MB, 2)} MB of the webhook bundle: it imports twilio's webhooks module ` +
+        'alone (the package index requires every REST domain, which esbuild cannot drop), and the ' +
+        'dispatcher and reconciler use a thin fetch client for the Calls resource.',
       'Module init = import of the bundle in a fresh Node 24 process (median); a Lambda cold start adds ' +
         'fetching and unpacking the code, the runtime, and the first invocation building its clients.',
     ],
