@@ -50,8 +50,9 @@ export async function applyStatusCallback(
     return result === 'applied' ? 'answered' : 'unchanged';
   }
 
-  // A final status frees a slot: the run's next queued jobs are read alongside the run and handed to
-  // the dispatcher with its message, which can then take the slot without reading anything first.
+  // A final status frees a slot: the run's next queued jobs are read alongside the release (and the
+  // run, when it is read) and handed to the dispatcher with its message, which can then take the slot
+  // without reading anything first.
   const nextJobs = nextJobsHint(deps, runId, jobId);
 
   // A final status the URL says does not requeue the lead: the slot is freed without reading the run
@@ -79,7 +80,7 @@ export async function applyStatusCallback(
         dispatchRun: true,
         accountSlot: false,
         releasedAt: at,
-        ...(nextJobs ? { next: await nextJobs } : {}),
+        next: await nextJobs,
       });
       return 'released';
     }
