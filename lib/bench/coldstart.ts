@@ -21,7 +21,7 @@ const run = promisify(execFile);
 const CONSTRUCT = resolve(REPO_ROOT, 'lib/constructs/dialgate-function.ts');
 
 /** The construct's ESM `require` shim, kept equal to REQUIRE_SHIM in lib/constructs/dialgate-function.ts. */
-const REQUIRE_SHIM =
+export const REQUIRE_SHIM =
   "import { createRequire as __dialgateCreateRequire } from 'node:module'; " +
   'const require = __dialgateCreateRequire(import.meta.url);';
 
