@@ -267,8 +267,9 @@ describe('a telephony configuration error', () => {
     });
     const created = await postRun(stack.apiUrl, { leads, concurrency: 1 });
     const runId = created.body.run_id;
+    // The run is paused first, then the lead's slot is freed (so no other lead takes it): wait for both.
     let view = await getRun(stack.apiUrl, runId);
-    for (let i = 0; i < 200 && view.status !== 'paused'; i++) {
+    for (let i = 0; i < 200 && (view.status !== 'paused' || view.in_progress !== 0); i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       view = await getRun(stack.apiUrl, runId);
     }
