@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { build, type Metafile, type Plugin } from 'esbuild';
+import { type BuildOptions, build, type Metafile, type Plugin } from 'esbuild';
 import { REPO_ROOT } from '../local/lambda-runtime.ts';
 import { FUNCTIONS, type FunctionName } from '../resources.ts';
 import { watchMachine } from './machine.ts';
@@ -145,6 +145,26 @@ function variants(bundling: ConstructBundling): Variant[] {
   return list;
 }
 
+/** esbuild options that bundle a function as the construct does (`bundling` read from it). */
+export function buildOptionsFor(bundling: ConstructBundling, fn: FunctionName, outfile: string) {
+  return {
+    entryPoints: [resolve(REPO_ROOT, FUNCTIONS[fn].entry)],
+    absWorkingDir: REPO_ROOT,
+    bundle: true,
+    platform: 'node',
+    format: bundling.format === 'cjs' ? 'cjs' : 'esm',
+    target: bundling.target,
+    outfile,
+    minify: bundling.minify,
+    sourcemap: bundling.sourceMap,
+    sourcesContent: false,
+    mainFields: bundling.mainFields,
+    banner: { js: REQUIRE_SHIM },
+    logLevel: 'error',
+    metafile: true,
+  } satisfies BuildOptions;
+}
+
 export async function measureColdStart(
   outDir: string,
   initRuns: number,
@@ -161,20 +181,8 @@ export async function measureColdStart(
     let metafile: Metafile | undefined;
     try {
       const result = await build({
-        entryPoints: [resolve(REPO_ROOT, FUNCTIONS[variant.fn].entry)],
-        absWorkingDir: REPO_ROOT,
-        bundle: true,
-        platform: 'node',
-        format: bundling.format === 'cjs' ? 'cjs' : 'esm',
-        target: bundling.target,
-        outfile,
+        ...buildOptionsFor(bundling, variant.fn, outfile),
         minify: variant.minify,
-        sourcemap: bundling.sourceMap,
-        sourcesContent: false,
-        mainFields: bundling.mainFields,
-        banner: { js: REQUIRE_SHIM },
-        logLevel: 'error',
-        metafile: true,
         plugins: variant.plugins,
       });
       metafile = result.metafile;

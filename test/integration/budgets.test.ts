@@ -15,10 +15,10 @@
 // each file in a process of its own (pool 'forks'), so nothing leaks into other files.
 
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { constructBundling, REQUIRE_SHIM } from '../../lib/bench/coldstart.ts';
+import { buildOptionsFor, constructBundling } from '../../lib/bench/coldstart.ts';
 import { costPer1000Calls } from '../../lib/bench/cost.ts';
 import {
   type BenchStack,
@@ -29,9 +29,7 @@ import {
 } from '../../lib/bench/harness.ts';
 import { now, type Probe, type SdkCall } from '../../lib/bench/probe.ts';
 import { countUsage, scanItemSizes } from '../../lib/bench/usage.ts';
-import { REPO_ROOT } from '../../lib/local/lambda-runtime.ts';
 import { mulberry32 } from '../../lib/local/twilio-simulator.ts';
-import { FUNCTIONS } from '../../lib/resources.ts';
 
 const MB = 1_000_000;
 
@@ -46,23 +44,7 @@ describe('bundle size budget', () => {
     it(`${fn}: at most 1.5 MB as deployed, without twilio's package index`, async () => {
       // The construct's options, as lib/bench/coldstart.ts applies them; nothing is written to disk.
       const outfile = join(tmpdir(), `dialgate-budget-${fn}`, 'index.mjs');
-      const result = await build({
-        entryPoints: [resolve(REPO_ROOT, FUNCTIONS[fn].entry)],
-        absWorkingDir: REPO_ROOT,
-        bundle: true,
-        platform: 'node',
-        format: bundling.format === 'cjs' ? 'cjs' : 'esm',
-        target: bundling.target,
-        outfile,
-        minify: bundling.minify,
-        sourcemap: bundling.sourceMap,
-        sourcesContent: false,
-        mainFields: bundling.mainFields,
-        banner: { js: REQUIRE_SHIM },
-        logLevel: 'error',
-        metafile: true,
-        write: false,
-      });
+      const result = await build({ ...buildOptionsFor(bundling, fn, outfile), write: false });
       const code = result.outputFiles.find((file) => file.path === outfile);
       expect(code, 'the bundle itself among esbuild outputs').toBeDefined();
       const bytes = code!.contents.byteLength;
