@@ -37,7 +37,7 @@ describe('refills through the hint, end to end', () => {
   beforeAll(async () => {
     h = await startHarness({
       start: new Date(AT),
-      simulator: { queuedMs: 0, ringMs: 10, talkMs: 250, jitter: 0.3 },
+      simulator: { queuedMs: 0, ringMs: 10, talkMs: 400, jitter: 0.3 },
     });
   });
   afterAll(() => h?.stop());
