@@ -11,16 +11,11 @@ import { LOCAL_AWS } from '../local/emulators.ts';
 import { createRun, leadsFor, startBenchStack, waitForRun } from './harness.ts';
 import { watchMachine } from './machine.ts';
 import type { Probe, SdkCall } from './probe.ts';
-import { atMost, figure, type SectionResult } from './result.ts';
+import { atMost, figure, type SectionResult, type StackSectionOptions } from './result.ts';
 import { round, type Summary, summarize } from './stats.ts';
 import { countUsage, itemSize } from './usage.ts';
 
-export interface IngestOptions {
-  quick: boolean;
-  pollers: number;
-  logLevel: string;
-  cpus: number;
-}
+export type IngestOptions = Omit<StackSectionOptions, 'seed'>;
 
 export async function runIngest(options: IngestOptions): Promise<SectionResult> {
   const big = options.quick ? 20_000 : 100_000;

@@ -11,17 +11,11 @@ import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts
 import { watchMachine } from './machine.ts';
 import { now } from './probe.ts';
 import { analyzeRefillPath } from './refill-path.ts';
-import { atMost, figure, type SectionResult } from './result.ts';
+import { atMost, figure, type SectionResult, type StackSectionOptions } from './result.ts';
 import { round, summarize } from './stats.ts';
 import { countUsage, scanItemSizes } from './usage.ts';
 
-export interface RefillOptions {
-  quick: boolean;
-  seed: number;
-  pollers: number;
-  logLevel: string;
-  cpus: number;
-}
+export type RefillOptions = StackSectionOptions;
 
 const CAP = 3;
 

@@ -5,6 +5,17 @@ import type { MachineState } from './machine.ts';
 export const SECTIONS = ['refill', 'utilization', 'ingest', 'scale', 'cost', 'coldstart'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
+/** What every section that drives the local stack is told by bin/bench.ts. */
+export interface StackSectionOptions {
+  quick: boolean;
+  /** Seeds the Twilio double's call lengths and outcomes. */
+  seed: number;
+  /** The dispatcher's concurrency (SQS pollers). */
+  pollers: number;
+  logLevel: string;
+  cpus: number;
+}
+
 export interface Check {
   /** What is measured, e.g. "refill p50". */
   name: string;

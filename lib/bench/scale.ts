@@ -7,18 +7,12 @@ import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts
 import { watchMachine } from './machine.ts';
 import { now } from './probe.ts';
 import { analyzeRefillPath } from './refill-path.ts';
-import { atMost, figure, type SectionResult } from './result.ts';
+import { atMost, figure, type SectionResult, type StackSectionOptions } from './result.ts';
 import { round, summarize } from './stats.ts';
 import { countUsage, scanItemSizes } from './usage.ts';
 import { callsOf, utilizationOf } from './utilization.ts';
 
-export interface ScaleOptions {
-  quick: boolean;
-  seed: number;
-  pollers: number;
-  logLevel: string;
-  cpus: number;
-}
+export type ScaleOptions = StackSectionOptions;
 
 const CAP = 3;
 

@@ -9,16 +9,10 @@ import type { SimCall, TwilioSimulator } from '../local/twilio-simulator.ts';
 import { mulberry32 } from '../local/twilio-simulator.ts';
 import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';
-import { atLeast, type Check, figure, type SectionResult } from './result.ts';
+import { atLeast, type Check, figure, type SectionResult, type StackSectionOptions } from './result.ts';
 import { round, summarize } from './stats.ts';
 
-export interface UtilizationOptions {
-  quick: boolean;
-  seed: number;
-  pollers: number;
-  logLevel: string;
-  cpus: number;
-}
+export type UtilizationOptions = StackSectionOptions;
 
 const CAP = 3;
 
