@@ -11,8 +11,8 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderSection } from '../lib/bench/report.ts';
-import { SECTIONS, type SectionName, type SectionResult } from '../lib/bench/result.ts';
+import { renderSection } from '../tools/bench/report.ts';
+import { SECTIONS, type SectionName, type SectionResult } from '../tools/bench/result.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -88,7 +88,7 @@ for (const section of workers) {
       [
         '--import',
         'tsx',
-        join(ROOT, 'lib/bench/worker.ts'),
+        join(ROOT, 'tools/bench/worker.ts'),
         '--section',
         section,
         '--out',
@@ -213,11 +213,11 @@ function gitCommit(): string | undefined {
       cwd: ROOT,
       encoding: 'utf8',
     }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lambdas', 'lib'], {
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lambdas', 'lib', 'tools'], {
       cwd: ROOT,
       encoding: 'utf8',
     }).trim();
-    return dirty ? `${head} (+ uncommitted changes in lambdas/ or lib/)` : head;
+    return dirty ? `${head} (+ uncommitted changes in lambdas/, lib/ or tools/)` : head;
   } catch {
     return undefined;
   }

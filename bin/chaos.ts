@@ -2,7 +2,7 @@
 // Prints the seed, what was injected and every invariant's count; exits 1 if any invariant broke.
 
 import { parseArgs } from 'node:util';
-import { DEFAULT_CHAOS, runChaos } from '../lib/local/chaos.ts';
+import { DEFAULT_CHAOS, runChaos } from '../tools/chaos/chaos.ts';
 
 const { values } = parseArgs({
   options: {

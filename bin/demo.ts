@@ -6,8 +6,8 @@
 
 import { parseArgs } from 'node:util';
 import type { RunView } from '../lambdas/core/model.ts';
-import { type LocalStack, startLocalStack } from '../lib/local/stack.ts';
-import { mulberry32, type TwilioSimulator, weightedOutcomes } from '../lib/local/twilio-simulator.ts';
+import { type LocalStack, startLocalStack } from '../tools/local/stack.ts';
+import { mulberry32, type TwilioSimulator, weightedOutcomes } from '../tools/twilio-simulator/simulator.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,8 +1,8 @@
 #!/usr/bin/env tsx
-// `dialgate`: the command-line client of the runs API (lib/cli/main.ts). `npx dialgate --help`,
+// `dialgate`: the command-line client of the runs API (clients/cli/main.ts). `npx dialgate --help`,
 // `npm run dialgate -- …`, or `npx tsx bin/dialgate.ts …`.
 
-import { main } from '../lib/cli/main.ts';
+import { main } from '../clients/cli/main.ts';
 
 // Ctrl-C stops `runs watch` cleanly (exit 130); a second one, with no handler left, kills at once.
 const interrupted = new AbortController();

@@ -8,10 +8,10 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadFunction, REPO_ROOT } from '../lib/local/lambda-runtime.ts';
-import { functionEnvironment, functionName, setEnvironment, startEmulators } from '../lib/local/stack.ts';
-import { startTwilioSimulator, type TwilioSimulator } from '../lib/local/twilio-simulator.ts';
-import { FUNCTIONS, type FunctionName } from '../lib/resources.ts';
+import { FUNCTIONS, type FunctionName } from '../lambdas/definitions/resources.ts';
+import { loadFunction, REPO_ROOT } from '../tools/local/lambda-runtime.ts';
+import { functionEnvironment, functionName, setEnvironment, startEmulators } from '../tools/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../tools/twilio-simulator/simulator.ts';
 
 const usage = `usage: npm run invoke -- <${Object.keys(FUNCTIONS).join('|')}> <event.json | ->…`;
 const isFunctionName = (name: string): name is FunctionName => Object.hasOwn(FUNCTIONS, name);

@@ -3,9 +3,9 @@
 // stops everything it started, DynamoDB Local's JVM included, and exits 0.
 
 import { readFileSync } from 'node:fs';
-import type { InvocationReport } from '../lib/local/lambda-runtime.ts';
-import { type ExternalTwilio, type LocalStack, startLocalStack } from '../lib/local/stack.ts';
-import { mulberry32, type SimulatorOptions } from '../lib/local/twilio-simulator.ts';
+import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
+import { type ExternalTwilio, type LocalStack, startLocalStack } from '../tools/local/stack.ts';
+import { mulberry32, type SimulatorOptions } from '../tools/twilio-simulator/simulator.ts';
 
 const startedAt = performance.now();
 // Handlers log JSON through Powertools; locally only what needs attention, unless asked for more.

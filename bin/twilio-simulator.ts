@@ -3,7 +3,7 @@
 // Optional: SIM_RING_MS, SIM_TALK_MS, SIM_JITTER (0..1), SIM_SEED (replayable jitter and faults),
 // SIM_QUIET=1 (no per-call lines). Ctrl-C stops it.
 
-import { mulberry32, startTwilioSimulator } from '../lib/local/twilio-simulator.ts';
+import { mulberry32, startTwilioSimulator } from '../tools/twilio-simulator/simulator.ts';
 
 function numberFrom(name: string): number | undefined {
   const raw = process.env[name];

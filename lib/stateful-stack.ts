@@ -1,13 +1,13 @@
 // (stateful) The data dialgate must not lose: the table and the work queue with its dead-letter queue.
 // Kept apart from the functions so that replacing one of these is a visible, deliberate change.
-// Built from the same definitions as the local stack (lib/local/emulators.ts).
+// Built from the same definitions as the local stack (tools/local/emulators.ts).
 
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import type { IndexSchema } from '../lambdas/adapters/table-schema.ts';
-import { TABLE_SCHEMA, WORK_QUEUE } from './resources.ts';
+import { TABLE_SCHEMA, WORK_QUEUE } from '../lambdas/definitions/resources.ts';
+import type { IndexSchema } from '../lambdas/definitions/table-schema.ts';
 
 export interface StatefulStackProps extends StackProps {
   /** Production keeps the table (and refuses to delete it) when the stack is destroyed. */

@@ -39,18 +39,16 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { ConsoleSite } from './constructs/console-site.ts';
-import { DialgateFunction } from './constructs/dialgate-function.ts';
-import type { DialgateConfig } from './dialgate-app.ts';
 import {
   type FunctionName,
   METRICS,
   RECONCILER_SCHEDULE_MINUTES,
   serviceName,
   WORK_QUEUE,
-} from './resources.ts';
-
-export type ApiAuth = 'iam' | 'apiKey';
+} from '../lambdas/definitions/resources.ts';
+import type { DialgateConfig } from './config.ts';
+import { ConsoleSite } from './constructs/console-site.ts';
+import { DialgateFunction } from './constructs/dialgate-function.ts';
 
 export interface StatelessStackProps extends StackProps {
   readonly config: DialgateConfig;

@@ -36,7 +36,7 @@ import type {
   RunStore,
 } from '../core/ports.ts';
 import type { RunOptions } from '../core/run-options.ts';
-import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from './table-schema.ts';
+import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../definitions/table-schema.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 type JobItem = Record<string, unknown>;
@@ -72,7 +72,7 @@ export interface IngestTiming {
 /**
  * A `writing` chunk marker younger than this may still have a live owner: a redelivery fails and
  * comes back later instead of writing. An owner runs in the dispatcher, whose Lambda timeout (30 s,
- * lib/resources.ts) ends it at most 30 s after its claim, plus 10 s for clock differences between
+ * lambdas/definitions/resources.ts) ends it at most 30 s after its claim, plus 10 s for clock differences between
  * hosts and requests still in flight. What safety needs is that it be far beyond
  * CHUNK_BATCH_WINDOW_MS: no batch the owner sent can still land when a taker starts, and after the
  * window the owner writes only conditionally, which is safe alongside a taker.

@@ -5,9 +5,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { ENV, readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { appendLeads } from '../core/append-leads.ts';
@@ -19,6 +17,8 @@ import type { LeadLocator } from '../core/leads.ts';
 import { listCalls, listRuns } from '../core/listings.ts';
 import { type Log, systemClock } from '../core/ports.ts';
 import { type ControlAction, controlRun } from '../core/run-controls.ts';
+import { ENV, readEnv } from '../definitions/environment.ts';
+import { serviceName } from '../definitions/resources.ts';
 import { bodyText, errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
 
 const logger = new Logger({ serviceName: serviceName('api') });

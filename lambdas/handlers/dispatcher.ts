@@ -8,9 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
@@ -19,6 +17,8 @@ import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
 import { type DispatchDeps, handleWorkMessage, RecentRunOptions } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
+import { readEnv } from '../definitions/environment.ts';
+import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('dispatcher');

@@ -2,7 +2,7 @@
 
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { MiddlewareObj } from '@middy/core';
-import { type FunctionName, METRICS, serviceName } from '../../lib/resources.ts';
+import { type FunctionName, METRICS, serviceName } from '../definitions/resources.ts';
 
 /** The function's metrics, under the namespace and `service` dimension the stack's alarms select on. */
 export function metricsFor(fn: FunctionName): Metrics {

@@ -6,15 +6,15 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { credentialSource } from '../adapters/twilio-credentials.ts';
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { systemClock } from '../core/ports.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from '../core/reconcile.ts';
+import { readEnv } from '../definitions/environment.ts';
+import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('reconciler');

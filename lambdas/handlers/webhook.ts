@@ -8,9 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { METRICS, serviceName } from '../../lib/resources.ts';
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { readEnv } from '../adapters/config.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
@@ -20,6 +18,8 @@ import { parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
+import { readEnv } from '../definitions/environment.ts';
+import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 
 const service = serviceName('webhook');

@@ -1,4 +1,4 @@
-// The web console in AWS: its static files (lib/console/site) in a private S3 bucket, and one
+// The web console in AWS: its static files (clients/console/site) in a private S3 bucket, and one
 // CloudFront distribution that serves them at `/` and sends `/runs*` to the REST API. Page and API
 // share an origin, so the browser needs no CORS, and the console calls the API exactly as it does on
 // the local stack. The API must be in API-key mode (-c apiAuth=apiKey): a browser cannot sign SigV4
@@ -22,7 +22,7 @@ import { RestApiOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origin
 import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from '../console/serve.ts';
+import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from '../../clients/console/site-definition.ts';
 
 export interface ConsoleSiteProps {
   /** The runs API; CloudFront forwards `/runs*` to its deployment stage. */
@@ -46,7 +46,7 @@ export class ConsoleSite extends Construct {
       autoDeleteObjects: props.removalPolicy === RemovalPolicy.DESTROY,
     });
 
-    // The same headers the local stack sends (lib/console/serve.ts): own scripts only, no framing.
+    // The same headers the local stack sends (clients/console/site-definition.ts): own scripts only, no framing.
     const csp = CONSOLE_SECURITY_HEADERS['content-security-policy']!;
     const headers = new ResponseHeadersPolicy(this, 'Headers', {
       securityHeadersBehavior: {

@@ -12,8 +12,14 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import type { EnvName } from '../../lambdas/adapters/config.ts';
-import { FUNCTIONS, type FunctionName, METRICS, serviceName, TABLE_SCHEMA } from '../resources.ts';
+import type { EnvName } from '../../lambdas/definitions/environment.ts';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  METRICS,
+  serviceName,
+  TABLE_SCHEMA,
+} from '../../lambdas/definitions/resources.ts';
 
 /** The repository root, from which FUNCTIONS' entries are relative. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -97,7 +103,7 @@ export class DialgateFunction extends NodejsFunction {
     });
   }
 
-  /** Sets variables the handlers read, checked at compile time against lambdas/adapters/config.ts. */
+  /** Sets variables the handlers read, checked at compile time against lambdas/definitions/environment.ts. */
   setEnv(vars: Partial<Record<EnvName, string>>): this {
     for (const [name, value] of Object.entries(vars)) {
       if (value !== undefined) this.addEnvironment(name, value);

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
-import { type CliIo, EXIT, main } from '../../lib/cli/main.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
-import { mulberry32 } from '../../lib/local/twilio-simulator.ts';
+import { type CliIo, EXIT, main } from '../../clients/cli/main.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
+import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const API_KEY = 'cli-test-key';

@@ -10,8 +10,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
-import { mulberry32 } from '../../lib/local/twilio-simulator.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
+import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(REPO, 'test-results', 'console');

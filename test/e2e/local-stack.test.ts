@@ -11,16 +11,16 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } 
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { RunView } from '../../lambdas/core/model.ts';
-import { freePort } from '../../lib/local/emulators.ts';
-import { failedRecordIds, startSqsEventSource } from '../../lib/local/sqs-event-source.ts';
+import { WORK_QUEUE } from '../../lambdas/definitions/resources.ts';
+import { freePort } from '../../tools/local/emulators.ts';
+import { failedRecordIds, startSqsEventSource } from '../../tools/local/sqs-event-source.ts';
 import {
   mulberry32,
   startTwilioSimulator,
   type TwilioSimulator,
   twilioSignature,
   weightedOutcomes,
-} from '../../lib/local/twilio-simulator.ts';
-import { WORK_QUEUE } from '../../lib/resources.ts';
+} from '../../tools/twilio-simulator/simulator.ts';
 import { testAws } from '../support/aws.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

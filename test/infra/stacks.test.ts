@@ -14,7 +14,7 @@ import {
   TABLE_SCHEMA,
   WEBHOOK_RESERVED_CONCURRENCY,
   WORK_QUEUE,
-} from '../../lib/resources.ts';
+} from '../../lambdas/definitions/resources.ts';
 import {
   actionsOf,
   type Cfn,

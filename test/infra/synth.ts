@@ -5,8 +5,9 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { buildDialgate, type Dialgate, readConfig } from '../../lib/dialgate-app.ts';
-import { type FunctionName, serviceName } from '../../lib/resources.ts';
+import { type FunctionName, serviceName } from '../../lambdas/definitions/resources.ts';
+import { readConfig } from '../../lib/config.ts';
+import { buildDialgate, type Dialgate } from '../../lib/dialgate-app.ts';
 
 export interface Synthesized {
   app: App;

@@ -4,7 +4,7 @@
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { PLACEHOLDER_FROM_NUMBER, readConfig } from '../../lib/dialgate-app.ts';
+import { PLACEHOLDER_FROM_NUMBER, readConfig } from '../../lib/config.ts';
 import { functionsOf, synthDialgate } from './synth.ts';
 
 const configFrom = (context: Record<string, unknown>) => readConfig(new App({ context }).node);

@@ -5,9 +5,9 @@
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
-import { startTwilioSimulator, type TwilioSimulator } from '../../lib/local/twilio-simulator.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../../tools/twilio-simulator/simulator.ts';
 import { leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
 const ACCOUNT_CAP = 4;

@@ -18,18 +18,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOptionsFor, constructBundling } from '../../lib/bench/coldstart.ts';
-import { costPer1000Calls } from '../../lib/bench/cost.ts';
+import { buildOptionsFor, constructBundling } from '../../tools/bench/coldstart.ts';
+import { costPer1000Calls } from '../../tools/bench/cost.ts';
 import {
   type BenchStack,
   createRun,
   leadsFor,
   startBenchStack,
   waitForCalls,
-} from '../../lib/bench/harness.ts';
-import { now, type Probe, type SdkCall } from '../../lib/bench/probe.ts';
-import { countUsage, scanItemSizes } from '../../lib/bench/usage.ts';
-import { mulberry32 } from '../../lib/local/twilio-simulator.ts';
+} from '../../tools/bench/harness.ts';
+import { now, type Probe, type SdkCall } from '../../tools/bench/probe.ts';
+import { countUsage, scanItemSizes } from '../../tools/bench/usage.ts';
+import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 
 const MB = 1_000_000;
 
@@ -42,7 +42,7 @@ describe('bundle size budget', () => {
 
   for (const fn of ['webhook', 'dispatcher'] as const) {
     it(`${fn}: at most 1.5 MB as deployed, without twilio's package index`, async () => {
-      // The construct's options, as lib/bench/coldstart.ts applies them; nothing is written to disk.
+      // The construct's options, as tools/bench/coldstart.ts applies them; nothing is written to disk.
       const outfile = join(tmpdir(), `dialgate-budget-${fn}`, 'index.mjs');
       const result = await build({ ...buildOptionsFor(bundling, fn, outfile), write: false });
       const code = result.outputFiles.find((file) => file.path === outfile);
@@ -139,7 +139,7 @@ interface FollowedRefill {
 }
 
 /**
- * Each final callback of the run followed as lib/bench/refill-path.ts follows it: the webhook
+ * Each final callback of the run followed as tools/bench/refill-path.ts follows it: the webhook
  * invocation's release transaction, its "dispatch run" message, the dispatcher invocation that
  * received it and that invocation's first acquire on the run. Left out: refills with no acquire
  * (the run's last calls, or another dispatcher took the slot) and dispatches that shared their

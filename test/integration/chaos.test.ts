@@ -2,7 +2,7 @@
 // the same rates, over fewer leads, so that every `npm test` checks the invariants under chaos.
 
 import { expect, it } from 'vitest';
-import { DEFAULT_CHAOS, runChaos } from '../../lib/local/chaos.ts';
+import { DEFAULT_CHAOS, runChaos } from '../../tools/chaos/chaos.ts';
 
 it('keeps every invariant under duplicated, reordered and lost callbacks, 429s, 500s, crashes and throttles', async () => {
   const seed = Number(process.env.CHAOS_SEED ?? 11);

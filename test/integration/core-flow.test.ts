@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunk, LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
 import { normalizePhone } from '../../lambdas/core/leads.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import {
   startTwilioSimulator,
   type TwilioSimulator,
   twilioSignature,
-} from '../../lib/local/twilio-simulator.ts';
+} from '../../tools/twilio-simulator/simulator.ts';
 import { getRun, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
 let stack: LocalStack;

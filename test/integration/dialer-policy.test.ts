@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import type { CallView } from '../../lambdas/core/listings.ts';
 import { route } from '../../lambdas/handlers/api.ts';
-import type { CallScript } from '../../lib/local/twilio-simulator.ts';
+import type { CallScript } from '../../tools/twilio-simulator/simulator.ts';
 import { apiEvent } from '../support/events.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';

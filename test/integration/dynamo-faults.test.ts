@@ -9,7 +9,7 @@ import { DYNAMO_MAX_ATTEMPTS } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { faultInjector } from '../../lambdas/adapters/fault-injection.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
 
 const AT = '2026-11-28T00:00:00.000Z';

@@ -16,9 +16,9 @@ import {
   DynamoRunStore,
   type DynamoRunStoreOptions,
 } from '../../lambdas/adapters/dynamo-run-store.ts';
-import { keys } from '../../lambdas/adapters/table-schema.ts';
 import { jobIdFor, type NewJob, toRunView } from '../../lambdas/core/model.ts';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
+import { keys } from '../../lambdas/definitions/table-schema.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
 
 const AT = '2026-11-28T00:00:00.000Z';

@@ -3,9 +3,9 @@
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
-import { startTwilioSimulator, type TwilioSimulator } from '../../lib/local/twilio-simulator.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
+import { startTwilioSimulator, type TwilioSimulator } from '../../tools/twilio-simulator/simulator.ts';
 import { leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
 const INTERVAL_SECONDS = 1;

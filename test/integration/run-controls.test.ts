@@ -4,13 +4,13 @@
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_AWS } from '../../lib/local/emulators.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { LOCAL_AWS } from '../../tools/local/emulators.ts';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import {
   type CallScript,
   startTwilioSimulator,
   type TwilioSimulator,
-} from '../../lib/local/twilio-simulator.ts';
+} from '../../tools/twilio-simulator/simulator.ts';
 import { getRun, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are checked by the assertions, not by types

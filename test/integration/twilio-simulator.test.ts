@@ -12,14 +12,14 @@ import type RequestClient from 'twilio/lib/base/RequestClient.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TwilioApiError, TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
 import type { CallRequest, Log } from '../../lambdas/core/ports.ts';
-import { freePort } from '../../lib/local/emulators.ts';
+import { freePort } from '../../tools/local/emulators.ts';
 import {
   type CallScript,
   mulberry32,
   type SimulatorOptions,
   startTwilioSimulator,
   type TwilioSimulator,
-} from '../../lib/local/twilio-simulator.ts';
+} from '../../tools/twilio-simulator/simulator.ts';
 
 const FROM = '+15005550006';
 

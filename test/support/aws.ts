@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
-import { createTable, createWorkQueues, LOCAL_AWS, type WorkQueues } from '../../lib/local/emulators.ts';
+import { createTable, createWorkQueues, LOCAL_AWS, type WorkQueues } from '../../tools/local/emulators.ts';
 
 export interface TestAws {
   tableName: string;

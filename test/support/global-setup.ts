@@ -2,7 +2,7 @@
 // own table and queues (unique names), so files stay independent while sharing the slow JVM start.
 
 import type { TestProject } from 'vitest/node';
-import { startDynamoDbLocal, startSqsEmulator } from '../../lib/local/emulators.ts';
+import { startDynamoDbLocal, startSqsEmulator } from '../../tools/local/emulators.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

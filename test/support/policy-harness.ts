@@ -26,7 +26,7 @@ import {
   type SimulatorOptions,
   startTwilioSimulator,
   type TwilioSimulator,
-} from '../../lib/local/twilio-simulator.ts';
+} from '../../tools/twilio-simulator/simulator.ts';
 import { type TestAws, testAws } from './aws.ts';
 
 export class JumpingClock implements Clock {

@@ -5,8 +5,8 @@
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
-import { keys } from '../../lambdas/adapters/table-schema.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
+import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { LOCAL_AWS } from '../local/emulators.ts';
 import { createRun, leadsFor, startBenchStack, waitForRun } from './harness.ts';
 import { watchMachine } from './machine.ts';

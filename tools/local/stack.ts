@@ -25,7 +25,12 @@ import {
   RECONCILER_SCHEDULE_MINUTES,
   serviceName,
   WORK_QUEUE,
-} from '../resources.ts';
+} from '../../lambdas/definitions/resources.ts';
+import {
+  type SimulatorOptions,
+  startTwilioSimulator,
+  type TwilioSimulator,
+} from '../twilio-simulator/simulator.ts';
 import {
   createTable,
   createWorkQueues,
@@ -38,7 +43,6 @@ import { startFunctionUrl } from './function-url.ts';
 import { type InvocationReport, type LocalFunction, loadFunction, REPO_ROOT } from './lambda-runtime.ts';
 import { startRestApi } from './rest-api.ts';
 import { type EventSourceStats, type RunningEventSource, startSqsEventSource } from './sqs-event-source.ts';
-import { type SimulatorOptions, startTwilioSimulator, type TwilioSimulator } from './twilio-simulator.ts';
 
 /** A Twilio-compatible endpoint to call instead of the built-in simulator. */
 export interface ExternalTwilio {

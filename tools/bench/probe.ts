@@ -1,5 +1,5 @@
 // (bench) The probe: watches the local stack from the outside while a benchmark runs, without a line
-// changed in lambdas/ or lib/local/. It
+// changed in lambdas/ or tools/local/. It
 // - wraps `send` on the AWS SDK's client base class (shared by every DynamoDB and SQS client in the
 //   process), timing each request, asking DynamoDB for its consumed capacity (ReturnConsumedCapacity
 //   INDEXES, which DynamoDB Local answers with AWS's own accounting) and noting keys, message ids and
@@ -18,8 +18,8 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { FUNCTIONS, type FunctionName, TABLE_SCHEMA } from '../../lambdas/definitions/resources.ts';
 import type { InvocationReport } from '../local/lambda-runtime.ts';
-import { FUNCTIONS, type FunctionName, TABLE_SCHEMA } from '../resources.ts';
 
 export function now(): number {
   return performance.timeOrigin + performance.now();

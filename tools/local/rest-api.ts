@@ -5,7 +5,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { serveConsole } from '../console/serve.ts';
+import { serveConsole } from '../../clients/console/serve.ts';
 import {
   closeServer,
   encodeBody,

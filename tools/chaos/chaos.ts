@@ -8,14 +8,14 @@
 
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { LOCAL_AWS } from './emulators.ts';
-import { startLocalStack } from './stack.ts';
+import { LOCAL_AWS } from '../local/emulators.ts';
+import { startLocalStack } from '../local/stack.ts';
 import {
   mulberry32,
   type SimulatorFaults,
   startTwilioSimulator,
   weightedOutcomes,
-} from './twilio-simulator.ts';
+} from '../twilio-simulator/simulator.ts';
 
 export interface HandlerFaults {
   crashBefore: number;

@@ -24,10 +24,10 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
+import { TABLE_SCHEMA } from '../../lambdas/definitions/resources.ts';
 import { LOCAL_AWS } from '../local/emulators.ts';
 import type { LocalStack } from '../local/stack.ts';
-import type { TwilioSimulator } from '../local/twilio-simulator.ts';
-import { TABLE_SCHEMA } from '../resources.ts';
+import type { TwilioSimulator } from '../twilio-simulator/simulator.ts';
 import type { Probe } from './probe.ts';
 import { round, type Summary, summarize } from './stats.ts';
 

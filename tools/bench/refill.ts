@@ -4,7 +4,7 @@
 // against the same emulators and double, half before and half after the workload.
 
 import { fstatSync } from 'node:fs';
-import { mulberry32 } from '../local/twilio-simulator.ts';
+import { mulberry32 } from '../twilio-simulator/simulator.ts';
 import { costPer1000Calls, PRICE_NOTES } from './cost.ts';
 import { emptyFloorSamples, floorOf, measureFloor } from './floor.ts';
 import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';

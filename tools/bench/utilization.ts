@@ -5,8 +5,8 @@
 // calls leave slots idle while the longest finishes (the drain), which no limiter can avoid. "Until
 // last create" counts only while a lead was always waiting, and so leaves the drain out.
 
-import type { SimCall, TwilioSimulator } from '../local/twilio-simulator.ts';
-import { mulberry32 } from '../local/twilio-simulator.ts';
+import type { SimCall, TwilioSimulator } from '../twilio-simulator/simulator.ts';
+import { mulberry32 } from '../twilio-simulator/simulator.ts';
 import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';
 import { atLeast, type Check, figure, type SectionResult, type StackSectionOptions } from './result.ts';

@@ -1,7 +1,7 @@
 // The resources both the CDK app and the local stack build: functions, queue settings. Plain data,
 // no CDK imports, so `npm start` and `cdk deploy` cannot disagree on them.
 
-export { TABLE_SCHEMA } from '../lambdas/adapters/table-schema.ts';
+export { TABLE_SCHEMA } from './table-schema.ts';
 
 export interface FunctionSpec {
   /** Entry file, relative to the repository root. */

@@ -1,6 +1,6 @@
 // (bench) AWS cost per 1,000 calls from what a workload consumed, at list prices, next to Twilio's.
 
-import type { FunctionName } from '../resources.ts';
+import type { FunctionName } from '../../lambdas/definitions/resources.ts';
 import { round } from './stats.ts';
 import type { Usage } from './usage.ts';
 

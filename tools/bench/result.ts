@@ -36,7 +36,7 @@ export interface SectionResult {
   startedAt: string;
   durationMs: number;
   quick: boolean;
-  /** The commit measured (set by bin/bench.ts), with a mark when lambdas/ or lib/ had local changes. */
+  /** The commit measured (set by bin/bench.ts), with a mark when lambdas/, lib/ or tools/ had local changes. */
   commit?: string;
   machine?: MachineState;
   checks: Check[];

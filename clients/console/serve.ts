@@ -1,13 +1,11 @@
-// (local) Serves the web console's static files (lib/console/site) from the local API's port:
+// (local) Serves the web console's static files (clients/console/site) from the local API's port:
 // `/` is the page and `/console/*` its scripts and styles, so the page calls the API on its own
 // origin, as it does behind CloudFront in AWS. The files are public; the data behind them is not
 // (the page sends the API key it is given with every API call).
 
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fileURLToPath } from 'node:url';
-
-export const CONSOLE_SITE_DIR = fileURLToPath(new URL('./site/', import.meta.url));
+import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from './site-definition.ts';
 
 const TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
@@ -16,16 +14,6 @@ const TYPES: Record<string, string> = {
   svg: 'image/svg+xml',
   png: 'image/png',
   ico: 'image/x-icon',
-};
-
-/** What a browser may do with the page: its own scripts only, API calls to any http(s) origin. */
-export const CONSOLE_SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy':
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-    "connect-src 'self' https: http:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
 };
 
 /**

@@ -11,7 +11,7 @@
 // up exactly to its total. "In process" is the time between requests inside a handler: JavaScript,
 // logging, JSON and SDK marshalling, and waiting for a busy event loop.
 
-import type { SimCall } from '../local/twilio-simulator.ts';
+import type { SimCall } from '../twilio-simulator/simulator.ts';
 import type { Invocation, Probe, SdkCall } from './probe.ts';
 import { round, type Summary, summarize } from './stats.ts';
 

@@ -3,7 +3,7 @@
 
 import { REPO_ROOT } from '../local/lambda-runtime.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import type { SimulatorOptions, TwilioSimulator } from '../local/twilio-simulator.ts';
+import type { SimulatorOptions, TwilioSimulator } from '../twilio-simulator/simulator.ts';
 import { now, Probe } from './probe.ts';
 
 export interface BenchStack {

@@ -12,8 +12,8 @@
 
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { FUNCTIONS, type FunctionName } from '../../lambdas/definitions/resources.ts';
 import { LOCAL_AWS } from '../local/emulators.ts';
-import { FUNCTIONS, type FunctionName } from '../resources.ts';
 import { billedSqsRequests, type Invocation, type Probe, type SdkCall } from './probe.ts';
 import { round } from './stats.ts';
 

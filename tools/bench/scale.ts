@@ -1,7 +1,7 @@
 // (bench) Scale: many runs at once, cap 3 each. The double checks the cap per run from the outside
 // (its own count of live calls per run), and gives each run's utilization and refill latency.
 
-import { mulberry32 } from '../local/twilio-simulator.ts';
+import { mulberry32 } from '../twilio-simulator/simulator.ts';
 import { costPer1000Calls } from './cost.ts';
 import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';

@@ -1,0 +1,91 @@
+// The CDK app's parameters (CDK context, `-c name=value`), read and validated once.
+// bin/app.ts reads them; the stacks take the result as a typed prop.
+
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { ENV } from '../lambdas/definitions/environment.ts';
+import { WEBHOOK_RESERVED_CONCURRENCY } from '../lambdas/definitions/resources.ts';
+
+/** How API callers authenticate: IAM (SigV4) or an API key with a usage plan. */
+export type ApiAuth = 'iam' | 'apiKey';
+
+/** Twilio's magic test number: calls "succeed" without ringing anyone. Replace it for real calls. */
+export const PLACEHOLDER_FROM_NUMBER = '+15005550006';
+
+export interface DialgateConfig {
+  /** Names the stacks and resources; `prod` also retains the table and the logs on teardown. */
+  readonly stage: string;
+  readonly defaultConcurrency: number;
+  readonly maxConcurrency: number;
+  readonly maxLeadsPerRun: number;
+  readonly twilioFromNumber: string;
+  readonly twimlUrl: string | undefined;
+  /** Secrets Manager secret holding {"accountSid","authToken"}; created by the operator, not the stack. */
+  readonly twilioSecretName: string;
+  readonly alarmEmail: string | undefined;
+  readonly apiAuth: ApiAuth;
+  readonly ringTimeoutSeconds: number;
+  readonly callTimeLimitSeconds: number;
+  readonly webhookReservedConcurrency: number;
+  /** Account-wide limits (ACCOUNT_MAX_CONCURRENT_CALLS, ACCOUNT_CALLS_PER_SECOND); unset = none. */
+  readonly accountMaxConcurrentCalls?: number | undefined;
+  readonly accountCallsPerSecond?: number | undefined;
+  /** Caller ids and TwiML URL prefixes runs may choose; the largest inline TwiML a run may carry. */
+  readonly allowedFromNumbers: string[];
+  readonly twimlUrlAllowedPrefixes: string[];
+  readonly maxTwimlBytes: number;
+}
+
+const STAGE = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,19}$/,
+    'lower-case letters, digits and dashes, at most 20, starting with a letter',
+  );
+
+/**
+ * Reads the context, validating each value with the schema the functions themselves use for the
+ * variable it becomes, so a bad value fails `cdk synth` instead of the first invocation.
+ */
+export function readConfig(node: Node): DialgateConfig {
+  const problems: string[] = [];
+  const read = <T>(key: string, schema: z.ZodType<T>): T => {
+    const raw: unknown = node.tryGetContext(key);
+    // `-c name=` passes an empty string: treat it as "not given", so defaults apply.
+    const parsed = schema.safeParse(raw === '' ? undefined : raw);
+    if (parsed.success) return parsed.data;
+    problems.push(`-c ${key}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`);
+    return undefined as T;
+  };
+
+  const stage = read('stage', STAGE.default('dev'));
+  const config: DialgateConfig = {
+    stage,
+    defaultConcurrency: read('defaultConcurrency', ENV.DEFAULT_CONCURRENCY),
+    maxConcurrency: read('maxConcurrency', ENV.MAX_CONCURRENCY),
+    maxLeadsPerRun: read('maxLeadsPerRun', ENV.MAX_LEADS_PER_RUN),
+    twilioFromNumber: read('twilioFromNumber', ENV.TWILIO_FROM_NUMBER.default(PLACEHOLDER_FROM_NUMBER)),
+    twimlUrl: read('twimlUrl', ENV.TWIML_URL),
+    twilioSecretName: read('twilioSecretName', z.string().min(1).default(`dialgate/${stage}/twilio`)),
+    alarmEmail: read('alarmEmail', z.email().optional()),
+    apiAuth: read('apiAuth', z.enum(['iam', 'apiKey']).default('iam')),
+    ringTimeoutSeconds: read('ringTimeoutSeconds', ENV.RING_TIMEOUT_SECONDS),
+    callTimeLimitSeconds: read('callTimeLimitSeconds', ENV.CALL_TIME_LIMIT_SECONDS),
+    webhookReservedConcurrency: read(
+      'webhookReservedConcurrency',
+      z.coerce.number().int().positive().default(WEBHOOK_RESERVED_CONCURRENCY),
+    ),
+    accountMaxConcurrentCalls: read('accountMaxConcurrentCalls', ENV.ACCOUNT_MAX_CONCURRENT_CALLS),
+    accountCallsPerSecond: read('accountCallsPerSecond', ENV.ACCOUNT_CALLS_PER_SECOND),
+    allowedFromNumbers: read('allowedFromNumbers', ENV.ALLOWED_FROM_NUMBERS),
+    twimlUrlAllowedPrefixes: read('twimlUrlAllowedPrefixes', ENV.TWIML_URL_ALLOWED_PREFIXES),
+    maxTwimlBytes: read('maxTwimlBytes', ENV.MAX_TWIML_BYTES),
+  };
+  if (problems.length === 0 && config.defaultConcurrency > config.maxConcurrency) {
+    problems.push(
+      `-c defaultConcurrency (${config.defaultConcurrency}) exceeds -c maxConcurrency (${config.maxConcurrency})`,
+    );
+  }
+  if (problems.length > 0) throw new Error(`Invalid dialgate context:\n  ${problems.join('\n  ')}`);
+  return config;
+}
