@@ -3,10 +3,10 @@
 // released through the same named transaction as a callback would use — only if the call is final,
 // or was never created. It also re-arms runs whose "dispatch" message was lost.
 
-import { releaseFinal } from './callbacks.ts';
+import { type CallbackDeps, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
-import type { CallLookup, Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import type { CallLookup, Clock, Log, OpenRunStore, WorkQueue } from './ports.ts';
 import { isFinal, jobStateFor } from './states.ts';
 import { refillAfterRelease } from './wake.ts';
 
@@ -20,7 +20,7 @@ export interface ReconcileSettings {
 }
 
 export interface ReconcileDeps {
-  store: RunStore;
+  store: CallbackDeps['store'] & OpenRunStore;
   queue: WorkQueue;
   calls: CallLookup;
   clock: Clock;

@@ -59,17 +59,19 @@ export const ENV = {
 
 type EnvShape = typeof ENV;
 export type EnvName = keyof EnvShape;
+/** The configuration as read: every variable, parsed. */
+export type Env = { [P in EnvName]: z.infer<EnvShape[P]> };
 
 /** Reads and validates the named variables; throws one error listing every bad one. */
 export function readEnv<const K extends EnvName>(
   names: readonly K[],
   source: NodeJS.ProcessEnv = process.env,
-): { [P in K]: z.infer<EnvShape[P]> } {
+): Pick<Env, K> {
   const shape = Object.fromEntries(names.map((name) => [name, ENV[name]])) as Pick<EnvShape, K>;
   const parsed = z.object(shape).safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new Error(`Invalid configuration: ${problems.join('; ')}`);
   }
-  return parsed.data as { [P in K]: z.infer<EnvShape[P]> };
+  return parsed.data as Pick<Env, K>;
 }

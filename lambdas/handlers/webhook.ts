@@ -8,11 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
-import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
-import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
-import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
+import type { CredentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
 import { parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
@@ -21,6 +17,7 @@ import { isTwilioCallStatus } from '../core/states.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
+import { runStore, twilioCredentials, workQueue } from './wiring.ts';
 
 const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
@@ -36,15 +33,12 @@ function wire() {
     'TWILIO_AUTH_TOKEN',
   ]);
   return {
-    // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
-    store: withInjectedCrashes(
-      new DynamoRunStore(withInjectedDynamoFaults(makeDynamoClient()), { tableName: env.TABLE_NAME }),
-      'store',
-    ),
-    queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
+    // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
+    store: runStore(env, { faults: true }),
+    queue: workQueue(env, { faults: true }),
     clock: systemClock,
     log: logger,
-    credentials: credentialSource(env),
+    credentials: twilioCredentials(env),
   };
 }
 
