@@ -171,7 +171,7 @@ describe('status callbacks', () => {
           expect((await w.store.getJob(runId, call.jobId))?.outcome).toBe(settled);
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 60 },
     );
   });
 });

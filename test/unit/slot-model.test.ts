@@ -160,7 +160,7 @@ describe('the slot protocol through the core, against the in-memory store', () =
           }
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   });
 });
