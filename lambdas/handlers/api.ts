@@ -15,8 +15,10 @@ import { listCalls, listRuns } from '../core/listings.ts';
 import { type Log, type RunStore, systemClock } from '../core/ports.ts';
 import { type ControlAction, controlRun } from '../core/run-controls.ts';
 import { ENV, readEnv } from '../definitions/environment.ts';
+import { ID_CHARS } from '../definitions/formats.ts';
 import { serviceName } from '../definitions/resources.ts';
-import { bodyText, errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
+import { eventBody } from './body.ts';
+import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
 import { runStore, workQueue } from './wiring.ts';
 
 const logger = new Logger({ serviceName: serviceName('api') });
@@ -63,7 +65,7 @@ function leadsBody(
 ): { body: unknown; locate?: LeadLocator } {
   const contentType = header(event, 'content-type') ?? '';
   if (/^text\/csv\b/i.test(contentType))
-    return csvRequest(bodyText(event), event.queryStringParameters, { runOptions });
+    return csvRequest(eventBody(event), event.queryStringParameters, { runOptions });
   return { body: parseJsonBody(event) };
 }
 
@@ -76,7 +78,7 @@ function booleanParameter(event: APIGatewayProxyEvent, name: string): boolean {
   ]);
 }
 
-const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+const RUN_ID = `(${ID_CHARS})`;
 
 type Route = {
   method: string;

@@ -16,6 +16,7 @@ import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
+import { eventBody } from './body.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 import { runStore, twilioCredentials, workQueue } from './wiring.ts';
 
@@ -58,9 +59,7 @@ export async function handleStatusCallback(
 ): Promise<APIGatewayProxyStructuredResultV2> {
   if (event.requestContext.http.method !== 'POST') return reply(405, 'POST only');
   deps ??= wire();
-  const raw = event.body ?? '';
-  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  const params = Object.fromEntries(new URLSearchParams(body));
+  const params = Object.fromEntries(new URLSearchParams(eventBody(event)));
 
   if (
     !(await isSignedByTwilio(
