@@ -3,7 +3,7 @@
 //
 // It speaks HTTP itself, through Node's fetch, rather than through the official client: the four
 // requests it needs (create, fetch, update and list calls) are a few lines each, while the official
-// client is 3.35 MB of a 4.7 MB Lambda bundle, loaded on every cold start. What that client did and
+// client is 3.35 MB of a 4.7 MB Lambda bundle, loaded on every cold start. What that client would do
 // is done here by hand: form-encoded bodies (StatusCallbackEvent repeated), HTTP Basic auth, a timeout
 // per request, Twilio's JSON errors `{code, message, status, more_info}`, and paging by
 // `next_page_uri`. Redirects are not followed, and nothing is ever sent twice but after a 401 (below).
@@ -74,7 +74,7 @@ export type CallUpdateResult =
   | { kind: 'invalid-state'; message: string };
 
 const API_VERSION = '2010-04-01';
-/** What the official client was asked for: pages of 100, at most 1,000 calls per list. */
+/** Pages of 100, at most 1,000 calls per list. */
 const PAGE_SIZE = 100;
 const LIST_LIMIT = 1000;
 
@@ -262,7 +262,7 @@ export class TwilioTelephony implements Telephony {
       throw new CredentialsUnavailable((error as Error).message);
     }
     const { accountSid, authToken } = credentials;
-    // What the official client refused before sending anything.
+    // Refused before anything is sent: Twilio would answer 401 to these.
     if (!accountSid?.startsWith('AC') || !authToken) {
       throw new CredentialsUnavailable('Twilio credentials need an account SID (AC…) and an auth token');
     }

@@ -1,7 +1,8 @@
 // (core) The reconciler: the safety net under the callbacks. A slot is only ever freed on Twilio's
 // word: when a held call has outlived every timeout it was given, Twilio is asked, and the slot is
 // released through the same named transaction as a callback would use — only if the call is final,
-// or was never created. It also re-arms runs whose "dispatch" message was lost.
+// or was never created (docs/DESIGN.md, invariant 5). It also re-arms runs whose "dispatch" message
+// was lost.
 
 import { type CallbackDeps, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';

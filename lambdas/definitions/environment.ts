@@ -1,4 +1,4 @@
-// (adapter) Configuration, read from the environment once per cold start and validated, so that a
+// (definitions) Configuration, read from the environment once per cold start and validated, so that a
 // missing or malformed setting fails the first invocation loudly instead of the hundredth quietly.
 
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// The formats of dialgate's identifiers and phone numbers, written once: request validation, the
+// (definitions) The formats of dialgate's identifiers and phone numbers, written once: request validation, the
 // configuration schema, the queue's message schema, the callback URL and the API's routes read them.
 
 /** A phone number in E.164: `+`, a country code (no leading 0), 8 to 15 digits in all. */

@@ -1,4 +1,4 @@
-// The resources both the CDK app and the local stack build: functions, queue settings. Plain data,
+// (definitions) The resources both the CDK app and the local stack build: functions, queue settings. Plain data,
 // no CDK imports, so `npm start` and `cdk deploy` cannot disagree on them.
 
 export { TABLE_SCHEMA } from './table-schema.ts';

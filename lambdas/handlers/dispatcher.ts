@@ -79,8 +79,8 @@ async function processRecord(record: SQSRecord): Promise<void> {
 export const handler = middy(
   async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     // A processor per invocation: it holds the batch's successes and failures, and the local stack
-    // runs several invocations at once in one process (a module-level one mixed their batches up and
-    // reported a failed record as done, losing it).
+    // runs several invocations at once in one process, where one processor shared by the module would
+    // mix their batches up and could report a failed record as done.
     processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
 )
   .use(injectLambdaContext(logger))

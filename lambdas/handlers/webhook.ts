@@ -1,5 +1,6 @@
 // (handler) Function URL → Twilio status callbacks. The signature is checked against the exact URL
-// before anything is written; then the core moves the job and, on a final status, frees the slot.
+// before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job and, on a
+// final status, frees the slot.
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
