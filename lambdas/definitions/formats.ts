@@ -1,5 +1,6 @@
-// (definitions) The formats of dialgate's identifiers and phone numbers, written once: request validation, the
-// configuration schema, the queue's message schema, the callback URL and the API's routes read them.
+// (definitions) The formats of dialgate's identifiers and phone numbers, written once: request
+// validation, the configuration schema, the queue's message schema, the callback URL and the API's
+// routes read them.
 
 /** A phone number in E.164: `+`, a country code (no leading 0), 8 to 15 digits in all. */
 export const E164 = /^\+[1-9]\d{7,14}$/;
