@@ -1,8 +1,7 @@
 // (core) The dispatcher's one entry: a work message is a lead chunk to ingest (ingest-chunk.ts) or a
 // "dispatch run X" (fill-slots.ts); either way the run's free slots are then filled.
 
-import type { FillResult } from './fill-slots.ts';
-import { fillSlots } from './fill-slots.ts';
+import { type FillResult, fillSlots } from './fill-slots.ts';
 import { type IngestChunkDeps, ingestChunk } from './ingest-chunk.ts';
 import type { WorkMessage } from './ports.ts';
 
