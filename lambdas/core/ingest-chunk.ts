@@ -10,7 +10,7 @@ import { armWake } from './wake.ts';
 
 export type IngestChunkDeps = FillSlotsDeps & { store: IngestStore };
 
-export interface LeadChunkMessage {
+interface LeadChunkMessage {
   runId: string;
   chunk: number;
   jobs: NewJob[];

@@ -22,7 +22,7 @@ interface Wrapping {
   faults?: boolean;
 }
 
-export type TwilioEnv = Pick<Env, 'TWILIO_SECRET_ID' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN'>;
+type TwilioEnv = Pick<Env, 'TWILIO_SECRET_ID' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN'>;
 
 export function runStore(env: Pick<Env, 'TABLE_NAME'>, { faults = false }: Wrapping = {}): RunStore {
   if (!faults) return new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME });

@@ -24,7 +24,7 @@ const RETRYABLE_REASONS = new Set([
   'RequestLimitExceeded',
 ]);
 
-export interface TableOptions {
+interface TableOptions {
   tableName: string;
   /** Backoff between retries of a transaction cancelled by a conflict; injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
