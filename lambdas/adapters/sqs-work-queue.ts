@@ -8,6 +8,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { DispatchRequest, LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
+import { inPool } from './pool.ts';
 
 /** SendMessageBatch takes at most 10 entries. */
 const SQS_BATCH = 10;
@@ -34,14 +35,7 @@ export class SqsWorkQueue implements WorkQueue {
     }));
     const batches: SendMessageBatchRequestEntry[][] = [];
     for (let i = 0; i < entries.length; i += SQS_BATCH) batches.push(entries.slice(i, i + SQS_BATCH));
-    let next = 0;
-    const worker = async () => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        await this.sendBatch(batch);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, worker));
+    await inPool(batches, PARALLEL_BATCHES, (batch) => this.sendBatch(batch));
   }
 
   async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {

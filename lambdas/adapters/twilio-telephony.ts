@@ -3,30 +3,27 @@
 //
 // It speaks HTTP itself, through Node's fetch, rather than through the official client: the four
 // requests it needs (create, fetch, update and list calls) are a few lines each, while the official
-// client is 3.35 MB of a 4.7 MB Lambda bundle, loaded on every cold start. What that client did and
+// client is 3.35 MB of a 4.7 MB Lambda bundle, loaded on every cold start. What that client would do
 // is done here by hand: form-encoded bodies (StatusCallbackEvent repeated), HTTP Basic auth, a timeout
 // per request, Twilio's JSON errors `{code, message, status, more_info}`, and paging by
 // `next_page_uri`. Redirects are not followed, and nothing is ever sent twice but after a 401 (below).
 //
-// How a create's outcome is classified decides whether a lead can be called twice, so it is spelled
-// out here and in `classifyCreateError`:
-// - 2xx with a CallSid → created.
-// - 429 / 20429, and 22005 (Twilio's call queue is full) → throttled: never processed, retry later.
-// - 401 / 403 / 404 (bad or rotated credentials, suspended account, wrong account URL) → throttled,
-//   after one credential refresh. The call was certainly not created, and it is not the lead's
-//   fault: failing it ('rejected') would fail every lead of every run until someone fixes the
-//   secret; 'unknown' would pin a slot per attempt for the reconciler to settle. As 'throttled' the
-//   job goes back to the queue with a backoff, nothing is lost, and the run resumes by itself once
-//   the credentials work. Each occurrence is logged at error level so that an alarm can fire.
-// - Any other 4xx (21211 invalid To, 21214, 21215, 21216, 21217, 21210, 13224, 13227, 32205, 14111,
-//   21205, 21401, …) → rejected with the code: Twilio validated the request and refused it, so the
-//   same request would be refused again.
-// - 5xx, 3xx, timeouts, connection errors, an unreadable 2xx → unknown: the call may exist. Never
-//   retried here, because a retry could call the lead twice.
-// Twilio's error messages quote phone numbers; they are redacted before they leave this file.
+// A create's outcome is classified in twilio-errors.ts (`classifyCreateError`): created only with a
+// CallSid; a 401 is sent once more after a credential refresh, as Twilio processed nothing then.
 
 import type { CallRequest, CallResult, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
+import {
+  CREDENTIAL_STATUSES,
+  CredentialsUnavailable,
+  classifyCreateError,
+  httpError,
+  httpFailure,
+  isRecord,
+  redact,
+  toApiError,
+  transportError,
+} from './twilio-errors.ts';
 
 export const TWILIO_API_BASE_URL = 'https://api.twilio.com';
 
@@ -76,36 +73,8 @@ export type CallUpdateResult =
   /** Twilio 21220: the call is past the point where this change applies (e.g. cancel once answered). */
   | { kind: 'invalid-state'; message: string };
 
-/** An error from Twilio with its HTTP status and code, message redacted. */
-export class TwilioApiError extends Error {
-  override readonly name = 'TwilioApiError';
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    readonly code: number | undefined,
-  ) {
-    super(message);
-  }
-}
-
-const THROTTLE_CODES = new Set([20429, 22005]);
-const CREDENTIAL_STATUSES = new Set([401, 403, 404]);
-
-/** Maps what a create threw to the port's result; see the file header for the reasons. */
-export function classifyCreateError(error: unknown): Exclude<CallResult, { kind: 'created' }> {
-  const http = httpFailure(error);
-  if (http) {
-    const { status, code } = http;
-    if (status === 429 || (code !== undefined && THROTTLE_CODES.has(code))) return { kind: 'throttled' };
-    if (CREDENTIAL_STATUSES.has(status)) return { kind: 'throttled' };
-    if (status >= 400 && status < 500) return { kind: 'rejected', code, message: redact(http.message) };
-    return { kind: 'unknown', reason: `HTTP ${status}${code === undefined ? '' : ` (code ${code})`}` };
-  }
-  return { kind: 'unknown', reason: transportReason(error) };
-}
-
 const API_VERSION = '2010-04-01';
-/** What the official client was asked for: pages of 100, at most 1,000 calls per list. */
+/** Pages of 100, at most 1,000 calls per list. */
 const PAGE_SIZE = 100;
 const LIST_LIMIT = 1000;
 
@@ -293,7 +262,7 @@ export class TwilioTelephony implements Telephony {
       throw new CredentialsUnavailable((error as Error).message);
     }
     const { accountSid, authToken } = credentials;
-    // What the official client refused before sending anything.
+    // Refused before anything is sent: Twilio would answer 401 to these.
     if (!accountSid?.startsWith('AC') || !authToken) {
       throw new CredentialsUnavailable('Twilio credentials need an account SID (AC…) and an auth token');
     }
@@ -343,92 +312,6 @@ interface Account {
   authorization: string;
 }
 
-class CredentialsUnavailable extends Error {
-  override readonly name = 'CredentialsUnavailable';
-}
-
-/** A non-2xx answer: the HTTP status, and Twilio's code and message from its JSON error body. */
-class TwilioHttpError extends Error {
-  override readonly name = 'TwilioHttpError';
-  constructor(
-    readonly status: number,
-    readonly code: number | undefined,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Twilio's error body is `{code, message, status, more_info}` (the newer RFC 9457 form has `detail`).
- * The status is the response's; a body without a message or not JSON gets a generic one.
- */
-function httpError(status: number, text: string): TwilioHttpError {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (!isRecord(body))
-    return new TwilioHttpError(status, undefined, `[HTTP ${status}] Failed to execute request`);
-  const message =
-    typeof body.detail === 'string'
-      ? body.detail
-      : typeof body.message === 'string'
-        ? body.message
-        : `HTTP ${status}`;
-  return new TwilioHttpError(status, typeof body.code === 'number' ? body.code : undefined, message);
-}
-
-/** fetch's failures as `{code, message}`: its timeout as ETIMEDOUT, a socket error by its code. */
-function transportError(error: unknown): unknown {
-  const name = (error as { name?: unknown } | null)?.name;
-  if (name === 'TimeoutError' || name === 'AbortError') {
-    return Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' });
-  }
-  // fetch throws TypeError('fetch failed') with the socket's error (ECONNREFUSED, ECONNRESET…) as cause.
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    const { code } = cause as { code?: unknown };
-    if (typeof code === 'string') return Object.assign(new Error(cause.message), { code });
-  }
-  return error;
-}
-
-interface HttpFailure {
-  status: number;
-  code: number | undefined;
-  message: string;
-}
-
-/** An HTTP answer that was not a success, with Twilio's code and message. */
-function httpFailure(error: unknown): HttpFailure | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const { status, code, message, detail } = error as Record<string, unknown>;
-  if (typeof status !== 'number' || error instanceof CredentialsUnavailable) return undefined;
-  return {
-    status,
-    code: typeof code === 'number' ? code : undefined,
-    message: typeof detail === 'string' ? detail : typeof message === 'string' ? message : `HTTP ${status}`,
-  };
-}
-
-function transportReason(error: unknown): string {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  const text = typeof message === 'string' ? message : String(error);
-  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /timeout/i.test(text)) return 'timeout';
-  if (typeof code === 'string') return `network error (${code})`;
-  // e.g. a 2xx body that is not JSON: the request reached Twilio, so the call may exist.
-  return `unexpected error (${redact(text).slice(0, 200)})`;
-}
-
-function toApiError(error: unknown): TwilioApiError {
-  if (error instanceof CredentialsUnavailable) return new TwilioApiError(error.message, undefined, undefined);
-  const http = httpFailure(error);
-  if (http) return new TwilioApiError(redact(http.message), http.status, http.code);
-  return new TwilioApiError(transportReason(error), undefined, undefined);
-}
-
 function knownStatus(status: unknown): TwilioCallStatus {
   return typeof status === 'string' && isTwilioCallStatus(status) ? status : 'queued';
 }
@@ -458,13 +341,4 @@ function rfc2822(value: unknown): Date | undefined {
 /** As the official client sends a Date filter: `YYYY-MM-DDTHH:mm:ssZ`, UTC, whole seconds. */
 function iso8601DateTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Phone numbers (and any long digit run) out of provider messages, which end up in logs. */
-export function redact(message: string): string {
-  return message.replace(/\+?\d[\d ().-]{5,}\d/g, '[number]');
 }

@@ -2,8 +2,9 @@
 
 import { z } from 'zod';
 import type { WorkMessage } from '../core/ports.ts';
+import { ID } from '../definitions/formats.ts';
 
-const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const id = z.string().regex(ID);
 const attributeValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
 export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('type', [

@@ -7,10 +7,10 @@ import { chunk, LEADS_PER_CHUNK } from './create-run.ts';
 import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from './errors.ts';
 import { type LeadLocator, type RunLimits, validateLeads } from './leads.ts';
 import { jobIdFor, type RunView, runStatus, toRunView } from './model.ts';
-import type { Clock, RunStore, WorkQueue } from './ports.ts';
+import type { Clock, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
 
 export interface AppendLeadsDeps {
-  store: RunStore;
+  store: RunIntakeStore & RunReader;
   queue: WorkQueue;
   clock: Clock;
   limits: Pick<RunLimits, 'maxLeads'>;

@@ -4,6 +4,7 @@
 // It may also say which final statuses put the lead back in the queue (`requeue_on`): for any other,
 // the webhook can free the slot without reading the run first. Twilio signs the URL, so it is ours.
 
+import { ID } from '../definitions/formats.ts';
 import { isFinal, isTwilioCallStatus, jobStateFor, type TwilioCallStatus } from './states.ts';
 
 export interface CallbackIds {
@@ -18,8 +19,6 @@ export interface CallbackIds {
   requeueOn?: TwilioCallStatus[];
 }
 
-const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
 export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   const url = new URL(webhookUrl);
   url.searchParams.set('run', ids.runId);
@@ -33,7 +32,7 @@ export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefine
   const runId = query.get('run') ?? '';
   const jobId = query.get('job') ?? '';
   const attempt = Number(query.get('attempt'));
-  if (!SAFE_ID.test(runId) || !SAFE_ID.test(jobId) || !Number.isInteger(attempt) || attempt < 1) {
+  if (!ID.test(runId) || !ID.test(jobId) || !Number.isInteger(attempt) || attempt < 1) {
     return undefined;
   }
   const requeueOn = query

@@ -4,7 +4,18 @@
 
 import type { CallbackIds } from './callback-url.ts';
 import type { Holder, Run } from './model.ts';
-import type { Clock, Log, QueuedJob, Release, ReleaseResult, RunStore, WorkQueue } from './ports.ts';
+import type {
+  Clock,
+  Log,
+  QueuedJob,
+  QueueStore,
+  Release,
+  ReleaseResult,
+  RunReader,
+  SlotStore,
+  WakeStore,
+  WorkQueue,
+} from './ports.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -23,7 +34,7 @@ export type CallbackEffect =
   | 'unchanged';
 
 export interface CallbackDeps {
-  store: RunStore;
+  store: RunReader & SlotStore & QueueStore & WakeStore;
   queue: WorkQueue;
   clock: Clock;
   log: Log;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
-import type { Clock, LeadChunk, RunStore, WorkQueue } from './ports.ts';
+import type { Clock, LeadChunk, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
 import { type CallPolicy, type RunOptions, validateRunOptions } from './run-options.ts';
 
 /**
@@ -14,7 +14,7 @@ import { type CallPolicy, type RunOptions, validateRunOptions } from './run-opti
 export const LEADS_PER_CHUNK = 90;
 
 export interface CreateRunDeps {
-  store: RunStore;
+  store: RunIntakeStore & RunReader;
   queue: WorkQueue;
   clock: Clock;
   limits: RunLimits;

@@ -2,9 +2,9 @@
 
 import { NotFoundError } from './errors.ts';
 import { type RunView, toRunView } from './model.ts';
-import type { RunStore } from './ports.ts';
+import type { RunReader } from './ports.ts';
 
-export async function getRunView(store: RunStore, runId: string): Promise<RunView> {
+export async function getRunView(store: RunReader, runId: string): Promise<RunView> {
   const run = await store.getRun(runId);
   if (!run) throw new NotFoundError(`No run with id "${runId}".`);
   return toRunView(run);

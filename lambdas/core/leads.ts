@@ -1,6 +1,7 @@
 // (core) Validation of a run request: leads, phone numbers, sizes and the concurrency cap.
 // Every problem is reported with the field and the row it is in, and nothing is created on error.
 
+import { E164 } from '../definitions/formats.ts';
 import { isValidTimeZone } from './calling-window.ts';
 import { type ErrorDetail, PayloadTooLargeError, ValidationError } from './errors.ts';
 
@@ -31,7 +32,6 @@ export const MAX_LEAD_BYTES = 2048;
 /** Past this many problems the rest are counted, not listed: an error response stays readable. */
 const MAX_DETAILS = 50;
 
-const E164 = /^\+[1-9]\d{7,14}$/;
 const SEPARATORS = /[\s\-().]/g;
 
 /**

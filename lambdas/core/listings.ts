@@ -4,7 +4,7 @@
 import { type ErrorDetail, NotFoundError, ValidationError } from './errors.ts';
 import { maskPhone } from './leads.ts';
 import { type Job, type RunView, toRunView } from './model.ts';
-import type { RunStore } from './ports.ts';
+import type { RunQueries, RunReader } from './ports.ts';
 import { JOB_STATES } from './states.ts';
 
 export const PAGE_DEFAULT = 50;
@@ -32,7 +32,7 @@ export interface CallView {
 type Query = Record<string, string | undefined> | null | undefined;
 
 export async function listRuns(
-  store: RunStore,
+  store: RunQueries,
   query: Query,
 ): Promise<{ runs: RunView[]; next_cursor: string | null }> {
   const details: ErrorDetail[] = [];
@@ -43,7 +43,7 @@ export async function listRuns(
 }
 
 export async function listCalls(
-  store: RunStore,
+  store: RunReader & RunQueries,
   runId: string,
   query: Query,
 ): Promise<{ calls: CallView[]; next_cursor: string | null }> {

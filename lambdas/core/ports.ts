@@ -83,20 +83,48 @@ export type CreateRunResult =
   /** The key was claimed before: by this run id, for a request with this fingerprint. */
   | { kind: 'existing'; runId: string; fingerprint: string };
 
-export interface RunStore {
+// The store, by role. Each use case depends only on the roles it uses (e.g. the status callback on
+// RunReader, SlotStore, QueueStore and WakeStore); the DynamoDB adapter implements every role, and
+// test/support/memory-store.ts does the same in memory for the core's unit tests.
+
+/** One run or one job, by key. */
+export interface RunReader {
+  getRun(runId: string): Promise<Run | undefined>;
+  getJob(runId: string, jobId: string): Promise<Job | undefined>;
+}
+
+/** Runs coming into being and growing: POST /runs and appended leads. */
+export interface RunIntakeStore {
   /** Creates the run; with a claim, atomically with it, so that one key can only ever make one run. */
   createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult>;
-  getRun(runId: string): Promise<Run | undefined>;
+  /** Reserves places for appended leads: `totalLeads` and `chunkCount` grow together, on an open run only. */
+  reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult>;
+}
+
+/** Lead chunks from the queue turned into jobs. */
+export interface IngestStore {
   /**
    * Writes a chunk's jobs and counts them, once: a redelivered chunk changes nothing. A delivery
    * that meets another one still writing the chunk throws; its message is retried later.
    */
   ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'>;
+}
+
+/** A run's queued jobs, in dialing order (not-before time, then lead order). */
+export interface QueueStore {
   /**
    * The next queued jobs in dialing order, only those due by `dueBy` (ms) when it is given; may be
    * stale, which `acquireSlot` detects.
    */
   nextQueuedJobs(runId: string, limit: number, dueBy?: number): Promise<QueuedJob[]>;
+  /** The earliest `notBefore` of the run's queued jobs; undefined when none is queued. */
+  earliestQueued(runId: string): Promise<number | undefined>;
+  /** Moves a queued job back to `notBefore` (a closed calling window), if it is still where it was. */
+  deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void>;
+}
+
+/** The semaphore: a run's slots taken and freed (docs/DESIGN.md, invariant 2). */
+export interface SlotStore {
   /**
    * One transaction: `active < concurrency` increment, holder recorded, job queued → dialing; with
    * account limits, the account's own slot (and pace) in the same transaction.
@@ -107,33 +135,52 @@ export interface RunStore {
   markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
-  getJob(runId: string, jobId: string): Promise<Job | undefined>;
-  /** Runs that are not completed yet: the only ones that can hold a slot or have a lead to dial. */
-  listOpenRuns(): Promise<string[]>;
-  /** Marks a run closed, only if every lead is ingested and none is queued or live. */
-  closeRun(runId: string): Promise<'closed' | 'still-open'>;
+}
 
-  // Run controls and dialer policy.
-  /** Sets `control` if it is one of `from` and the run is not completed; else returns the run as it is. */
-  setControl(runId: string, change: ControlChange): Promise<ControlResult>;
-  /** Reserves places for appended leads: `totalLeads` and `chunkCount` grow together, on an open run only. */
-  reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult>;
-  /** Moves a queued job back to `notBefore` (a closed calling window), if it is still where it was. */
-  deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void>;
-  /** The earliest `notBefore` of the run's queued jobs; undefined when none is queued. */
-  earliestQueued(runId: string): Promise<number | undefined>;
+/** What wakes a run up later: a delayed dispatch per time, and the runs waiting for an account slot. */
+export interface WakeStore {
   /** True when no wake-up is armed for the run at or before `atMs`; records this one (one per time). */
   claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean>;
-  /** Marks up to `limit` of a canceled run's queued jobs canceled (≤ 99 a transaction); how many. */
-  cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number>;
   /** Records a run as waiting for an account slot; `takeWaitingRuns` hands each one out once. */
   addWaitingRun(runId: string): Promise<void>;
   takeWaitingRuns(): Promise<string[]>;
+}
+
+/** Run controls (pause, resume, cancel) and what a cancel does to the queued leads. */
+export interface RunControlStore {
+  /** Sets `control` if it is one of `from` and the run is not completed; else returns the run as it is. */
+  setControl(runId: string, change: ControlChange): Promise<ControlResult>;
+  /** Marks up to `limit` of a canceled run's queued jobs canceled (≤ 99 a transaction); how many. */
+  cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number>;
+}
+
+/** Pages of runs and of a run's jobs, for clients. */
+export interface RunQueries {
   /** Runs, newest first. */
   listRuns(page: PageRequest): Promise<Page<Run>>;
   /** A run's jobs in lead order, optionally only those in `statuses`. */
   listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>>;
 }
+
+/** The runs the reconciler looks after. */
+export interface OpenRunStore {
+  /** Runs that are not completed yet: the only ones that can hold a slot or have a lead to dial. */
+  listOpenRuns(): Promise<string[]>;
+  /** Marks a run closed, only if every lead is ingested and none is queued or live. */
+  closeRun(runId: string): Promise<'closed' | 'still-open'>;
+}
+
+/** Every role: what a complete store (DynamoDB, or the tests' in-memory one) provides. */
+export interface RunStore
+  extends RunReader,
+    RunIntakeStore,
+    IngestStore,
+    QueueStore,
+    SlotStore,
+    WakeStore,
+    RunControlStore,
+    RunQueries,
+    OpenRunStore {}
 
 export interface ControlChange {
   to: RunControl;
@@ -216,6 +263,11 @@ export type CallResult =
   | { kind: 'created'; callSid: string; status: TwilioCallStatus }
   /** Twilio refused the call for good (invalid or unreachable number, permissions): fail the job. */
   | { kind: 'rejected'; code: number | undefined; message: string }
+  /**
+   * The provider refused the run's own setup (its caller id, its call content), not the lead: every
+   * lead would fail alike, so the lead waits and the run is paused for a person.
+   */
+  | { kind: 'misconfigured'; code: number; message: string }
   /** Twilio 429 / 20429: never processed, safe to try again later. */
   | { kind: 'throttled' }
   /** Timeout, network error, 5xx: the call may exist. Never re-sent blindly. */

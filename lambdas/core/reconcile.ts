@@ -1,12 +1,13 @@
 // (core) The reconciler: the safety net under the callbacks. A slot is only ever freed on Twilio's
 // word: when a held call has outlived every timeout it was given, Twilio is asked, and the slot is
 // released through the same named transaction as a callback would use — only if the call is final,
-// or was never created. It also re-arms runs whose "dispatch" message was lost.
+// or was never created (docs/DESIGN.md, invariant 5). It also re-arms runs whose "dispatch" message
+// was lost.
 
-import { releaseFinal } from './callbacks.ts';
+import { type CallbackDeps, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
-import type { CallLookup, Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import type { CallLookup, Clock, Log, OpenRunStore, WorkQueue } from './ports.ts';
 import { isFinal, jobStateFor } from './states.ts';
 import { refillAfterRelease } from './wake.ts';
 
@@ -20,7 +21,7 @@ export interface ReconcileSettings {
 }
 
 export interface ReconcileDeps {
-  store: RunStore;
+  store: CallbackDeps['store'] & OpenRunStore;
   queue: WorkQueue;
   calls: CallLookup;
   clock: Clock;

@@ -12,10 +12,10 @@
 
 import { ConflictError, NotFoundError } from './errors.ts';
 import { type RunControl, type RunView, runStatus, toRunView } from './model.ts';
-import type { Clock, Log, RunStore, WorkQueue } from './ports.ts';
+import type { Clock, Log, RunControlStore, WorkQueue } from './ports.ts';
 
 export interface ControlDeps {
-  store: RunStore;
+  store: RunControlStore;
   queue: WorkQueue;
   clock: Clock;
   log: Log;

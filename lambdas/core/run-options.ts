@@ -2,6 +2,7 @@
 // what the callee hears. Validated field by field (every problem named), within the bounds the
 // deployment configures (CallPolicy), because a caller id or a TwiML URL is a way to abuse the account.
 
+import { E164 } from '../definitions/formats.ts';
 import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
 import type { ErrorDetail } from './errors.ts';
 
@@ -44,8 +45,6 @@ export const RETRY_DEFAULTS = {
 };
 export const RETRY_LIMITS = { maxDelaySeconds: 7 * 24 * 3600, maxAttempts: 10 };
 export const WINDOW_DEFAULT_DAYS: Weekday[] = [...WEEKDAYS];
-
-const E164 = /^\+[1-9]\d{7,14}$/;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

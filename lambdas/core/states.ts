@@ -38,7 +38,8 @@ export function isFinal(state: JobState): state is FinalState {
 
 /**
  * Twilio status → job state. Twilio's own `queued` (including its CPS backlog) is `dialing` for us:
- * the call exists and will ring, so it holds a slot. That is the original system's bug, fixed here.
+ * the call exists and will ring, so it holds a slot (counting only answered calls lets a run dial
+ * past its cap).
  */
 export function jobStateFor(status: TwilioCallStatus): JobState {
   switch (status) {

@@ -2,13 +2,13 @@
 // lead's not-before time comes (a retry's delay, a calling window opening: a delayed message), and
 // when an account-wide slot frees in another run (the runs that waited for one).
 
-import type { QueuedJob, RunStore, WorkQueue } from './ports.ts';
+import type { QueuedJob, WakeStore, WorkQueue } from './ports.ts';
 
 /** SQS holds a message back at most this long; a later wake-up is re-armed when this one arrives. */
 export const MAX_DELAY_SECONDS = 900;
 
 export interface WakeDeps {
-  store: RunStore;
+  store: WakeStore;
   queue: WorkQueue;
 }
 

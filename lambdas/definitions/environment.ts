@@ -1,7 +1,8 @@
-// (adapter) Configuration, read from the environment once per cold start and validated, so that a
+// (definitions) Configuration, read from the environment once per cold start and validated, so that a
 // missing or malformed setting fails the first invocation loudly instead of the hundredth quietly.
 
 import { z } from 'zod';
+import { E164 } from './formats.ts';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A comma-separated list (blanks ignored), each item checked by `item`. */
@@ -28,7 +29,7 @@ export const ENV = {
   TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
   /** AWS: Secrets Manager secret whose value is JSON {"accountSid": "AC…", "authToken": "…"}. */
   TWILIO_SECRET_ID: z.string().min(1).optional(),
-  TWILIO_FROM_NUMBER: z.string().regex(/^\+[1-9]\d{7,14}$/, 'an E.164 number such as +15005550006'),
+  TWILIO_FROM_NUMBER: z.string().regex(E164, 'an E.164 number such as +15005550006'),
   /** Any Twilio-compatible endpoint (a simulator, a test double); Twilio itself by default. */
   TWILIO_API_BASE_URL: z.string().url().default('https://api.twilio.com'),
   TWILIO_REQUEST_TIMEOUT_MS: positiveInt(10_000),
@@ -48,9 +49,7 @@ export const ENV = {
   /** calls.create per second across all runs (Twilio's default is 1 CPS); unset = not paced. */
   ACCOUNT_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).optional(),
   /** Caller ids a run may choose with `from`, comma-separated (TWILIO_FROM_NUMBER always may). */
-  ALLOWED_FROM_NUMBERS: commaList(
-    z.string().regex(/^\+[1-9]\d{7,14}$/, 'E.164 numbers such as +15005550006'),
-  ),
+  ALLOWED_FROM_NUMBERS: commaList(z.string().regex(E164, 'E.164 numbers such as +15005550006')),
   /** URL prefixes a run's `twiml_url` must start with, comma-separated; empty = runs cannot set one. */
   TWIML_URL_ALLOWED_PREFIXES: commaList(z.string().url()),
   /** Largest inline `twiml` a run may carry (Twilio takes 4000); 0 = runs cannot set inline TwiML. */
@@ -59,17 +58,19 @@ export const ENV = {
 
 type EnvShape = typeof ENV;
 export type EnvName = keyof EnvShape;
+/** The configuration as read: every variable, parsed. */
+export type Env = { [P in EnvName]: z.infer<EnvShape[P]> };
 
 /** Reads and validates the named variables; throws one error listing every bad one. */
 export function readEnv<const K extends EnvName>(
   names: readonly K[],
   source: NodeJS.ProcessEnv = process.env,
-): { [P in K]: z.infer<EnvShape[P]> } {
+): Pick<Env, K> {
   const shape = Object.fromEntries(names.map((name) => [name, ENV[name]])) as Pick<EnvShape, K>;
   const parsed = z.object(shape).safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new Error(`Invalid configuration: ${problems.join('; ')}`);
   }
-  return parsed.data as { [P in K]: z.infer<EnvShape[P]> };
+  return parsed.data as Pick<Env, K>;
 }

@@ -1,5 +1,5 @@
-// The resources both the CDK app and the local stack build: functions, queue settings. Plain data,
-// no CDK imports, so `npm start` and `cdk deploy` cannot disagree on them.
+// (definitions) The resources both the CDK app and the local stack build: functions, queue settings.
+// Plain data, no CDK imports, so `npm start` and `cdk deploy` cannot disagree on them.
 
 export { TABLE_SCHEMA } from './table-schema.ts';
 

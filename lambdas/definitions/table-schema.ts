@@ -1,4 +1,4 @@
-// (adapter) The one definition of dialgate's table: the CDK stateful stack, the local stack's
+// (definitions) The one definition of dialgate's table: the CDK stateful stack, the local stack's
 // CreateTable and the DynamoDB adapter all read it, so the three cannot drift apart.
 // Free of CDK and SDK imports on purpose. Every key attribute is a string.
 

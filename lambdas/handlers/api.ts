@@ -5,9 +5,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
-import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { appendLeads } from '../core/append-leads.ts';
 import { type CreateRunDeps, createRun } from '../core/create-run.ts';
 import { csvRequest } from '../core/csv-leads.ts';
@@ -15,15 +12,18 @@ import { ValidationError } from '../core/errors.ts';
 import { getRunView } from '../core/get-run.ts';
 import type { LeadLocator } from '../core/leads.ts';
 import { listCalls, listRuns } from '../core/listings.ts';
-import { type Log, systemClock } from '../core/ports.ts';
+import { type Log, type RunStore, systemClock } from '../core/ports.ts';
 import { type ControlAction, controlRun } from '../core/run-controls.ts';
 import { ENV, readEnv } from '../definitions/environment.ts';
+import { ID_CHARS } from '../definitions/formats.ts';
 import { serviceName } from '../definitions/resources.ts';
-import { bodyText, errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
+import { eventBody } from './body.ts';
+import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
+import { runStore, workQueue } from './wiring.ts';
 
 const logger = new Logger({ serviceName: serviceName('api') });
 
-type ApiDeps = CreateRunDeps & { log: Log };
+type ApiDeps = CreateRunDeps & { store: RunStore; log: Log };
 
 let deps: ApiDeps | undefined;
 function wire(): ApiDeps {
@@ -40,8 +40,8 @@ function wire(): ApiDeps {
   // The deployment's own caller id is always allowed; the API needs it only for that.
   const defaultFrom = ENV.TWILIO_FROM_NUMBER.optional().parse(process.env.TWILIO_FROM_NUMBER);
   return {
-    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
-    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
+    store: runStore(env),
+    queue: workQueue(env),
     clock: systemClock,
     limits: {
       defaultConcurrency: env.DEFAULT_CONCURRENCY,
@@ -65,7 +65,7 @@ function leadsBody(
 ): { body: unknown; locate?: LeadLocator } {
   const contentType = header(event, 'content-type') ?? '';
   if (/^text\/csv\b/i.test(contentType))
-    return csvRequest(bodyText(event), event.queryStringParameters, { runOptions });
+    return csvRequest(eventBody(event), event.queryStringParameters, { runOptions });
   return { body: parseJsonBody(event) };
 }
 
@@ -78,7 +78,7 @@ function booleanParameter(event: APIGatewayProxyEvent, name: string): boolean {
   ]);
 }
 
-const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+const RUN_ID = `(${ID_CHARS})`;
 
 type Route = {
   method: string;

@@ -8,18 +8,14 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
-import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
-import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
-import { credentialSource } from '../adapters/twilio-credentials.ts';
-import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
-import { type DispatchDeps, handleWorkMessage, RecentRunOptions } from '../core/dispatch.ts';
+import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
+import { RecentRunOptions } from '../core/recent-run-options.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
+import { accountLimits, callSettings, runStore, twilioTelephony, workQueue } from './wiring.ts';
 
 const service = serviceName('dispatcher');
 const logger = new Logger({ serviceName: service });
@@ -44,39 +40,20 @@ function wire(): DispatchDeps {
     'ACCOUNT_MAX_CONCURRENT_CALLS',
     'ACCOUNT_CALLS_PER_SECOND',
   ]);
-  const telephony = withInjectedCrashes(
-    new TwilioTelephony({
-      credentials: credentialSource(env),
-      apiBaseUrl: env.TWILIO_API_BASE_URL,
-      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
-    }),
-    'telephony',
-  );
-  const account = {
-    ...(env.ACCOUNT_MAX_CONCURRENT_CALLS ? { maxConcurrentCalls: env.ACCOUNT_MAX_CONCURRENT_CALLS } : {}),
-    ...(env.ACCOUNT_CALLS_PER_SECOND ? { callsPerSecond: env.ACCOUNT_CALLS_PER_SECOND } : {}),
-  };
+  const telephony = twilioTelephony(env, { faults: true });
+  const account = accountLimits(env);
   return {
-    // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
-    store: withInjectedCrashes(
-      new DynamoRunStore(withInjectedDynamoFaults(makeDynamoClient()), { tableName: env.TABLE_NAME }),
-      'store',
-    ),
-    queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
+    // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
+    store: runStore(env, { faults: true }),
+    queue: workQueue(env, { faults: true }),
     telephony,
     callControl: telephony, // cancel: Twilio-queued and ringing calls canceled, others hung up
     // Unset limits leave the account item out of the acquire transaction altogether.
-    ...(Object.keys(account).length > 0 ? { account } : {}),
+    ...(account ? { account } : {}),
     recentOptions: new RecentRunOptions(), // warm containers take a refill's hinted job before reading
     clock: systemClock,
     log: logger,
-    calls: {
-      from: env.TWILIO_FROM_NUMBER,
-      webhookUrl: env.WEBHOOK_URL,
-      ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
-      timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
-      content: env.TWIML_URL ? { twimlUrl: env.TWIML_URL } : { twiml: env.TWIML },
-    },
+    calls: callSettings(env),
   };
 }
 
@@ -101,8 +78,8 @@ async function processRecord(record: SQSRecord): Promise<void> {
 export const handler = middy(
   async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     // A processor per invocation: it holds the batch's successes and failures, and the local stack
-    // runs several invocations at once in one process (a module-level one mixed their batches up and
-    // reported a failed record as done, losing it).
+    // runs several invocations at once in one process, where one processor shared by the module would
+    // mix their batches up and could report a failed record as done.
     processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
 )
   .use(injectLambdaContext(logger))

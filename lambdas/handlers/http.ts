@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from '../core/errors.ts';
 import type { Log } from '../core/ports.ts';
+import { eventBody } from './body.ts';
 
 export function json(
   statusCode: number,
@@ -61,11 +62,6 @@ export function header(event: APIGatewayProxyEvent, name: string): string | unde
   return undefined;
 }
 
-export function bodyText(event: APIGatewayProxyEvent): string {
-  if (!event.body) return '';
-  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-}
-
 /** Parses a JSON body, refusing other media types and malformed JSON with the reason. */
 export function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const contentType = header(event, 'content-type') ?? '';
@@ -74,7 +70,7 @@ export function parseJsonBody(event: APIGatewayProxyEvent): unknown {
       `Send the body as application/json (got "${contentType || 'none'}").`,
     );
   }
-  const text = bodyText(event);
+  const text = eventBody(event);
   if (text.trim() === '') {
     throw new ValidationError('The request body is empty.', [
       { field: 'body', message: 'expected a JSON object' },

@@ -6,16 +6,12 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
-import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
-import { credentialSource } from '../adapters/twilio-credentials.ts';
-import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import { systemClock } from '../core/ports.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from '../core/reconcile.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
+import { reconcileSettings, runStore, twilioTelephony, workQueue } from './wiring.ts';
 
 const service = serviceName('reconciler');
 const logger = new Logger({ serviceName: service });
@@ -36,21 +32,12 @@ function wire(): ReconcileDeps {
     'RECONCILE_GRACE_SECONDS',
   ]);
   return {
-    store: new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME }),
-    queue: new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL),
-    calls: new TwilioTelephony({
-      credentials: credentialSource(env),
-      apiBaseUrl: env.TWILIO_API_BASE_URL,
-      timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
-      log: logger,
-    }),
+    store: runStore(env),
+    queue: workQueue(env),
+    calls: twilioTelephony(env, { log: logger }),
     clock: systemClock,
     log: logger,
-    settings: {
-      ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
-      timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
-      graceSeconds: env.RECONCILE_GRACE_SECONDS,
-    },
+    settings: reconcileSettings(env),
   };
 }
 

@@ -1,5 +1,6 @@
 // (handler) Function URL → Twilio status callbacks. The signature is checked against the exact URL
-// before anything is written; then the core moves the job and, on a final status, frees the slot.
+// before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job and, on a
+// final status, frees the slot.
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
@@ -8,11 +9,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
-import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
-import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
-import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
-import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
+import type { CredentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
 import { parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
@@ -20,7 +17,9 @@ import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
+import { eventBody } from './body.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
+import { runStore, twilioCredentials, workQueue } from './wiring.ts';
 
 const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
@@ -36,15 +35,12 @@ function wire() {
     'TWILIO_AUTH_TOKEN',
   ]);
   return {
-    // Inert unless DIALGATE_FAULTS is set (chaos tests): crashes between steps, DynamoDB throttles.
-    store: withInjectedCrashes(
-      new DynamoRunStore(withInjectedDynamoFaults(makeDynamoClient()), { tableName: env.TABLE_NAME }),
-      'store',
-    ),
-    queue: withInjectedCrashes(new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL), 'queue'),
+    // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
+    store: runStore(env, { faults: true }),
+    queue: workQueue(env, { faults: true }),
     clock: systemClock,
     log: logger,
-    credentials: credentialSource(env),
+    credentials: twilioCredentials(env),
   };
 }
 
@@ -64,9 +60,7 @@ export async function handleStatusCallback(
 ): Promise<APIGatewayProxyStructuredResultV2> {
   if (event.requestContext.http.method !== 'POST') return reply(405, 'POST only');
   deps ??= wire();
-  const raw = event.body ?? '';
-  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  const params = Object.fromEntries(new URLSearchParams(body));
+  const params = Object.fromEntries(new URLSearchParams(eventBody(event)));
 
   if (
     !(await isSignedByTwilio(

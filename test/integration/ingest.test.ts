@@ -10,12 +10,8 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@a
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DYNAMO_MAX_ATTEMPTS } from '../../lambdas/adapters/aws-clients.ts';
-import {
-  CHUNK_TAKEOVER_MS,
-  ChunkBusyError,
-  DynamoRunStore,
-  type DynamoRunStoreOptions,
-} from '../../lambdas/adapters/dynamo-run-store.ts';
+import { CHUNK_TAKEOVER_MS, ChunkBusyError } from '../../lambdas/adapters/dynamo/ingest.ts';
+import { DynamoRunStore, type DynamoRunStoreOptions } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { jobIdFor, type NewJob, toRunView } from '../../lambdas/core/model.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { LOCAL_AWS } from '../../tools/local/emulators.ts';

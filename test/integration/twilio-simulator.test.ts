@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TwilioApiError, TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
+import { TwilioApiError } from '../../lambdas/adapters/twilio-errors.ts';
+import { TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
 import type { CallRequest, Log } from '../../lambdas/core/ports.ts';
 import { freePort } from '../../tools/local/emulators.ts';
 import {

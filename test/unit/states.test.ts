@@ -69,7 +69,7 @@ describe('advance', () => {
 
 describe('Twilio 429 backoff', () => {
   it('grows exponentially with the attempts, is capped at a minute, and is jittered below its ceiling', async () => {
-    const { throttleBackoffMs } = await import('../../lambdas/core/dispatch.ts');
+    const { throttleBackoffMs } = await import('../../lambdas/core/place-call.ts');
     expect(throttleBackoffMs(1, () => 0.999)).toBeLessThanOrEqual(1000);
     expect(throttleBackoffMs(4, () => 0.999)).toBeGreaterThan(7000);
     expect(throttleBackoffMs(4, () => 0.999)).toBeLessThanOrEqual(8000);

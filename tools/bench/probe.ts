@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { FUNCTIONS, type FunctionName, TABLE_SCHEMA } from '../../lambdas/definitions/resources.ts';
+import { eventBody } from '../../lambdas/handlers/body.ts';
 import type { InvocationReport } from '../local/lambda-runtime.ts';
 
 export function now(): number {
@@ -260,8 +261,10 @@ export class Probe {
         const value = query.get(key);
         if (value !== null) invocation[key] = value;
       }
-      const raw = String(event.body ?? '');
-      const body = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+      const body = eventBody({
+        body: String(event.body ?? ''),
+        isBase64Encoded: event.isBase64Encoded === true,
+      });
       const status = new URLSearchParams(body).get('CallStatus');
       if (status) invocation.callStatus = status;
     } else if (fn === 'dispatcher') {

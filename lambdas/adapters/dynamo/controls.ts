@@ -1,0 +1,118 @@
+// (adapter) Run controls: one conditional write of the run's `control`, which every acquire reads, and
+// the sweep that marks a canceled run's queued jobs canceled, 99 jobs and the run a transaction.
+
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type {
+  ControlChange,
+  ControlResult,
+  QueueStore,
+  RunControlStore,
+  RunReader,
+} from '../../core/ports.ts';
+import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
+import { runFromItem } from './items.ts';
+import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
+
+/** Jobs per cancel transaction: 99 jobs and the run item make DynamoDB's 100 items. */
+const CANCEL_BATCH = 99;
+
+export class DynamoControls implements RunControlStore {
+  constructor(
+    private readonly t: DynamoTable,
+    private readonly runs: RunReader,
+    private readonly queue: QueueStore,
+  ) {}
+
+  async setControl(runId: string, change: ControlChange): Promise<ControlResult> {
+    const from = Object.fromEntries(change.from.map((control, i) => [`:from${i}`, control]));
+    try {
+      const { Attributes } = await this.t.doc.send(
+        new UpdateCommand({
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}`,
+          // Not on a completed run: every lead final means queued = 0, active = 0 and all ingested.
+          ConditionExpression:
+            `attribute_exists(pk) AND #control IN (${Object.keys(from).join(', ')}) ` +
+            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)',
+          ExpressionAttributeNames: { '#control': 'control' },
+          ExpressionAttributeValues: {
+            ':to': change.to,
+            ':at': change.at,
+            ':zero': 0,
+            ...from,
+            ...(change.hangup ? { ':true': true } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { kind: 'changed', run: runFromItem(Attributes ?? {}) };
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const run = await this.runs.getRun(runId);
+      return run ? { kind: 'refused', run } : { kind: 'not-found' };
+    }
+  }
+
+  async cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
+    let canceled = 0;
+    // The index is eventually consistent: a job it still lists may be gone. Each is tried once here.
+    const tried = new Set<string>();
+    while (canceled < limit) {
+      const listed = await this.queue.nextQueuedJobs(
+        runId,
+        Math.min(CANCEL_BATCH, limit - canceled) + tried.size,
+      );
+      let batch = listed.filter((job) => !tried.has(job.jobId)).slice(0, CANCEL_BATCH);
+      if (batch.length === 0) break;
+      for (const job of batch) tried.add(job.jobId);
+      while (batch.length > 0) {
+        const failed = await this.t.transact([
+          {
+            Update: {
+              TableName: this.t.name,
+              Key: keys.run(runId),
+              UpdateExpression:
+                'SET queued = queued - :n, canceled = canceled + :n, ' +
+                'outcomes.#canceled = if_not_exists(outcomes.#canceled, :zero) + :n',
+              ConditionExpression: '#control = :canceled',
+              ExpressionAttributeNames: { '#control': 'control', '#canceled': 'canceled' },
+              ExpressionAttributeValues: { ':n': batch.length, ':zero': 0, ':canceled': 'canceled' },
+            },
+          },
+          ...batch.map(
+            (job): TransactItem => ({
+              Update: {
+                TableName: this.t.name,
+                Key: keys.job(runId, job.jobId),
+                UpdateExpression:
+                  'SET #status = :canceled, outcome = :canceled, endedAt = :at REMOVE #qrun, #qkey, notBefore',
+                // Counted only if it moves now: a job canceled before, or taken, fails and is left out.
+                ConditionExpression: '#status = :queued AND attempt = :attempt',
+                ExpressionAttributeNames: {
+                  '#status': 'status',
+                  '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
+                  '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
+                },
+                ExpressionAttributeValues: {
+                  ':canceled': 'canceled',
+                  ':queued': 'queued',
+                  ':attempt': job.attempt,
+                  ':at': at,
+                },
+              },
+            }),
+          ),
+        ]);
+        if (failed.length === 0) {
+          canceled += batch.length;
+          break;
+        }
+        if (failed.includes(0)) return canceled; // not canceled (any more): nothing to do
+        const stale = new Set(failed.map((index) => index - 1));
+        batch = batch.filter((_, index) => !stale.has(index));
+      }
+    }
+    return canceled;
+  }
+}

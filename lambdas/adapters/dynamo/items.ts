@@ -1,0 +1,98 @@
+// (adapter) Items to and from the core's model: what a run, a job and a queued job look like in the
+// table. Keys come from the table schema's `keys`; nothing else in the adapter builds an item.
+
+import type { Job, NewJob, Run } from '../../core/model.ts';
+import type { NewRun, QueuedJob } from '../../core/ports.ts';
+import type { RunOptions } from '../../core/run-options.ts';
+import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
+
+export type JobItem = Record<string, unknown>;
+
+/** How a chunk's jobs are written: queued, or (a chunk of a run canceled before it was claimed) canceled. */
+export type IngestMode = 'queued' | 'canceled';
+
+/** A new run: running, nothing counted yet, in the open-runs and runs indexes. */
+export function newRunItem(run: NewRun): Record<string, unknown> {
+  return {
+    ...keys.run(run.runId),
+    entity: 'run',
+    runId: run.runId,
+    createdAt: run.createdAt,
+    concurrency: run.concurrency,
+    control: 'running',
+    totalLeads: run.totalLeads,
+    ingestedLeads: 0,
+    active: 0,
+    holders: {},
+    queued: 0,
+    completed: 0,
+    failed: 0,
+    canceled: 0,
+    outcomes: {},
+    options: run.options ?? {},
+    chunkCount: run.chunkCount ?? 0,
+    [TABLE_SCHEMA.openRunsIndex.partitionKey]: OPEN_RUNS,
+    [TABLE_SCHEMA.runsIndex.partitionKey]: RUN_LIST,
+  };
+}
+
+/** A new job: queued (in the queued index), or canceled for a chunk of a canceled run. */
+export function newJobItem(runId: string, job: NewJob, at: string, mode: IngestMode): JobItem {
+  return {
+    ...keys.job(runId, job.jobId),
+    entity: 'job',
+    runId,
+    jobId: job.jobId,
+    phone: job.phone,
+    attributes: job.attributes,
+    attempt: 0,
+    queuedAt: at,
+    ...(job.timeZone ? { timeZone: job.timeZone } : {}),
+    ...(mode === 'canceled'
+      ? { status: 'canceled', outcome: 'canceled', endedAt: at }
+      : {
+          status: 'queued',
+          ...(job.notBefore ? { notBefore: job.notBefore } : {}),
+          [TABLE_SCHEMA.queuedIndex.partitionKey]: runId,
+          [TABLE_SCHEMA.queuedIndex.sortKey]: keys.queuedKey(job.notBefore ?? 0, job.jobId),
+        }),
+  };
+}
+
+export function runFromItem(item: Record<string, unknown>): Run {
+  return {
+    runId: String(item.runId),
+    createdAt: String(item.createdAt),
+    concurrency: Number(item.concurrency),
+    control: item.control as Run['control'],
+    totalLeads: Number(item.totalLeads),
+    ingestedLeads: Number(item.ingestedLeads),
+    active: Number(item.active),
+    holders: (item.holders ?? {}) as Run['holders'],
+    queued: Number(item.queued),
+    completed: Number(item.completed),
+    failed: Number(item.failed),
+    canceled: Number(item.canceled),
+    outcomes: (item.outcomes ?? {}) as Run['outcomes'],
+    options: (item.options ?? {}) as RunOptions,
+    chunkCount: Number(item.chunkCount ?? 0),
+    ...(typeof item.controlAt === 'string' ? { controlAt: item.controlAt } : {}),
+    ...(item.hangup === true ? { hangup: true } : {}),
+  };
+}
+
+export function jobFromItem(item: Record<string, unknown>): Job {
+  const { pk: _pk, sk: _sk, entity: _entity, queuedRun: _qr, queuedKey: _qk, timeZone: _tz, ...rest } = item;
+  return rest as unknown as Job;
+}
+
+export function queuedJobFromItem(item: Record<string, unknown>): QueuedJob {
+  const queuedKey = String(item[TABLE_SCHEMA.queuedIndex.sortKey]);
+  return {
+    jobId: String(item.sk).slice('JOB#'.length),
+    phone: String(item.phone),
+    attempt: Number(item.attempt),
+    notBefore: Number(queuedKey.slice(0, queuedKey.indexOf('#'))),
+    ...(typeof item.timeZone === 'string' ? { timeZone: item.timeZone } : {}),
+  };
+}

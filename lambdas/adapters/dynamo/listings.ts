@@ -1,0 +1,139 @@
+// (adapter) Pages of runs (newest first, through the keys-only `runs` index) and of a run's jobs (in
+// lead order), with cursors that are DynamoDB's own keys, checked on the way back in.
+
+import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ValidationError } from '../../core/errors.ts';
+import type { Job, Run } from '../../core/model.ts';
+import type { Page, PageRequest, RunQueries } from '../../core/ports.ts';
+import { keys, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
+import { jobFromItem, runFromItem } from './items.ts';
+import { type DynamoTable, MAX_CONFLICT_RETRIES } from './table.ts';
+
+/** Pages read for one page of a filtered job list, before answering with what was found. */
+const MAX_FILTERED_PAGES = 5;
+
+export class DynamoListings implements RunQueries {
+  constructor(private readonly t: DynamoTable) {}
+
+  async listRuns(page: PageRequest): Promise<Page<Run>> {
+    const start = page.cursor === undefined ? undefined : decodeCursor(page.cursor, isRunsCursor);
+    const { Items = [], LastEvaluatedKey } = await this.t.doc.send(
+      new QueryCommand({
+        TableName: this.t.name,
+        IndexName: TABLE_SCHEMA.runsIndex.name,
+        KeyConditionExpression: '#list = :list',
+        ExpressionAttributeNames: { '#list': TABLE_SCHEMA.runsIndex.partitionKey },
+        ExpressionAttributeValues: { ':list': RUN_LIST },
+        ScanIndexForward: false, // newest first
+        Limit: page.limit,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    const runs = await this.batchGetRuns(Items.map((item) => String(item.pk)));
+    return {
+      items: runs,
+      ...(LastEvaluatedKey ? { nextCursor: encodeCursor(LastEvaluatedKey) } : {}),
+    };
+  }
+
+  /** The runs behind `pks`, in that order (consistent reads; at most 100 keys). */
+  private async batchGetRuns(pks: string[]): Promise<Run[]> {
+    if (pks.length === 0) return [];
+    const found = new Map<string, Run>();
+    let pending: Record<string, unknown>[] = pks.map((pk) => ({ pk, sk: 'RUN' }));
+    for (let round = 0; pending.length > 0; round++) {
+      const { Responses, UnprocessedKeys } = await this.t.doc.send(
+        new BatchGetCommand({ RequestItems: { [this.t.name]: { Keys: pending, ConsistentRead: true } } }),
+      );
+      for (const item of Responses?.[this.t.name] ?? []) found.set(String(item.pk), runFromItem(item));
+      pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
+      if (pending.length > 0) {
+        if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
+        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
+      }
+    }
+    return pks.flatMap((pk) => found.get(pk) ?? []);
+  }
+
+  async listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+    const runPk = keys.run(runId).pk;
+    let start: Record<string, unknown> | undefined =
+      page.cursor === undefined
+        ? undefined
+        : decodeCursor(
+            page.cursor,
+            (key) => key.pk === runPk && typeof key.sk === 'string' && key.sk.startsWith('JOB#'),
+          );
+    const statuses = page.statuses ?? [];
+    const filter = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
+    const jobs: Job[] = [];
+    let next: Record<string, unknown> | undefined;
+    // A filter applies after the read's Limit, so a filtered page may take a few reads to fill.
+    for (let read = 0; read < (statuses.length > 0 ? MAX_FILTERED_PAGES : 1); read++) {
+      const want = page.limit - jobs.length;
+      const { Items = [], LastEvaluatedKey } = await this.t.doc.send(
+        new QueryCommand({
+          TableName: this.t.name,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
+          ExpressionAttributeValues: { ':pk': runPk, ':job': 'JOB#', ...filter },
+          ...(statuses.length > 0
+            ? {
+                FilterExpression: `#status IN (${Object.keys(filter).join(', ')})`,
+                ExpressionAttributeNames: { '#status': 'status' },
+                Limit: Math.max(want, 100),
+              }
+            : { Limit: want }),
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      const taken = Items.slice(0, want);
+      jobs.push(...taken.map(jobFromItem));
+      const last = taken.at(-1);
+      // Cut short inside a page: resume after the last job shown, not after the page.
+      next = taken.length < Items.length && last ? { pk: last.pk, sk: last.sk } : LastEvaluatedKey;
+      if (!next || jobs.length >= page.limit) break;
+      start = next;
+    }
+    return { items: jobs, ...(next ? { nextCursor: encodeCursor(next) } : {}) };
+  }
+}
+
+function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/** A cursor is the client's to hold, so it is checked like any input: it must point where it may. */
+function decodeCursor(
+  cursor: string,
+  valid: (key: Record<string, unknown>) => boolean,
+): Record<string, unknown> {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    key = undefined;
+  }
+  const ok =
+    typeof key === 'object' &&
+    key !== null &&
+    !Array.isArray(key) &&
+    Object.values(key).every((value) => typeof value === 'string') &&
+    valid(key as Record<string, unknown>);
+  if (!ok) {
+    throw new ValidationError('The cursor is not one this list gave out.', [
+      { field: 'cursor', message: 'pass the next_cursor of the previous page unchanged' },
+    ]);
+  }
+  return key as Record<string, unknown>;
+}
+
+function isRunsCursor(key: Record<string, unknown>): boolean {
+  return (
+    Object.keys(key).length === 4 &&
+    typeof key.pk === 'string' &&
+    key.pk.startsWith('RUN#') &&
+    key.sk === 'RUN' &&
+    key[TABLE_SCHEMA.runsIndex.partitionKey] === RUN_LIST &&
+    typeof key.createdAt === 'string'
+  );
+}

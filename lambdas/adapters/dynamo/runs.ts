@@ -1,0 +1,154 @@
+// (adapter) Run items: created (with an Idempotency-Key, atomically), read, grown by appended leads,
+// listed while open and closed once every lead is final.
+
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Job, Run } from '../../core/model.ts';
+import type {
+  CreateRunResult,
+  IdempotencyClaim,
+  LeadReservation,
+  NewRun,
+  OpenRunStore,
+  ReservationResult,
+  RunIntakeStore,
+  RunReader,
+} from '../../core/ports.ts';
+import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
+import { jobFromItem, newRunItem, runFromItem } from './items.ts';
+import { type DynamoTable, isConditionalCheckFailed } from './table.ts';
+
+/** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
+const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+
+export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
+  constructor(private readonly t: DynamoTable) {}
+
+  async createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult> {
+    const putRun = {
+      TableName: this.t.name,
+      Item: newRunItem(run),
+      ConditionExpression: 'attribute_not_exists(pk)',
+    };
+    if (!idempotency) {
+      await this.t.doc.send(new PutCommand(putRun));
+      return { kind: 'created' };
+    }
+    // The key and the run are written together: two racing retries cannot both create a run.
+    const failed = await this.t.transact([
+      { Put: putRun },
+      {
+        Put: {
+          TableName: this.t.name,
+          Item: {
+            ...keys.idempotency(idempotency.key),
+            entity: 'idempotency',
+            runId: run.runId,
+            fingerprint: idempotency.fingerprint,
+            [TABLE_SCHEMA.timeToLiveAttribute]:
+              Math.floor(Date.parse(run.createdAt) / 1000) + IDEMPOTENCY_TTL_SECONDS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+    ]);
+    if (failed.length === 0) return { kind: 'created' };
+    const { Item } = await this.t.doc.send(
+      new GetCommand({
+        TableName: this.t.name,
+        Key: keys.idempotency(idempotency.key),
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) throw new Error('idempotency key claimed but not found');
+    return { kind: 'existing', runId: String(Item.runId), fingerprint: String(Item.fingerprint) };
+  }
+
+  async getRun(runId: string): Promise<Run | undefined> {
+    const { Item } = await this.t.doc.send(
+      new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
+    );
+    return Item ? runFromItem(Item) : undefined;
+  }
+
+  async getJob(runId: string, jobId: string): Promise<Job | undefined> {
+    const { Item } = await this.t.doc.send(
+      new GetCommand({ TableName: this.t.name, Key: keys.job(runId, jobId), ConsistentRead: true }),
+    );
+    return Item ? jobFromItem(Item) : undefined;
+  }
+
+  async reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult> {
+    try {
+      const { Attributes = {} } = await this.t.doc.send(
+        new UpdateCommand({
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          // One write for the whole append: the run cannot look completed while any of it is pending.
+          UpdateExpression:
+            'SET totalLeads = totalLeads + :n, chunkCount = if_not_exists(chunkCount, :zero) + :k',
+          ConditionExpression:
+            'attribute_exists(pk) AND #control <> :canceled AND totalLeads <= :room ' +
+            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)',
+          ExpressionAttributeNames: { '#control': 'control' },
+          ExpressionAttributeValues: {
+            ':n': request.leads,
+            ':k': request.chunks,
+            ':zero': 0,
+            ':canceled': 'canceled',
+            ':room': request.maxLeads - request.leads,
+          },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      return {
+        kind: 'reserved',
+        firstIndex: Number(Attributes.totalLeads),
+        firstChunk: Number(Attributes.chunkCount ?? 0),
+      };
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const run = await this.getRun(runId);
+      return run ? { kind: 'refused', run } : { kind: 'not-found' };
+    }
+  }
+
+  async listOpenRuns(): Promise<string[]> {
+    const runIds: string[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.t.doc.send(
+        new QueryCommand({
+          TableName: this.t.name,
+          IndexName: TABLE_SCHEMA.openRunsIndex.name,
+          KeyConditionExpression: '#open = :open',
+          ExpressionAttributeNames: { '#open': TABLE_SCHEMA.openRunsIndex.partitionKey },
+          ExpressionAttributeValues: { ':open': OPEN_RUNS },
+          ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) runIds.push(String(item.pk).slice('RUN#'.length));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return runIds;
+  }
+
+  async closeRun(runId: string): Promise<'closed' | 'still-open'> {
+    try {
+      await this.t.doc.send(
+        new UpdateCommand({
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          UpdateExpression: 'REMOVE #open',
+          // Every lead ingested and none queued or live means every lead is final.
+          ConditionExpression: 'ingestedLeads = totalLeads AND queued = :zero AND active = :zero',
+          ExpressionAttributeNames: { '#open': TABLE_SCHEMA.openRunsIndex.partitionKey },
+          ExpressionAttributeValues: { ':zero': 0 },
+        }),
+      );
+      return 'closed';
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return 'still-open';
+      throw error;
+    }
+  }
+}

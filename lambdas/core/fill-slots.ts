@@ -1,0 +1,203 @@
+// (core) The fill loop: take a run's free slots and place a call on each. A slot is taken before the
+// call is placed (acquire → calls.create → save CallSid), so the cap holds whatever Twilio does next
+// (docs/DESIGN.md, invariants 1–3).
+
+import { nextOpening } from './calling-window.ts';
+import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
+import { type PlaceCallDeps, placeCall } from './place-call.ts';
+import type { AcquireResult, QueuedJob, QueueStore } from './ports.ts';
+import type { RecentRunOptions } from './recent-run-options.ts';
+import { armWake } from './wake.ts';
+
+export type FillSlotsDeps = PlaceCallDeps &
+  CancelRunDeps & {
+    store: QueueStore;
+    /** In-process wait while the account's pace allows no create; injectable for tests. */
+    sleep?: (ms: number) => Promise<void>;
+    /** Options of runs read lately: with them a refill's hinted job is taken before the run is read. */
+    recentOptions?: RecentRunOptions;
+  };
+
+export interface FillResult {
+  /** Calls Twilio accepted. */
+  placed: number;
+}
+
+/** Longest one invocation waits in-process for the account's pace; then it re-arms itself via SQS. */
+const MAX_PACING_WAIT_MS = 5_000;
+/** Candidates read per round once a round found only leads outside their calling window. */
+const DEFER_BATCH = 50;
+/** Rounds of "look for queued jobs, take slots" in one invocation; each round is bounded by the cap. */
+const MAX_ROUNDS = 10;
+/** Candidates read before the run is known: a refill frees one slot, plus the spares. */
+const REFILL_CANDIDATES = 3;
+/** Extra candidates per round, so that a few jobs taken by a racing dispatcher do not end the round. */
+const SPARE_CANDIDATES = 2;
+
+/**
+ * Fills the run's free slots. `hint`: the run's next queued jobs as the releaser of a slot saw them.
+ * With the run's options already known, the refill takes the one slot its release freed with the
+ * first of them that is still queued, reading nothing (a refill is then one transaction and the
+ * create); a slot freed some other way has a dispatch of its own. Otherwise, or when the hint finds
+ * no slot, the run and its queue are read first, together, and every free slot is filled.
+ */
+export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: QueuedJob[]): Promise<FillResult> {
+  const calls: Promise<boolean>[] = [];
+  let stoppedBy: { error: unknown } | undefined;
+  const pacing = { waitedMs: 0 };
+  const known = hint && hint.length > 0 ? deps.recentOptions?.get(runId) : undefined;
+  // A calling window needs each lead checked against it first: that run takes the usual path.
+  const fast = known !== undefined && known.window === undefined;
+  // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
+  // together, the candidates read for a refill's one free slot plus spares.
+  let prefetched: Promise<QueuedJob[]> | undefined;
+  if (!fast) {
+    prefetched = deps.store.nextQueuedJobs(runId, REFILL_CANDIDATES, deps.clock.now().getTime());
+    prefetched.catch(() => undefined); // awaited below, or not needed
+  }
+  try {
+    let maxRounds = MAX_ROUNDS;
+    if (fast) {
+      for (const job of hint!) {
+        const result = await takeSlot(deps, runId, job, pacing);
+        if (result === 'acquired') {
+          calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
+          maxRounds = 0; // the freed slot is filled; other free slots have dispatches of their own
+        }
+        if (result === 'stop') maxRounds = 0; // paced out or the account is full: the run will be woken
+        // Taken by another dispatcher: the next one. No slot (full, paused, canceled): the read says.
+        if (result !== 'job-taken') break;
+      }
+    }
+    let want = 0;
+    rounds: for (let round = 0; round < maxRounds; round++) {
+      const run = await deps.store.getRun(runId);
+      if (!run) break;
+      deps.recentOptions?.remember(run);
+      if (run.control === 'canceled') {
+        await carryOutCancel(deps, run);
+        break;
+      }
+      if (run.control !== 'running') break;
+      const free = run.concurrency - run.active;
+      if (free <= 0) break;
+      const now = deps.clock.now().getTime();
+      want = Math.max(want, free + SPARE_CANDIDATES);
+      const candidates =
+        prefetched && want <= REFILL_CANDIDATES
+          ? await prefetched
+          : await deps.store.nextQueuedJobs(runId, want, now);
+      prefetched = undefined;
+      if (candidates.length === 0) {
+        // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
+        if (run.queued > 0) {
+          const earliest = await deps.store.earliestQueued(runId);
+          if (earliest !== undefined) await armWake(deps, runId, earliest, now);
+        }
+        break;
+      }
+
+      let acquired = 0;
+      let deferred = 0;
+      for (const job of candidates) {
+        const window = run.options.window;
+        if (window) {
+          const opening = nextOpening(window, now, job.timeZone ?? window.timeZone);
+          if (opening > now) {
+            // Outside its calling window: back in the queue at the opening, holding no slot.
+            await deps.store.deferJob(runId, job, opening);
+            await armWake(deps, runId, opening, now);
+            deferred += 1;
+            continue;
+          }
+        }
+        const result = await takeSlot(deps, runId, job, pacing);
+        if (result === 'stop' || result === 'no-slot') break rounds;
+        if (result === 'acquired') {
+          acquired += 1;
+          // Placed without waiting, so that the next slot is taken while this call is being created.
+          calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
+          // Every slot that was free is taken: another acquire could only be refused (and a refused
+          // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
+          if (acquired >= free) break rounds;
+        }
+      }
+      // A round of leads all outside their window: read more at once, the window is closed for many.
+      if (deferred === candidates.length) want = DEFER_BATCH;
+      else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more
+      if (round === maxRounds - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
+    }
+  } catch (error) {
+    stoppedBy = { error };
+  }
+  return settle(calls, stoppedBy);
+}
+
+/** A call being placed while the next slot is taken: awaited in `settle`, never an unhandled rejection. */
+function observed(placing: Promise<boolean>): Promise<boolean> {
+  placing.catch(() => undefined);
+  return placing;
+}
+
+/**
+ * Even when an invocation fails half-way, the calls it started are seen through (or fail) before it
+ * returns: none is left running unobserved.
+ */
+async function settle(
+  calls: Promise<boolean>[],
+  stoppedBy: { error: unknown } | undefined,
+): Promise<FillResult> {
+  const settled = await Promise.allSettled(calls);
+  if (stoppedBy) throw stoppedBy.error;
+  const failure = settled.find((result) => result.status === 'rejected');
+  if (failure) throw failure.reason;
+  return { placed: settled.filter((result) => result.status === 'fulfilled' && result.value).length };
+}
+
+/**
+ * One acquire, with the account's limits: a paced-out acquire waits 1/cps in-process (a few times at
+ * most, then the run re-arms itself via SQS instead of spinning); a full account registers the run
+ * to be woken when any account slot frees, then tries once more, so a slot freed in between is not
+ * missed. `stop`: stop filling this run now (it will be woken).
+ */
+async function takeSlot(
+  deps: FillSlotsDeps,
+  runId: string,
+  job: QueuedJob,
+  pacing: { waitedMs: number },
+): Promise<Exclude<AcquireResult, 'paced' | 'account-full'> | 'stop'> {
+  const acquire = () => {
+    const now = deps.clock.now();
+    return deps.store.acquireSlot(
+      runId,
+      job,
+      now.toISOString(),
+      deps.account ? { ...deps.account, nowMs: now.getTime() } : undefined,
+    );
+  };
+  let result = await acquire();
+  let waitedForAccount = false;
+  for (;;) {
+    if (result === 'paced') {
+      const waitMs = 1000 / (deps.account?.callsPerSecond ?? 1);
+      if (pacing.waitedMs + waitMs > MAX_PACING_WAIT_MS) {
+        await deps.queue.requestDispatch(runId, { delaySeconds: Math.ceil(waitMs / 1000) });
+        return 'stop';
+      }
+      pacing.waitedMs += waitMs;
+      await (deps.sleep ?? sleep)(waitMs);
+      result = await acquire();
+    } else if (result === 'account-full') {
+      if (waitedForAccount) return 'stop';
+      waitedForAccount = true;
+      await deps.store.addWaitingRun(runId);
+      result = await acquire();
+    } else {
+      return result;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,24 @@
+// (core) The options of the runs a dispatcher has read lately, kept for the life of a warm container.
+
+import type { Run } from './model.ts';
+import type { RunOptions } from './run-options.ts';
+
+/**
+ * A run's options never change once it is created, so a warm dispatcher may place a call with the
+ * options it read earlier; everything that does change (control, free slots) is checked by the
+ * acquire transaction itself.
+ */
+export class RecentRunOptions {
+  private readonly byRun = new Map<string, RunOptions>();
+  constructor(private readonly capacity = 1_000) {}
+
+  get(runId: string): RunOptions | undefined {
+    return this.byRun.get(runId);
+  }
+
+  remember(run: Run): void {
+    if (this.byRun.has(run.runId)) return;
+    if (this.byRun.size >= this.capacity) this.byRun.delete(this.byRun.keys().next().value!);
+    this.byRun.set(run.runId, run.options);
+  }
+}

@@ -1,0 +1,13 @@
+// (definitions) The formats of dialgate's identifiers and phone numbers, written once: request
+// validation, the configuration schema, the queue's message schema, the callback URL and the API's
+// routes read them.
+
+/** A phone number in E.164: `+`, a country code (no leading 0), 8 to 15 digits in all. */
+export const E164 = /^\+[1-9]\d{7,14}$/;
+
+/**
+ * A run or job id: URL-safe, so that the status callback URL Twilio signs is byte for byte the one
+ * dialgate builds, and short enough for a DynamoDB key and an SQS message.
+ */
+export const ID_CHARS = '[A-Za-z0-9_-]{1,64}';
+export const ID = new RegExp(`^${ID_CHARS}$`);

@@ -1,0 +1,97 @@
+// (handler support) The one place where the handlers' adapters are built from their configuration:
+// the DynamoDB store, the SQS queue, the Twilio client, and the settings the core's use cases take.
+// Each handler reads its own variables (readEnv) and asks for what it uses; nothing here runs until
+// a handler's first invocation.
+
+import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
+import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
+import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
+import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
+import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
+import type { CallSettings } from '../core/place-call.ts';
+import type { AccountLimits, Log, RunStore, WorkQueue } from '../core/ports.ts';
+import type { ReconcileSettings } from '../core/reconcile.ts';
+import type { Env } from '../definitions/environment.ts';
+
+/**
+ * `faults`: the adapter is wrapped by the chaos tests' fault injection (crashes between steps,
+ * DynamoDB throttles and transaction conflicts), which is inert unless DIALGATE_FAULTS is set.
+ */
+interface Wrapping {
+  faults?: boolean;
+}
+
+type TwilioEnv = Pick<Env, 'TWILIO_SECRET_ID' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN'>;
+
+export function runStore(env: Pick<Env, 'TABLE_NAME'>, { faults = false }: Wrapping = {}): RunStore {
+  if (!faults) return new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME });
+  const client = withInjectedDynamoFaults(makeDynamoClient());
+  return withInjectedCrashes(new DynamoRunStore(client, { tableName: env.TABLE_NAME }), 'store');
+}
+
+export function workQueue(env: Pick<Env, 'QUEUE_URL'>, { faults = false }: Wrapping = {}): WorkQueue {
+  const queue = new SqsWorkQueue(makeSqsClient(), env.QUEUE_URL);
+  return faults ? withInjectedCrashes(queue, 'queue') : queue;
+}
+
+/** Where the Twilio account's SID and auth token come from: Secrets Manager in AWS, else the environment. */
+export function twilioCredentials(env: TwilioEnv): CredentialSource {
+  return credentialSource(env);
+}
+
+/** Twilio's Calls API: the Telephony, CallControl and CallLookup ports in one client. */
+export function twilioTelephony(
+  env: TwilioEnv & Pick<Env, 'TWILIO_API_BASE_URL' | 'TWILIO_REQUEST_TIMEOUT_MS'>,
+  { faults = false, log }: Wrapping & { log?: Log } = {},
+): TwilioTelephony {
+  const telephony = new TwilioTelephony({
+    credentials: twilioCredentials(env),
+    apiBaseUrl: env.TWILIO_API_BASE_URL,
+    timeoutMs: env.TWILIO_REQUEST_TIMEOUT_MS,
+    ...(log ? { log } : {}),
+  });
+  return faults ? withInjectedCrashes(telephony, 'telephony') : telephony;
+}
+
+/** What every call is placed with, unless its run says otherwise. */
+export function callSettings(
+  env: Pick<
+    Env,
+    | 'TWILIO_FROM_NUMBER'
+    | 'WEBHOOK_URL'
+    | 'RING_TIMEOUT_SECONDS'
+    | 'CALL_TIME_LIMIT_SECONDS'
+    | 'TWIML_URL'
+    | 'TWIML'
+  >,
+): CallSettings {
+  return {
+    from: env.TWILIO_FROM_NUMBER,
+    webhookUrl: env.WEBHOOK_URL,
+    ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
+    timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
+    content: env.TWIML_URL ? { twimlUrl: env.TWIML_URL } : { twiml: env.TWIML },
+  };
+}
+
+/** The account-wide limits; undefined when none is set, which leaves the account item out altogether. */
+export function accountLimits(
+  env: Pick<Env, 'ACCOUNT_MAX_CONCURRENT_CALLS' | 'ACCOUNT_CALLS_PER_SECOND'>,
+): Omit<AccountLimits, 'nowMs'> | undefined {
+  const account = {
+    ...(env.ACCOUNT_MAX_CONCURRENT_CALLS ? { maxConcurrentCalls: env.ACCOUNT_MAX_CONCURRENT_CALLS } : {}),
+    ...(env.ACCOUNT_CALLS_PER_SECOND ? { callsPerSecond: env.ACCOUNT_CALLS_PER_SECOND } : {}),
+  };
+  return Object.keys(account).length > 0 ? account : undefined;
+}
+
+export function reconcileSettings(
+  env: Pick<Env, 'RING_TIMEOUT_SECONDS' | 'CALL_TIME_LIMIT_SECONDS' | 'RECONCILE_GRACE_SECONDS'>,
+): ReconcileSettings {
+  return {
+    ringTimeoutSeconds: env.RING_TIMEOUT_SECONDS,
+    timeLimitSeconds: env.CALL_TIME_LIMIT_SECONDS,
+    graceSeconds: env.RECONCILE_GRACE_SECONDS,
+  };
+}

@@ -1,0 +1,177 @@
+// The status-callback use case against the in-memory store: a final status frees the slot once and
+// asks for the next call; duplicates, reordered and late callbacks (of this attempt or an earlier
+// one) change nothing; a retry puts the lead back with a not-before time.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
+import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { jobIdFor } from '../../lambdas/core/model.ts';
+import type { RunStore } from '../../lambdas/core/ports.ts';
+import { TWILIO_CALL_STATUSES, type TwilioCallStatus } from '../../lambdas/core/states.ts';
+import { quietLog } from '../support/fakes.ts';
+import { world } from '../support/unit-world.ts';
+
+async function oneCall(options: Parameters<typeof world>[0] = {}, runOptions = {}) {
+  const w = world(options);
+  const runId = await w.seedRun({ leads: 3, concurrency: 1, runOptions });
+  await fillSlots(w.deps, runId);
+  const [call] = w.telephony.live(runId);
+  w.queue.take();
+  return { w, runId, call: call! };
+}
+
+describe('status callbacks', () => {
+  it('moves a dialing job to calling on in-progress, once', async () => {
+    const { w, runId, call } = await oneCall();
+    expect(await w.callback(call.sid, 'ringing')).toBe('unchanged');
+    expect(await w.callback(call.sid, 'in-progress')).toBe('answered');
+    expect(await w.callback(call.sid, 'in-progress')).toBe('unchanged');
+    expect((await w.store.getRun(runId))?.holders[call.jobId]?.state).toBe('calling');
+    expect(await w.store.getJob(runId, call.jobId)).toMatchObject({ status: 'calling' });
+  });
+
+  it('frees the slot on a final status and asks for the next call, with the next jobs as a hint', async () => {
+    const { w, runId, call } = await oneCall();
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
+
+    const run = (await w.store.getRun(runId))!;
+    expect(run).toMatchObject({ active: 0, completed: 1, outcomes: { completed: 1 } });
+    expect(run.holders).toEqual({});
+    expect(await w.store.getJob(runId, call.jobId)).toMatchObject({
+      status: 'completed',
+      outcome: 'completed',
+      callSid: call.sid,
+    });
+    const [dispatch, ...more] = w.queue.take();
+    expect(more).toEqual([]);
+    expect(dispatch?.runId).toBe(runId);
+    expect(dispatch?.request.releasedAt).toBe(w.clock.now().toISOString());
+    expect(dispatch?.request.next?.map((j) => j.jobId).sort()).toEqual([jobIdFor(1), jobIdFor(2)]);
+  });
+
+  it('changes nothing for a duplicate final callback, or one that comes after it out of order', async () => {
+    const { w, runId, call } = await oneCall();
+    await w.callback(call.sid, 'completed');
+    const after = await w.store.getRun(runId);
+    w.queue.take();
+
+    for (const status of ['completed', 'busy', 'in-progress', 'ringing', 'initiated'] as const) {
+      expect(await w.callback(call.sid, status, { moveCall: false })).toBe('unchanged');
+    }
+    expect(await w.store.getRun(runId)).toEqual(after);
+    expect(w.queue.take()).toEqual([]);
+  });
+
+  it('never lets a late callback of an earlier attempt free the next attempt’s slot', async () => {
+    const retry = { on: ['busy' as const], delaySeconds: 60, maxAttempts: 3 };
+    const { w, runId, call } = await oneCall({}, { retry });
+    expect(await w.callback(call.sid, 'busy')).toBe('released');
+    // Back in the queue, not due for a minute, with a wake-up armed for then.
+    const job = (await w.store.getJob(runId, call.jobId))!;
+    expect(job).toMatchObject({ status: 'queued', attempt: 1, outcome: 'busy' });
+    expect(job.notBefore).toBe(w.clock.now().getTime() + 60_000);
+    expect(w.queue.take().some((d) => d.request.delaySeconds === 60)).toBe(true);
+
+    // The other leads take the slot meanwhile; then the retry is due and takes it as attempt 2.
+    for (let i = 0; i < 2; i++) {
+      await fillSlots(w.deps, runId);
+      const [live] = w.telephony.live(runId);
+      await w.callback(live!.sid, 'completed');
+    }
+    w.clock.advance(60_000);
+    await fillSlots(w.deps, runId);
+    const run = (await w.store.getRun(runId))!;
+    expect(run.holders[call.jobId]).toMatchObject({ attempt: 2 });
+
+    // Attempt 1's callback again (Twilio retried it): attempt 2 keeps its slot.
+    expect(await w.callback(call.sid, 'completed', { moveCall: false })).toBe('unchanged');
+    expect((await w.store.getRun(runId))?.holders[call.jobId]).toMatchObject({ attempt: 2 });
+  });
+
+  it('frees the slot without reading the run when the URL says the status does not requeue the lead', async () => {
+    const { w, runId, call } = await oneCall();
+    expect(new URL(call.request.statusCallbackUrl).searchParams.get('requeue_on')).toBe('');
+    const counts: Record<string, number> = {};
+    const store = new Proxy(w.store as RunStore, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          counts[String(name)] = (counts[String(name)] ?? 0) + 1;
+          return value.apply(target, args);
+        };
+      },
+    });
+    w.telephony.set(call.sid, 'no-answer');
+    const effect = await applyStatusCallback(
+      { store, queue: w.queue, clock: w.clock, log: quietLog },
+      {
+        runId,
+        jobId: call.jobId,
+        attempt: call.attempt,
+        requeueOn: [],
+        callSid: call.sid,
+        callStatus: 'no-answer',
+      },
+    );
+    expect(effect).toBe('released');
+    expect(counts.getRun ?? 0).toBe(0);
+    expect(counts.releaseSlot).toBe(1);
+    expect(await w.store.getRun(runId)).toMatchObject({ failed: 1, outcomes: { 'no-answer': 1 } });
+  });
+
+  it('ignores callbacks for runs and jobs it does not hold', async () => {
+    const { w, runId } = await oneCall();
+    const before = await w.store.getRun(runId);
+    for (const ids of [
+      { runId: 'no-such-run', jobId: jobIdFor(0), attempt: 1 },
+      { runId, jobId: jobIdFor(2), attempt: 1 },
+      { runId, jobId: jobIdFor(0), attempt: 7 },
+    ]) {
+      const effect = await applyStatusCallback(
+        { store: w.store, queue: w.queue, clock: w.clock, log: quietLog },
+        { ...ids, callSid: 'CA0', callStatus: 'completed' },
+      );
+      expect(effect).toBe('unchanged');
+    }
+    expect(await w.store.getRun(runId)).toEqual(before);
+  });
+
+  it('ends in the state of the call’s final status, whatever the order and duplicates of its callbacks', async () => {
+    const live = ['queued', 'initiated', 'ringing', 'in-progress'] as const;
+    const finals = TWILIO_CALL_STATUSES.filter((s) => !(live as readonly string[]).includes(s));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...finals),
+        fc.array(fc.constantFrom<TwilioCallStatus>(...live, ...finals), { maxLength: 8 }),
+        fc.infiniteStream(fc.boolean()),
+        async (final, others, coin) => {
+          const { w, runId, call } = await oneCall();
+          // The final callback somewhere among the others (which are duplicates or reordered).
+          const sequence = [...others];
+          sequence.splice(coin.next().value ? 0 : sequence.length, 0, final);
+          const effects: string[] = [];
+          let settled: TwilioCallStatus | undefined;
+          for (const status of sequence) {
+            const isFinalStatus = (finals as readonly string[]).includes(status);
+            const effect = await w.callback(call.sid, status, { moveCall: false });
+            effects.push(effect);
+            if (effect === 'released') settled = status;
+            else if (isFinalStatus && settled === undefined)
+              throw new Error(`a first final ${status} was not applied`);
+          }
+          // Exactly one release; counted once, as the first final status that arrived.
+          expect(effects.filter((e) => e === 'released')).toHaveLength(1);
+          const run = (await w.store.getRun(runId))!;
+          expect(run.active).toBe(0);
+          expect(run.completed + run.failed + run.canceled).toBe(1);
+          expect(run.outcomes).toEqual({ [settled!]: 1 });
+          expect((await w.store.getJob(runId, call.jobId))?.outcome).toBe(settled);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -1,0 +1,122 @@
+// The reconciler against the in-memory store: a slot whose callback never came is freed only on the
+// provider's word (the call is final, or never existed), found by Sid or, when the Sid was lost, by
+// number; a slot the provider still has live is kept; lost dispatches are re-armed, finished runs closed.
+
+import { describe, expect, it } from 'vitest';
+import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { jobIdFor } from '../../lambdas/core/model.ts';
+import { reconcile } from '../../lambdas/core/reconcile.ts';
+import type { CreatePlan } from '../support/fakes.ts';
+import { phoneFor, world } from '../support/unit-world.ts';
+
+/** Past every timeout a dialing call was given (ring 30 s + grace 120 s). */
+const OVERDUE_DIALING_MS = 151_000;
+
+async function held(plan: (to: string) => CreatePlan = () => 'created', leads = 2) {
+  const w = world({ plan });
+  const runId = await w.seedRun({ leads, concurrency: 1 });
+  await fillSlots(w.deps, runId);
+  w.queue.take();
+  return { w, runId };
+}
+
+describe('the reconciler', () => {
+  it('asks nothing about a slot that is not overdue', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    w.telephony.set(call!.sid, 'completed'); // ended, but its callback may still be on its way
+    w.clock.advance(OVERDUE_DIALING_MS - 2_000);
+    const report = await reconcile(w.reconcileDeps);
+    expect(report).toMatchObject({ runsVisited: 1, suspects: 0, reaped: 0 });
+    expect((await w.store.getRun(runId))?.active).toBe(1);
+  });
+
+  it('frees an overdue slot whose call Twilio says ended, as its callback would, and dials on', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    w.telephony.set(call!.sid, 'no-answer'); // the final callback is lost
+    w.clock.advance(OVERDUE_DIALING_MS);
+
+    const report = await reconcile(w.reconcileDeps);
+
+    expect(report).toMatchObject({ suspects: 1, reaped: 1, neverCreated: 0, stillLive: 0 });
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, failed: 1, outcomes: { 'no-answer': 1 } });
+    expect(await w.store.getJob(runId, call!.jobId)).toMatchObject({
+      status: 'failed',
+      outcome: 'no-answer',
+    });
+    expect(w.queue.take().map((d) => d.runId)).toContain(runId);
+    // A second pass finds nothing more to do.
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ suspects: 0, reaped: 0 });
+  });
+
+  it('keeps an overdue slot whose call is still live at the provider (its own queue)', async () => {
+    const { w, runId } = await held();
+    w.clock.advance(OVERDUE_DIALING_MS);
+    const report = await reconcile(w.reconcileDeps);
+    expect(report).toMatchObject({ suspects: 1, stillLive: 1, reaped: 0 });
+    expect((await w.store.getRun(runId))?.active).toBe(1);
+  });
+
+  it('finds a call whose Sid was never saved by its number, and keeps the slot while it is live', async () => {
+    const { w, runId } = await held(() => 'lost');
+    const [call] = w.telephony.live(runId);
+    expect((await w.store.getJob(runId, call!.jobId))?.callSid).toBeUndefined();
+    w.clock.advance(OVERDUE_DIALING_MS);
+
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ stillLive: 1, neverCreated: 0 });
+    expect((await w.store.getRun(runId))?.active).toBe(1);
+
+    w.telephony.set(call!.sid, 'completed');
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1 });
+    expect(await w.store.getJob(runId, call!.jobId)).toMatchObject({
+      status: 'completed',
+      callSid: call!.sid,
+    });
+    // The lead was called once: nothing was re-sent.
+    expect(w.telephony.requests.filter((r) => r.to === phoneFor(0))).toHaveLength(1);
+  });
+
+  it('puts the lead back when Twilio never had the call, and it is then called once', async () => {
+    let first = true;
+    const { w, runId } = await held(() => {
+      const plan = first ? 'unknown' : 'created';
+      first = false;
+      return plan;
+    }, 1);
+    w.clock.advance(OVERDUE_DIALING_MS);
+
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ neverCreated: 1, reaped: 0 });
+    expect(await w.store.getJob(runId, jobIdFor(0))).toMatchObject({ status: 'queued', attempt: 1 });
+    expect(w.queue.take().map((d) => d.runId)).toEqual([runId]);
+
+    await fillSlots(w.deps, runId);
+    expect(w.telephony.live(runId)).toHaveLength(1);
+    expect((await w.store.getRun(runId))?.holders[jobIdFor(0)]).toMatchObject({ attempt: 2 });
+  });
+
+  it('keeps the slot when the provider does not know a call it gave a Sid for', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    w.telephony.calls.delete(call!.sid);
+    w.clock.advance(OVERDUE_DIALING_MS);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ suspects: 1, lookupErrors: 1, reaped: 0 });
+    expect((await w.store.getRun(runId))?.active).toBe(1);
+  });
+
+  it('re-arms a running run whose dispatch was lost, and closes a run whose leads are all final', async () => {
+    const w = world();
+    const stalled = await w.seedRun({ leads: 2, concurrency: 1 });
+    const done = await w.seedRun({ leads: 1, concurrency: 1 });
+    await fillSlots(w.deps, done);
+    const [call] = w.telephony.live(done);
+    await w.callback(call!.sid, 'completed');
+    w.queue.take();
+
+    const report = await reconcile(w.reconcileDeps);
+
+    expect(report).toMatchObject({ runsVisited: 2, redispatched: 1, runsClosed: 1, mismatches: 0 });
+    expect(w.queue.take().map((d) => d.runId)).toEqual([stalled]);
+    expect(await w.store.listOpenRuns()).toEqual([stalled]);
+  });
+});
