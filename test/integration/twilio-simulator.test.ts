@@ -471,6 +471,18 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
         { status: 400, body: { code: 21217, status: 400, more_info: 'x' } },
         { kind: 'rejected', code: 21217, message: 'HTTP 400' },
       ],
+      // The run's own setup (an unverified From, missing content), not the lead: the core pauses the run.
+      [
+        {
+          status: 400,
+          body: { code: 21210, message: 'The source phone number +15005550006 is not verified' },
+        },
+        { kind: 'misconfigured', code: 21210, message: 'The source phone number [number] is not verified' },
+      ],
+      [
+        { status: 400, body: { code: 21205, message: 'Url is not a valid URL' } },
+        { kind: 'misconfigured', code: 21205, message: 'Url is not a valid URL' },
+      ],
       [{ status: 429 }, { kind: 'throttled' }],
       [{ status: 400, body: { code: 20429, message: 'Too Many Requests' } }, { kind: 'throttled' }],
       [{ status: 503, body: { code: 22005, message: 'Call Queue Full' } }, { kind: 'throttled' }],
