@@ -72,7 +72,8 @@ module.exports = {
     },
     {
       name: 'clients-import-no-adapters-handlers',
-      comment: 'The CLI and the console speak to dialgate over its HTTP API, never through its adapters or handlers.',
+      comment:
+        'The CLI and the console speak to dialgate over its HTTP API, never through its adapters or handlers.',
       severity: 'error',
       from: { path: '^clients/' },
       to: { path: '^lambdas/(adapters|handlers)/' },
