@@ -1,6 +1,8 @@
-// Synthesizes the CDK app in-process, exactly as bin/app.ts builds it, and reads the templates back
-// in the shapes the infra tests ask about: functions by name, the IAM statements of each role.
+// Synthesizes the CDK app in-process, exactly as bin/app.ts builds it under cdk.json's context (its
+// feature flags included), and reads the templates back in the shapes the infra tests ask about:
+// functions by name, the IAM statements of each role.
 
+import { readFileSync } from 'node:fs';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -8,6 +10,13 @@ import type { IConstruct } from 'constructs';
 import { type FunctionName, serviceName } from '../../lambdas/definitions/resources.ts';
 import { readConfig } from '../../lib/config.ts';
 import { buildDialgate, type Dialgate } from '../../lib/dialgate-app.ts';
+
+/** cdk.json's context: the feature flags and settings the CDK CLI gives the app. */
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
 
 export interface Synthesized {
   app: App;
@@ -26,6 +35,7 @@ export function synthDialgate(
 ): Synthesized {
   const app = new App({
     context: {
+      ...CDK_JSON_CONTEXT,
       // Bundled: say where each asset is (as the CLI does), so tests can load the bundles.
       ...(options.bundle ? { 'aws:cdk:enable-asset-metadata': true } : { 'aws:cdk:bundling-stacks': [] }),
       ...context,
