@@ -41,13 +41,32 @@ export function synthDialgate(
       ...context,
     },
   });
-  const dialgate = buildDialgate(app, readConfig(app.node));
-  return {
-    app,
-    dialgate,
-    stateful: Template.fromStack(dialgate.stateful),
-    stateless: Template.fromStack(dialgate.stateless),
-  };
+  return throughConsole(() => {
+    const dialgate = buildDialgate(app, readConfig(app.node)); // assets are bundled here
+    return {
+      app,
+      dialgate,
+      stateful: Template.fromStack(dialgate.stateful),
+      stateless: Template.fromStack(dialgate.stateless),
+    };
+  });
+}
+
+/**
+ * Runs `fn` with process.stderr written through console.error: CDK's "Bundling asset …" lines go to
+ * stderr directly, where vitest cannot hold them back for passing tests as it does console output.
+ */
+function throughConsole<T>(fn: () => T): T {
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    console.error(String(chunk).trimEnd());
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return fn();
+  } finally {
+    process.stderr.write = write;
+  }
 }
 
 /** A piece of template JSON: untyped by nature; the tests assert the shapes they rely on. */
