@@ -2,8 +2,16 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    // Handlers log JSON through Powertools; keep test output to what fails.
-    env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+    // Output only from tests that fail: a passing test's logs (the handlers' expected ERROR lines,
+    // CDK's synth warnings) are kept back and printed with the failure they may explain.
+    silent: 'passed-only',
+    env: {
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      // Powertools' Logger writes through the global console (not its own stream) in dev mode, so
+      // vitest sees its lines and can hold them back with the rest of a passing test's output.
+      POWERTOOLS_DEV: 'true',
+    },
     pool: 'forks',
     maxWorkers: 2,
     projects: [

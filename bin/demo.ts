@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import type { RunView } from '../lambdas/core/model.ts';
+import { percentile } from '../tools/bench/stats.ts';
 import { type LocalStack, startLocalStack } from '../tools/local/stack.ts';
 import { mulberry32, type TwilioSimulator, weightedOutcomes } from '../tools/twilio-simulator/simulator.ts';
 
@@ -134,10 +135,6 @@ for (;;) {
 const totalMs = performance.now() - t0;
 if (tty) process.stdout.write('\n');
 
-const percentile = (sorted: number[], p: number) =>
-  sorted.length === 0
-    ? Number.NaN
-    : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 const ms = (value: number) => (Number.isNaN(value) ? 'n/a' : `${value.toFixed(0)} ms`);
 const s = (value: number) => `${(value / 1000).toFixed(1)} s`;
 

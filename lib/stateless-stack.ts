@@ -155,7 +155,11 @@ export class StatelessStack extends Stack {
     this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
     // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
     if (config.apiAuth === 'apiKey') {
-      new ConsoleSite(this, 'Console', { api: this.api, removalPolicy: logRemovalPolicy });
+      new ConsoleSite(this, 'Console', {
+        api: this.api,
+        removalPolicy: logRemovalPolicy,
+        logRetention,
+      });
     }
     this.alarmTopic = this.alarmTopicFor(config);
     this.dashboard = this.monitoring(config, props.deadLetterQueue, workQueue);

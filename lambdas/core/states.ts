@@ -28,10 +28,6 @@ export function isTwilioCallStatus(value: string): value is TwilioCallStatus {
   return (TWILIO_CALL_STATUSES as readonly string[]).includes(value);
 }
 
-export function isLive(state: JobState): state is LiveState {
-  return state === 'dialing' || state === 'calling';
-}
-
 export function isFinal(state: JobState): state is FinalState {
   return state === 'completed' || state === 'failed' || state === 'canceled';
 }

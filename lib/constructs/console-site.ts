@@ -19,6 +19,7 @@ import {
   ViewerProtocolPolicy,
 } from 'aws-cdk-lib/aws-cloudfront';
 import { RestApiOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
@@ -29,6 +30,8 @@ export interface ConsoleSiteProps {
   api: RestApi;
   /** DESTROY outside prod: the bucket holds only files the next deploy puts back. */
   removalPolicy: RemovalPolicy;
+  /** How long the file copier's logs are kept: the stage's retention, as for the functions. */
+  logRetention: RetentionDays;
 }
 
 export class ConsoleSite extends Construct {
@@ -86,6 +89,11 @@ export class ConsoleSite extends Construct {
       distribution: this.distribution,
       distributionPaths: ['/*'],
       memoryLimit: 256,
+      // Its own log group, under the stage's retention and removal policy like every other one.
+      logGroup: new LogGroup(this, 'DeployLogs', {
+        retention: props.logRetention,
+        removalPolicy: props.removalPolicy,
+      }),
     });
 
     // CDK's own copier (one function per stack, outside this construct): what it needs, as CDK grants it.

@@ -1,6 +1,8 @@
-// Synthesizes the CDK app in-process, exactly as bin/app.ts builds it, and reads the templates back
-// in the shapes the infra tests ask about: functions by name, the IAM statements of each role.
+// Synthesizes the CDK app in-process, exactly as bin/app.ts builds it under cdk.json's context (its
+// feature flags included), and reads the templates back in the shapes the infra tests ask about:
+// functions by name, the IAM statements of each role.
 
+import { readFileSync } from 'node:fs';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -8,6 +10,13 @@ import type { IConstruct } from 'constructs';
 import { type FunctionName, serviceName } from '../../lambdas/definitions/resources.ts';
 import { readConfig } from '../../lib/config.ts';
 import { buildDialgate, type Dialgate } from '../../lib/dialgate-app.ts';
+
+/** cdk.json's context: the feature flags and settings the CDK CLI gives the app. */
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
 
 export interface Synthesized {
   app: App;
@@ -26,18 +35,38 @@ export function synthDialgate(
 ): Synthesized {
   const app = new App({
     context: {
+      ...CDK_JSON_CONTEXT,
       // Bundled: say where each asset is (as the CLI does), so tests can load the bundles.
       ...(options.bundle ? { 'aws:cdk:enable-asset-metadata': true } : { 'aws:cdk:bundling-stacks': [] }),
       ...context,
     },
   });
-  const dialgate = buildDialgate(app, readConfig(app.node));
-  return {
-    app,
-    dialgate,
-    stateful: Template.fromStack(dialgate.stateful),
-    stateless: Template.fromStack(dialgate.stateless),
-  };
+  return throughConsole(() => {
+    const dialgate = buildDialgate(app, readConfig(app.node)); // assets are bundled here
+    return {
+      app,
+      dialgate,
+      stateful: Template.fromStack(dialgate.stateful),
+      stateless: Template.fromStack(dialgate.stateless),
+    };
+  });
+}
+
+/**
+ * Runs `fn` with process.stderr written through console.error: CDK's "Bundling asset …" lines go to
+ * stderr directly, where vitest cannot hold them back for passing tests as it does console output.
+ */
+function throughConsole<T>(fn: () => T): T {
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    console.error(String(chunk).trimEnd());
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return fn();
+  } finally {
+    process.stderr.write = write;
+  }
 }
 
 /** A piece of template JSON: untyped by nature; the tests assert the shapes they rely on. */

@@ -1,5 +1,5 @@
-// Issue 7's budgets that are counts, not timings, kept from regressing in `npm test` (timings are left
-// to `npm run bench`: shared, noisy machines make them no test's business).
+// The performance budgets that are counts, not timings, kept from regressing in `npm test` (timings
+// are left to `npm run bench`: shared, noisy machines make them no test's business).
 // - The webhook and dispatcher bundles, built as lib/constructs/dialgate-function.ts builds them, stay
 //   within 1.5 MB and leave twilio's package index (every REST domain) out.
 // - A small refill workload on the local stack, watched by the bench's probe, stays within 15 DynamoDB

@@ -44,14 +44,6 @@ export function summarize(samples: readonly number[]): Summary {
   };
 }
 
-export function sum(values: readonly number[]): number {
-  return values.reduce((total, x) => total + x, 0);
-}
-
-export function mean(values: readonly number[]): number {
-  return values.length === 0 ? Number.NaN : sum(values) / values.length;
-}
-
 /** Rounded to `digits` decimals (2 by default), for JSON that stays readable. */
 export function round(value: number, digits = 2): number {
   if (!Number.isFinite(value)) return value;

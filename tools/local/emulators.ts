@@ -58,7 +58,10 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
       break;
     } catch (error) {
       if ((error as Error).name === 'ResourceNotFoundException') break; // up and answering
-      if (Date.now() > deadline) throw new Error(`DynamoDB Local did not start on ${endpoint}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL'); // a JVM nobody will stop otherwise (the caller gets no handle)
+        throw new Error(`DynamoDB Local did not start on ${endpoint}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
