@@ -1,6 +1,7 @@
 // `npm start`: the whole of dialgate on this machine, configured only by environment variables
-// (README, "Configuration"). Prints the API and webhook URLs when ready; Ctrl-C (SIGINT) or SIGTERM
-// stops everything it started, DynamoDB Local's JVM included, and exits 0.
+// (README, "Configuration"). Prints the API, console and webhook URLs when ready; Ctrl-C (SIGINT) or
+// SIGTERM stops everything it started, DynamoDB Local's JVM included, and exits 0. If DynamoDB Local or
+// the SQS emulator dies, it says which, how and what is lost, stops the rest and exits 1.
 
 import { readFileSync } from 'node:fs';
 import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
@@ -100,6 +101,7 @@ try {
 const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
 console.log(`dialgate is running locally (ready in ${seconds} s)
   API:     ${stack.apiUrl}${apiKey ? '   (send x-api-key)' : ''}
+  Console: ${stack.consoleUrl}
   Webhook: ${stack.webhookUrl}
   Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}`}
   Data:    ${dataDir ?? 'in memory (set DATA_DIR to keep it)'}
@@ -123,6 +125,11 @@ async function shutdown(reason: string, code: number): Promise<void> {
   // Exit once the line is written: stdout may be a pipe, and process.exit does not wait for it.
   process.stdout.write('stopped.\n', () => process.exit(code));
 }
+
+void stack.failure.then((failure) => {
+  console.error(`dialgate: ${failure.message}`);
+  void shutdown(`${failure.service} is gone`, 1);
+});
 
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));

@@ -305,6 +305,79 @@ describe('npm start with API_KEY and the built-in simulator', () => {
   }, 30_000);
 });
 
+/** The process under `root` whose command line matches `pattern` (the JVM, the SQS emulator). */
+function findProcess(root: number, pattern: RegExp): number | undefined {
+  return descendants(root).find((pid) => {
+    try {
+      return pattern.test(execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }));
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('npm start supervises its backends', () => {
+  const cases = [
+    {
+      service: 'DynamoDB Local',
+      process: /DynamoDBLocal\.jar/,
+      lost: /every run, lead and call held in memory is lost/,
+    },
+    {
+      service: 'the SQS emulator',
+      process: /sqs-emulator-process\.ts/,
+      lost: /messages on the work queue .* are lost/,
+    },
+  ];
+  for (const backend of cases) {
+    test(`killing ${backend.service} stops npm start with a message naming it and exit code 1`, async () => {
+      let started: Started | undefined;
+      try {
+        started = await npmStart({ PORT: String(await freePort()), SIM_SEED: '3' });
+        const created = await api(started, 'POST', '/runs', { concurrency: 2, leads: leads(3, 300) });
+        expect(created.status).toBe(202);
+        const pid = findProcess(started.child.pid!, backend.process);
+        expect(pid, `no ${backend.service} process under npm start`).toBeDefined();
+
+        const family = descendants(started.child.pid!);
+        const exited = once(started.child, 'exit');
+        process.kill(pid!, 'SIGKILL');
+        // Once the stack has said what happened, no answer may claim that nothing was lost.
+        const said = new RegExp(`${backend.service} was killed by SIGKILL`);
+        while (!said.test(started.output()) && started.child.exitCode === null) await sleep(50);
+        const answers: { status: number; message: string }[] = [];
+        while (started.child.exitCode === null) {
+          try {
+            const got = await api(started, 'GET', `/runs/${created.body.run_id}`);
+            answers.push({
+              status: got.status,
+              message: String((got.body.error as { message?: string })?.message),
+            });
+          } catch {
+            break; // the API is gone: stopping
+          }
+          await sleep(50);
+        }
+        const [code] = await exited;
+        if (!started.child.stdout!.readableEnded) await once(started.child.stdout!, 'end');
+        const output = started.output();
+        expect(output).toMatch(said);
+        expect(output).toMatch(backend.lost);
+        expect(code).toBe(1);
+        for (const answer of answers) {
+          expect(answer.status).toBe(503);
+          expect(answer.message).toMatch(said);
+          expect(answer.message).not.toMatch(/nothing was lost/);
+        }
+        // Nothing left behind: the other backend and the simulator stopped with it.
+        expect(await waitUntilGone(family, 15_000)).toEqual([]);
+      } finally {
+        await stopGroup(started);
+      }
+    }, 150_000);
+  }
+});
+
 describe('npm run invoke on the sample events', () => {
   const invoke = (fn: string, ...events: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolvePromise) => {
