@@ -4,6 +4,7 @@
 //   npm run demo -- [--leads 100] [--cap 3] [--ring-ms 200] [--talk-ms 500] [--seed 7]
 //   npm run demo -- --api http://127.0.0.1:3000 [--api-key KEY]   (a running `npm start`; no observer figures)
 
+import './node-version.ts';
 import { parseArgs } from 'node:util';
 import type { RunView } from '../lambdas/core/model.ts';
 import { type LocalStack, startLocalStack } from '../tools/local/stack.ts';

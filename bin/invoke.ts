@@ -6,6 +6,7 @@
 //   npm run invoke -- webhook function-url/twilio-status-forged      (the events/ prefix and .json are optional)
 //   echo '{"Records": []}' | npm run invoke -- dispatcher -
 
+import './node-version.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FUNCTIONS, type FunctionName } from '../lambdas/definitions/resources.ts';

@@ -3,6 +3,7 @@
 // SIGTERM stops everything it started, DynamoDB Local's JVM included, and exits 0. If DynamoDB Local or
 // the SQS emulator dies, it says which, how and what is lost, stops the rest and exits 1.
 
+import './node-version.ts';
 import { readFileSync } from 'node:fs';
 import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
 import { type ExternalTwilio, type LocalStack, startLocalStack } from '../tools/local/stack.ts';

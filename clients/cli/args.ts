@@ -1,6 +1,7 @@
 // (client) The CLI's options, which command takes which, the errors that end a command with an exit
 // code, and the small parsers each command uses to name a bad option.
 
+import { parseArgs } from 'node:util';
 import type { ApiClient, ApiError } from './api-client.ts';
 
 export const EXIT = {
@@ -13,6 +14,8 @@ export const EXIT = {
   invalidInput: 4,
   unreachable: 5,
   interrupted: 130,
+  /** stdout was closed (`dialgate runs watch <id> | head -3`): stop quietly, as a SIGPIPE would. */
+  closedPipe: 141,
 } as const;
 
 export interface Output {
@@ -55,7 +58,9 @@ export const OPTIONS = {
   interval: { type: 'string' },
   hangup: { type: 'boolean' },
   status: { type: 'string' },
+  'from-run': { type: 'string' },
   'reveal-phone': { type: 'boolean' },
+  utc: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -66,15 +71,68 @@ export type Values = {
 
 /** Which options each command takes, beyond --api and --help. */
 export const ALLOWED: Record<string, (keyof Values)[]> = {
-  'runs create': ['concurrency', 'watch', 'interval'],
-  'runs list': ['limit', 'cursor', 'format'],
-  'runs show': ['format'],
-  'runs watch': ['interval'],
+  'runs create': ['concurrency', 'watch', 'interval', 'from-run', 'status', 'utc'],
+  'runs list': ['limit', 'cursor', 'format', 'utc'],
+  'runs show': ['format', 'utc'],
+  'runs watch': ['interval', 'utc'],
   'runs pause': [],
   'runs resume': [],
   'runs cancel': ['hangup'],
-  calls: ['status', 'format', 'limit', 'reveal-phone'],
+  calls: ['status', 'format', 'limit', 'reveal-phone', 'utc'],
 };
+
+/**
+ * The command line as options and positionals. Every problem is named by the option, with a
+ * suggestion for a misspelt one: `unknown option --concurency (did you mean --concurrency?)`.
+ */
+export function parseCommandLine(argv: string[]): { values: Values; positionals: string[] } {
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = (OPTIONS as Record<string, { type: 'string' | 'boolean' }>)[token.name];
+    if (!spec) {
+      const close = suggestion(token.name);
+      throw new UsageError(`unknown option ${token.rawName}${close ? ` (did you mean --${close}?)` : ''}`);
+    }
+    if (spec.type === 'string' && (token.value === undefined || token.value === ''))
+      throw new UsageError(`${token.rawName} needs a value`);
+    if (spec.type === 'boolean' && token.value !== undefined)
+      throw new UsageError(`${token.rawName} takes no value (got "${token.value}")`);
+  }
+  return { values: values as Values, positionals };
+}
+
+/** The known option nearest to `name`, when it is a likely typo (edit distance ≤ 2). */
+function suggestion(name: string): string | undefined {
+  let best: { option: string; distance: number } | undefined;
+  for (const option of Object.keys(OPTIONS)) {
+    const distance = editDistance(name.toLowerCase(), option);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { option, distance };
+  }
+  return best?.option;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
 
 export interface Context {
   client: ApiClient;

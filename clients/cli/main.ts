@@ -2,7 +2,6 @@
 // stderr prefixed `dialgate:`, and the exit code says what went wrong (EXIT, args.ts), so that a script
 // can rely on all three. bin/dialgate.ts runs `main` with the real process; tests run it in-process.
 
-import { parseArgs } from 'node:util';
 import { ApiClient, ApiError, type RunAction, UnreachableError } from './api-client.ts';
 import {
   ALLOWED,
@@ -13,8 +12,8 @@ import {
   exitCodeFor,
   nonEmpty,
   none,
-  OPTIONS,
   one,
+  parseCommandLine,
   UsageError,
   type Values,
 } from './args.ts';
@@ -29,18 +28,7 @@ export { DEFAULT_API_URL, USAGE, VERSION } from './usage.ts';
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const say = (text: string) => io.stderr.write(`dialgate: ${text}\n`);
   try {
-    let parsed: { values: Values; positionals: string[] };
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: OPTIONS,
-        allowPositionals: true,
-        strict: true,
-      }) as typeof parsed;
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseCommandLine(argv);
     if (values.version) {
       io.stdout.write(`dialgate ${VERSION}\n`);
       return EXIT.ok;
@@ -72,7 +60,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const ctx: Context = { client, io, values, say };
     switch (command) {
       case 'runs create':
-        return await createRun(ctx, one(args, 'runs create <leads.csv>'));
+        return await createRun(ctx, args);
       case 'runs list':
         none(args, command);
         return await listRuns(ctx);
@@ -102,7 +90,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     if (error instanceof ApiError) {
       say(`${error.message} (HTTP ${error.status} ${error.code})`);
-      for (const detail of error.details)
+      // A single detail that only repeats the message is not said twice.
+      const details =
+        error.details.length === 1 && error.message.includes(error.details[0]!.message) ? [] : error.details;
+      for (const detail of details)
         say(
           `  ${detail.line ? `line ${detail.line}: ` : ''}${detail.field ? `${detail.field}: ` : ''}${detail.message}`,
         );

@@ -8,6 +8,10 @@ export const USAGE = `Usage: dialgate [--api URL] <command> [options]
 Commands:
   runs create <leads.csv> [--concurrency N] [--watch]
                           Check the CSV, start a run, print its id (with --watch, then watch it)
+  runs create --from-run <run-id> [--status S] [--concurrency N] [--watch]
+                          A new run of another run's leads that ended so: S is one or more
+                          statuses or outcomes with commas (default failed; e.g. failed,canceled
+                          or busy,no-answer); no phone number leaves the API
   runs list [--limit N] [--cursor C] [--format table|json]
                           Runs, newest first (N up to 100, default 20)
   runs show <run-id> [--format table|json]
@@ -23,6 +27,8 @@ Commands:
 
 Options:
   --api URL               API base URL (default: $DIALGATE_API_URL, else ${DEFAULT_API_URL})
+  --utc                   Times in UTC (default: local time with its offset; JSON and CSV
+                          always carry ISO 8601 as the API sends it)
   -h, --help              This help
   --version               The client's version
 
@@ -39,4 +45,5 @@ Exit codes:
   4    invalid input: the CSV is missing, unreadable or invalid, or the API refused the leads
   5    the API cannot be reached
   130  interrupted
+  141  stdout was closed (e.g. piped into head): stopped quietly
 `;

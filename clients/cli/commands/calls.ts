@@ -22,6 +22,14 @@ export async function listCalls(ctx: Context, runId: string): Promise<number> {
   if (limit !== undefined) calls.length = Math.min(calls.length, limit);
   if (how === 'json') ctx.io.stdout.write(`${JSON.stringify(calls, null, 2)}\n`);
   else if (how === 'csv') ctx.io.stdout.write(`${callsCsv(calls)}\n`);
-  else ctx.io.stdout.write(`${calls.length === 0 ? 'no calls' : callsTable(calls)}\n`);
+  else
+    ctx.io.stdout.write(`${calls.length === 0 ? 'no calls' : callsTable(calls, ctx.values.utc === true)}\n`);
+  // An export of masked numbers cannot start a run: say how to get them, and how not to need them.
+  if (how !== 'table' && calls.some((call) => call.phone.includes('*')))
+    ctx.say(
+      'phone numbers are masked: add --reveal-phone to export them whole, or start a run of these ' +
+        `leads without exporting them: dialgate runs create --from-run ${runId}` +
+        (ctx.values.status ? ` --status ${ctx.values.status}` : ''),
+    );
   return EXIT.ok;
 }

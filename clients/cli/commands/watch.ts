@@ -4,6 +4,7 @@
 import { ApiError, type RunDetails, UnreachableError } from '../api-client.ts';
 import { type Context, EXIT, Exit, intervalMs } from '../args.ts';
 import { DialRate, done, isEnded, outcomes, progressBar, progressLine } from '../format.ts';
+import { humanTime } from '../time.ts';
 
 export async function watchRun(ctx: Context, runId: string): Promise<number> {
   return watch(ctx, runId, intervalMs(ctx));
@@ -47,7 +48,8 @@ export async function watch(ctx: Context, runId: string, interval: number): Prom
         last = line;
       } else {
         const line = progressLine(run);
-        if (line !== last) out.write(`${new Date().toISOString()} ${line}\n`);
+        if (line !== last)
+          out.write(`${humanTime(new Date().toISOString(), ctx.values.utc === true)} ${line}\n`);
         last = line;
       }
       if (isEnded(run)) break;
