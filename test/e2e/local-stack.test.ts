@@ -268,6 +268,8 @@ describe('npm start with API_KEY and the built-in simulator', () => {
       API_KEY: 'sesame',
       SIM_RING_MS: '50',
       SIM_TALK_MS: '50',
+      // Every call answered, so that the run's counts are known in advance.
+      SIM_OUTCOMES: 'completed',
     });
   }, 120_000);
 
@@ -315,6 +317,41 @@ function findProcess(root: number, pattern: RegExp): number | undefined {
     }
   });
 }
+
+describe('a plain npm start', () => {
+  let started: Started | undefined;
+  afterAll(() => stopGroup(started));
+
+  test('calls end in several outcomes, as the banner says, and the failed ones can be listed', async () => {
+    // The default mix, seeded, on shorter calls than the default (which look like real calls).
+    started = await npmStart({
+      PORT: String(await freePort()),
+      SIM_SEED: '5',
+      SIM_RING_MS: '40',
+      SIM_TALK_MS: '80',
+    });
+    expect(started.output()).toMatch(
+      /calls end completed 65%, no-answer 18%, busy 8%, failed 5%, invalid 4%/,
+    );
+    expect(started.output()).toMatch(/Console: +http:\/\/127\.0\.0\.1:\d+\//);
+    const created = await api(started, 'POST', '/runs', {
+      concurrency: 3,
+      retry: { max_attempts: 1 },
+      leads: leads(40, 400),
+    });
+    expect(created.status).toBe(202);
+    const runId = created.body.run_id as string;
+    const view = await waitForRun(started, runId, (v) => v.status === 'completed', 90_000);
+    const outcomes = Object.keys(view.outcomes).filter((outcome) => view.outcomes[outcome]! > 0);
+    expect(outcomes.length).toBeGreaterThanOrEqual(3);
+    expect(view.failed).toBeGreaterThan(0);
+    expect(view.completed).toBeGreaterThan(view.failed);
+    const failed = await api(started, 'GET', `/runs/${runId}/calls?status=failed&limit=100`);
+    const calls = failed.body.calls as { status: string; outcome: string }[];
+    expect(calls).toHaveLength(view.failed);
+    expect(new Set(calls.map((call) => call.outcome)).size).toBeGreaterThanOrEqual(2);
+  }, 150_000);
+});
 
 describe('npm start supervises its backends', () => {
   const cases = [

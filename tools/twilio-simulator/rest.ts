@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mulberry32 } from '../../lambdas/core/random.ts';
 import { finish, register } from './lifecycle.ts';
 import { type CallState, chance, isFinal, now, type SimState } from './state.ts';
-import { type ApiError, CALLBACK_EVENTS, type CallbackEvent } from './types.ts';
+import { type ApiError, CALLBACK_EVENTS, type CallbackEvent, type CallScript } from './types.ts';
 import {
   API_VERSION,
   apiError,
@@ -165,7 +165,8 @@ function validateAndBuild(
   const index = sim.calls.length;
   const rng = mulberry32(Math.floor(sim.random() * 4294967296));
   const settings = sim.settings;
-  const script = settings.behavior?.({ to, from, index }) ?? { outcome: 'completed' };
+  const script: CallScript = settings.behavior?.({ to, from, index }) ?? { outcome: 'completed' };
+  if (script.invalidNumber) throw apiError(400, 21211, `The 'To' number ${to} is not a valid phone number.`);
   const vary = (ms: number) => Math.max(0, ms * (1 + settings.jitter * (2 * rng() - 1)));
   const createdAt = now();
   const run = ids?.get('run') ?? undefined;

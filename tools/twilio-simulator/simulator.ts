@@ -68,7 +68,14 @@ import type {
 import { HttpError, sendError } from './wire.ts';
 
 export { mulberry32 } from '../../lambdas/core/random.ts';
-export { DEFAULT_REJECT_NUMBERS, weightedOutcomes } from './behaviors.ts';
+export {
+  DEFAULT_REJECT_NUMBERS,
+  MIX_OUTCOMES,
+  type MixOutcome,
+  parseOutcomeMix,
+  REALISTIC_OUTCOMES,
+  weightedOutcomes,
+} from './behaviors.ts';
 export * from './types.ts';
 export { rfc2822, twilioSignature } from './wire.ts';
 

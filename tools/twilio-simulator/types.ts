@@ -24,6 +24,8 @@ export interface CallScript {
   ringMs?: number;
   /** Time in progress once answered. */
   talkMs?: number;
+  /** The To number is refused at create (400, error 21211), as Twilio refuses an invalid number. */
+  invalidNumber?: boolean;
 }
 
 export interface ApiError {
@@ -119,7 +121,7 @@ export interface SimCall {
   run?: string;
   job?: string;
   attempt?: string;
-  script: Required<CallScript>;
+  script: Required<Omit<CallScript, 'invalidNumber'>>;
   status: SimCallStatus;
   /** ms since the epoch, fractional. */
   createdAt: number;

@@ -3,16 +3,53 @@
 // the dial rate and the outcomes. `view` keeps what they remember between polls (rate samples, the
 // peak, what was last announced to screen readers).
 
-import { byId, duration, h, replace } from './dom.js';
+import { byId, duration, h, plural, replace } from './dom.js';
 
 /** @typedef {import('./api.js').Run} Run */
+/**
+ * A finished run's own figures, from its calls' times: how many were dialed, over how long, and the
+ * most that were live at once.
+ * @typedef {{ dialed: number, spanMs: number, peak: number, partial: boolean }} FinishedStats
+ */
 /**
  * @typedef {{
  *   samples: { at: number, started: number }[],
  *   peakLive: number,
  *   announced: { status: string, tenth: number, at: number },
+ *   finished?: FinishedStats | undefined,
  * }} PanelState
  */
+
+/**
+ * @param {import('./api.js').Call[]} calls
+ * @param {boolean} partial whether more calls exist than were read
+ * @returns {FinishedStats}
+ */
+export function finishedStats(calls, partial) {
+  /** @type {[number, number][]} */
+  const events = [];
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  let dialed = 0;
+  for (const call of calls) {
+    if (!call.dialed_at) continue;
+    const start = Date.parse(call.dialed_at);
+    const end = call.ended_at ? Date.parse(call.ended_at) : start;
+    dialed += 1;
+    first = Math.min(first, start);
+    last = Math.max(last, end);
+    events.push([start, 1], [end, -1]);
+  }
+  // Ends before starts at the same instant: a slot freed and taken again is not two live calls.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let live = 0;
+  let peak = 0;
+  for (const [, change] of events) {
+    live += change;
+    peak = Math.max(peak, live);
+  }
+  return { dialed, spanMs: dialed > 0 ? last - first : 0, peak, partial };
+}
 
 /** The dial rate is measured over this window. */
 const RATE_WINDOW_MS = 60_000;
@@ -146,8 +183,19 @@ export function renderRate(view, run) {
   const elapsed = first ? now - first.at : 0;
   const rate = byId('dial-rate');
   if (run.status === 'completed' || run.status === 'canceled') {
-    rate.textContent = '–';
-    byId('rate-detail').textContent = 'The run is over: no more calls will start.';
+    // The run's own figures, from its calls' times, not what this page happened to see.
+    const stats = view.finished;
+    if (!stats) {
+      rate.textContent = '…';
+      byId('rate-detail').textContent = 'The run is over; reading its calls for its average rate and peak.';
+      return;
+    }
+    const of = stats.partial ? ` (from its first ${stats.dialed} calls)` : '';
+    rate.textContent = stats.spanMs >= 1_000 ? ((stats.dialed / stats.spanMs) * 60_000).toFixed(1) : '–';
+    byId('rate-detail').textContent =
+      `The run's average: ${plural(stats.dialed, 'call')} dialed in ${duration(stats.spanMs)}${of}. ` +
+      'No more calls will start.';
+    byId('rate-peak').textContent = `Peak: ${stats.peak} of ${run.concurrency} slots live at once.`;
     return;
   }
   if (!first || elapsed < 2_000) {

@@ -4,15 +4,42 @@
 // the run can still change.
 
 import { ApiError } from './api.js';
-import { renderCallsTable } from './calls-table.js';
+import { renderCallsTable, showCallsLoading } from './calls-table.js';
 import { byId, dateTime, h, plural, replace } from './dom.js';
-import { capitalize, renderLive, renderOutcomes, renderProgress, renderRate } from './run-panels.js';
+import {
+  capitalize,
+  finishedStats,
+  renderLive,
+  renderOutcomes,
+  renderProgress,
+  renderRate,
+} from './run-panels.js';
 
 /** @typedef {import('./api.js').Run} Run @typedef {import('./api.js').Call} Call */
 
 const POLL_MS = 1_000;
 const CALLS_REFRESH_MS = 5_000;
 const CALLS_PAGE = 50;
+/** A finished run's own rate and peak are read from at most this many calls (pages of 100). */
+const STATS_MAX_CALLS = 2_000;
+
+/** Enables the controls that `run` allows; none without a run. @param {Run | undefined} run */
+function setControls(run) {
+  const status = run?.status;
+  const cancelable = status === 'running' || status === 'paused';
+  /** @type {[string, boolean][]} */
+  const controls = [
+    ['pause-button', status === 'running'],
+    ['resume-button', status === 'paused'],
+    ['cancel-button', cancelable],
+    ['cancel-hangup', cancelable],
+  ];
+  for (const [id, enabled] of controls) {
+    const control = /** @type {HTMLButtonElement | HTMLInputElement} */ (byId(id));
+    control.disabled = !enabled;
+  }
+}
+
 export class RunView {
   /**
    * @param {import('./api.js').Api} api
@@ -39,6 +66,9 @@ export class RunView {
     this.callsCursor = undefined;
     this.callsPages = 0;
     this.generation = 0;
+    /** @type {import('./run-panels.js').FinishedStats | undefined} */
+    this.finished = undefined;
+    this.finishedLoading = false;
 
     byId('pause-button').addEventListener('click', () => void this.control('pause'));
     byId('resume-button').addEventListener('click', () => void this.control('resume'));
@@ -54,6 +84,8 @@ export class RunView {
 
   /** @param {string} runId */
   show(runId) {
+    // Another run starts with all its calls listed, not filtered as the last one was.
+    if (runId !== this.runId) /** @type {HTMLSelectElement} */ (byId('calls-status')).value = '';
     this.generation += 1;
     this.runId = runId;
     this.run = undefined;
@@ -63,10 +95,19 @@ export class RunView {
     this.calls = [];
     this.callsCursor = undefined;
     this.callsPages = 0;
+    this.finished = undefined;
+    this.finishedLoading = false;
     byId('run-id').textContent = runId;
     replace(byId('run-status'), 'loading');
+    delete byId('run-status').dataset.status;
+    replace(byId('run-created'));
     replace(byId('control-result'));
-    replace(byId('calls-table'));
+    replace(byId('rate-peak'));
+    // Nothing can be done to a run before it is known to exist.
+    setControls(undefined);
+    byId('run-missing').hidden = true;
+    byId('run-body').hidden = false;
+    showCallsLoading();
     this.section.hidden = false;
     void this.poll(this.generation);
     void this.loadCalls(true);
@@ -94,15 +135,50 @@ export class RunView {
       this.render(run);
     } catch (error) {
       if (generation !== this.generation) return;
-      if (error instanceof ApiError && error.status === 404) {
-        this.page.showError(`No run with id “${this.runId}”.`);
-        replace(byId('run-status'), 'not found');
+      if (error instanceof ApiError && error.status === 404 && !error.missingRoute) {
+        this.showMissing();
         return;
       }
       this.page.showError(error);
     }
     // A finished run changes no more; keep a slow poll in case it was canceled with calls still ending.
     this.pollTimer = window.setTimeout(() => void this.poll(generation), this.ended ? 10 * POLL_MS : POLL_MS);
+  }
+
+  /** An unknown run: a message instead of the run's panels, and nothing to press. */
+  showMissing() {
+    clearTimeout(this.callsTimer);
+    this.page.clearError();
+    setControls(undefined);
+    replace(byId('run-status'), 'not found');
+    byId('run-status').dataset.status = 'missing';
+    byId('run-body').hidden = true;
+    byId('run-missing-text').textContent =
+      `There is no run with id “${this.runId}” at this API. Check the id, or the API URL under Connection.`;
+    byId('run-missing').hidden = false;
+  }
+
+  /** Reads the finished run's calls once, for its own average dial rate and peak. */
+  async loadFinishedStats() {
+    if (this.finishedLoading) return;
+    this.finishedLoading = true;
+    const generation = this.generation;
+    /** @type {Call[]} */
+    const calls = [];
+    /** @type {string | undefined} */
+    let cursor;
+    try {
+      do {
+        const page = await this.api.listCalls(this.runId, { limit: 100, ...(cursor ? { cursor } : {}) });
+        calls.push(...page.calls);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor && calls.length < STATS_MAX_CALLS);
+    } catch {
+      return; // the live figures stay; the finished ones are a nicety
+    }
+    if (generation !== this.generation || !this.run) return;
+    this.finished = finishedStats(calls, cursor !== undefined);
+    renderRate(this, this.run);
   }
 
   /** @param {Run} run */
@@ -117,16 +193,13 @@ export class RunView {
       `Created ${dateTime(run.created_at)} · ${plural(run.total_leads, 'lead')} · at most ` +
       `${plural(run.concurrency, 'live call')}`;
 
-    /** @type {HTMLButtonElement} */ (byId('pause-button')).disabled = run.status !== 'running';
-    /** @type {HTMLButtonElement} */ (byId('resume-button')).disabled = run.status !== 'paused';
-    const cancelable = run.status === 'running' || run.status === 'paused';
-    /** @type {HTMLButtonElement} */ (byId('cancel-button')).disabled = !cancelable;
-    /** @type {HTMLInputElement} */ (byId('cancel-hangup')).disabled = !cancelable;
+    setControls(run);
 
     renderProgress(this, run);
     renderLive(this, run);
     renderRate(this, run);
     renderOutcomes(run);
+    if (this.ended) void this.loadFinishedStats();
     // The calls table follows the run when it ends, so that its last state is the final one.
     if (before && before.status !== run.status) void this.loadCalls(this.callsPages <= 1);
   }
@@ -184,6 +257,8 @@ export class RunView {
         replace(box, h('p', { class: 'muted' }, 'This API does not list calls yet.'));
         return;
       }
+      // An unknown run: the run's own poll says so, once.
+      if (error instanceof ApiError && error.status === 404) return;
       this.page.showError(error);
     }
     // Only the first page follows the run; once more pages are loaded the table stays put.
