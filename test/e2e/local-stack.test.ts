@@ -442,7 +442,23 @@ describe('npm run invoke on the sample events', () => {
     for (const result of [created, callbacks]) expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ statusCode: 202 });
     expect(JSON.parse(callbacks.stdout)).toMatchObject([{ statusCode: 200 }, { statusCode: 403 }]);
-  }, 90_000);
+    // What each invocation changed, on stderr: the run item and the ingest message for a new run; for
+    // a callback naming a run this fresh table does not have, nothing, and why.
+    expect(created.stderr).toMatch(/changed:\n {2}\+ item RUN#/);
+    expect(created.stderr).toMatch(/work queue: \+\d+ message\(s\)/);
+    expect(callbacks.stderr).toMatch(
+      /twilio-status-completed: \d+ ms\) changed nothing\.\n {2}\(the event names run /,
+    );
+    // Two stacks (two JVMs) start at once: room for a loaded 2-core machine.
+  }, 180_000);
+
+  test('an unknown event name lists the sample events of that function', async () => {
+    const result = await invoke('webhook', 'twilio-status-complete');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('no event "twilio-status-complete". Sample events for webhook:');
+    expect(result.stderr).toContain('  function-url/twilio-status-completed\n');
+    expect(result.stderr).not.toContain('api-gateway/');
+  });
 });
 
 describe("the local SQS event source (Lambda's, emulated)", () => {
