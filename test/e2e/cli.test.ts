@@ -534,7 +534,6 @@ describe('re-running the leads of another run', () => {
       '--concurrency',
       '1',
     ]);
-    ctx.skip('this API has no from_run yet');
     expect(again.code, again.stderr).toBe(EXIT.ok);
     const rerun = again.stdout.trim();
     expect(rerun).not.toBe(runId);
