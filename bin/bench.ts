@@ -5,6 +5,7 @@
 // bench-results/ (gitignored); --save also writes the committed summary docs/bench-latest.json.
 // A missed target is reported, not fatal; --strict exits 1 on one. See docs/benchmarks.md.
 
+import './node-version.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';

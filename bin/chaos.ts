@@ -1,6 +1,7 @@
 // `npm run chaos [-- --seed N --runs N --leads N]`: the fault-injection suite at full size.
 // Prints the seed, what was injected and every invariant's count; exits 1 if any invariant broke.
 
+import './node-version.ts';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CHAOS, runChaos } from '../tools/chaos/chaos.ts';
 

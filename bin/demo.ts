@@ -1,22 +1,32 @@
 // `npm run demo`: a 100-lead run with a cap of 3 against the Twilio simulator, with a live progress
 // bar and a closing summary from the simulator's own observer (not dialgate's counters): the most
 // calls it ever saw live at once, total time against the ideal, and refill latency.
-//   npm run demo -- [--leads 100] [--cap 3] [--ring-ms 200] [--talk-ms 500] [--seed 7]
+//   npm run demo -- [--leads 100] [--cap 3] [--ring-ms 300] [--talk-ms 1500] [--seed 58]
+//                   [--outcomes completed=65,no-answer=18,busy=8,failed=5,invalid=4]
 //   npm run demo -- --api http://127.0.0.1:3000 [--api-key KEY]   (a running `npm start`; no observer figures)
 
+import './node-version.ts';
 import { parseArgs } from 'node:util';
 import type { RunView } from '../lambdas/core/model.ts';
 import { percentile } from '../tools/bench/stats.ts';
 import { type LocalStack, startLocalStack } from '../tools/local/stack.ts';
-import { mulberry32, type TwilioSimulator, weightedOutcomes } from '../tools/twilio-simulator/simulator.ts';
+import {
+  type MixOutcome,
+  mulberry32,
+  parseOutcomeMix,
+  REALISTIC_OUTCOMES,
+  type TwilioSimulator,
+  weightedOutcomes,
+} from '../tools/twilio-simulator/simulator.ts';
 
 const { values: args } = parseArgs({
   options: {
     leads: { type: 'string', default: '100' },
     cap: { type: 'string', default: '3' },
-    'ring-ms': { type: 'string', default: '200' },
-    'talk-ms': { type: 'string', default: '500' },
-    seed: { type: 'string', default: '7' },
+    'ring-ms': { type: 'string', default: '300' },
+    'talk-ms': { type: 'string', default: '1500' },
+    seed: { type: 'string', default: '58' },
+    outcomes: { type: 'string' },
     api: { type: 'string' },
     'api-key': { type: 'string' },
   },
@@ -32,6 +42,13 @@ function positive(name: string, raw: string | undefined): number {
 }
 
 const leads = positive('leads', args.leads);
+let mix: Partial<Record<MixOutcome, number>> = REALISTIC_OUTCOMES;
+try {
+  if (args.outcomes !== undefined) mix = parseOutcomeMix(args.outcomes);
+} catch (error) {
+  console.error(`--outcomes: ${(error as Error).message}`);
+  process.exit(2);
+}
 const cap = positive('cap', args.cap);
 const tty = process.stdout.isTTY === true;
 const paint = (code: string, text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -60,10 +77,10 @@ if (!apiUrl) {
     simulator: {
       ringMs: positive('ring-ms', args['ring-ms']),
       talkMs: positive('talk-ms', args['talk-ms']),
-      jitter: 0.3,
+      jitter: 0.5,
       random,
-      // Some leads do not pick up or are busy, as in life: the bar shows failures too.
-      behavior: weightedOutcomes({ completed: 8, 'no-answer': 1, busy: 1 }, random),
+      // Some leads do not pick up, are busy, fail or do not exist, as in life: the bar shows it.
+      behavior: weightedOutcomes(mix, random),
     },
     onError: (error, where) => console.error(`\n[local] ${where}: ${(error as Error).message ?? error}`),
   });
@@ -73,6 +90,8 @@ if (!apiUrl) {
 
 const body = {
   concurrency: cap,
+  // One attempt per lead, so that the demo ends: a real run retries busy and no-answer leads later.
+  retry: { max_attempts: 1 },
   leads: Array.from({ length: leads }, (_, i) => ({
     phone: `+1415${String(5_550_000 + i).padStart(7, '0')}`,
     name: `Lead ${i + 1}`,
@@ -146,7 +165,7 @@ console.log(
       .join(', ')})`,
 );
 if (stack?.simulator) {
-  summarizeObserved(stack.simulator, runId, view.total_leads, cap);
+  summarizeObserved(stack.simulator, runId, cap);
 } else {
   console.log(
     `  max live calls   ${maxReported} (dialgate's own count, polled; the simulator is in the other process)`,
@@ -156,12 +175,13 @@ if (stack?.simulator) {
 await stack?.stop();
 process.exit(0);
 
-function summarizeObserved(sim: TwilioSimulator, run: string, total: number, concurrency: number): void {
+function summarizeObserved(sim: TwilioSimulator, run: string, concurrency: number): void {
   const observed = sim.stats().runs[run];
   const calls = sim.calls().filter((call) => call.run === run && call.endedAt !== undefined);
   const durations = calls.map((call) => call.endedAt! - call.createdAt);
   const meanCall = durations.reduce((sum, d) => sum + d, 0) / Math.max(1, durations.length);
-  const ideal = Math.ceil(total / concurrency) * meanCall;
+  // Numbers refused at create never become calls and hold no slot for long: the ideal counts calls.
+  const ideal = Math.ceil(calls.length / concurrency) * meanCall;
   const first = Math.min(...calls.map((call) => call.createdAt));
   const last = Math.max(...calls.map((call) => call.endedAt!));
   const refill = sim.refillLatencies(run).sort((a, b) => a - b);
@@ -177,7 +197,7 @@ function summarizeObserved(sim: TwilioSimulator, run: string, total: number, con
     `  total time       ${s(totalMs)} from POST /runs to completed (first call → last call ended: ${s(last - first)})`,
   );
   console.log(
-    `  ideal            ${s(ideal)} = ceil(${total}/${concurrency}) × ${ms(meanCall)} mean call (create → final)` +
+    `  ideal            ${s(ideal)} = ceil(${calls.length} calls/${concurrency}) × ${ms(meanCall)} mean call (create → final)` +
       `; actual / ideal = ${(totalMs / ideal).toFixed(2)}`,
   );
   console.log(

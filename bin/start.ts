@@ -1,11 +1,20 @@
 // `npm start`: the whole of dialgate on this machine, configured only by environment variables
-// (README, "Configuration"). Prints the API and webhook URLs when ready; Ctrl-C (SIGINT) or SIGTERM
-// stops everything it started, DynamoDB Local's JVM included, and exits 0.
+// (README, "Configuration"). Prints the API, console and webhook URLs when ready; Ctrl-C (SIGINT) or
+// SIGTERM stops everything it started, DynamoDB Local's JVM included, and exits 0. If DynamoDB Local or
+// the SQS emulator dies, it says which, how and what is lost, stops the rest and exits 1.
 
+import './node-version.ts';
 import { readFileSync } from 'node:fs';
 import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
 import { type ExternalTwilio, type LocalStack, startLocalStack } from '../tools/local/stack.ts';
-import { mulberry32, type SimulatorOptions } from '../tools/twilio-simulator/simulator.ts';
+import {
+  type MixOutcome,
+  mulberry32,
+  parseOutcomeMix,
+  REALISTIC_OUTCOMES,
+  type SimulatorOptions,
+  weightedOutcomes,
+} from '../tools/twilio-simulator/simulator.ts';
 
 const startedAt = performance.now();
 // Handlers log JSON through Powertools; locally only what needs attention, unless asked for more.
@@ -49,18 +58,41 @@ function externalTwilio(): ExternalTwilio | undefined {
   };
 }
 
+/** Calls that look like calls: a few seconds of ringing, several of talking, varied. */
+const SIM_DEFAULTS = { ringMs: 2_000, talkMs: 8_000, jitter: 0.5 };
+
+function outcomeMix(): Partial<Record<MixOutcome, number>> {
+  const raw = env('SIM_OUTCOMES');
+  if (raw === undefined) return REALISTIC_OUTCOMES;
+  try {
+    return parseOutcomeMix(raw);
+  } catch (error) {
+    fail(`SIM_OUTCOMES: ${(error as Error).message}`);
+  }
+}
+
+const mix = outcomeMix();
+
 function simulatorOptions(): SimulatorOptions {
   const seed = numberEnv('SIM_SEED');
-  const options: SimulatorOptions = {};
-  const ringMs = numberEnv('SIM_RING_MS');
-  const talkMs = numberEnv('SIM_TALK_MS');
-  const jitter = numberEnv('SIM_JITTER', { max: 1, integer: false });
-  if (ringMs !== undefined) options.ringMs = ringMs;
-  if (talkMs !== undefined) options.talkMs = talkMs;
-  if (jitter !== undefined) options.jitter = jitter;
-  if (seed !== undefined) options.random = mulberry32(seed);
+  const random = seed === undefined ? Math.random : mulberry32(seed);
+  const options: SimulatorOptions = {
+    ringMs: numberEnv('SIM_RING_MS') ?? SIM_DEFAULTS.ringMs,
+    talkMs: numberEnv('SIM_TALK_MS') ?? SIM_DEFAULTS.talkMs,
+    jitter: numberEnv('SIM_JITTER', { max: 1, integer: false }) ?? SIM_DEFAULTS.jitter,
+    random,
+    behavior: weightedOutcomes(mix, random),
+  };
   if (env('SIM_LOG')) options.log = (line) => console.log(`[twilio-sim] ${line}`);
   return options;
+}
+
+function describeMix(): string {
+  const total = Object.values(mix).reduce((sum, weight) => sum + weight, 0);
+  return Object.entries(mix)
+    .filter(([, weight]) => weight > 0)
+    .map(([outcome, weight]) => `${outcome} ${Math.round((weight / total) * 100)}%`)
+    .join(', ');
 }
 
 const twilio = externalTwilio();
@@ -100,8 +132,9 @@ try {
 const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
 console.log(`dialgate is running locally (ready in ${seconds} s)
   API:     ${stack.apiUrl}${apiKey ? '   (send x-api-key)' : ''}
+  Console: ${stack.consoleUrl}
   Webhook: ${stack.webhookUrl}
-  Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}`}
+  Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}\n           calls end ${describeMix()} (SIM_OUTCOMES changes it)`}
   Data:    ${dataDir ?? 'in memory (set DATA_DIR to keep it)'}
 Try:
   curl -s -X POST ${stack.apiUrl}/runs -H 'content-type: application/json'${apiKey ? ' -H "x-api-key: $API_KEY"' : ''} \\
@@ -123,6 +156,11 @@ async function shutdown(reason: string, code: number): Promise<void> {
   // Exit once the line is written: stdout may be a pipe, and process.exit does not wait for it.
   process.stdout.write('stopped.\n', () => process.exit(code));
 }
+
+void stack.failure.then((failure) => {
+  console.error(`dialgate: ${failure.message}`);
+  void shutdown(`${failure.service} is gone`, 1);
+});
 
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));

@@ -3,6 +3,7 @@
 // Optional: SIM_RING_MS, SIM_TALK_MS, SIM_JITTER (0..1), SIM_SEED (replayable jitter and faults),
 // SIM_QUIET=1 (no per-call lines). Ctrl-C stops it.
 
+import './node-version.ts';
 import { mulberry32, startTwilioSimulator } from '../tools/twilio-simulator/simulator.ts';
 
 function numberFrom(name: string): number | undefined {

@@ -221,8 +221,9 @@ export class StatelessStack extends Stack {
         schema: JsonSchemaVersion.DRAFT4,
         title: 'RunRequest',
         type: JsonSchemaType.OBJECT,
-        required: ['leads'],
-        properties: { leads: { type: JsonSchemaType.ARRAY } },
+        // The leads themselves, or another run's by outcome (`from_run`).
+        properties: { leads: { type: JsonSchemaType.ARRAY }, from_run: { type: JsonSchemaType.OBJECT } },
+        anyOf: [{ required: ['leads'] }, { required: ['from_run'] }],
       },
     });
     const validator = api.addRequestValidator('Validator', {
@@ -237,8 +238,8 @@ export class StatelessStack extends Stack {
         'application/json': JSON.stringify({
           error: {
             code: 'invalid_request',
-            message: 'The request body must be a JSON object with a "leads" array.',
-            details: [{ field: 'body', message: 'expected a JSON object with "leads"' }],
+            message: 'The request body must be a JSON object with a "leads" array or a "from_run" object.',
+            details: [{ field: 'body', message: 'expected a JSON object with "leads" or "from_run"' }],
           },
         }),
       },

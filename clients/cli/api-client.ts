@@ -115,9 +115,17 @@ export class ApiClient {
     return parsed as T;
   }
 
-  createRun(leads: Record<string, string>[], concurrency?: number): Promise<CreateRunResult> {
+  /** A run of the given leads, or of another run's leads that ended with the given outcomes. */
+  createRun(
+    source: { leads: Record<string, string>[] } | { fromRun: string; outcomes: string[] },
+    concurrency?: number,
+  ): Promise<CreateRunResult> {
+    const what =
+      'leads' in source
+        ? { leads: source.leads }
+        : { from_run: { run_id: source.fromRun, outcomes: source.outcomes } };
     return this.request('POST', '/runs', {
-      json: { leads, ...(concurrency === undefined ? {} : { concurrency }) },
+      json: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
     });
   }
 

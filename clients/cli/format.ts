@@ -2,6 +2,7 @@
 // run's progress as one line — a bar by state when the output is a terminal, plain text when not.
 
 import type { Call, RunDetails } from './api-client.ts';
+import { humanTime } from './time.ts';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, i) =>
@@ -57,7 +58,7 @@ export function callsCsv(calls: Call[]): string {
   );
 }
 
-export function callsTable(calls: Call[]): string {
+export function callsTable(calls: Call[], utc = false): string {
   return table(
     ['JOB', 'PHONE', 'STATUS', 'OUTCOME', 'ATTEMPTS', 'ERROR', 'DIALED', 'ENDED'],
     calls.map((call) => [
@@ -67,19 +68,19 @@ export function callsTable(calls: Call[]): string {
       call.outcome ?? '',
       String(call.attempts ?? ''),
       call.error_code === null || call.error_code === undefined ? '' : String(call.error_code),
-      shortTime(call.dialed_at),
-      shortTime(call.ended_at),
+      humanTime(call.dialed_at, utc),
+      humanTime(call.ended_at, utc),
     ]),
   );
 }
 
-export function runsTable(runs: RunDetails[]): string {
+export function runsTable(runs: RunDetails[], utc = false): string {
   return table(
     ['RUN', 'STATUS', 'CREATED', 'LEADS', 'DONE', 'FAILED', 'LIVE', 'CAP'],
     runs.map((run) => [
       run.run_id,
       run.status,
-      shortTime(run.created_at, true),
+      humanTime(run.created_at, utc),
       String(run.total_leads),
       String(done(run)),
       String(run.failed),
@@ -87,12 +88,6 @@ export function runsTable(runs: RunDetails[]): string {
       String(run.concurrency),
     ]),
   );
-}
-
-function shortTime(iso: string | null | undefined, withDate = false): string {
-  if (!iso) return '';
-  const text = new Date(iso).toISOString();
-  return withDate ? `${text.slice(0, 10)} ${text.slice(11, 19)}` : text.slice(11, 19);
 }
 
 export function done(run: RunDetails): number {

@@ -2,9 +2,10 @@
 
 import { createHash } from 'node:crypto';
 import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
+import { leadsFromRun } from './from-run.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
-import type { Clock, LeadChunk, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
+import type { Clock, LeadChunk, RunIntakeStore, RunQueries, RunReader, WorkQueue } from './ports.ts';
 import { type CallPolicy, type RunOptions, validateRunOptions } from './run-options.ts';
 
 /**
@@ -14,7 +15,8 @@ import { type CallPolicy, type RunOptions, validateRunOptions } from './run-opti
 export const LEADS_PER_CHUNK = 90;
 
 export interface CreateRunDeps {
-  store: RunIntakeStore & RunReader;
+  /** RunQueries: for `from_run`, the leads of another run. */
+  store: RunIntakeStore & RunReader & RunQueries;
   queue: WorkQueue;
   clock: Clock;
   limits: RunLimits;
@@ -35,9 +37,10 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export async function createRun(
   deps: CreateRunDeps,
-  body: unknown,
+  requestBody: unknown,
   options: CreateRunOptions = {},
 ): Promise<RunView> {
+  const body = await withLeadsFromRun(deps, requestBody);
   const runOptions = validRunOptions(body, deps.policy);
   const request = validateRunRequest(body, deps.limits, {
     ...(options.locate ? { locate: options.locate } : {}),
@@ -79,6 +82,18 @@ export async function createRun(
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished right after it was created');
   return toRunView(run);
+}
+
+/** A body with `from_run` becomes one with those leads; any other body is left as it is. */
+async function withLeadsFromRun(deps: CreateRunDeps, body: unknown): Promise<unknown> {
+  if (typeof body !== 'object' || body === null || !('from_run' in body)) return body;
+  const { from_run: fromRun, ...rest } = body as Record<string, unknown>;
+  if ('leads' in rest) {
+    throw new ValidationError('Give "leads" or "from_run", not both; nothing was created.', [
+      { field: 'from_run', message: 'not allowed together with leads' },
+    ]);
+  }
+  return { ...rest, leads: await leadsFromRun(deps.store, fromRun, deps.limits.maxLeads) };
 }
 
 /** Splits jobs into queue messages, numbered from `first` (an append continues the run's numbering). */

@@ -1,6 +1,7 @@
 // (core) Leads as CSV: a header row with a `phone` column (any case); every other column is kept as a
 // lead attribute. Problems are reported by line, counted from 1 with the header on line 1, which is
-// the row number a spreadsheet shows (as long as no cell holds a line break).
+// the row number a spreadsheet shows (as long as no cell holds a line break). The delimiter is the
+// header row's: a comma, or a semicolon or tab as spreadsheets in many locales save.
 
 import { CsvError, parse } from 'csv-parse/sync';
 import { type ErrorDetail, ValidationError } from './errors.ts';
@@ -14,10 +15,24 @@ export interface CsvLeads {
   lines: number[];
 }
 
+/** The header row's delimiter: whichever of comma, semicolon and tab it has most of, outside quotes. */
+export function detectDelimiter(text: string): ',' | ';' | '\t' {
+  const header =
+    text
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/)
+      .find((line) => line.trim() !== '') ?? '';
+  const unquoted = header.replace(/"[^"]*"/g, '');
+  const counts = ([',', ';', '\t'] as const).map((d) => [d, unquoted.split(d).length - 1] as const);
+  const [best] = [...counts].sort((a, b) => b[1] - a[1]);
+  return best && best[1] > 0 ? best[0] : ',';
+}
+
 export function parseCsvLeads(text: string): CsvLeads {
   let records: { record: string[]; info: { lines: number; empty_lines: number } }[];
   try {
     records = parse(text, {
+      delimiter: detectDelimiter(text),
       bom: true, // spreadsheets save UTF-8 with a byte order mark
       info: true,
       skip_empty_lines: true,
@@ -54,6 +69,18 @@ export function parseCsvLeads(text: string): CsvLeads {
             : duplicate !== undefined
               ? `the column "${duplicate}" appears twice`
               : 'every column needs a name',
+      },
+    ]);
+  }
+
+  // `curl -d @leads.csv` drops the file's line breaks: what arrives is a header row holding the leads.
+  if (rows.length === 0 && !/[\r\n]/.test(text.trim()) && names.some((name) => /\d{7,}/.test(name))) {
+    throw new ValidationError('The CSV is one line: its line breaks were lost; nothing was created.', [
+      {
+        field: 'body',
+        line: 1,
+        message:
+          'the body has no line breaks (curl -d removes them: send the file with --data-binary @leads.csv)',
       },
     ]);
   }

@@ -8,7 +8,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { appendLeads } from '../core/append-leads.ts';
 import { type CreateRunDeps, createRun } from '../core/create-run.ts';
 import { csvRequest } from '../core/csv-leads.ts';
-import { ValidationError } from '../core/errors.ts';
+import { UnsupportedMediaTypeError, ValidationError } from '../core/errors.ts';
 import { getRunView } from '../core/get-run.ts';
 import type { LeadLocator } from '../core/leads.ts';
 import { listCalls, listRuns } from '../core/listings.ts';
@@ -66,6 +66,14 @@ function leadsBody(
   const contentType = header(event, 'content-type') ?? '';
   if (/^text\/csv\b/i.test(contentType))
     return csvRequest(eventBody(event), event.queryStringParameters, { runOptions });
+  if (!/^application\/json\b/i.test(contentType)) {
+    // A form upload (curl -F, curl -d's default type) is the usual mistake: say what works instead.
+    const form = /^(multipart\/form-data|application\/x-www-form-urlencoded)\b/i.test(contentType);
+    throw new UnsupportedMediaTypeError(
+      `Send the leads as text/csv or application/json (got "${contentType || 'none'}").` +
+        (form ? " For a CSV file: curl --data-binary @leads.csv -H 'content-type: text/csv'." : ''),
+    );
+  }
   return { body: parseJsonBody(event) };
 }
 

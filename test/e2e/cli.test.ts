@@ -3,13 +3,14 @@
 // stderr — including bad input. Most runs call `main` in-process; a few run bin/dialgate.ts as a child,
 // as a script would. Commands whose API routes have not landed yet are skipped, saying so.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
-import { type CliIo, EXIT, main } from '../../clients/cli/main.ts';
+import { type CliIo, EXIT, main, USAGE } from '../../clients/cli/main.ts';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 
@@ -166,7 +167,15 @@ describe('usage', () => {
     [['runs'], 'runs needs a subcommand'],
     [['runs', 'watch'], 'usage: dialgate runs watch <run-id>'],
     [['runs', 'show', 'a', 'b'], 'usage: dialgate runs show <run-id>'],
-    [['runs', 'list', '--bogus'], "Unknown option '--bogus'"],
+    [['runs', 'list', '--bogus'], 'unknown option --bogus (dialgate --help'],
+    [
+      ['runs', 'create', 'x.csv', '--concurency', '3'],
+      'unknown option --concurency (did you mean --concurrency?)',
+    ],
+    [['calls', 'x', '--reveal-phones'], 'unknown option --reveal-phones (did you mean --reveal-phone?)'],
+    [['runs', 'list', '--limit'], '--limit needs a value'],
+    [['runs', 'watch', 'x', '--utc=yes'], '--utc takes no value'],
+    [['runs', 'create', 'x.csv', '--status', 'failed'], '--status goes with --from-run'],
     [['runs', 'pause', 'x', '--status', 'failed'], 'runs pause takes no --status'],
     [['runs', 'create', 'x.csv', '--concurrency', 'three'], '--concurrency must be a whole number'],
     [['calls', 'x', '--format', 'xml'], '--format must be one of table, csv, json'],
@@ -230,11 +239,13 @@ describe('runs create: the CSV is checked before anything is sent', () => {
     expect(result.stdout).toBe('');
   });
 
-  test("the API's own refusal (concurrency above its maximum): exit 4, its message", async () => {
+  test("the API's own refusal (concurrency above its maximum): exit 4, said once, of the option", async () => {
     const result = await cli(['runs', 'create', file('ok.csv', leadsCsv(phones(1))), '--concurrency', '500']);
     expect(result.code).toBe(EXIT.invalidInput);
-    expect(result.stderr).toContain('"concurrency" must be a whole number from 1 to');
-    expect(result.stderr).toContain('(HTTP 400 invalid_request)');
+    // One line, naming the option and its value, not the CSV file (whose leads are fine).
+    expect(result.stderr).toMatch(
+      /^dialgate: --concurrency 500: expected an integer from 1 to \d+ \(HTTP 400 invalid_request\)\n$/,
+    );
   });
 });
 
@@ -261,7 +272,10 @@ describe('a run from the command line', () => {
     expect(result.stdout).not.toContain('\x1b');
     for (const line of lines.slice(1, -1)) {
       expect(line).toMatch(
-        new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z ${runId} \\w+: \\d+/8 done .* live (\\d+)/2 `),
+        // Local time with its offset, as every human-facing time is.
+        new RegExp(
+          `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d [+-]\\d\\d:\\d\\d ${runId} \\w+: \\d+/8 done .* live (\\d+)/2 `,
+        ),
       );
       expect(Number(/ live (\d+)\/2 /.exec(line)![1])).toBeLessThanOrEqual(2);
     }
@@ -417,6 +431,126 @@ describe('commands on the run-controls API', () => {
     expect(table.stdout.split('\n')[0]).toMatch(/^JOB\s+PHONE\s+STATUS\s+OUTCOME/);
     expect(table.stdout.trim().split('\n')).toHaveLength(5);
     const unknown = await cli(['calls', 'no-such-run']);
+    expect(unknown.code).toBe(EXIT.notFound);
+  });
+});
+
+describe('the command line as a shell meets it', () => {
+  test('npx dialgate --help on the system Node prints the help and nothing else', async () => {
+    // As a user's shell runs it: npm's npx on the machine's Node (PATH without node_modules/.bin).
+    const path = (process.env.PATH ?? '')
+      .split(':')
+      .filter((dir) => !dir.includes('node_modules'))
+      .join(':');
+    const result = await new Promise<Result>((done) => {
+      execFile(
+        'npx',
+        ['dialgate', '--help'],
+        { cwd: REPO, env: { ...process.env, PATH: path }, timeout: 60_000 },
+        (error, stdout, stderr) => {
+          const code = error ? ((error as { code?: unknown }).code as number) : 0;
+          done({ code: typeof code === 'number' ? code : -1, stdout, stderr });
+        },
+      );
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toBe(USAGE);
+  });
+
+  test('runs watch into a pipe that closes (| head -1): a quiet exit 141, no stack trace', async () => {
+    stack.simulator!.configure({ talkMs: 1_500 });
+    try {
+      const runId = await createRun(3, 1);
+      const watcher = spawn(
+        join(REPO, 'node_modules', '.bin', 'tsx'),
+        [join(REPO, 'bin', 'dialgate.ts'), 'runs', 'watch', runId, '--interval', '0.1'],
+        {
+          cwd: REPO,
+          env: {
+            ...process.env,
+            PATH: `${join(REPO, 'node_modules', '.bin')}:${process.env.PATH}`,
+            DIALGATE_API_URL: stack.apiUrl,
+            DIALGATE_API_KEY: API_KEY,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stderr = '';
+      watcher.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      const exited = once(watcher, 'exit');
+      // Read the first line, then go away, as `head -1` does.
+      await once(watcher.stdout, 'data');
+      watcher.stdout.destroy();
+      const [code] = await exited;
+      expect(stderr).toBe('');
+      expect(code).toBe(EXIT.closedPipe);
+    } finally {
+      stack.simulator!.configure({ talkMs: 120 });
+    }
+  });
+
+  test('times: local time with its offset by default, UTC with --utc, ISO 8601 in JSON', async () => {
+    const runId = await createRun(1, 1);
+    await waitForStatus(runId, ['completed']);
+    const local = await cli(['runs', 'show', runId]);
+    const utc = await cli(['runs', 'show', runId, '--utc']);
+    const json = JSON.parse((await cli(['runs', 'show', runId, '--format', 'json'])).stdout) as {
+      created_at: string;
+    };
+    expect(json.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    const shown = /created: +(.*)/;
+    expect(shown.exec(local.stdout)![1]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$/);
+    const inUtc = shown.exec(utc.stdout)![1]!;
+    expect(inUtc).toBe(`${json.created_at.slice(0, 10)} ${json.created_at.slice(11, 19)} UTC`);
+    const calls = await cli(['calls', runId, '--utc']);
+    expect(calls.stdout.split('\n')[1]).toMatch(/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+  });
+});
+
+describe('re-running the leads of another run', () => {
+  test('runs create --from-run <id> --status failed,no-answer: a run of exactly those leads, no number exported', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    const good = phones(2);
+    const path = file('from-run.csv', leadsCsv([good[0]!, INVALID_NUMBER, good[1]!]));
+    const first = await cli(['runs', 'create', path, '--concurrency', '2']);
+    const runId = first.stdout.trim();
+    await waitForStatus(runId, ['completed']);
+
+    // The export of masked numbers says how to reveal them, or how to do without.
+    const masked = await cli(['calls', runId, '--status', 'failed', '--format', 'csv']);
+    expect(masked.stderr).toContain('phone numbers are masked: add --reveal-phone');
+    expect(masked.stderr).toContain(`dialgate runs create --from-run ${runId} --status failed`);
+
+    const again = await cli([
+      'runs',
+      'create',
+      '--from-run',
+      runId,
+      '--status',
+      'failed,no-answer',
+      '--concurrency',
+      '1',
+    ]);
+    expect(again.code, again.stderr).toBe(EXIT.ok);
+    const rerun = again.stdout.trim();
+    expect(rerun).not.toBe(runId);
+    expect(again.stderr).toContain(`started from run ${runId}'s failed, no-answer leads: 1 leads`);
+    await waitForStatus(rerun, ['completed']);
+    const calls = JSON.parse((await cli(['calls', rerun, '--format', 'json', '--reveal-phone'])).stdout) as {
+      phone: string;
+      attributes: Record<string, string>;
+    }[];
+    // The one lead that failed, with its own fields, and nothing else.
+    expect(calls.map((call) => call.phone)).toEqual([INVALID_NUMBER]);
+    expect(calls[0]!.attributes).toMatchObject({ name: 'Lead 1' });
+
+    const nothing = await cli(['runs', 'create', '--from-run', rerun, '--status', 'canceled']);
+    expect(nothing.code).toBe(EXIT.invalidInput);
+    expect(nothing.stderr).toMatch(/--status canceled: /);
+    const unknown = await cli(['runs', 'create', '--from-run', 'no-such-run']);
     expect(unknown.code).toBe(EXIT.notFound);
   });
 });

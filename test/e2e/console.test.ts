@@ -304,6 +304,141 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await shot('09-calls-failed');
   });
 
+  test('an unknown run: a clear message and no control to press, even right after a run that had them', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 1,
+      leads: phones(3).map((phone) => ({ phone })),
+    });
+    stack.simulator!.configure({ talkMs: 1_500 });
+    try {
+      await page.goto(`${stack.apiUrl}/#/runs/${body.run_id}`);
+      await waitForStatus(['running']);
+      expect(await page.getByRole('button', { name: 'Pause' }).isEnabled()).toBe(true);
+
+      const controlRequests: string[] = [];
+      page.on('request', (request) => {
+        if (request.method() === 'POST') controlRequests.push(request.url());
+      });
+      await page.goto(`${stack.apiUrl}/#/runs/no-such-run`);
+      await expect.poll(() => page.locator('#run-missing').isVisible()).toBe(true);
+      expect(await page.locator('#run-missing').textContent()).toContain(
+        'There is no run with id “no-such-run” at this API',
+      );
+      expect(await page.locator('#run-status').textContent()).toBe('not found');
+      // No "0 of 0 slots", and nothing that would send a request.
+      expect(await page.locator('#run-body').isHidden()).toBe(true);
+      for (const name of ['Pause', 'Resume', 'Cancel run…']) {
+        const button = page.locator('#run-view button', { hasText: name });
+        expect(await button.isDisabled()).toBe(true);
+        expect(await button.isVisible()).toBe(false);
+      }
+      expect(controlRequests).toEqual([]);
+      await shot('10-run-unknown');
+    } finally {
+      stack.simulator!.configure({ talkMs: 500 });
+    }
+  });
+
+  test('the calls table says it is loading until its first page arrives', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 2,
+      leads: phones(2).map((phone) => ({ phone })),
+    });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.route('**/runs/*/calls*', async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await page.goto(`${stack.apiUrl}/#/runs/${body.run_id}`);
+      const table = page.locator('#calls-table');
+      await expect.poll(() => table.textContent(), { timeout: 10_000 }).toBe('Loading calls…');
+      expect(await table.getAttribute('aria-busy')).toBe('true');
+      await shot('11-calls-loading');
+      release();
+      await expect
+        .poll(() => page.locator('#calls-table caption').textContent(), { timeout: 10_000 })
+        .toMatch(/^2 calls shown/);
+      expect(await table.getAttribute('aria-busy')).toBeNull();
+    } finally {
+      release();
+      await page.unroute('**/runs/*/calls*');
+    }
+  });
+
+  test('a finished run shows its own average dial rate and peak, and one column for status and outcome', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 3,
+      leads: [...phones(6), INVALID_NUMBER].map((phone) => ({ phone })),
+    });
+    const runId = body.run_id as string;
+    // Finished before the page opens: nothing the page saw live, only the run's own figures.
+    await expect
+      .poll(
+        async () =>
+          (
+            (await (
+              await fetch(`${stack.apiUrl}/runs/${runId}`, { headers: { 'x-api-key': API_KEY } })
+            ).json()) as { status: string }
+          ).status,
+        {
+          timeout: 60_000,
+          interval: 200,
+        },
+      )
+      .toBe('completed');
+    await page.goto(`${stack.apiUrl}/#/runs/${runId}`);
+    await waitForStatus(['completed']);
+    await expect
+      .poll(() => page.locator('#dial-rate').textContent(), { timeout: 10_000 })
+      .toMatch(/^\d+\.\d$/);
+    // Seven dialed: the invalid number's create was sent too (and refused).
+    expect(await page.locator('#rate-detail').textContent()).toMatch(
+      /^The run's average: 7 calls dialed in /,
+    );
+    const peak = /Peak: (\d) of 3 slots/.exec((await page.locator('#rate-peak').textContent()) ?? '');
+    expect(Number(peak?.[1])).toBeGreaterThan(0);
+    expect(Number(peak?.[1])).toBeLessThanOrEqual(stack.simulator!.stats().runs[runId]!.maxLive);
+    const headers = await page.locator('#calls-table thead th').allTextContents();
+    expect(headers).toContain('Status');
+    expect(headers).not.toContain('Outcome');
+    await expect
+      .poll(() => page.locator('#calls-table tbody').textContent())
+      .toContain('failed: rejected (21211)');
+    await shot('12-run-finished');
+  });
+
+  test('at 420 px wide (a phone) nothing scrolls sideways', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 3,
+      leads: [...phones(5), INVALID_NUMBER].map((phone) => ({ phone, name: 'A lead with a long name' })),
+    });
+    await page.setViewportSize({ width: 420, height: 900 });
+    try {
+      // How far the page scrolls sideways (the test's own tsconfig has no DOM types: a string expression).
+      const overflow = () =>
+        page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+      await page.goto(`${stack.apiUrl}/#/`);
+      await expect.poll(() => page.locator('#runs-list table').count(), { timeout: 10_000 }).toBe(1);
+      expect(await overflow()).toBe(0);
+      await shot('13-narrow-runs');
+      await page.goto(`${stack.apiUrl}/#/runs/${body.run_id}`);
+      await waitForStatus(['completed']);
+      await expect
+        .poll(() => page.locator('#calls-table caption').textContent(), { timeout: 10_000 })
+        .toMatch(/^6 calls shown/);
+      expect(await overflow()).toBe(0);
+      await page.locator('#connection summary').click();
+      expect(await overflow()).toBe(0);
+      await shot('14-narrow-run');
+    } finally {
+      await page.setViewportSize({ width: 1366, height: 900 });
+    }
+  });
+
   test('no script error on any page', () => {
     expect(pageErrors).toEqual([]);
   });

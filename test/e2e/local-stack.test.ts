@@ -268,6 +268,8 @@ describe('npm start with API_KEY and the built-in simulator', () => {
       API_KEY: 'sesame',
       SIM_RING_MS: '50',
       SIM_TALK_MS: '50',
+      // Every call answered, so that the run's counts are known in advance.
+      SIM_OUTCOMES: 'completed',
     });
   }, 120_000);
 
@@ -305,6 +307,114 @@ describe('npm start with API_KEY and the built-in simulator', () => {
   }, 30_000);
 });
 
+/** The process under `root` whose command line matches `pattern` (the JVM, the SQS emulator). */
+function findProcess(root: number, pattern: RegExp): number | undefined {
+  return descendants(root).find((pid) => {
+    try {
+      return pattern.test(execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }));
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('a plain npm start', () => {
+  let started: Started | undefined;
+  afterAll(() => stopGroup(started));
+
+  test('calls end in several outcomes, as the banner says, and the failed ones can be listed', async () => {
+    // The default mix, seeded, on shorter calls than the default (which look like real calls).
+    started = await npmStart({
+      PORT: String(await freePort()),
+      SIM_SEED: '5',
+      SIM_RING_MS: '40',
+      SIM_TALK_MS: '80',
+    });
+    expect(started.output()).toMatch(
+      /calls end completed 65%, no-answer 18%, busy 8%, failed 5%, invalid 4%/,
+    );
+    expect(started.output()).toMatch(/Console: +http:\/\/127\.0\.0\.1:\d+\//);
+    const created = await api(started, 'POST', '/runs', {
+      concurrency: 3,
+      retry: { max_attempts: 1 },
+      leads: leads(40, 400),
+    });
+    expect(created.status).toBe(202);
+    const runId = created.body.run_id as string;
+    const view = await waitForRun(started, runId, (v) => v.status === 'completed', 90_000);
+    const outcomes = Object.keys(view.outcomes).filter((outcome) => view.outcomes[outcome]! > 0);
+    expect(outcomes.length).toBeGreaterThanOrEqual(3);
+    expect(view.failed).toBeGreaterThan(0);
+    expect(view.completed).toBeGreaterThan(view.failed);
+    const failed = await api(started, 'GET', `/runs/${runId}/calls?status=failed&limit=100`);
+    const calls = failed.body.calls as { status: string; outcome: string }[];
+    expect(calls).toHaveLength(view.failed);
+    expect(new Set(calls.map((call) => call.outcome)).size).toBeGreaterThanOrEqual(2);
+  }, 150_000);
+});
+
+describe('npm start supervises its backends', () => {
+  const cases = [
+    {
+      service: 'DynamoDB Local',
+      process: /DynamoDBLocal\.jar/,
+      lost: /every run, lead and call held in memory is lost/,
+    },
+    {
+      service: 'the SQS emulator',
+      process: /sqs-emulator-process\.ts/,
+      lost: /messages on the work queue .* are lost/,
+    },
+  ];
+  for (const backend of cases) {
+    test(`killing ${backend.service} stops npm start with a message naming it and exit code 1`, async () => {
+      let started: Started | undefined;
+      try {
+        started = await npmStart({ PORT: String(await freePort()), SIM_SEED: '3' });
+        const created = await api(started, 'POST', '/runs', { concurrency: 2, leads: leads(3, 300) });
+        expect(created.status).toBe(202);
+        const pid = findProcess(started.child.pid!, backend.process);
+        expect(pid, `no ${backend.service} process under npm start`).toBeDefined();
+
+        const family = descendants(started.child.pid!);
+        const exited = once(started.child, 'exit');
+        process.kill(pid!, 'SIGKILL');
+        // Once the stack has said what happened, no answer may claim that nothing was lost.
+        const said = new RegExp(`${backend.service} was killed by SIGKILL`);
+        while (!said.test(started.output()) && started.child.exitCode === null) await sleep(50);
+        const answers: { status: number; message: string }[] = [];
+        while (started.child.exitCode === null) {
+          try {
+            const got = await api(started, 'GET', `/runs/${created.body.run_id}`);
+            answers.push({
+              status: got.status,
+              message: String((got.body.error as { message?: string })?.message),
+            });
+          } catch {
+            break; // the API is gone: stopping
+          }
+          await sleep(50);
+        }
+        const [code] = await exited;
+        if (!started.child.stdout!.readableEnded) await once(started.child.stdout!, 'end');
+        const output = started.output();
+        expect(output).toMatch(said);
+        expect(output).toMatch(backend.lost);
+        expect(code).toBe(1);
+        for (const answer of answers) {
+          expect(answer.status).toBe(503);
+          expect(answer.message).toMatch(said);
+          expect(answer.message).not.toMatch(/nothing was lost/);
+        }
+        // Nothing left behind: the other backend and the simulator stopped with it.
+        expect(await waitUntilGone(family, 15_000)).toEqual([]);
+      } finally {
+        await stopGroup(started);
+      }
+    }, 150_000);
+  }
+});
+
 describe('npm run invoke on the sample events', () => {
   const invoke = (fn: string, ...events: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolvePromise) => {
@@ -332,7 +442,23 @@ describe('npm run invoke on the sample events', () => {
     for (const result of [created, callbacks]) expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ statusCode: 202 });
     expect(JSON.parse(callbacks.stdout)).toMatchObject([{ statusCode: 200 }, { statusCode: 403 }]);
-  }, 90_000);
+    // What each invocation changed, on stderr: the run item and the ingest message for a new run; for
+    // a callback naming a run this fresh table does not have, nothing, and why.
+    expect(created.stderr).toMatch(/changed:\n {2}\+ item RUN#/);
+    expect(created.stderr).toMatch(/work queue: \+\d+ message\(s\)/);
+    expect(callbacks.stderr).toMatch(
+      /twilio-status-completed: \d+ ms\) changed nothing\.\n {2}\(the event names run /,
+    );
+    // Two stacks (two JVMs) start at once: room for a loaded 2-core machine.
+  }, 180_000);
+
+  test('an unknown event name lists the sample events of that function', async () => {
+    const result = await invoke('webhook', 'twilio-status-complete');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('no event "twilio-status-complete". Sample events for webhook:');
+    expect(result.stderr).toContain('  function-url/twilio-status-completed\n');
+    expect(result.stderr).not.toContain('api-gateway/');
+  });
 });
 
 describe("the local SQS event source (Lambda's, emulated)", () => {

@@ -278,13 +278,13 @@ describe('REST API', () => {
     });
   });
 
-  it('checks only the shape of a run request (an object with a leads array), leaving rows to the function', () => {
+  it('checks only the shape of a run request (an object with a leads array or from_run), leaving rows to the function', () => {
     const model = Object.values(synth.stateless.findResources('AWS::ApiGateway::Model'))[0]!.Properties;
     expect(method('POST').RequestModels).toEqual({ 'application/json': expect.anything() });
     expect(model.Schema).toMatchObject({
       type: 'object',
-      required: ['leads'],
-      properties: { leads: { type: 'array' } },
+      anyOf: [{ required: ['leads'] }, { required: ['from_run'] }],
+      properties: { leads: { type: 'array' }, from_run: { type: 'object' } },
     });
     expect(JSON.stringify(model.Schema)).not.toMatch(/"items"|"pattern"/);
   });

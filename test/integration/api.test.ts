@@ -125,6 +125,17 @@ describe('POST /runs', () => {
     );
     expect(res.statusCode).toBe(415);
     expect(JSON.parse(res.body).error.code).toBe('unsupported_media_type');
+    // The answer names what is accepted, and for a form upload how to send a file instead.
+    expect(JSON.parse(res.body).error.message).toBe(
+      'Send the leads as text/csv or application/json (got "text/plain").',
+    );
+    const form = await route(
+      apiEvent('POST', '/runs', '--x\r\n', { 'content-type': 'multipart/form-data; boundary=x' }),
+    );
+    expect(form.statusCode).toBe(415);
+    expect(JSON.parse(form.body).error.message).toContain(
+      "curl --data-binary @leads.csv -H 'content-type: text/csv'",
+    );
   });
 });
 

@@ -159,4 +159,21 @@ describe('CSV leads', () => {
       expect.objectContaining({ details: [expect.objectContaining({ field: 'header', line: 1 })] }),
     );
   });
+
+  it('reads semicolon- and tab-separated files by their header row, commas in cells included', () => {
+    expect(parseCsvLeads('phone;name\n+972521234567;Dana, from Haifa\n').leads).toEqual([
+      { phone: '+972521234567', name: 'Dana, from Haifa' },
+    ]);
+    expect(parseCsvLeads('name\tphone\nEli\t+14155550100\n').leads).toEqual([
+      { name: 'Eli', phone: '+14155550100' },
+    ]);
+  });
+
+  it('says when the line breaks were lost (curl -d), rather than that there are no leads', () => {
+    expect(() => parseCsvLeads('phone,name+14155550100,Dana+14155550101,Eli')).toThrow(
+      expect.objectContaining({
+        details: [expect.objectContaining({ message: expect.stringContaining('--data-binary @leads.csv') })],
+      }),
+    );
+  });
 });

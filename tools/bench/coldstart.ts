@@ -1,15 +1,13 @@
 // (bench) Cold start: each function bundled as the CDK construct bundles it (esbuild, ESM, node24,
 // everything bundled, minified as lib/constructs/dialgate-function.ts says), its size and what fills
 // it, and its module-initialisation time: the bundle imported by a fresh Node process.
-// Variants show what the fixes would buy: the webhook with twilio's webhooks module alone (a deep
-// import) and without twilio at all (a node:crypto signature check), the dispatcher without twilio
-// (the lower bound for a thin fetch-based Calls client), and each bundle unminified.
+// Each bundle is also built unminified, for contrast.
 
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { type BuildOptions, build, type Metafile, type Plugin } from 'esbuild';
+import { type BuildOptions, build, type Metafile } from 'esbuild';
 import { FUNCTIONS, type FunctionName } from '../../lambdas/definitions/resources.ts';
 import { REPO_ROOT } from '../local/lambda-runtime.ts';
 import { watchMachine } from './machine.ts';
@@ -68,80 +66,22 @@ export interface BundleFigures {
   error?: string;
 }
 
-/** Replaces `twilio` with a virtual module; `importer` limits it to imports from matching files. */
-function replaceTwilio(contents: string, importer?: RegExp): Plugin {
-  return {
-    name: 'replace-twilio',
-    setup(b) {
-      b.onResolve({ filter: /^twilio$/ }, (args) =>
-        importer && !importer.test(args.importer) ? undefined : { path: 'twilio', namespace: 'bench-twilio' },
-      );
-      b.onLoad({ filter: /.*/, namespace: 'bench-twilio' }, () => ({
-        contents,
-        loader: 'js',
-        resolveDir: REPO_ROOT,
-      }));
-    },
-  };
-}
-
-/** The webhook's only use of twilio: validateRequest, from twilio's own webhooks module. */
-const TWILIO_WEBHOOKS_ONLY =
-  "import * as webhooks from 'twilio/lib/webhooks/webhooks.js';\n" +
-  'export default { validateRequest: webhooks.validateRequest };\n';
-
-/** No twilio at all: a node:crypto X-Twilio-Signature check, and a client that is never called. */
-const NO_TWILIO = `
-import { createHmac, timingSafeEqual } from 'node:crypto';
-function validateRequest(token, signature, url, params) {
-  const data = Object.keys(params).sort().reduce((acc, key) => acc + key + params[key], url);
-  const expected = createHmac('sha1', token).update(Buffer.from(data, 'utf-8')).digest('base64');
-  const a = Buffer.from(expected), b = Buffer.from(String(signature));
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-class RequestClient { constructor(options) { this.options = options; } request() { throw new Error('stub'); } }
-function twilio() { throw new Error('a fetch-based Calls client would go here'); }
-twilio.RequestClient = RequestClient;
-twilio.validateRequest = validateRequest;
-export default twilio;
-`;
-
 interface Variant {
   fn: FunctionName;
   variant: string;
   minify: boolean;
-  plugins: Plugin[];
 }
 
 function variants(bundling: ConstructBundling): Variant[] {
   const list: Variant[] = [];
   for (const fn of Object.keys(FUNCTIONS) as FunctionName[]) {
-    list.push({ fn, variant: 'as deployed', minify: bundling.minify, plugins: [] });
+    list.push({ fn, variant: 'as deployed', minify: bundling.minify });
     list.push({
       fn,
       variant: bundling.minify ? 'unminified' : 'minified',
       minify: !bundling.minify,
-      plugins: [],
     });
   }
-  list.push({
-    fn: 'webhook',
-    variant: 'twilio webhooks module only',
-    minify: bundling.minify,
-    plugins: [replaceTwilio(TWILIO_WEBHOOKS_ONLY)],
-  });
-  list.push({
-    fn: 'webhook',
-    variant: 'no twilio (node:crypto)',
-    minify: bundling.minify,
-    plugins: [replaceTwilio(NO_TWILIO)],
-  });
-  list.push({
-    fn: 'dispatcher',
-    variant: 'no twilio (thin client lower bound)',
-    minify: bundling.minify,
-    plugins: [replaceTwilio(NO_TWILIO)],
-  });
   return list;
 }
 
@@ -183,7 +123,6 @@ export async function measureColdStart(
       const result = await build({
         ...buildOptionsFor(bundling, variant.fn, outfile),
         minify: variant.minify,
-        plugins: variant.plugins,
       });
       metafile = result.metafile;
     } catch (error) {

@@ -1,10 +1,10 @@
-// (bench) The floor: the round trips a refill cannot avoid, as the issue names them, measured one at
-// a time against the very emulators and Twilio double the stack is using, from the same process,
-// with the same clients: one TransactWriteItems of two items, one SQS send picked up by a waiting
-// long poll, and one calls.create through the real Twilio adapter. The "path floor" is today's path
-// with no time spent between requests: the webhook's release transaction (its hint query runs
-// alongside), the SQS hand-off, the dispatcher's acquire transaction, the create. A read of the run
-// and a query are timed too: the long way (a cold dispatcher, a stale hint) adds them.
+// (bench) The floor: the round trips a refill cannot avoid, measured one at a time against the very
+// emulators and Twilio double the stack is using, from the same process, with the same clients: one
+// TransactWriteItems of two items, one SQS send picked up by a waiting long poll, and one calls.create
+// through the real Twilio adapter. The "path floor" is the refill path with no time spent between
+// requests: the webhook's release transaction (its hint query runs alongside), the SQS hand-off, the
+// dispatcher's acquire transaction, the create. A read of the run and a query are timed too: the long
+// way (a cold dispatcher, a stale hint) adds them.
 
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -44,9 +44,9 @@ export interface FloorSamples {
 export interface FloorResult {
   samples: number;
   ops: Record<keyof FloorSamples, Summary>;
-  /** The issue's floor: transaction + SQS send→receive + create (sum of medians), ms. */
+  /** The floor: transaction + SQS send→receive + create (sum of medians), ms. */
   floorMs: number;
-  /** Every round trip on today's refill path, in sequence (sum of medians), ms. */
+  /** Every round trip on the refill path, in sequence (sum of medians), ms. */
   pathFloorMs: number;
 }
 

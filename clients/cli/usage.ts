@@ -1,0 +1,49 @@
+// (client) The CLI's help text and version.
+
+export const DEFAULT_API_URL = 'http://localhost:3000';
+export const VERSION = '0.1.0';
+
+export const USAGE = `Usage: dialgate [--api URL] <command> [options]
+
+Commands:
+  runs create <leads.csv> [--concurrency N] [--watch]
+                          Check the CSV, start a run, print its id (with --watch, then watch it)
+  runs create --from-run <run-id> [--status S] [--concurrency N] [--watch]
+                          A new run of another run's leads that ended so: S is one or more
+                          statuses or outcomes with commas (default failed; e.g. failed,canceled
+                          or busy,no-answer); no phone number leaves the API
+  runs list [--limit N] [--cursor C] [--format table|json]
+                          Runs, newest first (N up to 100, default 20)
+  runs show <run-id> [--format table|json]
+  runs watch <run-id> [--interval SECONDS]
+                          Live progress until the run ends (plain lines when not a terminal)
+  runs pause <run-id>     Stop dialing new leads; live calls go on
+  runs resume <run-id>
+  runs cancel <run-id> [--hangup]
+                          Cancel the leads not dialed yet (--hangup: end live calls too)
+  calls <run-id> [--status S] [--format table|csv|json] [--limit N] [--reveal-phone]
+                          The run's calls, every page; S is one status or several with
+                          commas: queued, dialing, calling, completed, failed, canceled
+
+Options:
+  --api URL               API base URL (default: $DIALGATE_API_URL, else ${DEFAULT_API_URL})
+  --utc                   Times in UTC (default: local time with its offset; JSON and CSV
+                          always carry ISO 8601 as the API sends it)
+  -h, --help              This help
+  --version               The client's version
+
+Environment:
+  DIALGATE_API_URL        Default for --api
+  DIALGATE_API_KEY        Sent as x-api-key (needed when the API checks keys)
+  NO_COLOR                No colours in \`runs watch\`
+
+Exit codes:
+  0    done (runs watch: the run completed)
+  1    the API failed or refused the request, or the watched run was canceled
+  2    usage: unknown command or option, missing or bad argument
+  3    not found: no such run
+  4    invalid input: the CSV is missing, unreadable or invalid, or the API refused the leads
+  5    the API cannot be reached
+  130  interrupted
+  141  stdout was closed (e.g. piped into head): stopped quietly
+`;

@@ -1,0 +1,181 @@
+// Status callbacks as Twilio sends them: for the requested events, signed, one after another per call,
+// retried once on a connection error or 5xx, with the injected faults (drop, duplicate, reorder).
+
+import { randomBytes } from 'node:crypto';
+import { type CallbackState, type CallState, chance, now, runOf, type SimState } from './state.ts';
+import type { CallbackEvent } from './types.ts';
+import { API_VERSION, boundedIntOr, rfc2822, twilioSignature } from './wire.ts';
+
+export function emit(
+  sim: SimState,
+  call: CallState,
+  event: CallbackEvent,
+  callStatus: string,
+  extra: Record<string, string> = {},
+): void {
+  if (call.statusCallback === undefined || !call.events.has(event)) return;
+  const sequenceNumber = call.nextSequence++;
+  const params: Record<string, string> = {
+    AccountSid: sim.accountSid,
+    ApiVersion: API_VERSION,
+    CallSid: call.sid,
+    CallStatus: callStatus,
+    Called: call.to,
+    Caller: call.from,
+    CallbackSource: 'call-progress-events',
+    Direction: 'outbound-api',
+    From: call.from,
+    SequenceNumber: String(sequenceNumber),
+    Timestamp: rfc2822(now()),
+    To: call.to,
+    ...extra,
+  };
+  // The fragment carries Twilio's connection overrides and is neither sent nor signed.
+  const hashAt = call.statusCallback.indexOf('#');
+  const base = hashAt < 0 ? call.statusCallback : call.statusCallback.slice(0, hashAt);
+  const overrides = new URLSearchParams(hashAt < 0 ? '' : call.statusCallback.slice(hashAt + 1));
+  const retries = boundedIntOr(overrides.get('rc'), 1, 0, 5);
+  const readTimeoutMs = boundedIntOr(overrides.get('rt'), sim.callbackTimeoutMs, 1, 15_000);
+
+  let url = base;
+  let body: string | undefined;
+  let signature: string;
+  const headers: Record<string, string> = {
+    'User-Agent': 'TwilioProxy/1.1',
+    'I-Twilio-Idempotency-Token': randomBytes(16).toString('hex'),
+  };
+  if (call.statusCallbackMethod === 'GET') {
+    url = `${base}${base.includes('?') ? '&' : '?'}${new URLSearchParams(params).toString()}`;
+    signature = twilioSignature(sim.authToken, url, {});
+  } else {
+    body = new URLSearchParams(params).toString();
+    headers['Content-Type'] = 'application/x-www-form-urlencoded';
+    signature = twilioSignature(sim.authToken, url, params);
+  }
+  headers['X-Twilio-Signature'] = signature;
+
+  const callback: CallbackState = {
+    sequenceNumber,
+    event,
+    callStatus,
+    url,
+    method: call.statusCallbackMethod,
+    params,
+    signature,
+    fate: 'pending',
+    attempts: 0,
+    duplicated: false,
+    reordered: false,
+    ...(body !== undefined ? { body } : {}),
+    headers,
+    retries,
+    readTimeoutMs,
+    final: event === 'completed',
+    duplicate: false,
+  };
+  call.callbacks.push(callback);
+  sim.stats.callbacks.generated += 1;
+
+  const { faults } = sim.settings;
+  if (chance(call.rng, faults.dropCallback)) {
+    callback.fate = 'dropped';
+    sim.stats.callbacks.dropped += 1;
+    sim.log(`${call.sid} callback #${sequenceNumber} ${callStatus} dropped (injected)`);
+    if (callback.final) flushHeld(sim, call);
+    return;
+  }
+  callback.duplicate = chance(call.rng, faults.duplicateCallback);
+  if (!callback.final && call.held === undefined && chance(call.rng, faults.reorderCallback)) {
+    callback.fate = 'held';
+    callback.reordered = true;
+    call.held = callback;
+    sim.stats.callbacks.reordered += 1;
+    sim.stats.callbacks.inFlight += 1;
+    return;
+  }
+  enqueue(sim, call, callback);
+  flushHeld(sim, call);
+}
+
+export function flushHeld(sim: SimState, call: CallState): void {
+  const held = call.held;
+  if (!held) return;
+  call.held = undefined;
+  held.fate = 'pending';
+  sim.stats.callbacks.inFlight -= 1;
+  enqueue(sim, call, held);
+}
+
+function enqueue(sim: SimState, call: CallState, callback: CallbackState): void {
+  const stats = sim.stats.callbacks;
+  stats.inFlight += 1;
+  call.chain = call.chain
+    .then(async () => {
+      await deliver(sim, call, callback, false);
+      if (callback.duplicate) {
+        callback.duplicated = true;
+        stats.duplicated += 1;
+        await deliver(sim, call, callback, true);
+      }
+    })
+    .catch(() => {})
+    .finally(() => {
+      stats.inFlight -= 1;
+      sim.changed();
+    });
+}
+
+async function deliver(
+  sim: SimState,
+  call: CallState,
+  callback: CallbackState,
+  copy: boolean,
+): Promise<void> {
+  const stats = sim.stats.callbacks;
+  for (let attempt = 0; attempt <= callback.retries; attempt++) {
+    if (sim.stopped) return;
+    if (attempt > 0) {
+      stats.retried += 1;
+      await sim.sleep(sim.callbackRetryDelayMs);
+      if (sim.stopped) return;
+    }
+    const sentAt = now();
+    callback.attempts += 1;
+    stats.attempts += 1;
+    if (callback.firstSentAt === undefined) {
+      callback.firstSentAt = sentAt;
+      if (callback.final && !copy) {
+        call.finalCallbackAt = sentAt;
+        sim.timeline.push({ kind: 'final-callback', at: sentAt, sid: call.sid, ...runOf(call) });
+      }
+    }
+    try {
+      const response = await fetch(callback.url, {
+        method: callback.method,
+        headers: callback.headers,
+        ...(callback.body !== undefined ? { body: callback.body } : {}),
+        signal: AbortSignal.any([sim.abort.signal, AbortSignal.timeout(callback.readTimeoutMs)]),
+      });
+      await response.arrayBuffer();
+      callback.responseStatus = response.status;
+      if (response.status < 500) {
+        callback.fate = 'delivered';
+        delete callback.error;
+        stats.delivered += 1;
+        if (response.status >= 400) stats.answered4xx += 1;
+        return;
+      }
+      callback.error = `HTTP ${response.status}`;
+    } catch (error) {
+      callback.error =
+        (error as Error).name === 'TimeoutError' ? 'timeout' : String((error as Error).cause ?? error);
+    }
+  }
+  if (sim.stopped) return;
+  // A duplicate copy that fails does not undo the delivery of the original.
+  if (!copy || callback.fate !== 'delivered') callback.fate = 'failed';
+  stats.failed += 1;
+  sim.log(
+    `${call.sid} callback #${callback.sequenceNumber} ${callback.callStatus} failed: ${callback.error}`,
+  );
+}
