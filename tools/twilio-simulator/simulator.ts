@@ -69,15 +69,13 @@ import { HttpError, sendError } from './wire.ts';
 
 export { mulberry32 } from '../../lambdas/core/random.ts';
 export {
-  DEFAULT_REJECT_NUMBERS,
-  MIX_OUTCOMES,
   type MixOutcome,
   parseOutcomeMix,
   REALISTIC_OUTCOMES,
   weightedOutcomes,
 } from './behaviors.ts';
 export * from './types.ts';
-export { rfc2822, twilioSignature } from './wire.ts';
+export { twilioSignature } from './wire.ts';
 
 export async function startTwilioSimulator(options: SimulatorOptions = {}): Promise<TwilioSimulator> {
   const simulator = new Simulator(options);
