@@ -7,7 +7,6 @@
 // completed. What the store cannot know it refuses the same way: a duplicate or late write changes
 // nothing. Reads return copies, as a database does.
 
-import { ValidationError } from '../../lambdas/core/errors.ts';
 import type { Holder, Job, NewJob, Run } from '../../lambdas/core/model.ts';
 import type {
   AccountLimits,
@@ -27,26 +26,16 @@ import type {
   RunStore,
 } from '../../lambdas/core/ports.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
-
-interface StoredRun extends Run {
-  open: boolean;
-  wakeAt?: number;
-}
-
-interface StoredJob extends Job {
-  /** Set while queued: the job's place in the queue (the DynamoDB adapter's sparse index key). */
-  queuedKey?: string;
-  timeZone?: string;
-}
-
-interface Account {
-  active: number;
-  holders: Map<string, { attempt: number; since: string }>;
-  nextCreateAt: number;
-  waiting: Set<string>;
-}
-
-const copy = <T>(value: T): T => structuredClone(value);
+import {
+  type Account,
+  copy,
+  newJob,
+  notCompleted,
+  pageOf,
+  runView,
+  type StoredJob,
+  type StoredRun,
+} from './memory-records.ts';
 
 export class MemoryRunStore implements RunStore {
   readonly runs = new Map<string, StoredRun>();
@@ -150,28 +139,7 @@ export class MemoryRunStore implements RunStore {
     if (!run) throw new Error(`ingest of chunk ${chunk} failed: run ${runId} not found`);
     const canceled = run.control === 'canceled';
     const runJobs = this.#jobsOf(runId);
-    for (const job of jobs) {
-      const base = {
-        runId,
-        jobId: job.jobId,
-        phone: job.phone,
-        attributes: copy(job.attributes),
-        attempt: 0,
-        queuedAt: at,
-        ...(job.timeZone ? { timeZone: job.timeZone } : {}),
-      };
-      runJobs.set(
-        job.jobId,
-        canceled
-          ? { ...base, status: 'canceled', outcome: 'canceled', endedAt: at }
-          : {
-              ...base,
-              status: 'queued',
-              ...(job.notBefore ? { notBefore: job.notBefore } : {}),
-              queuedKey: keys.queuedKey(job.notBefore ?? 0, job.jobId),
-            },
-      );
-    }
+    for (const job of jobs) runJobs.set(job.jobId, newJob(runId, job, at, canceled));
     this.#chunks.add(marker);
     run.ingestedLeads += jobs.length;
     if (canceled) {
@@ -437,48 +405,5 @@ export class MemoryRunStore implements RunStore {
   #ensureAccount(): Account {
     this.#account ??= { active: 0, holders: new Map(), nextCreateAt: 0, waiting: new Set() };
     return this.#account;
-  }
-}
-
-/** Not completed: something is still queued, live or on its way (the adapter's condition). */
-function notCompleted(run: Run): boolean {
-  return run.queued > 0 || run.active > 0 || run.ingestedLeads < run.totalLeads;
-}
-
-function runView(run: StoredRun): Run {
-  const { open: _open, wakeAt: _wake, ...rest } = copy(run);
-  return rest;
-}
-
-/** A page after the cursor's key; the cursor is opaque to the caller, and checked like the adapter's. */
-function pageOf<T>(entries: [string, T][], page: PageRequest): Page<T> {
-  let start = 0;
-  if (page.cursor !== undefined) {
-    const after = decodeCursor(page.cursor);
-    start = entries.findIndex(([key]) => key === after) + 1;
-    if (start === 0) {
-      throw new ValidationError('The cursor is not one this list gave out.', [
-        { field: 'cursor', message: 'pass the next_cursor of the previous page unchanged' },
-      ]);
-    }
-  }
-  const items = entries.slice(start, start + page.limit);
-  const last = entries[start + page.limit - 1];
-  return {
-    items: items.map(([, item]) => item),
-    ...(start + page.limit < entries.length && last ? { nextCursor: encodeCursor(last[0]) } : {}),
-  };
-}
-
-function encodeCursor(key: string): string {
-  return Buffer.from(JSON.stringify({ after: key })).toString('base64url');
-}
-
-function decodeCursor(cursor: string): string | undefined {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
-    return typeof value.after === 'string' ? value.after : undefined;
-  } catch {
-    return undefined;
   }
 }
