@@ -22,8 +22,8 @@ import { control, createRun, listRuns, showRun } from './commands/runs.ts';
 import { watchRun } from './commands/watch.ts';
 import { DEFAULT_API_URL, USAGE, VERSION } from './usage.ts';
 
-export { type CliIo, EXIT, exitCodeFor, type Output } from './args.ts';
-export { DEFAULT_API_URL, USAGE, VERSION } from './usage.ts';
+export { type CliIo, EXIT } from './args.ts';
+export { USAGE } from './usage.ts';
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const say = (text: string) => io.stderr.write(`dialgate: ${text}\n`);

@@ -44,7 +44,6 @@ export {
   now,
   type Owner,
   type SdkCall,
-  type SentMessage,
   type ServerArrival,
 } from './sdk-calls.ts';
 

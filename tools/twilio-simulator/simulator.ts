@@ -12,7 +12,7 @@
  *   await sim.stop();
  * Standalone: `npx tsx bin/twilio-simulator.ts` (PORT, prints URL, SID and token).
  * Also exported: `mulberry32(seed)` (seeded PRNG), `weightedOutcomes(weights, random)` (a behavior),
- * `twilioSignature(token, url, params)` (to forge or check signatures in other tests), `rfc2822`.
+ * `twilioSignature(token, url, params)` (to forge or check signatures in other tests).
  *
  * REST (HTTP Basic accountSid:authToken, form-encoded in, JSON out, Twilio's error shape
  * `{code, message, more_info, status}`):
@@ -69,15 +69,13 @@ import { HttpError, sendError } from './wire.ts';
 
 export { mulberry32 } from '../../lambdas/core/random.ts';
 export {
-  DEFAULT_REJECT_NUMBERS,
-  MIX_OUTCOMES,
   type MixOutcome,
   parseOutcomeMix,
   REALISTIC_OUTCOMES,
   weightedOutcomes,
 } from './behaviors.ts';
 export * from './types.ts';
-export { rfc2822, twilioSignature } from './wire.ts';
+export { twilioSignature } from './wire.ts';
 
 export async function startTwilioSimulator(options: SimulatorOptions = {}): Promise<TwilioSimulator> {
   const simulator = new Simulator(options);
