@@ -12,7 +12,7 @@
  *   await sim.stop();
  * Standalone: `npx tsx bin/twilio-simulator.ts` (PORT, prints URL, SID and token).
  * Also exported: `mulberry32(seed)` (seeded PRNG), `weightedOutcomes(weights, random)` (a behavior),
- * `twilioSignature(token, url, params)` (to forge or check signatures in other tests), `rfc2822`.
+ * `twilioSignature(token, url, params)` (to forge or check signatures in other tests).
  *
  * REST (HTTP Basic accountSid:authToken, form-encoded in, JSON out, Twilio's error shape
  * `{code, message, more_info, status}`):
