@@ -29,7 +29,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { ManagedPolicy, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -49,6 +49,7 @@ import {
 import type { DialgateConfig } from './config.ts';
 import { ConsoleSite } from './constructs/console-site.ts';
 import { DialgateFunction } from './constructs/dialgate-function.ts';
+import { managedPolicyFinding } from './nag-findings.ts';
 
 export interface StatelessStackProps extends StackProps {
   readonly config: DialgateConfig;
@@ -275,7 +276,11 @@ export class StatelessStack extends Stack {
           'in a Cognito user pool.',
       },
       {
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        id: managedPolicyFinding(
+          api,
+          ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')
+            .managedPolicyArn,
+        ),
         reason:
           "API Gateway's account-wide CloudWatch role uses the AWS managed policy made for exactly that; " +
           'it is what access and execution logging require.',
