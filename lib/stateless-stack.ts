@@ -156,10 +156,16 @@ export class StatelessStack extends Stack {
     this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
     // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
     if (config.apiAuth === 'apiKey') {
-      new ConsoleSite(this, 'Console', {
+      const site = new ConsoleSite(this, 'Console', {
         api: this.api,
         removalPolicy: logRemovalPolicy,
         logRetention,
+      });
+      // Made here, not inside the construct, so that its name is `ConsoleUrl` as the README says
+      // (an output in a nested construct is named after its path and a hash).
+      new CfnOutput(this, 'ConsoleUrl', {
+        value: site.url,
+        description: 'The web console (the API is also served under it, at /runs)',
       });
     }
     this.alarmTopic = this.alarmTopicFor(config);

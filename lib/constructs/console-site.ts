@@ -6,7 +6,7 @@
 //
 // Added by the stateless stack in API-key mode.
 
-import { CfnOutput, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import {
   AllowedMethods,
@@ -40,6 +40,8 @@ export interface ConsoleSiteProps {
 export class ConsoleSite extends Construct {
   readonly bucket: Bucket;
   readonly distribution: Distribution;
+  /** The console's address (CloudFront's domain); the API is served under it too, at /runs. */
+  readonly url: string;
 
   constructor(scope: Construct, id: string, props: ConsoleSiteProps) {
     super(scope, id);
@@ -139,10 +141,7 @@ export class ConsoleSite extends Construct {
       );
     }
 
-    new CfnOutput(this, 'ConsoleUrl', {
-      value: `https://${this.distribution.distributionDomainName}/`,
-      description: 'The web console (the API is also served under it, at /runs)',
-    });
+    this.url = `https://${this.distribution.distributionDomainName}/`;
 
     Validations.of(this).acknowledge(
       {

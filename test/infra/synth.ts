@@ -41,7 +41,10 @@ export interface SynthOptions {
  * Builds and synthesizes the app with the given context. Without `bundle`, functions are not
  * bundled (CDK's own switch for that), which keeps tests that look only at the templates fast.
  */
-export function synthDialgate(context: Record<string, unknown> = {}, options: SynthOptions = {}): Synthesized {
+export function synthDialgate(
+  context: Record<string, unknown> = {},
+  options: SynthOptions = {},
+): Synthesized {
   const app = new App({
     ...(options.outdir ? { outdir: options.outdir } : {}),
     context: {
