@@ -1,11 +1,15 @@
-// What we deploy is what we test: the local stack running the functions from the bundles `cdk synth`
-// writes (ESM, with the require banner, everything bundled) instead of the TypeScript sources, driven
-// over HTTP like the other end-to-end tests. A bundling mistake — a missing export, a dynamic require
-// the banner does not cover, a module the bundle leaves out — fails here, not in Lambda.
+// What we deploy is what we test: `npm start` running the functions from the bundles `cdk synth`
+// writes (ESM, with the require banner, everything bundled) instead of the TypeScript sources
+// (BUNDLES_FROM), driven over HTTP like the other end-to-end tests, with an external Twilio double.
+// A bundling mistake — a missing export, a dynamic require the banner does not cover, a module the
+// bundle leaves out — fails here, not in Lambda.
 //
 // The app is synthesized in-process (the same buildDialgate bin/app.ts runs, the same NodejsFunction
-// bundling the CLI triggers) into a temporary cloud assembly; the local stack finds each function's
-// bundle there as a deploy does (template Code.S3Key → asset manifest → asset directory).
+// bundling the CLI triggers) into a temporary cloud assembly outside the repository, so that a bundle
+// finds no node_modules to fall back on, as in Lambda; the local stack finds each function's bundle
+// there as a deploy does (template Code.S3Key → asset manifest → asset directory). The stack runs as
+// its own process so that Node's own loader imports the bundles (vitest's would resolve a module the
+// bundle left out from the repository's node_modules).
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,43 +18,55 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { RunView } from '../../lambdas/core/model.ts';
 import { FUNCTIONS, type FunctionName } from '../../lambdas/definitions/resources.ts';
 import { bundlesInAssembly } from '../../tools/local/cdk-bundles.ts';
-import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
-import { mulberry32, twilioSignature, weightedOutcomes } from '../../tools/twilio-simulator/simulator.ts';
+import { freePort } from '../../tools/local/emulators.ts';
+import {
+  mulberry32,
+  startTwilioSimulator,
+  type TwilioSimulator,
+  twilioSignature,
+  weightedOutcomes,
+} from '../../tools/twilio-simulator/simulator.ts';
 import { synthDialgate } from '../infra/synth.ts';
+import { npmStart, type Started, stopNpmStart } from '../support/npm-start.ts';
 
 const FROM = '+15005550006';
 /** Twilio's magic number that fails at create (21211): a lead that is never called. */
 const INVALID_NUMBER = '+15005550001';
 
 let assemblyDir: string;
-let stack: LocalStack;
+let sim: TwilioSimulator;
+let started: Started | undefined;
 
 beforeAll(async () => {
   assemblyDir = mkdtempSync(join(tmpdir(), 'dialgate-cdk-out-'));
   // Template.fromStack inside synthDialgate synthesizes the app: the bundles are in assemblyDir now.
   synthDialgate({}, { bundle: true, outdir: assemblyDir });
   const random = mulberry32(18);
-  stack = await startLocalStack({
-    port: 0,
-    bundlesFrom: assemblyDir,
-    fromNumber: FROM,
-    simulator: {
-      ringMs: 60,
-      talkMs: 120,
-      jitter: 0.5,
-      random,
-      behavior: weightedOutcomes({ completed: 6, busy: 1, 'no-answer': 1 }, random),
-    },
+  sim = await startTwilioSimulator({
+    ringMs: 60,
+    talkMs: 120,
+    jitter: 0.5,
+    random,
+    behavior: weightedOutcomes({ completed: 6, busy: 1, 'no-answer': 1 }, random),
+  });
+  started = await npmStart({
+    PORT: String(await freePort()),
+    BUNDLES_FROM: assemblyDir,
+    TWILIO_API_BASE_URL: sim.url,
+    TWILIO_ACCOUNT_SID: sim.accountSid,
+    TWILIO_AUTH_TOKEN: sim.authToken,
+    TWILIO_FROM_NUMBER: FROM,
   });
 }, 180_000);
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopNpmStart(started);
+  await sim?.stop();
   if (assemblyDir) rmSync(assemblyDir, { recursive: true, force: true });
 });
 
 async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${stack.apiUrl}${path}`, {
+  const response = await fetch(`${started!.apiUrl}${path}`, {
     method,
     headers: { 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -65,7 +81,9 @@ async function waitForRun(runId: string, done: (view: RunView) => boolean, timeo
     expect(status).toBe(200);
     const view = body as unknown as RunView;
     if (done(view)) return view;
-    if (Date.now() > deadline) throw new Error(`run ${runId} not done in time: ${JSON.stringify(view)}`);
+    if (Date.now() > deadline) {
+      throw new Error(`run ${runId} not done in time: ${JSON.stringify(view)}\n${started!.output()}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -76,31 +94,39 @@ const leads = (count: number, offset: number) =>
     phone: `+1415${String(5_550_100 + offset + i).padStart(7, '0')}`,
   }));
 
-describe('the local stack on the bundles cdk synth wrote', () => {
-  test('runs every function from its bundle in the cloud assembly, not from the sources', () => {
-    const names = Object.keys(FUNCTIONS) as FunctionName[];
-    expect(Object.keys(stack.functionFiles).sort()).toEqual([...names].sort());
+describe('npm start on the bundles cdk synth wrote', () => {
+  test('finds each function bundle in the cloud assembly, and npm start says it runs them', () => {
     const bundles = bundlesInAssembly(assemblyDir);
-    for (const name of names) {
-      const file = stack.functionFiles[name]!;
-      expect(file, name).toBe(bundles[name].file);
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const { file, exportName } = bundles[name];
       expect(relative(assemblyDir, file), name).toMatch(/^asset\.[0-9a-f]{64}\/index\.mjs$/);
+      expect(exportName, name).toBe('handler');
       // The construct's banner: CommonJS dependencies' `require` of Node built-ins works in ESM.
       expect(readFileSync(file, 'utf8').startsWith('import { createRequire'), name).toBe(true);
     }
+    expect(started!.output()).toContain(`Code:    the bundles in ${assemblyDir}`);
   });
 
-  test('a 12-lead run with a cap of 3 completes, never more than 3 calls live at the simulator', async () => {
+  test('a 12-lead run with a cap of 3 completes, never more than 3 calls live at the double', async () => {
+    // Answered calls stay up until hung up below, so the cap is reached however slowly a loaded
+    // machine dispatches; busy and unanswered ones end on their own.
+    sim.configure({ talkMs: 60_000 });
     const created = await api('POST', '/runs', {
       concurrency: 3,
       leads: [...leads(11, 0), { phone: INVALID_NUMBER }],
     });
     expect(created.status).toBe(202);
     const runId = created.body.run_id as string;
+    await waitForRun(runId, () => (sim.stats().runs[runId]?.live ?? 0) >= 3, 60_000);
 
-    const view = await waitForRun(runId, (v) => v.status === 'completed');
+    // Then every answered call is hung up as it comes: the run drains to completed.
+    const view = await waitForRun(runId, (v) => {
+      for (const call of sim.calls())
+        if (call.run === runId && call.status === 'in-progress') sim.hangUp(call.sid);
+      return v.status === 'completed';
+    });
 
-    const sim = stack.simulator!;
+    // The double's own observer: the cap was reached and never passed.
     const observed = sim.stats().runs[runId]!;
     expect(observed.maxLive).toBe(3);
     expect(observed.created).toBe(11);
@@ -110,10 +136,9 @@ describe('the local stack on the bundles cdk synth wrote', () => {
     expect(view.completed + view.failed + view.canceled).toBe(12);
     const calls = sim.calls().filter((call) => call.run === runId);
     expect(view.completed).toBe(calls.filter((call) => call.status === 'completed').length);
-  }, 90_000);
+  }, 120_000);
 
   test('a forged status callback is refused with 403 and changes nothing; the real one frees the slot', async () => {
-    const sim = stack.simulator!;
     // A call that stays up, so that a forged "completed" would free a slot if it were believed.
     sim.configure({ talkMs: 60_000, behavior: () => ({ outcome: 'completed' }) });
     const created = await api('POST', '/runs', { concurrency: 1, leads: leads(2, 50) });
@@ -123,7 +148,7 @@ describe('the local stack on the bundles cdk synth wrote', () => {
     const live = sim.calls().find((call) => call.run === runId && call.status === 'in-progress')!;
 
     const callbackUrl = live.statusCallback!;
-    expect(callbackUrl.startsWith(stack.webhookUrl)).toBe(true);
+    expect(callbackUrl.startsWith(started!.webhookUrl)).toBe(true);
     const params = {
       AccountSid: sim.accountSid,
       CallSid: live.sid,
