@@ -53,8 +53,13 @@ describe.each([
     'API key, production, in an account and region (the asset bucket is named by them)',
     API_KEY_PROD,
     CLI_ENV,
+    // With the region known, the asset bucket's ARN is spelled out whole: account, region and (with
+    // cdk.json's partition-literals flag) the partition.
     API_KEY_ACKNOWLEDGEMENTS.map((id) =>
-      id.replace('<AWS::AccountId>-<AWS::Region>', `${CLI_ENV.account}-${CLI_ENV.region}`),
+      id.replace(
+        'arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*',
+        `arn:aws:s3:::cdk-hnb659fds-assets-${CLI_ENV.account}-${CLI_ENV.region}/*`,
+      ),
     ),
   ],
 ])('cdk-nag AwsSolutions, %s', (_name, context, env, expected) => {
