@@ -98,6 +98,8 @@ function describeMix(): string {
 const twilio = externalTwilio();
 const apiKey = env('API_KEY');
 const dataDir = env('DATA_DIR');
+// A cloud assembly (`npx cdk synth` writes cdk.out): run the functions from its bundles, as deployed.
+const bundlesFrom = env('BUNDLES_FROM');
 const fromNumber = env('TWILIO_FROM_NUMBER');
 const pollers = numberEnv('DISPATCHER_POLLERS', { min: 1, max: 100 });
 const reconcileIntervalSeconds = numberEnv('RECONCILE_INTERVAL_SECONDS', { min: 1 });
@@ -108,6 +110,7 @@ try {
     port: numberEnv('PORT', { max: 65_535 }) ?? 3000,
     apiKey,
     dataDir,
+    bundlesFrom,
     twilio,
     simulator: simulatorOptions(),
     ...(fromNumber ? { fromNumber } : {}),
@@ -136,6 +139,7 @@ console.log(`dialgate is running locally (ready in ${seconds} s)
   Webhook: ${stack.webhookUrl}
   Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}\n           calls end ${describeMix()} (SIM_OUTCOMES changes it)`}
   Data:    ${dataDir ?? 'in memory (set DATA_DIR to keep it)'}
+  Code:    ${bundlesFrom ? `the bundles in ${bundlesFrom}` : 'the TypeScript sources (BUNDLES_FROM=cdk.out runs the bundles)'}
 Try:
   curl -s -X POST ${stack.apiUrl}/runs -H 'content-type: application/json'${apiKey ? ' -H "x-api-key: $API_KEY"' : ''} \\
     -d '{"concurrency": 3, "leads": [{"phone": "+972501234567"}, {"phone": "+14155550100"}]}'

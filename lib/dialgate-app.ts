@@ -1,7 +1,7 @@
 // The assembly of the CDK app's two stacks. bin/app.ts runs it; the infra tests build the same app
 // in-process from the same function.
 
-import { Annotations, type App, Tags, Validations } from 'aws-cdk-lib';
+import { Annotations, type App, type Environment, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { type DialgateConfig, PLACEHOLDER_FROM_NUMBER } from './config.ts';
 import { StatefulStack } from './stateful-stack.ts';
@@ -14,16 +14,30 @@ export interface Dialgate {
   readonly stateless: StatelessStack;
 }
 
-/** Adds dialgate's two stacks to `app`, with the cdk-nag AwsSolutions checks over all of it. */
-export function buildDialgate(app: App, config: DialgateConfig): Dialgate {
+/**
+ * The account and region the CDK CLI hands the app: it sets CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION
+ * from the credentials (the region from AWS_REGION or the profile, us-east-1 when none). Both are
+ * unset when the app runs outside the CLI, and the account is unset offline: the stacks are then
+ * environment-agnostic (their account and region are CloudFormation pseudo parameters).
+ */
+export function cliEnvironment(vars: NodeJS.ProcessEnv = process.env): Environment {
+  return { account: vars.CDK_DEFAULT_ACCOUNT, region: vars.CDK_DEFAULT_REGION };
+}
+
+/**
+ * Adds dialgate's two stacks to `app`, with the cdk-nag AwsSolutions checks over all of it, in the
+ * CLI's environment unless `env` says another.
+ */
+export function buildDialgate(
+  app: App,
+  config: DialgateConfig,
+  env: Environment = cliEnvironment(),
+): Dialgate {
   const production = config.stage === 'prod';
   // Strong references (CloudFormation exports): the stateful stack cannot drop or change an export
   // the stateless stack still imports. Said explicitly, so a future default cannot change it.
   if (app.node.tryGetContext(CROSS_STACK_REFERENCES) === undefined)
     app.node.setContext(CROSS_STACK_REFERENCES, 'strong');
-  // Unset outside a CDK CLI run with credentials: the stacks are then environment-agnostic, which
-  // is what an offline `cdk synth` needs.
-  const env = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
 
   const stateful = new StatefulStack(app, `dialgate-${config.stage}-stateful`, {
     env,

@@ -29,7 +29,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { ManagedPolicy, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -49,6 +49,7 @@ import {
 import type { DialgateConfig } from './config.ts';
 import { ConsoleSite } from './constructs/console-site.ts';
 import { DialgateFunction } from './constructs/dialgate-function.ts';
+import { managedPolicyFinding } from './nag-findings.ts';
 
 export interface StatelessStackProps extends StackProps {
   readonly config: DialgateConfig;
@@ -155,10 +156,16 @@ export class StatelessStack extends Stack {
     this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
     // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
     if (config.apiAuth === 'apiKey') {
-      new ConsoleSite(this, 'Console', {
+      const site = new ConsoleSite(this, 'Console', {
         api: this.api,
         removalPolicy: logRemovalPolicy,
         logRetention,
+      });
+      // Made here, not inside the construct, so that its name is `ConsoleUrl` as the README says
+      // (an output in a nested construct is named after its path and a hash).
+      new CfnOutput(this, 'ConsoleUrl', {
+        value: site.url,
+        description: 'The web console (the API is also served under it, at /runs)',
       });
     }
     this.alarmTopic = this.alarmTopicFor(config);
@@ -275,7 +282,11 @@ export class StatelessStack extends Stack {
           'in a Cognito user pool.',
       },
       {
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        id: managedPolicyFinding(
+          api,
+          ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')
+            .managedPolicyArn,
+        ),
         reason:
           "API Gateway's account-wide CloudWatch role uses the AWS managed policy made for exactly that; " +
           'it is what access and execution logging require.',

@@ -6,7 +6,7 @@
 //
 // Added by the stateless stack in API-key mode.
 
-import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import {
   AllowedMethods,
@@ -19,11 +19,14 @@ import {
   ViewerProtocolPolicy,
 } from 'aws-cdk-lib/aws-cloudfront';
 import { RestApiOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import { ManagedPolicy } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket } from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from '../../clients/console/site-definition.ts';
+import { managedPolicyFinding, wildcardResourceFinding } from '../nag-findings.ts';
 
 export interface ConsoleSiteProps {
   /** The runs API; CloudFront forwards `/runs*` to its deployment stage. */
@@ -37,6 +40,8 @@ export interface ConsoleSiteProps {
 export class ConsoleSite extends Construct {
   readonly bucket: Bucket;
   readonly distribution: Distribution;
+  /** The console's address (CloudFront's domain); the API is served under it too, at /runs. */
+  readonly url: string;
 
   constructor(scope: Construct, id: string, props: ConsoleSiteProps) {
     super(scope, id);
@@ -82,8 +87,11 @@ export class ConsoleSite extends Construct {
       },
     });
 
+    // The site's files as a file asset of its own (what Source.asset makes inside the deployment), so
+    // that the acknowledgement below can name the asset bucket the copier reads.
+    const files = new Asset(this, 'SiteFiles', { path: CONSOLE_SITE_DIR });
     const deployment = new BucketDeployment(this, 'Deploy', {
-      sources: [Source.asset(CONSOLE_SITE_DIR)],
+      sources: [Source.bucket(files.bucket, files.s3ObjectKey)],
       destinationBucket: this.bucket,
       // A deploy replaces the files and invalidates the cached copies, so the new console shows at once.
       distribution: this.distribution,
@@ -97,25 +105,30 @@ export class ConsoleSite extends Construct {
     });
 
     // CDK's own copier (one function per stack, outside this construct): what it needs, as CDK grants it.
+    // The findings that name resources are computed from them: the asset bucket's name holds the
+    // account and region, spelled as tokens or as values depending on how the app is synthesized.
     const copier = deployment.handlerRole.node.scope;
     if (copier) {
+      const basicExecution = ManagedPolicy.fromAwsManagedPolicyName(
+        'service-role/AWSLambdaBasicExecutionRole',
+      );
       Validations.of(copier).acknowledge(
         {
-          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          id: managedPolicyFinding(copier, basicExecution.managedPolicyArn),
           reason:
             'CDK’s BucketDeployment function writes its logs with the AWS managed basic execution policy.',
         },
         ...[
-          'Action::s3:GetObject*',
-          'Action::s3:GetBucket*',
-          'Action::s3:List*',
-          'Action::s3:DeleteObject*',
-          'Action::s3:Abort*',
-          'Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*',
-          `Resource::<${Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket)}.Arn>/*`,
-          'Resource::*',
-        ].map((finding) => ({
-          id: `AwsSolutions-IAM5[${finding}]`,
+          'AwsSolutions-IAM5[Action::s3:GetObject*]',
+          'AwsSolutions-IAM5[Action::s3:GetBucket*]',
+          'AwsSolutions-IAM5[Action::s3:List*]',
+          'AwsSolutions-IAM5[Action::s3:DeleteObject*]',
+          'AwsSolutions-IAM5[Action::s3:Abort*]',
+          wildcardResourceFinding(copier, files.bucket.arnForObjects('*')),
+          wildcardResourceFinding(copier, this.bucket.arnForObjects('*')),
+          'AwsSolutions-IAM5[Resource::*]',
+        ].map((id) => ({
+          id,
           reason:
             'CDK’s BucketDeployment grants: read the asset bucket, replace the console’s files, and ' +
             'invalidate the distribution (CloudFront invalidations take no resource ARN).',
@@ -128,10 +141,7 @@ export class ConsoleSite extends Construct {
       );
     }
 
-    new CfnOutput(this, 'ConsoleUrl', {
-      value: `https://${this.distribution.distributionDomainName}/`,
-      description: 'The web console (the API is also served under it, at /runs)',
-    });
+    this.url = `https://${this.distribution.distributionDomainName}/`;
 
     Validations.of(this).acknowledge(
       {

@@ -32,26 +32,40 @@ const EXPECTED_ACKNOWLEDGEMENTS = {
   ],
 };
 
+const API_KEY_PROD = {
+  apiAuth: 'apiKey',
+  stage: 'prod',
+  alarmEmail: 'ops@example.com',
+  twimlUrl: 'https://example.com/twiml',
+};
+const API_KEY_ACKNOWLEDGEMENTS = [
+  ...EXPECTED_ACKNOWLEDGEMENTS.common,
+  ...EXPECTED_ACKNOWLEDGEMENTS.apiKey,
+  ...EXPECTED_ACKNOWLEDGEMENTS.console,
+];
+/** As the CDK CLI synthesizes for a deploy: the account and region are values, not pseudo parameters. */
+const CLI_ENV = { account: '123456789012', region: 'eu-central-1' };
+
 describe.each([
-  ['IAM-authenticated API (default)', {}, EXPECTED_ACKNOWLEDGEMENTS.common],
+  ['IAM-authenticated API (default)', {}, {}, EXPECTED_ACKNOWLEDGEMENTS.common],
+  ['API key, production, alarm e-mail', API_KEY_PROD, {}, API_KEY_ACKNOWLEDGEMENTS],
   [
-    'API key, production, alarm e-mail',
-    {
-      apiAuth: 'apiKey',
-      stage: 'prod',
-      alarmEmail: 'ops@example.com',
-      twimlUrl: 'https://example.com/twiml',
-    },
-    [
-      ...EXPECTED_ACKNOWLEDGEMENTS.common,
-      ...EXPECTED_ACKNOWLEDGEMENTS.apiKey,
-      ...EXPECTED_ACKNOWLEDGEMENTS.console,
-    ],
+    'API key, production, in an account and region (the asset bucket is named by them)',
+    API_KEY_PROD,
+    CLI_ENV,
+    // With the region known, the asset bucket's ARN is spelled out whole: account, region and (with
+    // cdk.json's partition-literals flag) the partition.
+    API_KEY_ACKNOWLEDGEMENTS.map((id) =>
+      id.replace(
+        'arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*',
+        `arn:aws:s3:::cdk-hnb659fds-assets-${CLI_ENV.account}-${CLI_ENV.region}/*`,
+      ),
+    ),
   ],
-])('cdk-nag AwsSolutions, %s', (_name, context, expected) => {
+])('cdk-nag AwsSolutions, %s', (_name, context, env, expected) => {
   // Synthesizing runs the checks too (bin/app.ts registers them as a validation plugin): an
   // unacknowledged finding would throw here already.
-  const { app } = synthDialgate(context);
+  const { app } = synthDialgate(context, { env });
 
   it('leaves no finding unacknowledged', () => {
     expect(nagFindings(app)).toEqual([]);

@@ -3,7 +3,7 @@
 // functions by name, the IAM statements of each role.
 
 import { readFileSync } from 'node:fs';
-import { App, Validations } from 'aws-cdk-lib';
+import { App, type Environment, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -25,15 +25,28 @@ export interface Synthesized {
   stateless: Template;
 }
 
+export interface SynthOptions {
+  /** Bundle the functions with esbuild (as `cdk synth` does); off by default. */
+  bundle?: boolean;
+  /**
+   * The account and region, as the CDK CLI passes them (CDK_DEFAULT_ACCOUNT/REGION); default none:
+   * environment-agnostic stacks, whatever this process's environment holds.
+   */
+  env?: Environment;
+  /** Where the cloud assembly goes; a temporary directory by default. */
+  outdir?: string;
+}
+
 /**
  * Builds and synthesizes the app with the given context. Without `bundle`, functions are not
  * bundled (CDK's own switch for that), which keeps tests that look only at the templates fast.
  */
 export function synthDialgate(
   context: Record<string, unknown> = {},
-  options: { bundle?: boolean } = {},
+  options: SynthOptions = {},
 ): Synthesized {
   const app = new App({
+    ...(options.outdir ? { outdir: options.outdir } : {}),
     context: {
       ...CDK_JSON_CONTEXT,
       // Bundled: say where each asset is (as the CLI does), so tests can load the bundles.
@@ -42,7 +55,7 @@ export function synthDialgate(
     },
   });
   return throughConsole(() => {
-    const dialgate = buildDialgate(app, readConfig(app.node)); // assets are bundled here
+    const dialgate = buildDialgate(app, readConfig(app.node), options.env ?? {}); // assets are bundled here
     return {
       app,
       dialgate,

@@ -58,20 +58,28 @@ export function lambdaContext(functionName: string, spec: FunctionSpec, deadline
   };
 }
 
+/** A module file and the export to call: Lambda's `Handler`, e.g. a bundle's `index.mjs` and `handler`. */
+export interface FunctionSource {
+  file: string;
+  exportName: string;
+}
+
 /**
- * Imports `spec.entry`'s `handler`. Call it only after the environment is set: handlers read their
- * configuration once, like a cold start, and the module cache makes this process one "container".
+ * Imports `spec.entry`'s `handler`, or `source` instead (e.g. the bundle `cdk synth` wrote). Call it
+ * only after the environment is set: handlers read their configuration once, like a cold start, and
+ * the module cache makes this process one "container".
  */
 export async function loadFunction<E, R>(
   functionName: string,
   spec: FunctionSpec,
   onReport?: (report: InvocationReport) => void,
+  source: FunctionSource = { file: resolve(REPO_ROOT, spec.entry), exportName: 'handler' },
 ): Promise<LocalFunction<E, R>> {
-  const module = (await import(pathToFileURL(resolve(REPO_ROOT, spec.entry)).href)) as {
-    handler?: LambdaHandler<E, R>;
-  };
-  const handler = module.handler;
-  if (typeof handler !== 'function') throw new Error(`${spec.entry} does not export a handler`);
+  const module = (await import(pathToFileURL(source.file).href)) as Record<string, unknown>;
+  const handler = module[source.exportName] as LambdaHandler<E, R> | undefined;
+  if (typeof handler !== 'function') {
+    throw new Error(`${source.file} does not export a function "${source.exportName}"`);
+  }
   return {
     name: functionName,
     async invoke(event) {

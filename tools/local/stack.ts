@@ -31,6 +31,7 @@ import {
   startTwilioSimulator,
   type TwilioSimulator,
 } from '../twilio-simulator/simulator.ts';
+import { bundlesInAssembly } from './cdk-bundles.ts';
 import {
   createTable,
   createWorkQueues,
@@ -41,7 +42,13 @@ import {
   startSqsEmulator,
 } from './emulators.ts';
 import { startFunctionUrl } from './function-url.ts';
-import { type InvocationReport, type LocalFunction, loadFunction, REPO_ROOT } from './lambda-runtime.ts';
+import {
+  type FunctionSource,
+  type InvocationReport,
+  type LocalFunction,
+  loadFunction,
+  REPO_ROOT,
+} from './lambda-runtime.ts';
 import { startRestApi } from './rest-api.ts';
 import { type EventSourceStats, type RunningEventSource, startSqsEventSource } from './sqs-event-source.ts';
 
@@ -80,6 +87,11 @@ export interface LocalStackOptions {
   stage?: string;
   /** Called after every invocation of every function, like Lambda's REPORT log line. */
   onReport?: (report: InvocationReport) => void;
+  /**
+   * A cloud assembly (`cdk synth`'s output directory, e.g. `cdk.out`): the functions run from the
+   * bundles in it, as deployed, instead of from the TypeScript sources.
+   */
+  bundlesFrom?: string | undefined;
   /** Where failures inside the local plumbing are reported; console.error by default. */
   onError?: (error: unknown, where: string) => void;
 }
@@ -107,6 +119,8 @@ export interface LocalStack {
   tableName: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The module file each function was loaded from: a TypeScript entry, or a bundle. */
+  functionFiles: Partial<Record<FunctionName, string>>;
   eventSource(): EventSourceStats;
   stop(): Promise<void>;
 }
@@ -264,7 +278,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       TWILIO_FROM_NUMBER: twilio.fromNumber,
     });
 
-    const handlers = await loadHandlers(options.onReport);
+    const handlers = await loadHandlers(
+      options.onReport,
+      options.bundlesFrom ? bundlesInAssembly(options.bundlesFrom) : undefined,
+    );
     loaded.resolve(handlers);
 
     const sqs = new SQSClient({
@@ -314,6 +331,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       tableName: emulators.tableName,
       queueUrl: emulators.queueUrl,
       dlqUrl: emulators.dlqUrl,
+      functionFiles: handlers.files,
       eventSource: () => eventSource.stats(),
       async stop() {
         await stopAll();
@@ -344,6 +362,7 @@ interface Handlers {
   webhook: LocalFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>;
   dispatcher: LocalFunction<SQSEvent, SQSBatchResponse | undefined>;
   reconciler?: LocalFunction<ScheduledEvent, unknown>;
+  files: Partial<Record<FunctionName, string>>;
 }
 
 /** Lambda's function name: the service name, as the CDK app names each function's logs and metrics. */
@@ -351,25 +370,32 @@ export function functionName(name: FunctionName): string {
   return serviceName(name);
 }
 
-async function loadHandlers(onReport?: (report: InvocationReport) => void): Promise<Handlers> {
+async function loadHandlers(
+  onReport?: (report: InvocationReport) => void,
+  bundles?: Record<FunctionName, FunctionSource>,
+): Promise<Handlers> {
+  // The bundle `cdk synth` wrote, else the TypeScript entry the construct bundles.
+  const sourceOf = (name: FunctionName): FunctionSource =>
+    bundles?.[name] ?? { file: resolve(REPO_ROOT, FUNCTIONS[name].entry), exportName: 'handler' };
+  const load = <E, R>(name: FunctionName) =>
+    loadFunction<E, R>(functionName(name), FUNCTIONS[name], onReport, sourceOf(name));
   const [api, webhook, dispatcher] = await Promise.all([
-    loadFunction<APIGatewayProxyEvent, APIGatewayProxyResult>(functionName('api'), FUNCTIONS.api, onReport),
-    loadFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>(
-      functionName('webhook'),
-      FUNCTIONS.webhook,
-      onReport,
-    ),
-    loadFunction<SQSEvent, SQSBatchResponse | undefined>(
-      functionName('dispatcher'),
-      FUNCTIONS.dispatcher,
-      onReport,
-    ),
+    load<APIGatewayProxyEvent, APIGatewayProxyResult>('api'),
+    load<APIGatewayProxyEventV2, APIGatewayProxyResultV2>('webhook'),
+    load<SQSEvent, SQSBatchResponse | undefined>('dispatcher'),
   ]);
   // Optional so that the stack runs on a tree where the reconciler is not written yet.
-  const reconciler = existsSync(resolve(REPO_ROOT, FUNCTIONS.reconciler.entry))
-    ? await loadFunction<ScheduledEvent, unknown>(functionName('reconciler'), FUNCTIONS.reconciler, onReport)
+  const reconciler = existsSync(sourceOf('reconciler').file)
+    ? await load<ScheduledEvent, unknown>('reconciler')
     : undefined;
-  return { api, webhook, dispatcher, ...(reconciler ? { reconciler } : {}) };
+  const loaded: FunctionName[] = [
+    'api',
+    'webhook',
+    'dispatcher',
+    ...(reconciler ? ['reconciler' as const] : []),
+  ];
+  const files = Object.fromEntries(loaded.map((name) => [name, sourceOf(name).file]));
+  return { api, webhook, dispatcher, ...(reconciler ? { reconciler } : {}), files };
 }
 
 /** An EventBridge rate schedule: one invocation at a time, the next one interval after the last ended. */
