@@ -12,6 +12,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
+import { enforceContract, isApiPath } from '../support/contract.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(REPO, 'test-results', 'console');
@@ -53,6 +54,8 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
   let browser: Browser;
   let page: Page;
   const pageErrors: string[] = [];
+  // Every API answer, to these tests' fetch and to the page, must match docs/openapi.json.
+  const contract = enforceContract(() => stack?.apiUrl);
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -69,6 +72,17 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     ]);
     page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('response', async (response) => {
+      const url = new URL(response.url());
+      if (!response.url().startsWith(stack.apiUrl) || !isApiPath(url.pathname)) return;
+      contract.check({
+        method: response.request().method(),
+        path: url.pathname,
+        status: response.status(),
+        headers: new Headers(response.headers()),
+        body: await response.text().catch(() => ''),
+      });
+    });
   }, 120_000);
 
   afterAll(async () => {

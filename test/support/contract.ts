@@ -123,12 +123,17 @@ export function contractProblems(response: ReceivedResponse): string[] {
   return problems;
 }
 
+/** Whether a path (under the API's base URL) is one of the document's, rather than, say, the console's. */
+export function isApiPath(path: string): boolean {
+  return templates.some((t) => t.pattern.test(path));
+}
+
 /**
  * Checks every response that this test file's `fetch` receives from the API (whose base URL `apiUrl`
  * returns, once it is known), and fails the test that received one the document does not describe.
  * The CLI, run in this process, and the tests' own HTTP helpers all go through the global fetch.
  */
-export function enforceContract(apiUrl: () => string | undefined): { checked: () => number } {
+export function enforceContract(apiUrl: () => string | undefined) {
   const original = globalThis.fetch;
   const problems: string[] = [];
   let checked = 0;
@@ -156,5 +161,12 @@ export function enforceContract(apiUrl: () => string | undefined): { checked: ()
     const found = problems.splice(0);
     expect(found, 'responses that the OpenAPI document does not describe').toEqual([]);
   });
-  return { checked: () => checked };
+  return {
+    checked: () => checked,
+    /** Checks a response received elsewhere (a browser's), failing the current test like fetch's. */
+    check(response: ReceivedResponse) {
+      problems.push(...contractProblems(response));
+      checked += 1;
+    },
+  };
 }

@@ -7,7 +7,11 @@ import { compileErrors, validate } from '@readme/openapi-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, test } from 'vitest';
-import { RunView } from '../../lambdas/core/api-schemas.ts';
+import { AppendLeadsRequest, RunRequest, RunView } from '../../lambdas/core/api-schemas.ts';
+import { parseCsvLeads } from '../../lambdas/core/csv-leads.ts';
+import type { ErrorDetail } from '../../lambdas/core/errors.ts';
+import { validateLeads, validateRunRequest } from '../../lambdas/core/leads.ts';
+import { validateRunOptions } from '../../lambdas/core/run-options.ts';
 import {
   CLIENT_TYPES_PATH,
   clientTypesText,
@@ -44,6 +48,72 @@ describe('docs/openapi.json', () => {
     for (const [name, schema] of withExamples) {
       const check = ajv.compile({ $ref: `openapi#/components/schemas/${name}` });
       expect(check(schema.example), `${name}: ${ajv.errorsText(check.errors)}`).toBe(true);
+    }
+  });
+});
+
+describe('the request schemas and the API validators agree', () => {
+  const limits = { defaultConcurrency: 3, maxConcurrency: 20, maxLeads: 100_000 };
+  const policy = { allowedFrom: ['+15005550006'], twimlUrlPrefixes: [], maxTwimlBytes: 4000 };
+  /** Whether the API accepts a run request: its own validators, as POST /runs runs them. */
+  const apiAccepts = (body: Record<string, unknown>) => {
+    const details: ErrorDetail[] = [];
+    validateRunOptions(body, policy, details);
+    try {
+      validateRunRequest(body, limits, { checkTimeZone: body.window !== undefined });
+    } catch {
+      return false;
+    }
+    return details.length === 0;
+  };
+  const operation = (path: string) => document.paths[path].post.requestBody.content;
+
+  test('every example request of the document is accepted by both', () => {
+    const runs = Object.values(operation('/runs')['application/json'].examples) as { value: never }[];
+    const appends = Object.values(operation('/runs/{run_id}/leads')['application/json'].examples) as {
+      value: { leads: unknown };
+    }[];
+    expect(runs.length + appends.length).toBeGreaterThanOrEqual(3);
+    for (const { value } of runs) {
+      expect(RunRequest.safeParse(value).success).toBe(true);
+      expect(apiAccepts(value)).toBe(true);
+    }
+    for (const { value } of appends) {
+      expect(AppendLeadsRequest.safeParse(value).success).toBe(true);
+      expect(validateLeads(value.leads, limits)).toHaveLength((value.leads as unknown[]).length);
+    }
+    for (const media of [operation('/runs'), operation('/runs/{run_id}/leads')]) {
+      for (const { value } of Object.values(media['text/csv'].examples) as { value: string }[]) {
+        expect(validateLeads(parseCsvLeads(value).leads, limits).length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  test('requests of the wrong shape are refused by both', () => {
+    const lead = { phone: '+972524118203' };
+    const wrong: Record<string, unknown>[] = [
+      {},
+      { leads: [] },
+      { leads: 'x' },
+      { leads: [{ name: 'no phone' }] },
+      { leads: [{ phone: '+972524118203', tags: ['a'] }] },
+      { leads: [lead], concurrency: 0 },
+      { leads: [lead], concurrency: 2.5 },
+      { leads: [lead], retry: { on: [] } },
+      { leads: [lead], retry: { on: ['completed'] } },
+      { leads: [lead], retry: { max_attempts: 11 } },
+      { leads: [lead], retry: { delay_seconds: -1 } },
+      { leads: [lead], retry: { tries: 2 } },
+      { leads: [lead], window: { start: '09:00', end: '20:00' } },
+      { leads: [lead], window: { time_zone: 'Asia/Jerusalem', start: '9am', end: '20:00' } },
+      {
+        leads: [lead],
+        window: { time_zone: 'Asia/Jerusalem', days: ['sunday'], start: '09:00', end: '20:00' },
+      },
+    ];
+    for (const body of wrong) {
+      expect(RunRequest.safeParse(body).success, JSON.stringify(body)).toBe(false);
+      expect(apiAccepts(body), JSON.stringify(body)).toBe(false);
     }
   });
 });
