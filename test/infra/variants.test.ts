@@ -107,6 +107,24 @@ describe('production, API key, alarm e-mail', () => {
     ]);
   });
 
+  it('serves the API reference with the console: /openapi.json from the API, the page with inline styles allowed', () => {
+    const [distribution] = Object.values(stateless.findResources('AWS::CloudFront::Distribution'));
+    const behaviors = distribution!.Properties.DistributionConfig.CacheBehaviors as { PathPattern: string }[];
+    expect(behaviors.map((b) => b.PathPattern).sort()).toEqual([
+      '/openapi.json',
+      '/reference.html',
+      '/runs*',
+    ]);
+    const policies = Object.values(stateless.findResources('AWS::CloudFront::ResponseHeadersPolicy')).map(
+      (p) =>
+        p.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy
+          .ContentSecurityPolicy as string,
+    );
+    expect(policies).toHaveLength(2);
+    expect(policies.filter((csp) => csp.includes("'unsafe-inline'"))).toHaveLength(1);
+    for (const csp of policies) expect(csp).toContain("script-src 'self';");
+  });
+
   it('retains the table, protected from deletion, and keeps the logs', () => {
     stateful.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
