@@ -453,6 +453,27 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     }
   });
 
+  test('the API reference page renders the API document, from this origin only', async () => {
+    const outside: string[] = [];
+    const note = (url: string) => {
+      if (!url.startsWith(stack.apiUrl) && !url.startsWith('data:')) outside.push(url);
+    };
+    page.on('request', (request) => note(request.url()));
+    await page.goto(`${stack.apiUrl}/#/`);
+    await page.getByRole('link', { name: 'API reference' }).click();
+    await page.waitForURL(/\/reference\.html$/);
+    // Redoc's navigation lists the document's tags and operations.
+    await expect
+      .poll(() => page.getByText('Start a run').first().isVisible(), { timeout: 30_000 })
+      .toBe(true);
+    await page.getByText('Start a run').first().click();
+    await expect.poll(() => page.getByText('Idempotency-Key').first().isVisible()).toBe(true);
+    await shot('10-api-reference');
+    page.removeAllListeners('request');
+    // Redoc's own logo points at its CDN; the page's policy blocks it, so nothing is fetched from there.
+    expect(outside.filter((url) => !/^https:\/\/cdn\.redoc\.ly\//.test(url))).toEqual([]);
+  });
+
   test('no script error on any page', () => {
     expect(pageErrors).toEqual([]);
   });
