@@ -7,6 +7,7 @@
 // readers of the document.
 
 import { z } from 'zod';
+import { E164, ID } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
 import { PAGE_DEFAULT, PAGE_MAX } from './listings.ts';
@@ -20,7 +21,7 @@ const TIME = '2026-11-29T09:30:00.000Z';
 
 export const RunId = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/)
+  .regex(ID)
   .meta({ description: 'The run’s id, as `POST /runs` answered it (a UUID).', example: RUN_ID_EXAMPLE });
 
 export const JobId = z
@@ -148,6 +149,7 @@ export const RunRequest = z
     window: WindowRequest.nullish(),
     from: z
       .string()
+      .regex(E164)
       .meta({
         description: 'Caller id in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
         example: '+15005550006',
