@@ -22,15 +22,16 @@ export const REFERENCE_PAGE = 'reference.html';
 /**
  * The reference page's headers: the console's, except that styles may be inline, because Redoc (with
  * styled-components) writes its styles into <style> elements at run time, and fonts may be data: URLs
- * (its icons). Scripts stay this origin's
- * only, and the page shows the public API document alone; it neither reads nor sends the API key.
+ * (its icons). Scripts stay this origin's only; the page shows the public API document alone, neither
+ * reads nor sends the API key, and connects to this origin only (Redoc's usage reports are off, and
+ * would be refused).
  */
 export const REFERENCE_SECURITY_HEADERS: Record<string, string> = {
   ...CONSOLE_SECURITY_HEADERS,
   'content-security-policy': CONSOLE_SECURITY_HEADERS['content-security-policy']!.replace(
     "style-src 'self'",
     "style-src 'self' 'unsafe-inline'; font-src 'self' data:",
-  ),
+  ).replace(/connect-src [^;]*/, "connect-src 'self'"),
 };
 
 /**

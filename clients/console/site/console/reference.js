@@ -19,7 +19,8 @@ try {
       code: { fontFamily: 'ui-monospace, monospace' },
     },
   };
-  init(await response.json(), { theme }, root);
+  // No usage reports to Redocly: the page talks to this origin only (its policy says so too).
+  init(await response.json(), { theme, disableTelemetry: true }, root);
 } catch (error) {
   const note = document.createElement('p');
   note.setAttribute('role', 'alert');
