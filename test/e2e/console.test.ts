@@ -467,7 +467,8 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     expect(await page.locator('#reference').textContent()).toContain('/runs/{run_id}/calls');
     await page.getByText('runs', { exact: true }).first().click();
     await page.getByText('Start a run').first().click();
-    await expect.poll(() => page.getByText('Idempotency-Key').first().isVisible()).toBe(true);
+    await page.getByRole('heading', { name: 'Start a run' }).waitFor({ timeout: 30_000 });
+    await page.getByText('Idempotency-Key', { exact: true }).waitFor({ timeout: 30_000 });
     await shot('10-api-reference');
     page.removeAllListeners('request');
     // Redoc's own logo points at its CDN; the page's policy blocks it (img-src 'self'), so nothing comes
