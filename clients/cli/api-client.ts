@@ -11,7 +11,6 @@ type Schemas = components['schemas'];
 
 /** GET /runs/{id}: the run's counters, its held slots and its options. */
 export type RunDetails = Schemas['RunView'];
-export type LiveSlot = Schemas['LiveCall'];
 export type Call = Schemas['CallView'];
 export type CreateRunResult = Schemas['CreatedRun'];
 export type ErrorDetail = Schemas['ErrorDetail'];

@@ -14,7 +14,7 @@ export interface paths {
     get: operations["listRuns"];
     /**
      * Start a run
-     * @description Validates the leads (every problem named, nothing created on error), creates the run and queues its leads (in chunks of 90); dialing starts at once. The body is JSON, or CSV (`text/csv`) with the run’s options in the query string under their JSON paths (`?concurrency=3&retry.on=busy,no-answer`); the query options are refused with JSON.
+     * @description Validates the leads (every problem named, nothing created on error) — or reads them from another run (`from_run`) —, creates the run and queues its leads (in chunks of 90); dialing starts at once. The body is JSON, or CSV (`text/csv`) with the run’s options in the query string under their JSON paths (`?concurrency=3&retry.on=busy,no-answer`); the query options are refused with JSON.
      */
     post: operations["createRun"];
   };
@@ -68,7 +68,7 @@ export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
     /**
-     * @description A new run: its leads and, optionally, its cap and dialer policy.
+     * @description A new run: its leads, or another run’s by outcome (`from_run`, e.g. to call the busy ones again), and, optionally, its cap and dialer policy.
      * @example {
      *   "concurrency": 3,
      *   "leads": [
@@ -90,16 +90,26 @@ export interface components {
      *   }
      * }
      */
-    RunRequest: {
+    RunRequest: ({
       /** @description At most the deployment’s `maxLeadsPerRun` (100,000 by default); more is 413. */
       leads: components["schemas"]["Lead"][];
+      from_run?: unknown;
       concurrency?: number | null;
       retry?: components["schemas"]["RetryRequest"] | null;
       window?: components["schemas"]["WindowRequest"] | null;
       from?: string | null;
       twiml_url?: string | null;
       twiml?: string | null;
-    };
+    }) | ({
+      from_run: components["schemas"]["FromRun"];
+      leads?: unknown;
+      concurrency?: number | null;
+      retry?: components["schemas"]["RetryRequest"] | null;
+      window?: components["schemas"]["WindowRequest"] | null;
+      from?: string | null;
+      twiml_url?: string | null;
+      twiml?: string | null;
+    });
     /**
      * @description One person to call: `phone`, and any fields of your own (strings, numbers, booleans or null, at most 2048 bytes as JSON), kept with the lead and shown in its calls. With a calling window, a `time_zone` field (IANA) overrides the window’s zone for this lead.
      * @example {
@@ -168,6 +178,25 @@ export interface components {
        * @example 20:00
        */
       end: string;
+    };
+    /**
+     * @description Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.
+     * @example {
+     *   "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f",
+     *   "outcomes": [
+     *     "busy",
+     *     "no-answer"
+     *   ]
+     * }
+     */
+    FromRun: {
+      /**
+       * @description The run’s id, as `POST /runs` answered it (a UUID).
+       * @example 3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f
+       */
+      run_id: string;
+      /** @description A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome. */
+      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected")[];
     };
     /**
      * @description A header row with a `phone` column (any case), then one lead per row; every other column is a lead field (an empty cell is an absent field). UTF-8, a byte order mark allowed. Problems are named by line, counting the header as line 1.
@@ -650,7 +679,7 @@ export interface operations {
   };
   /**
    * Start a run
-   * @description Validates the leads (every problem named, nothing created on error), creates the run and queues its leads (in chunks of 90); dialing starts at once. The body is JSON, or CSV (`text/csv`) with the run’s options in the query string under their JSON paths (`?concurrency=3&retry.on=busy,no-answer`); the query options are refused with JSON.
+   * @description Validates the leads (every problem named, nothing created on error) — or reads them from another run (`from_run`) —, creates the run and queues its leads (in chunks of 90); dialing starts at once. The body is JSON, or CSV (`text/csv`) with the run’s options in the query string under their JSON paths (`?concurrency=3&retry.on=busy,no-answer`); the query options are refused with JSON.
    */
   createRun: {
     parameters: {

@@ -10,9 +10,15 @@ import { z } from 'zod';
 import { E164, ID } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
-import { PAGE_DEFAULT, PAGE_MAX } from './listings.ts';
 import { RETRY_DEFAULTS, RETRY_LIMITS, RETRYABLE_OUTCOMES } from './run-options.ts';
-import { JOB_STATES, LIVE_STATES } from './states.ts';
+import { FINAL_STATES, JOB_STATES, LIVE_STATES } from './states.ts';
+
+/** Items per page of GET /runs and GET /runs/{run_id}/calls: by default, and at most. */
+export const PAGE_DEFAULT = 50;
+export const PAGE_MAX = 100;
+
+/** Final statuses, and the outcomes a lead can end with (Twilio's, and `rejected` for a refused number). */
+export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected'] as const;
 
 const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
 const TIME = '2026-11-29T09:30:00.000Z';
@@ -129,51 +135,79 @@ export const WindowRequest = z
     },
   });
 
-export const RunRequest = z
-  .object({
-    leads: z
-      .array(Lead)
-      .min(1)
-      .meta({ description: 'At most the deployment’s `maxLeadsPerRun` (100,000 by default); more is 413.' }),
-    concurrency: z
-      .int()
-      .min(1)
-      .meta({
-        description:
-          'Calls live at once (dialing or in a call), at most the deployment’s `maxConcurrency` (20 by ' +
-          'default); the deployment’s `defaultConcurrency` (3) when absent.',
-        example: 3,
-      })
-      .nullish(),
-    retry: RetryRequest.nullish(),
-    window: WindowRequest.nullish(),
-    from: z
-      .string()
-      .regex(E164)
-      .meta({
-        description: 'Caller id in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
-        example: '+15005550006',
-      })
-      .nullish(),
-    twiml_url: z
-      .url()
-      .meta({
-        description:
-          'What the callee hears: a TwiML URL under one of the deployment’s `twimlUrlAllowedPrefixes`. ' +
-          'Not with `twiml`.',
-      })
-      .nullish(),
-    twiml: z
-      .string()
-      .meta({
-        description: 'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes`.',
-        example: '<Response><Say>Hello from dialgate.</Say></Response>',
-      })
-      .nullish(),
+export const FromRun = z
+  .strictObject({
+    run_id: RunId,
+    outcomes: z.array(z.enum(FROM_RUN_OUTCOMES)).min(1).meta({
+      description: 'A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome.',
+    }),
   })
   .meta({
+    id: 'FromRun',
+    description:
+      'Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.',
+    example: { run_id: RUN_ID_EXAMPLE, outcomes: ['busy', 'no-answer'] },
+  });
+
+/** What a new run may say besides its leads: its cap and its dialer policy. */
+const runOptionFields = {
+  concurrency: z
+    .int()
+    .min(1)
+    .meta({
+      description:
+        'Calls live at once (dialing or in a call), at most the deployment’s `maxConcurrency` (20 by ' +
+        'default); the deployment’s `defaultConcurrency` (3) when absent.',
+      example: 3,
+    })
+    .nullish(),
+  retry: RetryRequest.nullish(),
+  window: WindowRequest.nullish(),
+  from: z
+    .string()
+    .regex(E164)
+    .meta({
+      description: 'Caller id in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
+      example: '+15005550006',
+    })
+    .nullish(),
+  twiml_url: z
+    .url()
+    .meta({
+      description:
+        'What the callee hears: a TwiML URL under one of the deployment’s `twimlUrlAllowedPrefixes`. ' +
+        'Not with `twiml`.',
+    })
+    .nullish(),
+  twiml: z
+    .string()
+    .meta({
+      description: 'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes`.',
+      example: '<Response><Say>Hello from dialgate.</Say></Response>',
+    })
+    .nullish(),
+};
+
+export const RunRequest = z
+  .union([
+    z.object({
+      leads: z.array(Lead).min(1).meta({
+        description: 'At most the deployment’s `maxLeadsPerRun` (100,000 by default); more is 413.',
+      }),
+      from_run: z.never().optional(),
+      ...runOptionFields,
+    }),
+    z.object({
+      from_run: FromRun,
+      leads: z.never().optional(),
+      ...runOptionFields,
+    }),
+  ])
+  .meta({
     id: 'RunRequest',
-    description: 'A new run: its leads and, optionally, its cap and dialer policy.',
+    description:
+      'A new run: its leads, or another run’s by outcome (`from_run`, e.g. to call the busy ones again), ' +
+      'and, optionally, its cap and dialer policy.',
     example: {
       concurrency: 3,
       leads: [{ phone: '+972524118203', name: 'Dana' }, { phone: '+14155550123' }],

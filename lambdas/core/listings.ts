@@ -1,15 +1,12 @@
 // (core) GET /runs and GET /runs/{run_id}/calls: pages of runs (newest first) and of a run's leads
 // (in lead order), with an opaque cursor. Phone numbers are masked unless the caller asks for them.
 
-import type { CallView } from './api-schemas.ts';
+import { type CallView, PAGE_DEFAULT, PAGE_MAX } from './api-schemas.ts';
 import { type ErrorDetail, NotFoundError, ValidationError } from './errors.ts';
 import { maskPhone } from './leads.ts';
 import { type Job, type RunView, toRunView } from './model.ts';
 import type { RunQueries, RunReader } from './ports.ts';
 import { JOB_STATES } from './states.ts';
-
-export const PAGE_DEFAULT = 50;
-export const PAGE_MAX = 100;
 
 export type { CallView } from './api-schemas.ts';
 

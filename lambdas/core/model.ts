@@ -83,7 +83,7 @@ export interface NewJob {
 export type RunStatus = 'running' | 'paused' | 'canceling' | 'canceled' | 'completed';
 
 /** What a client is shown of a run and of its held slots: the API's schemas (api-schemas.ts) say. */
-export type { LiveCallView, RunView } from './api-schemas.ts';
+export type { RunView } from './api-schemas.ts';
 
 export function finishedLeads(run: Run): number {
   return run.completed + run.failed + run.canceled;

@@ -469,7 +469,7 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await page.getByText('Start a run').first().click();
     await page.getByRole('heading', { name: 'Start a run' }).waitFor({ timeout: 30_000 });
     await page.getByText('Idempotency-Key', { exact: true }).waitFor({ timeout: 30_000 });
-    await shot('10-api-reference');
+    await shot('15-api-reference');
     page.removeAllListeners('request');
     // Redoc's own logo points at its CDN; the page's policy blocks it (img-src 'self'), so nothing comes
     // from there. Anything else (its usage reports to Redocly, say) is a failure.

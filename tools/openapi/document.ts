@@ -231,12 +231,20 @@ const createRun: ZodOpenApiOperationObject = {
   tags: ['runs'],
   summary: 'Start a run',
   description:
-    'Validates the leads (every problem named, nothing created on error), creates the run and queues its ' +
+    'Validates the leads (every problem named, nothing created on error) — or reads them from another ' +
+    'run (`from_run`) —, creates the run and queues its ' +
     `leads (in chunks of ${LEADS_PER_CHUNK}); dialing starts at once. The body is JSON, or CSV ` +
     '(`text/csv`) with the run’s options in the query string under their JSON paths ' +
     '(`?concurrency=3&retry.on=busy,no-answer`); the query options are refused with JSON.',
   requestParams: { header: z.object({ 'Idempotency-Key': idempotencyKey }), query: csvOptions.partial() },
   requestBody: leadsBody(RunRequest, {
+    again: {
+      summary: 'Another run’s busy and unanswered leads, called again',
+      value: {
+        from_run: { run_id: '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f', outcomes: ['busy', 'no-answer'] },
+        concurrency: 2,
+      },
+    },
     minimal: {
       summary: 'Two leads, the default cap',
       value: { leads: [{ phone: '+972524118203' }, { phone: '+14155550123' }] },
