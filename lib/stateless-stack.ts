@@ -39,6 +39,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { OPENAPI_PATH } from '../lambdas/definitions/public-routes.ts';
 import {
   type FunctionName,
   METRICS,
@@ -267,6 +268,18 @@ export class StatelessStack extends Stack {
       run.addResource(control).addMethod('POST', integration, perRun);
     run.addResource('leads').addMethod('POST', integration, perRun);
     run.addResource('calls').addMethod('GET', integration, perRun);
+    // The OpenAPI document is public: it describes the API and holds no data, and code generators,
+    // gateways and the console's reference page fetch it before they have credentials. The stage's
+    // throttling still applies, and the function answers it from its bundle (no table, no queue).
+    const openApi = api.root
+      .addResource(OPENAPI_PATH.slice(1))
+      .addMethod('GET', integration, { authorizationType: AuthorizationType.NONE, apiKeyRequired: false });
+    Validations.of(openApi).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        'GET /openapi.json is the API’s public description (no data, no side effect); every other method ' +
+        'is authenticated.',
+    });
 
     Validations.of(api).acknowledge(
       {

@@ -1,46 +1,25 @@
-// (client) The runs API over HTTP, as the CLI (and the tests) call it. Every failure becomes one of
-// two errors: ApiError (the API answered, with its `{error: {code, message, details}}` when it sent
-// one) or UnreachableError (no answer at all), so that exit codes are decided in one place.
+// (client) The runs API over HTTP, as the CLI (and the tests) call it: openapi-fetch typed by
+// api-types.ts, which `npm run openapi` generates from the API's OpenAPI document, so that paths,
+// parameters, bodies and answers are the document's and not a second, hand-kept copy. Every failure
+// becomes one of two errors: ApiError (the API answered, with its `{error: {code, message, details}}`
+// when it sent one) or UnreachableError (no answer at all), so that exit codes are decided in one place.
 
-import type { RunView } from '../../lambdas/core/model.ts';
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './api-types.ts';
 
-export interface LiveSlot {
-  job_id: string;
-  attempt: number;
-  state: 'dialing' | 'calling';
-  since: string;
-}
+type Schemas = components['schemas'];
 
-/** GET /runs/{id}: the run's counters, and its held slots once the API reports them. */
-export type RunDetails = RunView & { live?: LiveSlot[] };
-
-export interface Call {
-  job_id: string;
-  phone: string;
-  status: string;
-  attempts: number;
-  outcome?: string | null;
-  error_code?: number | null;
-  call_sid?: string | null;
-  queued_at?: string | null;
-  dialed_at?: string | null;
-  answered_at?: string | null;
-  ended_at?: string | null;
-  attributes?: Record<string, unknown>;
-}
+/** GET /runs/{id}: the run's counters, its held slots and its options. */
+export type RunDetails = Schemas['RunView'];
+export type Call = Schemas['CallView'];
+export type CreateRunResult = Schemas['CreatedRun'];
+export type ErrorDetail = Schemas['ErrorDetail'];
+export type Lead = Schemas['Lead'];
+type FromRunOutcome = Schemas['FromRun']['outcomes'][number];
 
 export interface Page<T> {
   items: T[];
   nextCursor: string | undefined;
-}
-
-export interface ErrorDetail {
-  field?: string;
-  /** 0-based index of the lead. */
-  row?: number;
-  /** A CSV upload's 1-based line. */
-  line?: number;
-  message: string;
 }
 
 export class ApiError extends Error {
@@ -59,60 +38,48 @@ export class UnreachableError extends Error {
   override readonly name = 'UnreachableError';
 }
 
-export interface CreateRunResult {
-  run_id: string;
-  status: string;
-  total_leads: number;
-  concurrency: number;
-}
-
 export type RunAction = 'pause' | 'resume' | 'cancel';
+
+const CONTROL_PATHS = {
+  pause: '/runs/{run_id}/pause',
+  resume: '/runs/{run_id}/resume',
+  cancel: '/runs/{run_id}/cancel',
+} as const;
 
 export class ApiClient {
   readonly baseUrl: string;
+  private readonly http: Client<paths>;
   constructor(
     baseUrl: string,
-    private readonly apiKey?: string,
+    apiKey?: string,
     private readonly timeoutMs = 30_000,
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.http = createClient<paths>({
+      baseUrl: this.baseUrl,
+      headers: { accept: 'application/json', ...(apiKey ? { 'x-api-key': apiKey } : {}) },
+    });
   }
 
-  async request<T>(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.apiKey) headers['x-api-key'] = this.apiKey;
-    let payload: string | undefined;
-    if (body && 'json' in body) {
-      headers['content-type'] = 'application/json';
-      payload = JSON.stringify(body.json);
-    } else if (body) {
-      headers['content-type'] = 'text/csv';
-      payload = body.csv;
-    }
-    let response: Response;
+  /** The call's answer when it succeeded; its failure as ApiError or UnreachableError otherwise. */
+  private async call<T>(
+    send: (signal: AbortSignal) => Promise<{ data?: T; error?: unknown; response: Response }>,
+  ): Promise<T> {
+    let result: Awaited<ReturnType<typeof send>>;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        ...(payload === undefined ? {} : { body: payload }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      result = await send(AbortSignal.timeout(this.timeoutMs));
     } catch (error) {
+      // A success whose body is not JSON: openapi-fetch's parse fails after the API answered.
+      if (error instanceof SyntaxError)
+        throw new ApiError(200, 'bad_response', 'the API answered without JSON');
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (error as Error).message;
       throw new UnreachableError(`cannot reach the API at ${this.baseUrl} (${why})`);
     }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (!response.ok) throw toApiError(response.status, parsed, text);
-    if (parsed === undefined)
-      throw new ApiError(response.status, 'bad_response', 'the API answered without JSON');
-    return parsed as T;
+    if (!result.response.ok) throw toApiError(result.response.status, result.error);
+    if (result.data === undefined)
+      throw new ApiError(result.response.status, 'bad_response', 'the API answered without JSON');
+    return result.data;
   }
 
   /** A run of the given leads, or of another run's leads that ended with the given outcomes. */
@@ -120,31 +87,49 @@ export class ApiClient {
     source: { leads: Record<string, string>[] } | { fromRun: string; outcomes: string[] },
     concurrency?: number,
   ): Promise<CreateRunResult> {
+    // CSV rows the CLI checked: parseCsvLeads gives each one its `phone`.
     const what =
       'leads' in source
-        ? { leads: source.leads }
-        : { from_run: { run_id: source.fromRun, outcomes: source.outcomes } };
-    return this.request('POST', '/runs', {
-      json: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
-    });
+        ? { leads: source.leads as Lead[] }
+        : { from_run: { run_id: source.fromRun, outcomes: source.outcomes as FromRunOutcome[] } };
+    return this.call((signal) =>
+      this.http.POST('/runs', {
+        body: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
+        signal,
+      }),
+    );
   }
 
   getRun(runId: string): Promise<RunDetails> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}`);
+    return this.call((signal) =>
+      this.http.GET('/runs/{run_id}', { params: { path: { run_id: runId } }, signal }),
+    );
   }
 
-  async listRuns(options: { limit?: number; cursor?: string } = {}): Promise<Page<RunView>> {
-    const page = await this.request<{ runs: RunView[]; next_cursor?: string | null }>(
-      'GET',
-      `/runs${query({ limit: options.limit, cursor: options.cursor })}`,
+  async listRuns(options: { limit?: number; cursor?: string } = {}): Promise<Page<RunDetails>> {
+    const page = await this.call((signal) =>
+      this.http.GET('/runs', {
+        params: {
+          query: {
+            ...(options.limit === undefined ? {} : { limit: String(options.limit) }),
+            ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+          },
+        },
+        signal,
+      }),
     );
     return { items: page.runs, nextCursor: page.next_cursor ?? undefined };
   }
 
   control(runId: string, action: RunAction, options: { hangup?: boolean } = {}): Promise<RunDetails> {
-    return this.request(
-      'POST',
-      `/runs/${encodeURIComponent(runId)}/${action}${query({ hangup: options.hangup ? 'true' : undefined })}`,
+    const path = { run_id: runId };
+    return this.call((signal) =>
+      action === 'cancel'
+        ? this.http.POST(CONTROL_PATHS.cancel, {
+            params: { path, query: options.hangup ? { hangup: 'true' } : {} },
+            signal,
+          })
+        : this.http.POST(CONTROL_PATHS[action], { params: { path }, signal }),
     );
   }
 
@@ -152,29 +137,27 @@ export class ApiClient {
     runId: string,
     options: { status?: string; limit?: number; cursor?: string; revealPhone?: boolean } = {},
   ): Promise<Page<Call>> {
-    const page = await this.request<{ calls: Call[]; next_cursor?: string | null }>(
-      'GET',
-      `/runs/${encodeURIComponent(runId)}/calls${query({
-        status: options.status,
-        limit: options.limit,
-        cursor: options.cursor,
-        reveal_phone: options.revealPhone ? 'true' : undefined,
-      })}`,
+    const page = await this.call((signal) =>
+      this.http.GET('/runs/{run_id}/calls', {
+        params: {
+          path: { run_id: runId },
+          query: {
+            ...(options.status === undefined ? {} : { status: options.status }),
+            ...(options.limit === undefined ? {} : { limit: String(options.limit) }),
+            ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+            ...(options.revealPhone ? { reveal_phone: 'true' as const } : {}),
+          },
+        },
+        signal,
+      }),
     );
     return { items: page.calls, nextCursor: page.next_cursor ?? undefined };
   }
 }
 
-function query(params: Record<string, string | number | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params))
-    if (value !== undefined) search.set(name, String(value));
-  const text = search.toString();
-  return text ? `?${text}` : '';
-}
-
-function toApiError(status: number, parsed: unknown, text: string): ApiError {
-  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
+/** The API's error shape, or API Gateway's own `{"message": "…"}` (throttling, a missing key). */
+function toApiError(status: number, body: unknown): ApiError {
+  const error = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
     ?.error;
   if (error && typeof error.message === 'string') {
     const details = Array.isArray(error.details) ? (error.details as ErrorDetail[]) : [];
@@ -185,11 +168,11 @@ function toApiError(status: number, parsed: unknown, text: string): ApiError {
       details,
     );
   }
-  // API Gateway's own answers (throttling, a missing key) are `{"message": "…"}`.
-  const message = (parsed as { message?: unknown } | undefined)?.message;
+  const message = (body as { message?: unknown } | undefined)?.message;
+  const text = typeof body === 'string' ? body.trim().slice(0, 200) : '';
   return new ApiError(
     status,
     `http_${status}`,
-    typeof message === 'string' ? message : text.trim().slice(0, 200) || `HTTP ${status}`,
+    typeof message === 'string' ? message : text || `HTTP ${status}`,
   );
 }

@@ -5,7 +5,13 @@
 
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from './site-definition.ts';
+import {
+  CONSOLE_PACKAGE_FILES,
+  CONSOLE_SECURITY_HEADERS,
+  CONSOLE_SITE_DIR,
+  REFERENCE_PAGE,
+  REFERENCE_SECURITY_HEADERS,
+} from './site-definition.ts';
 
 const TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
@@ -22,6 +28,8 @@ const TYPES: Record<string, string> = {
  */
 export function consoleFile(path: string): string | undefined {
   if (path === '/' || path === '/index.html') return 'index.html';
+  if (path === `/${REFERENCE_PAGE}`) return REFERENCE_PAGE;
+  if (path.slice(1) in CONSOLE_PACKAGE_FILES) return path.slice(1);
   // One flat folder of known file types: no `..`, no dot files, nothing else on disk is reachable.
   const match = /^\/console\/([a-z0-9][a-z0-9-]*\.([a-z]+))$/.exec(path);
   if (match && match[2]! in TYPES) return `console/${match[1]}`;
@@ -37,13 +45,13 @@ export async function serveConsole(req: IncomingMessage, res: ServerResponse): P
   req.resume();
   let body: Buffer;
   try {
-    body = await readFile(`${CONSOLE_SITE_DIR}${name}`);
+    body = await readFile(CONSOLE_PACKAGE_FILES[name] ?? `${CONSOLE_SITE_DIR}${name}`);
   } catch {
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
     return true;
   }
   res.writeHead(200, {
-    ...CONSOLE_SECURITY_HEADERS,
+    ...(name === REFERENCE_PAGE ? REFERENCE_SECURITY_HEADERS : CONSOLE_SECURITY_HEADERS),
     'content-type': TYPES[name.split('.').pop()!]!,
     'content-length': body.length,
     // Always revalidated: a new version of the console shows up on the next load.

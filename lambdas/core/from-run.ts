@@ -3,13 +3,11 @@
 // calls listing masks them).
 
 import { ID } from '../definitions/formats.ts';
+import { FROM_RUN_OUTCOMES } from './api-schemas.ts';
 import { type ErrorDetail, NotFoundError, ValidationError } from './errors.ts';
 import type { Job } from './model.ts';
 import type { RunQueries, RunReader } from './ports.ts';
 import { FINAL_STATES } from './states.ts';
-
-/** Final statuses, and the outcomes a lead can end with (Twilio's, and `rejected` for a refused number). */
-export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected'] as const;
 
 const PAGE = 100;
 

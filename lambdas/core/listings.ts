@@ -1,33 +1,14 @@
 // (core) GET /runs and GET /runs/{run_id}/calls: pages of runs (newest first) and of a run's leads
 // (in lead order), with an opaque cursor. Phone numbers are masked unless the caller asks for them.
 
+import { type CallView, PAGE_DEFAULT, PAGE_MAX } from './api-schemas.ts';
 import { type ErrorDetail, NotFoundError, ValidationError } from './errors.ts';
 import { maskPhone } from './leads.ts';
 import { type Job, type RunView, toRunView } from './model.ts';
 import type { RunQueries, RunReader } from './ports.ts';
 import { JOB_STATES } from './states.ts';
 
-export const PAGE_DEFAULT = 50;
-export const PAGE_MAX = 100;
-
-export interface CallView {
-  job_id: string;
-  phone: string;
-  status: Job['status'];
-  /** Calls placed for this lead so far (slot acquisitions, the current one included). */
-  attempts: number;
-  /** The last finished attempt's outcome (`completed`, `busy`, …); a waiting retry keeps its reason. */
-  outcome: string | null;
-  error_code: number | null;
-  call_sid: string | null;
-  queued_at: string;
-  dialed_at: string | null;
-  answered_at: string | null;
-  ended_at: string | null;
-  /** While queued: the earliest time it will be dialed (a retry's delay, a closed calling window). */
-  next_attempt_at: string | null;
-  attributes: Job['attributes'];
-}
+export type { CallView } from './api-schemas.ts';
 
 type Query = Record<string, string | undefined> | null | undefined;
 

@@ -1,5 +1,6 @@
 // (core) What dialgate stores about a run and its jobs, and what a client is shown of a run.
 
+import type { RunView } from './api-schemas.ts';
 import type { LeadAttributeValue } from './leads.ts';
 import { optionsView, type RunOptions } from './run-options.ts';
 import type { JobState, LiveState } from './states.ts';
@@ -81,38 +82,8 @@ export interface NewJob {
  */
 export type RunStatus = 'running' | 'paused' | 'canceling' | 'canceled' | 'completed';
 
-/** A held slot as a client sees it: whose call it is and since when. */
-export interface LiveCallView {
-  job_id: string;
-  attempt: number;
-  state: LiveState;
-  since: string;
-}
-
-export interface RunView {
-  run_id: string;
-  status: RunStatus;
-  created_at: string;
-  total_leads: number;
-  concurrency: number;
-  queued: number;
-  in_progress: number;
-  dialing: number;
-  calling: number;
-  completed: number;
-  failed: number;
-  canceled: number;
-  /** Leads accepted but not yet turned into jobs (still on the queue). */
-  pending_ingest: number;
-  outcomes: Record<string, number>;
-  /** Every held slot, oldest first. */
-  live: LiveCallView[];
-  retry: ReturnType<typeof optionsView>['retry'];
-  window: ReturnType<typeof optionsView>['window'];
-  from: string | null;
-  twiml_url: string | null;
-  twiml: string | null;
-}
+/** What a client is shown of a run and of its held slots: the API's schemas (api-schemas.ts) say. */
+export type { RunView } from './api-schemas.ts';
 
 export function finishedLeads(run: Run): number {
   return run.completed + run.failed + run.canceled;

@@ -5,6 +5,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import openApiDocument from '../../docs/openapi.json' with { type: 'json' };
 import { appendLeads } from '../core/append-leads.ts';
 import { type CreateRunDeps, createRun } from '../core/create-run.ts';
 import { csvRequest } from '../core/csv-leads.ts';
@@ -95,6 +96,12 @@ type Route = {
 };
 
 const ROUTES: Route[] = [
+  {
+    // The API's contract, generated from its schemas (npm run openapi) and bundled with the function.
+    method: 'GET',
+    path: /^\/openapi\.json$/,
+    run: async () => json(200, openApiDocument),
+  },
   {
     method: 'POST',
     path: /^\/runs\/?$/,

@@ -6,6 +6,7 @@
 //
 // Added by the stateless stack in API-key mode.
 
+import { readFileSync } from 'node:fs';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import {
@@ -25,7 +26,14 @@ import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3'
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { CONSOLE_SECURITY_HEADERS, CONSOLE_SITE_DIR } from '../../clients/console/site-definition.ts';
+import {
+  CONSOLE_PACKAGE_FILES,
+  CONSOLE_SECURITY_HEADERS,
+  CONSOLE_SITE_DIR,
+  REFERENCE_PAGE,
+  REFERENCE_SECURITY_HEADERS,
+} from '../../clients/console/site-definition.ts';
+import { OPENAPI_PATH } from '../../lambdas/definitions/public-routes.ts';
 import { managedPolicyFinding, wildcardResourceFinding } from '../nag-findings.ts';
 
 export interface ConsoleSiteProps {
@@ -55,16 +63,18 @@ export class ConsoleSite extends Construct {
     });
 
     // The same headers the local stack sends (clients/console/site-definition.ts): own scripts only, no framing.
-    const csp = CONSOLE_SECURITY_HEADERS['content-security-policy']!;
-    const headers = new ResponseHeadersPolicy(this, 'Headers', {
-      securityHeadersBehavior: {
-        contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
-        contentTypeOptions: { override: true },
-        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
-        referrerPolicy: { referrerPolicy: HeadersReferrerPolicy.NO_REFERRER, override: true },
-        strictTransportSecurity: { accessControlMaxAge: Duration.days(365), override: true },
-      },
-    });
+    const securityHeaders = (id: string, csp: string) =>
+      new ResponseHeadersPolicy(this, id, {
+        securityHeadersBehavior: {
+          contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
+          contentTypeOptions: { override: true },
+          frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+          referrerPolicy: { referrerPolicy: HeadersReferrerPolicy.NO_REFERRER, override: true },
+          strictTransportSecurity: { accessControlMaxAge: Duration.days(365), override: true },
+        },
+      });
+    const headers = securityHeaders('Headers', CONSOLE_SECURITY_HEADERS['content-security-policy']!);
+    const apiOrigin = new RestApiOrigin(props.api);
 
     this.distribution = new Distribution(this, 'Distribution', {
       comment: 'dialgate console and API',
@@ -78,11 +88,27 @@ export class ConsoleSite extends Construct {
       additionalBehaviors: {
         // Never cached, every method, and the viewer's headers (x-api-key, content-type) passed on.
         '/runs*': {
-          origin: new RestApiOrigin(props.api),
+          origin: apiOrigin,
           viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
           allowedMethods: AllowedMethods.ALLOW_ALL,
           cachePolicy: CachePolicy.CACHING_DISABLED,
           originRequestPolicy: OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        },
+        // The API's public OpenAPI document, which the reference page renders; fresh after each deploy.
+        [OPENAPI_PATH]: {
+          origin: apiOrigin,
+          viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
+          cachePolicy: CachePolicy.CACHING_DISABLED,
+        },
+        // The reference page: Redoc writes inline styles (see REFERENCE_SECURITY_HEADERS).
+        [`/${REFERENCE_PAGE}`]: {
+          origin: S3BucketOrigin.withOriginAccessControl(this.bucket),
+          viewerProtocolPolicy: ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          responseHeadersPolicy: securityHeaders(
+            'ReferenceHeaders',
+            REFERENCE_SECURITY_HEADERS['content-security-policy']!,
+          ),
+          cachePolicy: CachePolicy.CACHING_OPTIMIZED,
         },
       },
     });
@@ -91,7 +117,13 @@ export class ConsoleSite extends Construct {
     // that the acknowledgement below can name the asset bucket the copier reads.
     const files = new Asset(this, 'SiteFiles', { path: CONSOLE_SITE_DIR });
     const deployment = new BucketDeployment(this, 'Deploy', {
-      sources: [Source.bucket(files.bucket, files.s3ObjectKey)],
+      sources: [
+        Source.bucket(files.bucket, files.s3ObjectKey),
+        // Files an npm package ships (Redoc's bundle), deployed from node_modules, never from a CDN.
+        ...Object.entries(CONSOLE_PACKAGE_FILES).map(([key, file]) =>
+          Source.data(key, readFileSync(file, 'utf8')),
+        ),
+      ],
       destinationBucket: this.bucket,
       // A deploy replaces the files and invalidates the cached copies, so the new console shows at once.
       distribution: this.distribution,

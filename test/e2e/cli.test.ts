@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'v
 import { type CliIo, EXIT, main, USAGE } from '../../clients/cli/main.ts';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
+import { enforceContract } from '../support/contract.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const API_KEY = 'cli-test-key';
@@ -21,6 +22,8 @@ const INVALID_NUMBER = '+15005550001';
 
 let stack: LocalStack;
 let dir: string;
+// Every answer the CLI (in this process) and these tests get from the API must match docs/openapi.json.
+enforceContract(() => stack?.apiUrl);
 
 beforeAll(async () => {
   stack = await startLocalStack({

@@ -5,9 +5,11 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { dirname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { compileErrors, validate } from '@readme/openapi-parser';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { RunView } from '../../lambdas/core/model.ts';
@@ -22,11 +24,16 @@ import {
   weightedOutcomes,
 } from '../../tools/twilio-simulator/simulator.ts';
 import { testAws } from '../support/aws.ts';
+import { enforceContract } from '../support/contract.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FROM = '+15005550006';
 /** Twilio's magic number that fails at create (21211): a lead that is never called. */
 const INVALID_NUMBER = '+15005550001';
+
+/** The API of the stack started last: every answer it gives these tests must match docs/openapi.json. */
+let currentApi: string | undefined;
+enforceContract(() => currentApi);
 
 interface Started {
   child: ChildProcess;
@@ -54,7 +61,10 @@ async function npmStart(env: Record<string, string>): Promise<Started> {
   for (;;) {
     const api = /API:\s+(\S+)/.exec(output);
     const webhook = /Webhook:\s+(\S+)/.exec(output);
-    if (api && webhook) return { child, apiUrl: api[1]!, webhookUrl: webhook[1]!, output: () => output };
+    if (api && webhook) {
+      currentApi = api[1]!;
+      return { child, apiUrl: api[1]!, webhookUrl: webhook[1]!, output: () => output };
+    }
     if (child.exitCode !== null) throw new Error(`npm start exited (${child.exitCode}):\n${output}`);
     if (Date.now() > deadline) throw new Error(`npm start was not ready in time:\n${output}`);
     await sleep(100);
@@ -297,6 +307,15 @@ describe('npm start with API_KEY and the built-in simulator', () => {
     }
     expect(view).toMatchObject({ status: 'completed', completed: 4, total_leads: 4 });
   }, 60_000);
+
+  test('GET /openapi.json needs no key and is the committed document, valid to a standard validator', async () => {
+    const response = await fetch(`${started!.apiUrl}/openapi.json`);
+    expect(response.status).toBe(200);
+    const served = (await response.json()) as Parameters<typeof validate>[0];
+    expect(served).toEqual(JSON.parse(readFileSync(join(REPO, 'docs', 'openapi.json'), 'utf8')));
+    const result = await validate(served);
+    expect(result.valid, compileErrors(result)).toBe(true);
+  });
 
   test('SIGTERM to npm alone (a process manager) still stops everything', async () => {
     const pid = started!.child.pid!;

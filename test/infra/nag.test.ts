@@ -11,8 +11,9 @@ const EXPECTED_ACKNOWLEDGEMENTS = {
     'AwsSolutions-COG4', // IAM or API key, not Cognito
     'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
     'AwsSolutions-IAM5[Resource::*]', // X-Ray only, once per function role
+    'AwsSolutions-APIG4', // GET /openapi.json is public; in API-key mode, also every method's API key
   ],
-  apiKey: ['AwsSolutions-APIG4'], // API key + usage plan instead of IAM authorization
+  apiKey: [],
   /** The web console (API-key mode only): CloudFront + a private bucket, and CDK's own file-copy function. */
   console: [
     'AwsSolutions-CFR1', // no geo restriction: operators anywhere

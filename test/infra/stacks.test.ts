@@ -237,7 +237,7 @@ describe('triggers', () => {
   it('lets API Gateway invoke only the api function, and only for its methods', () => {
     const permissions = Object.values(synth.stateless.findResources('AWS::Lambda::Permission'));
     const byApiGateway = permissions.filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
-    expect(byApiGateway).toHaveLength(8); // one per method (see REST API below); no test-invoke
+    expect(byApiGateway).toHaveLength(9); // one per method (see REST API below); no test-invoke
     for (const p of byApiGateway) expect(p.Properties.FunctionName['Fn::GetAtt'][0]).toBe(fns.api!.logicalId);
   });
 });
@@ -248,10 +248,28 @@ describe('REST API', () => {
       (m) => m.Properties.HttpMethod === httpMethod,
     )!.Properties;
 
+  const isOpenApi = (m: Record<string, unknown>) => {
+    const [id] = Object.entries(synth.stateless.findResources('AWS::ApiGateway::Resource')).find(
+      ([, r]) => r.Properties.PathPart === 'openapi.json',
+    )!;
+    return (m.Properties as { ResourceId: { Ref?: string } }).ResourceId.Ref === id;
+  };
+  const openApiMethod = () =>
+    Object.values(synth.stateless.findResources('AWS::ApiGateway::Method')).find(isOpenApi)!.Properties;
+
+  it('serves the OpenAPI document without credentials: GET /openapi.json, to the api function', () => {
+    expect(openApiMethod()).toMatchObject({
+      HttpMethod: 'GET',
+      AuthorizationType: 'NONE',
+      ApiKeyRequired: false,
+      Integration: { Type: 'AWS_PROXY' },
+    });
+  });
+
   it('has the runs API (create, list, get, pause/resume/cancel, append leads, calls), all IAM-authenticated and validated', () => {
-    const methods = Object.values(synth.stateless.findResources('AWS::ApiGateway::Method')).map(
-      (m) => m.Properties,
-    );
+    const methods = Object.values(synth.stateless.findResources('AWS::ApiGateway::Method'))
+      .filter((m) => !isOpenApi(m))
+      .map((m) => m.Properties);
     expect(methods).toHaveLength(8);
     expect(methods.map((m) => m.HttpMethod).sort()).toEqual([
       'GET',

@@ -107,6 +107,24 @@ describe('production, API key, alarm e-mail', () => {
     ]);
   });
 
+  it('serves the API reference with the console: /openapi.json from the API, the page with inline styles allowed', () => {
+    const [distribution] = Object.values(stateless.findResources('AWS::CloudFront::Distribution'));
+    const behaviors = distribution!.Properties.DistributionConfig.CacheBehaviors as { PathPattern: string }[];
+    expect(behaviors.map((b) => b.PathPattern).sort()).toEqual([
+      '/openapi.json',
+      '/reference.html',
+      '/runs*',
+    ]);
+    const policies = Object.values(stateless.findResources('AWS::CloudFront::ResponseHeadersPolicy')).map(
+      (p) =>
+        p.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy
+          .ContentSecurityPolicy as string,
+    );
+    expect(policies).toHaveLength(2);
+    expect(policies.filter((csp) => csp.includes("'unsafe-inline'"))).toHaveLength(1);
+    for (const csp of policies) expect(csp).toContain("script-src 'self';");
+  });
+
   it('retains the table, protected from deletion, and keeps the logs', () => {
     stateful.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
@@ -120,9 +138,11 @@ describe('production, API key, alarm e-mail', () => {
   });
 
   it('requires an API key on every method, through a throttled usage plan, without the key value', () => {
-    for (const method of Object.values(stateless.findResources('AWS::ApiGateway::Method'))) {
-      expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
-    }
+    const methods = Object.values(stateless.findResources('AWS::ApiGateway::Method'));
+    // Every method but the public OpenAPI document's (GET /openapi.json, no data).
+    const keyed = methods.filter((m) => m.Properties.ApiKeyRequired === true);
+    expect(keyed).toHaveLength(methods.length - 1);
+    for (const method of keyed) expect(method.Properties).toMatchObject({ AuthorizationType: 'NONE' });
     stateless.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       Throttle: { RateLimit: Match.anyValue(), BurstLimit: Match.anyValue() },
       ApiStages: [Match.objectLike({ Stage: Match.anyValue() })],

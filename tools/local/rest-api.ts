@@ -6,6 +6,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { serveConsole } from '../../clients/console/serve.ts';
+import { OPENAPI_PATH, PUBLIC_ROUTES } from '../../lambdas/definitions/public-routes.ts';
 import {
   closeServer,
   encodeBody,
@@ -25,7 +26,7 @@ import { LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda-runtime.ts';
  * The API's resources, as API Gateway would match them: literal segments win over `{params}`, and a
  * path matching none is handed over as `/{proxy+}` so that the handler's own router answers 404/405.
  */
-export const API_RESOURCES = ['/runs', '/runs/{run_id}', '/runs/{run_id}/{action}'] as const;
+export const API_RESOURCES = ['/runs', '/runs/{run_id}', '/runs/{run_id}/{action}', OPENAPI_PATH] as const;
 
 /** API Gateway's payload limit for REST APIs. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -198,6 +199,9 @@ export function fromProxyResult(result: unknown): HttpResult {
 
 function checkApiKey(req: IncomingMessage, expected: string | undefined): HttpResult | undefined {
   if (expected === undefined) return undefined;
+  // Methods that the CDK app deploys without authorization take no key here either.
+  const path = splitUrl(req.url).rawPath;
+  if (PUBLIC_ROUTES.some((route) => route.method === req.method && route.path === path)) return undefined;
   const given = req.headers['x-api-key'];
   if (typeof given !== 'string' || given === '') {
     return jsonResult(401, {

@@ -3,21 +3,13 @@
 // one is set) in x-api-key. Every failure is an ApiError carrying the API's `{code, message, details}`.
 
 /**
- * @typedef {{ job_id: string, attempt: number, state: 'dialing' | 'calling', since: string }} LiveSlot
- * @typedef {'running' | 'paused' | 'canceling' | 'canceled' | 'completed'} RunStatus
- * @typedef {{
- *   run_id: string, status: RunStatus, created_at: string, total_leads: number, concurrency: number,
- *   queued: number, in_progress: number, dialing: number, calling: number, completed: number,
- *   failed: number, canceled: number, pending_ingest: number, outcomes: Record<string, number>,
- *   live?: LiveSlot[]
- * }} Run
- * @typedef {{
- *   job_id: string, phone: string, status: string, attempts: number, outcome?: string | null,
- *   error_code?: number | null, call_sid?: string | null, queued_at?: string | null,
- *   dialed_at?: string | null, answered_at?: string | null, ended_at?: string | null,
- *   attributes?: Record<string, unknown>
- * }} Call
- * @typedef {{ field?: string, row?: number, line?: number, message: string }} ErrorDetail `line`: a CSV's 1-based line
+ * The API's own types, generated from its OpenAPI document (npm run openapi), not kept by hand here.
+ * @typedef {import('../../../cli/api-types.ts').components['schemas']} Schemas
+ * @typedef {Schemas['LiveCall']} LiveSlot
+ * @typedef {Schemas['RunStatus']} RunStatus
+ * @typedef {Schemas['RunView']} Run
+ * @typedef {Schemas['CallView']} Call
+ * @typedef {Schemas['ErrorDetail']} ErrorDetail
  * @typedef {{ apiUrl: string, apiKey: string }} Connection
  */
 
@@ -100,7 +92,7 @@ export class Api {
 
   /**
    * @param {{ limit?: number, cursor?: string }} [options]
-   * @returns {Promise<{ runs: Run[], next_cursor?: string | null }>}
+   * @returns {Promise<Schemas['RunList']>}
    */
   listRuns(options = {}) {
     return this.request('GET', `/runs${query({ limit: options.limit, cursor: options.cursor })}`);
@@ -115,7 +107,7 @@ export class Api {
    * The CSV goes to the API as it is: the API parses it and names bad rows by their line in the file.
    * @param {string} csv
    * @param {number} concurrency
-   * @returns {Promise<{ run_id: string, status: string, total_leads: number, concurrency: number }>}
+   * @returns {Promise<Schemas['CreatedRun']>}
    */
   createRunFromCsv(csv, concurrency) {
     return this.request('POST', `/runs${query({ concurrency })}`, { body: csv, contentType: 'text/csv' });
@@ -137,7 +129,7 @@ export class Api {
   /**
    * @param {string} runId
    * @param {{ status?: string, limit?: number, cursor?: string, revealPhone?: boolean }} [options]
-   * @returns {Promise<{ calls: Call[], next_cursor?: string | null }>}
+   * @returns {Promise<Schemas['CallList']>}
    */
   listCalls(runId, options = {}) {
     return this.request(

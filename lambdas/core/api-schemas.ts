@@ -1,0 +1,492 @@
+// (core) The REST API's contract as zod schemas: what each route takes and answers. The answers'
+// TypeScript types (RunView, CallView, …) are inferred from these schemas, and the OpenAPI document
+// (docs/openapi.json, built by tools/openapi) is generated from them, so the shape is written once.
+// The request schemas describe what the validators in leads.ts and run-options.ts accept; those
+// validators, not these schemas, report the errors (by row, CSV line and deployment bound).
+// `.meta({ id })` names a schema as an OpenAPI component; `description` and `examples` are shown to
+// readers of the document.
+
+import { z } from 'zod';
+import { E164, ID } from '../definitions/formats.ts';
+import { WEEKDAYS } from './calling-window.ts';
+import { MAX_LEAD_BYTES } from './leads.ts';
+import { RETRY_DEFAULTS, RETRY_LIMITS, RETRYABLE_OUTCOMES } from './run-options.ts';
+import { FINAL_STATES, JOB_STATES, LIVE_STATES } from './states.ts';
+
+/** Items per page of GET /runs and GET /runs/{run_id}/calls: by default, and at most. */
+export const PAGE_DEFAULT = 50;
+export const PAGE_MAX = 100;
+
+/** Final statuses, and the outcomes a lead can end with (Twilio's, and `rejected` for a refused number). */
+export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected'] as const;
+
+const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
+const TIME = '2026-11-29T09:30:00.000Z';
+
+// ---- Shared pieces ----------------------------------------------------------------------------
+
+export const RunId = z
+  .string()
+  .regex(ID)
+  .meta({ description: 'The run’s id, as `POST /runs` answered it (a UUID).', example: RUN_ID_EXAMPLE });
+
+export const JobId = z
+  .string()
+  .regex(/^\d{6,}$/)
+  .meta({
+    description: 'A lead’s place in its run, zero-padded so that ids sort in lead order.',
+    example: '000042',
+  });
+
+const Timestamp = z.iso.datetime().meta({ description: 'An ISO 8601 time, UTC.', example: TIME });
+
+export const RunStatus = z.enum(['running', 'paused', 'canceling', 'canceled', 'completed']).meta({
+  id: 'RunStatus',
+  description:
+    '`running` dials; `paused` dials nothing new; `canceling` was canceled and still has leads that are ' +
+    'not final; `completed` and `canceled` are terminal: every lead final, no slot held.',
+});
+
+export const JobStatus = z.enum(JOB_STATES).meta({
+  id: 'JobStatus',
+  description:
+    '`queued` waits for a slot (or its retry delay, or its calling window); `dialing` (Twilio queued, ' +
+    'initiated, ringing) and `calling` (in progress) hold a slot; `completed`, `failed` and `canceled` are final.',
+});
+
+const Weekday = z.enum(WEEKDAYS);
+const RetryableOutcome = z.enum(RETRYABLE_OUTCOMES);
+const LocalTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
+
+export const LeadAttributeValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+// ---- Requests -----------------------------------------------------------------------------------
+
+export const Lead = z
+  .looseObject({
+    phone: z.string().meta({
+      description:
+        'E.164 (`+972501234567`). Spaces, dashes, dots and brackets are dropped and a leading `00` becomes ' +
+        '`+`; a number without a country code is refused, and so is the same number twice in one request.',
+      example: '+972524118203',
+    }),
+  })
+  .catchall(LeadAttributeValue)
+  .meta({
+    id: 'Lead',
+    description:
+      `One person to call: \`phone\`, and any fields of your own (strings, numbers, booleans or null, at most ` +
+      `${MAX_LEAD_BYTES} bytes as JSON), kept with the lead and shown in its calls. With a calling window, ` +
+      'a `time_zone` field (IANA) overrides the window’s zone for this lead.',
+    example: { phone: '+972524118203', name: 'Dana', time_zone: 'Asia/Jerusalem' },
+  });
+
+export const RetryRequest = z
+  .strictObject({
+    on: z
+      .array(RetryableOutcome)
+      .min(1)
+      .meta({ description: 'Outcomes that put the lead back in the queue (distinct).' })
+      .optional(),
+    delay_seconds: z
+      .int()
+      .min(0)
+      .max(RETRY_LIMITS.maxDelaySeconds)
+      .meta({ description: 'Wait after a failed attempt ends before the lead may be dialed again.' })
+      .optional(),
+    max_attempts: z
+      .int()
+      .min(1)
+      .max(RETRY_LIMITS.maxAttempts)
+      .meta({ description: 'Calls per lead in all, the first included (1 = no retry).' })
+      .optional(),
+  })
+  .meta({
+    id: 'RetryRequest',
+    description:
+      `Retries. Defaults: on ${JSON.stringify(RETRY_DEFAULTS.on)}, delay_seconds ${RETRY_DEFAULTS.delaySeconds}, ` +
+      `max_attempts ${RETRY_DEFAULTS.maxAttempts}.`,
+    example: { on: ['busy', 'no-answer'], delay_seconds: 600, max_attempts: 3 },
+  });
+
+export const WindowRequest = z
+  .strictObject({
+    time_zone: z.string().meta({ description: 'IANA time zone.', example: 'Asia/Jerusalem' }),
+    days: z.array(Weekday).min(1).meta({ description: 'Distinct days; all seven when absent.' }).optional(),
+    start: LocalTime.meta({ description: 'Local time a call may start from, HH:MM.', example: '09:00' }),
+    end: z
+      .string()
+      .regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/)
+      .meta({
+        description: 'Local time calls stop starting, HH:MM or 24:00; after `start`.',
+        example: '20:00',
+      }),
+  })
+  .meta({
+    id: 'WindowRequest',
+    description:
+      'A calling window: a call may start only on these days between start and end, in the lead’s ' +
+      '`time_zone` or else the window’s. Calls already live are not cut at its end.',
+    example: {
+      time_zone: 'Asia/Jerusalem',
+      days: ['sun', 'mon', 'tue', 'wed', 'thu'],
+      start: '09:00',
+      end: '20:00',
+    },
+  });
+
+export const FromRun = z
+  .strictObject({
+    run_id: RunId,
+    outcomes: z.array(z.enum(FROM_RUN_OUTCOMES)).min(1).meta({
+      description: 'A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome.',
+    }),
+  })
+  .meta({
+    id: 'FromRun',
+    description:
+      'Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.',
+    example: { run_id: RUN_ID_EXAMPLE, outcomes: ['busy', 'no-answer'] },
+  });
+
+/** What a new run may say besides its leads: its cap and its dialer policy. */
+const runOptionFields = {
+  concurrency: z
+    .int()
+    .min(1)
+    .meta({
+      description:
+        'Calls live at once (dialing or in a call), at most the deployment’s `maxConcurrency` (20 by ' +
+        'default); the deployment’s `defaultConcurrency` (3) when absent.',
+      example: 3,
+    })
+    .nullish(),
+  retry: RetryRequest.nullish(),
+  window: WindowRequest.nullish(),
+  from: z
+    .string()
+    .regex(E164)
+    .meta({
+      description: 'Caller id in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
+      example: '+15005550006',
+    })
+    .nullish(),
+  twiml_url: z
+    .url()
+    .meta({
+      description:
+        'What the callee hears: a TwiML URL under one of the deployment’s `twimlUrlAllowedPrefixes`. ' +
+        'Not with `twiml`.',
+    })
+    .nullish(),
+  twiml: z
+    .string()
+    .meta({
+      description: 'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes`.',
+      example: '<Response><Say>Hello from dialgate.</Say></Response>',
+    })
+    .nullish(),
+};
+
+export const RunRequest = z
+  .union([
+    z.object({
+      leads: z.array(Lead).min(1).meta({
+        description: 'At most the deployment’s `maxLeadsPerRun` (100,000 by default); more is 413.',
+      }),
+      from_run: z.never().optional(),
+      ...runOptionFields,
+    }),
+    z.object({
+      from_run: FromRun,
+      leads: z.never().optional(),
+      ...runOptionFields,
+    }),
+  ])
+  .meta({
+    id: 'RunRequest',
+    description:
+      'A new run: its leads, or another run’s by outcome (`from_run`, e.g. to call the busy ones again), ' +
+      'and, optionally, its cap and dialer policy.',
+    example: {
+      concurrency: 3,
+      leads: [{ phone: '+972524118203', name: 'Dana' }, { phone: '+14155550123' }],
+      retry: { on: ['busy', 'no-answer'], delay_seconds: 600, max_attempts: 3 },
+    },
+  });
+
+export const AppendLeadsRequest = z.strictObject({ leads: z.array(Lead).min(1) }).meta({
+  id: 'AppendLeadsRequest',
+  description: 'More leads for a running or paused run; they take the run’s own options.',
+  example: { leads: [{ phone: '+972536651094', name: 'Noa' }] },
+});
+
+export const LeadsCsv = z.string().meta({
+  id: 'LeadsCsv',
+  description:
+    'A header row with a `phone` column (any case), then one lead per row; every other column is a lead ' +
+    'field (an empty cell is an absent field). UTF-8, a byte order mark allowed. Problems are named by ' +
+    'line, counting the header as line 1.',
+  example: 'phone,name,time_zone\n+972524118203,Dana,Asia/Jerusalem\n+14155550123,Sam,America/Los_Angeles\n',
+});
+
+// ---- Answers ------------------------------------------------------------------------------------
+
+export const RetryView = z
+  .strictObject({
+    on: z.array(RetryableOutcome),
+    delay_seconds: z.int(),
+    max_attempts: z.int(),
+  })
+  .meta({ id: 'RetryView', description: 'The run’s retry policy, defaults filled in.' });
+
+export const WindowView = z
+  .strictObject({
+    time_zone: z.string(),
+    days: z.array(Weekday),
+    start: z.string(),
+    end: z.string(),
+  })
+  .meta({ id: 'WindowView', description: 'The run’s calling window, days filled in.' });
+
+export const LiveCallView = z
+  .strictObject({
+    job_id: JobId,
+    attempt: z.int().min(1),
+    state: z.enum(LIVE_STATES),
+    since: Timestamp.meta({ description: 'When the slot was taken.' }),
+  })
+  .meta({ id: 'LiveCall', description: 'A held slot: whose call it is, and since when.' });
+
+const Count = z.int().min(0);
+
+export const RunView = z
+  .strictObject({
+    run_id: RunId,
+    status: RunStatus,
+    created_at: Timestamp,
+    total_leads: Count.meta({ description: 'Leads accepted, appended ones included.' }),
+    concurrency: z.int().min(1).meta({ description: 'The cap: calls live at once, at most.' }),
+    queued: Count.meta({ description: 'Leads waiting for a slot (or their retry delay or window).' }),
+    in_progress: Count.meta({
+      description: '`dialing` + `calling`: slots held now, never above `concurrency`.',
+    }),
+    dialing: Count,
+    calling: Count,
+    completed: Count,
+    failed: Count,
+    canceled: Count,
+    pending_ingest: Count.meta({ description: 'Leads accepted and still on their way into the run.' }),
+    outcomes: z.record(z.string(), Count).meta({
+      description: 'Final leads by outcome (`completed`, `busy`, `no-answer`, `failed`, `canceled`, …).',
+    }),
+    live: z.array(LiveCallView).meta({ description: 'Every held slot, oldest first.' }),
+    retry: RetryView.nullable(),
+    window: WindowView.nullable(),
+    from: z.string().nullable().meta({ description: 'Caller id; null: the deployment’s own.' }),
+    twiml_url: z.string().nullable(),
+    twiml: z.string().nullable(),
+  })
+  .meta({
+    id: 'RunView',
+    description: 'A run’s progress, its held slots and its options.',
+    example: {
+      run_id: RUN_ID_EXAMPLE,
+      status: 'running',
+      created_at: TIME,
+      total_leads: 100,
+      concurrency: 3,
+      queued: 55,
+      in_progress: 3,
+      dialing: 1,
+      calling: 2,
+      completed: 38,
+      failed: 4,
+      canceled: 0,
+      pending_ingest: 0,
+      outcomes: { completed: 38, busy: 3, 'no-answer': 1 },
+      live: [
+        { job_id: '000041', attempt: 1, state: 'calling', since: '2026-11-29T09:41:02.114Z' },
+        { job_id: '000044', attempt: 1, state: 'calling', since: '2026-11-29T09:41:20.530Z' },
+        { job_id: '000046', attempt: 2, state: 'dialing', since: '2026-11-29T09:41:31.008Z' },
+      ],
+      retry: { on: ['busy', 'no-answer'], delay_seconds: 600, max_attempts: 3 },
+      window: null,
+      from: null,
+      twiml_url: null,
+      twiml: null,
+    },
+  });
+
+export const CreatedRun = z
+  .strictObject({
+    run_id: RunId,
+    status: RunStatus,
+    total_leads: Count,
+    concurrency: z.int().min(1),
+  })
+  .meta({
+    id: 'CreatedRun',
+    description: 'The run was created (or, for a retried Idempotency-Key, found) and its leads queued.',
+    example: { run_id: RUN_ID_EXAMPLE, status: 'running', total_leads: 2, concurrency: 3 },
+  });
+
+export const AppendedLeads = RunView.extend({
+  appended: z.int().min(1).meta({ description: 'Leads added by this request.' }),
+  first_job_id: JobId.meta({ description: 'The first appended lead’s job id; the others follow in order.' }),
+}).meta({
+  id: 'AppendedLeads',
+  description: 'The run after the append, with what was added.',
+});
+
+const Cursor = z
+  .string()
+  .nullable()
+  .meta({ description: 'Pass it back as `cursor` for the next page; null on the last page.' });
+
+export const RunList = z
+  .strictObject({ runs: z.array(RunView), next_cursor: Cursor })
+  .meta({ id: 'RunList', description: 'A page of runs, newest first.' });
+
+export const CallView = z
+  .strictObject({
+    job_id: JobId,
+    phone: z.string().meta({
+      description: 'Masked (`+972*******03`) unless `reveal_phone=true`.',
+      example: '+972*******03',
+    }),
+    status: JobStatus,
+    attempts: Count.meta({ description: 'Calls placed for this lead so far, the current one included.' }),
+    outcome: z
+      .string()
+      .nullable()
+      .meta({ description: 'The last finished attempt’s outcome (`completed`, `busy`, …).' }),
+    error_code: z.int().nullable().meta({ description: 'Twilio’s error code, when a create was refused.' }),
+    call_sid: z.string().nullable(),
+    queued_at: Timestamp,
+    dialed_at: Timestamp.nullable(),
+    answered_at: Timestamp.nullable(),
+    ended_at: Timestamp.nullable(),
+    next_attempt_at: Timestamp.nullable().meta({
+      description: 'While queued: the earliest time it will be dialed (a retry’s delay, a closed window).',
+    }),
+    attributes: z.record(z.string(), LeadAttributeValue).meta({ description: 'The lead’s own fields.' }),
+  })
+  .meta({
+    id: 'CallView',
+    description: 'One lead of a run and its latest call.',
+    example: {
+      job_id: '000000',
+      phone: '+972*******03',
+      status: 'completed',
+      attempts: 1,
+      outcome: 'completed',
+      error_code: null,
+      call_sid: 'CA0123456789abcdef0123456789abcdef',
+      queued_at: '2026-11-29T09:30:00.412Z',
+      dialed_at: '2026-11-29T09:30:01.020Z',
+      answered_at: '2026-11-29T09:30:07.881Z',
+      ended_at: '2026-11-29T09:31:12.330Z',
+      next_attempt_at: null,
+      attributes: { name: 'Dana' },
+    },
+  });
+
+export const CallList = z.strictObject({ calls: z.array(CallView), next_cursor: Cursor }).meta({
+  id: 'CallList',
+  description:
+    'A page of a run’s leads, in lead order. With a `status` filter a page may be shorter than `limit` ' +
+    'while `next_cursor` is still set.',
+});
+
+export const ErrorCode = z
+  .enum([
+    'invalid_request',
+    'unauthorized',
+    'forbidden',
+    'not_found',
+    'method_not_allowed',
+    'conflict',
+    'payload_too_large',
+    'unsupported_media_type',
+    'idempotency_key_reused',
+    'internal_error',
+  ])
+  .meta({ id: 'ErrorCode' });
+
+export const ErrorDetail = z
+  .strictObject({
+    field: z.string().meta({
+      description:
+        'Where the problem is: a path into the request (`leads[3].phone`, `retry.on`), a CSV column, a parameter.',
+      example: 'leads[3].phone',
+    }),
+    row: z.int().min(0).meta({ description: '0-based index of the lead the detail is about.' }).optional(),
+    line: z
+      .int()
+      .min(1)
+      .meta({ description: 'For a CSV upload: the line the row starts on (the header is line 1).' })
+      .optional(),
+    message: z.string(),
+  })
+  .meta({ id: 'ErrorDetail' });
+
+export const ErrorBody = z
+  .strictObject({
+    error: z.strictObject({
+      code: ErrorCode,
+      message: z.string().meta({ description: 'For a person; may change. Switch on `code`.' }),
+      details: z
+        .array(ErrorDetail)
+        .meta({ description: 'Every problem found (the first 50 leads’ at most).' }),
+    }),
+  })
+  .meta({
+    id: 'Error',
+    description: 'Every error dialgate itself answers has this shape.',
+    example: {
+      error: {
+        code: 'invalid_request',
+        message: '2 lead(s) are invalid; nothing was created.',
+        details: [
+          {
+            field: 'leads[3].phone',
+            row: 3,
+            message: 'not a phone number in E.164 form (+ country code, 8–15 digits)',
+          },
+          { field: 'leads[5].phone', row: 5, message: 'the same number as leads[1]' },
+        ],
+      },
+    },
+  });
+
+export const GatewayError = z.looseObject({ message: z.string() }).meta({
+  id: 'GatewayError',
+  description:
+    'An answer of API Gateway itself, before dialgate runs: a missing or bad signature or API key (403), ' +
+    'throttling (429), a body over 10 MB (413).',
+  example: { message: 'Forbidden' },
+});
+
+// ---- Query parameters ---------------------------------------------------------------------------
+
+export const PageQuery = z.object({
+  limit: z
+    .string()
+    .regex(/^\d+$/)
+    .meta({ description: `Items per page, 1 to ${PAGE_MAX} (default ${PAGE_DEFAULT}).`, example: '50' })
+    .optional(),
+  cursor: z
+    .string()
+    .meta({ description: 'Opaque: the previous page’s `next_cursor`, unchanged.' })
+    .optional(),
+});
+
+export type RunView = z.infer<typeof RunView>;
+export type LiveCallView = z.infer<typeof LiveCallView>;
+export type CallView = z.infer<typeof CallView>;
+export type CreatedRun = z.infer<typeof CreatedRun>;
+export type AppendedLeads = z.infer<typeof AppendedLeads>;
+export type RunList = z.infer<typeof RunList>;
+export type CallList = z.infer<typeof CallList>;
+export type ErrorBody = z.infer<typeof ErrorBody>;
