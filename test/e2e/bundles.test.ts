@@ -37,10 +37,15 @@ let assemblyDir: string;
 let sim: TwilioSimulator;
 let started: Started | undefined;
 
-beforeAll(async () => {
+// Two hooks, each with its own allowance: bundling four functions and starting the stack (a JVM among
+// it) each take minutes on a loaded 2-core machine.
+beforeAll(() => {
   assemblyDir = mkdtempSync(join(tmpdir(), 'dialgate-cdk-out-'));
   // Template.fromStack inside synthDialgate synthesizes the app: the bundles are in assemblyDir now.
   synthDialgate({}, { bundle: true, outdir: assemblyDir });
+}, 240_000);
+
+beforeAll(async () => {
   const random = mulberry32(18);
   sim = await startTwilioSimulator({
     ringMs: 60,
