@@ -17,9 +17,12 @@ import { freePort } from '../../tools/local/emulators.ts';
 import {
   type CallScript,
   mulberry32,
+  parseOutcomeMix,
+  REALISTIC_OUTCOMES,
   type SimulatorOptions,
   startTwilioSimulator,
   type TwilioSimulator,
+  weightedOutcomes,
 } from '../../tools/twilio-simulator/simulator.ts';
 
 const FROM = '+15005550006';
@@ -839,7 +842,7 @@ describe('status callbacks', () => {
     const telephony = adapter(sim);
     await telephony.createCall(request('+15551230050', hook.url, { ringTimeoutSeconds: 2 }));
     await telephony.createCall(request('+15551230051', hook.url, { timeLimitSeconds: 3 }));
-    await sim.settled(1000);
+    await sim.settled();
 
     const finals = Object.fromEntries(
       hook.received.filter((r) => r.params.CallDuration !== undefined).map((r) => [r.params.To, r.params]),
@@ -1007,6 +1010,9 @@ describe('the observer', () => {
     telephony = adapter(sim);
     await telephony.createCall(request('+15551230200', callbackUrl(hook.url, 'L', '1')));
     await sim.waitForFinal(2, 2000);
+    // The adapter asks for every event, so the last final callback is sent after the call's earlier
+    // callbacks are delivered, which can be after the call is final: wait for the deliveries too.
+    await sim.settled();
 
     const latencies = sim.refillLatencies('L');
     expect(latencies).toHaveLength(1);
@@ -1047,5 +1053,33 @@ describe('the REST surface', () => {
     ]);
     expect(incomplete).toMatchObject({ status: 400, body: { code: 21205, status: 400 } });
     expect(sim.stats()).toMatchObject({ createRequests: 1, created: 0, rejected: 1 });
+  });
+
+  it('plays an outcome mix by weight, refusing "invalid" numbers at create with 21211', async () => {
+    expect(parseOutcomeMix('completed=2, busy=1,invalid=1')).toEqual({ completed: 2, busy: 1, invalid: 1 });
+    expect(parseOutcomeMix('completed')).toEqual({ completed: 1 });
+    expect(() => parseOutcomeMix('completed=1,answered=2')).toThrow('unknown outcome "answered"');
+    expect(() => parseOutcomeMix('busy=0')).toThrow('needs a positive weight');
+
+    const sim = await simulator({ behavior: weightedOutcomes({ invalid: 1 }, mulberry32(1)) });
+    const refused = await rawCreate(sim, [
+      ['To', '+15551230300'],
+      ['From', FROM],
+      ['Url', 'https://example.com/twiml'],
+    ]);
+    expect(refused).toMatchObject({ status: 400, body: { code: 21211, status: 400 } });
+    expect(sim.stats()).toMatchObject({ createRequests: 1, created: 0, rejected: 1 });
+
+    // The default mix, seeded (so the draws are always the same): each outcome within 4 points of its share.
+    const random = mulberry32(58);
+    const behavior = weightedOutcomes(REALISTIC_OUTCOMES, random);
+    const seen: Record<string, number> = {};
+    for (let index = 0; index < 1_000; index++) {
+      const script = behavior({ to: '+15551230300', from: FROM, index });
+      const outcome = script.invalidNumber ? 'invalid' : script.outcome;
+      seen[outcome] = (seen[outcome] ?? 0) + 1;
+    }
+    for (const [outcome, percent] of Object.entries(REALISTIC_OUTCOMES))
+      expect(Math.abs((seen[outcome] ?? 0) / 10 - percent), outcome).toBeLessThan(4);
   });
 });

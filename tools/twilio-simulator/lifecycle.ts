@@ -75,8 +75,11 @@ export function finish(sim: SimState, call: CallState, status: FinalCallStatus):
   call.status = status;
   call.endedAt = endedAt;
   call.updatedAt = endedAt;
+  // Twilio ends a call at its TimeLimit, so it never reports more, however late a timer fired here.
   call.durationSeconds =
-    call.answeredAt === undefined ? 0 : Math.ceil((endedAt - call.answeredAt) / sim.secondMs);
+    call.answeredAt === undefined
+      ? 0
+      : Math.min(Math.ceil((endedAt - call.answeredAt) / sim.secondMs), call.timeLimitSeconds);
 
   const stats = sim.stats;
   stats.live -= 1;
