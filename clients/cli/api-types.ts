@@ -567,6 +567,15 @@ export interface components {
         "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
       };
     };
+    /** @description The run named by `from_run` does not exist. */
+    FromRunNotFound: {
+      headers: {
+        "x-amzn-RequestId": components["headers"]["RequestId"];
+      };
+      content: {
+        "application/json": components["schemas"]["Error"];
+      };
+    };
     /** @description Too many leads for one run (dialgate’s error, with the count in `details`), or a body over API Gateway’s 10 MB (its own `{message}`). */
     PayloadTooLarge: {
       content: {
@@ -719,6 +728,7 @@ export interface operations {
       400: components["responses"]["InvalidRequest"];
       401: components["responses"]["Unauthorized"];
       403: components["responses"]["Forbidden"];
+      404: components["responses"]["FromRunNotFound"];
       413: components["responses"]["PayloadTooLarge"];
       415: components["responses"]["UnsupportedMediaType"];
       422: components["responses"]["IdempotencyKeyReused"];

@@ -270,6 +270,12 @@ const createRun: ZodOpenApiOperationObject = {
   responses: {
     202: json('Created (or the run of a retried Idempotency-Key); its leads are on their way.', CreatedRun),
     400: invalid,
+    404: error(
+      'FromRunNotFound',
+      'The run named by `from_run` does not exist.',
+      'not_found',
+      'No run with id "3f1c9a4e".',
+    ),
     413: tooLarge,
     415: unsupported,
     422: error(
