@@ -189,3 +189,57 @@ describe('Idempotency-Key', () => {
     expect(JSON.parse(res.body).error.details[0].field).toBe('Idempotency-Key');
   });
 });
+
+describe('cursors', () => {
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+  it('answers 400, never 500, to a crafted cursor', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972531234567' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const runPk = `RUN#${runId}`;
+    const runsCursors = [
+      '!!!',
+      'x'.repeat(20_000),
+      b64(null),
+      b64([]),
+      b64('RUN#1'),
+      b64({}),
+      b64({
+        pk: `RUN#${'x'.repeat(3000)}`,
+        sk: 'RUN',
+        runList: 'RUNS',
+        createdAt: '2026-01-01T00:00:00.000Z',
+      }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: 'y'.repeat(2000) }),
+      b64({ pk: 'RUN#', sk: 'RUN', runList: 'RUNS', createdAt: '2026-01-01T00:00:00.000Z' }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: '' }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: 5 }),
+    ];
+    const callsCursors = [
+      '%%%',
+      b64({ pk: runPk, sk: 'JOB#000001', evil: 'x' }),
+      b64({ pk: runPk, sk: `JOB#${'9'.repeat(2000)}` }),
+      b64({ pk: runPk, sk: 'JOB#' }),
+      b64({ pk: runPk, sk: 'JOB#000001', queuedRun: runPk }),
+      b64({ pk: 'RUN#other', sk: 'JOB#000001' }),
+      b64({ pk: runPk, sk: 'RUN' }),
+    ];
+    for (const cursor of runsCursors) {
+      const res = await route({ ...apiEvent('GET', '/runs'), queryStringParameters: { cursor } });
+      expect(res.statusCode, `runs cursor ${cursor.slice(0, 60)}`).toBe(400);
+      expect(JSON.parse(res.body).error.details[0].field).toBe('cursor');
+    }
+    for (const cursor of callsCursors) {
+      for (const status of [undefined, 'queued']) {
+        const res = await route({
+          ...apiEvent('GET', `/runs/${runId}/calls`),
+          queryStringParameters: { cursor, ...(status ? { status } : {}) },
+        });
+        expect(res.statusCode, `calls cursor ${cursor.slice(0, 60)}`).toBe(400);
+        expect(JSON.parse(res.body).error.details[0].field).toBe('cursor');
+      }
+    }
+  });
+});
