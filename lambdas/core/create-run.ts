@@ -105,10 +105,15 @@ export function chunk(jobs: NewJob[], size: number, first = 0): LeadChunk[] {
   return chunks;
 }
 
+/** Every field a run request may carry; anything else is refused (a misspelt option must not pass). */
+const RUN_REQUEST_FIELDS = ['leads', 'concurrency', 'retry', 'window', 'from', 'twiml_url', 'twiml'];
+
 /** The run options of a request body; throws naming every bad field. */
 function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
-  const details: ErrorDetail[] = [];
+  const details: ErrorDetail[] = Object.keys(body)
+    .filter((key) => !RUN_REQUEST_FIELDS.includes(key))
+    .map((field) => ({ field, message: `unknown field; expected ${RUN_REQUEST_FIELDS.join(', ')}` }));
   const runOptions = validateRunOptions(body as Record<string, unknown>, policy, details);
   if (details.length > 0) {
     throw new ValidationError(`${details.length} run option(s) are invalid; nothing was created.`, details);

@@ -190,6 +190,67 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('unknown fields and parameters', () => {
+  const withQuery = (
+    event: ReturnType<typeof apiEvent>,
+    query: Record<string, string>,
+  ): ReturnType<typeof apiEvent> => ({ ...event, queryStringParameters: query });
+
+  it.each([
+    ['a misspelt option', { concurency: 2 }, 'concurency'],
+    ['a future option', { start_at: '2026-12-01T09:00:00Z' }, 'start_at'],
+    ['a pause rule', { pause_when: { failed: 10 } }, 'pause_when'],
+    ['an unknown retry field', { retry: { on: ['busy'], delay: 60 } }, 'retry.delay'],
+    [
+      'an unknown window field',
+      { window: { time_zone: 'Asia/Jerusalem', start: '09:00', end: '20:00', tz: 'UTC' } },
+      'window.tz',
+    ],
+  ])('POST /runs refuses %s with 400 naming it, creating nothing', async (_case, extra, field) => {
+    const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
+    const body = { leads: [{ phone: '+972521234567' }], ...extra };
+    const res = await route(apiEvent('POST', '/runs', JSON.stringify(body)));
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body).error.details).toContainEqual(expect.objectContaining({ field }));
+    expect(await itemCount()).toBe(itemsBefore);
+    expect(await queuedMessages()).toBe(messagesBefore);
+  });
+
+  it('refuses unknown query parameters on every route with 400 naming them', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234568' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const cases: [ReturnType<typeof apiEvent>, string][] = [
+      [apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234569' }] })), 'concurrency'],
+      [apiEvent('GET', '/runs'), 'limt'],
+      [apiEvent('GET', `/runs/${runId}`), 'verbose'],
+      [apiEvent('POST', `/runs/${runId}/pause`), 'hangup'],
+      [apiEvent('POST', `/runs/${runId}/resume`), 'now'],
+      [apiEvent('POST', `/runs/${runId}/cancel`), 'hang_up'],
+      [
+        apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: [{ phone: '+972521234570' }] })),
+        'x',
+      ],
+      [apiEvent('GET', `/runs/${runId}/calls`), 'statuses'],
+    ];
+    const itemsBefore = await itemCount();
+    for (const [event, name] of cases) {
+      const res = await route(withQuery(event, { [name]: '2' }));
+      expect(res.statusCode, `${event.httpMethod} ${event.path}?${name}`).toBe(400);
+      expect(JSON.parse(res.body).error.details).toContainEqual(expect.objectContaining({ field: name }));
+    }
+    expect(await itemCount()).toBe(itemsBefore);
+    // The parameters each route does read still pass.
+    expect((await route(withQuery(apiEvent('GET', '/runs'), { limit: '1' }))).statusCode).toBe(200);
+    const calls = withQuery(apiEvent('GET', `/runs/${runId}/calls`), {
+      status: 'queued',
+      reveal_phone: 'false',
+    });
+    expect((await route(calls)).statusCode).toBe(200);
+  });
+});
+
 describe('cursors', () => {
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
