@@ -7,11 +7,14 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { asciiJson } from '../core/ascii-json.ts';
 import type { DispatchRequest, LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
 import { inPool } from './pool.ts';
 
-/** SendMessageBatch takes at most 10 entries. */
+/** SendMessageBatch takes at most 10 entries... */
 const SQS_BATCH = 10;
+/** ...and 256 KiB of bodies in all (a body is ASCII, so its length is its size). */
+const SQS_BATCH_BYTES = 256 * 1024;
 /** Batches in flight at once while putting a large run on the queue. */
 const PARALLEL_BATCHES = 8;
 /** A batch entry SQS failed to take is sent again this often before the request fails. */
@@ -26,7 +29,7 @@ export class SqsWorkQueue implements WorkQueue {
   async sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void> {
     const entries: SendMessageBatchRequestEntry[] = chunks.map((chunk) => ({
       Id: String(chunk.chunk),
-      MessageBody: JSON.stringify({
+      MessageBody: asciiJson({
         type: 'ingest',
         runId,
         chunk: chunk.chunk,
@@ -34,7 +37,18 @@ export class SqsWorkQueue implements WorkQueue {
       } satisfies WorkMessage),
     }));
     const batches: SendMessageBatchRequestEntry[][] = [];
-    for (let i = 0; i < entries.length; i += SQS_BATCH) batches.push(entries.slice(i, i + SQS_BATCH));
+    let bytes = 0;
+    for (const entry of entries) {
+      const size = entry.MessageBody!.length;
+      const last = batches.at(-1);
+      if (last && last.length < SQS_BATCH && bytes + size <= SQS_BATCH_BYTES) {
+        last.push(entry);
+        bytes += size;
+      } else {
+        batches.push([entry]);
+        bytes = size;
+      }
+    }
     await inPool(batches, PARALLEL_BATCHES, (batch) => this.sendBatch(batch));
   }
 
@@ -43,7 +57,7 @@ export class SqsWorkQueue implements WorkQueue {
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify({
+        MessageBody: asciiJson({
           type: 'dispatch',
           runId,
           ...(releasedAt ? { releasedAt } : {}),

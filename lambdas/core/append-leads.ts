@@ -47,10 +47,15 @@ export async function appendLeads(
     checkTimeZone: before.options.window !== undefined,
   });
 
-  const chunkCount = Math.ceil(leads.length / LEADS_PER_CHUNK);
+  // Chunks are cut by count and by size, so they are cut before their numbers are reserved; the
+  // reserved ids then replace the provisional ones, chunk for chunk (ids of one length: same sizes).
+  const provisional = chunk(
+    leads.map((lead, index) => ({ jobId: jobIdFor(before.totalLeads + index), ...lead })),
+    LEADS_PER_CHUNK,
+  );
   const reserved = await deps.store.reserveLeads(runId, {
     leads: leads.length,
-    chunks: chunkCount,
+    chunks: provisional.length,
     maxLeads: deps.limits.maxLeads,
   });
   if (reserved.kind === 'not-found') throw new NotFoundError(`No run with id "${runId}".`);
@@ -67,8 +72,12 @@ export async function appendLeads(
     throw new ConflictError(`Cannot add leads to a run that is ${status}.`);
   }
 
-  const jobs = leads.map((lead, index) => ({ jobId: jobIdFor(reserved.firstIndex + index), ...lead }));
-  await deps.queue.sendLeadChunks(runId, chunk(jobs, LEADS_PER_CHUNK, reserved.firstChunk));
+  let next = reserved.firstIndex;
+  const chunks = provisional.map((part, index) => ({
+    chunk: reserved.firstChunk + index,
+    jobs: part.jobs.map((job) => ({ ...job, jobId: jobIdFor(next++) })),
+  }));
+  await deps.queue.sendLeadChunks(runId, chunks);
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished during an append');
   return { run: toRunView(run), appended: leads.length, first_job_id: jobIdFor(reserved.firstIndex) };

@@ -1,6 +1,7 @@
 // (core) POST /runs: validate, create the run, put its leads on the queue in chunks.
 
 import { createHash } from 'node:crypto';
+import { asciiJson } from './ascii-json.ts';
 import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
 import { leadsFromRun } from './from-run.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
@@ -96,12 +97,32 @@ async function withLeadsFromRun(deps: CreateRunDeps, body: unknown): Promise<unk
   return { ...rest, leads: await leadsFromRun(deps.store, fromRun, deps.limits.maxLeads) };
 }
 
-/** Splits jobs into queue messages, numbered from `first` (an append continues the run's numbering). */
+/**
+ * Bytes of jobs per queue message (their ASCII-escaped JSON, as the queue writes it): well under SQS's
+ * 256 KiB per message, whatever the leads hold (a lead's fields take at most 2 KB of UTF-8, which
+ * escaping can triple).
+ */
+export const CHUNK_BYTES = 200 * 1024;
+
+/**
+ * Splits jobs into queue messages of at most `size` jobs and CHUNK_BYTES bytes, numbered from `first`
+ * (an append continues the run's numbering).
+ */
 export function chunk(jobs: NewJob[], size: number, first = 0): LeadChunk[] {
   const chunks: LeadChunk[] = [];
-  for (let start = 0; start < jobs.length; start += size) {
-    chunks.push({ chunk: first + chunks.length, jobs: jobs.slice(start, start + size) });
+  let current: NewJob[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    const jobBytes = asciiJson(job).length + 1; // the comma between jobs
+    if (current.length > 0 && (current.length >= size || bytes + jobBytes > CHUNK_BYTES)) {
+      chunks.push({ chunk: first + chunks.length, jobs: current });
+      current = [];
+      bytes = 0;
+    }
+    current.push(job);
+    bytes += jobBytes;
   }
+  if (current.length > 0) chunks.push({ chunk: first + chunks.length, jobs: current });
   return chunks;
 }
 
