@@ -8,6 +8,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { asciiJson } from '../core/ascii-json.ts';
+import { LeadsNotQueuedError } from '../core/errors.ts';
 import type { DispatchRequest, LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
 import { inPool } from './pool.ts';
 
@@ -49,7 +50,18 @@ export class SqsWorkQueue implements WorkQueue {
         bytes = size;
       }
     }
-    await inPool(batches, PARALLEL_BATCHES, (batch) => this.sendBatch(batch));
+    const leadsIn = new Map(chunks.map((chunk) => [String(chunk.chunk), chunk.jobs.length]));
+    let queued = 0;
+    try {
+      await inPool(batches, PARALLEL_BATCHES, async (batch) => {
+        await this.sendBatch(batch);
+        for (const entry of batch) queued += leadsIn.get(entry.Id!) ?? 0;
+      });
+    } catch (error) {
+      // inPool awaits every batch in flight before it throws, so `queued` is complete (a batch whose
+      // answer was lost may have been queued too: the count is a floor).
+      throw new LeadsNotQueuedError(queued, { cause: error });
+    }
   }
 
   async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {

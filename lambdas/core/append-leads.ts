@@ -3,8 +3,14 @@
 // reported completed while appended leads are on their way, and an append to a canceled or
 // completed run is refused whole.
 
-import { chunk, LEADS_PER_CHUNK } from './create-run.ts';
-import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from './errors.ts';
+import { chunk, claimFor, LEADS_PER_CHUNK, sendChunks } from './create-run.ts';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from './errors.ts';
 import { type LeadLocator, type RunLimits, validateLeads } from './leads.ts';
 import { jobIdFor, type RunView, runStatus, toRunView } from './model.ts';
 import type { Clock, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
@@ -27,7 +33,7 @@ export async function appendLeads(
   deps: AppendLeadsDeps,
   runId: string,
   body: unknown,
-  options: { locate?: LeadLocator } = {},
+  options: { locate?: LeadLocator; idempotencyKey?: string | undefined } = {},
 ): Promise<AppendResult> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ValidationError('The request body must be a JSON object.', [
@@ -53,11 +59,17 @@ export async function appendLeads(
     leads.map((lead, index) => ({ jobId: jobIdFor(before.totalLeads + index), ...lead })),
     LEADS_PER_CHUNK,
   );
+  const claim =
+    options.idempotencyKey === undefined ? undefined : claimFor(options.idempotencyKey, { runId, leads });
   const reserved = await deps.store.reserveLeads(runId, {
     leads: leads.length,
     chunks: provisional.length,
     maxLeads: deps.limits.maxLeads,
+    ...(claim ? { idempotency: claim } : {}),
   });
+  if (reserved.kind === 'existing' && reserved.fingerprint !== claim?.fingerprint) {
+    throw new IdempotencyKeyReusedError('This Idempotency-Key was already used with a different request.');
+  }
   if (reserved.kind === 'not-found') throw new NotFoundError(`No run with id "${runId}".`);
   if (reserved.kind === 'refused') {
     const status = runStatus(reserved.run);
@@ -77,7 +89,9 @@ export async function appendLeads(
     chunk: reserved.firstChunk + index,
     jobs: part.jobs.map((job) => ({ ...job, jobId: jobIdFor(next++) })),
   }));
-  await deps.queue.sendLeadChunks(runId, chunks);
+  // A retry (kind 'existing') queues the same chunks again under the places first reserved: ingestion
+  // counts each chunk once, so an append that failed half-way is finished and nothing is doubled.
+  await sendChunks(deps.queue, runId, chunks, claim !== undefined);
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished during an append');
   return { run: toRunView(run), appended: leads.length, first_job_id: jobIdFor(reserved.firstIndex) };

@@ -2,7 +2,13 @@
 
 import { createHash } from 'node:crypto';
 import { asciiJson } from './ascii-json.ts';
-import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
+import {
+  type ErrorDetail,
+  IdempotencyKeyReusedError,
+  LeadsNotQueuedError,
+  QueueingIncompleteError,
+  ValidationError,
+} from './errors.ts';
 import { leadsFromRun } from './from-run.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
@@ -78,7 +84,7 @@ export async function createRun(
     runId = created.runId;
   }
 
-  await deps.queue.sendLeadChunks(runId, chunks);
+  await sendChunks(deps.queue, runId, chunks, options.idempotencyKey !== undefined);
 
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished right after it was created');
@@ -126,6 +132,25 @@ export function chunk(jobs: NewJob[], size: number, first = 0): LeadChunk[] {
   return chunks;
 }
 
+/**
+ * Puts the chunks on the queue; when some do not get there, says so truthfully (which run, how many
+ * leads are known queued, whether a retry with the same key finishes it) instead of a bare failure.
+ */
+export async function sendChunks(
+  queue: WorkQueue,
+  runId: string,
+  chunks: LeadChunk[],
+  retryable: boolean,
+): Promise<void> {
+  try {
+    await queue.sendLeadChunks(runId, chunks);
+  } catch (error) {
+    const leads = chunks.reduce((n, c) => n + c.jobs.length, 0);
+    const queued = error instanceof LeadsNotQueuedError ? error.queuedLeads : 0;
+    throw new QueueingIncompleteError(runId, queued, leads, retryable, { cause: error });
+  }
+}
+
 /** Every field a run request may carry; anything else is refused (a misspelt option must not pass). */
 const RUN_REQUEST_FIELDS = ['leads', 'concurrency', 'retry', 'window', 'from', 'twiml_url', 'twiml'];
 
@@ -143,6 +168,11 @@ function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
 }
 
 function idempotencyClaim(key: string, request: ValidRunRequest & { options: RunOptions }) {
+  return claimFor(key, request);
+}
+
+/** An Idempotency-Key with the fingerprint of the request it came with; throws on a malformed key. */
+export function claimFor(key: string, request: unknown) {
   if (!IDEMPOTENCY_KEY.test(key)) {
     throw new ValidationError('The Idempotency-Key header must be 1–255 printable ASCII characters.', [
       { field: 'Idempotency-Key', message: 'expected 1–255 printable ASCII characters' },

@@ -202,11 +202,15 @@ export interface LeadReservation {
   chunks: number;
   /** The run may not grow past this many leads. */
   maxLeads: number;
+  /** The client's Idempotency-Key for this append: recorded with the reservation, atomically. */
+  idempotency?: IdempotencyClaim;
 }
 
 export type ReservationResult =
   /** Job ids from `firstIndex` and chunk numbers from `firstChunk` are this append's. */
   | { kind: 'reserved'; firstIndex: number; firstChunk: number }
+  /** The key was claimed before, on this run: by the append of this fingerprint, with these places. */
+  | { kind: 'existing'; firstIndex: number; firstChunk: number; fingerprint: string }
   | { kind: 'refused'; run: Run }
   | { kind: 'not-found' };
 

@@ -165,7 +165,10 @@ const ROUTES: Route[] = [
     path: new RegExp(`^/runs/${RUN_ID}/leads/?$`),
     run: async (event, deps, [runId]) => {
       const { body, locate } = leadsBody(event, false);
-      const result = await appendLeads(deps, runId!, body, locate ? { locate } : {});
+      const result = await appendLeads(deps, runId!, body, {
+        idempotencyKey: header(event, 'idempotency-key'),
+        ...(locate ? { locate } : {}),
+      });
       deps.log.info('leads appended', { runId, leads: result.appended });
       return json(202, { ...result.run, appended: result.appended, first_job_id: result.first_job_id });
     },

@@ -304,3 +304,32 @@ describe('cursors', () => {
     }
   });
 });
+
+describe('POST /runs/{run_id}/leads with Idempotency-Key', () => {
+  const append = (runId: string, key: string, body: unknown) =>
+    route(
+      apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify(body), {
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      }),
+    );
+
+  it('reserves once for retries with the same key, even racing ones; the same key with other leads is 422', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972541234567' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const more = { leads: [{ phone: '+972541234568' }, { phone: '+972541234569' }] };
+    const answers = await Promise.all([1, 2, 3, 4].map(() => append(runId, 'append-key-1', more)));
+    expect(answers.map((res) => res.statusCode)).toEqual([202, 202, 202, 202]);
+    expect(new Set(answers.map((res) => JSON.parse(res.body).first_job_id))).toEqual(new Set(['000001']));
+    const again = await append(runId, 'append-key-1', more);
+    expect(JSON.parse(again.body)).toMatchObject({ first_job_id: '000001', appended: 2, total_leads: 3 });
+    // Another key is another append.
+    const other = await append(runId, 'append-key-2', { leads: [{ phone: '+972541234570' }] });
+    expect(JSON.parse(other.body)).toMatchObject({ first_job_id: '000003', total_leads: 4 });
+    const reused = await append(runId, 'append-key-1', { leads: [{ phone: '+972541234571' }] });
+    expect(reused.statusCode).toBe(422);
+    expect(JSON.parse((await route(apiEvent('GET', `/runs/${runId}`))).body).total_leads).toBe(4);
+  });
+});
