@@ -287,6 +287,11 @@ export interface CallLookup {
   fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus } | undefined>;
   /** Calls to `to` created since `startedAfter` (for a call whose Sid was never saved). */
   findCalls(query: { to: string; startedAfter: Date }): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+  /**
+   * Calls that ended at or after `endedAfter`, with their final status: one list request (a few
+   * pages at most) that settles every held slot whose final callback was lost, whatever the call's length.
+   */
+  listEndedCalls(endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]>;
 }
 
 /** Ends calls at the provider: what cancel needs (Twilio: POST Calls/{Sid} with Status). */

@@ -436,7 +436,7 @@ describe('alarms and dashboard', () => {
   const topicRef = () => ({ Ref: resourceOf(synth.stateless, 'AWS::SNS::Topic')[0] });
 
   it('every alarm fires on any datapoint above zero and notifies the topic', () => {
-    expect(alarms().length).toBe(4 + Object.keys(fns).length); // DLQ, reaped, mismatch, signatures
+    expect(alarms().length).toBe(5 + Object.keys(fns).length); // DLQ, reaped, mismatch, unknown calls, signatures
     for (const alarm of alarms()) {
       expect(alarm).toMatchObject({
         Threshold: 0,
@@ -466,6 +466,7 @@ describe('alarms and dashboard', () => {
   it.each([
     [METRICS.slotsReaped, 'dialgate-reconciler'],
     [METRICS.slotMismatch, 'dialgate-reconciler'],
+    [METRICS.unknownCalls, 'dialgate-reconciler'],
     [METRICS.webhookSignatureRejected, 'dialgate-webhook'],
   ])('alarms on %o from its emitter', (metric, service) => {
     expect(alarms().find((a) => a.MetricName === metric.name)).toMatchObject({
