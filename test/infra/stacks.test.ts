@@ -41,7 +41,9 @@ beforeAll(() => {
     delete process.env.TWILIO_ACCOUNT_SID;
   }
   fns = functionsOf(synth.stateless);
-}, 120_000);
+  // Four esbuild bundles and the cdk-nag checks: seconds on an idle machine, minutes on a loaded
+  // 2-core one, so the hook takes the emulated project's hook timeout rather than a tighter one.
+});
 
 const resourceOf = (template: Synthesized['stateful'], type: string) => {
   const found = Object.entries(template.findResources(type));
@@ -203,7 +205,7 @@ describe('functions', () => {
       const module = await import(pathToFileURL(bundle).href);
       expect(typeof module.handler, name).toBe('function');
     }
-  }, 60_000);
+  });
 });
 
 describe('triggers', () => {
