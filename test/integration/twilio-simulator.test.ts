@@ -1037,6 +1037,12 @@ describe('the observer', () => {
     telephony = adapter(sim);
     await telephony.createCall(request('+15551230200', callbackUrl(hook.url, 'L', '1')));
     await sim.waitForFinal(2, 2000);
+    // A call is final before its final callback is sent (the timeline records the send after it).
+    await sim.waitFor(
+      (s) => s.timeline().filter((e) => e.kind === 'final-callback').length === 2,
+      5000,
+      'the second final callback',
+    );
 
     const latencies = sim.refillLatencies('L');
     expect(latencies).toHaveLength(1);
