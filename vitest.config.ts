@@ -30,7 +30,8 @@ export default defineConfig({
           // Integration and e2e tests start emulators and servers: give them room on a 2-core machine.
           // Generous: a loaded 2-core CI machine runs the end-to-end ones several times slower than a laptop.
           testTimeout: 180_000,
-          hookTimeout: 60_000,
+          // A hook that starts a JVM (DynamoDB Local) waits as long as the emulator's own start bound.
+          hookTimeout: 200_000,
         },
       },
     ],

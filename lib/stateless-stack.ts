@@ -391,6 +391,12 @@ export class StatelessStack extends Stack {
         'bookkeeping is broken (never expected). Pause new runs and investigate.',
     );
     this.alarm(
+      'UnknownCalls',
+      custom(METRICS.unknownCalls, 'Sum'),
+      'Twilio said it did not know a call it had created (a Sid dialgate holds a slot for): the slot is ' +
+        'kept until Twilio knows the call. Check the Twilio account and region the functions use.',
+    );
+    this.alarm(
       'WebhookSignatureRejected',
       custom(METRICS.webhookSignatureRejected, 'Sum'),
       'Status callbacks were refused for a bad X-Twilio-Signature: forged requests, or a wrong auth token ' +

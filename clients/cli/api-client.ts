@@ -4,6 +4,7 @@
 // becomes one of two errors: ApiError (the API answered, with its `{error: {code, message, details}}`
 // when it sent one) or UnreachableError (no answer at all), so that exit codes are decided in one place.
 
+import { randomUUID } from 'node:crypto';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './api-types.ts';
 
@@ -39,6 +40,9 @@ export class UnreachableError extends Error {
 }
 
 export type RunAction = 'pause' | 'resume' | 'cancel';
+
+/** Tries of a create that did not get a whole answer (see createRun). */
+const CREATE_TRIES = 3;
 
 const CONTROL_PATHS = {
   pause: '/runs/{run_id}/pause',
@@ -82,8 +86,13 @@ export class ApiClient {
     return result.data;
   }
 
-  /** A run of the given leads, or of another run's leads that ended with the given outcomes. */
-  createRun(
+  /**
+   * A run of the given leads, or of another run's leads that ended with the given outcomes, under one
+   * Idempotency-Key for this call and its retries: when the API could not reach the queue for every
+   * lead (503 queueing_incomplete) or did not answer, the same request with the same key returns the
+   * same run and queues the rest, so nobody is called twice.
+   */
+  async createRun(
     source: { leads: Record<string, string>[] } | { fromRun: string; outcomes: string[] },
     concurrency?: number,
   ): Promise<CreateRunResult> {
@@ -92,12 +101,24 @@ export class ApiClient {
       'leads' in source
         ? { leads: source.leads as Lead[] }
         : { from_run: { run_id: source.fromRun, outcomes: source.outcomes as FromRunOutcome[] } };
-    return this.call((signal) =>
-      this.http.POST('/runs', {
-        body: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
-        signal,
-      }),
-    );
+    const idempotencyKey = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call((signal) =>
+          this.http.POST('/runs', {
+            body: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
+            headers: { 'idempotency-key': idempotencyKey },
+            signal,
+          }),
+        );
+      } catch (error) {
+        const retry =
+          error instanceof UnreachableError ||
+          (error instanceof ApiError && error.code === 'queueing_incomplete');
+        if (!retry || attempt >= CREATE_TRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
   }
 
   getRun(runId: string): Promise<RunDetails> {

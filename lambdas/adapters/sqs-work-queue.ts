@@ -7,11 +7,15 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { asciiJson } from '../core/ascii-json.ts';
+import { LeadsNotQueuedError } from '../core/errors.ts';
 import type { DispatchRequest, LeadChunk, WorkMessage, WorkQueue } from '../core/ports.ts';
 import { inPool } from './pool.ts';
 
-/** SendMessageBatch takes at most 10 entries. */
+/** SendMessageBatch takes at most 10 entries... */
 const SQS_BATCH = 10;
+/** ...and 256 KiB of bodies in all (a body is ASCII, so its length is its size). */
+const SQS_BATCH_BYTES = 256 * 1024;
 /** Batches in flight at once while putting a large run on the queue. */
 const PARALLEL_BATCHES = 8;
 /** A batch entry SQS failed to take is sent again this often before the request fails. */
@@ -26,7 +30,7 @@ export class SqsWorkQueue implements WorkQueue {
   async sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void> {
     const entries: SendMessageBatchRequestEntry[] = chunks.map((chunk) => ({
       Id: String(chunk.chunk),
-      MessageBody: JSON.stringify({
+      MessageBody: asciiJson({
         type: 'ingest',
         runId,
         chunk: chunk.chunk,
@@ -34,8 +38,30 @@ export class SqsWorkQueue implements WorkQueue {
       } satisfies WorkMessage),
     }));
     const batches: SendMessageBatchRequestEntry[][] = [];
-    for (let i = 0; i < entries.length; i += SQS_BATCH) batches.push(entries.slice(i, i + SQS_BATCH));
-    await inPool(batches, PARALLEL_BATCHES, (batch) => this.sendBatch(batch));
+    let bytes = 0;
+    for (const entry of entries) {
+      const size = entry.MessageBody!.length;
+      const last = batches.at(-1);
+      if (last && last.length < SQS_BATCH && bytes + size <= SQS_BATCH_BYTES) {
+        last.push(entry);
+        bytes += size;
+      } else {
+        batches.push([entry]);
+        bytes = size;
+      }
+    }
+    const leadsIn = new Map(chunks.map((chunk) => [String(chunk.chunk), chunk.jobs.length]));
+    let queued = 0;
+    try {
+      await inPool(batches, PARALLEL_BATCHES, async (batch) => {
+        await this.sendBatch(batch);
+        for (const entry of batch) queued += leadsIn.get(entry.Id!) ?? 0;
+      });
+    } catch (error) {
+      // inPool awaits every batch in flight before it throws, so `queued` is complete (a batch whose
+      // answer was lost may have been queued too: the count is a floor).
+      throw new LeadsNotQueuedError(queued, { cause: error });
+    }
   }
 
   async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {
@@ -43,7 +69,7 @@ export class SqsWorkQueue implements WorkQueue {
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify({
+        MessageBody: asciiJson({
           type: 'dispatch',
           runId,
           ...(releasedAt ? { releasedAt } : {}),

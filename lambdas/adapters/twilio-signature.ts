@@ -5,6 +5,8 @@
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
 import type { CredentialSource } from './twilio-credentials.ts';
 
+const TWILIO_SIGNATURE_SHAPE = /^[A-Za-z0-9+/]{27}=$/;
+
 export async function isSignedByTwilio(
   credentials: CredentialSource,
   signature: string | undefined,
@@ -14,8 +16,10 @@ export async function isSignedByTwilio(
   if (!signature) return false;
   const { authToken } = await credentials.get();
   if (validateRequest(authToken, signature, url, params)) return true;
-  // A rotated token: read the secret again, once, before refusing.
-  if (!credentials.refreshable) return false;
+  // A rotated token: read the secret again (single-flight, rate-limited) before refusing. Only for a
+  // signature of the shape Twilio sends (base64 of an HMAC-SHA1: 28 characters); anything else is
+  // forged whatever the token.
+  if (!credentials.refreshable || !TWILIO_SIGNATURE_SHAPE.test(signature)) return false;
   const fresh = await credentials.get({ refresh: true });
   return fresh.authToken !== authToken && validateRequest(fresh.authToken, signature, url, params);
 }

@@ -74,6 +74,7 @@ export type CallUpdateResult =
   | { kind: 'invalid-state'; message: string };
 
 const API_VERSION = '2010-04-01';
+const FINAL_STATUSES = new Set<TwilioCallStatus>(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
 /** Pages of 100, at most 1,000 calls per list. */
 const PAGE_SIZE = 100;
 const LIST_LIMIT = 1000;
@@ -165,6 +166,23 @@ export class TwilioTelephony implements Telephony {
         const at = call.startTime ?? call.dateCreated;
         return at === undefined || at.getTime() >= after;
       });
+    } catch (error) {
+      throw toApiError(error);
+    }
+  }
+
+  /**
+   * Calls that ended at or after `endedAfter` (Twilio's `EndTime>` filter; filtered here on the end
+   * time too, since Twilio documents the filter by day), final ones only.
+   */
+  async listEndedCalls(endedAfter: Date): Promise<TwilioCallSummary[]> {
+    try {
+      const ended = await this.#list({ 'EndTime>': iso8601DateTime(endedAfter) });
+      const after = endedAfter.getTime();
+      return ended.filter(
+        (call) =>
+          FINAL_STATUSES.has(call.status) && call.endTime !== undefined && call.endTime.getTime() >= after,
+      );
     } catch (error) {
       throw toApiError(error);
     }

@@ -3,8 +3,14 @@
 // reported completed while appended leads are on their way, and an append to a canceled or
 // completed run is refused whole.
 
-import { chunk, LEADS_PER_CHUNK } from './create-run.ts';
-import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from './errors.ts';
+import { chunk, claimFor, LEADS_PER_CHUNK, sendChunks } from './create-run.ts';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from './errors.ts';
 import { type LeadLocator, type RunLimits, validateLeads } from './leads.ts';
 import { jobIdFor, type RunView, runStatus, toRunView } from './model.ts';
 import type { Clock, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
@@ -27,7 +33,7 @@ export async function appendLeads(
   deps: AppendLeadsDeps,
   runId: string,
   body: unknown,
-  options: { locate?: LeadLocator } = {},
+  options: { locate?: LeadLocator; idempotencyKey?: string | undefined } = {},
 ): Promise<AppendResult> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ValidationError('The request body must be a JSON object.', [
@@ -47,12 +53,23 @@ export async function appendLeads(
     checkTimeZone: before.options.window !== undefined,
   });
 
-  const chunkCount = Math.ceil(leads.length / LEADS_PER_CHUNK);
+  // Chunks are cut by count and by size, so they are cut before their numbers are reserved; the
+  // reserved ids then replace the provisional ones, chunk for chunk (ids of one length: same sizes).
+  const provisional = chunk(
+    leads.map((lead, index) => ({ jobId: jobIdFor(before.totalLeads + index), ...lead })),
+    LEADS_PER_CHUNK,
+  );
+  const claim =
+    options.idempotencyKey === undefined ? undefined : claimFor(options.idempotencyKey, { runId, leads });
   const reserved = await deps.store.reserveLeads(runId, {
     leads: leads.length,
-    chunks: chunkCount,
+    chunks: provisional.length,
     maxLeads: deps.limits.maxLeads,
+    ...(claim ? { idempotency: claim } : {}),
   });
+  if (reserved.kind === 'existing' && reserved.fingerprint !== claim?.fingerprint) {
+    throw new IdempotencyKeyReusedError('This Idempotency-Key was already used with a different request.');
+  }
   if (reserved.kind === 'not-found') throw new NotFoundError(`No run with id "${runId}".`);
   if (reserved.kind === 'refused') {
     const status = runStatus(reserved.run);
@@ -67,8 +84,14 @@ export async function appendLeads(
     throw new ConflictError(`Cannot add leads to a run that is ${status}.`);
   }
 
-  const jobs = leads.map((lead, index) => ({ jobId: jobIdFor(reserved.firstIndex + index), ...lead }));
-  await deps.queue.sendLeadChunks(runId, chunk(jobs, LEADS_PER_CHUNK, reserved.firstChunk));
+  let next = reserved.firstIndex;
+  const chunks = provisional.map((part, index) => ({
+    chunk: reserved.firstChunk + index,
+    jobs: part.jobs.map((job) => ({ ...job, jobId: jobIdFor(next++) })),
+  }));
+  // A retry (kind 'existing') queues the same chunks again under the places first reserved: ingestion
+  // counts each chunk once, so an append that failed half-way is finished and nothing is doubled.
+  await sendChunks(deps.queue, runId, chunks, claim !== undefined);
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished during an append');
   return { run: toRunView(run), appended: leads.length, first_job_id: jobIdFor(reserved.firstIndex) };

@@ -1,7 +1,14 @@
 // (core) POST /runs: validate, create the run, put its leads on the queue in chunks.
 
 import { createHash } from 'node:crypto';
-import { type ErrorDetail, IdempotencyKeyReusedError, ValidationError } from './errors.ts';
+import { asciiJson } from './ascii-json.ts';
+import {
+  type ErrorDetail,
+  IdempotencyKeyReusedError,
+  LeadsNotQueuedError,
+  QueueingIncompleteError,
+  ValidationError,
+} from './errors.ts';
 import { leadsFromRun } from './from-run.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
@@ -77,7 +84,7 @@ export async function createRun(
     runId = created.runId;
   }
 
-  await deps.queue.sendLeadChunks(runId, chunks);
+  await sendChunks(deps.queue, runId, chunks, options.idempotencyKey !== undefined);
 
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished right after it was created');
@@ -96,19 +103,63 @@ async function withLeadsFromRun(deps: CreateRunDeps, body: unknown): Promise<unk
   return { ...rest, leads: await leadsFromRun(deps.store, fromRun, deps.limits.maxLeads) };
 }
 
-/** Splits jobs into queue messages, numbered from `first` (an append continues the run's numbering). */
+/**
+ * Bytes of jobs per queue message (their ASCII-escaped JSON, as the queue writes it): well under SQS's
+ * 256 KiB per message, whatever the leads hold (a lead's fields take at most 2 KB of UTF-8, which
+ * escaping can triple).
+ */
+export const CHUNK_BYTES = 200 * 1024;
+
+/**
+ * Splits jobs into queue messages of at most `size` jobs and CHUNK_BYTES bytes, numbered from `first`
+ * (an append continues the run's numbering).
+ */
 export function chunk(jobs: NewJob[], size: number, first = 0): LeadChunk[] {
   const chunks: LeadChunk[] = [];
-  for (let start = 0; start < jobs.length; start += size) {
-    chunks.push({ chunk: first + chunks.length, jobs: jobs.slice(start, start + size) });
+  let current: NewJob[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    const jobBytes = asciiJson(job).length + 1; // the comma between jobs
+    if (current.length > 0 && (current.length >= size || bytes + jobBytes > CHUNK_BYTES)) {
+      chunks.push({ chunk: first + chunks.length, jobs: current });
+      current = [];
+      bytes = 0;
+    }
+    current.push(job);
+    bytes += jobBytes;
   }
+  if (current.length > 0) chunks.push({ chunk: first + chunks.length, jobs: current });
   return chunks;
 }
+
+/**
+ * Puts the chunks on the queue; when some do not get there, says so truthfully (which run, how many
+ * leads are known queued, whether a retry with the same key finishes it) instead of a bare failure.
+ */
+export async function sendChunks(
+  queue: WorkQueue,
+  runId: string,
+  chunks: LeadChunk[],
+  retryable: boolean,
+): Promise<void> {
+  try {
+    await queue.sendLeadChunks(runId, chunks);
+  } catch (error) {
+    const leads = chunks.reduce((n, c) => n + c.jobs.length, 0);
+    const queued = error instanceof LeadsNotQueuedError ? error.queuedLeads : 0;
+    throw new QueueingIncompleteError(runId, queued, leads, retryable, { cause: error });
+  }
+}
+
+/** Every field a run request may carry; anything else is refused (a misspelt option must not pass). */
+const RUN_REQUEST_FIELDS = ['leads', 'concurrency', 'retry', 'window', 'from', 'twiml_url', 'twiml'];
 
 /** The run options of a request body; throws naming every bad field. */
 function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
-  const details: ErrorDetail[] = [];
+  const details: ErrorDetail[] = Object.keys(body)
+    .filter((key) => !RUN_REQUEST_FIELDS.includes(key))
+    .map((field) => ({ field, message: `unknown field; expected ${RUN_REQUEST_FIELDS.join(', ')}` }));
   const runOptions = validateRunOptions(body as Record<string, unknown>, policy, details);
   if (details.length > 0) {
     throw new ValidationError(`${details.length} run option(s) are invalid; nothing was created.`, details);
@@ -117,6 +168,11 @@ function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
 }
 
 function idempotencyClaim(key: string, request: ValidRunRequest & { options: RunOptions }) {
+  return claimFor(key, request);
+}
+
+/** An Idempotency-Key with the fingerprint of the request it came with; throws on a malformed key. */
+export function claimFor(key: string, request: unknown) {
   if (!IDEMPOTENCY_KEY.test(key)) {
     throw new ValidationError('The Idempotency-Key header must be 1–255 printable ASCII characters.', [
       { field: 'Idempotency-Key', message: 'expected 1–255 printable ASCII characters' },

@@ -47,3 +47,37 @@ export class ConflictError extends Error {
 export class IdempotencyKeyReusedError extends Error {
   override readonly name = 'IdempotencyKeyReusedError';
 }
+
+/** Thrown by a WorkQueue when some lead chunks were not queued: `queuedLeads` were (at least). */
+export class LeadsNotQueuedError extends Error {
+  override readonly name = 'LeadsNotQueuedError';
+  constructor(
+    readonly queuedLeads: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`leads not queued; ${queuedLeads} were`, options);
+  }
+}
+
+/**
+ * A run was created (or leads reserved on it) but not all of its leads reached the queue. The client
+ * is told so, with the run, and whether retrying the same request finishes it: with an Idempotency-Key
+ * the retry queues the leads again, and ingestion counts each chunk once, so nobody is called twice.
+ */
+export class QueueingIncompleteError extends Error {
+  override readonly name = 'QueueingIncompleteError';
+  constructor(
+    readonly runId: string,
+    readonly queuedLeads: number,
+    readonly leads: number,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      retryable
+        ? `Run ${runId} was accepted but only ${queuedLeads} of these ${leads} lead(s) are known to be queued; send the same request again with the same Idempotency-Key to queue the rest (no lead is called twice).`
+        : `Run ${runId} was accepted but only ${queuedLeads} of these ${leads} lead(s) are known to be queued, and without an Idempotency-Key a retry cannot finish it: the run will not complete. Cancel it, and send an Idempotency-Key with every request.`,
+      options,
+    );
+  }
+}

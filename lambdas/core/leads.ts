@@ -54,8 +54,39 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isAttributeValue(value: unknown): value is LeadAttributeValue {
-  return value === null || ['string', 'number', 'boolean'].includes(typeof value);
+/** The longest name a lead field may have, in characters. */
+export const MAX_FIELD_NAME_CHARS = 128;
+/** Numbers are kept exactly: a double's integers stop being exact past 2^53 (send bigger ones as strings). */
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+/** Smaller magnitudes than this are refused: DynamoDB's numbers stop at 1e-130 (JSON's do not). */
+const MIN_MAGNITUDE = 1e-100;
+
+/**
+ * Why a lead field cannot be kept as it came, or undefined when it can. The subset that survives
+ * every hop (the API, the queue, DynamoDB, the listings) is flat: a non-empty name of well-formed
+ * Unicode, and a string of well-formed Unicode, a boolean, null, or a finite number within ±(2^53 − 1)
+ * (and 0 or at least 1e-100 in magnitude). A lone surrogate cannot be written as UTF-8, so it would
+ * come back as U+FFFD; a number past 2^53 has already lost digits when JSON was parsed.
+ */
+export function leadFieldProblem(name: string, value: unknown): string | undefined {
+  if (name === '') return 'a lead field needs a name';
+  if (name.length > MAX_FIELD_NAME_CHARS)
+    return `a field name takes at most ${MAX_FIELD_NAME_CHARS} characters`;
+  if (!name.isWellFormed()) return 'the field name is not well-formed Unicode (a lone surrogate)';
+  if (value === null || typeof value === 'boolean') return undefined;
+  if (typeof value === 'string') {
+    return value.isWellFormed() ? undefined : 'not well-formed Unicode (a lone surrogate)';
+  }
+  if (typeof value === 'number') {
+    const magnitude = Math.abs(value);
+    if (!Number.isFinite(value) || magnitude > MAX_EXACT) {
+      return 'a number beyond ±(2^53 − 1) is not kept exactly; send it as a string';
+    }
+    if (magnitude !== 0 && magnitude < MIN_MAGNITUDE)
+      return 'a number this close to 0 is not kept; send it as a string';
+    return undefined;
+  }
+  return 'lead fields must be strings, numbers, booleans or null (no lists or objects)';
 }
 
 export function validateRunRequest(
@@ -154,9 +185,11 @@ export function validateLeads(
       return;
     }
     firstRowOfPhone.set(phone, row);
-    const badKey = Object.keys(rest).find((key) => !isAttributeValue(rest[key]));
-    if (badKey !== undefined) {
-      report(row, badKey, 'lead fields must be strings, numbers, booleans or null');
+    const bad = Object.entries(rest)
+      .map(([key, value]) => ({ key, problem: leadFieldProblem(key, value) }))
+      .find((field) => field.problem !== undefined);
+    if (bad !== undefined) {
+      report(row, bad.key, bad.problem!);
       return;
     }
     const attributes = rest as Record<string, LeadAttributeValue>;

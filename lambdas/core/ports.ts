@@ -202,11 +202,15 @@ export interface LeadReservation {
   chunks: number;
   /** The run may not grow past this many leads. */
   maxLeads: number;
+  /** The client's Idempotency-Key for this append: recorded with the reservation, atomically. */
+  idempotency?: IdempotencyClaim;
 }
 
 export type ReservationResult =
   /** Job ids from `firstIndex` and chunk numbers from `firstChunk` are this append's. */
   | { kind: 'reserved'; firstIndex: number; firstChunk: number }
+  /** The key was claimed before, on this run: by the append of this fingerprint, with these places. */
+  | { kind: 'existing'; firstIndex: number; firstChunk: number; fingerprint: string }
   | { kind: 'refused'; run: Run }
   | { kind: 'not-found' };
 
@@ -283,6 +287,11 @@ export interface CallLookup {
   fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus } | undefined>;
   /** Calls to `to` created since `startedAfter` (for a call whose Sid was never saved). */
   findCalls(query: { to: string; startedAfter: Date }): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+  /**
+   * Calls that ended at or after `endedAfter`, with their final status: one list request (a few
+   * pages at most) that settles every held slot whose final callback was lost, whatever the call's length.
+   */
+  listEndedCalls(endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]>;
 }
 
 /** Ends calls at the provider: what cancel needs (Twilio: POST Calls/{Sid} with Status). */

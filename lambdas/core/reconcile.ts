@@ -44,6 +44,8 @@ export interface ReconcileReport {
   redispatched: number;
   /** Runs whose `active` disagrees with their holders: should never happen; alarmed on. */
   mismatches: number;
+  /** Calls Twilio gave us a Sid for and then said it did not know: never expected; alarmed on. */
+  unknownCalls: number;
   lookupErrors: number;
 }
 
@@ -57,6 +59,7 @@ export function emptyReport(): ReconcileReport {
     stillLive: 0,
     redispatched: 0,
     mismatches: 0,
+    unknownCalls: 0,
     lookupErrors: 0,
   };
 }
@@ -74,21 +77,58 @@ export function holdDeadlineMs(holder: Holder, settings: ReconcileSettings): num
   return Date.parse(holder.since) + seconds * 1000;
 }
 
+/**
+ * How far back each pass lists ended calls: many reconciler intervals, so that a pass that failed or
+ * ran late is made up by the next, and a lost final callback is settled within two intervals whatever
+ * the call's length (instead of after ring timeout + time limit + grace).
+ */
+export const ENDED_LOOKBACK_MS = 15 * 60_000;
+/** Runs reconciled at once: slow answers for one run do not hold up the others. */
+export const RUNS_IN_PARALLEL = 4;
+
+type EndedCalls = ReadonlyMap<string, Parameters<typeof jobStateFor>[0]>;
+
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   const report = emptyReport();
-  for (const runId of await deps.store.listOpenRuns()) {
-    try {
-      await reconcileRun(deps, runId, report);
-    } catch (error) {
-      // One bad run must not keep the others from being looked after.
-      deps.log.error('reconcile of a run failed', { runId, error });
-      report.lookupErrors += 1;
+  const ended = await endedCalls(deps, report);
+  const runIds = await deps.store.listOpenRuns();
+  // Oldest first (the store's order), a few at a time, each run once per pass.
+  let next = 0;
+  const worker = async () => {
+    while (next < runIds.length) {
+      const runId = runIds[next++]!;
+      try {
+        await reconcileRun(deps, runId, report, ended);
+      } catch (error) {
+        // One bad run must not keep the others from being looked after.
+        deps.log.error('reconcile of a run failed', { runId, error });
+        report.lookupErrors += 1;
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(RUNS_IN_PARALLEL, runIds.length) }, worker));
   return report;
 }
 
-async function reconcileRun(deps: ReconcileDeps, runId: string, report: ReconcileReport): Promise<void> {
+/** The calls that ended lately, by Sid: one list request per pass. Empty when Twilio cannot answer. */
+async function endedCalls(deps: ReconcileDeps, report: ReconcileReport): Promise<EndedCalls> {
+  const since = new Date(deps.clock.now().getTime() - ENDED_LOOKBACK_MS);
+  try {
+    const calls = await deps.calls.listEndedCalls(since);
+    return new Map(calls.map((call) => [call.sid, call.status]));
+  } catch (error) {
+    report.lookupErrors += 1;
+    deps.log.warn('reconciler could not list ended calls', { error });
+    return new Map();
+  }
+}
+
+async function reconcileRun(
+  deps: ReconcileDeps,
+  runId: string,
+  report: ReconcileReport,
+  ended: EndedCalls,
+): Promise<void> {
   const run = await deps.store.getRun(runId);
   if (!run) return;
   report.runsVisited += 1;
@@ -105,7 +145,10 @@ async function reconcileRun(deps: ReconcileDeps, runId: string, report: Reconcil
   const now = deps.clock.now().getTime();
   let released = 0;
   for (const [jobId, holder] of Object.entries(run.holders)) {
-    if (now < holdDeadlineMs(holder, deps.settings)) continue;
+    if (now < holdDeadlineMs(holder, deps.settings)) {
+      if (ended.size > 0 && (await settleEnded(deps, run, jobId, holder, ended, report))) released += 1;
+      continue;
+    }
     report.suspects += 1;
     if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
   }
@@ -122,6 +165,35 @@ async function reconcileRun(deps: ReconcileDeps, runId: string, report: Reconcil
   } else if (released === 0 && (await deps.store.closeRun(runId)) === 'closed') {
     report.runsClosed += 1;
   }
+}
+
+/**
+ * A held slot whose call is in the list of calls that ended lately: its final callback was lost (or
+ * is late; the release is conditional on the holder, so whichever comes second changes nothing). Only
+ * the Sid this attempt recorded is matched, so a call is never attributed to another attempt.
+ */
+async function settleEnded(
+  deps: ReconcileDeps,
+  run: Run,
+  jobId: string,
+  holder: Holder,
+  ended: EndedCalls,
+  report: ReconcileReport,
+): Promise<boolean> {
+  const job = await deps.store.getJob(run.runId, jobId);
+  if (!job?.callSid || job.attempt !== holder.attempt) return false;
+  const status = ended.get(job.callSid);
+  if (status === undefined) return false;
+  const result = await releaseFinal(deps, run, jobId, holder, { status, callSid: job.callSid });
+  if (result !== 'released') return false;
+  report.reaped += 1;
+  deps.log.warn('slot reaped: final callback never came', {
+    runId: run.runId,
+    jobId,
+    attempt: holder.attempt,
+    status,
+  });
+  return true;
 }
 
 /** Asks Twilio about one overdue slot and releases it if, and only if, the call is over or never was. */
@@ -158,7 +230,7 @@ async function settleSuspect(
   if (call === undefined && job.callSid) {
     // Twilio created this call (it gave us the Sid) yet does not know it now: ask again next time
     // rather than guess; re-queueing could dial the lead twice.
-    report.lookupErrors += 1;
+    report.unknownCalls += 1;
     deps.log.error('provider does not know a call it created', { ...context, callSid: job.callSid });
     return false;
   }

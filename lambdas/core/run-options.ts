@@ -32,7 +32,7 @@ export interface RunOptions {
 export interface CallPolicy {
   /** Caller ids a run may use (TWILIO_FROM_NUMBER always may). */
   allowedFrom: readonly string[];
-  /** A run's twiml_url must start with one of these; none = runs cannot set a TwiML URL. */
+  /** A run's twiml_url must be under one of these (same https host, path within); none = runs cannot set one. */
   twimlUrlPrefixes: readonly string[];
   /** Largest inline TwiML a run may carry, in bytes; 0 = runs cannot set inline TwiML. */
   maxTwimlBytes: number;
@@ -192,19 +192,35 @@ function validateWindow(value: unknown, problem: Problem): CallingWindow | undef
 }
 
 function validateTwimlUrl(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
-  if (typeof value !== 'string' || !URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-    problem('twiml_url', 'expected an http(s) URL');
+  const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
+  if (url?.protocol !== 'https:' || url.username !== '' || url.password !== '') {
+    problem('twiml_url', 'expected an https URL without a user name or password');
     return undefined;
   }
   if (policy.twimlUrlPrefixes.length === 0) {
     problem('twiml_url', 'runs cannot choose a TwiML URL here (TWIML_URL_ALLOWED_PREFIXES is empty)');
     return undefined;
   }
-  if (!policy.twimlUrlPrefixes.some((prefix) => value.startsWith(prefix))) {
+  if (!policy.twimlUrlPrefixes.some((prefix) => isUnderPrefix(url, prefix))) {
     problem('twiml_url', 'not under an allowed prefix (TWIML_URL_ALLOWED_PREFIXES)');
     return undefined;
   }
-  return value;
+  // The parsed form is what was checked (dot segments resolved, host lower-cased), so it is what Twilio gets.
+  return url.href;
+}
+
+/**
+ * Whether `url` is under an allowed prefix, compared as parsed URLs, never as strings: the same scheme
+ * and exact host and port (`https://twiml.example.com.evil.example/` and
+ * `https://twiml.example.com@evil.example/` are other hosts), and the path within the prefix's path,
+ * at a segment boundary (`/voice` allows `/voice/x`, not `/voice-admin`).
+ */
+export function isUnderPrefix(url: URL, prefix: string): boolean {
+  if (!URL.canParse(prefix)) return false;
+  const allowed = new URL(prefix);
+  if (url.protocol !== allowed.protocol || url.host !== allowed.host) return false;
+  if (allowed.pathname.endsWith('/')) return url.pathname.startsWith(allowed.pathname);
+  return url.pathname === allowed.pathname || url.pathname.startsWith(`${allowed.pathname}/`);
 }
 
 function validateTwiml(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {

@@ -50,10 +50,24 @@ export const ENV = {
   ACCOUNT_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).optional(),
   /** Caller ids a run may choose with `from`, comma-separated (TWILIO_FROM_NUMBER always may). */
   ALLOWED_FROM_NUMBERS: commaList(z.string().regex(E164, 'E.164 numbers such as +15005550006')),
-  /** URL prefixes a run's `twiml_url` must start with, comma-separated; empty = runs cannot set one. */
-  TWIML_URL_ALLOWED_PREFIXES: commaList(z.string().url()),
-  /** Largest inline `twiml` a run may carry (Twilio takes 4000); 0 = runs cannot set inline TwiML. */
-  MAX_TWIML_BYTES: z.coerce.number().int().min(0).max(4000).default(4000),
+  /**
+   * Where a run's `twiml_url` may point, comma-separated https URLs (host and path prefix); empty = runs
+   * cannot set one. No user name, query or fragment: a prefix names a place, compared as a parsed URL.
+   */
+  TWIML_URL_ALLOWED_PREFIXES: commaList(
+    z
+      .string()
+      .url()
+      .refine((value) => {
+        const url = new URL(value);
+        return url.protocol === 'https:' && !url.username && !url.password && !url.search && !url.hash;
+      }, 'an https URL without a user name, query or fragment (https://twiml.example.com/voice/)'),
+  ),
+  /**
+   * Largest inline `twiml` a run may carry (Twilio takes 4000); 0, the default, = runs cannot set inline
+   * TwiML: what the business's caller id says or where it connects is the deployment's choice.
+   */
+  MAX_TWIML_BYTES: z.coerce.number().int().min(0).max(4000).default(0),
 } as const;
 
 type EnvShape = typeof ENV;

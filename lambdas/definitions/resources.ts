@@ -47,6 +47,8 @@ export const METRICS = {
   slotsReaped: { name: 'SlotsReaped', emitter: 'reconciler' },
   /** Count of runs whose `active` disagreed with their named holders. Alarmed: > 0 (never expected). */
   slotMismatch: { name: 'SlotMismatch', emitter: 'reconciler' },
+  /** Count of held calls Twilio gave a Sid for and then did not know. Alarmed: > 0 (never expected). */
+  unknownCalls: { name: 'UnknownCalls', emitter: 'reconciler' },
   /** Count of status callbacks refused for a bad X-Twilio-Signature. Alarmed: > 0. */
   webhookSignatureRejected: { name: 'WebhookSignatureRejected', emitter: 'webhook' },
   /** Count of calls.create accepted by Twilio. */

@@ -75,7 +75,20 @@ function leadsBody(
         (form ? " For a CSV file: curl --data-binary @leads.csv -H 'content-type: text/csv'." : ''),
     );
   }
+  // A JSON body carries its options in the body; a query parameter beside it would be ignored.
+  refuseQuery(event, []);
   return { body: parseJsonBody(event) };
+}
+
+/** Refuses any query parameter a route does not read: a misspelt one must not pass silently. */
+function refuseQuery(event: APIGatewayProxyEvent, known: readonly string[]): void {
+  const unknown = Object.keys(event.queryStringParameters ?? {}).filter((name) => !known.includes(name));
+  if (unknown.length === 0) return;
+  const expected =
+    known.length === 0 ? 'this request takes no query parameters' : `expected ${known.join(', ')}`;
+  throw new ValidationError('Unknown query parameter(s); nothing was done.', [
+    ...unknown.map((field) => ({ field, message: `unknown query parameter; ${expected}` })),
+  ]);
 }
 
 function booleanParameter(event: APIGatewayProxyEvent, name: string): boolean {
@@ -92,6 +105,8 @@ const RUN_ID = `(${ID_CHARS})`;
 type Route = {
   method: string;
   path: RegExp;
+  /** The query parameters the route reads; undefined: the route checks its own (a CSV upload's options). */
+  query?: readonly string[];
   run: (event: APIGatewayProxyEvent, deps: ApiDeps, params: string[]) => Promise<APIGatewayProxyResult>;
 };
 
@@ -127,17 +142,20 @@ const ROUTES: Route[] = [
   {
     method: 'GET',
     path: /^\/runs\/?$/,
+    query: ['limit', 'cursor'],
     run: async (event, deps) => json(200, await listRuns(deps.store, event.queryStringParameters)),
   },
   {
     method: 'GET',
     path: new RegExp(`^/runs/${RUN_ID}/?$`),
+    query: [],
     run: async (_event, deps, [runId]) => json(200, await getRunView(deps.store, runId!)),
   },
   {
     method: 'POST',
     path: new RegExp(`^/runs/${RUN_ID}/(pause|resume|cancel)/?$`),
     run: async (event, deps, [runId, action]) => {
+      refuseQuery(event, action === 'cancel' ? ['hangup'] : []);
       const hangup = action === 'cancel' && booleanParameter(event, 'hangup');
       return json(200, await controlRun(deps, runId!, action as ControlAction, { hangup }));
     },
@@ -147,7 +165,10 @@ const ROUTES: Route[] = [
     path: new RegExp(`^/runs/${RUN_ID}/leads/?$`),
     run: async (event, deps, [runId]) => {
       const { body, locate } = leadsBody(event, false);
-      const result = await appendLeads(deps, runId!, body, locate ? { locate } : {});
+      const result = await appendLeads(deps, runId!, body, {
+        idempotencyKey: header(event, 'idempotency-key'),
+        ...(locate ? { locate } : {}),
+      });
       deps.log.info('leads appended', { runId, leads: result.appended });
       return json(202, { ...result.run, appended: result.appended, first_job_id: result.first_job_id });
     },
@@ -155,6 +176,7 @@ const ROUTES: Route[] = [
   {
     method: 'GET',
     path: new RegExp(`^/runs/${RUN_ID}/calls/?$`),
+    query: ['status', 'limit', 'cursor', 'reveal_phone'],
     run: async (event, deps, [runId]) =>
       json(200, await listCalls(deps.store, runId!, event.queryStringParameters)),
   },
@@ -167,6 +189,7 @@ export async function route(event: APIGatewayProxyEvent): Promise<APIGatewayProx
   if (!found)
     return errorResponse(405, 'method_not_allowed', `${event.httpMethod} is not allowed on ${event.path}.`);
   try {
+    if (found.r.query) refuseQuery(event, found.r.query);
     deps ??= wire();
     return await found.r.run(event, deps, found.match!.slice(1));
   } catch (error) {

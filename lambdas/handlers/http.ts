@@ -8,6 +8,7 @@ import {
   IdempotencyKeyReusedError,
   NotFoundError,
   PayloadTooLargeError,
+  QueueingIncompleteError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../core/errors.ts';
@@ -46,6 +47,30 @@ export function toErrorResponse(error: unknown, log: Log): APIGatewayProxyResult
   if (error instanceof ConflictError) return errorResponse(409, 'conflict', error.message);
   if (error instanceof IdempotencyKeyReusedError)
     return errorResponse(422, 'idempotency_key_reused', error.message);
+  if (error instanceof QueueingIncompleteError) {
+    log.error('leads not all queued', {
+      runId: error.runId,
+      queued: error.queuedLeads,
+      leads: error.leads,
+      error,
+    });
+    // 503 with Retry-After: the request may be sent again as it was; the body says what exists.
+    return json(
+      503,
+      {
+        error: {
+          code: 'queueing_incomplete',
+          message: error.message,
+          details: [],
+          run_id: error.runId,
+          queued_leads: error.queuedLeads,
+          leads: error.leads,
+          retryable: error.retryable,
+        },
+      },
+      { 'retry-after': '1' },
+    );
+  }
   log.error('request failed', { error });
   return errorResponse(
     500,

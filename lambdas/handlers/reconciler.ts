@@ -46,6 +46,7 @@ export async function runReconciler(): Promise<ReconcileReport> {
   const report = await reconcile(deps);
   metrics.addMetric(METRICS.slotsReaped.name, MetricUnit.Count, report.reaped + report.neverCreated);
   metrics.addMetric(METRICS.slotMismatch.name, MetricUnit.Count, report.mismatches);
+  metrics.addMetric(METRICS.unknownCalls.name, MetricUnit.Count, report.unknownCalls);
   logger.info('reconciled', { ...report });
   return report;
 }

@@ -189,3 +189,147 @@ describe('Idempotency-Key', () => {
     expect(JSON.parse(res.body).error.details[0].field).toBe('Idempotency-Key');
   });
 });
+
+describe('unknown fields and parameters', () => {
+  const withQuery = (
+    event: ReturnType<typeof apiEvent>,
+    query: Record<string, string>,
+  ): ReturnType<typeof apiEvent> => ({ ...event, queryStringParameters: query });
+
+  it.each([
+    ['a misspelt option', { concurency: 2 }, 'concurency'],
+    ['a future option', { start_at: '2026-12-01T09:00:00Z' }, 'start_at'],
+    ['a pause rule', { pause_when: { failed: 10 } }, 'pause_when'],
+    ['an unknown retry field', { retry: { on: ['busy'], delay: 60 } }, 'retry.delay'],
+    [
+      'an unknown window field',
+      { window: { time_zone: 'Asia/Jerusalem', start: '09:00', end: '20:00', tz: 'UTC' } },
+      'window.tz',
+    ],
+  ])('POST /runs refuses %s with 400 naming it, creating nothing', async (_case, extra, field) => {
+    const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
+    const body = { leads: [{ phone: '+972521234567' }], ...extra };
+    const res = await route(apiEvent('POST', '/runs', JSON.stringify(body)));
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body).error.details).toContainEqual(expect.objectContaining({ field }));
+    expect(await itemCount()).toBe(itemsBefore);
+    expect(await queuedMessages()).toBe(messagesBefore);
+  });
+
+  it('refuses unknown query parameters on every route with 400 naming them', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234568' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const cases: [ReturnType<typeof apiEvent>, string][] = [
+      [apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234569' }] })), 'concurrency'],
+      [apiEvent('GET', '/runs'), 'limt'],
+      [apiEvent('GET', `/runs/${runId}`), 'verbose'],
+      [apiEvent('POST', `/runs/${runId}/pause`), 'hangup'],
+      [apiEvent('POST', `/runs/${runId}/resume`), 'now'],
+      [apiEvent('POST', `/runs/${runId}/cancel`), 'hang_up'],
+      [
+        apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: [{ phone: '+972521234570' }] })),
+        'x',
+      ],
+      [apiEvent('GET', `/runs/${runId}/calls`), 'statuses'],
+    ];
+    const itemsBefore = await itemCount();
+    for (const [event, name] of cases) {
+      const res = await route(withQuery(event, { [name]: '2' }));
+      expect(res.statusCode, `${event.httpMethod} ${event.path}?${name}`).toBe(400);
+      expect(JSON.parse(res.body).error.details).toContainEqual(expect.objectContaining({ field: name }));
+    }
+    expect(await itemCount()).toBe(itemsBefore);
+    // The parameters each route does read still pass.
+    expect((await route(withQuery(apiEvent('GET', '/runs'), { limit: '1' }))).statusCode).toBe(200);
+    const calls = withQuery(apiEvent('GET', `/runs/${runId}/calls`), {
+      status: 'queued',
+      reveal_phone: 'false',
+    });
+    expect((await route(calls)).statusCode).toBe(200);
+  });
+});
+
+describe('cursors', () => {
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+  it('answers 400, never 500, to a crafted cursor', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972531234567' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const runPk = `RUN#${runId}`;
+    const runsCursors = [
+      '!!!',
+      'x'.repeat(20_000),
+      b64(null),
+      b64([]),
+      b64('RUN#1'),
+      b64({}),
+      b64({
+        pk: `RUN#${'x'.repeat(3000)}`,
+        sk: 'RUN',
+        runList: 'RUNS',
+        createdAt: '2026-01-01T00:00:00.000Z',
+      }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: 'y'.repeat(2000) }),
+      b64({ pk: 'RUN#', sk: 'RUN', runList: 'RUNS', createdAt: '2026-01-01T00:00:00.000Z' }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: '' }),
+      b64({ pk: 'RUN#a', sk: 'RUN', runList: 'RUNS', createdAt: 5 }),
+    ];
+    const callsCursors = [
+      '%%%',
+      b64({ pk: runPk, sk: 'JOB#000001', evil: 'x' }),
+      b64({ pk: runPk, sk: `JOB#${'9'.repeat(2000)}` }),
+      b64({ pk: runPk, sk: 'JOB#' }),
+      b64({ pk: runPk, sk: 'JOB#000001', queuedRun: runPk }),
+      b64({ pk: 'RUN#other', sk: 'JOB#000001' }),
+      b64({ pk: runPk, sk: 'RUN' }),
+    ];
+    for (const cursor of runsCursors) {
+      const res = await route({ ...apiEvent('GET', '/runs'), queryStringParameters: { cursor } });
+      expect(res.statusCode, `runs cursor ${cursor.slice(0, 60)}`).toBe(400);
+      expect(JSON.parse(res.body).error.details[0].field).toBe('cursor');
+    }
+    for (const cursor of callsCursors) {
+      for (const status of [undefined, 'queued']) {
+        const res = await route({
+          ...apiEvent('GET', `/runs/${runId}/calls`),
+          queryStringParameters: { cursor, ...(status ? { status } : {}) },
+        });
+        expect(res.statusCode, `calls cursor ${cursor.slice(0, 60)}`).toBe(400);
+        expect(JSON.parse(res.body).error.details[0].field).toBe('cursor');
+      }
+    }
+  });
+});
+
+describe('POST /runs/{run_id}/leads with Idempotency-Key', () => {
+  const append = (runId: string, key: string, body: unknown) =>
+    route(
+      apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify(body), {
+        'content-type': 'application/json',
+        'idempotency-key': key,
+      }),
+    );
+
+  it('reserves once for retries with the same key, even racing ones; the same key with other leads is 422', async () => {
+    const created = await route(
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972541234567' }] })),
+    );
+    const runId = JSON.parse(created.body).run_id as string;
+    const more = { leads: [{ phone: '+972541234568' }, { phone: '+972541234569' }] };
+    const answers = await Promise.all([1, 2, 3, 4].map(() => append(runId, 'append-key-1', more)));
+    expect(answers.map((res) => res.statusCode)).toEqual([202, 202, 202, 202]);
+    expect(new Set(answers.map((res) => JSON.parse(res.body).first_job_id))).toEqual(new Set(['000001']));
+    const again = await append(runId, 'append-key-1', more);
+    expect(JSON.parse(again.body)).toMatchObject({ first_job_id: '000001', appended: 2, total_leads: 3 });
+    // Another key is another append.
+    const other = await append(runId, 'append-key-2', { leads: [{ phone: '+972541234570' }] });
+    expect(JSON.parse(other.body)).toMatchObject({ first_job_id: '000003', total_leads: 4 });
+    const reused = await append(runId, 'append-key-1', { leads: [{ phone: '+972541234571' }] });
+    expect(reused.statusCode).toBe(422);
+    expect(JSON.parse((await route(apiEvent('GET', `/runs/${runId}`))).body).total_leads).toBe(4);
+  });
+});

@@ -40,6 +40,8 @@ class World {
     },
     findCalls: async ({ to }) =>
       this.calls.filter((c) => c.to === to).map((c) => ({ sid: c.sid, status: c.status })),
+    listEndedCalls: async () =>
+      this.calls.filter((c) => isOver(c.status)).map((c) => ({ sid: c.sid, status: c.status })),
   };
   live(jobId: string) {
     return this.calls.find((c) => c.jobId === jobId && !isOver(c.status));

@@ -303,6 +303,36 @@ describe('the adapter against the simulator', () => {
     );
   });
 
+  it('lists the calls that ended since a time, final ones only, in one request', async () => {
+    const sim = await simulator({
+      behavior: ({ index }) =>
+        index === 2
+          ? { outcome: 'completed', ringMs: 60_000 }
+          : { outcome: index === 0 ? 'completed' : 'busy' },
+    });
+    const telephony = adapter(sim);
+    const before = new Date(Date.now() - 1000);
+    const created = await Promise.all(
+      ['+15551230030', '+15551230031', '+15551230032'].map((to, i) =>
+        telephony.createCall(request(to, `http://127.0.0.1:9/e${i}`)),
+      ),
+    );
+    const sids = created.map((c) => (c.kind === 'created' ? c.callSid : ''));
+    await sim.waitFor(
+      (s) => s.call(sids[0]!)?.endedAt !== undefined && s.call(sids[1]!)?.endedAt !== undefined,
+      5000,
+      'ended',
+    );
+    const ended = await telephony.listEndedCalls(before);
+    expect(ended.map((c) => [c.sid, c.status]).sort()).toEqual(
+      [
+        [sids[0], 'completed'],
+        [sids[1], 'busy'],
+      ].sort(),
+    );
+    expect(await telephony.listEndedCalls(new Date(Date.now() + 60_000))).toEqual([]);
+  });
+
   it('finds calls to a number by start time, including one still in Twilio’s queue (no start time yet)', async () => {
     const sim = await simulator({
       behavior: ({ index }) =>
@@ -1010,9 +1040,12 @@ describe('the observer', () => {
     telephony = adapter(sim);
     await telephony.createCall(request('+15551230200', callbackUrl(hook.url, 'L', '1')));
     await sim.waitForFinal(2, 2000);
-    // The adapter asks for every event, so the last final callback is sent after the call's earlier
-    // callbacks are delivered, which can be after the call is final: wait for the deliveries too.
-    await sim.settled();
+    // A call is final before its final callback is sent (the timeline records the send after it).
+    await sim.waitFor(
+      (s) => s.timeline().filter((e) => e.kind === 'final-callback').length === 2,
+      5000,
+      'the second final callback',
+    );
 
     const latencies = sim.refillLatencies('L');
     expect(latencies).toHaveLength(1);

@@ -128,6 +128,13 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
       .map((call) => ({ sid: call.sid, status: call.status }));
   }
 
+  /** Every call that has ended (the double keeps no end times: a superset of any window). */
+  async listEndedCalls(_endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]> {
+    return [...this.calls.values()]
+      .filter((call) => isFinal(jobStateFor(call.status)))
+      .map((call) => ({ sid: call.sid, status: call.status }));
+  }
+
   async cancelCall(callSid: string): Promise<CallUpdate> {
     const call = this.calls.get(callSid);
     if (!call) return { kind: 'not-found' };

@@ -43,6 +43,7 @@ export class MemoryRunStore implements RunStore {
   readonly jobs = new Map<string, Map<string, StoredJob>>();
   readonly #chunks = new Set<string>();
   readonly #idempotency = new Map<string, { runId: string; fingerprint: string }>();
+  readonly #appendKeys = new Map<string, { firstIndex: number; firstChunk: number; fingerprint: string }>();
   #account: Account | undefined;
 
   // RunReader, RunIntakeStore, OpenRunStore
@@ -96,6 +97,8 @@ export class MemoryRunStore implements RunStore {
   async reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult> {
     const run = this.runs.get(runId);
     if (!run) return { kind: 'not-found' };
+    const claimed = request.idempotency && this.#appendKeys.get(`${runId}#${request.idempotency.key}`);
+    if (claimed) return { kind: 'existing', ...claimed };
     if (
       run.control === 'canceled' ||
       run.totalLeads > request.maxLeads - request.leads ||
@@ -106,6 +109,12 @@ export class MemoryRunStore implements RunStore {
     const reserved = { firstIndex: run.totalLeads, firstChunk: run.chunkCount };
     run.totalLeads += request.leads;
     run.chunkCount += request.chunks;
+    if (request.idempotency) {
+      this.#appendKeys.set(`${runId}#${request.idempotency.key}`, {
+        ...reserved,
+        fingerprint: request.idempotency.fingerprint,
+      });
+    }
     return { kind: 'reserved', ...reserved };
   }
 

@@ -6,6 +6,7 @@ import { type CallingWindow, isOpen, nextOpening } from '../../lambdas/core/call
 import { parseCsvLeads } from '../../lambdas/core/csv-leads.ts';
 import type { ErrorDetail } from '../../lambdas/core/errors.ts';
 import { type CallPolicy, optionsFromQuery, validateRunOptions } from '../../lambdas/core/run-options.ts';
+import { readEnv } from '../../lambdas/definitions/environment.ts';
 
 const jerusalem: CallingWindow = {
   timeZone: 'Asia/Jerusalem',
@@ -113,6 +114,68 @@ describe('run options', () => {
       'twiml',
     ]);
     expect(check({ twiml_url: 'https://evil.example.com/x' }).fields).toEqual(['twiml_url']);
+  });
+
+  it('checks twiml_url as a parsed URL: https, the exact host, within the path prefix', () => {
+    const strict: CallPolicy = { ...policy, twimlUrlPrefixes: ['https://twiml.example.com/voice'] };
+    const urlCheck = (twimlUrl: string) => {
+      const details: ErrorDetail[] = [];
+      const options = validateRunOptions({ twiml_url: twimlUrl }, strict, details);
+      return details.length === 0 ? options.twimlUrl : undefined;
+    };
+    for (const refused of [
+      'https://twiml.example.com@evil.example/x',
+      'https://twiml.example.com@evil.example/voice/x',
+      'https://twiml.example.com.evil.example/voice/x',
+      'https://user:pw@twiml.example.com/voice/x',
+      'https://twiml.example.com:8443/voice/x',
+      'http://twiml.example.com/voice/x',
+      'https://twiml.example.com/voice-admin/x',
+      'https://twiml.example.com/voicex',
+      'https://twiml.example.com/voice/../admin/x',
+      'https://twiml.example.com/voice/%2e%2e/admin/x',
+      'https://twiml.example.com/',
+      'javascript:alert(1)',
+      'not a url',
+    ]) {
+      expect(urlCheck(refused), refused).toBeUndefined();
+    }
+    expect(urlCheck('https://twiml.example.com/voice')).toBe('https://twiml.example.com/voice');
+    expect(urlCheck('https://TWIML.example.com/voice/hello.xml?lang=he')).toBe(
+      'https://twiml.example.com/voice/hello.xml?lang=he',
+    );
+    expect(urlCheck('https://twiml.example.com:443/voice/a/../b.xml')).toBe(
+      'https://twiml.example.com/voice/b.xml',
+    );
+  });
+
+  it('refuses inline TwiML when the deployment allows none (MAX_TWIML_BYTES 0, the default)', () => {
+    const details: ErrorDetail[] = [];
+    const options = validateRunOptions(
+      { twiml: '<Response><Dial>+972521234567</Dial></Response>' },
+      { ...policy, maxTwimlBytes: 0 },
+      details,
+    );
+    expect(options.twiml).toBeUndefined();
+    expect(details).toEqual([expect.objectContaining({ field: 'twiml' })]);
+    expect(readEnv(['MAX_TWIML_BYTES'], {}).MAX_TWIML_BYTES).toBe(0);
+  });
+
+  it('takes only https places as TwiML URL prefixes in the configuration', () => {
+    expect(
+      readEnv(['TWIML_URL_ALLOWED_PREFIXES'], {
+        TWIML_URL_ALLOWED_PREFIXES: 'https://twiml.example.com/voice/, https://b.example/',
+      }).TWIML_URL_ALLOWED_PREFIXES,
+    ).toEqual(['https://twiml.example.com/voice/', 'https://b.example/']);
+    for (const bad of [
+      'http://twiml.example.com/',
+      'https://u@twiml.example.com/',
+      'https://a.example/?x=1',
+    ]) {
+      expect(() => readEnv(['TWIML_URL_ALLOWED_PREFIXES'], { TWIML_URL_ALLOWED_PREFIXES: bad }), bad).toThrow(
+        /TWIML_URL_ALLOWED_PREFIXES/,
+      );
+    }
   });
 
   it('reads a CSV upload’s options from the query string, refusing unknown ones', () => {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { asciiJson } from '../../lambdas/core/ascii-json.ts';
+import { chunk, LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
 import { PayloadTooLargeError, ValidationError } from '../../lambdas/core/errors.ts';
 import { maskPhone, normalizePhone, validateRunRequest } from '../../lambdas/core/leads.ts';
 
@@ -94,5 +96,40 @@ describe('validateRunRequest', () => {
   it('refuses too many leads with 413', () => {
     const leads = Array.from({ length: 6 }, (_, i) => ({ phone: `+1415555010${i}` }));
     expect(errorOf({ leads })).toBeInstanceOf(PayloadTooLargeError);
+  });
+});
+
+describe('queue messages', () => {
+  it('writes JSON in ASCII alone that parses back to the same value, whatever the text', () => {
+    const value = { a: '😀 שלום \uffff\ufffe\u0000\u007f', b: ['\ud800'], c: 1.5 };
+    const text = asciiJson(value);
+    expect(text).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(text)).toEqual(value);
+  });
+
+  it('cuts chunks by size as well as by count, so every message stays within SQS’s 256 KiB', () => {
+    // 90 leads of 2 KB of Hebrew each: 180 KB as UTF-8, three times that once escaped.
+    const note = 'ש'.repeat(1000);
+    const jobs = Array.from({ length: 200 }, (_, i) => ({
+      jobId: String(i).padStart(6, '0'),
+      phone: `+97252${String(1_000_000 + i)}`,
+      attributes: { note },
+    }));
+    const chunks = chunk(jobs, LEADS_PER_CHUNK, 4);
+    expect(chunks.flatMap((c) => c.jobs)).toEqual(jobs);
+    expect(chunks.map((c) => c.chunk)).toEqual(chunks.map((_, i) => 4 + i));
+    for (const c of chunks) {
+      expect(
+        asciiJson({ type: 'ingest', runId: 'r'.repeat(64), chunk: c.chunk, jobs: c.jobs }).length,
+      ).toBeLessThan(256 * 1024);
+    }
+    expect(chunks.length).toBeGreaterThan(Math.ceil(200 / LEADS_PER_CHUNK));
+    // Small leads still go 90 to a message.
+    expect(
+      chunk(
+        jobs.map((job) => ({ ...job, attributes: {} })),
+        LEADS_PER_CHUNK,
+      ).map((c) => c.jobs.length),
+    ).toEqual([90, 90, 20]);
   });
 });

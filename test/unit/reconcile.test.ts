@@ -21,14 +21,57 @@ async function held(plan: (to: string) => CreatePlan = () => 'created', leads = 
 }
 
 describe('the reconciler', () => {
-  it('asks nothing about a slot that is not overdue', async () => {
+  it('asks nothing about a live slot that is not overdue', async () => {
     const { w, runId } = await held();
     const [call] = w.telephony.live(runId);
-    w.telephony.set(call!.sid, 'completed'); // ended, but its callback may still be on its way
+    w.telephony.set(call!.sid, 'in-progress');
     w.clock.advance(OVERDUE_DIALING_MS - 2_000);
     const report = await reconcile(w.reconcileDeps);
     expect(report).toMatchObject({ runsVisited: 1, suspects: 0, reaped: 0 });
     expect((await w.store.getRun(runId))?.active).toBe(1);
+  });
+
+  it('settles a slot whose call ended without its callback at the next pass, long before its deadline', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    w.clock.advance(60_000);
+    w.telephony.set(call!.sid, 'completed'); // a one-minute call whose final callback is lost
+    const report = await reconcile(w.reconcileDeps);
+    // Found in the one list of calls that ended lately: no per-call lookup, no 17-minute wait.
+    expect(report).toMatchObject({ suspects: 0, reaped: 1 });
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, completed: 1 });
+    expect(w.queue.take().map((d) => d.runId)).toContain(runId);
+    // The callback, arriving late after all, changes nothing.
+    expect(await w.callback(call!.sid, 'completed')).not.toBe('released');
+  });
+
+  it('never attributes one call to two attempts: an ended call of attempt 1 does not free attempt 2', async () => {
+    const w = world();
+    const runId = await w.seedRun({
+      leads: 1,
+      concurrency: 1,
+      runOptions: { retry: { on: ['no-answer'], delaySeconds: 0, maxAttempts: 3 } },
+    });
+    await fillSlots(w.deps, runId);
+    const [first] = w.telephony.live(runId);
+    // Attempt 1 ends and its callback arrives: the lead is queued again, then dialed as attempt 2.
+    expect(await w.callback(first!.sid, 'no-answer')).toBe('released');
+    await fillSlots(w.deps, runId);
+    const second = w.telephony.live(runId).find((c) => c.jobId === first!.jobId);
+    expect(second?.attempt).toBe(2);
+    // Attempt 1's call is in the ended list on every pass; attempt 2 is live and must keep its slot.
+    for (let pass = 0; pass < 3; pass++) {
+      w.clock.advance(10_000);
+      expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0 });
+      expect((await w.store.getRun(runId))?.holders[first!.jobId]).toMatchObject({ attempt: 2 });
+    }
+    w.telephony.set(second!.sid, 'completed');
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1 });
+    expect(await w.store.getJob(runId, first!.jobId)).toMatchObject({
+      status: 'completed',
+      callSid: second!.sid,
+    });
   });
 
   it('frees an overdue slot whose call Twilio says ended, as its callback would, and dials on', async () => {
@@ -100,7 +143,7 @@ describe('the reconciler', () => {
     const [call] = w.telephony.live(runId);
     w.telephony.calls.delete(call!.sid);
     w.clock.advance(OVERDUE_DIALING_MS);
-    expect(await reconcile(w.reconcileDeps)).toMatchObject({ suspects: 1, lookupErrors: 1, reaped: 0 });
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ suspects: 1, unknownCalls: 1, reaped: 0 });
     expect((await w.store.getRun(runId))?.active).toBe(1);
   });
 

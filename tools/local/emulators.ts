@@ -79,7 +79,31 @@ function supervise(
   };
 }
 
+/**
+ * The JVM takes about 2 s to answer on an idle machine and far longer on a loaded one, so the wait is
+ * bounded generously and ends early only when the JVM itself has died. A JVM that dies before it
+ * answers (its free port taken by another process in the moment between our check and its bind) is
+ * started again on another port.
+ */
+const DYNAMODB_START_TIMEOUT_MS = 180_000;
+const DYNAMODB_START_TRIES = 3;
+
 export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Promise<RunningService> {
+  const deadline = Date.now() + DYNAMODB_START_TIMEOUT_MS;
+  for (let attempt = 1; ; attempt++) {
+    const started = await startDynamoDbLocalOnce(options, deadline);
+    if (typeof started !== 'string') return started;
+    if (attempt >= DYNAMODB_START_TRIES) {
+      throw new Error(`DynamoDB Local exited (${started}) before it answered; is Java 17+ installed?`);
+    }
+  }
+}
+
+/** One JVM on one free port: the running service, or how it exited before answering. */
+async function startDynamoDbLocalOnce(
+  options: { dataDir?: string },
+  deadline: number,
+): Promise<RunningService | string> {
   const port = await freePort();
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const child: ChildProcess = spawnDynamoDbLocal({
@@ -92,13 +116,11 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   const name = 'DynamoDB Local';
   const supervised = supervise(name, child);
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
-  // The JVM starts in about 2 s, but far slower on a loaded 2-core machine.
-  const deadline = Date.now() + 90_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(
-        `DynamoDB Local exited (${child.exitCode ?? child.signalCode}); is Java 17+ installed?`,
-      );
+    if (child.exitCode !== null || child.signalCode !== null) {
+      client.destroy();
+      return String(child.exitCode ?? child.signalCode);
+    }
     try {
       await client.send(new DescribeTableCommand({ TableName: 'probe' }));
       break;

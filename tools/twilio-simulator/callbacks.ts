@@ -77,7 +77,10 @@ export function emit(
   sim.stats.callbacks.generated += 1;
 
   const { faults } = sim.settings;
-  if (chance(call.rng, faults.dropCallback)) {
+  if (
+    chance(call.rng, faults.dropCallback) ||
+    (callback.final && chance(call.rng, faults.dropFinalCallback))
+  ) {
     callback.fate = 'dropped';
     sim.stats.callbacks.dropped += 1;
     sim.log(`${call.sid} callback #${sequenceNumber} ${callStatus} dropped (injected)`);

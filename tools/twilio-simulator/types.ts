@@ -41,6 +41,8 @@ export interface SimulatorFaults {
   reorderCallback?: number;
   /** Per callback: never deliver it. */
   dropCallback?: number;
+  /** Per final callback (the `completed` event, whatever the outcome): never deliver it. */
+  dropFinalCallback?: number;
   /** Per create: 429 / 20429, nothing created. */
   createThrottled?: number;
   /** Per create: the call is created and runs, but the answer is a 500. */

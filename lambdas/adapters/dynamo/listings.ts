@@ -5,6 +5,7 @@ import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
 import type { Job, Run } from '../../core/model.ts';
 import type { Page, PageRequest, RunQueries } from '../../core/ports.ts';
+import { ID_CHARS } from '../../definitions/formats.ts';
 import { keys, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem, runFromItem } from './items.ts';
 import { type DynamoTable, MAX_CONFLICT_RETRIES } from './table.ts';
@@ -62,7 +63,11 @@ export class DynamoListings implements RunQueries {
         ? undefined
         : decodeCursor(
             page.cursor,
-            (key) => key.pk === runPk && typeof key.sk === 'string' && key.sk.startsWith('JOB#'),
+            (key) =>
+              Object.keys(key).length === 2 &&
+              key.pk === runPk &&
+              typeof key.sk === 'string' &&
+              JOB_SK.test(key.sk),
           );
     const statuses = page.statuses ?? [];
     const filter = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
@@ -102,14 +107,26 @@ function encodeCursor(key: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-/** A cursor is the client's to hold, so it is checked like any input: it must point where it may. */
+/** Longer than any cursor this API gives out (a key of a few short strings). */
+const MAX_CURSOR_CHARS = 512;
+const JOB_SK = /^JOB#\d{6,15}$/;
+const RUN_PK = new RegExp(`^RUN#${ID_CHARS}$`);
+const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * A cursor is the client's to hold, so it is checked like any input: exactly the key attributes a
+ * page ends on, each in the form dialgate writes, so that DynamoDB never sees a start key it refuses.
+ */
 function decodeCursor(
   cursor: string,
   valid: (key: Record<string, unknown>) => boolean,
 ): Record<string, unknown> {
   let key: unknown;
   try {
-    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    key =
+      cursor.length <= MAX_CURSOR_CHARS && /^[A-Za-z0-9_-]+$/.test(cursor)
+        ? JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+        : undefined;
   } catch {
     key = undefined;
   }
@@ -131,9 +148,10 @@ function isRunsCursor(key: Record<string, unknown>): boolean {
   return (
     Object.keys(key).length === 4 &&
     typeof key.pk === 'string' &&
-    key.pk.startsWith('RUN#') &&
+    RUN_PK.test(key.pk) &&
     key.sk === 'RUN' &&
     key[TABLE_SCHEMA.runsIndex.partitionKey] === RUN_LIST &&
-    typeof key.createdAt === 'string'
+    typeof key[TABLE_SCHEMA.runsIndex.sortKey] === 'string' &&
+    CREATED_AT.test(key[TABLE_SCHEMA.runsIndex.sortKey] as string)
   );
 }

@@ -19,6 +19,8 @@ import { type DynamoTable, isConditionalCheckFailed } from './table.ts';
 
 /** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+/** Reads and tries of a keyed append while other appends keep moving the run. */
+const MAX_RESERVE_ROUNDS = 20;
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   constructor(private readonly t: DynamoTable) {}
@@ -78,6 +80,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult> {
+    if (request.idempotency) return this.reserveLeadsOnce(runId, request, request.idempotency);
     try {
       const { Attributes = {} } = await this.t.doc.send(
         new UpdateCommand({
@@ -109,6 +112,79 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       if (!isConditionalCheckFailed(error)) throw error;
       const run = await this.getRun(runId);
       return run ? { kind: 'refused', run } : { kind: 'not-found' };
+    }
+  }
+
+  /**
+   * An append with an Idempotency-Key: the reservation and the key (with the places reserved) in one
+   * transaction. A transaction returns no old values, so the places are read first and the update is
+   * conditioned on the run still being there; a concurrent append moves it, and the read is redone.
+   */
+  private async reserveLeadsOnce(
+    runId: string,
+    request: LeadReservation,
+    claim: IdempotencyClaim,
+  ): Promise<ReservationResult> {
+    const keyItem = keys.idempotency(`${runId}#leads#${claim.key}`);
+    for (let round = 0; ; round++) {
+      const run = await this.getRun(runId);
+      if (!run) return { kind: 'not-found' };
+      const places = { firstIndex: run.totalLeads, firstChunk: run.chunkCount };
+      const failed = await this.t.transact([
+        {
+          Update: {
+            TableName: this.t.name,
+            Key: keys.run(runId),
+            UpdateExpression: 'SET totalLeads = totalLeads + :n, chunkCount = chunkCount + :k',
+            ConditionExpression:
+              'attribute_exists(pk) AND #control <> :canceled AND totalLeads <= :room ' +
+              'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads) ' +
+              'AND totalLeads = :total AND chunkCount = :chunks',
+            ExpressionAttributeNames: { '#control': 'control' },
+            ExpressionAttributeValues: {
+              ':n': request.leads,
+              ':k': request.chunks,
+              ':zero': 0,
+              ':canceled': 'canceled',
+              ':room': request.maxLeads - request.leads,
+              ':total': places.firstIndex,
+              ':chunks': places.firstChunk,
+            },
+          },
+        },
+        {
+          Put: {
+            TableName: this.t.name,
+            Item: {
+              ...keyItem,
+              entity: 'idempotency',
+              runId,
+              fingerprint: claim.fingerprint,
+              ...places,
+              [TABLE_SCHEMA.timeToLiveAttribute]: Math.floor(Date.now() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+      ]);
+      if (failed.length === 0) return { kind: 'reserved', ...places };
+      if (failed.includes(1)) {
+        const { Item } = await this.t.doc.send(
+          new GetCommand({ TableName: this.t.name, Key: keyItem, ConsistentRead: true }),
+        );
+        if (!Item) throw new Error('idempotency key claimed but not found');
+        return {
+          kind: 'existing',
+          firstIndex: Number(Item.firstIndex),
+          firstChunk: Number(Item.firstChunk),
+          fingerprint: String(Item.fingerprint),
+        };
+      }
+      const now = await this.getRun(runId);
+      if (!now) return { kind: 'not-found' };
+      const moved = now.totalLeads !== places.firstIndex || now.chunkCount !== places.firstChunk;
+      if (!moved) return { kind: 'refused', run: now };
+      if (round >= MAX_RESERVE_ROUNDS) throw new Error('the run kept growing under a keyed append');
     }
   }
 

@@ -44,7 +44,7 @@ export class Api {
    * @template T
    * @param {string} method
    * @param {string} path
-   * @param {{ body?: string, contentType?: string }} [options]
+   * @param {{ body?: string, contentType?: string, idempotencyKey?: string }} [options]
    * @returns {Promise<T>}
    */
   async request(method, path, options = {}) {
@@ -52,6 +52,7 @@ export class Api {
     /** @type {Record<string, string>} */
     const headers = { accept: 'application/json' };
     if (apiKey) headers['x-api-key'] = apiKey;
+    if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
     if (options.contentType) headers['content-type'] = options.contentType;
     // Relative to the page by default: the console and the API share an origin (local stack, CloudFront).
     const base = apiUrl ? apiUrl.replace(/\/+$/, '') : '.';
@@ -109,8 +110,26 @@ export class Api {
    * @param {number} concurrency
    * @returns {Promise<Schemas['CreatedRun']>}
    */
-  createRunFromCsv(csv, concurrency) {
-    return this.request('POST', `/runs${query({ concurrency })}`, { body: csv, contentType: 'text/csv' });
+  async createRunFromCsv(csv, concurrency) {
+    // One key for this upload and its retries: a retry returns the same run and queues what the first
+    // try did not, so nobody is called twice.
+    const idempotencyKey = crypto.randomUUID();
+    const send = () =>
+      this.request('POST', `/runs${query({ concurrency })}`, {
+        body: csv,
+        contentType: 'text/csv',
+        idempotencyKey,
+      });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (error) {
+        const retry =
+          error instanceof ApiError && (error.status === 0 || error.code === 'queueing_incomplete');
+        if (!retry || attempt >= 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
   }
 
   /**
