@@ -274,7 +274,7 @@ export interface components {
       };
     };
     /** @enum {string} */
-    ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error";
+    ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "queueing_incomplete" | "internal_error";
     ErrorDetail: {
       /**
        * @description Where the problem is: a path into the request (`leads[3].phone`, `retry.on`), a CSV column, a parameter.
@@ -296,6 +296,39 @@ export interface components {
     GatewayError: {
       message: string;
       [key: string]: unknown;
+    };
+    /**
+     * @description The run was accepted (or the leads reserved on it) but not all of the leads reached the queue.
+     * @example {
+     *   "error": {
+     *     "code": "queueing_incomplete",
+     *     "message": "Run 3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f was accepted but only 90 of these 200 lead(s) are known to be queued; send the same request again with the same Idempotency-Key to queue the rest (no lead is called twice).",
+     *     "details": [],
+     *     "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f",
+     *     "queued_leads": 90,
+     *     "leads": 200,
+     *     "retryable": true
+     *   }
+     * }
+     */
+    QueueingIncomplete: {
+      error: {
+        /** @constant */
+        code: "queueing_incomplete";
+        message: string;
+        details: components["schemas"]["ErrorDetail"][];
+        /**
+         * @description The run that exists now.
+         * @example 3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f
+         */
+        run_id: string;
+        /** @description Of this request’s leads, those known to be queued. */
+        queued_leads: number;
+        /** @description This request’s leads. */
+        leads: number;
+        /** @description Whether sending the same request again finishes it: only with an Idempotency-Key (no lead is called twice); otherwise cancel the run. */
+        retryable: boolean;
+      };
     };
     /** @description A page of runs, newest first. */
     RunList: {
@@ -615,6 +648,17 @@ export interface components {
         "application/json": components["schemas"]["Error"];
       };
     };
+    /** @description Accepted, but not every lead reached the queue (the body says how many did): send the same request again with the same Idempotency-Key when `retryable`. */
+    QueueingIncomplete: {
+      headers: {
+        "x-amzn-RequestId": components["headers"]["RequestId"];
+        /** @description Seconds to wait before the retry. */
+        "Retry-After": string;
+      };
+      content: {
+        "application/json": components["schemas"]["QueueingIncomplete"];
+      };
+    };
     /** @description No run with this id. */
     NotFound: {
       headers: {
@@ -635,6 +679,15 @@ export interface components {
     };
     /** @description The run is completed or canceled. */
     AppendConflict: {
+      headers: {
+        "x-amzn-RequestId": components["headers"]["RequestId"];
+      };
+      content: {
+        "application/json": components["schemas"]["Error"];
+      };
+    };
+    /** @description This Idempotency-Key was used with a different body: a client bug, not a retry. */
+    AppendIdempotencyKeyReused: {
       headers: {
         "x-amzn-RequestId": components["headers"]["RequestId"];
       };
@@ -734,6 +787,7 @@ export interface operations {
       422: components["responses"]["IdempotencyKeyReused"];
       429: components["responses"]["Throttled"];
       500: components["responses"]["InternalError"];
+      503: components["responses"]["QueueingIncomplete"];
     };
   };
   /** A run’s progress */
@@ -858,6 +912,9 @@ export interface operations {
    */
   appendLeads: {
     parameters: {
+      header?: {
+        "Idempotency-Key"?: string;
+      };
       path: {
         /** @description The run’s id, as `POST /runs` answered it (a UUID). */
         run_id: string;
@@ -886,8 +943,10 @@ export interface operations {
       409: components["responses"]["AppendConflict"];
       413: components["responses"]["PayloadTooLarge"];
       415: components["responses"]["UnsupportedMediaType"];
+      422: components["responses"]["AppendIdempotencyKeyReused"];
       429: components["responses"]["Throttled"];
       500: components["responses"]["InternalError"];
+      503: components["responses"]["QueueingIncomplete"];
     };
   };
   /** A run’s leads and their calls, in lead order */

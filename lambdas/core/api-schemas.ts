@@ -410,6 +410,7 @@ export const ErrorCode = z
     'payload_too_large',
     'unsupported_media_type',
     'idempotency_key_reused',
+    'queueing_incomplete',
     'internal_error',
   ])
   .meta({ id: 'ErrorCode' });
@@ -456,6 +457,41 @@ export const ErrorBody = z
           },
           { field: 'leads[5].phone', row: 5, message: 'the same number as leads[1]' },
         ],
+      },
+    },
+  });
+
+export const QueueingIncompleteBody = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.literal('queueing_incomplete'),
+      message: z.string(),
+      details: z.array(ErrorDetail),
+      run_id: RunId.meta({ description: 'The run that exists now.' }),
+      queued_leads: Count.meta({ description: 'Of this request’s leads, those known to be queued.' }),
+      leads: Count.meta({ description: 'This request’s leads.' }),
+      retryable: z.boolean().meta({
+        description:
+          'Whether sending the same request again finishes it: only with an Idempotency-Key (no lead is called ' +
+          'twice); otherwise cancel the run.',
+      }),
+    }),
+  })
+  .meta({
+    id: 'QueueingIncomplete',
+    description:
+      'The run was accepted (or the leads reserved on it) but not all of the leads reached the queue.',
+    example: {
+      error: {
+        code: 'queueing_incomplete',
+        message:
+          'Run 3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f was accepted but only 90 of these 200 lead(s) are known to be ' +
+          'queued; send the same request again with the same Idempotency-Key to queue the rest (no lead is called twice).',
+        details: [],
+        run_id: RUN_ID_EXAMPLE,
+        queued_leads: 90,
+        leads: 200,
+        retryable: true,
       },
     },
   });

@@ -21,6 +21,7 @@ import {
   JobStatus,
   LeadsCsv,
   PageQuery,
+  QueueingIncompleteBody,
   RunId,
   RunList,
   RunRequest,
@@ -161,6 +162,21 @@ const throttled: ZodOpenApiResponseObject = {
   },
 };
 
+const queueingIncomplete: ZodOpenApiResponseObject = {
+  id: 'QueueingIncomplete',
+  description:
+    'Accepted, but not every lead reached the queue (the body says how many did): send the same request ' +
+    'again with the same Idempotency-Key when `retryable`.',
+  headers: z.object({
+    'x-amzn-RequestId': requestId,
+    'Retry-After': z
+      .string()
+      .regex(/^\d+$/)
+      .meta({ description: 'Seconds to wait before the retry.', example: '1' }),
+  }),
+  content: { 'application/json': { schema: QueueingIncompleteBody } },
+};
+
 /** What any authenticated operation may answer besides its own outcomes. */
 const common = { 401: unauthorized, 403: forbidden, 429: throttled, 500: internal };
 
@@ -278,6 +294,7 @@ const createRun: ZodOpenApiOperationObject = {
     ),
     413: tooLarge,
     415: unsupported,
+    503: queueingIncomplete,
     422: error(
       'IdempotencyKeyReused',
       'This Idempotency-Key was used with a different body: a client bug, not a retry.',
@@ -340,7 +357,7 @@ const appendLeads: ZodOpenApiOperationObject = {
   description:
     'For a running or paused run: the run’s lead count grows by the whole batch before any of it is ' +
     'queued. JSON `{leads}` or CSV; no options (the run’s own apply).',
-  requestParams: runPath,
+  requestParams: { ...runPath, header: z.object({ 'Idempotency-Key': idempotencyKey }) },
   requestBody: leadsBody(AppendLeadsRequest, {
     one: { summary: 'One more lead', value: { leads: [{ phone: '+972536651094', name: 'Noa' }] } },
   }),
@@ -356,6 +373,13 @@ const appendLeads: ZodOpenApiOperationObject = {
     ),
     413: tooLarge,
     415: unsupported,
+    422: error(
+      'AppendIdempotencyKeyReused',
+      'This Idempotency-Key was used with a different body: a client bug, not a retry.',
+      'idempotency_key_reused',
+      'This Idempotency-Key was already used with a different request.',
+    ),
+    503: queueingIncomplete,
     ...common,
   },
 };
