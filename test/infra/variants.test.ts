@@ -28,7 +28,7 @@ describe('context', () => {
       accountCallsPerSecond: undefined,
       allowedFromNumbers: [],
       twimlUrlAllowedPrefixes: [],
-      maxTwimlBytes: 4000,
+      maxTwimlBytes: 0,
     });
   });
 
