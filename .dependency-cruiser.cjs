@@ -3,7 +3,7 @@
 
 // Packages that talk to AWS, Twilio or the Lambda runtime, or build infrastructure.
 const OUTSIDE_WORLD = '^node_modules/(@aws-sdk|twilio|@middy|@aws-lambda-powertools|@types/aws-lambda)/';
-const CDK = '^node_modules/(aws-cdk-lib|constructs|cdk-nag|aws-cdk)/';
+const CDK = '^node_modules/(aws-cdk-lib|constructs|cdk-nag|aws-cdk|@cdklabs/cdk-validator-cfnguard)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

@@ -4,6 +4,7 @@
 import { Annotations, type App, type Environment, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { type DialgateConfig, PLACEHOLDER_FROM_NUMBER } from './config.ts';
+import { ControlTowerChecks } from './control-tower.ts';
 import { StatefulStack } from './stateful-stack.ts';
 import { StatelessStack } from './stateless-stack.ts';
 
@@ -24,14 +25,24 @@ export function cliEnvironment(vars: NodeJS.ProcessEnv = process.env): Environme
   return { account: vars.CDK_DEFAULT_ACCOUNT, region: vars.CDK_DEFAULT_REGION };
 }
 
+export interface BuildOptions {
+  /**
+   * Run the AWS Control Tower proactive controls at synth (default). Off only where the same variant
+   * is synthesized again in more environments and its controls are checked in the others (the
+   * controls take seconds of CPU per synth).
+   */
+  readonly controlTower?: boolean;
+}
+
 /**
- * Adds dialgate's two stacks to `app`, with the cdk-nag AwsSolutions checks over all of it, in the
- * CLI's environment unless `env` says another.
+ * Adds dialgate's two stacks to `app`, with the cdk-nag AwsSolutions checks and the AWS Control Tower
+ * proactive controls over all of it, in the CLI's environment unless `env` says another.
  */
 export function buildDialgate(
   app: App,
   config: DialgateConfig,
   env: Environment = cliEnvironment(),
+  options: BuildOptions = {},
 ): Dialgate {
   const production = config.stage === 'prod';
   // Strong references (CloudFormation exports): the stateful stack cannot drop or change an export
@@ -64,7 +75,9 @@ export function buildDialgate(
 
   Tags.of(app).add('app', 'dialgate');
   Tags.of(app).add('stage', config.stage);
-  // Runs during synthesis: an unacknowledged error finding fails `cdk synth` (report in cdk.out).
+  // Run during synthesis: an unacknowledged finding of either fails `cdk synth`, printing the report
+  // (also written to cdk.out/validation-report.json).
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  if (options.controlTower ?? true) Validations.of(app).addPlugins(new ControlTowerChecks());
   return { stateful, stateless };
 }

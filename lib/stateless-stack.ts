@@ -30,10 +30,8 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { ManagedPolicy, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
-import { FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
+import { CfnPermission, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -50,6 +48,9 @@ import {
 import type { DialgateConfig } from './config.ts';
 import { ConsoleSite } from './constructs/console-site.ts';
 import { DialgateFunction } from './constructs/dialgate-function.ts';
+import { dialgateKey } from './constructs/keys.ts';
+import { type LogSettings, logSettings, stageLogGroup } from './constructs/logs.ts';
+import { acknowledgeControl } from './control-tower.ts';
 import { managedPolicyFinding } from './nag-findings.ts';
 
 export interface StatelessStackProps extends StackProps {
@@ -74,16 +75,14 @@ export class StatelessStack extends Stack {
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
     const { config, table, workQueue } = props;
-    const logRetention = props.retainLogs ? RetentionDays.ONE_YEAR : RetentionDays.ONE_MONTH;
-    const logRemovalPolicy = props.retainLogs ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logs = logSettings(this, props.retainLogs);
     const fn = (
       name: FunctionName,
       extra: { reservedConcurrentExecutions?: number; retryAttempts?: number } = {},
     ) => {
       const made = new DialgateFunction(this, `${capitalize(name)}Function`, {
         fn: name,
-        logRetention,
-        logRemovalPolicy,
+        logs,
         ...extra,
       });
       this.functions[name] = made;
@@ -103,6 +102,13 @@ export class StatelessStack extends Stack {
       .bindQueue(workQueue, 'send')
       .bindTwilioSecret(twilioSecret);
     const webhookUrl = webhook.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+    const twilioCannotSign =
+      'Twilio cannot sign its status callbacks with SigV4 (AWS IAM), so the Function URL is public; the ' +
+      'function authenticates each request by its X-Twilio-Signature before any write, and its reserved ' +
+      'concurrency bounds what a flood of forged requests can take.';
+    acknowledgeControl(webhookUrl, 'CT.LAMBDA.PR.5', twilioCannotSign);
+    // The URL's two invoke permissions (InvokeFunctionUrl, and InvokeFunction via the URL only).
+    acknowledgeControl(webhook, 'CT.LAMBDA.PR.2', twilioCannotSign);
 
     const api = fn('api')
       .bindTable(table, 'readWrite')
@@ -154,13 +160,12 @@ export class StatelessStack extends Stack {
       targets: [new LambdaFunction(reconciler, { retryAttempts: 0 })],
     });
 
-    this.api = this.restApi(config, api, logRetention, logRemovalPolicy);
+    this.api = this.restApi(config, api, logs);
     // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
     if (config.apiAuth === 'apiKey') {
       const site = new ConsoleSite(this, 'Console', {
         api: this.api,
-        removalPolicy: logRemovalPolicy,
-        logRetention,
+        logs,
       });
       // Made here, not inside the construct, so that its name is `ConsoleUrl` as the README says
       // (an output in a nested construct is named after its path and a hash).
@@ -181,14 +186,9 @@ export class StatelessStack extends Stack {
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
   }
 
-  private restApi(
-    config: DialgateConfig,
-    handler: DialgateFunction,
-    retention: RetentionDays,
-    removalPolicy: RemovalPolicy,
-  ): RestApi {
+  private restApi(config: DialgateConfig, handler: DialgateFunction, logs: LogSettings): RestApi {
     const iam = config.apiAuth === 'iam';
-    const accessLogs = new LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy });
+    const accessLogs = stageLogGroup(this, 'ApiAccessLogs', logs);
     const api = new RestApi(this, 'Api', {
       restApiName: `dialgate-${config.stage}`,
       description: 'dialgate runs API',
@@ -274,6 +274,17 @@ export class StatelessStack extends Stack {
     const openApi = api.root
       .addResource(OPENAPI_PATH.slice(1))
       .addMethod('GET', integration, { authorizationType: AuthorizationType.NONE, apiKeyRequired: false });
+    // API Gateway's permission to invoke the function, one per method: scoped to that method of this
+    // API by SourceArn, an ARN joined from the API's id, which the control reads as neither a literal
+    // nor a reference.
+    for (const permission of api.node.findAll().filter((c) => c instanceof CfnPermission)) {
+      acknowledgeControl(
+        permission,
+        'CT.LAMBDA.PR.2',
+        'API Gateway may invoke the function only for this method of this API: SourceArn is the ' +
+          'method’s execute-api ARN (joined from the API id, so the rule sees neither a string nor a reference).',
+      );
+    }
     Validations.of(openApi).acknowledge({
       id: 'AwsSolutions-APIG4',
       reason:
@@ -329,9 +340,8 @@ export class StatelessStack extends Stack {
   private alarmTopicFor(config: DialgateConfig): Topic {
     // CloudWatch can only publish to an encrypted topic whose key lets it: the AWS managed SNS key
     // does not, so the topic has its own key.
-    const key = new Key(this, 'AlarmTopicKey', {
+    const key = dialgateKey(this, 'AlarmTopicKey', {
       description: `dialgate ${config.stage} alarm topic`,
-      enableKeyRotation: true,
       removalPolicy: RemovalPolicy.DESTROY, // it protects alarm notifications in flight, nothing stored
       pendingWindow: Duration.days(7),
     });
@@ -396,6 +406,16 @@ export class StatelessStack extends Stack {
       'Twilio said it did not know a call it had created (a Sid dialgate holds a slot for): the slot is ' +
         'kept until Twilio knows the call. Check the Twilio account and region the functions use.',
     );
+    // Throttled callbacks get 429 from the Function URL; Twilio does not retry them (its error 11217)
+    // and the reconciler settles their calls a pass later. Sustained, it means the reservation is too
+    // small for the calling rate, or a flood of requests is taking it.
+    this.alarm(
+      'WebhookThrottled',
+      this.functions.webhook!.metricThrottles({ period: minute, statistic: 'Sum' }),
+      'Status callbacks were throttled: the webhook ran at its reserved concurrency and Lambda answered 429, ' +
+        'which Twilio does not retry (error 11217). The reconciler settles those calls from Twilio a pass ' +
+        'later; if it persists, raise -c webhookReservedConcurrency or look for a flood of forged requests.',
+    );
     this.alarm(
       'WebhookSignatureRejected',
       custom(METRICS.webhookSignatureRejected, 'Sum'),
@@ -413,9 +433,9 @@ export class StatelessStack extends Stack {
       fn.metricErrors({ period: minute, statistic: 'Sum', label: `${name} errors` }),
     );
     dashboard.addWidgets(
-      graph('Calls live (dialing or in a call)', [
-        custom(METRICS.liveCalls, 'Maximum', 'live calls (max)'),
-        custom(METRICS.liveCalls, 'Average', 'live calls (avg)'),
+      // Sampled once a minute by the reconciler, over every open run.
+      graph('Calls live (dialing or in a call), all runs', [
+        custom(METRICS.liveCalls, 'Maximum', 'live calls'),
       ]),
       graph('Calls placed per minute', [custom(METRICS.callsPlaced, 'Sum', 'calls placed')]),
       graph('Refill latency (slot freed → next call), ms', [

@@ -47,6 +47,8 @@ export interface ReconcileReport {
   /** Calls Twilio gave us a Sid for and then said it did not know: never expected; alarmed on. */
   unknownCalls: number;
   lookupErrors: number;
+  /** Calls dialing or in a call over the runs visited, as read, less the slots this pass released. */
+  liveCalls: number;
 }
 
 export function emptyReport(): ReconcileReport {
@@ -61,6 +63,7 @@ export function emptyReport(): ReconcileReport {
     mismatches: 0,
     unknownCalls: 0,
     lookupErrors: 0,
+    liveCalls: 0,
   };
 }
 
@@ -154,6 +157,7 @@ async function reconcileRun(
   }
 
   const live = countLive(run);
+  report.liveCalls += live.dialing + live.calling - released;
   const freeSlots = run.concurrency - (live.dialing + live.calling) + released;
   // A lost dispatch message must not stall a run, nor a cancel whose sweep of queued leads was cut short.
   if (

@@ -55,8 +55,11 @@ export const METRICS = {
   callsPlaced: { name: 'CallsPlaced', emitter: 'dispatcher' },
   /** Milliseconds from a slot's release to the next call placed in that run. */
   refillLatencyMs: { name: 'RefillLatencyMs', emitter: 'dispatcher' },
-  /** Gauge of jobs dialing or in a call (per run, at the moment of emission). */
-  liveCalls: { name: 'LiveCalls', emitter: 'dispatcher' },
+  /**
+   * Gauge of calls dialing or in a call, over every open run, as each reconciler pass reads the runs
+   * (once a minute): the number the cap bounds, sampled where every open run is read anyway.
+   */
+  liveCalls: { name: 'LiveCalls', emitter: 'reconciler' },
 } as const;
 
 export const WORK_QUEUE = {

@@ -1,6 +1,6 @@
 // (handler) EventBridge schedule → the reconciler: frees slots whose final callback never came (on
 // Twilio's word only), re-arms runs whose dispatch message was lost, closes finished runs. Emits the
-// figures the alarms watch.
+// figures the alarms watch, and the dashboard's live-calls gauge.
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -47,6 +47,7 @@ export async function runReconciler(): Promise<ReconcileReport> {
   metrics.addMetric(METRICS.slotsReaped.name, MetricUnit.Count, report.reaped + report.neverCreated);
   metrics.addMetric(METRICS.slotMismatch.name, MetricUnit.Count, report.mismatches);
   metrics.addMetric(METRICS.unknownCalls.name, MetricUnit.Count, report.unknownCalls);
+  metrics.addMetric(METRICS.liveCalls.name, MetricUnit.Count, report.liveCalls);
   logger.info('reconciled', { ...report });
   return report;
 }

@@ -7,7 +7,7 @@
 // Added by the stateless stack in API-key mode.
 
 import { readFileSync } from 'node:fs';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import {
   AllowedMethods,
@@ -21,11 +21,10 @@ import {
 } from 'aws-cdk-lib/aws-cloudfront';
 import { RestApiOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
 import { ManagedPolicy } from 'aws-cdk-lib/aws-iam';
-import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import {
   CONSOLE_PACKAGE_FILES,
   CONSOLE_SECURITY_HEADERS,
@@ -34,15 +33,18 @@ import {
   REFERENCE_SECURITY_HEADERS,
 } from '../../clients/console/site-definition.ts';
 import { OPENAPI_PATH } from '../../lambdas/definitions/public-routes.ts';
+import { acknowledgeControl } from '../control-tower.ts';
 import { managedPolicyFinding, wildcardResourceFinding } from '../nag-findings.ts';
+import { type LogSettings, stageLogGroup } from './logs.ts';
 
 export interface ConsoleSiteProps {
   /** The runs API; CloudFront forwards `/runs*` to its deployment stage. */
   api: RestApi;
-  /** DESTROY outside prod: the bucket holds only files the next deploy puts back. */
-  removalPolicy: RemovalPolicy;
-  /** How long the file copier's logs are kept: the stage's retention, as for the functions. */
-  logRetention: RetentionDays;
+  /**
+   * The stage's log settings, for the file copier's logs; their removal policy is the bucket's too
+   * (DESTROY outside prod: the bucket holds only files the next deploy puts back).
+   */
+  logs: LogSettings;
 }
 
 export class ConsoleSite extends Construct {
@@ -53,14 +55,34 @@ export class ConsoleSite extends Construct {
 
   constructor(scope: Construct, id: string, props: ConsoleSiteProps) {
     super(scope, id);
+    const { removalPolicy } = props.logs;
 
     this.bucket = new Bucket(this, 'Files', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL, // read by CloudFront only (origin access control)
       encryption: BucketEncryption.S3_MANAGED,
       enforceSSL: true,
-      removalPolicy: props.removalPolicy,
-      autoDeleteObjects: props.removalPolicy === RemovalPolicy.DESTROY,
+      // A deploy replaces the files; the ones it replaced stay a while, to roll back or to see what
+      // was served when.
+      versioned: true,
+      lifecycleRules: [
+        {
+          noncurrentVersionExpiration: Duration.days(30),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+      removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
     });
+    // CDK's function that empties the bucket when the stack is deleted (one per stack, outside this construct).
+    const emptier = Stack.of(this).node.tryFindChild('Custom::S3AutoDeleteObjectsCustomResourceProvider');
+    if (emptier) {
+      acknowledgeControl(
+        emptier,
+        'CT.LAMBDA.PR.3',
+        'CDK’s function that empties the console’s bucket when the stack is deleted calls S3 only: nothing ' +
+          'private to reach, so no VPC.',
+      );
+    }
 
     // The same headers the local stack sends (clients/console/site-definition.ts): own scripts only, no framing.
     const securityHeaders = (id: string, csp: string) =>
@@ -130,10 +152,7 @@ export class ConsoleSite extends Construct {
       distributionPaths: ['/*'],
       memoryLimit: 256,
       // Its own log group, under the stage's retention and removal policy like every other one.
-      logGroup: new LogGroup(this, 'DeployLogs', {
-        retention: props.logRetention,
-        removalPolicy: props.removalPolicy,
-      }),
+      logGroup: stageLogGroup(this, 'DeployLogs', props.logs),
     });
 
     // CDK's own copier (one function per stack, outside this construct): what it needs, as CDK grants it.
@@ -171,9 +190,61 @@ export class ConsoleSite extends Construct {
             'The runtime of CDK’s BucketDeployment function is chosen by aws-cdk-lib, upgraded with it.',
         },
       );
+      acknowledgeControl(
+        copier,
+        'CT.LAMBDA.PR.3',
+        'CDK’s BucketDeployment function copies files between S3 buckets at deploy time: nothing private ' +
+          'to reach, so no VPC.',
+      );
     }
 
     this.url = `https://${this.distribution.distributionDomainName}/`;
+
+    const controls: [target: IConstruct, control: string, reason: string][] = [
+      [
+        this.bucket,
+        'CT.S3.PR.2',
+        'No server access logs: the bucket holds the console’s static files, which CloudFront serves to ' +
+          'anyone; API calls are logged by the API stage’s access logs.',
+      ],
+      [
+        this.bucket,
+        'CT.S3.PR.4',
+        'No event notifications: only the deploy writes the console’s files, and nothing reacts to them.',
+      ],
+      [
+        this.bucket,
+        'CT.S3.PR.9',
+        'No object lock: each deploy replaces and prunes the console’s files (kept 30 days as old versions).',
+      ],
+      [
+        this.bucket,
+        'CT.S3.PR.10',
+        'SSE-S3, not SSE-KMS: the console’s files are public by design (CloudFront serves them to anyone); ' +
+          'a customer managed key would protect nothing secret.',
+      ],
+      [
+        this.distribution,
+        'CT.CLOUDFRONT.PR.4',
+        'No origin failover: one bucket of static files and the regional API behind /runs; a second origin ' +
+          'would be a copy in another region for a console the API’s own region serves.',
+      ],
+      [
+        this.distribution,
+        'CT.CLOUDFRONT.PR.5',
+        'No CloudFront access logs: static files carry no data; API calls are logged by the API stage’s ' +
+          'access logs.',
+      ],
+      ...['CT.CLOUDFRONT.PR.6', 'CT.CLOUDFRONT.PR.7', 'CT.CLOUDFRONT.PR.9'].map(
+        (control): [IConstruct, string, string] => [
+          this.distribution,
+          control,
+          'The default *.cloudfront.net certificate, for which CloudFront sets the TLS policy and SNI itself ' +
+            '(only a custom certificate takes them); a custom domain with its own certificate is the operator’s choice.',
+        ],
+      ),
+    ];
+    for (const [target, control, reason] of controls) acknowledgeControl(target, control, reason);
 
     Validations.of(this).acknowledge(
       {

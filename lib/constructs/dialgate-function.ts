@@ -3,12 +3,11 @@
 // exactly its access and sets the variable naming the resource, so the two cannot drift apart.
 
 import { fileURLToPath } from 'node:url';
-import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type FunctionOptions, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
@@ -20,6 +19,8 @@ import {
   serviceName,
   TABLE_SCHEMA,
 } from '../../lambdas/definitions/resources.ts';
+import { acknowledgeControl } from '../control-tower.ts';
+import { type LogSettings, stageLogGroup } from './logs.ts';
 
 /** The repository root, from which FUNCTIONS' entries are relative. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,9 +37,8 @@ export interface DialgateFunctionProps
   extends Pick<FunctionOptions, 'reservedConcurrentExecutions' | 'retryAttempts' | 'description'> {
   /** Which of FUNCTIONS this is: its entry, timeout, memory and service name. */
   readonly fn: FunctionName;
-  readonly logRetention: RetentionDays;
-  /** Of the log group: production keeps its logs when the stack goes. */
-  readonly logRemovalPolicy: RemovalPolicy;
+  /** The stage's retention, removal policy and key for the function's log group. */
+  readonly logs: LogSettings;
 }
 
 export type TableAccess = 'read' | 'readWrite';
@@ -51,10 +51,7 @@ export class DialgateFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: DialgateFunctionProps) {
     const spec = FUNCTIONS[props.fn];
     // Made before the function (a subclass cannot add children before super), as siblings named after it.
-    const logGroup = new LogGroup(scope, `${id}Logs`, {
-      retention: props.logRetention,
-      removalPolicy: props.logRemovalPolicy,
-    });
+    const logGroup = stageLogGroup(scope, `${id}Logs`, props.logs);
     const role = new Role(scope, `${id}Role`, {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: `dialgate ${props.fn} function`,
@@ -101,6 +98,13 @@ export class DialgateFunction extends NodejsFunction {
         'X-Ray trace and telemetry writes (added by active tracing) have no resource-level permissions; ' +
         'the infra tests check that they are the only actions on "*".',
     });
+    acknowledgeControl(
+      this,
+      'CT.LAMBDA.PR.3',
+      'No VPC: nothing the function reaches is private. DynamoDB, SQS, Secrets Manager and CloudWatch are ' +
+        'reached at their public endpoints over TLS with IAM-signed requests, and Twilio is on the internet ' +
+        '(a VPC would add a NAT gateway for it and protect nothing).',
+    );
   }
 
   /** Sets variables the handlers read, checked at compile time against lambdas/definitions/environment.ts. */

@@ -1,8 +1,8 @@
 // The README's deploy section, held to the app: every variant its table documents synthesizes as the
 // CDK CLI runs it (an account and a region set, as `cdk deploy` always has them) in three regions and
-// environment-agnostic, with cdk-nag's checks; every context key it names is one the app reads, and
-// every key the app reads is in its table; every output it lists is in the templates, and every
-// output of the templates is listed. Functions are not bundled here (CI's `cdk synth` step and
+// environment-agnostic, with cdk-nag's checks (and, environment-agnostic, the Control Tower controls);
+// every context key it names is one the app reads, and every key the app reads is in its table; every
+// output it lists is in the templates, and every output of the templates is listed. Functions are not bundled here (CI's `cdk synth` step and
 // stacks.test.ts bundle them): bundling does not depend on the variant or the region.
 
 import { App, type Environment, Token } from 'aws-cdk-lib';
@@ -39,8 +39,14 @@ function synthOnce(variant: DeployVariant, environment: (typeof ENVIRONMENTS)[nu
   const key = `${variant.name} @ ${environment.label}`;
   let found = synthesized.get(key);
   if (!found) {
-    // Synthesizing runs cdk-nag (a validation plugin): an unacknowledged finding throws here.
-    found = synthDialgate(variant.context, { env: environment.env });
+    // Synthesizing runs cdk-nag and the Control Tower controls (validation plugins): an unacknowledged
+    // finding throws here. The controls, seconds of CPU each, run once per variant (environment-
+    // agnostic) here; CI's `cdk synth` of each variant runs them with an account and a region, and
+    // test/infra/control-tower.test.ts in both kinds of environment.
+    found = synthDialgate(variant.context, {
+      env: environment.env,
+      controlTower: environment.env.region === undefined,
+    });
     synthesized.set(key, found);
   }
   return found;
@@ -66,7 +72,7 @@ describe.each(VARIANTS.map((variant) => [variant.name, variant] as const))(
   'deploy variant: %s',
   (_, variant) => {
     it.each(ENVIRONMENTS.map((e) => [e.label, e] as const))(
-      'synthesizes %s, every cdk-nag finding acknowledged',
+      'synthesizes %s, every cdk-nag (and Control Tower) finding acknowledged',
       (_label, environment) => {
         const { app, dialgate } = synthOnce(variant, environment);
         const assembly = app.synth();

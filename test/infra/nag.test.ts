@@ -2,7 +2,7 @@
 // left unacknowledged, every acknowledgement with its reason, and none that is not needed.
 
 import { describe, expect, it } from 'vitest';
-import { acknowledgementsIn, nagFindings, synthDialgate } from './synth.ts';
+import { nagAcknowledgementsIn, nagFindings, synthDialgate } from './synth.ts';
 
 /** Each acknowledgement the app makes, and why it is acceptable (the reasons are in the code). */
 const EXPECTED_ACKNOWLEDGEMENTS = {
@@ -73,14 +73,14 @@ describe.each([
   });
 
   it('acknowledges only the expected rules, each with a reason', () => {
-    const acknowledged = acknowledgementsIn(app);
+    const acknowledged = nagAcknowledgementsIn(app);
     expect([...new Set(acknowledged.map((a) => a.id))].sort()).toEqual([...expected].sort());
     for (const a of acknowledged) expect(a.reason.length, `${a.id} at ${a.path}`).toBeGreaterThan(40);
   });
 
   it('acknowledges no rule that does not fire (each one is still needed)', () => {
     const raw = nagFindings(app, { ignoreAcknowledgements: true });
-    for (const { id, path } of acknowledgementsIn(app)) {
+    for (const { id, path } of nagAcknowledgementsIn(app)) {
       expect(
         raw.some((finding) => finding === `${id} at ${path}` || finding.startsWith(`${id} at ${path}/`)),
         `${id} acknowledged at ${path} but no such finding`,

@@ -41,7 +41,7 @@ beforeAll(() => {
     delete process.env.TWILIO_ACCOUNT_SID;
   }
   fns = functionsOf(synth.stateless);
-  // Four esbuild bundles and the cdk-nag checks: seconds on an idle machine, minutes on a loaded
+  // Four esbuild bundles, cdk-nag and the Control Tower rules: seconds on an idle machine, minutes on a loaded
   // 2-core one, so the hook takes the emulated project's hook timeout rather than a tighter one.
 });
 
@@ -438,7 +438,8 @@ describe('alarms and dashboard', () => {
   const topicRef = () => ({ Ref: resourceOf(synth.stateless, 'AWS::SNS::Topic')[0] });
 
   it('every alarm fires on any datapoint above zero and notifies the topic', () => {
-    expect(alarms().length).toBe(5 + Object.keys(fns).length); // DLQ, reaped, mismatch, unknown calls, signatures
+    // DLQ, reaped, mismatch, unknown calls, signatures, webhook throttles; errors of each function
+    expect(alarms().length).toBe(6 + Object.keys(fns).length);
     for (const alarm of alarms()) {
       expect(alarm).toMatchObject({
         Threshold: 0,
@@ -478,15 +479,35 @@ describe('alarms and dashboard', () => {
     });
   });
 
+  it("alarms on the webhook's throttles (it runs under reserved concurrency)", () => {
+    expect(fns.webhook!.props.ReservedConcurrentExecutions).toBeGreaterThan(0);
+    const throttles = alarms().filter((a) => a.MetricName === 'Throttles');
+    expect(throttles).toHaveLength(1);
+    expect(throttles[0]).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      Statistic: 'Sum',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fns.webhook!.logicalId } }],
+    });
+  });
+
+  it('reads only metrics that are emitted: AWS’s own, or one a handler records under its service', () => {
+    const read = metricsRead(synth.stateless);
+    expect(read.length).toBeGreaterThan(10);
+    const recorded = recordedMetrics();
+    const unemitted = read.filter(
+      (m) => !m.namespace.startsWith('AWS/') && !recorded.has(`${m.namespace} ${m.name} ${m.service}`),
+    );
+    expect(unemitted, `recorded: ${[...recorded].join(', ')}`).toEqual([]);
+  });
+
   it('encrypts the alarm topic with a rotated key CloudWatch may use, and only over TLS', () => {
-    const [keyId, key] = resourceOf(synth.stateless, 'AWS::KMS::Key');
+    const [, topic] = resourceOf(synth.stateless, 'AWS::SNS::Topic');
+    const keyId = topic.Properties.KmsMasterKeyId['Fn::GetAtt'][0];
+    const key = synth.stateless.findResources('AWS::KMS::Key')[keyId]!; // the topic's own (logs have theirs)
     expect(key.Properties.EnableKeyRotation).toBe(true);
     expect(key.Properties.KeyPolicy.Statement).toContainEqual(
       expect.objectContaining({ Principal: { Service: 'cloudwatch.amazonaws.com' } }),
     );
-    synth.stateless.hasResourceProperties('AWS::SNS::Topic', {
-      KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
-    });
     synth.stateless.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
@@ -524,3 +545,57 @@ it('outputs what the operator needs', () => {
     'WebhookUrl',
   ]);
 });
+
+interface MetricRead {
+  namespace: string;
+  name: string;
+  /** The `service` dimension's value (custom metrics), if any. */
+  service: string | undefined;
+  where: string;
+}
+
+/** Every metric the template's alarms and dashboards read. */
+function metricsRead(template: Synthesized['stateless']): MetricRead[] {
+  const read: MetricRead[] = [];
+  for (const [id, alarm] of Object.entries(template.findResources('AWS::CloudWatch::Alarm'))) {
+    const p = alarm.Properties;
+    const service = (p.Dimensions ?? []).find((d: Cfn) => d.Name === METRICS.dimension)?.Value;
+    read.push({ namespace: p.Namespace, name: p.MetricName, service, where: `alarm ${id}` });
+  }
+  for (const [id, dashboard] of Object.entries(template.findResources('AWS::CloudWatch::Dashboard'))) {
+    // The body is a JSON text joined with references (queue names, function names): each reference
+    // becomes a placeholder inside its string, and the text is JSON again.
+    const body = dashboard.Properties.DashboardBody;
+    const parts: unknown[] = typeof body === 'string' ? [body] : body['Fn::Join'][1];
+    const text = parts.map((part) => (typeof part === 'string' ? part : 'ref')).join('');
+    const widgets = (JSON.parse(text) as { widgets: { properties: { metrics?: unknown[][] } }[] }).widgets;
+    for (const widget of widgets) {
+      for (const metric of widget.properties.metrics ?? []) {
+        const [namespace, name, ...rest] = metric.filter((v): v is string => typeof v === 'string');
+        const at = rest.indexOf(METRICS.dimension);
+        const service = at >= 0 ? rest[at + 1] : undefined;
+        read.push({ namespace: namespace!, name: name!, service, where: `dashboard ${id}` });
+      }
+    }
+  }
+  return read;
+}
+
+/**
+ * `namespace name service` of each custom metric a handler records: `metrics.addMetric(METRICS.x.name,
+ * …)` in the handler of a function whose metrics are made by `metricsFor('<that function>')`.
+ */
+function recordedMetrics(): Set<string> {
+  const recorded = new Set<string>();
+  for (const [fn, spec] of Object.entries(FUNCTIONS) as [keyof typeof FUNCTIONS, { entry: string }][]) {
+    const source = readFileSync(new URL(`../../${spec.entry}`, import.meta.url), 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '') // code only: a commented-out call records nothing
+      .replace(/\/\/.*$/gm, '');
+    if (!source.includes(`metricsFor('${fn}')`)) continue;
+    for (const [, key] of source.matchAll(/addMetric\(\s*METRICS\.(\w+)\.name/g)) {
+      const metric = METRICS[key as keyof typeof METRICS];
+      if (typeof metric === 'object') recorded.add(`${METRICS.namespace} ${metric.name} ${serviceName(fn)}`);
+    }
+  }
+  return recorded;
+}

@@ -35,6 +35,10 @@ export interface SynthOptions {
   env?: Environment;
   /** Where the cloud assembly goes; a temporary directory by default. */
   outdir?: string;
+  /** Run the Control Tower controls at synth (default), as bin/app.ts does. */
+  controlTower?: boolean;
+  /** Changes the app after it is built and before it is synthesized (to show what a change would do). */
+  beforeSynth?: (dialgate: Dialgate) => void;
 }
 
 /**
@@ -55,7 +59,11 @@ export function synthDialgate(
     },
   });
   return throughConsole(() => {
-    const dialgate = buildDialgate(app, readConfig(app.node), options.env ?? {}); // assets are bundled here
+    // Assets are bundled here.
+    const dialgate = buildDialgate(app, readConfig(app.node), options.env ?? {}, {
+      controlTower: options.controlTower ?? true,
+    });
+    options.beforeSynth?.(dialgate);
     return {
       app,
       dialgate,
@@ -130,17 +138,58 @@ export function nagFindings(app: App, options: { ignoreAcknowledgements?: boolea
     .violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`));
 }
 
-/** Every acknowledgement recorded anywhere in the tree: rule id, reason, and where. */
-export function acknowledgementsIn(root: IConstruct): { id: string; reason: string; path: string }[] {
+export interface Acknowledgement {
+  /** Whose rule: `ControlTower`, or `Annotation` for cdk-nag's (its ids carry no plugin prefix). */
+  plugin: string;
+  /** The rule id without the plugin prefix: `AwsSolutions-IAM5[Resource::*]`, `CT.LAMBDA.PR.3`. */
+  id: string;
+  reason: string;
+  path: string;
+}
+
+/** Every acknowledgement recorded anywhere in the tree: plugin, rule id, reason, and where. */
+export function acknowledgementsIn(root: IConstruct): Acknowledgement[] {
   return root.node.findAll().flatMap((construct) =>
     construct.node.metadata
       .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
       .flatMap((entry) =>
-        Object.entries(entry.data as Record<string, string>).map(([qualified, reason]) => ({
-          id: qualified.replace(/^annotation::/i, ''),
-          reason,
-          path: construct.node.path,
-        })),
+        Object.entries(entry.data as Record<string, string>).map(([qualified, reason]) => {
+          const at = qualified.indexOf('::'); // the first: cdk-nag's own ids hold `::` too
+          return {
+            plugin: qualified.slice(0, at),
+            id: qualified.slice(at + 2),
+            reason,
+            path: construct.node.path,
+          };
+        }),
       ),
   );
+}
+
+/** cdk-nag's acknowledgements (CDK records them as annotation acknowledgements). */
+export const nagAcknowledgementsIn = (root: IConstruct): Acknowledgement[] =>
+  acknowledgementsIn(root).filter((a) => a.plugin === 'Annotation');
+
+/** What CDK's validation report (cdk.out/validation-report.json) says of one plugin. */
+export interface PluginReport {
+  pluginName: string;
+  conclusion: 'success' | 'failure';
+  violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[];
+  suppressedViolations: {
+    ruleName: string;
+    acknowledgedId: string;
+    acknowledgedAt: string;
+    reason: string;
+    violatingConstructs: { constructPath: string }[];
+  }[];
+}
+
+/** The report CDK wrote when it synthesized `app` (after synthDialgate, the app is synthesized). */
+export function validationReport(app: App, pluginName: string): PluginReport {
+  const report = JSON.parse(readFileSync(`${app.synth().directory}/validation-report.json`, 'utf8')) as {
+    pluginReports: PluginReport[];
+  };
+  const found = report.pluginReports.find((r) => r.pluginName === pluginName);
+  if (!found) throw new Error(`no ${pluginName} report in the validation report`);
+  return found;
 }

@@ -27,7 +27,7 @@ describe('the reconciler', () => {
     w.telephony.set(call!.sid, 'in-progress');
     w.clock.advance(OVERDUE_DIALING_MS - 2_000);
     const report = await reconcile(w.reconcileDeps);
-    expect(report).toMatchObject({ runsVisited: 1, suspects: 0, reaped: 0 });
+    expect(report).toMatchObject({ runsVisited: 1, suspects: 0, reaped: 0, liveCalls: 1 });
     expect((await w.store.getRun(runId))?.active).toBe(1);
   });
 
@@ -39,7 +39,7 @@ describe('the reconciler', () => {
     w.telephony.set(call!.sid, 'completed'); // a one-minute call whose final callback is lost
     const report = await reconcile(w.reconcileDeps);
     // Found in the one list of calls that ended lately: no per-call lookup, no 17-minute wait.
-    expect(report).toMatchObject({ suspects: 0, reaped: 1 });
+    expect(report).toMatchObject({ suspects: 0, reaped: 1, liveCalls: 0 }); // the gauge counts it gone
     expect(await w.store.getRun(runId)).toMatchObject({ active: 0, completed: 1 });
     expect(w.queue.take().map((d) => d.runId)).toContain(runId);
     // The callback, arriving late after all, changes nothing.
