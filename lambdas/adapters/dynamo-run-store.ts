@@ -68,7 +68,7 @@ export class DynamoRunStore implements RunStore {
     this.account = new DynamoAccount(table, options.accountName);
     this.slots = new DynamoSlots(table, this.runs, this.account);
     this.controls = new DynamoControls(table, this.runs, this.queue);
-    this.listings = new DynamoListings(table);
+    this.listings = new DynamoListings(table, this.runs);
   }
 
   // RunReader, RunIntakeStore, OpenRunStore

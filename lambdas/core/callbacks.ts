@@ -3,7 +3,7 @@
 // find the holder gone or already further on, and change nothing.
 
 import type { CallbackIds } from './callback-url.ts';
-import type { Holder, Run } from './model.ts';
+import { type Holder, holderOf, type Run } from './model.ts';
 import type {
   Clock,
   Log,
@@ -81,7 +81,7 @@ export async function applyStatusCallback(
       outcome: callback.callStatus,
       callSid: callback.callSid,
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
-      accountSlot: false,
+      accountShard: null,
       at,
     });
     if (result === 'released') {
@@ -98,16 +98,17 @@ export async function applyStatusCallback(
   }
 
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
-    const run = await deps.store.getRun(runId);
-    const holder = run?.holders[jobId];
-    if (!holder || holder.attempt !== attempt) return 'unchanged';
+    // The job is its own holder: read consistently, it says whether this attempt still holds the slot.
+    const [run, job] = await Promise.all([deps.store.getRun(runId), deps.store.getJob(runId, jobId)]);
+    const holder = job ? holderOf(job) : undefined;
+    if (!run || !holder || holder.attempt !== attempt) return 'unchanged';
 
     // Final beats dialing and calling; a holder is never final, so this only refuses nonsense.
     if (advance(holder.state, proposed) === undefined) return 'unchanged';
 
     const result = await releaseFinal(
       deps,
-      run!,
+      run,
       jobId,
       holder,
       {
@@ -154,7 +155,7 @@ export async function releaseFinal(
     outcome: call.status,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
     ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
-    accountSlot: holder.account === true,
+    accountShard: holder.accountShard ?? null,
     at,
   };
   const result = await deps.store.releaseSlot(release);
@@ -163,7 +164,7 @@ export async function releaseFinal(
     // A paused or canceled run dials nothing: resume sends its own dispatch.
     await refillAfterRelease(deps, runId, {
       dispatchRun: run.control === 'running',
-      accountSlot: holder.account === true,
+      accountSlot: holder.accountShard !== undefined,
       releasedAt: at,
       ...(nextJobs ? { next: await nextJobs } : {}),
     });

@@ -62,8 +62,8 @@ export interface Release {
   to: FinalState | 'queued';
   /** With `to: 'queued'`: not to be dialed before this time (ms since the epoch). */
   notBefore?: number;
-  /** Whether the holder also holds an account slot (Holder.account); read from the run when omitted. */
-  accountSlot?: boolean;
+  /** The account shard the holder holds a slot on (Holder.accountShard), null for none; read from the job when omitted. */
+  accountShard?: number | null;
   outcome?: string;
   errorCode?: number;
   callSid?: string;

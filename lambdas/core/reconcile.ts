@@ -129,10 +129,13 @@ async function reconcileRun(
   report: ReconcileReport,
   ended: EndedCalls,
 ): Promise<void> {
-  const run = await deps.store.getRun(runId);
+  let run = await deps.store.getRun(runId);
   if (!run) return;
   report.runsVisited += 1;
 
+  // Holders are read through an index that may lag the counter by a moment on AWS: a disagreement
+  // counts only if a second read still shows it.
+  if (run.active !== Object.keys(run.holders).length) run = (await deps.store.getRun(runId)) ?? run;
   if (run.active !== Object.keys(run.holders).length) {
     report.mismatches += 1;
     deps.log.error('slot count disagrees with holders', {
@@ -243,13 +246,13 @@ async function settleSuspect(
       attempt: holder.attempt,
       from: holder.state,
       to: 'queued',
-      accountSlot: holder.account === true,
+      accountShard: holder.accountShard ?? null,
       at,
     });
     if (result === 'released') {
       await refillAfterRelease(deps, runId, {
         dispatchRun: run.control === 'running',
-        accountSlot: holder.account === true,
+        accountSlot: holder.accountShard !== undefined,
       });
       report.neverCreated += 1;
       deps.log.warn('slot reaped: call was never created', context);

@@ -101,7 +101,7 @@ describe('DynamoDB budgets of a refill workload', () => {
 
   it('at most 15 write units and 3 read units per call (refused transactions included)', async () => {
     const itemSizes = await scanItemSizes(bench.stack.endpoints.dynamodb, bench.stack.tableName, bench.probe);
-    const usage = countUsage(bench.probe, { window, itemSizes, cap: CAP });
+    const usage = countUsage(bench.probe, { window, itemSizes });
     const cost = costPer1000Calls(usage, calls);
     console.info(
       `budget: ${cost.dynamoWriteUnitsPerCall} write units per call ` +

@@ -1,7 +1,7 @@
 // (adapter) Items to and from the core's model: what a run, a job and a queued job look like in the
 // table. Keys come from the table schema's `keys`; nothing else in the adapter builds an item.
 
-import type { Job, NewJob, Run } from '../../core/model.ts';
+import type { Holder, Job, NewJob, Run } from '../../core/model.ts';
 import type { NewRun, QueuedJob } from '../../core/ports.ts';
 import type { RunOptions } from '../../core/run-options.ts';
 import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
@@ -23,7 +23,6 @@ export function newRunItem(run: NewRun): Record<string, unknown> {
     totalLeads: run.totalLeads,
     ingestedLeads: 0,
     active: 0,
-    holders: {},
     queued: 0,
     completed: 0,
     failed: 0,
@@ -59,7 +58,8 @@ export function newJobItem(runId: string, job: NewJob, at: string, mode: IngestM
   };
 }
 
-export function runFromItem(item: Record<string, unknown>): Run {
+/** A run from its item and its holders (read from the live index). */
+export function runFromItem(item: Record<string, unknown>, holders: Run['holders'] = {}): Run {
   return {
     runId: String(item.runId),
     createdAt: String(item.createdAt),
@@ -68,7 +68,7 @@ export function runFromItem(item: Record<string, unknown>): Run {
     totalLeads: Number(item.totalLeads),
     ingestedLeads: Number(item.ingestedLeads),
     active: Number(item.active),
-    holders: (item.holders ?? {}) as Run['holders'],
+    holders,
     queued: Number(item.queued),
     completed: Number(item.completed),
     failed: Number(item.failed),
@@ -82,7 +82,17 @@ export function runFromItem(item: Record<string, unknown>): Run {
 }
 
 export function jobFromItem(item: Record<string, unknown>): Job {
-  const { pk: _pk, sk: _sk, entity: _entity, queuedRun: _qr, queuedKey: _qk, timeZone: _tz, ...rest } = item;
+  const {
+    pk: _pk,
+    sk: _sk,
+    entity: _entity,
+    queuedRun: _qr,
+    queuedKey: _qk,
+    liveRun: _lr,
+    liveKey: _lk,
+    timeZone: _tz,
+    ...rest
+  } = item;
   return rest as unknown as Job;
 }
 
@@ -95,4 +105,17 @@ export function queuedJobFromItem(item: Record<string, unknown>): QueuedJob {
     notBefore: Number(queuedKey.slice(0, queuedKey.indexOf('#'))),
     ...(typeof item.timeZone === 'string' ? { timeZone: item.timeZone } : {}),
   };
+}
+
+/** A holder from a live-index item (the job's projected attempt, status, since and account shard). */
+export function holderFromItem(item: Record<string, unknown>): [string, Holder] {
+  return [
+    String(item.sk).slice('JOB#'.length),
+    {
+      attempt: Number(item.attempt),
+      state: item.status as Holder['state'],
+      since: String(item.dialedAt),
+      ...(typeof item.accountShard === 'number' ? { accountShard: item.accountShard } : {}),
+    },
+  ];
 }

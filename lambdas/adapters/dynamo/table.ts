@@ -1,8 +1,12 @@
 // (adapter) The table as the DynamoDB store's parts share it: the document clients, the table's name,
 // and the plumbing of conditional writes. A failed condition is an answer (cap reached, already
 // released), not an error; a transaction cancelled by another one on the same item (which AWS does,
-// and DynamoDB Local never does) or by throttling is retried with jittered backoff.
+// and DynamoDB Local never does) or by throttling is retried with jittered backoff. Every logical
+// transaction carries one ClientRequestToken, reused by each of its retries: when an answer is lost
+// after the transaction succeeded (a timeout, a dropped connection), the retry is recognised by
+// DynamoDB as the same request (for 10 minutes) and answered with success, not applied again.
 
+import { randomUUID } from 'node:crypto';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
@@ -44,6 +48,7 @@ export class DynamoTable {
   readonly now: () => number;
 
   constructor(client: DynamoDBClient, options: TableOptions) {
+    retryTransactionConflicts(client, options.sleep);
     const translate = { marshallOptions: { removeUndefinedValues: true } };
     this.doc = DynamoDBDocumentClient.from(client, translate);
     this.batchDoc = options.batchWriter
@@ -80,11 +85,19 @@ export class DynamoTable {
   async transactWithReasons(
     items: TransactItem[],
   ): Promise<{ failed: number[]; oldItems: (Record<string, { N?: string; S?: string }> | undefined)[] }> {
+    // One token for the logical transaction, whatever the number of tries (the SDK's own retries
+    // resend the same serialized request, so they reuse it too).
+    const token = randomUUID();
     for (let retry = 0; ; retry++) {
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
         return { failed: [], oldItems: [] };
       } catch (error) {
+        if (isLostAnswer(error) && retry < MAX_CONFLICT_RETRIES) {
+          // It may have succeeded: the same token makes the retry answer for it rather than redo it.
+          await this.sleep(this.random() * Math.min(1000, 10 * 2 ** retry));
+          continue;
+        }
         if (!(error instanceof TransactionCanceledException)) throw error;
         const reasons = error.CancellationReasons ?? [];
         const failed = reasons.flatMap((reason, index) =>
@@ -99,6 +112,47 @@ export class DynamoTable {
       }
     }
   }
+}
+
+/**
+ * A single-item write on an item that a transaction is writing at the same moment is refused by AWS
+ * with TransactionConflictException (nothing applied), which the SDK does not retry: it is retried
+ * here, with jittered backoff, for every request of the client.
+ */
+function retryTransactionConflicts(client: DynamoDBClient, sleep?: (ms: number) => Promise<void>): void {
+  const name = 'dialgateRetryTransactionConflicts';
+  if (client.middlewareStack.identify().some((entry) => entry.startsWith(name))) return;
+  const wait = sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      for (let retry = 0; ; retry++) {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (!(error instanceof Error) || error.name !== 'TransactionConflictException') throw error;
+          if (retry >= MAX_CONFLICT_RETRIES) throw error;
+          await wait(Math.random() * Math.min(1000, 10 * 2 ** retry));
+        }
+      }
+    },
+    { step: 'initialize', name },
+  );
+}
+
+/**
+ * An error after which the request may or may not have been applied: the network, a timeout, a
+ * 5xx. (Throttling and conflicts are answers that nothing was applied, handled apart.)
+ */
+export function isLostAnswer(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  const code = (error as { code?: string }).code;
+  return (
+    ['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError', 'AbortError'].includes(
+      error.name,
+    ) || ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code ?? '')
+  );
 }
 
 export function isConditionalCheckFailed(error: unknown): boolean {
