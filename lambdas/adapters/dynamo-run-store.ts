@@ -5,7 +5,7 @@
 // (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Job, NewJob, Run } from '../core/model.ts';
+import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -77,6 +77,9 @@ export class DynamoRunStore implements RunStore {
   }
   getRun(runId: string): Promise<Run | undefined> {
     return this.runs.getRun(runId);
+  }
+  getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    return this.runs.getRunRecord(runId);
   }
   getJob(runId: string, jobId: string): Promise<Job | undefined> {
     return this.runs.getJob(runId, jobId);

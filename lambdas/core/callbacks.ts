@@ -3,7 +3,7 @@
 // find the holder gone or already further on, and change nothing.
 
 import type { CallbackIds } from './callback-url.ts';
-import { type Holder, holderOf, type Run } from './model.ts';
+import { type Holder, holderOf, type RunRecord } from './model.ts';
 import type {
   Clock,
   Log,
@@ -99,7 +99,7 @@ export async function applyStatusCallback(
 
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
     // The job is its own holder: read consistently, it says whether this attempt still holds the slot.
-    const [run, job] = await Promise.all([deps.store.getRun(runId), deps.store.getJob(runId, jobId)]);
+    const [run, job] = await Promise.all([deps.store.getRunRecord(runId), deps.store.getJob(runId, jobId)]);
     const holder = job ? holderOf(job) : undefined;
     if (!run || !holder || holder.attempt !== attempt) return 'unchanged';
 
@@ -133,7 +133,7 @@ export async function applyStatusCallback(
  */
 export async function releaseFinal(
   deps: CallbackDeps,
-  run: Run,
+  run: RunRecord,
   jobId: string,
   holder: Holder,
   call: { status: TwilioCallStatus; callSid?: string; errorCode?: number },
@@ -212,7 +212,12 @@ function rotate<T>(items: T[], by: number): T[] {
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */
-export function retryTime(run: Run, attempt: number, outcome: string, nowMs: number): number | undefined {
+export function retryTime(
+  run: RunRecord,
+  attempt: number,
+  outcome: string,
+  nowMs: number,
+): number | undefined {
   const retry = run.options.retry;
   if (!retry || run.control === 'canceled') return undefined;
   if (!(retry.on as readonly string[]).includes(outcome) || attempt >= retry.maxAttempts) return undefined;

@@ -71,11 +71,13 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
     }
     let want = 0;
     rounds: for (let round = 0; round < maxRounds; round++) {
-      const run = await deps.store.getRun(runId);
+      const run = await deps.store.getRunRecord(runId);
       if (!run) break;
       deps.recentOptions?.remember(run);
       if (run.control === 'canceled') {
-        await carryOutCancel(deps, run);
+        // Ending its calls needs its holders: read with them.
+        const canceled = await deps.store.getRun(runId);
+        if (canceled) await carryOutCancel(deps, canceled);
         break;
       }
       if (run.control !== 'running') break;

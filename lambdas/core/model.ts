@@ -18,6 +18,9 @@ export interface Holder {
   accountShard?: number;
 }
 
+/** A run's own record: its settings and counters, one read. The hot paths need nothing more. */
+export type RunRecord = Omit<Run, 'holders'>;
+
 export interface Run {
   runId: string;
   createdAt: string;
@@ -31,8 +34,8 @@ export interface Run {
   active: number;
   /**
    * Who holds the slots: the live jobs themselves (a job holds its slot while `dialing`/`calling`),
-   * read through a sparse index, which on AWS may lag a write by a moment. Decisions about one
-   * holder (a release) read the job itself.
+   * named by a sparse index, which on AWS may lag a write by a moment, and read from the jobs.
+   * Decisions about one holder (a release) read the job itself.
    */
   holders: Record<string, Holder>;
   queued: number;

@@ -2,7 +2,7 @@
 // Adapters in lambdas/adapters implement them against DynamoDB, SQS and Twilio; tests may wire
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
-import type { Job, NewJob, Run, RunControl } from './model.ts';
+import type { Job, NewJob, Run, RunControl, RunRecord } from './model.ts';
 import type { RunOptions } from './run-options.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
 
@@ -89,7 +89,10 @@ export type CreateRunResult =
 
 /** One run or one job, by key. */
 export interface RunReader {
+  /** The run with its holders: for views, cancels and the reconciler. */
   getRun(runId: string): Promise<Run | undefined>;
+  /** The run's own record without its holders: one read, whatever the number of live calls. */
+  getRunRecord(runId: string): Promise<RunRecord | undefined>;
   getJob(runId: string, jobId: string): Promise<Job | undefined>;
 }
 

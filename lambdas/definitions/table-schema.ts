@@ -30,8 +30,12 @@ const liveIndex = {
   partitionKey: 'liveRun',
   /** `<slot taken, ISO time>#<jobId>`: oldest holder first. */
   sortKey: 'liveKey',
-  /** What a holder is: its attempt, live state, since when, and the account shard it holds. */
-  projection: ['attempt', 'status', 'dialedAt', 'accountShard'],
+  /**
+   * Keys only: the index is written when a job takes its slot and when it frees it, and never in
+   * between. A projected `status` would cost an index write on every answered call; whoever needs a
+   * holder's state (the run's view, the reconciler, a cancel) reads the jobs the query names.
+   */
+  projection: [],
 } as const satisfies IndexSchema;
 
 /**

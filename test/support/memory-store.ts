@@ -8,7 +8,14 @@
 // nothing. Reads return copies, as a database does.
 
 import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
-import { type Holder, holderOf, type Job, type NewJob, type Run } from '../../lambdas/core/model.ts';
+import {
+  type Holder,
+  holderOf,
+  type Job,
+  type NewJob,
+  type Run,
+  type RunRecord,
+} from '../../lambdas/core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -86,6 +93,13 @@ export class MemoryRunStore implements RunStore {
   async getRun(runId: string): Promise<Run | undefined> {
     const run = this.runs.get(runId);
     return run ? this.#runView(run) : undefined;
+  }
+
+  async getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    const run = this.runs.get(runId);
+    if (!run) return undefined;
+    const { holders: _holders, ...record } = runView(run);
+    return record;
   }
 
   /** The run with its holders: its live jobs, as the adapter's live index lists them. */

@@ -1,7 +1,7 @@
 // (adapter) Items to and from the core's model: what a run, a job and a queued job look like in the
 // table. Keys come from the table schema's `keys`; nothing else in the adapter builds an item.
 
-import type { Holder, Job, NewJob, Run } from '../../core/model.ts';
+import type { Job, NewJob, Run, RunRecord } from '../../core/model.ts';
 import type { NewRun, QueuedJob } from '../../core/ports.ts';
 import type { RunOptions } from '../../core/run-options.ts';
 import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
@@ -58,8 +58,8 @@ export function newJobItem(runId: string, job: NewJob, at: string, mode: IngestM
   };
 }
 
-/** A run from its item and its holders (read from the live index). */
-export function runFromItem(item: Record<string, unknown>, holders: Run['holders'] = {}): Run {
+/** A run's own record from its item: its counters and settings, not its holders. */
+export function runRecordFromItem(item: Record<string, unknown>): RunRecord {
   return {
     runId: String(item.runId),
     createdAt: String(item.createdAt),
@@ -68,7 +68,6 @@ export function runFromItem(item: Record<string, unknown>, holders: Run['holders
     totalLeads: Number(item.totalLeads),
     ingestedLeads: Number(item.ingestedLeads),
     active: Number(item.active),
-    holders,
     queued: Number(item.queued),
     completed: Number(item.completed),
     failed: Number(item.failed),
@@ -105,17 +104,4 @@ export function queuedJobFromItem(item: Record<string, unknown>): QueuedJob {
     notBefore: Number(queuedKey.slice(0, queuedKey.indexOf('#'))),
     ...(typeof item.timeZone === 'string' ? { timeZone: item.timeZone } : {}),
   };
-}
-
-/** A holder from a live-index item (the job's projected attempt, status, since and account shard). */
-export function holderFromItem(item: Record<string, unknown>): [string, Holder] {
-  return [
-    String(item.sk).slice('JOB#'.length),
-    {
-      attempt: Number(item.attempt),
-      state: item.status as Holder['state'],
-      since: String(item.dialedAt),
-      ...(typeof item.accountShard === 'number' ? { accountShard: item.accountShard } : {}),
-    },
-  ];
 }

@@ -2,8 +2,8 @@
 // listed while open and closed once every lead is final.
 
 import { randomUUID } from 'node:crypto';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Job, Run } from '../../core/model.ts';
+import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { holderOf, type Job, type Run, type RunRecord } from '../../core/model.ts';
 import type {
   CreateRunResult,
   IdempotencyClaim,
@@ -15,13 +15,15 @@ import type {
   RunReader,
 } from '../../core/ports.ts';
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import { holderFromItem, jobFromItem, newRunItem, runFromItem } from './items.ts';
+import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
 import { type DynamoTable, isConditionalCheckFailed, isLostAnswer, MAX_CONFLICT_RETRIES } from './table.ts';
 
 /** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Reads and tries of a keyed append while other appends keep moving the run. */
 const MAX_RESERVE_ROUNDS = 20;
+/** DynamoDB's limit of keys in one BatchGetItem. */
+const BATCH_GET_MAX = 100;
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   constructor(private readonly t: DynamoTable) {}
@@ -67,22 +69,33 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async getRun(runId: string): Promise<Run | undefined> {
-    const [{ Item }, holders] = await Promise.all([
-      this.t.doc.send(new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true })),
-      this.listHolders(runId),
-    ]);
-    return Item ? runFromItem(Item, holders) : undefined;
+    const [record, holders] = await Promise.all([this.getRunRecord(runId), this.listHolders(runId)]);
+    return record ? { ...record, holders } : undefined;
+  }
+
+  async getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    const { Item } = await this.t.doc.send(
+      new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
+    );
+    return Item ? runRecordFromItem(Item) : undefined;
   }
 
   /** A run from its item, with its holders read when it has any. */
   async runWithHolders(item: Record<string, unknown>): Promise<Run> {
     const runId = String(item.runId);
-    return runFromItem(item, Number(item.active) > 0 ? await this.listHolders(runId) : {});
+    return {
+      ...runRecordFromItem(item),
+      holders: Number(item.active) > 0 ? await this.listHolders(runId) : {},
+    };
   }
 
-  /** The run's live jobs, through the sparse live index (eventually consistent on AWS). */
+  /**
+   * The run's live jobs: the sparse live index (keys only, eventually consistent on AWS) names
+   * them, and the jobs themselves say their attempt and state. A job the index still lists but that
+   * no longer holds a slot is left out.
+   */
   async listHolders(runId: string): Promise<Run['holders']> {
-    const holders: Run['holders'] = {};
+    const jobKeys: Record<string, unknown>[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
       const page = await this.t.doc.send(
@@ -95,13 +108,43 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
           ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
         }),
       );
-      for (const item of page.Items ?? []) {
-        const [jobId, holder] = holderFromItem(item);
-        holders[jobId] = holder;
-      }
+      for (const item of page.Items ?? []) jobKeys.push({ pk: item.pk, sk: item.sk });
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
+    const holders: Run['holders'] = {};
+    for (let start = 0; start < jobKeys.length; start += BATCH_GET_MAX) {
+      for (const item of await this.batchGetJobs(jobKeys.slice(start, start + BATCH_GET_MAX))) {
+        const holder = holderOf(jobFromItem(item));
+        if (holder) holders[String(item.jobId)] = holder;
+      }
+    }
     return holders;
+  }
+
+  /** What makes a job a holder, for up to 100 jobs (eventually consistent, like the index). */
+  private async batchGetJobs(jobKeys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
+    let pending = jobKeys;
+    for (let round = 0; pending.length > 0; round++) {
+      const { Responses, UnprocessedKeys } = await this.t.doc.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [this.t.name]: {
+              Keys: pending,
+              ProjectionExpression: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard',
+              ExpressionAttributeNames: { '#status': 'status' },
+            },
+          },
+        }),
+      );
+      found.push(...(Responses?.[this.t.name] ?? []));
+      pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
+      if (pending.length > 0) {
+        if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
+        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
+      }
+    }
+    return found;
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {
