@@ -22,6 +22,7 @@ import type {
   ReleaseResult,
   ReservationResult,
   RunStore,
+  WaveResult,
 } from '../core/ports.ts';
 import { DynamoAccount } from './dynamo/account.ts';
 import { DynamoControls } from './dynamo/controls.ts';
@@ -122,6 +123,15 @@ export class DynamoRunStore implements RunStore {
   // SlotStore
   acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult> {
     return this.slots.acquireSlot(runId, job, at, account);
+  }
+  acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    return this.slots.acquireSlots(runId, concurrency, jobs, at, account);
   }
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
     return this.slots.recordCallSid(runId, jobId, attempt, callSid);

@@ -49,6 +49,18 @@ export type AcquireResult =
   /** The account's calls-per-second pace allows no create yet: try again in 1/cps seconds. */
   | 'paced';
 
+/** What a wave of acquires on one run did (SlotStore.acquireSlots). */
+export interface WaveResult {
+  /** Jobs that took a slot: each is now `dialing` at its next attempt. */
+  acquired: QueuedJob[];
+  /** Jobs another dispatcher took first (or a stale index listed): not this wave's to dial. */
+  taken: QueuedJob[];
+  /** Jobs still queued, not tried to the end: the run had no slot left for them, or their account shard was full. */
+  left: QueuedJob[];
+  /** Why jobs were left: the run is full (or not running), or an account shard is full. */
+  stop?: 'no-slot' | 'account-full';
+}
+
 export interface Release {
   runId: string;
   jobId: string;
@@ -133,6 +145,18 @@ export interface SlotStore {
    * account limits, the account's own slot (and pace) in the same transaction.
    */
   acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult>;
+  /**
+   * Many slots of a run of cap `concurrency` in one transaction (never with a calls-per-second pace,
+   * which spaces creates one by one): what `acquireSlot` does for each job, all or none, tried again
+   * without the jobs that were taken and with as many as are free.
+   */
+  acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
   /** dialing → calling, on the holder and the job, conditional on both being where we think. */
   markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;

@@ -7,6 +7,7 @@
 // completed. What the store cannot know it refuses the same way: a duplicate or late write changes
 // nothing. Reads return copies, as a database does.
 
+import { MAX_WAVE } from '../../lambdas/adapters/dynamo/slots.ts';
 import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
 import {
   type Holder,
@@ -32,6 +33,7 @@ import type {
   ReleaseResult,
   ReservationResult,
   RunStore,
+  WaveResult,
 } from '../../lambdas/core/ports.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import {
@@ -262,6 +264,64 @@ export class MemoryRunStore implements RunStore {
       if (result !== 'account-full') return result;
     }
     return 'account-full';
+  }
+
+  async acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    // As the adapter's one transaction: the jobs still queued, if the run has room for all of them
+    // and each one's first shard has room for its share; else as many as the run has room for.
+    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
+    const run = this.runs.get(runId);
+    const wave = jobs.slice(0, MAX_WAVE);
+    for (const job of wave) {
+      const stored = this.jobs.get(runId)?.get(job.jobId);
+      if (stored?.status !== 'queued' || stored.attempt !== job.attempt) result.taken.push(job);
+    }
+    let pending = wave.filter((job) => !result.taken.includes(job));
+    if (pending.length === 0) return result;
+    const free =
+      run?.control === 'running' && run.concurrency === concurrency ? run.concurrency - run.active : 0;
+    const room = pending.slice(0, Math.max(0, free));
+    const max = account?.maxConcurrentCalls;
+    if (max !== undefined && room.length > 0) {
+      const caps = accountShardCaps(max);
+      const limits = this.#ensureAccount();
+      const perShard = new Map<number, number>();
+      for (const job of room) {
+        const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
+        perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+      }
+      if ([...perShard].some(([shard, n]) => (limits.shards.get(shard) ?? 0) + n > caps[shard]!)) {
+        result.left.unshift(...pending);
+        result.stop = 'account-full';
+        return result;
+      }
+    }
+    for (const job of room) {
+      const caps = max === undefined ? undefined : accountShardCaps(max);
+      const shard = caps ? accountShardProbes(runId, job.jobId, caps.length)[0]! : undefined;
+      const taken = this.#tryAcquire(
+        runId,
+        job,
+        at,
+        undefined,
+        shard === undefined ? undefined : { shard, cap: caps![shard]! },
+      );
+      if (taken !== 'acquired')
+        throw new Error(`memory store: a checked wave acquire was refused (${taken})`);
+      result.acquired.push(job);
+    }
+    pending = pending.slice(room.length);
+    if (pending.length > 0) {
+      result.left.unshift(...pending);
+      result.stop = 'no-slot';
+    }
+    return result;
   }
 
   #tryAcquire(

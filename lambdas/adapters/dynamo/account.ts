@@ -17,17 +17,23 @@ export class DynamoAccount {
   ) {}
 
   /**
-   * A shard's share of an acquire: one slot under its own cap. The counter is made by the first
+   * A shard's share of an acquire: `slots` slots (one, or a wave's jobs on this shard) under its own cap. The counter is made by the first
    * acquire that reaches it (no setup step); a missing counter is zero.
    */
-  acquireShardItem(shard: number, cap: number): TransactItem {
+  acquireShardItem(shard: number, cap: number, slots = 1): TransactItem {
     return {
       Update: {
         TableName: this.t.name,
         Key: keys.accountShard(this.name, shard),
-        UpdateExpression: 'SET active = if_not_exists(active, :zero) + :one, entity = :entity',
-        ConditionExpression: 'attribute_not_exists(active) OR active < :cap',
-        ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':cap': cap, ':entity': 'account-shard' },
+        UpdateExpression: 'SET active = if_not_exists(active, :zero) + :n, entity = :entity',
+        // `slots` more must fit under the shard's cap (slots ≤ cap: a wave never asks for more).
+        ConditionExpression: 'attribute_not_exists(active) OR active <= :room',
+        ExpressionAttributeValues: {
+          ':zero': 0,
+          ':n': slots,
+          ':room': cap - slots,
+          ':entity': 'account-shard',
+        },
       },
     };
   }

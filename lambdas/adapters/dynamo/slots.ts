@@ -17,10 +17,17 @@ import type {
   ReleaseResult,
   RunReader,
   SlotStore,
+  WaveResult,
 } from '../../core/ports.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
+
+/**
+ * Jobs in one wave: with the run item and up to one shard item per job, within DynamoDB's 100 items
+ * a transaction.
+ */
+export const MAX_WAVE = 49;
 
 const LIVE = {
   '#lrun': TABLE_SCHEMA.liveIndex.partitionKey,
@@ -58,7 +65,6 @@ export class DynamoSlots implements SlotStore {
     account: AccountLimits | undefined,
     shard: { shard: number; cap: number } | undefined,
   ): Promise<AcquireResult> {
-    const attempt = job.attempt + 1;
     const items: TransactItem[] = [
       {
         Update: {
@@ -70,36 +76,7 @@ export class DynamoSlots implements SlotStore {
           ExpressionAttributeValues: { ':one': 1, ':running': 'running' },
         },
       },
-      {
-        Update: {
-          TableName: this.t.name,
-          Key: keys.job(runId, job.jobId),
-          // Leaving the queued index and entering the live one is taking the slot; what described
-          // the last attempt goes.
-          UpdateExpression:
-            'SET #status = :dialing, attempt = :attempt, dialedAt = :at, #lrun = :runId, #lkey = :lkey' +
-            (shard ? ', accountShard = :shard' : '') +
-            ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, endedAt' +
-            (shard ? '' : ', accountShard'),
-          ConditionExpression: '#status = :queued AND attempt = :previous',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
-            '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
-            ...LIVE,
-          },
-          ExpressionAttributeValues: {
-            ':dialing': 'dialing',
-            ':queued': 'queued',
-            ':attempt': attempt,
-            ':previous': job.attempt,
-            ':at': at,
-            ':runId': runId,
-            ':lkey': keys.liveKey(at, job.jobId),
-            ...(shard ? { ':shard': shard.shard } : {}),
-          },
-        },
-      },
+      this.takeJobItem(runId, job, at, shard?.shard),
     ];
     const shardIndex = shard ? items.push(this.account.acquireShardItem(shard.shard, shard.cap)) - 1 : -1;
     const cps = account?.callsPerSecond;
@@ -111,6 +88,130 @@ export class DynamoSlots implements SlotStore {
     if (failed.includes(1)) return 'job-taken';
     if (failed.includes(0)) return 'no-slot';
     return failed.includes(shardIndex) ? 'account-full' : 'paced';
+  }
+
+  /**
+   * A wave: up to `jobs.length` slots in one transaction (the run's `active` grows by the wave's
+   * size under `active <= concurrency - size`, each job becomes its own holder, and with an account
+   * cap each job's first shard takes its share), so that a newly free cap fills in a few round trips
+   * instead of one per slot. Several acquires in flight on one run would not be faster on AWS: they
+   * touch the same run item, and overlapping transactions on an item cancel each other. A job
+   * already taken leaves the wave, which is tried again without it; a run with fewer free slots
+   * than the wave (another dispatcher filled some) is tried again with as many as are free.
+   */
+  async acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
+    const caps =
+      account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
+    // `pending`: jobs not settled yet; the wave is its first `size` (fewer once the run is short of room).
+    let pending = jobs.slice(0, MAX_WAVE);
+    let size = pending.length;
+    // Each round settles a job or shrinks the wave, or ends: at most one round per job and size.
+    for (let round = 0; size > 0 && pending.length > 0 && round <= 2 * MAX_WAVE; round++) {
+      const wave = pending.slice(0, size);
+      const shardOf = new Map<string, number>();
+      const perShard = new Map<number, number>();
+      if (caps) {
+        for (const job of wave) {
+          const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
+          shardOf.set(job.jobId, shard);
+          perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+        }
+      }
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: this.t.name,
+            Key: keys.run(runId),
+            UpdateExpression: 'SET active = active + :n, queued = queued - :n',
+            ConditionExpression: '#control = :running AND concurrency = :cap AND active <= :room',
+            ExpressionAttributeNames: { '#control': 'control' },
+            ExpressionAttributeValues: {
+              ':n': wave.length,
+              ':running': 'running',
+              ':cap': concurrency,
+              ':room': concurrency - wave.length,
+            },
+            // How many slots are free, when fewer than the wave: the next try asks for that many.
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        },
+        ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId))),
+        ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
+      ];
+      const { failed, oldItems } = await this.t.transactWithReasons(items);
+      if (failed.length === 0) {
+        result.acquired.push(...wave);
+        pending = pending.slice(wave.length);
+        break;
+      }
+      const taken = new Set(
+        failed.filter((index) => index >= 1 && index <= wave.length).map((i) => wave[i - 1]),
+      );
+      if (taken.size > 0) {
+        result.taken.push(...wave.filter((job) => taken.has(job)));
+        pending = pending.filter((job) => !taken.has(job));
+        size = Math.min(size, pending.length);
+        continue;
+      }
+      if (failed.includes(0)) {
+        const old = oldItems[0];
+        const free = old?.control?.S === 'running' ? Number(old.concurrency?.N) - Number(old.active?.N) : 0;
+        size = Number.isFinite(free) ? Math.max(0, Math.min(free, wave.length - 1)) : 0;
+        continue;
+      }
+      // An account shard is full: the wave's jobs take the one-by-one path, which probes the other
+      // shards and registers the run to be woken.
+      result.left.unshift(...pending);
+      result.stop = 'account-full';
+      return result;
+    }
+    // Jobs the run had no room for stay queued.
+    if (pending.length > 0) {
+      result.left.unshift(...pending);
+      result.stop = 'no-slot';
+    }
+    return result;
+  }
+
+  private takeJobItem(runId: string, job: QueuedJob, at: string, shard: number | undefined): TransactItem {
+    const attempt = job.attempt + 1;
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.job(runId, job.jobId),
+        // Leaving the queued index and entering the live one is taking the slot; what described
+        // the last attempt goes.
+        UpdateExpression:
+          'SET #status = :dialing, attempt = :attempt, dialedAt = :at, #lrun = :runId, #lkey = :lkey' +
+          (shard === undefined ? '' : ', accountShard = :shard') +
+          ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, endedAt' +
+          (shard === undefined ? ', accountShard' : ''),
+        ConditionExpression: '#status = :queued AND attempt = :previous',
+        ExpressionAttributeNames: {
+          '#status': 'status',
+          '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
+          '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
+          ...LIVE,
+        },
+        ExpressionAttributeValues: {
+          ':dialing': 'dialing',
+          ':queued': 'queued',
+          ':attempt': attempt,
+          ':previous': job.attempt,
+          ':at': at,
+          ':runId': runId,
+          ':lkey': keys.liveKey(at, job.jobId),
+          ...(shard === undefined ? {} : { ':shard': shard }),
+        },
+      },
+    };
   }
 
   async recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
