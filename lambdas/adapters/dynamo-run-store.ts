@@ -136,8 +136,14 @@ export class DynamoRunStore implements RunStore {
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
     return this.slots.recordCallSid(runId, jobId, attempt, callSid);
   }
-  markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
-    return this.slots.markCalling(runId, jobId, attempt, at);
+  markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
+    return this.slots.markCalling(runId, jobId, attempt, at, callSid);
   }
   releaseSlot(release: Release): Promise<ReleaseResult> {
     return this.slots.releaseSlot(release);

@@ -57,7 +57,10 @@ export async function applyStatusCallback(
   // in-progress: the conditional write on the holder is the whole check, no read first. A duplicate,
   // one that comes after the final, or one of another attempt finds the holder gone or calling.
   if (!isFinal(proposed)) {
-    const result = await deps.store.markCalling(runId, jobId, attempt, deps.clock.now().toISOString());
+    // The Sid comes along: a create whose answer was lost never saved it, and the reconciler
+    // matches a lost final callback by it.
+    const at = deps.clock.now().toISOString();
+    const result = await deps.store.markCalling(runId, jobId, attempt, at, callback.callSid);
     return result === 'applied' ? 'answered' : 'unchanged';
   }
 

@@ -158,8 +158,17 @@ export interface SlotStore {
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
   ): Promise<WaveResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
-  /** dialing → calling, on the holder and the job, conditional on both being where we think. */
-  markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;
+  /**
+   * dialing → calling, on the holder (the job), conditional on it being where we think; the call's
+   * Sid is saved too when it was not yet.
+   */
+  markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'>;
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
 }

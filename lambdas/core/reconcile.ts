@@ -133,10 +133,20 @@ async function reconcileRun(
   if (!run) return;
   report.runsVisited += 1;
 
-  // Holders are read through an index that may lag the counter by a moment on AWS: a disagreement
-  // counts only if a second read still shows it.
-  if (run.active !== Object.keys(run.holders).length) run = (await deps.store.getRun(runId)) ?? run;
-  if (run.active !== Object.keys(run.holders).length) {
+  // `active` and the holders are two reads (the run item, the live index), not one: on a busy run
+  // they can disagree for a moment, and on AWS the index may lag. A disagreement counts only if it
+  // holds still: `active` unchanged across the holders' read, on a second read as well.
+  let disagrees = false;
+  for (let read = 0; read < 2; read++) {
+    if (read > 0) run = (await deps.store.getRun(runId)) ?? run;
+    if (run.active === Object.keys(run.holders).length) {
+      disagrees = false;
+      break;
+    }
+    disagrees = (await deps.store.getRunRecord(runId))?.active === run.active;
+    if (!disagrees) break;
+  }
+  if (disagrees) {
     report.mismatches += 1;
     deps.log.error('slot count disagrees with holders', {
       runId,

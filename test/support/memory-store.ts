@@ -367,11 +367,18 @@ export class MemoryRunStore implements RunStore {
     if (job && job.attempt === attempt && job.callSid === undefined) job.callSid = callSid;
   }
 
-  async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
+  async markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
     const job = this.jobs.get(runId)?.get(jobId);
     if (job?.attempt !== attempt || job.status !== 'dialing') return 'stale';
     job.status = 'calling';
     job.answeredAt = at;
+    if (callSid !== undefined) job.callSid ??= callSid;
     return 'applied';
   }
 

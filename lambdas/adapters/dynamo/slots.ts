@@ -227,14 +227,20 @@ export class DynamoSlots implements SlotStore {
     );
   }
 
-  async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
+  async markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
     // One plain write on the holder (the job), not a transaction: "answered" moves no slot.
     try {
       await this.t.doc.send(
         new UpdateCommand({
           TableName: this.t.name,
           Key: keys.job(runId, jobId),
-          UpdateExpression: 'SET #status = :calling, answeredAt = :at',
+          UpdateExpression: `SET #status = :calling, answeredAt = :at${callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)'}`,
           ConditionExpression: 'attempt = :attempt AND #status = :dialing AND attribute_exists(#lrun)',
           ExpressionAttributeNames: { '#status': 'status', '#lrun': LIVE['#lrun'] },
           ExpressionAttributeValues: {
@@ -242,6 +248,7 @@ export class DynamoSlots implements SlotStore {
             ':dialing': 'dialing',
             ':calling': 'calling',
             ':at': at,
+            ...(callSid === undefined ? {} : { ':sid': callSid }),
           },
         }),
       );

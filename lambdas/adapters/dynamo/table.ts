@@ -18,8 +18,26 @@ import {
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
-/** Conflicting transactions on the run item are retried this often before the caller sees an error. */
+/** Retries of a request whose answer was lost, or of a batch that left keys unprocessed. */
 export const MAX_CONFLICT_RETRIES = 8;
+/**
+ * A write that another transaction keeps out (TransactionConflict) or that is throttled is retried
+ * until this much backoff has been slept: a burst of releases on one run item (a hundred calls that
+ * end together) drains one transaction at a time, and the webhook must not give up and lose a final
+ * callback meanwhile. Within the webhook's 10 s timeout and Twilio's 15 s callback timeout.
+ */
+export const CONTENDED_RETRY_BUDGET_MS = 6_000;
+/** Longest single backoff of a contended write: short enough to take the item when it is free. */
+const CONTENDED_BACKOFF_CAP_MS = 250;
+
+/**
+ * The jittered backoff before retry `retry` (0-based) of a contended write, or undefined once
+ * `spent` (time spent on the write so far) has used the budget.
+ */
+export function contendedBackoff(retry: number, spent: number, random: () => number): number | undefined {
+  if (spent >= CONTENDED_RETRY_BUDGET_MS || retry >= 200) return undefined;
+  return random() * Math.min(CONTENDED_BACKOFF_CAP_MS, 10 * 2 ** retry);
+}
 /** Cancellation reasons that say "not now" rather than "no": another transaction, or throttling. */
 const RETRYABLE_REASONS = new Set([
   'TransactionConflict',
@@ -88,6 +106,8 @@ export class DynamoTable {
     // One token for the logical transaction, whatever the number of tries (the SDK's own retries
     // resend the same serialized request, so they reuse it too).
     const token = randomUUID();
+    const started = this.now();
+    let slept = 0;
     for (let retry = 0; ; retry++) {
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
@@ -107,8 +127,12 @@ export class DynamoTable {
           return { failed, oldItems: reasons.map((reason) => reason.Item as Record<string, { N?: string }>) };
         }
         const retryable = reasons.some((reason) => RETRYABLE_REASONS.has(reason.Code ?? ''));
-        if (!retryable || retry >= MAX_CONFLICT_RETRIES) throw error;
-        await this.sleep(this.random() * Math.min(1000, 10 * 2 ** retry));
+        // Slept time bounds the retries whatever the clock; the clock bounds slow attempts too.
+        const spent = Math.max(slept, this.now() - started);
+        const backoff = retryable ? contendedBackoff(retry, spent, this.random) : undefined;
+        if (backoff === undefined) throw error;
+        slept += backoff;
+        await this.sleep(backoff);
       }
     }
   }
@@ -125,13 +149,17 @@ function retryTransactionConflicts(client: DynamoDBClient, sleep?: (ms: number) 
   const wait = sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   client.middlewareStack.add(
     (next) => async (args) => {
+      const started = Date.now();
+      let slept = 0;
       for (let retry = 0; ; retry++) {
         try {
           return await next(args);
         } catch (error) {
           if (!(error instanceof Error) || error.name !== 'TransactionConflictException') throw error;
-          if (retry >= MAX_CONFLICT_RETRIES) throw error;
-          await wait(Math.random() * Math.min(1000, 10 * 2 ** retry));
+          const backoff = contendedBackoff(retry, Math.max(slept, Date.now() - started), Math.random);
+          if (backoff === undefined) throw error;
+          slept += backoff;
+          await wait(backoff);
         }
       }
     },
