@@ -158,12 +158,19 @@ async function reconcileRun(
   const now = deps.clock.now().getTime();
   let released = 0;
   for (const [jobId, holder] of Object.entries(run.holders)) {
-    if (now < holdDeadlineMs(holder, deps.settings)) {
-      if (ended.size > 0 && (await settleEnded(deps, run, jobId, holder, ended, report))) released += 1;
-      continue;
+    try {
+      if (now < holdDeadlineMs(holder, deps.settings)) {
+        if (ended.size > 0 && (await settleEnded(deps, run, jobId, holder, ended, report))) released += 1;
+        continue;
+      }
+      report.suspects += 1;
+      if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
+    } catch (error) {
+      // One holder's release lost to a busy run item (past its retries) must not keep the run's
+      // other holders from being settled in this pass; it is tried again in the next.
+      deps.log.warn('settling a held slot failed', { runId, jobId, error });
+      report.lookupErrors += 1;
     }
-    report.suspects += 1;
-    if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
   }
 
   const live = countLive(run);

@@ -28,7 +28,7 @@ beforeAll(async () => {
   twilio = await startTwilioSimulator({
     queuedMs: 0,
     ringMs: 500,
-    talkMs: 3_000,
+    talkMs: 6_000,
     jitter: 0.5,
     faults: { duplicateCallback: 0.2, reorderCallback: 0.2 },
   });
@@ -78,13 +78,13 @@ describe('the local stack under the DynamoDB limits model', () => {
     expect(model, 'the handlers run under the model').toBeDefined();
     expect(accountShardCaps(ACCOUNT_CAP)).toEqual([40, 40, 40]);
     const conflictsBefore = model!.report.conflicts;
-    const leads = leadsFor(180, '+1443');
+    const leads = leadsFor(120, '+1443');
     const created = await postRun(stack.apiUrl, { leads, concurrency: 60 });
     expect(created.status).toBe(202);
     const runId = created.body.run_id;
     await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 120_000 });
 
-    const stats = await expectSettled(runId, 180, 60);
+    const stats = await expectSettled(runId, 120, 60);
     // The cap was used, not just respected: waves filled it.
     expect(stats.maxLive).toBeGreaterThan(30);
     expect(twilio.repeatedTos()).toEqual([]);
@@ -99,14 +99,14 @@ describe('the local stack under the DynamoDB limits model', () => {
     const liveBefore = twilio.stats().maxLive;
     const prefixes = ['+1444', '+1445', '+1446'];
     const created = await Promise.all(
-      prefixes.map((prefix) => postRun(stack.apiUrl, { leads: leadsFor(80, prefix), concurrency: 50 })),
+      prefixes.map((prefix) => postRun(stack.apiUrl, { leads: leadsFor(70, prefix), concurrency: 50 })),
     );
     for (const res of created) expect(res.status).toBe(202);
     await Promise.all(
       created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id, { timeoutMs: 150_000 })),
     );
 
-    for (const res of created) await expectSettled(res.body.run_id, 80, 50);
+    for (const res of created) await expectSettled(res.body.run_id, 70, 50);
     // The account cap, seen from outside: never more live calls across all runs (the first test's
     // run, alone, stayed within 60).
     expect(Math.max(liveBefore, twilio.stats().maxLive)).toBeLessThanOrEqual(ACCOUNT_CAP);
