@@ -34,6 +34,9 @@ interface Workload {
   leadsPerRun: number;
 }
 
+/** Slots whose filling from empty is timed (a newly free cap of 200). */
+const FILL_SLOTS = 200;
+
 /** The partition limit DynamoDB enforces: write units a second per partition. */
 const PARTITION_WRITE_LIMIT = 1000;
 
@@ -113,6 +116,13 @@ export async function runScale(options: ScaleOptions): Promise<SectionResult> {
         `${label}: hottest partition, write units a second`,
         Number(r.hottestWriteUnitsPerSecond),
         'WCU/s',
+      ),
+    );
+    checks.push(
+      figure(
+        `${label}: time to fill ${r.fillSlots} free slots from the first create`,
+        Number(r.fillMs),
+        'ms',
       ),
     );
     checks.push(figure(`${label}: refill latency p50`, Number(r.refillP50), 'ms'));
@@ -220,6 +230,17 @@ async function measure(
   const shardUnits = [...written.entries()]
     .filter(([p]) => /\|ACCOUNT#[^|]*#\d+$/.test(p))
     .reduce((t, [, u]) => t + u, 0);
+  // How fast an empty cap fills: from a run's first create to its 200th (or its cap-th, when the cap
+  // is smaller), read from the double's timeline: the acquires come in waves, many in a transaction.
+  const fillTimes = runIds.map((id) => {
+    const creates = sim
+      .timeline()
+      .filter((event) => event.kind === 'create' && event.run === id)
+      .map((event) => event.at)
+      .sort((a, b) => a - b);
+    const nth = Math.min(FILL_SLOTS, workload.cap, creates.length);
+    return nth > 0 ? creates[nth - 1]! - creates[0]! : 0;
+  });
   const perNumber = new Map<string, number>();
   for (const id of runIds)
     for (const call of callsOf(sim, id)) perNumber.set(call.to, (perNumber.get(call.to) ?? 0) + 1);
@@ -236,6 +257,8 @@ async function measure(
     hottestPartition: model.report.hottestWriteUnitsPerSecond.partition.split('|')[1],
     runPartitionUnitsPerCall: round(Math.max(...runPartitionUnits) / Math.max(1, calls / workload.runs), 2),
     shardUnitsPerCall: round(shardUnits / Math.max(1, calls), 2),
+    fillSlots: Math.min(FILL_SLOTS, workload.cap),
+    fillMs: round(Math.max(...fillTimes)),
     refillP50: latency.p50,
     refillP95: latency.p95,
     utilization: summarize(perRun.map((u) => u.utilization)).p50,
