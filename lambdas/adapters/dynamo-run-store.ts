@@ -5,7 +5,7 @@
 // (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Job, NewJob, Run } from '../core/model.ts';
+import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -22,6 +22,7 @@ import type {
   ReleaseResult,
   ReservationResult,
   RunStore,
+  WaveResult,
 } from '../core/ports.ts';
 import { DynamoAccount } from './dynamo/account.ts';
 import { DynamoControls } from './dynamo/controls.ts';
@@ -68,7 +69,7 @@ export class DynamoRunStore implements RunStore {
     this.account = new DynamoAccount(table, options.accountName);
     this.slots = new DynamoSlots(table, this.runs, this.account);
     this.controls = new DynamoControls(table, this.runs, this.queue);
-    this.listings = new DynamoListings(table);
+    this.listings = new DynamoListings(table, this.runs);
   }
 
   // RunReader, RunIntakeStore, OpenRunStore
@@ -77,6 +78,9 @@ export class DynamoRunStore implements RunStore {
   }
   getRun(runId: string): Promise<Run | undefined> {
     return this.runs.getRun(runId);
+  }
+  getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    return this.runs.getRunRecord(runId);
   }
   getJob(runId: string, jobId: string): Promise<Job | undefined> {
     return this.runs.getJob(runId, jobId);
@@ -120,11 +124,26 @@ export class DynamoRunStore implements RunStore {
   acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult> {
     return this.slots.acquireSlot(runId, job, at, account);
   }
+  acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    return this.slots.acquireSlots(runId, concurrency, jobs, at, account);
+  }
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
     return this.slots.recordCallSid(runId, jobId, attempt, callSid);
   }
-  markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
-    return this.slots.markCalling(runId, jobId, attempt, at);
+  markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
+    return this.slots.markCalling(runId, jobId, attempt, at, callSid);
   }
   releaseSlot(release: Release): Promise<ReleaseResult> {
     return this.slots.releaseSlot(release);

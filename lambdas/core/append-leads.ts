@@ -46,7 +46,7 @@ export async function appendLeads(
       ...extra.map((field) => ({ field, message: 'not accepted when appending leads' })),
     ]);
   }
-  const before = await deps.store.getRun(runId);
+  const before = await deps.store.getRunRecord(runId);
   if (!before) throw new NotFoundError(`No run with id "${runId}".`);
   const leads = validateLeads((body as { leads?: unknown }).leads, deps.limits, {
     ...(options.locate ? { locate: options.locate } : {}),

@@ -3,7 +3,7 @@
 // find the holder gone or already further on, and change nothing.
 
 import type { CallbackIds } from './callback-url.ts';
-import type { Holder, Run } from './model.ts';
+import { type Holder, holderOf, type RunRecord } from './model.ts';
 import type {
   Clock,
   Log,
@@ -57,7 +57,10 @@ export async function applyStatusCallback(
   // in-progress: the conditional write on the holder is the whole check, no read first. A duplicate,
   // one that comes after the final, or one of another attempt finds the holder gone or calling.
   if (!isFinal(proposed)) {
-    const result = await deps.store.markCalling(runId, jobId, attempt, deps.clock.now().toISOString());
+    // The Sid comes along: a create whose answer was lost never saved it, and the reconciler
+    // matches a lost final callback by it.
+    const at = deps.clock.now().toISOString();
+    const result = await deps.store.markCalling(runId, jobId, attempt, at, callback.callSid);
     return result === 'applied' ? 'answered' : 'unchanged';
   }
 
@@ -81,7 +84,7 @@ export async function applyStatusCallback(
       outcome: callback.callStatus,
       callSid: callback.callSid,
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
-      accountSlot: false,
+      accountShard: null,
       at,
     });
     if (result === 'released') {
@@ -98,16 +101,17 @@ export async function applyStatusCallback(
   }
 
   for (let attemptNo = 0; attemptNo < MAX_TRIES; attemptNo++) {
-    const run = await deps.store.getRun(runId);
-    const holder = run?.holders[jobId];
-    if (!holder || holder.attempt !== attempt) return 'unchanged';
+    // The job is its own holder: read consistently, it says whether this attempt still holds the slot.
+    const [run, job] = await Promise.all([deps.store.getRunRecord(runId), deps.store.getJob(runId, jobId)]);
+    const holder = job ? holderOf(job) : undefined;
+    if (!run || !holder || holder.attempt !== attempt) return 'unchanged';
 
     // Final beats dialing and calling; a holder is never final, so this only refuses nonsense.
     if (advance(holder.state, proposed) === undefined) return 'unchanged';
 
     const result = await releaseFinal(
       deps,
-      run!,
+      run,
       jobId,
       holder,
       {
@@ -132,7 +136,7 @@ export async function applyStatusCallback(
  */
 export async function releaseFinal(
   deps: CallbackDeps,
-  run: Run,
+  run: RunRecord,
   jobId: string,
   holder: Holder,
   call: { status: TwilioCallStatus; callSid?: string; errorCode?: number },
@@ -154,7 +158,7 @@ export async function releaseFinal(
     outcome: call.status,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
     ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
-    accountSlot: holder.account === true,
+    accountShard: holder.accountShard ?? null,
     at,
   };
   const result = await deps.store.releaseSlot(release);
@@ -163,7 +167,7 @@ export async function releaseFinal(
     // A paused or canceled run dials nothing: resume sends its own dispatch.
     await refillAfterRelease(deps, runId, {
       dispatchRun: run.control === 'running',
-      accountSlot: holder.account === true,
+      accountSlot: holder.accountShard !== undefined,
       releasedAt: at,
       ...(nextJobs ? { next: await nextJobs } : {}),
     });
@@ -211,7 +215,12 @@ function rotate<T>(items: T[], by: number): T[] {
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */
-export function retryTime(run: Run, attempt: number, outcome: string, nowMs: number): number | undefined {
+export function retryTime(
+  run: RunRecord,
+  attempt: number,
+  outcome: string,
+  nowMs: number,
+): number | undefined {
   const retry = run.options.retry;
   if (!retry || run.control === 'canceled') return undefined;
   if (!(retry.on as readonly string[]).includes(outcome) || attempt >= retry.maxAttempts) return undefined;

@@ -32,7 +32,7 @@ export async function carryOutCancel(deps: CancelRunDeps, run: Run): Promise<voi
   const at = deps.clock.now().toISOString();
   const canceled = await deps.store.cancelQueuedJobs(runId, CANCEL_PER_INVOCATION, at);
   if (canceled > 0) deps.log.info('queued leads canceled', { runId, canceled });
-  const after = await deps.store.getRun(runId);
+  const after = await deps.store.getRunRecord(runId);
   // More than one invocation's worth, or leads the index does not list yet: go on shortly.
   if (after && after.queued > 0)
     await deps.queue.requestDispatch(runId, { delaySeconds: canceled > 0 ? 0 : 1 });

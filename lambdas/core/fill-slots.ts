@@ -71,11 +71,13 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
     }
     let want = 0;
     rounds: for (let round = 0; round < maxRounds; round++) {
-      const run = await deps.store.getRun(runId);
+      const run = await deps.store.getRunRecord(runId);
       if (!run) break;
       deps.recentOptions?.remember(run);
       if (run.control === 'canceled') {
-        await carryOutCancel(deps, run);
+        // Ending its calls needs its holders: read with them.
+        const canceled = await deps.store.getRun(runId);
+        if (canceled) await carryOutCancel(deps, canceled);
         break;
       }
       if (run.control !== 'running') break;
@@ -99,6 +101,7 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
 
       let acquired = 0;
       let deferred = 0;
+      const due: QueuedJob[] = [];
       for (const job of candidates) {
         const window = run.options.window;
         if (window) {
@@ -111,17 +114,41 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
             continue;
           }
         }
+        due.push(job);
+      }
+      // Placed without waiting, so that the next slots are taken while these calls are being created.
+      const place = (job: QueuedJob) => {
+        acquired += 1;
+        calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
+      };
+      // Free slots are taken in waves, many in one transaction, so that a newly free cap of hundreds
+      // fills in a few round trips; with a calls-per-second pace each create waits its turn anyway,
+      // and the one-by-one path below spaces them.
+      let oneByOne = deps.account?.callsPerSecond === undefined ? [] : due;
+      let rest = oneByOne.length === 0 ? due : [];
+      while (rest.length > 0 && acquired < free) {
+        const wave = rest.slice(0, free - acquired);
+        rest = rest.slice(wave.length);
+        const at = deps.clock.now().toISOString();
+        const result = await deps.store.acquireSlots(runId, run.concurrency, wave, at, deps.account);
+        for (const job of result.acquired) place(job);
+        if (result.stop === 'no-slot') break rounds;
+        if (result.stop === 'account-full') {
+          // A full shard: the one-by-one path probes the other shards and waits for the account.
+          oneByOne = [...result.left, ...rest];
+          break;
+        }
+        rest = [...result.left, ...rest];
+      }
+      for (const job of oneByOne) {
+        if (acquired >= free) break;
         const result = await takeSlot(deps, runId, job, pacing);
         if (result === 'stop' || result === 'no-slot') break rounds;
-        if (result === 'acquired') {
-          acquired += 1;
-          // Placed without waiting, so that the next slot is taken while this call is being created.
-          calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
-          // Every slot that was free is taken: another acquire could only be refused (and a refused
-          // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
-          if (acquired >= free) break rounds;
-        }
+        if (result === 'acquired') place(job);
       }
+      // Every slot that was free is taken: another acquire could only be refused (and a refused
+      // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
+      if (acquired >= free) break;
       // A round of leads all outside their window: read more at once, the window is closed for many.
       if (deferred === candidates.length) want = DEFER_BATCH;
       else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more

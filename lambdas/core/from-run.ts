@@ -23,7 +23,7 @@ export async function leadsFromRun(
   maxLeads: number,
 ): Promise<Record<string, unknown>[]> {
   const { runId, outcomes } = validFromRun(value);
-  if (!(await store.getRun(runId))) throw new NotFoundError(`No run with id "${runId}".`);
+  if (!(await store.getRunRecord(runId))) throw new NotFoundError(`No run with id "${runId}".`);
   const wanted = new Set(outcomes);
   const matches = (job: Job) =>
     wanted.has(job.status) || (job.outcome !== undefined && wanted.has(job.outcome));

@@ -52,7 +52,7 @@ async function placeInWindow(
   jobs: NewJob[],
   now: number,
 ): Promise<NewJob[]> {
-  const window = (await deps.store.getRun(runId))?.options.window;
+  const window = (await deps.store.getRunRecord(runId))?.options.window;
   if (!window) return jobs;
   let earliest = Number.POSITIVE_INFINITY;
   const placed = jobs.map((job) => {

@@ -47,7 +47,7 @@ export async function listCalls(
   }
   if (details.length > 0) throw new ValidationError('Invalid list parameters.', details);
 
-  if (!(await store.getRun(runId))) throw new NotFoundError(`No run with id "${runId}".`);
+  if (!(await store.getRunRecord(runId))) throw new NotFoundError(`No run with id "${runId}".`);
   const page = await store.listJobs(runId, {
     limit,
     cursor: query?.cursor,

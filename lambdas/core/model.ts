@@ -14,9 +14,12 @@ export interface Holder {
   state: LiveState;
   /** ISO time the slot was taken: how long a slot has been held is what the reconciler judges. */
   since: string;
-  /** Whether the same acquire also took an account-wide slot (released with this one). */
-  account?: boolean;
+  /** The account shard counter the same acquire took a slot on (released with this one). */
+  accountShard?: number;
 }
+
+/** A run's own record: its settings and counters, one read. The hot paths need nothing more. */
+export type RunRecord = Omit<Run, 'holders'>;
 
 export interface Run {
   runId: string;
@@ -29,6 +32,11 @@ export interface Run {
   ingestedLeads: number;
   /** Slots held now; always equal to the number of holders, and never above `concurrency`. */
   active: number;
+  /**
+   * Who holds the slots: the live jobs themselves (a job holds its slot while `dialing`/`calling`),
+   * named by a sparse index, which on AWS may lag a write by a moment, and read from the jobs.
+   * Decisions about one holder (a release) read the job itself.
+   */
   holders: Record<string, Holder>;
   queued: number;
   completed: number;
@@ -61,8 +69,21 @@ export interface Job {
   dialedAt?: string;
   answeredAt?: string;
   endedAt?: string;
+  /** While live with account limits: the account shard counter whose slot it holds. */
+  accountShard?: number;
   /** While queued: not to be dialed before this time (ms since the epoch): a retry's delay, a closed window. */
   notBefore?: number;
+}
+
+/** The slot a job holds, if it is live: its attempt, live state, since when, and its account shard. */
+export function holderOf(job: Job): Holder | undefined {
+  if (job.status !== 'dialing' && job.status !== 'calling') return undefined;
+  return {
+    attempt: job.attempt,
+    state: job.status,
+    since: job.dialedAt ?? job.queuedAt,
+    ...(job.accountShard === undefined ? {} : { accountShard: job.accountShard }),
+  };
 }
 
 /** A job as ingestion creates it. */

@@ -2,7 +2,7 @@
 // Adapters in lambdas/adapters implement them against DynamoDB, SQS and Twilio; tests may wire
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
-import type { Job, NewJob, Run, RunControl } from './model.ts';
+import type { Job, NewJob, Run, RunControl, RunRecord } from './model.ts';
 import type { RunOptions } from './run-options.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
 
@@ -49,6 +49,18 @@ export type AcquireResult =
   /** The account's calls-per-second pace allows no create yet: try again in 1/cps seconds. */
   | 'paced';
 
+/** What a wave of acquires on one run did (SlotStore.acquireSlots). */
+export interface WaveResult {
+  /** Jobs that took a slot: each is now `dialing` at its next attempt. */
+  acquired: QueuedJob[];
+  /** Jobs another dispatcher took first (or a stale index listed): not this wave's to dial. */
+  taken: QueuedJob[];
+  /** Jobs still queued, not tried to the end: the run had no slot left for them, or their account shard was full. */
+  left: QueuedJob[];
+  /** Why jobs were left: the run is full (or not running), or an account shard is full. */
+  stop?: 'no-slot' | 'account-full';
+}
+
 export interface Release {
   runId: string;
   jobId: string;
@@ -62,8 +74,8 @@ export interface Release {
   to: FinalState | 'queued';
   /** With `to: 'queued'`: not to be dialed before this time (ms since the epoch). */
   notBefore?: number;
-  /** Whether the holder also holds an account slot (Holder.account); read from the run when omitted. */
-  accountSlot?: boolean;
+  /** The account shard the holder holds a slot on (Holder.accountShard), null for none; read from the job when omitted. */
+  accountShard?: number | null;
   outcome?: string;
   errorCode?: number;
   callSid?: string;
@@ -89,7 +101,10 @@ export type CreateRunResult =
 
 /** One run or one job, by key. */
 export interface RunReader {
+  /** The run with its holders: for views, cancels and the reconciler. */
   getRun(runId: string): Promise<Run | undefined>;
+  /** The run's own record without its holders: one read, whatever the number of live calls. */
+  getRunRecord(runId: string): Promise<RunRecord | undefined>;
   getJob(runId: string, jobId: string): Promise<Job | undefined>;
 }
 
@@ -130,9 +145,30 @@ export interface SlotStore {
    * account limits, the account's own slot (and pace) in the same transaction.
    */
   acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult>;
+  /**
+   * Many slots of a run of cap `concurrency` in one transaction (never with a calls-per-second pace,
+   * which spaces creates one by one): what `acquireSlot` does for each job, all or none, tried again
+   * without the jobs that were taken and with as many as are free.
+   */
+  acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
-  /** dialing → calling, on the holder and the job, conditional on both being where we think. */
-  markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'>;
+  /**
+   * dialing → calling, on the holder (the job), conditional on it being where we think; the call's
+   * Sid is saved too when it was not yet.
+   */
+  markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'>;
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
 }

@@ -1,6 +1,6 @@
 // (core) The options of the runs a dispatcher has read lately, kept for the life of a warm container.
 
-import type { Run } from './model.ts';
+import type { RunRecord } from './model.ts';
 import type { RunOptions } from './run-options.ts';
 
 /**
@@ -16,7 +16,7 @@ export class RecentRunOptions {
     return this.byRun.get(runId);
   }
 
-  remember(run: Run): void {
+  remember(run: RunRecord): void {
     if (this.byRun.has(run.runId)) return;
     if (this.byRun.size >= this.capacity) this.byRun.delete(this.byRun.keys().next().value!);
     this.byRun.set(run.runId, run.options);

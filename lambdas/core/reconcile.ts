@@ -132,11 +132,24 @@ async function reconcileRun(
   report: ReconcileReport,
   ended: EndedCalls,
 ): Promise<void> {
-  const run = await deps.store.getRun(runId);
+  let run = await deps.store.getRun(runId);
   if (!run) return;
   report.runsVisited += 1;
 
-  if (run.active !== Object.keys(run.holders).length) {
+  // `active` and the holders are two reads (the run item, the live index), not one: on a busy run
+  // they can disagree for a moment, and on AWS the index may lag. A disagreement counts only if it
+  // holds still: `active` unchanged across the holders' read, on a second read as well.
+  let disagrees = false;
+  for (let read = 0; read < 2; read++) {
+    if (read > 0) run = (await deps.store.getRun(runId)) ?? run;
+    if (run.active === Object.keys(run.holders).length) {
+      disagrees = false;
+      break;
+    }
+    disagrees = (await deps.store.getRunRecord(runId))?.active === run.active;
+    if (!disagrees) break;
+  }
+  if (disagrees) {
     report.mismatches += 1;
     deps.log.error('slot count disagrees with holders', {
       runId,
@@ -148,12 +161,19 @@ async function reconcileRun(
   const now = deps.clock.now().getTime();
   let released = 0;
   for (const [jobId, holder] of Object.entries(run.holders)) {
-    if (now < holdDeadlineMs(holder, deps.settings)) {
-      if (ended.size > 0 && (await settleEnded(deps, run, jobId, holder, ended, report))) released += 1;
-      continue;
+    try {
+      if (now < holdDeadlineMs(holder, deps.settings)) {
+        if (ended.size > 0 && (await settleEnded(deps, run, jobId, holder, ended, report))) released += 1;
+        continue;
+      }
+      report.suspects += 1;
+      if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
+    } catch (error) {
+      // One holder's release lost to a busy run item (past its retries) must not keep the run's
+      // other holders from being settled in this pass; it is tried again in the next.
+      deps.log.warn('settling a held slot failed', { runId, jobId, error });
+      report.lookupErrors += 1;
     }
-    report.suspects += 1;
-    if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
   }
 
   const live = countLive(run);
@@ -247,13 +267,13 @@ async function settleSuspect(
       attempt: holder.attempt,
       from: holder.state,
       to: 'queued',
-      accountSlot: holder.account === true,
+      accountShard: holder.accountShard ?? null,
       at,
     });
     if (result === 'released') {
       await refillAfterRelease(deps, runId, {
         dispatchRun: run.control === 'running',
-        accountSlot: holder.account === true,
+        accountSlot: holder.accountShard !== undefined,
       });
       report.neverCreated += 1;
       deps.log.warn('slot reaped: call was never created', context);

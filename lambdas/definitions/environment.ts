@@ -37,7 +37,8 @@ export const ENV = {
   TWIML_URL: z.string().url().optional(),
   TWIML: z.string().min(1).default('<Response><Say>Hello from dialgate.</Say></Response>'),
   DEFAULT_CONCURRENCY: positiveInt(3),
-  MAX_CONCURRENCY: positiveInt(20),
+  /** At most 500: a run's slots are transactions on one item (see the README's ceilings). */
+  MAX_CONCURRENCY: z.coerce.number().int().positive().max(500).default(20),
   MAX_LEADS_PER_RUN: positiveInt(100_000),
   /** Twilio's ring `Timeout`, and the call's `TimeLimit`: together they bound how long a slot is held. */
   RING_TIMEOUT_SECONDS: positiveInt(30),
@@ -45,7 +46,7 @@ export const ENV = {
   /** Slack the reconciler allows past ring timeout / time limit before it asks Twilio about a slot. */
   RECONCILE_GRACE_SECONDS: positiveInt(120),
   /** Live calls across all runs (the Twilio account's own concurrency limit); unset = no account cap. */
-  ACCOUNT_MAX_CONCURRENT_CALLS: z.coerce.number().int().positive().optional(),
+  ACCOUNT_MAX_CONCURRENT_CALLS: z.coerce.number().int().positive().max(10_000).optional(),
   /** calls.create per second across all runs (Twilio's default is 1 CPS); unset = not paced. */
   ACCOUNT_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).optional(),
   /** Caller ids a run may choose with `from`, comma-separated (TWILIO_FROM_NUMBER always may). */

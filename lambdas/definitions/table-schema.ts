@@ -21,6 +21,24 @@ const queuedIndex = {
 } as const satisfies IndexSchema;
 
 /**
+ * Sparse: a job carries `liveRun` only while it holds a slot (dialing or calling), so a run's holders
+ * are one query, oldest first, however many jobs the run has. The counters stay small scalars on the
+ * run item; the holder is the job item itself, written in the transaction that takes the slot.
+ */
+const liveIndex = {
+  name: 'live',
+  partitionKey: 'liveRun',
+  /** `<slot taken, ISO time>#<jobId>`: oldest holder first. */
+  sortKey: 'liveKey',
+  /**
+   * Keys only: the index is written when a job takes its slot and when it frees it, and never in
+   * between. A projected `status` would cost an index write on every answered call; whoever needs a
+   * holder's state (the run's view, the reconciler, a cancel) reads the jobs the query names.
+   */
+  projection: [],
+} as const satisfies IndexSchema;
+
+/**
  * Every run, newest first, for GET /runs. Keys only: a run item's counters change on every call,
  * and a keys-only index is written only when a run is created.
  */
@@ -48,10 +66,11 @@ export const TABLE_SCHEMA = {
   queuedIndex,
   openRunsIndex,
   runsIndex,
+  liveIndex,
   /** Epoch seconds after which DynamoDB deletes the item (idempotency keys expire). */
   timeToLiveAttribute: 'expiresAt',
   /** Every global secondary index, for whoever creates the table. */
-  indexes: [queuedIndex, openRunsIndex, runsIndex] as readonly IndexSchema[],
+  indexes: [queuedIndex, openRunsIndex, runsIndex, liveIndex] as readonly IndexSchema[],
 } as const;
 
 /** Key layout, in one place (items know nothing else about how they are keyed). */
@@ -60,8 +79,14 @@ export const keys = {
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
   idempotency: (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' }),
-  /** The account-wide semaphore and pace (one per deployment; tests may name others). */
+  /** The runs waiting for an account slot (one per deployment; tests may name others). */
   account: (name = 'LIMITS') => ({ pk: 'ACCOUNT', sk: name }),
+  /** One counter of the account-wide cap: each shard its own partition, so none of them is hot. */
+  accountShard: (name = 'LIMITS', shard: number) => ({ pk: `ACCOUNT#${name}#${shard}`, sk: 'SHARD' }),
+  /** The account's calls-per-second pace: the next free calls.create time. */
+  accountPace: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#PACE`, sk: 'PACE' }),
+  /** A live job's place in the live index: oldest holder first. */
+  liveKey: (since: string, jobId: string) => `${since}#${jobId}`,
   /** A queued job's place: due time first (zero-padded ms, so strings sort as numbers), then lead order. */
   queuedKey: (notBefore: number, jobId: string) => `${String(notBefore).padStart(15, '0')}#${jobId}`,
 } as const;

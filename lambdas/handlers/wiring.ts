@@ -4,6 +4,7 @@
 // a handler's first invocation.
 
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { withDynamoLimitsModel } from '../adapters/dynamo-limits.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
@@ -25,8 +26,10 @@ interface Wrapping {
 type TwilioEnv = Pick<Env, 'TWILIO_SECRET_ID' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN'>;
 
 export function runStore(env: Pick<Env, 'TABLE_NAME'>, { faults = false }: Wrapping = {}): RunStore {
-  if (!faults) return new DynamoRunStore(makeDynamoClient(), { tableName: env.TABLE_NAME });
-  const client = withInjectedDynamoFaults(makeDynamoClient());
+  // The limits model (DYNAMO_LIMITS_MODEL=1, local only) puts AWS's conflicts and throttling in front.
+  if (!faults)
+    return new DynamoRunStore(withDynamoLimitsModel(makeDynamoClient()), { tableName: env.TABLE_NAME });
+  const client = withDynamoLimitsModel(withInjectedDynamoFaults(makeDynamoClient()));
   return withInjectedCrashes(new DynamoRunStore(client, { tableName: env.TABLE_NAME }), 'store');
 }
 

@@ -2,8 +2,12 @@
 // are left to `npm run bench`: shared, noisy machines make them no test's business).
 // - The webhook and dispatcher bundles, built as lib/constructs/dialgate-function.ts builds them, stay
 //   within 1.5 MB and leave twilio's package index (every REST domain) out.
-// - A small refill workload on the local stack, watched by the bench's probe, stays within 15 DynamoDB
-//   write units and 3 read units per call, counted as the bench counts them.
+// - A small refill workload on the local stack, watched by the bench's probe, stays within 16 DynamoDB
+//   write units (the scale target, flat in the cap) and 3 read units per call, counted as the bench
+//   counts them. A call's floor is 15: ingest 2 (the job and its queued-index entry), acquire 6 (run
+//   and job, twice each in a transaction, the queued-index entry out and the live-index entry in), the
+//   saved CallSid 1, answered 1, release 5 (run and job, the live-index entry out); each run adds its
+//   own item and its chunks' markers, and a refused acquire is billed too.
 // - Most refills read nothing before their transactions: the webhook releases without reading the run
 //   (requeue_on in the callback URL), and a warm dispatcher acquires a hinted job without reading the
 //   run or querying the queue (the refill hint).
@@ -99,9 +103,9 @@ describe('DynamoDB budgets of a refill workload', () => {
     expect(stats?.maxLive).toBeGreaterThan(1);
   });
 
-  it('at most 15 write units and 3 read units per call (refused transactions included)', async () => {
+  it('at most 16 write units and 3 read units per call (refused transactions included)', async () => {
     const itemSizes = await scanItemSizes(bench.stack.endpoints.dynamodb, bench.stack.tableName, bench.probe);
-    const usage = countUsage(bench.probe, { window, itemSizes, cap: CAP });
+    const usage = countUsage(bench.probe, { window, itemSizes });
     const cost = costPer1000Calls(usage, calls);
     console.info(
       `budget: ${cost.dynamoWriteUnitsPerCall} write units per call ` +
@@ -110,7 +114,7 @@ describe('DynamoDB budgets of a refill workload', () => {
         JSON.stringify(usage.dynamo.refusedTransactions),
     );
     expect(calls).toBe(LEADS);
-    expect.soft(cost.dynamoWriteUnitsPerCall, 'write units per call').toBeLessThanOrEqual(15);
+    expect.soft(cost.dynamoWriteUnitsPerCall, 'write units per call').toBeLessThanOrEqual(16);
     expect.soft(cost.dynamoReadUnitsPerCall, 'read units per call').toBeLessThanOrEqual(3);
   });
 

@@ -1,6 +1,6 @@
 // The unit tests' in-memory store (test/support/memory-store.ts) against the DynamoDB adapter on
 // DynamoDB Local: random sequences of the store's writes (fresh, stale and duplicate acquires,
-// answers, releases and requeues, account limits, controls and the cancel sweep, deferrals, wake-ups,
+// waves of acquires, answers, releases and requeues, account limits, controls and the cancel sweep, deferrals, wake-ups,
 // appended chunks, closes) applied to both, step by step. Every answer must be the same, and so must
 // the run, its jobs and its queue as read back afterwards: what the core's unit tests learn from the
 // in-memory store holds for the table.
@@ -21,6 +21,7 @@ const SECOND_CHUNK = 3;
 
 type Op =
   | { kind: 'acquire'; job: number; stale: number; account: boolean }
+  | { kind: 'wave'; jobs: { job: number; stale: number }[]; account: boolean }
   | { kind: 'answer'; job: number; stale: number }
   | { kind: 'sid'; job: number }
   | {
@@ -48,6 +49,18 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 5,
     arbitrary: fc.record({ kind: fc.constant('acquire' as const), job, stale, account: fc.boolean() }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('wave' as const),
+      jobs: fc.uniqueArray(fc.record({ job, stale }), {
+        minLength: 1,
+        maxLength: 4,
+        selector: (entry) => entry.job,
+      }),
+      account: fc.boolean(),
+    }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('answer' as const), job, stale }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('sid' as const), job }) },
@@ -135,6 +148,24 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
         attempt: await attemptOf(o.job, o.stale),
       };
       return store.acquireSlot(runId, queued, at, o.account ? account : undefined);
+    }
+    case 'wave': {
+      const jobs: QueuedJob[] = [];
+      for (const entry of o.jobs) {
+        jobs.push({
+          jobId: jobIdFor(entry.job),
+          phone: jobsOf(entry.job < FIRST_CHUNK ? 0 : 1)[0]!.phone,
+          attempt: await attemptOf(entry.job, entry.stale),
+        });
+      }
+      const concurrency = (await store.getRunRecord(runId))?.concurrency ?? 1;
+      return store.acquireSlots(
+        runId,
+        concurrency,
+        jobs,
+        at,
+        o.account ? { maxConcurrentCalls: account.maxConcurrentCalls } : undefined,
+      );
     }
     case 'answer': {
       const attempt = await attemptOf(o.job, o.stale);

@@ -5,14 +5,13 @@
 // from the real table after every step: per run and across the account.
 
 import { randomUUID } from 'node:crypto';
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { jobIdFor, type RunControl } from '../../lambdas/core/model.ts';
 import type { FinalState, JobState } from '../../lambdas/core/states.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
+import { accountItems } from '../support/runs.ts';
 
 interface ModelJob {
   state: JobState;
@@ -50,7 +49,7 @@ const limits = (model: Model) => ({
 });
 
 async function checkInvariants(real: Real, model: Model) {
-  const accountHolders: string[] = [];
+  const perShard = new Map<number, number>();
   for (const [r, modelRun] of model.runs.entries()) {
     const runId = real.runIds[r]!;
     const run = (await real.store.getRun(runId))!;
@@ -61,8 +60,9 @@ async function checkInvariants(real: Real, model: Model) {
     expect(run.active).toBeLessThanOrEqual(modelRun.cap);
     for (const [jobId, holder] of Object.entries(run.holders)) {
       const job = modelRun.jobs[Number(jobId)]!;
-      expect(holder).toMatchObject({ attempt: job.attempt, state: job.state, account: true });
-      accountHolders.push(`${runId}#${jobId}`);
+      expect(holder).toMatchObject({ attempt: job.attempt, state: job.state });
+      expect(holder.accountShard).toBeTypeOf('number');
+      perShard.set(holder.accountShard!, (perShard.get(holder.accountShard!) ?? 0) + 1);
     }
     const count = (s: JobState) => modelRun.jobs.filter((j) => j.state === s).length;
     expect(run.queued).toBe(count('queued'));
@@ -77,18 +77,12 @@ async function checkInvariants(real: Real, model: Model) {
       (await real.store.nextQueuedJobs(runId, 100, model.now)).map((q) => Number(q.jobId)).sort(),
     ).toEqual(due);
   }
-  // Across the account: one holder per live call of any run, never more than the account cap.
-  const { Item } = await real.aws.dynamo.send(
-    new GetItemCommand({
-      TableName: real.aws.tableName,
-      Key: { pk: { S: 'ACCOUNT' }, sk: { S: real.accountName } },
-      ConsistentRead: true,
-    }),
-  );
-  const account = Item ? unmarshall(Item) : { active: 0, holders: {} };
+  // Across the account: each shard counter counts exactly the live calls holding it, and together
+  // they never pass the account cap.
+  const account = await accountItems(real.aws.dynamo, real.aws.tableName, real.accountName);
   expect(account.active).toBe(liveIn(model));
   expect(account.active).toBeLessThanOrEqual(model.accountCap);
-  expect(Object.keys(account.holders).sort()).toEqual(accountHolders.sort());
+  for (const [shard, active] of account.shards) expect(active).toBe(perShard.get(shard) ?? 0);
 }
 
 type Cmd = fc.AsyncCommand<Model, Real>;

@@ -19,8 +19,8 @@ export interface StoredJob extends Job {
 }
 
 export interface Account {
-  active: number;
-  holders: Map<string, { attempt: number; since: string }>;
+  /** Live calls per shard counter (lambdas/core/account-shards.ts). */
+  shards: Map<number, number>;
   nextCreateAt: number;
   waiting: Set<string>;
 }

@@ -1,13 +1,22 @@
 // The RunStore port in memory, for the core's unit tests. Every method is one atomic step (nothing
 // awaits inside it), and each applies the same conditions the DynamoDB adapter puts on its writes
-// (lambdas/adapters/dynamo): an acquire needs a running run under its cap, no holder for the job and
-// the job queued at the attempt seen; a release needs the holder there with the same attempt and
-// state (and, to requeue, a run that is not canceled) and the job live at that attempt; "answered"
-// needs a dialing holder; a control change needs one of the allowed controls and a run not
+// (lambdas/adapters/dynamo): an acquire needs a running run under its cap, the job queued at the
+// attempt seen and, with an account cap, room on one of the shards it probes; a release needs the job
+// to be the holder (live, same attempt and state; and, to requeue, a run that is not canceled);
+// "answered" needs a dialing holder; holders are the live jobs; a control change needs one of the allowed controls and a run not
 // completed. What the store cannot know it refuses the same way: a duplicate or late write changes
 // nothing. Reads return copies, as a database does.
 
-import type { Holder, Job, NewJob, Run } from '../../lambdas/core/model.ts';
+import { MAX_WAVE } from '../../lambdas/adapters/dynamo/slots.ts';
+import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
+import {
+  type Holder,
+  holderOf,
+  type Job,
+  type NewJob,
+  type Run,
+  type RunRecord,
+} from '../../lambdas/core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -24,6 +33,7 @@ import type {
   ReleaseResult,
   ReservationResult,
   RunStore,
+  WaveResult,
 } from '../../lambdas/core/ports.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import {
@@ -84,7 +94,29 @@ export class MemoryRunStore implements RunStore {
 
   async getRun(runId: string): Promise<Run | undefined> {
     const run = this.runs.get(runId);
-    return run ? runView(run) : undefined;
+    return run ? this.#runView(run) : undefined;
+  }
+
+  async getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    const run = this.runs.get(runId);
+    if (!run) return undefined;
+    const { holders: _holders, ...record } = runView(run);
+    return record;
+  }
+
+  /** The run with its holders: its live jobs, as the adapter's live index lists them. */
+  #runView(run: StoredRun): Run {
+    const holders: Record<string, Holder> = {};
+    for (const job of this.jobs.get(run.runId)?.values() ?? []) {
+      const holder = holderOf(job);
+      if (holder) holders[job.jobId] = holder;
+    }
+    return { ...runView(run), holders };
+  }
+
+  /** The account's live calls, per shard counter. */
+  accountShards(): Map<number, number> {
+    return new Map(this.#account?.shards ?? []);
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {
@@ -104,7 +136,7 @@ export class MemoryRunStore implements RunStore {
       run.totalLeads > request.maxLeads - request.leads ||
       !notCompleted(run)
     ) {
-      return { kind: 'refused', run: runView(run) };
+      return { kind: 'refused', run: this.#runView(run) };
     }
     const reserved = { firstIndex: run.totalLeads, firstChunk: run.chunkCount };
     run.totalLeads += request.leads;
@@ -223,43 +255,109 @@ export class MemoryRunStore implements RunStore {
     at: string,
     account?: AccountLimits,
   ): Promise<AcquireResult> {
+    const max = account?.maxConcurrentCalls;
+    if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined);
+    // As the adapter: the job's own shard first, then the next ones.
+    const caps = accountShardCaps(max);
+    for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
+      const result = this.#tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! });
+      if (result !== 'account-full') return result;
+    }
+    return 'account-full';
+  }
+
+  async acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    // As the adapter's one transaction: the jobs still queued, if the run has room for all of them
+    // and each one's first shard has room for its share; else as many as the run has room for.
+    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
+    const run = this.runs.get(runId);
+    const wave = jobs.slice(0, MAX_WAVE);
+    for (const job of wave) {
+      const stored = this.jobs.get(runId)?.get(job.jobId);
+      if (stored?.status !== 'queued' || stored.attempt !== job.attempt) result.taken.push(job);
+    }
+    let pending = wave.filter((job) => !result.taken.includes(job));
+    if (pending.length === 0) return result;
+    const free =
+      run?.control === 'running' && run.concurrency === concurrency ? run.concurrency - run.active : 0;
+    const room = pending.slice(0, Math.max(0, free));
+    const max = account?.maxConcurrentCalls;
+    if (max !== undefined && room.length > 0) {
+      const caps = accountShardCaps(max);
+      const limits = this.#ensureAccount();
+      const perShard = new Map<number, number>();
+      for (const job of room) {
+        const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
+        perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+      }
+      if ([...perShard].some(([shard, n]) => (limits.shards.get(shard) ?? 0) + n > caps[shard]!)) {
+        result.left.unshift(...pending);
+        result.stop = 'account-full';
+        return result;
+      }
+    }
+    for (const job of room) {
+      const caps = max === undefined ? undefined : accountShardCaps(max);
+      const shard = caps ? accountShardProbes(runId, job.jobId, caps.length)[0]! : undefined;
+      const taken = this.#tryAcquire(
+        runId,
+        job,
+        at,
+        undefined,
+        shard === undefined ? undefined : { shard, cap: caps![shard]! },
+      );
+      if (taken !== 'acquired')
+        throw new Error(`memory store: a checked wave acquire was refused (${taken})`);
+      result.acquired.push(job);
+    }
+    pending = pending.slice(room.length);
+    if (pending.length > 0) {
+      result.left.unshift(...pending);
+      result.stop = 'no-slot';
+    }
+    return result;
+  }
+
+  #tryAcquire(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account: AccountLimits | undefined,
+    shard: { shard: number; cap: number } | undefined,
+  ): AcquireResult {
     const attempt = job.attempt + 1;
-    const withAccount =
-      account !== undefined &&
-      (account.maxConcurrentCalls !== undefined || account.callsPerSecond !== undefined);
-    const limits = withAccount ? this.#ensureAccount() : undefined;
+    const limits = shard || account?.callsPerSecond !== undefined ? this.#ensureAccount() : undefined;
     const run = this.runs.get(runId);
     const stored = this.jobs.get(runId)?.get(job.jobId);
-    const runOk =
-      run !== undefined &&
-      run.control === 'running' &&
-      run.active < run.concurrency &&
-      run.holders[job.jobId] === undefined;
+    const runOk = run !== undefined && run.control === 'running' && run.active < run.concurrency;
     const jobOk = stored?.status === 'queued' && stored.attempt === job.attempt;
-    const accountOk =
-      limits === undefined ||
-      ((account?.maxConcurrentCalls === undefined || limits.active < account.maxConcurrentCalls) &&
-        (account?.callsPerSecond === undefined || limits.nextCreateAt <= account.nowMs));
+    const shardOk = !shard || (limits!.shards.get(shard.shard) ?? 0) < shard.cap;
+    const paceOk = account?.callsPerSecond === undefined || limits!.nextCreateAt <= account.nowMs;
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (!jobOk) return 'job-taken';
     if (!runOk) return 'no-slot';
-    if (!accountOk) {
-      return account?.maxConcurrentCalls !== undefined && limits!.active >= account.maxConcurrentCalls
-        ? 'account-full'
-        : 'paced';
-    }
+    if (!shardOk) return 'account-full';
+    if (!paceOk) return 'paced';
     run!.active += 1;
     run!.queued -= 1;
-    run!.holders[job.jobId] = { attempt, state: 'dialing', since: at, ...(limits ? { account: true } : {}) };
     const { queuedKey: _key, notBefore: _nb, callSid: _sid, outcome: _o, errorCode: _e, ...rest } = stored!;
-    const { answeredAt: _a, endedAt: _end, ...kept } = rest;
-    this.#jobsOf(runId).set(job.jobId, { ...kept, status: 'dialing', attempt, dialedAt: at });
-    if (limits && account) {
-      limits.active += 1;
-      limits.holders.set(`${runId}#${job.jobId}`, { attempt, since: at });
-      if (account.callsPerSecond !== undefined) {
-        limits.nextCreateAt = account.nowMs + 1000 / account.callsPerSecond;
-      }
+    const { answeredAt: _a, endedAt: _end, accountShard: _shard, ...kept } = rest;
+    this.#jobsOf(runId).set(job.jobId, {
+      ...kept,
+      status: 'dialing',
+      attempt,
+      dialedAt: at,
+      ...(shard ? { accountShard: shard.shard } : {}),
+    });
+    if (limits && shard) limits.shards.set(shard.shard, (limits.shards.get(shard.shard) ?? 0) + 1);
+    if (limits && account?.callsPerSecond !== undefined) {
+      limits.nextCreateAt = account.nowMs + 1000 / account.callsPerSecond;
     }
     return 'acquired';
   }
@@ -269,66 +367,57 @@ export class MemoryRunStore implements RunStore {
     if (job && job.attempt === attempt && job.callSid === undefined) job.callSid = callSid;
   }
 
-  async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
-    const holder = this.runs.get(runId)?.holders[jobId];
-    if (holder?.attempt !== attempt || holder.state !== 'dialing') return 'stale';
-    holder.state = 'calling';
+  async markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
     const job = this.jobs.get(runId)?.get(jobId);
-    if (job && job.attempt === attempt && job.status === 'dialing') {
-      job.status = 'calling';
-      job.answeredAt = at;
-    }
+    if (job?.attempt !== attempt || job.status !== 'dialing') return 'stale';
+    job.status = 'calling';
+    job.answeredAt = at;
+    if (callSid !== undefined) job.callSid ??= callSid;
     return 'applied';
   }
 
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
     const run = this.runs.get(runId);
-    const accountSlot = release.accountSlot ?? run?.holders[jobId]?.account === true;
-    const requeue = to === 'queued';
-    const holder: Holder | undefined = run?.holders[jobId];
-    const runOk =
-      holder !== undefined &&
-      holder.attempt === attempt &&
-      holder.state === from &&
-      (!requeue || run!.control !== 'canceled');
     const job = this.jobs.get(runId)?.get(jobId);
-    const jobOk =
-      job !== undefined && job.attempt === attempt && (job.status === 'dialing' || job.status === 'calling');
+    const holder = job ? holderOf(job) : undefined;
+    const accountShard =
+      release.accountShard === undefined ? (holder?.accountShard ?? null) : release.accountShard;
+    const requeue = to === 'queued';
+    const jobOk = holder !== undefined && holder.attempt === attempt && holder.state === from;
+    const runOk = run !== undefined && run.active > 0 && (!requeue || run.control !== 'canceled');
     if (!runOk || !jobOk) {
-      if (
-        requeue &&
-        !runOk &&
-        run?.control === 'canceled' &&
-        holder?.attempt === attempt &&
-        holder.state === from
-      ) {
+      if (requeue && jobOk && run?.control === 'canceled') {
         // Refused because the run was canceled: the lead is canceled instead of queued.
         return this.releaseSlot({
           ...release,
           to: 'canceled',
           outcome: 'canceled',
-          accountSlot: holder.account === true,
+          accountShard: holder.accountShard ?? null,
         });
       }
       return 'stale';
     }
-    // The account's holder is removed with the run's; a missing one (reset by hand) does not keep
-    // the run's slot from being freed.
+    // The shard's counter goes down with the run's; one at zero (reset by hand) does not keep the
+    // run's slot from being freed.
     const limits = this.#account;
-    const accountHolder = `${runId}#${jobId}`;
-    if (accountSlot && limits?.holders.has(accountHolder)) {
-      limits.holders.delete(accountHolder);
-      limits.active -= 1;
+    if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
+      limits.shards.set(accountShard, limits.shards.get(accountShard)! - 1);
     }
     const outcome = release.outcome ?? to;
     run!.active -= 1;
-    delete run!.holders[jobId];
     if (requeue) run!.queued += 1;
     else {
       run![to] += 1;
       run!.outcomes[outcome] = (run!.outcomes[outcome] ?? 0) + 1;
     }
+    delete job!.accountShard;
     job!.endedAt = at;
     if (release.outcome !== undefined) job!.outcome = release.outcome;
     if (release.errorCode !== undefined) job!.errorCode = release.errorCode;
@@ -352,11 +441,11 @@ export class MemoryRunStore implements RunStore {
     const run = this.runs.get(runId);
     if (!run) return { kind: 'not-found' };
     if (!change.from.includes(run.control) || !notCompleted(run))
-      return { kind: 'refused', run: runView(run) };
+      return { kind: 'refused', run: this.#runView(run) };
     run.control = change.to;
     run.controlAt = change.at;
     if (change.hangup) run.hangup = true;
-    return { kind: 'changed', run: runView(run) };
+    return { kind: 'changed', run: this.#runView(run) };
   }
 
   async cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
@@ -383,7 +472,7 @@ export class MemoryRunStore implements RunStore {
       (a, b) => b.createdAt.localeCompare(a.createdAt) || b.runId.localeCompare(a.runId),
     );
     return pageOf(
-      runs.map((run) => [run.runId, runView(run)]),
+      runs.map((run) => [run.runId, this.#runView(run)]),
       page,
     );
   }
@@ -412,7 +501,7 @@ export class MemoryRunStore implements RunStore {
   }
 
   #ensureAccount(): Account {
-    this.#account ??= { active: 0, holders: new Map(), nextCreateAt: 0, waiting: new Set() };
+    this.#account ??= { shards: new Map(), nextCreateAt: 0, waiting: new Set() };
     return this.#account;
   }
 }

@@ -57,11 +57,51 @@ export async function runItems(dynamo: DynamoDBClient, tableName: string, runId:
     items.push(...(page.Items ?? []).map((item) => unmarshall(item)));
     ExclusiveStartKey = page.LastEvaluatedKey as typeof ExclusiveStartKey;
   } while (ExclusiveStartKey);
-  const run = items.find((item) => item.sk === 'RUN') as Record<string, unknown> & {
+  const jobs = items.filter((item) => String(item.sk).startsWith('JOB#'));
+  // The holders are the live jobs: those in the live index (carrying `liveRun`).
+  const holders = Object.fromEntries(
+    jobs
+      .filter((job) => job.liveRun !== undefined)
+      .map((job) => [
+        String(job.sk).slice('JOB#'.length),
+        { attempt: Number(job.attempt), state: String(job.status), accountShard: job.accountShard },
+      ]),
+  );
+  const run = { ...items.find((item) => item.sk === 'RUN'), holders } as Record<string, unknown> & {
     active: number;
     completed: number;
-    holders: Record<string, { attempt: number; state: string }>;
+    holders: Record<string, { attempt: number; state: string; accountShard?: number }>;
   };
-  const jobs = items.filter((item) => String(item.sk).startsWith('JOB#'));
   return { run, jobs };
+}
+
+/** The account's limit items, straight from the table: each shard counter's live calls, and the waiting runs. */
+export async function accountItems(dynamo: DynamoDBClient, tableName: string, name = 'LIMITS') {
+  const shards = new Map<number, number>();
+  let waiting: unknown;
+  let ExclusiveStartKey: Record<string, never> | undefined;
+  do {
+    const page = await dynamo.send(
+      new ScanCommand({
+        TableName: tableName,
+        FilterExpression: 'begins_with(pk, :shard) OR (pk = :account AND sk = :name)',
+        ExpressionAttributeValues: {
+          ':shard': { S: `ACCOUNT#${name}#` },
+          ':account': { S: 'ACCOUNT' },
+          ':name': { S: name },
+        },
+        ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+      }),
+    );
+    for (const raw of page.Items ?? []) {
+      const item = unmarshall(raw);
+      const pk = String(item.pk);
+      if (pk === 'ACCOUNT') waiting = item.waiting;
+      else if (item.sk === 'SHARD')
+        shards.set(Number(pk.slice(pk.lastIndexOf('#') + 1)), Number(item.active));
+    }
+    ExclusiveStartKey = page.LastEvaluatedKey as typeof ExclusiveStartKey;
+  } while (ExclusiveStartKey);
+  const active = [...shards.values()].reduce((sum, n) => sum + n, 0);
+  return { active, shards, waiting };
 }

@@ -117,7 +117,7 @@ describe('status callbacks', () => {
       },
     );
     expect(effect).toBe('released');
-    expect(counts.getRun ?? 0).toBe(0);
+    expect((counts.getRun ?? 0) + (counts.getRunRecord ?? 0)).toBe(0);
     expect(counts.releaseSlot).toBe(1);
     expect(await w.store.getRun(runId)).toMatchObject({ failed: 1, outcomes: { 'no-answer': 1 } });
   });

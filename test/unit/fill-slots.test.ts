@@ -182,7 +182,9 @@ describe('the fill loop', () => {
     const { store, counts } = counting(w.store);
     expect(await fillSlots({ ...w.deps, store, recentOptions }, runId, hint)).toEqual({ placed: 1 });
 
-    expect(counts.getRun ?? 0).toBe(1); // after the create: a cancel meanwhile would end the call
+    // After the create, the run's record alone: a cancel meanwhile would end the call.
+    expect(counts.getRunRecord ?? 0).toBe(1);
+    expect(counts.getRun ?? 0).toBe(0);
     expect(counts.nextQueuedJobs ?? 0).toBe(0);
     expect(counts.acquireSlot).toBe(1);
   });

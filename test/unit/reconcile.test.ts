@@ -162,4 +162,32 @@ describe('the reconciler', () => {
     expect(w.queue.take().map((d) => d.runId)).toEqual([stalled]);
     expect(await w.store.listOpenRuns()).toEqual([stalled]);
   });
+  it('counts a slot count that disagrees with its holders, but not a run whose count moves meanwhile', async () => {
+    const { w, runId } = await held();
+    // A counter left one above its holders (a bug it exists to catch): it holds still.
+    w.store.runs.get(runId)!.active += 1;
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ mismatches: 1 });
+
+    // A busy run: every read finds its counter moved (calls end and start between the reads).
+    w.store.runs.get(runId)!.active -= 1;
+    let reads = 0;
+    const moving = new Proxy(w.store, {
+      get(target, name, receiver) {
+        if (name === 'getRunRecord')
+          return async (id: string) => {
+            const record = await target.getRunRecord(id);
+            reads += 1;
+            return record && { ...record, active: record.active + reads };
+          };
+        if (name === 'getRun')
+          return async (id: string) => {
+            const run = await target.getRun(id);
+            reads += 1;
+            return run && { ...run, active: run.active + reads };
+          };
+        return Reflect.get(target, name, receiver);
+      },
+    });
+    expect(await reconcile({ ...w.reconcileDeps, store: moving })).toMatchObject({ mismatches: 0 });
+  });
 });

@@ -91,7 +91,6 @@ export async function runIngest(options: IngestOptions): Promise<SectionResult> 
     const usage = countUsage(probe, {
       window: { from: large.sentAt, to: largeQueued.at },
       itemSizes: new Map(runSize === undefined ? [] : [[runKey, runSize]]),
-      cap: 1,
     });
     const ingestWriteUnitsBy = Object.fromEntries(
       Object.entries(usage.dynamo.writeUnitsBy).filter(([label]) =>
@@ -256,7 +255,6 @@ async function chunkIngestFloor(
               ingestedLeads: 0,
               queued: 0,
               active: 0,
-              holders: {},
             },
           }),
         );

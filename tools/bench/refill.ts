@@ -65,7 +65,7 @@ export async function runRefill(options: RefillOptions): Promise<[SectionResult,
     const path = analyzeRefillPath(probe, sim.calls(), new Set(runIds));
 
     const itemSizes = await scanItemSizes(stack.endpoints.dynamodb, stack.tableName, probe);
-    const usage = countUsage(probe, { window, itemSizes, cap: CAP });
+    const usage = countUsage(probe, { window, itemSizes });
     const logBytes = logStart !== undefined && logEnd !== undefined ? logEnd - logStart : undefined;
     const cost = costPer1000Calls(usage, calls, logBytes === undefined ? {} : { logBytes });
     const ratio = round(latency.p50 / floor.floorMs, 2);

@@ -7,8 +7,8 @@
 // TransactWriteItems it reports one item's worth whatever the number of items, so transactions are
 // computed here by AWS's rule: each item costs 2 write units per started KB of the larger of its
 // before and after images, plus one write unit per index write it causes. Item sizes come from a scan
-// of the table when the workload ends (a job is then at its largest; a run item gets its slots' holder
-// entries added back).
+// of the table when the workload ends (a job is then at its largest; a run item holds only counters,
+// whatever its cap, since its holders are the live jobs themselves).
 
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -114,33 +114,19 @@ function valueSize(value: AttributeValue): number {
   return 0;
 }
 
-/** A run item holds one entry per live call: {attempt, state, since} under the job id. */
-export function holderEntrySize(): number {
-  return (
-    Buffer.byteLength('000000') +
-    valueSize({
-      M: { attempt: { N: '1' }, state: { S: 'dialing' }, since: { S: new Date().toISOString() } },
-    }) +
-    1
-  );
-}
-
 export interface UsageOptions {
   window: Window;
   itemSizes: Map<string, number>;
-  /** The runs' cap: a run item is counted with this many holder entries in it. */
-  cap: number;
 }
 
 export function countUsage(probe: Probe, options: UsageOptions): Usage {
-  const { window, itemSizes, cap } = options;
+  const { window, itemSizes } = options;
   const inWindow = (t: number) => t >= window.from && t <= window.to;
   const invocations = new Map(probe.invocations.map((inv) => [inv.id, inv]));
   // The bench's own API requests (its GET polling) are not the app's cost.
   const isBenchApi = (inv: Invocation | undefined) => inv?.fn === 'api' && inv.method === 'GET';
-  const runExtra = cap * holderEntrySize();
   const units = (key: string) => {
-    const size = (itemSizes.get(key) ?? 1024) + (key.endsWith('|RUN') ? runExtra : 0);
+    const size = itemSizes.get(key) ?? 1024;
     return Math.max(1, Math.ceil(size / 1024));
   };
 

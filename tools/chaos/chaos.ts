@@ -6,8 +6,9 @@
 // The verdict comes from an observer outside dialgate: the double's own record of calls (how many
 // were live at once per run, how often each number was called) and a read of the table at the end.
 
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { TABLE_SCHEMA } from '../../lambdas/definitions/table-schema.ts';
 import { LOCAL_AWS } from '../local/emulators.ts';
 import { startLocalStack } from '../local/stack.ts';
 import {
@@ -187,7 +188,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         status: view.status,
         final: view.completed + view.failed + view.canceled,
         active: Number(Item?.active?.N ?? Number.NaN),
-        holders: Object.keys(Item?.holders?.M ?? {}).length,
+        holders: await liveJobs(dynamo, stack.tableName, runId),
         calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
         called: perNumber.size,
       });
@@ -278,4 +279,19 @@ async function createRunWithRetry(apiUrl: string, body: unknown, key: string): P
     if (res.status < 500 || attempt >= 5)
       throw new Error(`POST /runs: HTTP ${res.status} ${await res.text()}`);
   }
+}
+
+/** How many of a run's jobs hold a slot: the live index, read from outside the code under test. */
+async function liveJobs(dynamo: DynamoDBClient, tableName: string, runId: string): Promise<number> {
+  const { Count } = await dynamo.send(
+    new QueryCommand({
+      TableName: tableName,
+      IndexName: TABLE_SCHEMA.liveIndex.name,
+      KeyConditionExpression: '#live = :run',
+      ExpressionAttributeNames: { '#live': TABLE_SCHEMA.liveIndex.partitionKey },
+      ExpressionAttributeValues: { ':run': { S: runId } },
+      Select: 'COUNT',
+    }),
+  );
+  return Count ?? 0;
 }

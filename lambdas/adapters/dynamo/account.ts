@@ -1,108 +1,84 @@
-// (adapter) The account item: the account-wide semaphore (live calls across every run, each held by
-// a named holder) and pace (the next free calls.create time), and the runs waiting for an account
-// slot. Its share of an acquire or a release is an item of the same transaction as the run's.
+// (adapter) Account-wide limits, as small items of their own: the cap on live calls split over shard
+// counters (lambdas/core/account-shards.ts), each in its own partition; the calls-per-second pace on
+// one item; and the runs waiting for an account slot on another. Their share of an acquire or a
+// release is an item of the same transaction as the run's; who holds an account slot is recorded on
+// the job (`accountShard`), not on any counter.
 
-import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AccountLimits } from '../../core/ports.ts';
 import { keys } from '../../definitions/table-schema.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
-/** The account's holder name for a job: unique across runs. */
-function accountHolder(runId: string, jobId: string): string {
-  return `${runId}#${jobId}`;
-}
-
 export class DynamoAccount {
-  private readonly key: { pk: string; sk: string };
-  private ready: Promise<void> | undefined;
-
-  /** `name`: the account item's sort key, one per deployment; tests use their own. */
+  /** `name`: one per deployment; tests use their own. */
   constructor(
     private readonly t: DynamoTable,
-    name?: string,
-  ) {
-    this.key = keys.account(name);
-  }
+    private readonly name?: string,
+  ) {}
 
-  /** The account's share of an acquire: its own slot under the account cap, and the CPS pace. */
-  acquireItem(
-    runId: string,
-    jobId: string,
-    attempt: number,
-    at: string,
-    account: AccountLimits,
-  ): TransactItem {
-    const conditions: string[] = [];
-    const values: Record<string, unknown> = { ':one': 1, ':holder': { attempt, since: at } };
-    let update = 'SET active = active + :one, holders.#holder = :holder';
-    if (account.maxConcurrentCalls !== undefined) {
-      conditions.push('active < :max');
-      values[':max'] = account.maxConcurrentCalls;
-    }
-    if (account.callsPerSecond !== undefined) {
-      // One create per 1/cps seconds across the account: the next may start no earlier than this one + 1/cps.
-      conditions.push('nextCreateAt <= :now');
-      update += ', nextCreateAt = :next';
-      values[':now'] = account.nowMs;
-      values[':next'] = account.nowMs + 1000 / account.callsPerSecond;
-    }
+  /**
+   * A shard's share of an acquire: `slots` slots (one, or a wave's jobs on this shard) under its own cap. The counter is made by the first
+   * acquire that reaches it (no setup step); a missing counter is zero.
+   */
+  acquireShardItem(shard: number, cap: number, slots = 1): TransactItem {
     return {
       Update: {
         TableName: this.t.name,
-        Key: this.key,
-        UpdateExpression: update,
-        ConditionExpression: conditions.join(' AND '),
-        ExpressionAttributeNames: { '#holder': accountHolder(runId, jobId) },
-        ExpressionAttributeValues: values,
-        // Tells "account full" from "paced" when the condition fails.
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-      },
-    };
-  }
-
-  /** The account's share of a release: its holder removed, only if it is there. */
-  releaseItem(runId: string, jobId: string): TransactItem {
-    return {
-      Update: {
-        TableName: this.t.name,
-        Key: this.key,
-        UpdateExpression: 'SET active = active - :one REMOVE holders.#holder',
-        ConditionExpression: 'attribute_exists(holders.#holder)',
-        ExpressionAttributeNames: { '#holder': accountHolder(runId, jobId) },
-        ExpressionAttributeValues: { ':one': 1 },
-      },
-    };
-  }
-
-  /** The account item, made once: a nested holder cannot be set on an item that does not exist. */
-  ensure(): Promise<void> {
-    this.ready ??= this.t.doc
-      .send(
-        new PutCommand({
-          TableName: this.t.name,
-          Item: { ...this.key, entity: 'account', active: 0, holders: {}, nextCreateAt: 0 },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      )
-      .then(
-        () => undefined,
-        (error) => {
-          if (isConditionalCheckFailed(error)) return;
-          this.ready = undefined;
-          throw error;
+        Key: keys.accountShard(this.name, shard),
+        UpdateExpression: 'SET active = if_not_exists(active, :zero) + :n, entity = :entity',
+        // `slots` more must fit under the shard's cap (slots ≤ cap: a wave never asks for more).
+        ConditionExpression: 'attribute_not_exists(active) OR active <= :room',
+        ExpressionAttributeValues: {
+          ':zero': 0,
+          ':n': slots,
+          ':room': cap - slots,
+          ':entity': 'account-shard',
         },
-      );
-    return this.ready;
+      },
+    };
+  }
+
+  /** The pace's share of an acquire: one create per 1/cps seconds across the account. */
+  acquirePaceItem(account: AccountLimits & { callsPerSecond: number }): TransactItem {
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.accountPace(this.name),
+        UpdateExpression: 'SET nextCreateAt = :next, entity = :entity',
+        ConditionExpression: 'attribute_not_exists(nextCreateAt) OR nextCreateAt <= :now',
+        ExpressionAttributeValues: {
+          ':now': account.nowMs,
+          ':next': account.nowMs + 1000 / account.callsPerSecond,
+          ':entity': 'account-pace',
+        },
+      },
+    };
+  }
+
+  /**
+   * The shard's share of a release. Not a bare decrement: it is part of the transaction whose job
+   * item is conditioned on this holder and attempt, and the counter never goes below zero.
+   */
+  releaseShardItem(shard: number): TransactItem {
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.accountShard(this.name, shard),
+        UpdateExpression: 'SET active = active - :one',
+        ConditionExpression: 'active > :zero',
+        ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+      },
+    };
   }
 
   async addWaitingRun(runId: string): Promise<void> {
-    await this.ensure();
+    // Its own item, not a counter's: it grows with the runs waiting, never with the calls live.
     await this.t.doc.send(
       new UpdateCommand({
         TableName: this.t.name,
-        Key: this.key,
-        UpdateExpression: 'ADD waiting :run',
-        ExpressionAttributeValues: { ':run': new Set([runId]) },
+        Key: keys.account(this.name),
+        UpdateExpression: 'ADD waiting :run SET entity = :entity',
+        ExpressionAttributeValues: { ':run': new Set([runId]), ':entity': 'account-waiting' },
       }),
     );
   }
@@ -113,7 +89,7 @@ export class DynamoAccount {
       const { Attributes } = await this.t.doc.send(
         new UpdateCommand({
           TableName: this.t.name,
-          Key: this.key,
+          Key: keys.account(this.name),
           UpdateExpression: 'REMOVE waiting',
           ConditionExpression: 'attribute_exists(waiting)',
           ReturnValues: 'UPDATED_OLD',

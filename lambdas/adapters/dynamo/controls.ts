@@ -2,15 +2,9 @@
 // the sweep that marks a canceled run's queued jobs canceled, 99 jobs and the run a transaction.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type {
-  ControlChange,
-  ControlResult,
-  QueueStore,
-  RunControlStore,
-  RunReader,
-} from '../../core/ports.ts';
+import type { ControlChange, ControlResult, QueueStore, RunControlStore } from '../../core/ports.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import { runFromItem } from './items.ts';
+import type { DynamoRuns } from './runs.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
 /** Jobs per cancel transaction: 99 jobs and the run item make DynamoDB's 100 items. */
@@ -19,7 +13,7 @@ const CANCEL_BATCH = 99;
 export class DynamoControls implements RunControlStore {
   constructor(
     private readonly t: DynamoTable,
-    private readonly runs: RunReader,
+    private readonly runs: DynamoRuns,
     private readonly queue: QueueStore,
   ) {}
 
@@ -46,7 +40,7 @@ export class DynamoControls implements RunControlStore {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return { kind: 'changed', run: runFromItem(Attributes ?? {}) };
+      return { kind: 'changed', run: await this.runs.runWithHolders(Attributes ?? {}) };
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
       const run = await this.runs.getRun(runId);

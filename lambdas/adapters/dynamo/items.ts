@@ -1,7 +1,7 @@
 // (adapter) Items to and from the core's model: what a run, a job and a queued job look like in the
 // table. Keys come from the table schema's `keys`; nothing else in the adapter builds an item.
 
-import type { Job, NewJob, Run } from '../../core/model.ts';
+import type { Job, NewJob, Run, RunRecord } from '../../core/model.ts';
 import type { NewRun, QueuedJob } from '../../core/ports.ts';
 import type { RunOptions } from '../../core/run-options.ts';
 import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
@@ -23,7 +23,6 @@ export function newRunItem(run: NewRun): Record<string, unknown> {
     totalLeads: run.totalLeads,
     ingestedLeads: 0,
     active: 0,
-    holders: {},
     queued: 0,
     completed: 0,
     failed: 0,
@@ -59,7 +58,8 @@ export function newJobItem(runId: string, job: NewJob, at: string, mode: IngestM
   };
 }
 
-export function runFromItem(item: Record<string, unknown>): Run {
+/** A run's own record from its item: its counters and settings, not its holders. */
+export function runRecordFromItem(item: Record<string, unknown>): RunRecord {
   return {
     runId: String(item.runId),
     createdAt: String(item.createdAt),
@@ -68,7 +68,6 @@ export function runFromItem(item: Record<string, unknown>): Run {
     totalLeads: Number(item.totalLeads),
     ingestedLeads: Number(item.ingestedLeads),
     active: Number(item.active),
-    holders: (item.holders ?? {}) as Run['holders'],
     queued: Number(item.queued),
     completed: Number(item.completed),
     failed: Number(item.failed),
@@ -82,7 +81,17 @@ export function runFromItem(item: Record<string, unknown>): Run {
 }
 
 export function jobFromItem(item: Record<string, unknown>): Job {
-  const { pk: _pk, sk: _sk, entity: _entity, queuedRun: _qr, queuedKey: _qk, timeZone: _tz, ...rest } = item;
+  const {
+    pk: _pk,
+    sk: _sk,
+    entity: _entity,
+    queuedRun: _qr,
+    queuedKey: _qk,
+    liveRun: _lr,
+    liveKey: _lk,
+    timeZone: _tz,
+    ...rest
+  } = item;
   return rest as unknown as Job;
 }
 

@@ -7,14 +7,18 @@ import type { Job, Run } from '../../core/model.ts';
 import type { Page, PageRequest, RunQueries } from '../../core/ports.ts';
 import { ID_CHARS } from '../../definitions/formats.ts';
 import { keys, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import { jobFromItem, runFromItem } from './items.ts';
+import { jobFromItem } from './items.ts';
+import type { DynamoRuns } from './runs.ts';
 import { type DynamoTable, MAX_CONFLICT_RETRIES } from './table.ts';
 
 /** Pages read for one page of a filtered job list, before answering with what was found. */
 const MAX_FILTERED_PAGES = 5;
 
 export class DynamoListings implements RunQueries {
-  constructor(private readonly t: DynamoTable) {}
+  constructor(
+    private readonly t: DynamoTable,
+    private readonly runs: DynamoRuns,
+  ) {}
 
   async listRuns(page: PageRequest): Promise<Page<Run>> {
     const start = page.cursor === undefined ? undefined : decodeCursor(page.cursor, isRunsCursor);
@@ -40,20 +44,28 @@ export class DynamoListings implements RunQueries {
   /** The runs behind `pks`, in that order (consistent reads; at most 100 keys). */
   private async batchGetRuns(pks: string[]): Promise<Run[]> {
     if (pks.length === 0) return [];
-    const found = new Map<string, Run>();
+    const found = new Map<string, Record<string, unknown>>();
     let pending: Record<string, unknown>[] = pks.map((pk) => ({ pk, sk: 'RUN' }));
     for (let round = 0; pending.length > 0; round++) {
       const { Responses, UnprocessedKeys } = await this.t.doc.send(
         new BatchGetCommand({ RequestItems: { [this.t.name]: { Keys: pending, ConsistentRead: true } } }),
       );
-      for (const item of Responses?.[this.t.name] ?? []) found.set(String(item.pk), runFromItem(item));
+      for (const item of Responses?.[this.t.name] ?? []) found.set(String(item.pk), item);
       pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
       if (pending.length > 0) {
         if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
         await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
       }
     }
-    return pks.flatMap((pk) => found.get(pk) ?? []);
+    // Holders only for runs with live calls: a finished run's page costs no index read.
+    return Promise.all(
+      pks
+        .flatMap((pk): Record<string, unknown>[] => {
+          const item = found.get(pk);
+          return item ? [item] : [];
+        })
+        .map((item) => this.runs.runWithHolders(item)),
+    );
   }
 
   async listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {

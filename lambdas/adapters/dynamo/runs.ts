@@ -1,8 +1,9 @@
 // (adapter) Run items: created (with an Idempotency-Key, atomically), read, grown by appended leads,
 // listed while open and closed once every lead is final.
 
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Job, Run } from '../../core/model.ts';
+import { randomUUID } from 'node:crypto';
+import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { holderOf, type Job, type Run, type RunRecord } from '../../core/model.ts';
 import type {
   CreateRunResult,
   IdempotencyClaim,
@@ -14,13 +15,15 @@ import type {
   RunReader,
 } from '../../core/ports.ts';
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import { jobFromItem, newRunItem, runFromItem } from './items.ts';
-import { type DynamoTable, isConditionalCheckFailed } from './table.ts';
+import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
+import { type DynamoTable, isConditionalCheckFailed, isLostAnswer, MAX_CONFLICT_RETRIES } from './table.ts';
 
 /** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Reads and tries of a keyed append while other appends keep moving the run. */
 const MAX_RESERVE_ROUNDS = 20;
+/** DynamoDB's limit of keys in one BatchGetItem. */
+const BATCH_GET_MAX = 100;
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   constructor(private readonly t: DynamoTable) {}
@@ -66,10 +69,82 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async getRun(runId: string): Promise<Run | undefined> {
+    const [record, holders] = await Promise.all([this.getRunRecord(runId), this.listHolders(runId)]);
+    return record ? { ...record, holders } : undefined;
+  }
+
+  async getRunRecord(runId: string): Promise<RunRecord | undefined> {
     const { Item } = await this.t.doc.send(
       new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
     );
-    return Item ? runFromItem(Item) : undefined;
+    return Item ? runRecordFromItem(Item) : undefined;
+  }
+
+  /** A run from its item, with its holders read when it has any. */
+  async runWithHolders(item: Record<string, unknown>): Promise<Run> {
+    const runId = String(item.runId);
+    return {
+      ...runRecordFromItem(item),
+      holders: Number(item.active) > 0 ? await this.listHolders(runId) : {},
+    };
+  }
+
+  /**
+   * The run's live jobs: the sparse live index (keys only, eventually consistent on AWS) names
+   * them, and the jobs themselves say their attempt and state. A job the index still lists but that
+   * no longer holds a slot is left out.
+   */
+  async listHolders(runId: string): Promise<Run['holders']> {
+    const jobKeys: Record<string, unknown>[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.t.doc.send(
+        new QueryCommand({
+          TableName: this.t.name,
+          IndexName: TABLE_SCHEMA.liveIndex.name,
+          KeyConditionExpression: '#live = :run',
+          ExpressionAttributeNames: { '#live': TABLE_SCHEMA.liveIndex.partitionKey },
+          ExpressionAttributeValues: { ':run': runId },
+          ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) jobKeys.push({ pk: item.pk, sk: item.sk });
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    const holders: Run['holders'] = {};
+    for (let start = 0; start < jobKeys.length; start += BATCH_GET_MAX) {
+      for (const item of await this.batchGetJobs(jobKeys.slice(start, start + BATCH_GET_MAX))) {
+        const holder = holderOf(jobFromItem(item));
+        if (holder) holders[String(item.jobId)] = holder;
+      }
+    }
+    return holders;
+  }
+
+  /** What makes a job a holder, for up to 100 jobs (eventually consistent, like the index). */
+  private async batchGetJobs(jobKeys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
+    let pending = jobKeys;
+    for (let round = 0; pending.length > 0; round++) {
+      const { Responses, UnprocessedKeys } = await this.t.doc.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [this.t.name]: {
+              Keys: pending,
+              ProjectionExpression: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard',
+              ExpressionAttributeNames: { '#status': 'status' },
+            },
+          },
+        }),
+      );
+      found.push(...(Responses?.[this.t.name] ?? []));
+      pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
+      if (pending.length > 0) {
+        if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
+        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
+      }
+    }
+    return found;
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {
@@ -81,6 +156,20 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
 
   async reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult> {
     if (request.idempotency) return this.reserveLeadsOnce(runId, request, request.idempotency);
+    // The reservation names itself, so that a retry after a lost answer finds it already made (the
+    // run keeps the last one's id and places) instead of reserving the leads a second time.
+    const id = randomUUID();
+    for (let retry = 0; ; retry++) {
+      try {
+        return await this.tryReserve(runId, request, id);
+      } catch (error) {
+        if (!isLostAnswer(error) || retry >= MAX_CONFLICT_RETRIES) throw error;
+        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** retry));
+      }
+    }
+  }
+
+  private async tryReserve(runId: string, request: LeadReservation, id: string): Promise<ReservationResult> {
     try {
       const { Attributes = {} } = await this.t.doc.send(
         new UpdateCommand({
@@ -88,10 +177,13 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
           Key: keys.run(runId),
           // One write for the whole append: the run cannot look completed while any of it is pending.
           UpdateExpression:
-            'SET totalLeads = totalLeads + :n, chunkCount = if_not_exists(chunkCount, :zero) + :k',
+            'SET totalLeads = totalLeads + :n, chunkCount = if_not_exists(chunkCount, :zero) + :k, ' +
+            // Operands read the item as it was: the places this reservation starts at, kept with its id.
+            'reservationId = :id, reservationIndex = totalLeads, reservationChunk = if_not_exists(chunkCount, :zero)',
           ConditionExpression:
             'attribute_exists(pk) AND #control <> :canceled AND totalLeads <= :room ' +
-            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)',
+            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads) ' +
+            'AND (attribute_not_exists(reservationId) OR reservationId <> :id)',
           ExpressionAttributeNames: { '#control': 'control' },
           ExpressionAttributeValues: {
             ':n': request.leads,
@@ -99,6 +191,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
             ':zero': 0,
             ':canceled': 'canceled',
             ':room': request.maxLeads - request.leads,
+            ':id': id,
           },
           ReturnValues: 'UPDATED_OLD',
         }),
@@ -110,6 +203,17 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       };
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
+      const { Item } = await this.t.doc.send(
+        new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
+      );
+      if (Item?.reservationId === id) {
+        // This reservation was made by the try whose answer was lost.
+        return {
+          kind: 'reserved',
+          firstIndex: Number(Item.reservationIndex),
+          firstChunk: Number(Item.reservationChunk),
+        };
+      }
       const run = await this.getRun(runId);
       return run ? { kind: 'refused', run } : { kind: 'not-found' };
     }

@@ -1,10 +1,14 @@
 // (adapter) The semaphore (docs/DESIGN.md, invariant 2). Every slot change is one TransactWriteItems
-// whose first item is the run (`active` and the named holders) and whose second is the job, so the
-// cap and the job's state cannot disagree; with account limits the account item is the third. A
-// holder is removed only on the condition that it is there with the same attempt: a duplicate or
-// late release fails it and changes nothing.
+// whose first item is the run (`active`, a small scalar, under the cap) and whose second is the job,
+// which is the holder: it enters the sparse live index (`liveRun`) with its attempt in the
+// transaction that takes the slot, and leaves it in the one that frees the slot. A release is
+// conditioned on the job being that holder, at that attempt and live state: a duplicate or late
+// release fails it and changes nothing. With account limits a shard counter (and the pace item) are
+// items of the same transaction.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { accountShardCaps, accountShardProbes } from '../../core/account-shards.ts';
+import { holderOf } from '../../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -13,10 +17,22 @@ import type {
   ReleaseResult,
   RunReader,
   SlotStore,
+  WaveResult,
 } from '../../core/ports.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
+
+/**
+ * Jobs in one wave: with the run item and up to one shard item per job, within DynamoDB's 100 items
+ * a transaction.
+ */
+export const MAX_WAVE = 49;
+
+const LIVE = {
+  '#lrun': TABLE_SCHEMA.liveIndex.partitionKey,
+  '#lkey': TABLE_SCHEMA.liveIndex.sortKey,
+};
 
 export class DynamoSlots implements SlotStore {
   constructor(
@@ -31,59 +47,171 @@ export class DynamoSlots implements SlotStore {
     at: string,
     account?: AccountLimits,
   ): Promise<AcquireResult> {
-    const attempt = job.attempt + 1;
-    const withAccount =
-      account !== undefined &&
-      (account.maxConcurrentCalls !== undefined || account.callsPerSecond !== undefined);
-    if (withAccount) await this.account.ensure();
-    const holder = { attempt, state: 'dialing', since: at, ...(withAccount ? { account: true } : {}) };
+    const max = account?.maxConcurrentCalls;
+    if (max === undefined) return this.tryAcquire(runId, job, at, account, undefined);
+    // The job's own shard first, then the next ones: a full shard is not a full account.
+    const caps = accountShardCaps(max);
+    for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
+      const result = await this.tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! });
+      if (result !== 'account-full') return result;
+    }
+    return 'account-full';
+  }
+
+  private async tryAcquire(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account: AccountLimits | undefined,
+    shard: { shard: number; cap: number } | undefined,
+  ): Promise<AcquireResult> {
     const items: TransactItem[] = [
       {
         Update: {
           TableName: this.t.name,
           Key: keys.run(runId),
-          UpdateExpression: 'SET active = active + :one, queued = queued - :one, holders.#job = :holder',
-          ConditionExpression:
-            '#control = :running AND active < concurrency AND attribute_not_exists(holders.#job)',
-          ExpressionAttributeNames: { '#job': job.jobId, '#control': 'control' },
-          ExpressionAttributeValues: { ':one': 1, ':running': 'running', ':holder': holder },
+          UpdateExpression: 'SET active = active + :one, queued = queued - :one',
+          ConditionExpression: '#control = :running AND active < concurrency',
+          ExpressionAttributeNames: { '#control': 'control' },
+          ExpressionAttributeValues: { ':one': 1, ':running': 'running' },
         },
       },
-      {
-        Update: {
-          TableName: this.t.name,
-          Key: keys.job(runId, job.jobId),
-          // Leaving the sparse index is part of taking the slot; what described the last attempt goes.
-          UpdateExpression:
-            'SET #status = :dialing, attempt = :attempt, dialedAt = :at ' +
-            'REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, endedAt',
-          ConditionExpression: '#status = :queued AND attempt = :previous',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
-            '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
-          },
-          ExpressionAttributeValues: {
-            ':dialing': 'dialing',
-            ':queued': 'queued',
-            ':attempt': attempt,
-            ':previous': job.attempt,
-            ':at': at,
-          },
-        },
-      },
+      this.takeJobItem(runId, job, at, shard?.shard),
     ];
-    if (withAccount) items.push(this.account.acquireItem(runId, job.jobId, attempt, at, account));
-    const { failed, oldItems } = await this.t.transactWithReasons(items);
+    const shardIndex = shard ? items.push(this.account.acquireShardItem(shard.shard, shard.cap)) - 1 : -1;
+    const cps = account?.callsPerSecond;
+    if (account && cps !== undefined)
+      items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
+    const failed = await this.t.transact(items);
     if (failed.length === 0) return 'acquired';
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
     if (failed.includes(0)) return 'no-slot';
-    const old = oldItems[2];
-    const active = Number(old?.active?.N ?? 0);
-    return account?.maxConcurrentCalls !== undefined && active >= account.maxConcurrentCalls
-      ? 'account-full'
-      : 'paced';
+    return failed.includes(shardIndex) ? 'account-full' : 'paced';
+  }
+
+  /**
+   * A wave: up to `jobs.length` slots in one transaction (the run's `active` grows by the wave's
+   * size under `active <= concurrency - size`, each job becomes its own holder, and with an account
+   * cap each job's first shard takes its share), so that a newly free cap fills in a few round trips
+   * instead of one per slot. Several acquires in flight on one run would not be faster on AWS: they
+   * touch the same run item, and overlapping transactions on an item cancel each other. A job
+   * already taken leaves the wave, which is tried again without it; a run with fewer free slots
+   * than the wave (another dispatcher filled some) is tried again with as many as are free.
+   */
+  async acquireSlots(
+    runId: string,
+    concurrency: number,
+    jobs: QueuedJob[],
+    at: string,
+    account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+  ): Promise<WaveResult> {
+    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
+    const caps =
+      account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
+    // `pending`: jobs not settled yet; the wave is its first `size` (fewer once the run is short of room).
+    let pending = jobs.slice(0, MAX_WAVE);
+    let size = pending.length;
+    // Each round settles a job or shrinks the wave, or ends: at most one round per job and size.
+    for (let round = 0; size > 0 && pending.length > 0 && round <= 2 * MAX_WAVE; round++) {
+      const wave = pending.slice(0, size);
+      const shardOf = new Map<string, number>();
+      const perShard = new Map<number, number>();
+      if (caps) {
+        for (const job of wave) {
+          const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
+          shardOf.set(job.jobId, shard);
+          perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+        }
+      }
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: this.t.name,
+            Key: keys.run(runId),
+            UpdateExpression: 'SET active = active + :n, queued = queued - :n',
+            ConditionExpression: '#control = :running AND concurrency = :cap AND active <= :room',
+            ExpressionAttributeNames: { '#control': 'control' },
+            ExpressionAttributeValues: {
+              ':n': wave.length,
+              ':running': 'running',
+              ':cap': concurrency,
+              ':room': concurrency - wave.length,
+            },
+            // How many slots are free, when fewer than the wave: the next try asks for that many.
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        },
+        ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId))),
+        ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
+      ];
+      const { failed, oldItems } = await this.t.transactWithReasons(items);
+      if (failed.length === 0) {
+        result.acquired.push(...wave);
+        pending = pending.slice(wave.length);
+        break;
+      }
+      const taken = new Set(
+        failed.filter((index) => index >= 1 && index <= wave.length).map((i) => wave[i - 1]),
+      );
+      if (taken.size > 0) {
+        result.taken.push(...wave.filter((job) => taken.has(job)));
+        pending = pending.filter((job) => !taken.has(job));
+        size = Math.min(size, pending.length);
+        continue;
+      }
+      if (failed.includes(0)) {
+        const old = oldItems[0];
+        const free = old?.control?.S === 'running' ? Number(old.concurrency?.N) - Number(old.active?.N) : 0;
+        size = Number.isFinite(free) ? Math.max(0, Math.min(free, wave.length - 1)) : 0;
+        continue;
+      }
+      // An account shard is full: the wave's jobs take the one-by-one path, which probes the other
+      // shards and registers the run to be woken.
+      result.left.unshift(...pending);
+      result.stop = 'account-full';
+      return result;
+    }
+    // Jobs the run had no room for stay queued.
+    if (pending.length > 0) {
+      result.left.unshift(...pending);
+      result.stop = 'no-slot';
+    }
+    return result;
+  }
+
+  private takeJobItem(runId: string, job: QueuedJob, at: string, shard: number | undefined): TransactItem {
+    const attempt = job.attempt + 1;
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.job(runId, job.jobId),
+        // Leaving the queued index and entering the live one is taking the slot; what described
+        // the last attempt goes.
+        UpdateExpression:
+          'SET #status = :dialing, attempt = :attempt, dialedAt = :at, #lrun = :runId, #lkey = :lkey' +
+          (shard === undefined ? '' : ', accountShard = :shard') +
+          ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, endedAt' +
+          (shard === undefined ? ', accountShard' : ''),
+        ConditionExpression: '#status = :queued AND attempt = :previous',
+        ExpressionAttributeNames: {
+          '#status': 'status',
+          '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
+          '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
+          ...LIVE,
+        },
+        ExpressionAttributeValues: {
+          ':dialing': 'dialing',
+          ':queued': 'queued',
+          ':attempt': attempt,
+          ':previous': job.attempt,
+          ':at': at,
+          ':runId': runId,
+          ':lkey': keys.liveKey(at, job.jobId),
+          ...(shard === undefined ? {} : { ':shard': shard }),
+        },
+      },
+    };
   }
 
   async recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
@@ -99,67 +227,64 @@ export class DynamoSlots implements SlotStore {
     );
   }
 
-  async markCalling(runId: string, jobId: string, attempt: number, at: string): Promise<'applied' | 'stale'> {
-    // Two plain writes, not a transaction (which bills every item twice): "answered" moves no slot.
-    // The holder first — it is what the semaphore and the release condition read; the job's own
-    // status follows, and a crash in between only leaves the job showing `dialing` a while longer.
-    try {
-      await this.t.doc.send(
-        new UpdateCommand({
-          TableName: this.t.name,
-          Key: keys.run(runId),
-          UpdateExpression: 'SET holders.#job.#state = :calling',
-          ConditionExpression: 'holders.#job.attempt = :attempt AND holders.#job.#state = :dialing',
-          ExpressionAttributeNames: { '#job': jobId, '#state': 'state' },
-          ExpressionAttributeValues: { ':attempt': attempt, ':dialing': 'dialing', ':calling': 'calling' },
-        }),
-      );
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return 'stale';
-      throw error;
-    }
+  async markCalling(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    at: string,
+    callSid?: string,
+  ): Promise<'applied' | 'stale'> {
+    // One plain write on the holder (the job), not a transaction: "answered" moves no slot.
     try {
       await this.t.doc.send(
         new UpdateCommand({
           TableName: this.t.name,
           Key: keys.job(runId, jobId),
-          UpdateExpression: 'SET #status = :calling, answeredAt = :at',
-          ConditionExpression: 'attempt = :attempt AND #status = :dialing',
-          ExpressionAttributeNames: { '#status': 'status' },
+          UpdateExpression: `SET #status = :calling, answeredAt = :at${callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)'}`,
+          ConditionExpression: 'attempt = :attempt AND #status = :dialing AND attribute_exists(#lrun)',
+          ExpressionAttributeNames: { '#status': 'status', '#lrun': LIVE['#lrun'] },
           ExpressionAttributeValues: {
             ':attempt': attempt,
             ':dialing': 'dialing',
             ':calling': 'calling',
             ':at': at,
+            ...(callSid === undefined ? {} : { ':sid': callSid }),
           },
         }),
       );
+      return 'applied';
     } catch (error) {
-      // Already released (final) in between: the holder said so first, nothing to fix.
-      if (!isConditionalCheckFailed(error)) throw error;
+      if (isConditionalCheckFailed(error)) return 'stale';
+      throw error;
     }
-    return 'applied';
   }
 
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
-    const accountSlot =
-      release.accountSlot ?? (await this.runs.getRun(runId))?.holders[jobId]?.account === true;
+    // Which shard the holder holds is on the job: read it when the caller does not know.
+    const accountShard =
+      release.accountShard === undefined
+        ? ((await this.runs.getJob(runId, jobId))?.accountShard ?? null)
+        : release.accountShard;
     const requeue = to === 'queued';
     const outcome = release.outcome ?? to;
     const runUpdate = requeue
-      ? 'SET active = active - :one, queued = queued + :one REMOVE holders.#job'
-      : 'SET active = active - :one, #final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one REMOVE holders.#job';
+      ? 'SET active = active - :one, queued = queued + :one'
+      : 'SET active = active - :one, #final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
     // What the attempt that just ended left behind is kept (a retry shows why it is waiting).
     const lastAttempt =
       (release.outcome === undefined ? '' : ', outcome = :outcome') +
       (release.errorCode === undefined ? '' : ', errorCode = :code') +
       (release.callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)');
+    // Out of the live index: the job no longer holds a slot.
+    const leaveLive = ', #lrun, #lkey, accountShard';
     const jobUpdate = requeue
-      ? // Back in the sparse index, at its not-before time: the next dispatcher finds it when it is due.
+      ? // Back in the queued index, at its not-before time: the next dispatcher finds it when it is due.
         `SET #status = :queued, #qrun = :runId, #qkey = :qkey, endedAt = :at${lastAttempt}` +
-        (release.notBefore ? ', notBefore = :notBefore' : ' REMOVE notBefore')
-      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''} REMOVE notBefore`;
+        (release.notBefore
+          ? `, notBefore = :notBefore REMOVE ${leaveLive.slice(2)}`
+          : ` REMOVE notBefore${leaveLive}`)
+      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''} REMOVE notBefore${leaveLive}`;
 
     const items: TransactItem[] = [
       {
@@ -167,21 +292,16 @@ export class DynamoSlots implements SlotStore {
           TableName: this.t.name,
           Key: keys.run(runId),
           UpdateExpression: runUpdate,
-          // Named and conditional: a duplicate or late release finds no holder and changes nothing.
-          // A requeue also needs a run that is not canceled: no lead may wait in a canceled run.
-          ConditionExpression:
-            'holders.#job.attempt = :attempt AND holders.#job.#state = :from' +
-            (requeue ? ' AND #control <> :canceled' : ''),
-          ExpressionAttributeNames: {
-            '#job': jobId,
-            '#state': 'state',
-            ...(requeue ? { '#control': 'control' } : { '#final': to, '#outcome': outcome }),
-          },
+          // The job's condition (next item) is the guard; a requeue also needs a run that is not
+          // canceled: no lead may wait in a canceled run.
+          ConditionExpression: `active > :zero${requeue ? ' AND #control <> :canceled' : ''}`,
+          ExpressionAttributeNames: requeue
+            ? { '#control': 'control' }
+            : { '#final': to, '#outcome': outcome },
           ExpressionAttributeValues: {
             ':one': 1,
-            ':attempt': attempt,
-            ':from': from,
-            ...(requeue ? { ':canceled': 'canceled' } : { ':zero': 0 }),
+            ':zero': 0,
+            ...(requeue ? { ':canceled': 'canceled' } : {}),
           },
         },
       },
@@ -190,19 +310,18 @@ export class DynamoSlots implements SlotStore {
           TableName: this.t.name,
           Key: keys.job(runId, jobId),
           UpdateExpression: jobUpdate,
-          // The holder (on the run) is the guard; the job need only be this attempt and still live.
-          // Its own dialing/calling can lag the holder's: "answered" is written holder first.
-          ConditionExpression: 'attempt = :attempt AND #status IN (:dialing, :calling)',
+          // The holder: this attempt, live in the state the caller knows, in the live index.
+          ConditionExpression: 'attempt = :attempt AND #status = :from AND attribute_exists(#lrun)',
           ExpressionAttributeNames: {
             '#status': 'status',
+            ...LIVE,
             ...(requeue
               ? { '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey, '#qkey': TABLE_SCHEMA.queuedIndex.sortKey }
               : {}),
           },
           ExpressionAttributeValues: {
             ':attempt': attempt,
-            ':dialing': 'dialing',
-            ':calling': 'calling',
+            ':from': from,
             ':at': at,
             ...(requeue
               ? {
@@ -219,23 +338,23 @@ export class DynamoSlots implements SlotStore {
         },
       },
     ];
-    if (accountSlot) items.push(this.account.releaseItem(runId, jobId));
+    if (accountShard !== null) items.push(this.account.releaseShardItem(accountShard));
     let failed = await this.t.transact(items);
-    // The account holder alone is missing (the account item was reset by hand): the run's slot must
-    // still be freed, or it would leak.
+    // The shard counter alone refused (reset by hand): the run's slot must still be freed, or it
+    // would leak.
     if (failed.length > 0 && failed.every((index) => index === 2))
       failed = await this.t.transact(items.slice(0, 2));
     if (failed.length === 0) return 'released';
-    if (requeue && failed.includes(0)) {
+    if (requeue && !failed.includes(1)) {
       // Refused because the run was canceled meanwhile? Then the lead is canceled instead of queued.
-      const run = await this.runs.getRun(runId);
-      const holder = run?.holders[jobId];
+      const [run, job] = await Promise.all([this.runs.getRun(runId), this.runs.getJob(runId, jobId)]);
+      const holder = job ? holderOf(job) : undefined;
       if (run?.control === 'canceled' && holder?.attempt === attempt && holder.state === from) {
         return this.releaseSlot({
           ...release,
           to: 'canceled',
           outcome: 'canceled',
-          accountSlot: holder.account === true,
+          accountShard: holder.accountShard ?? null,
         });
       }
     }

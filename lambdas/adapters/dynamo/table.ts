@@ -1,8 +1,12 @@
 // (adapter) The table as the DynamoDB store's parts share it: the document clients, the table's name,
 // and the plumbing of conditional writes. A failed condition is an answer (cap reached, already
 // released), not an error; a transaction cancelled by another one on the same item (which AWS does,
-// and DynamoDB Local never does) or by throttling is retried with jittered backoff.
+// and DynamoDB Local never does) or by throttling is retried with jittered backoff. Every logical
+// transaction carries one ClientRequestToken, reused by each of its retries: when an answer is lost
+// after the transaction succeeded (a timeout, a dropped connection), the retry is recognised by
+// DynamoDB as the same request (for 10 minutes) and answered with success, not applied again.
 
+import { randomUUID } from 'node:crypto';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
@@ -14,8 +18,26 @@ import {
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
-/** Conflicting transactions on the run item are retried this often before the caller sees an error. */
+/** Retries of a request whose answer was lost, or of a batch that left keys unprocessed. */
 export const MAX_CONFLICT_RETRIES = 8;
+/**
+ * A write that another transaction keeps out (TransactionConflict) or that is throttled is retried
+ * until this much backoff has been slept: a burst of releases on one run item (a hundred calls that
+ * end together) drains one transaction at a time, and the webhook must not give up and lose a final
+ * callback meanwhile. Within the webhook's 10 s timeout and Twilio's 15 s callback timeout.
+ */
+export const CONTENDED_RETRY_BUDGET_MS = 6_000;
+/** Longest single backoff of a contended write: short enough to take the item when it is free. */
+const CONTENDED_BACKOFF_CAP_MS = 250;
+
+/**
+ * The jittered backoff before retry `retry` (0-based) of a contended write, or undefined once
+ * `spent` (time spent on the write so far) has used the budget.
+ */
+export function contendedBackoff(retry: number, spent: number, random: () => number): number | undefined {
+  if (spent >= CONTENDED_RETRY_BUDGET_MS || retry >= 200) return undefined;
+  return random() * Math.min(CONTENDED_BACKOFF_CAP_MS, 10 * 2 ** retry);
+}
 /** Cancellation reasons that say "not now" rather than "no": another transaction, or throttling. */
 const RETRYABLE_REASONS = new Set([
   'TransactionConflict',
@@ -44,6 +66,7 @@ export class DynamoTable {
   readonly now: () => number;
 
   constructor(client: DynamoDBClient, options: TableOptions) {
+    retryTransactionConflicts(client, options.sleep);
     const translate = { marshallOptions: { removeUndefinedValues: true } };
     this.doc = DynamoDBDocumentClient.from(client, translate);
     this.batchDoc = options.batchWriter
@@ -80,11 +103,21 @@ export class DynamoTable {
   async transactWithReasons(
     items: TransactItem[],
   ): Promise<{ failed: number[]; oldItems: (Record<string, { N?: string; S?: string }> | undefined)[] }> {
+    // One token for the logical transaction, whatever the number of tries (the SDK's own retries
+    // resend the same serialized request, so they reuse it too).
+    const token = randomUUID();
+    const started = this.now();
+    let slept = 0;
     for (let retry = 0; ; retry++) {
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
         return { failed: [], oldItems: [] };
       } catch (error) {
+        if (isLostAnswer(error) && retry < MAX_CONFLICT_RETRIES) {
+          // It may have succeeded: the same token makes the retry answer for it rather than redo it.
+          await this.sleep(this.random() * Math.min(1000, 10 * 2 ** retry));
+          continue;
+        }
         if (!(error instanceof TransactionCanceledException)) throw error;
         const reasons = error.CancellationReasons ?? [];
         const failed = reasons.flatMap((reason, index) =>
@@ -94,11 +127,60 @@ export class DynamoTable {
           return { failed, oldItems: reasons.map((reason) => reason.Item as Record<string, { N?: string }>) };
         }
         const retryable = reasons.some((reason) => RETRYABLE_REASONS.has(reason.Code ?? ''));
-        if (!retryable || retry >= MAX_CONFLICT_RETRIES) throw error;
-        await this.sleep(this.random() * Math.min(1000, 10 * 2 ** retry));
+        // Slept time bounds the retries whatever the clock; the clock bounds slow attempts too.
+        const spent = Math.max(slept, this.now() - started);
+        const backoff = retryable ? contendedBackoff(retry, spent, this.random) : undefined;
+        if (backoff === undefined) throw error;
+        slept += backoff;
+        await this.sleep(backoff);
       }
     }
   }
+}
+
+/**
+ * A single-item write on an item that a transaction is writing at the same moment is refused by AWS
+ * with TransactionConflictException (nothing applied), which the SDK does not retry: it is retried
+ * here, with jittered backoff, for every request of the client.
+ */
+function retryTransactionConflicts(client: DynamoDBClient, sleep?: (ms: number) => Promise<void>): void {
+  const name = 'dialgateRetryTransactionConflicts';
+  if (client.middlewareStack.identify().some((entry) => entry.startsWith(name))) return;
+  const wait = sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const started = Date.now();
+      let slept = 0;
+      for (let retry = 0; ; retry++) {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (!(error instanceof Error) || error.name !== 'TransactionConflictException') throw error;
+          const backoff = contendedBackoff(retry, Math.max(slept, Date.now() - started), Math.random);
+          if (backoff === undefined) throw error;
+          slept += backoff;
+          await wait(backoff);
+        }
+      }
+    },
+    { step: 'initialize', name },
+  );
+}
+
+/**
+ * An error after which the request may or may not have been applied: the network, a timeout, a
+ * 5xx. (Throttling and conflicts are answers that nothing was applied, handled apart.)
+ */
+export function isLostAnswer(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  const code = (error as { code?: string }).code;
+  return (
+    ['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError', 'AbortError'].includes(
+      error.name,
+    ) || ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(code ?? '')
+  );
 }
 
 export function isConditionalCheckFailed(error: unknown): boolean {
