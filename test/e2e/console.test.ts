@@ -22,6 +22,9 @@ const API_KEY = 'console-test-key';
 /** Twilio's magic number that fails at create (21211): a lead that ends `failed`. */
 const INVALID_NUMBER = '+15005550001';
 
+/** A web site whose name an attacker pointed at 127.0.0.1 (DNS rebinding). */
+const REBINDING_HOST = 'evil.example';
+
 /** The flags this machine needs: no sandbox as root, and no background traffic to a closed network. */
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -31,6 +34,11 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // DNS rebinding, for the local stack's Host check: evil.example resolves to this machine. Chromium's
+  // own Local Network Access check would stop that page's requests before they reach the server; it is
+  // off, so the test sees what a browser without that check sends, and what the server answers.
+  `--host-resolver-rules=MAP ${REBINDING_HOST} 127.0.0.1`,
+  '--disable-features=LocalNetworkAccessChecks',
 ];
 
 const haveChromium = existsSync(CHROMIUM);
@@ -76,12 +84,21 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     page.on('response', async (response) => {
       const url = new URL(response.url());
       if (!response.url().startsWith(stack.apiUrl) || !isApiPath(url.pathname)) return;
+      // A page of another origin gets an opaque response, whose headers and body Chromium withholds.
+      if (new URL(response.frame().url()).origin !== new URL(stack.apiUrl).origin) return;
+      let body: string;
+      try {
+        body = await response.text();
+      } catch {
+        // The page moved on before the body came (a test navigating elsewhere): nothing to check.
+        return;
+      }
       contract.check({
         method: response.request().method(),
         path: url.pathname,
         status: response.status(),
         headers: new Headers(response.headers()),
-        body: await response.text().catch(() => ''),
+        body,
       });
     });
   }, 120_000);
@@ -156,7 +173,9 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
 
   test('asks for the API key, and keeps it for this tab', async () => {
     await page.goto(stack.apiUrl);
-    await expect.poll(() => page.locator('#alert').textContent()).toContain('Enter the API key');
+    await expect
+      .poll(() => page.locator('#alert').textContent(), { timeout: 10_000 })
+      .toContain('Enter the API key');
     expect(await page.locator('#connection').getAttribute('open')).not.toBeNull();
     await page.getByLabel('API key').fill(API_KEY);
     await page.getByRole('button', { name: 'Save' }).click();
@@ -372,6 +391,56 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
       '1 failed call saved as CSV, phone numbers masked',
     );
     await shot('09b-calls-download');
+  });
+
+  test('pages of other sites: a cross-site POST cannot cancel a run, a rebound page cannot read whole numbers', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 1,
+      leads: phones(2).map((phone) => ({ phone })),
+    });
+    const runId = body.run_id as string;
+    // A run that stays as it is while it is attacked: paused (nothing new is dialed).
+    await expect
+      .poll(async () => (await api('POST', `/runs/${runId}/pause`)).status, { timeout: 30_000 })
+      .toBe(200);
+    const port = new URL(stack.apiUrl).port;
+
+    // Another site on this machine (http://localhost:<port> is not the same site as 127.0.0.1): its
+    // POST needs no preflight, so Chromium sends it, with its own Origin and Sec-Fetch-Site.
+    await page.goto(`http://localhost:${port}/#/`);
+    const cancel = `${stack.apiUrl}/runs/${runId}/cancel?hangup=true`;
+    const [answer] = await Promise.all([
+      page.waitForResponse(cancel),
+      page.evaluate((url) => fetch(url, { method: 'POST', mode: 'no-cors' }).then(() => undefined), cancel),
+    ]);
+    // The guard's 403, not the API key's 401: the request never reached the API. (Its body is the
+    // browser's to withhold from another origin's page: an opaque response.)
+    expect(answer.status()).toBe(403);
+    expect(
+      await (await fetch(`${stack.apiUrl}/runs/${runId}`, { headers: { 'x-api-key': API_KEY } })).json(),
+    ).toMatchObject({
+      status: 'paused',
+    });
+
+    // A page on evil.example, then resolved to 127.0.0.1: to the browser, the API is its own origin.
+    const attack = `http://${REBINDING_HOST}:${port}/attack.html`;
+    await page.route(attack, (route) =>
+      route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>Win a prize</title>' }),
+    );
+    try {
+      await page.goto(attack);
+      const read = await page.evaluate(
+        (path) =>
+          fetch(path).then(async (response) => ({ status: response.status, text: await response.text() })),
+        `/runs/${runId}/calls?reveal_phone=true`,
+      );
+      expect(read.status).toBe(403);
+      expect(read.text).toContain('The Host header does not name this server');
+      expect(read.text).not.toContain('+1415');
+    } finally {
+      await page.unroute(attack);
+    }
+    expect((await api('POST', `/runs/${runId}/cancel?hangup=true`)).status).toBe(200);
   });
 
   test('an unknown run: a clear message and no control to press, even right after a run that had them', async () => {
