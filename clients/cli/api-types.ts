@@ -594,7 +594,7 @@ export interface components {
         "application/json": components["schemas"]["Error"];
       };
     };
-    /** @description The request is not authenticated: in AWS, API Gateway’s own `{message}` (no or a bad SigV4 signature, no or a bad API key, or an IAM principal without `execute-api:Invoke`); on the local stack, a wrong `x-api-key` with the error shape. */
+    /** @description The request is not authenticated: in AWS, API Gateway’s own `{message}` (no or a bad SigV4 signature, no or a bad API key, or an IAM principal without `execute-api:Invoke`); on the local stack, with the error shape, a wrong `x-api-key`, a `Host` header that does not name the local server (DNS rebinding), or a POST from a web page of another site (`Origin`, `Sec-Fetch-Site`). */
     Forbidden: {
       content: {
         "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];

@@ -1,5 +1,6 @@
-// (client) What the CLI prints: aligned tables for people, RFC 4180 CSV and JSON for programs, and the
-// run's progress as one line — a bar by state when the output is a terminal, plain text when not.
+// (client) What the CLI prints: aligned tables for people, and the run's progress as one line — a bar
+// by state when the output is a terminal, plain text when not. CSV is the console's format
+// (clients/console/site/console/csv-export.js), JSON the API's.
 
 import type { Call, RunDetails } from './api-client.ts';
 import { humanTime } from './time.ts';
@@ -14,48 +15,6 @@ export function table(headers: string[], rows: string[][]): string {
       .join('  ')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
-}
-
-export function csvCell(value: unknown): string {
-  const text =
-    value === null || value === undefined
-      ? ''
-      : typeof value === 'object'
-        ? JSON.stringify(value)
-        : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export function csv(headers: string[], rows: unknown[][]): string {
-  return [headers, ...rows].map((row) => row.map(csvCell).join(',')).join('\n');
-}
-
-export const CALL_COLUMNS = [
-  'job_id',
-  'phone',
-  'status',
-  'outcome',
-  'attempts',
-  'error_code',
-  'call_sid',
-  'queued_at',
-  'dialed_at',
-  'answered_at',
-  'ended_at',
-] as const;
-
-export function callsCsv(calls: Call[]): string {
-  // The leads' own fields follow, one column each, in the order first seen.
-  const extra: string[] = [];
-  for (const call of calls)
-    for (const name of Object.keys(call.attributes ?? {})) if (!extra.includes(name)) extra.push(name);
-  return csv(
-    [...CALL_COLUMNS, ...extra],
-    calls.map((call) => [
-      ...CALL_COLUMNS.map((column) => call[column]),
-      ...extra.map((name) => call.attributes?.[name]),
-    ]),
-  );
 }
 
 export function callsTable(calls: Call[], utc = false): string {

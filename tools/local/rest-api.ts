@@ -1,12 +1,14 @@
 // The local stand-in for API Gateway (REST API, Lambda proxy integration): each HTTP request becomes an
 // APIGatewayProxyEvent for the api handler, and its result becomes the HTTP response. API_KEY plays
-// the part of API Gateway's API-key check.
+// the part of API Gateway's API-key check; with or without it, web pages other than the console are
+// kept out (caller-guard.ts: Host on every request, the caller's site on state-changing ones).
 
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { serveConsole } from '../../clients/console/serve.ts';
 import { OPENAPI_PATH, PUBLIC_ROUTES } from '../../lambdas/definitions/public-routes.ts';
+import { checkHost, checkSameOrigin, serverHosts } from './caller-guard.ts';
 import {
   closeServer,
   encodeBody,
@@ -219,7 +221,16 @@ function checkApiKey(req: IncomingMessage, expected: string | undefined): HttpRe
 }
 
 export async function startRestApi(options: RestApiOptions): Promise<RunningHttp> {
+  let hosts: Set<string> | undefined;
   const server = createServer(async (req, res) => {
+    // Web pages are kept out first, whatever the request (caller-guard.ts).
+    hosts ??= serverHosts(server, options.host);
+    const refused = checkHost(req, hosts) ?? checkSameOrigin(req);
+    if (refused) {
+      req.resume();
+      sendResult(res, refused);
+      return;
+    }
     // The web console's static files (`/`, `/console/*`): public, like the site CloudFront serves in AWS.
     if (await serveConsole(req, res)) return;
     let result: HttpResult;

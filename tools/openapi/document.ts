@@ -139,13 +139,26 @@ const forbidden: ZodOpenApiResponseObject = {
   description:
     'The request is not authenticated: in AWS, API Gateway’s own `{message}` (no or a bad SigV4 ' +
     'signature, no or a bad API key, or an IAM principal without `execute-api:Invoke`); on the local ' +
-    'stack, a wrong `x-api-key` with the error shape.',
+    'stack, with the error shape, a wrong `x-api-key`, a `Host` header that does not name the local ' +
+    'server (DNS rebinding), or a POST from a web page of another site (`Origin`, `Sec-Fetch-Site`).',
   content: {
     'application/json': {
       schema: z.union([ErrorBody, GatewayError]),
       examples: {
         gateway: { value: { message: 'Forbidden' } },
         local: { value: { error: { code: 'forbidden', message: 'The API key is not valid.', details: [] } } },
+        crossSite: {
+          value: {
+            error: {
+              code: 'forbidden',
+              message:
+                'POST from another site is refused (Origin says so): the local stack changes runs only for ' +
+                'its own pages (the console, same origin) and for clients that are not browsers (the CLI, ' +
+                'curl, scripts).',
+              details: [],
+            },
+          },
+        },
       },
     },
   },

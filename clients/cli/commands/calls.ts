@@ -1,8 +1,9 @@
 // (client) `calls <run-id>`: every page of a run's calls, as a table, CSV or JSON.
 
+import { callsCsv } from '../../console/site/console/csv-export.js';
 import type { Call } from '../api-client.ts';
 import { type Context, EXIT, format, positiveInt } from '../args.ts';
-import { callsCsv, callsTable } from '../format.ts';
+import { callsTable } from '../format.ts';
 
 export async function listCalls(ctx: Context, runId: string): Promise<number> {
   const how = format(ctx.values.format, ['table', 'csv', 'json'] as const, 'table');

@@ -5,6 +5,7 @@
 
 import { ApiError } from './api.js';
 import { renderCallsTable, showCallsLoading } from './calls-table.js';
+import { callsCsv } from './csv-export.js';
 import { byId, dateTime, h, plural, replace } from './dom.js';
 import {
   capitalize,
@@ -20,6 +21,8 @@ import {
 const POLL_MS = 1_000;
 const CALLS_REFRESH_MS = 5_000;
 const CALLS_PAGE = 50;
+/** The download reads the calls in the API's largest pages. */
+const DOWNLOAD_PAGE = 100;
 /** A finished run's own rate and peak are read from at most this many calls (pages of 100). */
 const STATS_MAX_CALLS = 2_000;
 
@@ -80,6 +83,7 @@ export class RunView {
     byId('calls-status').addEventListener('change', () => void this.loadCalls(true));
     byId('calls-reveal').addEventListener('change', () => void this.loadCalls(true));
     byId('calls-more').addEventListener('click', () => void this.loadCalls(false));
+    byId('calls-download').addEventListener('click', () => void this.downloadCalls());
   }
 
   /** @param {string} runId */
@@ -103,6 +107,7 @@ export class RunView {
     replace(byId('run-created'));
     replace(byId('control-result'));
     replace(byId('rate-peak'));
+    replace(byId('calls-download-result'));
     // Nothing can be done to a run before it is known to exist.
     setControls(undefined);
     byId('run-missing').hidden = true;
@@ -265,5 +270,59 @@ export class RunView {
     const auto = /** @type {HTMLInputElement} */ (byId('calls-auto')).checked;
     if (auto && this.callsPages === 1 && !this.ended)
       this.callsTimer = window.setTimeout(() => void this.loadCalls(true), CALLS_REFRESH_MS);
+  }
+
+  /**
+   * Every call with the table's status filter and phone setting, as the CLI's `calls --format csv`
+   * writes them (csv-export.js: formula cells neutralised), saved as a file.
+   */
+  async downloadCalls() {
+    const generation = this.generation;
+    const runId = this.runId;
+    const status = /** @type {HTMLSelectElement} */ (byId('calls-status')).value;
+    const revealPhone = /** @type {HTMLInputElement} */ (byId('calls-reveal')).checked;
+    const button = /** @type {HTMLButtonElement} */ (byId('calls-download'));
+    const result = byId('calls-download-result');
+    button.disabled = true;
+    /** @type {Call[]} */
+    const calls = [];
+    /** @type {string | undefined} */
+    let cursor;
+    try {
+      do {
+        replace(result, `Preparing the CSV… ${plural(calls.length, 'call')} so far.`);
+        const page = await this.api.listCalls(runId, {
+          status,
+          revealPhone,
+          limit: DOWNLOAD_PAGE,
+          ...(cursor ? { cursor } : {}),
+        });
+        if (generation !== this.generation) return;
+        calls.push(...page.calls);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      replace(result);
+      this.page.showError(error);
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    // A byte order mark first: without it Excel reads a UTF-8 file in the system's code page.
+    const file = new Blob(['\uFEFF', callsCsv(calls), '\n'], { type: 'text/csv;charset=utf-8' });
+    const url = URL.createObjectURL(file);
+    const link = h('a', { href: url, download: `dialgate-${runId}${status ? `-${status}` : ''}-calls.csv` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // The download has its own copy once it has started.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    const masked = calls.some((call) => call.phone.includes('*'));
+    replace(
+      result,
+      `${plural(calls.length, status ? `${status} call` : 'call')} saved as CSV` +
+        (masked ? ', phone numbers masked (tick “show full phone numbers” to export them whole).' : '.'),
+    );
   }
 }
