@@ -26,8 +26,8 @@ export interface PhoneRules {
   deferNational?: boolean;
 }
 
+/** A number read: `phone` in E.164 and its type (undefined: libphonenumber cannot tell), or why not. */
 export type PhoneCheck =
-  /** `phone` in E.164, and its type (undefined: libphonenumber cannot tell). */
   | { ok: true; phone: string; type: PhoneType | undefined }
   | { ok: false; problem: string };
 
