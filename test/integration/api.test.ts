@@ -74,6 +74,20 @@ describe('POST /runs', () => {
     ['no leads', '{"leads": []}', 400, 'leads', undefined],
     ['an invalid phone', '{"leads": [{"phone": "+14155550100"}, {"phone": "12"}]}', 400, 'leads[1].phone', 1],
     [
+      'a number no country assigns (US area code 123)',
+      '{"leads": [{"phone": "+14155550100"}, {"phone": "+1 123 456 7890"}]}',
+      400,
+      'leads[1].phone',
+      1,
+    ],
+    [
+      'a national number, no DEFAULT_COUNTRY being set',
+      '{"leads": [{"phone": "052-234-5678"}]}',
+      400,
+      'leads[0].phone',
+      0,
+    ],
+    [
       'a duplicate phone',
       '{"leads": [{"phone": "+14155550100"}, {"phone": "+1 415 555 0100"}]}',
       400,
