@@ -622,7 +622,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   });
 
   it('lists with To and StartTime> (whole seconds) and Status=queued, following next_page_uri to the end', async () => {
-    const next = `${CALLS_PATH}?To=%2B15551239000&PageSize=100&Page=1&PageToken=PA${SID(2)}`;
+    const next = `${CALLS_PATH}?To=%2B14155239000&PageSize=100&Page=1&PageToken=PA${SID(2)}`;
     const twilioApi = await scripted(({ query }) => {
       if (query.get('Status') === 'queued') {
         return {
@@ -659,7 +659,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     });
     const started = twilioApi.seen.filter((r) => !r.query.has('Status'));
     expect(started.map((r) => `${r.path}?${r.query}`)).toEqual([
-      `${CALLS_PATH}?To=%2B15551239000&StartTime%3E=2026-11-28T09%3A59%3A59Z&PageSize=100`,
+      `${CALLS_PATH}?To=%2B14155239000&StartTime%3E=2026-11-28T09%3A59%3A59Z&PageSize=100`,
       next,
     ]);
     const queued = twilioApi.seen.filter((r) => r.query.has('Status'));
