@@ -47,7 +47,8 @@ export function checkPhone(raw: string, rules: PhoneRules = {}): PhoneCheck {
   if (!DIGITS.test(text)) {
     return {
       ok: false,
-      problem: 'not a phone number: digits, a leading + and separators (spaces, dashes, dots, brackets) only',
+      problem:
+        'not a phone number in E.164 (+ country code and digits; spaces, dashes, dots and brackets may separate them)',
     };
   }
   const international = text.startsWith('+');
