@@ -26,9 +26,12 @@ export interface PhoneRules {
   deferNational?: boolean;
 }
 
-/** A number read: `phone` in E.164 and its type (undefined: libphonenumber cannot tell), or why not. */
+/**
+ * A number read: `phone` in E.164 and, when `rules.types` asked for it, its type (undefined:
+ * libphonenumber cannot tell); or why not.
+ */
 export type PhoneCheck =
-  | { ok: true; phone: string; type: PhoneType | undefined }
+  | { ok: true; phone: string; type?: PhoneType | undefined }
   | { ok: false; problem: string };
 
 /** Characters people put between digits; dropped before parsing. */
@@ -57,21 +60,20 @@ export function checkPhone(raw: string, rules: PhoneRules = {}): PhoneCheck {
       ? rules.defaultCountry
       : undefined;
   if (!international && country === undefined) {
-    if (rules.deferNational) return { ok: true, phone: text, type: undefined };
+    if (rules.deferNational) return { ok: true, phone: text };
     return {
       ok: false,
       problem: 'no country code: write it in E.164 (+972…), or set DEFAULT_COUNTRY to take national numbers',
     };
   }
-  const parsed = parsePhoneNumberFromString(text, country);
+  // The text is digits alone by now: no need to look for a number inside it (`extract`), which costs.
+  const parsed = parsePhoneNumberFromString(text, { defaultCountry: country, extract: false });
   if (parsed === undefined || !parsed.isValid())
     return { ok: false, problem: invalidProblem(text, parsed, country) };
+  // Telling the type matches the number against each type's ranges: a third of the cost, so only on demand.
+  if (rules.types === undefined || rules.types.length === 0) return { ok: true, phone: parsed.number };
   const type = typeOf(parsed);
-  if (
-    rules.types !== undefined &&
-    rules.types.length > 0 &&
-    (type === undefined || !rules.types.includes(type))
-  ) {
+  if (type === undefined || !rules.types.includes(type)) {
     const only = `only ${rules.types.join(', ')} numbers are taken${rules.typesFrom ? ` (${rules.typesFrom})` : ''}`;
     // US and Canadian numbers never say whether they are mobiles: say so, or "mobile only" is a puzzle.
     const hint =

@@ -10,6 +10,7 @@ import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { ValidationError } from '../../lambdas/core/errors.ts';
 import type { CallPolicy } from '../../lambdas/core/run-options.ts';
 import { readEnv } from '../../lambdas/definitions/environment.ts';
+import { PHONE_TYPES } from '../../lambdas/definitions/formats.ts';
 import { checkPhone, phoneSettingProblems } from '../../lambdas/definitions/phone-numbers.ts';
 import { type World, world } from '../support/unit-world.ts';
 
@@ -25,7 +26,9 @@ describe('checkPhone on real formats of several countries', () => {
     ['a French mobile', '+33 6 12 34 56 78', '+33612345678', 'mobile'],
     ['a German mobile', '+49 151 23456789', '+4915123456789', 'mobile'],
   ])('accepts %s: %s → %s (%s)', (_case, raw, e164, type) => {
-    expect(checkPhone(raw)).toEqual({ ok: true, phone: e164, type });
+    expect(checkPhone(raw)).toEqual({ ok: true, phone: e164 });
+    // The type is told when a restriction needs it.
+    expect(checkPhone(raw, { types: PHONE_TYPES })).toEqual({ ok: true, phone: e164, type });
   });
 
   it.each([
@@ -55,7 +58,6 @@ describe('checkPhone on real formats of several countries', () => {
     expect(checkPhone('052-234-5678', { defaultCountry: 'IL' })).toEqual({
       ok: true,
       phone: '+972522345678',
-      type: 'mobile',
     });
     expect(checkPhone('(415) 555-0123', { defaultCountry: 'US' })).toMatchObject({ phone: '+14155550123' });
     // A number with its country code is read as written, whatever the default.
