@@ -142,7 +142,7 @@ console.log(`dialgate is running locally (ready in ${seconds} s)
   Code:    ${bundlesFrom ? `the bundles in ${bundlesFrom}` : 'the TypeScript sources (BUNDLES_FROM=cdk.out runs the bundles)'}
 Try:
   curl -s -X POST ${stack.apiUrl}/runs -H 'content-type: application/json'${apiKey ? ' -H "x-api-key: $API_KEY"' : ''} \\
-    -d '{"concurrency": 3, "leads": [{"phone": "+972501234567"}, {"phone": "+14155550100"}]}'
+    -d '{"concurrency": 3, "leads": [{"phone": "+972502345678"}, {"phone": "+14155550100"}]}'
 Ctrl-C stops everything.`);
 
 let stoppingSince: number | undefined;

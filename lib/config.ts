@@ -4,6 +4,8 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
 import { ENV } from '../lambdas/definitions/environment.ts';
+import type { PhoneType } from '../lambdas/definitions/formats.ts';
+import { phoneSettingProblems } from '../lambdas/definitions/phone-numbers.ts';
 import { WEBHOOK_RESERVED_CONCURRENCY } from '../lambdas/definitions/resources.ts';
 
 /** How API callers authenticate: IAM (SigV4) or an API key with a usage plan. */
@@ -34,6 +36,9 @@ export interface DialgateConfig {
   readonly allowedFromNumbers: string[];
   readonly twimlUrlAllowedPrefixes: string[];
   readonly maxTwimlBytes: number;
+  /** National numbers are read as this country's (DEFAULT_COUNTRY); the number types leads may be. */
+  readonly defaultCountry?: string | undefined;
+  readonly allowedPhoneTypes: PhoneType[];
 }
 
 const STAGE = z
@@ -80,7 +85,20 @@ export function readConfig(node: Node): DialgateConfig {
     allowedFromNumbers: read('allowedFromNumbers', ENV.ALLOWED_FROM_NUMBERS),
     twimlUrlAllowedPrefixes: read('twimlUrlAllowedPrefixes', ENV.TWIML_URL_ALLOWED_PREFIXES),
     maxTwimlBytes: read('maxTwimlBytes', ENV.MAX_TWIML_BYTES),
+    defaultCountry: read('defaultCountry', ENV.DEFAULT_COUNTRY),
+    allowedPhoneTypes: read('allowedPhoneTypes', ENV.ALLOWED_PHONE_TYPES),
   };
+  if (problems.length === 0) {
+    // Valid for their country, and a country libphonenumber knows: what the API checks at cold start.
+    const phones = phoneSettingProblems({
+      fromNumbers: [
+        { name: 'twilioFromNumber', value: config.twilioFromNumber },
+        ...config.allowedFromNumbers.map((value, i) => ({ name: `allowedFromNumbers[${i}]`, value })),
+      ],
+      defaultCountry: { name: 'defaultCountry', value: config.defaultCountry },
+    });
+    problems.push(...phones.map((problem) => `-c ${problem}`));
+  }
   if (problems.length === 0 && config.defaultConcurrency > config.maxConcurrency) {
     problems.push(
       `-c defaultConcurrency (${config.defaultConcurrency}) exceeds -c maxConcurrency (${config.maxConcurrency})`,

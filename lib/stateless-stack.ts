@@ -122,6 +122,9 @@ export class StatelessStack extends Stack {
         ALLOWED_FROM_NUMBERS: config.allowedFromNumbers.join(',') || undefined,
         TWIML_URL_ALLOWED_PREFIXES: config.twimlUrlAllowedPrefixes.join(',') || undefined,
         MAX_TWIML_BYTES: String(config.maxTwimlBytes),
+        // How lead numbers are read: national ones as this country's; only these types.
+        DEFAULT_COUNTRY: config.defaultCountry,
+        ALLOWED_PHONE_TYPES: config.allowedPhoneTypes.join(',') || undefined,
       });
 
     const dispatcher = fn('dispatcher')

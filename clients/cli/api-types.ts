@@ -98,6 +98,7 @@ export interface components {
       retry?: components["schemas"]["RetryRequest"] | null;
       window?: components["schemas"]["WindowRequest"] | null;
       from?: string | null;
+      phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
       twiml_url?: string | null;
       twiml?: string | null;
     }) | ({
@@ -107,6 +108,7 @@ export interface components {
       retry?: components["schemas"]["RetryRequest"] | null;
       window?: components["schemas"]["WindowRequest"] | null;
       from?: string | null;
+      phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
       twiml_url?: string | null;
       twiml?: string | null;
     });
@@ -120,7 +122,7 @@ export interface components {
      */
     Lead: {
       /**
-       * @description E.164 (`+972501234567`). Spaces, dashes, dots and brackets are dropped and a leading `00` becomes `+`; a number without a country code is refused, and so is the same number twice in one request.
+       * @description E.164 (`+972522345678`), valid for its country (libphonenumber’s full metadata: a number its country does not assign is refused). Spaces, dashes, dots and brackets are dropped and a leading `00` becomes `+`. A number without a country code is refused unless the deployment sets `DEFAULT_COUNTRY` (then `052-234-5678` with `IL` is `+972522345678`). With `phone_types` (the run’s, else the deployment’s `ALLOWED_PHONE_TYPES`), a number of another type is refused. The E.164 form is what is stored and called; the same number twice in one request is refused.
        * @example +972524118203
        */
       phone: string;
@@ -253,7 +255,7 @@ export interface components {
      *       {
      *         "field": "leads[3].phone",
      *         "row": 3,
-     *         "message": "not a phone number in E.164 form (+ country code, 8–15 digits)"
+     *         "message": "not a valid number in IL: no such range there"
      *       },
      *       {
      *         "field": "leads[5].phone",
@@ -388,7 +390,8 @@ export interface components {
      *   "window": null,
      *   "from": null,
      *   "twiml_url": null,
-     *   "twiml": null
+     *   "twiml": null,
+     *   "phone_types": null
      * }
      */
     RunView: {
@@ -431,6 +434,8 @@ export interface components {
       from: string | null;
       twiml_url: string | null;
       twiml: string | null;
+      /** @description The run’s own number types; null: the deployment’s (any type when it sets none). */
+      phone_types: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
     };
     /** @description A held slot: whose call it is, and since when. */
     LiveCall: {
@@ -503,6 +508,8 @@ export interface components {
       from: string | null;
       twiml_url: string | null;
       twiml: string | null;
+      /** @description The run’s own number types; null: the deployment’s (any type when it sets none). */
+      phone_types: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
       /** @description Leads added by this request. */
       appended: number;
       /**
@@ -757,6 +764,7 @@ export interface operations {
         from?: string;
         twiml_url?: string;
         twiml?: string;
+        phone_types?: string;
       };
       header?: {
         "Idempotency-Key"?: string;

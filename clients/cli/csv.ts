@@ -1,6 +1,7 @@
 // (client) A leads CSV checked before anything is sent, by the API's own code: the same parser as
-// `POST /runs` with `text/csv` (lambdas/core/csv-leads.ts) and the same lead rules (E.164, duplicates,
-// field sizes). Problems are named by the file's 1-based line, the header being line 1.
+// `POST /runs` with `text/csv` (lambdas/core/csv-leads.ts) and the same lead rules (numbers valid for
+// their country, duplicates, field sizes). Problems are named by the file's 1-based line, the header
+// being line 1.
 
 import { parseCsvLeads } from '../../lambdas/core/csv-leads.ts';
 import { ValidationError } from '../../lambdas/core/errors.ts';
@@ -41,7 +42,8 @@ export function readLeadsCsv(text: string): CsvLeads {
     validateLeads(
       parsed.leads,
       { maxLeads: Number.MAX_SAFE_INTEGER },
-      { locate: csvLeadLocator(parsed.lines) },
+      // National numbers are the deployment's to read (its DEFAULT_COUNTRY): the API checks those.
+      { locate: csvLeadLocator(parsed.lines), phoneRules: { deferNational: true } },
     );
     return parsed;
   } catch (error) {

@@ -7,7 +7,7 @@
 // readers of the document.
 
 import { z } from 'zod';
-import { E164, ID } from '../definitions/formats.ts';
+import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
 import { RETRY_DEFAULTS, RETRY_LIMITS, RETRYABLE_OUTCOMES } from './run-options.ts';
@@ -66,8 +66,12 @@ export const Lead = z
   .looseObject({
     phone: z.string().meta({
       description:
-        'E.164 (`+972501234567`). Spaces, dashes, dots and brackets are dropped and a leading `00` becomes ' +
-        '`+`; a number without a country code is refused, and so is the same number twice in one request.',
+        'E.164 (`+972522345678`), valid for its country (libphonenumber’s full metadata: a number its ' +
+        'country does not assign is refused). Spaces, dashes, dots and brackets are dropped and a leading ' +
+        '`00` becomes `+`. A number without a country code is refused unless the deployment sets ' +
+        '`DEFAULT_COUNTRY` (then `052-234-5678` with `IL` is `+972522345678`). With `phone_types` (the ' +
+        'run’s, else the deployment’s `ALLOWED_PHONE_TYPES`), a number of another type is refused. The ' +
+        'E.164 form is what is stored and called; the same number twice in one request is refused.',
       example: '+972524118203',
     }),
   })
@@ -165,10 +169,22 @@ const runOptionFields = {
   window: WindowRequest.nullish(),
   from: z
     .string()
-    .regex(E164)
     .meta({
-      description: 'Caller id in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
+      description:
+        'Caller id, read as a lead’s phone is (valid for its country; national with `DEFAULT_COUNTRY`) ' +
+        'and compared in E.164: the deployment’s own number or one of its `allowedFromNumbers`.',
       example: '+15005550006',
+    })
+    .nullish(),
+  phone_types: z
+    .array(z.enum(PHONE_TYPES))
+    .min(1)
+    .meta({
+      description:
+        'The number types this run’s leads (appended ones too) may be, libphonenumber’s (distinct); a ' +
+        'lead of another type is refused by row. Within the deployment’s `ALLOWED_PHONE_TYPES` when it ' +
+        'sets them, which apply when this is absent. US and Canadian numbers are `fixed_line_or_mobile`.',
+      example: ['mobile'],
     })
     .nullish(),
   twiml_url: z
@@ -286,6 +302,9 @@ export const RunView = z
     from: z.string().nullable().meta({ description: 'Caller id; null: the deployment’s own.' }),
     twiml_url: z.string().nullable(),
     twiml: z.string().nullable(),
+    phone_types: z.array(z.enum(PHONE_TYPES)).nullable().meta({
+      description: 'The run’s own number types; null: the deployment’s (any type when it sets none).',
+    }),
   })
   .meta({
     id: 'RunView',
@@ -315,6 +334,7 @@ export const RunView = z
       from: null,
       twiml_url: null,
       twiml: null,
+      phone_types: null,
     },
   });
 
@@ -453,7 +473,7 @@ export const ErrorBody = z
           {
             field: 'leads[3].phone',
             row: 3,
-            message: 'not a phone number in E.164 form (+ country code, 8–15 digits)',
+            message: 'not a valid number in IL: no such range there',
           },
           { field: 'leads[5].phone', row: 5, message: 'the same number as leads[1]' },
         ],

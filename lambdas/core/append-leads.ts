@@ -14,12 +14,15 @@ import {
 import { type LeadLocator, type RunLimits, validateLeads } from './leads.ts';
 import { jobIdFor, type RunView, runStatus, toRunView } from './model.ts';
 import type { Clock, RunIntakeStore, RunReader, WorkQueue } from './ports.ts';
+import { type CallPolicy, phoneRulesFor } from './run-options.ts';
 
 export interface AppendLeadsDeps {
   store: RunIntakeStore & RunReader;
   queue: WorkQueue;
   clock: Clock;
   limits: Pick<RunLimits, 'maxLeads'>;
+  /** The deployment's bounds: its default country and allowed number types are read here. */
+  policy: CallPolicy;
 }
 
 export interface AppendResult {
@@ -51,6 +54,7 @@ export async function appendLeads(
   const leads = validateLeads((body as { leads?: unknown }).leads, deps.limits, {
     ...(options.locate ? { locate: options.locate } : {}),
     checkTimeZone: before.options.window !== undefined,
+    phoneRules: phoneRulesFor(deps.policy, before.options),
   });
 
   // Chunks are cut by count and by size, so they are cut before their numbers are reserved; the

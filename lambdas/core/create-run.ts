@@ -13,7 +13,7 @@ import { leadsFromRun } from './from-run.ts';
 import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
 import type { Clock, LeadChunk, RunIntakeStore, RunQueries, RunReader, WorkQueue } from './ports.ts';
-import { type CallPolicy, type RunOptions, validateRunOptions } from './run-options.ts';
+import { type CallPolicy, phoneRulesFor, type RunOptions, validateRunOptions } from './run-options.ts';
 
 /**
  * Leads per queue message. Ingesting a chunk is one DynamoDB transaction (≤ 100 items): the chunk's
@@ -52,6 +52,7 @@ export async function createRun(
   const request = validateRunRequest(body, deps.limits, {
     ...(options.locate ? { locate: options.locate } : {}),
     checkTimeZone: runOptions.window !== undefined,
+    phoneRules: phoneRulesFor(deps.policy, runOptions),
   });
   const { leads, concurrency } = request;
   const chunks = chunk(
@@ -152,7 +153,16 @@ export async function sendChunks(
 }
 
 /** Every field a run request may carry; anything else is refused (a misspelt option must not pass). */
-const RUN_REQUEST_FIELDS = ['leads', 'concurrency', 'retry', 'window', 'from', 'twiml_url', 'twiml'];
+const RUN_REQUEST_FIELDS = [
+  'leads',
+  'concurrency',
+  'retry',
+  'window',
+  'from',
+  'twiml_url',
+  'twiml',
+  'phone_types',
+];
 
 /** The run options of a request body; throws naming every bad field. */
 function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {

@@ -1,7 +1,7 @@
 // (core) Validation of a run request: leads, phone numbers, sizes and the concurrency cap.
 // Every problem is reported with the field and the row it is in, and nothing is created on error.
 
-import { E164 } from '../definitions/formats.ts';
+import { checkPhone, type PhoneRules } from '../definitions/phone-numbers.ts';
 import { isValidTimeZone } from './calling-window.ts';
 import { type ErrorDetail, PayloadTooLargeError, ValidationError } from './errors.ts';
 
@@ -32,16 +32,14 @@ export const MAX_LEAD_BYTES = 2048;
 /** Past this many problems the rest are counted, not listed: an error response stays readable. */
 const MAX_DETAILS = 50;
 
-const SEPARATORS = /[\s\-().]/g;
-
 /**
- * Normalises a phone number to E.164: separators are dropped and an international `00` prefix
- * becomes `+`. Numbers without a country code are refused rather than guessed.
+ * Normalises a phone number to E.164 when it is valid for its country (libphonenumber): separators are
+ * dropped and an international `00` prefix becomes `+`. Numbers without a country code are refused
+ * unless `rules.defaultCountry` says whose national numbers they are.
  */
-export function normalizePhone(raw: string): string | undefined {
-  let phone = raw.trim().replace(SEPARATORS, '');
-  if (phone.startsWith('00')) phone = `+${phone.slice(2)}`;
-  return E164.test(phone) ? phone : undefined;
+export function normalizePhone(raw: string, rules: PhoneRules = {}): string | undefined {
+  const check = checkPhone(raw, rules);
+  return check.ok ? check.phone : undefined;
 }
 
 /** Shows enough of a number to recognise it in a log or a list, never the whole of it. */
@@ -123,6 +121,8 @@ export function csvLeadLocator(lines: readonly number[]): LeadLocator {
 
 export interface LeadCheckOptions {
   locate?: LeadLocator;
+  /** The deployment's default country and the number types the run takes. */
+  phoneRules?: PhoneRules;
   /** A run with a calling window: a lead's own `time_zone` must be a real IANA zone. */
   checkTimeZone?: boolean;
 }
@@ -166,14 +166,15 @@ export function validateLeads(
     }
     const { phone: rawPhone, ...rest } = raw;
     if (typeof rawPhone !== 'string' || rawPhone.trim() === '') {
-      report(row, 'phone', 'required, a phone number in E.164 (+972501234567)');
+      report(row, 'phone', 'required, a phone number in E.164 (+972522345678)');
       return;
     }
-    const phone = normalizePhone(rawPhone);
-    if (!phone) {
-      report(row, 'phone', 'not a phone number in E.164 form (+ country code, 8–15 digits)');
+    const check = checkPhone(rawPhone, options.phoneRules);
+    if (!check.ok) {
+      report(row, 'phone', check.problem);
       return;
     }
+    const phone = check.phone;
     const earlier = firstRowOfPhone.get(phone);
     if (earlier !== undefined) {
       const where = locate(earlier);

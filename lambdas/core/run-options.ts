@@ -2,7 +2,8 @@
 // what the callee hears. Validated field by field (every problem named), within the bounds the
 // deployment configures (CallPolicy), because a caller id or a TwiML URL is a way to abuse the account.
 
-import { E164 } from '../definitions/formats.ts';
+import { PHONE_TYPES, type PhoneType } from '../definitions/formats.ts';
+import { checkPhone, type PhoneRules } from '../definitions/phone-numbers.ts';
 import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
 import type { ErrorDetail } from './errors.ts';
 
@@ -26,6 +27,8 @@ export interface RunOptions {
   /** What the callee hears; the deployment's TwiML when neither is set. */
   twimlUrl?: string;
   twiml?: string;
+  /** The number types this run's leads (its appended ones too) may be; the deployment's when unset. */
+  phoneTypes?: PhoneType[];
 }
 
 /** The bounds a deployment puts on run options (from its configuration). */
@@ -36,6 +39,29 @@ export interface CallPolicy {
   twimlUrlPrefixes: readonly string[];
   /** Largest inline TwiML a run may carry, in bytes; 0 = runs cannot set inline TwiML. */
   maxTwimlBytes: number;
+  /** Whose national numbers a number without a country code is (DEFAULT_COUNTRY); unset: none. */
+  defaultCountry?: string | undefined;
+  /** The number types any lead may be (ALLOWED_PHONE_TYPES); unset or empty: any. */
+  allowedPhoneTypes?: readonly PhoneType[] | undefined;
+}
+
+/**
+ * How a run's leads are read: national numbers as the deployment's default country's, and only of the
+ * run's own `phone_types`, else of the deployment's allowed types.
+ */
+export function phoneRulesFor(
+  policy: Pick<CallPolicy, 'defaultCountry' | 'allowedPhoneTypes'>,
+  options: Pick<RunOptions, 'phoneTypes'>,
+): PhoneRules {
+  const deployment = policy.allowedPhoneTypes ?? [];
+  return {
+    defaultCountry: policy.defaultCountry,
+    ...(options.phoneTypes
+      ? { types: options.phoneTypes, typesFrom: 'phone_types' }
+      : deployment.length > 0
+        ? { types: deployment, typesFrom: 'ALLOWED_PHONE_TYPES' }
+        : {}),
+  };
 }
 
 export const RETRY_DEFAULTS = {
@@ -68,13 +94,22 @@ export function validateRunOptions(
     if (window) options.window = window;
   }
   if (body.from !== undefined && body.from !== null) {
-    if (typeof body.from !== 'string' || !E164.test(body.from)) {
-      problem('from', 'expected a caller id in E.164 (+15005550006)');
-    } else if (!policy.allowedFrom.includes(body.from)) {
+    // A caller id is read as leads are (any type: a landline may call), and compared in E.164.
+    const check =
+      typeof body.from === 'string'
+        ? checkPhone(body.from, { defaultCountry: policy.defaultCountry })
+        : undefined;
+    if (check === undefined) problem('from', 'expected a caller id in E.164 (+15005550006)');
+    else if (!check.ok) problem('from', check.problem);
+    else if (!policy.allowedFrom.includes(check.phone)) {
       problem('from', 'this caller id is not allowed here (ALLOWED_FROM_NUMBERS)');
     } else {
-      options.from = body.from;
+      options.from = check.phone;
     }
+  }
+  if (body.phone_types !== undefined && body.phone_types !== null) {
+    const types = validatePhoneTypes(body.phone_types, policy, problem);
+    if (types) options.phoneTypes = types;
   }
   const hasUrl = body.twiml_url !== undefined && body.twiml_url !== null;
   const hasTwiml = body.twiml !== undefined && body.twiml !== null;
@@ -101,6 +136,28 @@ function unknownFields(value: Record<string, unknown>, known: string[], prefix: 
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) problem(`${prefix}.${key}`, `unknown field; expected ${known.join(', ')}`);
   }
+}
+
+function validatePhoneTypes(value: unknown, policy: CallPolicy, problem: Problem): PhoneType[] | undefined {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((t) => (PHONE_TYPES as readonly unknown[]).includes(t)) ||
+    new Set(value).size !== value.length
+  ) {
+    problem('phone_types', `expected a non-empty list of distinct types from ${PHONE_TYPES.join(', ')}`);
+    return undefined;
+  }
+  const allowed = policy.allowedPhoneTypes ?? [];
+  const refused = value.filter((type) => allowed.length > 0 && !allowed.includes(type));
+  if (refused.length > 0) {
+    problem(
+      'phone_types',
+      `not allowed here: ${refused.join(', ')} (ALLOWED_PHONE_TYPES is ${allowed.join(', ')})`,
+    );
+    return undefined;
+  }
+  return PHONE_TYPES.filter((type) => value.includes(type));
 }
 
 function validateRetry(value: unknown, problem: Problem): RetryPolicy | undefined {
@@ -261,6 +318,7 @@ export function optionsView(options: RunOptions) {
     from: options.from ?? null,
     twiml_url: options.twimlUrl ?? null,
     twiml: options.twiml ?? null,
+    phone_types: options.phoneTypes ? [...options.phoneTypes] : null,
   };
 }
 
@@ -277,8 +335,9 @@ const QUERY_OPTIONS = [
   'from',
   'twiml_url',
   'twiml',
+  'phone_types',
 ] as const;
-const LIST_OPTIONS = new Set(['retry.on', 'window.days']);
+const LIST_OPTIONS = new Set(['retry.on', 'window.days', 'phone_types']);
 const NUMBER_OPTIONS = new Set(['concurrency', 'retry.delay_seconds', 'retry.max_attempts']);
 
 /**

@@ -2,11 +2,11 @@
 // missing or malformed setting fails the first invocation loudly instead of the hundredth quietly.
 
 import { z } from 'zod';
-import { E164 } from './formats.ts';
+import { COUNTRY_CODE, E164, PHONE_TYPES } from './formats.ts';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A comma-separated list (blanks ignored), each item checked by `item`. */
-const commaList = (item: z.ZodString) =>
+const commaList = <T extends z.ZodType<string, string>>(item: T) =>
   z
     .string()
     .default('')
@@ -69,6 +69,19 @@ export const ENV = {
    * TwiML: what the business's caller id says or where it connects is the deployment's choice.
    */
   MAX_TWIML_BYTES: z.coerce.number().int().min(0).max(4000).default(0),
+  /**
+   * Leads (and caller ids) without a country code are read as national numbers of this country
+   * (ISO 3166 alpha-2: `052-234-5678` with IL is +972522345678); unset = a country code is required.
+   * Its form is checked here; that libphonenumber knows it, where the API loads the metadata.
+   */
+  DEFAULT_COUNTRY: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .regex(COUNTRY_CODE, 'an ISO 3166 alpha-2 country code such as IL or US')
+    .optional(),
+  /** The number types leads may be (libphonenumber's, comma-separated: mobile,fixed_line_or_mobile); empty = any. */
+  ALLOWED_PHONE_TYPES: commaList(z.enum(PHONE_TYPES, { error: `one of ${PHONE_TYPES.join(', ')}` })),
 } as const;
 
 type EnvShape = typeof ENV;

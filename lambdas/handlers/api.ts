@@ -17,6 +17,7 @@ import { type Log, type RunStore, systemClock } from '../core/ports.ts';
 import { type ControlAction, controlRun } from '../core/run-controls.ts';
 import { ENV, readEnv } from '../definitions/environment.ts';
 import { ID_CHARS } from '../definitions/formats.ts';
+import { phoneSettingProblems } from '../definitions/phone-numbers.ts';
 import { serviceName } from '../definitions/resources.ts';
 import { eventBody } from './body.ts';
 import { errorResponse, header, json, parseJsonBody, toErrorResponse } from './http.ts';
@@ -37,9 +38,20 @@ function wire(): ApiDeps {
     'ALLOWED_FROM_NUMBERS',
     'TWIML_URL_ALLOWED_PREFIXES',
     'MAX_TWIML_BYTES',
+    'DEFAULT_COUNTRY',
+    'ALLOWED_PHONE_TYPES',
   ]);
   // The deployment's own caller id is always allowed; the API needs it only for that.
   const defaultFrom = ENV.TWILIO_FROM_NUMBER.optional().parse(process.env.TWILIO_FROM_NUMBER);
+  // The form of each setting is checked above; their validity needs the phone metadata, loaded here only.
+  const problems = phoneSettingProblems({
+    fromNumbers: [
+      ...(defaultFrom ? [{ name: 'TWILIO_FROM_NUMBER', value: defaultFrom }] : []),
+      ...env.ALLOWED_FROM_NUMBERS.map((value, i) => ({ name: `ALLOWED_FROM_NUMBERS[${i}]`, value })),
+    ],
+    defaultCountry: { name: 'DEFAULT_COUNTRY', value: env.DEFAULT_COUNTRY },
+  });
+  if (problems.length > 0) throw new Error(`Invalid configuration: ${problems.join('; ')}`);
   return {
     store: runStore(env),
     queue: workQueue(env),
@@ -53,6 +65,8 @@ function wire(): ApiDeps {
       allowedFrom: [...(defaultFrom ? [defaultFrom] : []), ...env.ALLOWED_FROM_NUMBERS],
       twimlUrlPrefixes: env.TWIML_URL_ALLOWED_PREFIXES,
       maxTwimlBytes: env.MAX_TWIML_BYTES,
+      defaultCountry: env.DEFAULT_COUNTRY,
+      allowedPhoneTypes: env.ALLOWED_PHONE_TYPES,
     },
     newRunId: randomUUID,
     log: logger,

@@ -211,7 +211,7 @@ describe('runs create: the CSV is checked before anything is sent', () => {
         'phone,name,note',
         `${a},Ada,"multi`, // a quoted cell over two lines: the next lead is on line 4
         'line note"',
-        '12345,Bob,',
+        '+1 123 456 7890,Bob,', // no North American area code starts with 1
         `${b},Cy,`,
         `${a},Ada again,`,
         '',
@@ -220,7 +220,9 @@ describe('runs create: the CSV is checked before anything is sent', () => {
     const result = await cli(['runs', 'create', path]);
     expect(result.code).toBe(EXIT.invalidInput);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toContain(`${path}:4: phone: not a phone number in E.164 form`);
+    expect(result.stderr).toContain(
+      `${path}:4: phone: not a valid number: no country with calling code +1 has this range`,
+    );
     expect(result.stderr).toContain(`${path}:6: phone: the same number as line 2`);
     expect(result.stderr).toMatch(/dialgate: .*bad\.csv: 2 lead\(s\) are invalid; nothing was sent\.\n$/);
   });

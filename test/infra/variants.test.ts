@@ -29,6 +29,8 @@ describe('context', () => {
       allowedFromNumbers: [],
       twimlUrlAllowedPrefixes: [],
       maxTwimlBytes: 0,
+      defaultCountry: undefined,
+      allowedPhoneTypes: [],
     });
   });
 
@@ -70,6 +72,30 @@ describe('context', () => {
     expect(attempt).toThrow(/-c alarmEmail:/);
   });
 
+  it('reads the phone settings, and refuses caller ids and countries libphonenumber does not know', () => {
+    expect(
+      configFrom({
+        defaultCountry: 'il',
+        allowedPhoneTypes: 'mobile,fixed_line_or_mobile',
+        allowedFromNumbers: '+97233761234',
+      }),
+    ).toMatchObject({
+      defaultCountry: 'IL',
+      allowedPhoneTypes: ['mobile', 'fixed_line_or_mobile'],
+      allowedFromNumbers: ['+97233761234'],
+    });
+    const attempt = () =>
+      configFrom({
+        twilioFromNumber: '+11234567890', // E.164 in form, but no North American area code starts with 1
+        allowedFromNumbers: '+972522345678,+972521234567', // Israel assigns no 052-1 mobiles
+        defaultCountry: 'ZZ',
+      });
+    expect(attempt).toThrow(/-c twilioFromNumber: not a valid number/);
+    expect(attempt).toThrow(/-c allowedFromNumbers\[1\]: not a valid number in IL/);
+    expect(attempt).toThrow(/-c defaultCountry: "ZZ" is not an ISO 3166 alpha-2 country/);
+    expect(() => configFrom({ allowedPhoneTypes: 'mobile,cell' })).toThrow(/-c allowedPhoneTypes:/);
+  });
+
   it('refuses a default concurrency above the maximum', () => {
     expect(() => configFrom({ defaultConcurrency: '8', maxConcurrency: '4' })).toThrow(
       /exceeds -c maxConcurrency/,
@@ -98,6 +124,19 @@ describe('production, API key, alarm e-mail', () => {
     twimlUrl: 'https://example.com/twiml.xml',
     defaultConcurrency: '4',
     maxConcurrency: '8',
+    defaultCountry: 'IL',
+    allowedPhoneTypes: 'mobile,fixed_line_or_mobile',
+  });
+
+  it('gives the API, and only the API, the phone settings', () => {
+    const functions = functionsOf(stateless);
+    expect(functions.api!.props.Environment.Variables).toMatchObject({
+      DEFAULT_COUNTRY: 'IL',
+      ALLOWED_PHONE_TYPES: 'mobile,fixed_line_or_mobile',
+    });
+    for (const fn of ['dispatcher', 'webhook', 'reconciler']) {
+      expect(functions[fn]!.props.Environment.Variables.DEFAULT_COUNTRY).toBeUndefined();
+    }
   });
 
   it('names the stacks after the stage', () => {

@@ -74,6 +74,20 @@ describe('POST /runs', () => {
     ['no leads', '{"leads": []}', 400, 'leads', undefined],
     ['an invalid phone', '{"leads": [{"phone": "+14155550100"}, {"phone": "12"}]}', 400, 'leads[1].phone', 1],
     [
+      'a number no country assigns (US area code 123)',
+      '{"leads": [{"phone": "+14155550100"}, {"phone": "+1 123 456 7890"}]}',
+      400,
+      'leads[1].phone',
+      1,
+    ],
+    [
+      'a national number, no DEFAULT_COUNTRY being set',
+      '{"leads": [{"phone": "052-234-5678"}]}',
+      400,
+      'leads[0].phone',
+      0,
+    ],
+    [
       'a duplicate phone',
       '{"leads": [{"phone": "+14155550100"}, {"phone": "+1 415 555 0100"}]}',
       400,
@@ -208,7 +222,7 @@ describe('unknown fields and parameters', () => {
     ],
   ])('POST /runs refuses %s with 400 naming it, creating nothing', async (_case, extra, field) => {
     const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
-    const body = { leads: [{ phone: '+972521234567' }], ...extra };
+    const body = { leads: [{ phone: '+972522345677' }], ...extra };
     const res = await route(apiEvent('POST', '/runs', JSON.stringify(body)));
     expect(res.statusCode).toBe(400);
     expect(JSON.parse(res.body).error.details).toContainEqual(expect.objectContaining({ field }));
@@ -218,18 +232,18 @@ describe('unknown fields and parameters', () => {
 
   it('refuses unknown query parameters on every route with 400 naming them', async () => {
     const created = await route(
-      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234568' }] })),
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972522345678' }] })),
     );
     const runId = JSON.parse(created.body).run_id as string;
     const cases: [ReturnType<typeof apiEvent>, string][] = [
-      [apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972521234569' }] })), 'concurrency'],
+      [apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972522345679' }] })), 'concurrency'],
       [apiEvent('GET', '/runs'), 'limt'],
       [apiEvent('GET', `/runs/${runId}`), 'verbose'],
       [apiEvent('POST', `/runs/${runId}/pause`), 'hangup'],
       [apiEvent('POST', `/runs/${runId}/resume`), 'now'],
       [apiEvent('POST', `/runs/${runId}/cancel`), 'hang_up'],
       [
-        apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: [{ phone: '+972521234570' }] })),
+        apiEvent('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: [{ phone: '+972522345680' }] })),
         'x',
       ],
       [apiEvent('GET', `/runs/${runId}/calls`), 'statuses'],
@@ -316,19 +330,19 @@ describe('POST /runs/{run_id}/leads with Idempotency-Key', () => {
 
   it('reserves once for retries with the same key, even racing ones; the same key with other leads is 422', async () => {
     const created = await route(
-      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972541234567' }] })),
+      apiEvent('POST', '/runs', JSON.stringify({ leads: [{ phone: '+972542345677' }] })),
     );
     const runId = JSON.parse(created.body).run_id as string;
-    const more = { leads: [{ phone: '+972541234568' }, { phone: '+972541234569' }] };
+    const more = { leads: [{ phone: '+972542345678' }, { phone: '+972542345679' }] };
     const answers = await Promise.all([1, 2, 3, 4].map(() => append(runId, 'append-key-1', more)));
     expect(answers.map((res) => res.statusCode)).toEqual([202, 202, 202, 202]);
     expect(new Set(answers.map((res) => JSON.parse(res.body).first_job_id))).toEqual(new Set(['000001']));
     const again = await append(runId, 'append-key-1', more);
     expect(JSON.parse(again.body)).toMatchObject({ first_job_id: '000001', appended: 2, total_leads: 3 });
     // Another key is another append.
-    const other = await append(runId, 'append-key-2', { leads: [{ phone: '+972541234570' }] });
+    const other = await append(runId, 'append-key-2', { leads: [{ phone: '+972542345680' }] });
     expect(JSON.parse(other.body)).toMatchObject({ first_job_id: '000003', total_leads: 4 });
-    const reused = await append(runId, 'append-key-1', { leads: [{ phone: '+972541234571' }] });
+    const reused = await append(runId, 'append-key-1', { leads: [{ phone: '+972542345681' }] });
     expect(reused.statusCode).toBe(422);
     expect(JSON.parse((await route(apiEvent('GET', `/runs/${runId}`))).body).total_leads).toBe(4);
   });

@@ -181,7 +181,7 @@ async function threeAnswered(runId: string) {
 describe('status callbacks', () => {
   it('refuses forged or unsigned callbacks with 403 and changes nothing; a duplicate final releases nothing', async () => {
     twilio.configure({ queuedMs: 0, ringMs: 30, talkMs: 60_000, jitter: 0, faults: {} });
-    const leads = leadsFor(4, '+1420');
+    const leads = leadsFor(4, '+1469');
     const created = await postRun(stack.apiUrl, { leads, concurrency: 3 });
     const runId = created.body.run_id;
     await twilio.waitFor(

@@ -69,8 +69,8 @@ describe('calling window', () => {
 
   it('dials no lead before its window opens, each in its own time zone, and every lead once it does', async () => {
     const leads = [
-      ...leadsFor(4, '+1451'),
-      ...leadsFor(2, '+1452').map((lead) => ({ ...lead, time_zone: 'America/New_York' })),
+      ...leadsFor(4, '+1480'),
+      ...leadsFor(2, '+1484').map((lead) => ({ ...lead, time_zone: 'America/New_York' })),
     ];
     const runId = await h.createRun({ leads, concurrency: 3, window });
     await h.idle();
@@ -109,7 +109,7 @@ describe('calling window', () => {
   it('leaves the rest of the leads for the next opening when the window closes mid-run', async () => {
     // 19:59:30 in Jerusalem: one lead is dialed, and its call is still on at 20:00.
     h.clock.jumpTo(new Date('2026-11-29T17:59:30Z'));
-    const leads = leadsFor(3, '+1453');
+    const leads = leadsFor(3, '+1501');
     scripts[leads[0]!.phone] = () => ({ outcome: 'completed', talkMs: 60_000 });
     const runId = await h.createRun({ leads, concurrency: 1, window });
     await h.twilio.waitFor(
@@ -137,7 +137,7 @@ describe('calling window', () => {
 
 describe('retries', () => {
   it('retries busy leads after the delay, up to the maximum, holding no slot while they wait', async () => {
-    const leads = leadsFor(6, '+1454');
+    const leads = leadsFor(6, '+1502');
     const busy = leads.slice(0, 3).map((l) => l.phone);
     // Busy every time; the second attempt rings a while first, so that a late callback can race it.
     for (const phone of busy) {

@@ -62,9 +62,9 @@ const valueText = fc.oneof(
 const fields = fc.array(fc.tuple(fc.oneof(text, fc.constant('')), valueText), { maxLength: 3 });
 const request = fc.array(fields, { minLength: 1, maxLength: 3 });
 
-/** Valid Israeli mobiles (+972 52x…), distinct per request. */
+/** Valid Israeli mobiles (+972 53x…), distinct per request. */
 const phone = (run: number, lead: number) =>
-  `+97252${String(run % 100).padStart(2, '0')}${String(1000 + lead)}1`;
+  `+97253${String(run % 100).padStart(2, '0')}${String(1000 + lead)}1`;
 
 let runNo = 0;
 

@@ -61,7 +61,7 @@ function expectEachLeadCalledOnce(runId: string, count: number) {
 describe('reconciler', () => {
   it('recovers a lost final callback within two reconciler intervals of the slot falling due', async () => {
     twilio.configure({ faults: { dropCallback: 1 } }); // every callback lost: only the reconciler frees slots
-    const created = await postRun(stack.apiUrl, { leads: leadsFor(6, '+1421'), concurrency: 3 });
+    const created = await postRun(stack.apiUrl, { leads: leadsFor(6, '+1470'), concurrency: 3 });
     const runId = created.body.run_id;
     await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 45_000 });
     expectEachLeadCalledOnce(runId, 6);
@@ -83,7 +83,7 @@ describe('reconciler', () => {
 
   it('re-queues a call whose create failed before Twilio made it, and dials it once', async () => {
     twilio.configure({ faults: { createServerErrorWithoutCreating: 1 } });
-    const leads = leadsFor(3, '+1422');
+    const leads = leadsFor(3, '+1475');
     const created = await postRun(stack.apiUrl, { leads, concurrency: 3 });
     const runId = created.body.run_id;
     await until(() => twilio.stats().serverErrors.withoutCreating >= 3, 'three failed creates');

@@ -12,6 +12,7 @@ import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
 import type { DispatchRequest, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import type { RunOptions } from '../../lambdas/core/run-options.ts';
+import { areaPrefix } from '../../tools/bench/numbers.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';
 
@@ -84,7 +85,7 @@ describe('a hint is only a hint', () => {
   /** A run of `leads` queued jobs at `concurrency`, written straight to the store (no queue messages). */
   async function queuedRun(concurrency: number, leads: number) {
     const runId = randomUUID();
-    const prefix = `+1${String(200 + Math.floor(Math.random() * 700))}`;
+    const prefix = areaPrefix(Math.floor(Math.random() * 300));
     const jobs: NewJob[] = leadsFor(leads, prefix).map((lead, i) => ({
       jobId: jobIdFor(i),
       phone: lead.phone,

@@ -119,14 +119,14 @@ describe('cancel', () => {
   it('cancels queued and ringing calls at Twilio, lets calls in progress end (or hangs them up), and ends with every lead final', async () => {
     // The first lead answers and talks; the second rings for a minute; the third sits in Twilio's queue.
     const scripts: Record<string, CallScript> = {
-      '+14265000000': { outcome: 'completed', queuedMs: 0, ringMs: 20, talkMs: 60_000 },
-      '+14265000001': { outcome: 'completed', queuedMs: 0, ringMs: 60_000, talkMs: 60_000 },
-      '+14265000002': { outcome: 'completed', queuedMs: 60_000, ringMs: 20, talkMs: 60_000 },
+      '+14785000000': { outcome: 'completed', queuedMs: 0, ringMs: 20, talkMs: 60_000 },
+      '+14785000001': { outcome: 'completed', queuedMs: 0, ringMs: 60_000, talkMs: 60_000 },
+      '+14785000002': { outcome: 'completed', queuedMs: 60_000, ringMs: 20, talkMs: 60_000 },
     };
     twilio.configure({
       behavior: ({ to }) => scripts[to] ?? { outcome: 'completed', queuedMs: 0, ringMs: 20, talkMs: 50 },
     });
-    const leads = leadsFor(10, '+1426');
+    const leads = leadsFor(10, '+1478');
     const { body: run } = await postRun(stack.apiUrl, { leads, concurrency: 3 });
     const runId = run.run_id;
     await twilio.waitFor(
@@ -157,13 +157,13 @@ describe('cancel', () => {
     );
     const view = await waitForView(runId, (v) => v.canceled === 9, 'queued and ringing leads canceled');
     expect(view).toMatchObject({ status: 'canceling', queued: 0, in_progress: 1, calling: 1, completed: 0 });
-    expect(callsOf(runId).find((c) => c.to === '+14265000000')!.status).toBe('in-progress');
+    expect(callsOf(runId).find((c) => c.to === '+14785000000')!.status).toBe('in-progress');
 
     // Nothing can restart it.
     expect((await api('POST', `/runs/${runId}/resume`)).status).toBe(409);
     expect((await api('POST', `/runs/${runId}/pause`)).status).toBe(409);
     expect(
-      (await api('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: leadsFor(1, '+1427') }))).status,
+      (await api('POST', `/runs/${runId}/leads`, JSON.stringify({ leads: leadsFor(1, '+1479') }))).status,
     ).toBe(409);
 
     // Cancel again, this time hanging up: the call in progress ends `completed` and the run is over.

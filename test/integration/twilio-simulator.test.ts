@@ -154,13 +154,13 @@ describe('the adapter against the simulator', () => {
     const hook = await receiver();
     const cb = callbackUrl(hook.url, 'R1', 'J1', 2);
 
-    const result = await adapter(sim).createCall(request('+15551230001', cb));
+    const result = await adapter(sim).createCall(request('+14155230001', cb));
 
     expect(result).toMatchObject({ kind: 'created', status: 'queued' });
     const sid = result.kind === 'created' ? result.callSid : '';
     expect(sid).toMatch(/^CA[0-9a-f]{32}$/);
     expect(sim.call(sid)).toMatchObject({
-      to: '+15551230001',
+      to: '+14155230001',
       from: FROM,
       twiml: '<Response><Say>Hi</Say></Response>',
       statusCallback: cb,
@@ -185,7 +185,7 @@ describe('the adapter against the simulator', () => {
 
   it('reports a 429 as throttled, and nothing was created', async () => {
     const sim = await simulator({ faults: { createThrottled: 1 } });
-    const result = await adapter(sim).createCall(request('+15551230002', 'http://127.0.0.1:9/cb'));
+    const result = await adapter(sim).createCall(request('+14155230002', 'http://127.0.0.1:9/cb'));
 
     expect(result).toEqual({ kind: 'throttled' });
     expect(sim.stats()).toMatchObject({ createRequests: 1, created: 0, throttled: 1 });
@@ -195,8 +195,8 @@ describe('the adapter against the simulator', () => {
     const created = await simulator({ faults: { createServerErrorAfterCreating: 1 } });
     const notCreated = await simulator({ faults: { createServerErrorWithoutCreating: 1 } });
 
-    const a = await adapter(created).createCall(request('+15551230003', 'http://127.0.0.1:9/cb'));
-    const b = await adapter(notCreated).createCall(request('+15551230003', 'http://127.0.0.1:9/cb'));
+    const a = await adapter(created).createCall(request('+14155230003', 'http://127.0.0.1:9/cb'));
+    const b = await adapter(notCreated).createCall(request('+14155230003', 'http://127.0.0.1:9/cb'));
 
     expect(a).toMatchObject({ kind: 'unknown', reason: expect.stringContaining('500') });
     expect(b).toMatchObject({ kind: 'unknown', reason: expect.stringContaining('500') });
@@ -211,7 +211,7 @@ describe('the adapter against the simulator', () => {
     const sim = await simulator({ createDelayMs: 1000 });
     const started = Date.now();
     const result = await adapter(sim, { timeoutMs: 150 }).createCall(
-      request('+15551230004', 'http://127.0.0.1:9/cb'),
+      request('+14155230004', 'http://127.0.0.1:9/cb'),
     );
 
     expect(result).toEqual({ kind: 'unknown', reason: 'timeout' });
@@ -226,7 +226,7 @@ describe('the adapter against the simulator', () => {
       apiBaseUrl: `http://127.0.0.1:${port}`,
       timeoutMs: 1000,
     });
-    const result = await telephony.createCall(request('+15551230005', 'http://127.0.0.1:9/cb'));
+    const result = await telephony.createCall(request('+14155230005', 'http://127.0.0.1:9/cb'));
     expect(result).toEqual({ kind: 'unknown', reason: 'network error (ECONNREFUSED)' });
   });
 
@@ -238,7 +238,7 @@ describe('the adapter against the simulator', () => {
       log,
     });
 
-    expect(await stale.createCall(request('+15551230006', 'http://127.0.0.1:9/cb'))).toEqual({
+    expect(await stale.createCall(request('+14155230006', 'http://127.0.0.1:9/cb'))).toEqual({
       kind: 'throttled',
     });
     expect(sim.stats().created).toBe(0);
@@ -256,7 +256,7 @@ describe('the adapter against the simulator', () => {
         },
       },
     });
-    expect(await rotating.createCall(request('+15551230006', 'http://127.0.0.1:9/cb'))).toMatchObject({
+    expect(await rotating.createCall(request('+14155230006', 'http://127.0.0.1:9/cb'))).toMatchObject({
       kind: 'created',
     });
     expect(refreshes).toBe(1);
@@ -267,14 +267,14 @@ describe('the adapter against the simulator', () => {
   it('fetches, cancels and hangs up calls, with Twilio’s rules on what can be canceled', async () => {
     const sim = await simulator({
       behavior: byNumber({
-        '+15551230010': { outcome: 'completed', queuedMs: 5000 },
-        '+15551230011': { outcome: 'completed', ringMs: 5, talkMs: 5000 },
+        '+14155230010': { outcome: 'completed', queuedMs: 5000 },
+        '+14155230011': { outcome: 'completed', ringMs: 5, talkMs: 5000 },
       }),
     });
     const hook = await receiver();
     const telephony = adapter(sim);
-    const queued = await telephony.createCall(request('+15551230010', callbackUrl(hook.url, 'R', 'J1')));
-    const answered = await telephony.createCall(request('+15551230011', callbackUrl(hook.url, 'R', 'J2')));
+    const queued = await telephony.createCall(request('+14155230010', callbackUrl(hook.url, 'R', 'J1')));
+    const answered = await telephony.createCall(request('+14155230011', callbackUrl(hook.url, 'R', 'J2')));
     if (queued.kind !== 'created' || answered.kind !== 'created') throw new Error('not created');
 
     expect(await telephony.fetchCall(queued.callSid)).toMatchObject({
@@ -313,7 +313,7 @@ describe('the adapter against the simulator', () => {
     const telephony = adapter(sim);
     const before = new Date(Date.now() - 1000);
     const created = await Promise.all(
-      ['+15551230030', '+15551230031', '+15551230032'].map((to, i) =>
+      ['+14155230030', '+14155230031', '+14155230032'].map((to, i) =>
         telephony.createCall(request(to, `http://127.0.0.1:9/e${i}`)),
       ),
     );
@@ -340,13 +340,13 @@ describe('the adapter against the simulator', () => {
     });
     const telephony = adapter(sim);
     const before = new Date(Date.now() - 1000);
-    const dialed = await telephony.createCall(request('+15551230020', 'http://127.0.0.1:9/a'));
-    const stuck = await telephony.createCall(request('+15551230020', 'http://127.0.0.1:9/b'));
-    await telephony.createCall(request('+15551230021', 'http://127.0.0.1:9/c'));
+    const dialed = await telephony.createCall(request('+14155230020', 'http://127.0.0.1:9/a'));
+    const stuck = await telephony.createCall(request('+14155230020', 'http://127.0.0.1:9/b'));
+    await telephony.createCall(request('+14155230021', 'http://127.0.0.1:9/c'));
     if (dialed.kind !== 'created' || stuck.kind !== 'created') throw new Error('not created');
     await sim.waitFor((s) => s.call(dialed.callSid)?.startedAt !== undefined, 2000, 'dialing');
 
-    const found = await telephony.findCalls({ to: '+15551230020', startedAfter: before });
+    const found = await telephony.findCalls({ to: '+14155230020', startedAfter: before });
     expect(found.map((c) => c.sid).sort()).toEqual([dialed.callSid, stuck.callSid].sort());
     const stuckSummary = found.find((c) => c.sid === stuck.callSid);
     expect(stuckSummary?.status).toBe('queued');
@@ -354,14 +354,14 @@ describe('the adapter against the simulator', () => {
     expect(found.find((c) => c.sid === dialed.callSid)?.startTime).toBeInstanceOf(Date);
 
     expect(
-      await telephony.findCalls({ to: '+15551230020', startedAfter: new Date(Date.now() + 60_000) }),
+      await telephony.findCalls({ to: '+14155230020', startedAfter: new Date(Date.now() + 60_000) }),
     ).toEqual([]);
 
     // The raw list pages like Twilio's, and the official client follows next_page_uri.
     const client = twilio(sim.accountSid, sim.authToken, { httpClient: new BaseUrlRequestClient(sim.url) });
     const all = await client.calls.list({ pageSize: 1 });
     expect(all).toHaveLength(3);
-    const byStart = await client.calls.list({ to: '+15551230020', startTimeAfter: before });
+    const byStart = await client.calls.list({ to: '+14155230020', startTimeAfter: before });
     expect(byStart.map((c) => c.sid)).toEqual([dialed.callSid]);
   });
 });
@@ -436,7 +436,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   const resource = (n: number, extra: Record<string, unknown> = {}) => ({
     sid: SID(n),
     status: 'completed',
-    to: '+15551239000',
+    to: '+14155239000',
     date_created: 'Sat, 28 Nov 2026 10:00:00 +0000',
     start_time: 'Sat, 28 Nov 2026 10:00:01 +0000',
     end_time: null,
@@ -448,12 +448,12 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     const telephony = against(twilioApi.url);
     const cb = 'https://hooks.example/twilio/status?run=R&job=J&attempt=1';
 
-    expect(await telephony.createCall(request('+15551239001', cb))).toEqual({
+    expect(await telephony.createCall(request('+14155239001', cb))).toEqual({
       kind: 'created',
       callSid: SID(1),
       status: 'queued',
     });
-    await telephony.createCall(request('+15551239002', cb, { content: { twimlUrl: 'https://t.example/x' } }));
+    await telephony.createCall(request('+14155239002', cb, { content: { twimlUrl: 'https://t.example/x' } }));
 
     const [first, second] = twilioApi.seen;
     expect(first).toMatchObject({ method: 'POST', path: CALLS_PATH });
@@ -463,7 +463,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       connection: 'close',
     });
     expect([...first!.form]).toEqual([
-      ['To', '+15551239001'],
+      ['To', '+14155239001'],
       ['From', FROM],
       ['Twiml', '<Response><Say>Hi</Say></Response>'],
       ['StatusCallback', cb],
@@ -483,7 +483,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     const reusing = await scripted(() => ({ status: 201, body: { sid: SID(2), status: 'queued' } }));
     const keepAlive = against(reusing.url, { keepAlive: true });
     for (const n of [3, 4, 5]) {
-      await keepAlive.createCall(request(`+1555123900${n}`, cb));
+      await keepAlive.createCall(request(`+1415523900${n}`, cb));
       await sleep(20);
     }
     expect(reusing.seen[0]!.headers.connection).not.toBe('close');
@@ -493,7 +493,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   it('classifies every kind of answer to a create from the response alone, sending it once', async () => {
     const cases: [Answer, unknown][] = [
       [
-        { status: 400, body: { message: 'To +1 555 123 4567 is not valid', status: 400 } },
+        { status: 400, body: { message: 'To +1 415 523 4567 is not valid', status: 400 } },
         { kind: 'rejected', code: undefined, message: 'To [number] is not valid' },
       ],
       [
@@ -558,7 +558,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       const twilioApi = await scripted(() => answer);
       const log = memoryLog();
       const result = await against(twilioApi.url, { log }).createCall(
-        request('+15551239010', 'http://127.0.0.1:9/cb'),
+        request('+14155239010', 'http://127.0.0.1:9/cb'),
       );
       expect(result, JSON.stringify(answer)).toEqual(expected);
       expect(twilioApi.seen, JSON.stringify(answer)).toHaveLength(1);
@@ -576,7 +576,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     const telephony = against(twilioApi.url, { timeoutMs: 150 });
     const started = Date.now();
 
-    expect(await telephony.createCall(request('+15551239020', 'http://127.0.0.1:9/cb'))).toEqual({
+    expect(await telephony.createCall(request('+14155239020', 'http://127.0.0.1:9/cb'))).toEqual({
       kind: 'unknown',
       reason: 'timeout',
     });
@@ -590,12 +590,12 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   it('reports read and update errors with the status and code from the body, redacted, or none', async () => {
     const twilioApi = await scripted(({ method }, n) =>
       n === 0
-        ? { status: 500, body: { message: 'Trouble with +15551239030', status: 500 } }
+        ? { status: 500, body: { message: 'Trouble with +14155239030', status: 500 } }
         : method === 'GET'
           ? { status: 503, body: 'unavailable' }
           : {
               status: 400,
-              body: { code: 21220, message: 'Call +15551239030 is not in progress', status: 400 },
+              body: { code: 21220, message: 'Call +14155239030 is not in progress', status: 400 },
             },
     );
     const telephony = against(twilioApi.url);
@@ -622,7 +622,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   });
 
   it('lists with To and StartTime> (whole seconds) and Status=queued, following next_page_uri to the end', async () => {
-    const next = `${CALLS_PATH}?To=%2B15551239000&PageSize=100&Page=1&PageToken=PA${SID(2)}`;
+    const next = `${CALLS_PATH}?To=%2B14155239000&PageSize=100&Page=1&PageToken=PA${SID(2)}`;
     const twilioApi = await scripted(({ query }) => {
       if (query.get('Status') === 'queued') {
         return {
@@ -642,7 +642,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     });
     const startedAfter = new Date('2026-11-28T09:59:59.500Z');
 
-    const found = await against(twilioApi.url).findCalls({ to: '+15551239000', startedAfter });
+    const found = await against(twilioApi.url).findCalls({ to: '+14155239000', startedAfter });
 
     // SID(2) started before the bound (Twilio filters by day only): filtered out here.
     expect(found.map((c) => c.sid).sort()).toEqual([SID(1), SID(3), SID(9)]);
@@ -659,12 +659,12 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     });
     const started = twilioApi.seen.filter((r) => !r.query.has('Status'));
     expect(started.map((r) => `${r.path}?${r.query}`)).toEqual([
-      `${CALLS_PATH}?To=%2B15551239000&StartTime%3E=2026-11-28T09%3A59%3A59Z&PageSize=100`,
+      `${CALLS_PATH}?To=%2B14155239000&StartTime%3E=2026-11-28T09%3A59%3A59Z&PageSize=100`,
       next,
     ]);
     const queued = twilioApi.seen.filter((r) => r.query.has('Status'));
     expect(Object.fromEntries(queued[0]!.query)).toEqual({
-      To: '+15551239000',
+      To: '+14155239000',
       Status: 'queued',
       PageSize: '100',
     });
@@ -678,7 +678,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       const calls = Array.from({ length: 100 }, (_, i) => resource(page * 100 + i));
       return { status: 200, body: { calls, next_page_uri: `${CALLS_PATH}?Page=${page}` } };
     });
-    const all = await against(endless.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) });
+    const all = await against(endless.url).findCalls({ to: '+14155239000', startedAfter: new Date(0) });
     expect(all).toHaveLength(1000);
     expect(page).toBe(10);
 
@@ -690,12 +690,12 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       },
     }));
     await expect(
-      against(elsewhere.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) }),
+      against(elsewhere.url).findCalls({ to: '+14155239000', startedAfter: new Date(0) }),
     ).rejects.toMatchObject({ name: 'TwilioApiError', message: expect.stringContaining('evil.example') });
 
     const malformed = await scripted(() => ({ status: 200, body: { nothing: [] } }));
     await expect(
-      against(malformed.url).findCalls({ to: '+15551239000', startedAfter: new Date(0) }),
+      against(malformed.url).findCalls({ to: '+14155239000', startedAfter: new Date(0) }),
     ).rejects.toBeInstanceOf(TwilioApiError);
   });
 
@@ -737,14 +737,14 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
         },
       },
     });
-    expect(await unreadable.createCall(request('+15551239040', 'http://127.0.0.1:9/cb'))).toEqual({
+    expect(await unreadable.createCall(request('+14155239040', 'http://127.0.0.1:9/cb'))).toEqual({
       kind: 'throttled',
     });
     expect(log.lines).toMatchObject([{ level: 'error', context: { error: 'secret unavailable' } }]);
     const apiKey = against(twilioApi.url, {
       credentials: { accountSid: `SK${'1'.repeat(32)}`, authToken: 'x' },
     });
-    expect(await apiKey.createCall(request('+15551239040', 'http://127.0.0.1:9/cb'))).toEqual({
+    expect(await apiKey.createCall(request('+14155239040', 'http://127.0.0.1:9/cb'))).toEqual({
       kind: 'throttled',
     });
     expect(twilioApi.seen).toHaveLength(3);
@@ -758,13 +758,13 @@ describe('the adapter’s paging against the simulator', () => {
     const before = new Date(Date.now() - 1000);
     const sids: string[] = [];
     for (let i = 0; i < 105; i++) {
-      const result = await telephony.createCall(request('+15551239100', 'http://127.0.0.1:9/cb'));
+      const result = await telephony.createCall(request('+14155239100', 'http://127.0.0.1:9/cb'));
       if (result.kind !== 'created') throw new Error(`not created: ${JSON.stringify(result)}`);
       sids.push(result.callSid);
     }
     await sim.waitForFinal(105, 5000);
 
-    const found = await telephony.findCalls({ to: '+15551239100', startedAfter: before });
+    const found = await telephony.findCalls({ to: '+14155239100', startedAfter: before });
     expect(found.map((c) => c.sid).sort()).toEqual([...sids].sort());
     expect(found.every((c) => c.status === 'completed' && c.startTime instanceof Date)).toBe(true);
   });
@@ -775,7 +775,7 @@ describe('status callbacks', () => {
     const sim = await simulator();
     const hook = await receiver();
     const cb = callbackUrl(hook.url, 'R', 'J');
-    const result = await adapter(sim).createCall(request('+15551230030', cb));
+    const result = await adapter(sim).createCall(request('+14155230030', cb));
     await sim.settled(2000);
 
     expect(hook.received.map((r) => r.params.CallStatus)).toEqual([
@@ -800,7 +800,7 @@ describe('status callbacks', () => {
       CallSid: result.kind === 'created' ? result.callSid : '',
       AccountSid: sim.accountSid,
       From: FROM,
-      To: '+15551230030',
+      To: '+14155230030',
       Direction: 'outbound-api',
       ApiVersion: '2010-04-01',
       CallbackSource: 'call-progress-events',
@@ -815,13 +815,13 @@ describe('status callbacks', () => {
   it('are sent only on `completed` when no event is requested, carrying every final status', async () => {
     const sim = await simulator({
       behavior: byNumber({
-        '+15551230040': { outcome: 'busy' },
-        '+15551230041': { outcome: 'failed' },
-        '+15551230042': { outcome: 'no-answer' },
+        '+14155230040': { outcome: 'busy' },
+        '+14155230041': { outcome: 'failed' },
+        '+14155230042': { outcome: 'no-answer' },
       }),
     });
     const hook = await receiver();
-    for (const to of ['+15551230040', '+15551230041', '+15551230042']) {
+    for (const to of ['+14155230040', '+14155230041', '+14155230042']) {
       const { status } = await rawCreate(sim, [
         ['To', to],
         ['From', FROM],
@@ -835,9 +835,9 @@ describe('status callbacks', () => {
     expect(
       hook.received.map((r) => [r.params.To, r.params.CallStatus, r.params.SequenceNumber]).sort(),
     ).toEqual([
-      ['+15551230040', 'busy', '0'],
-      ['+15551230041', 'failed', '0'],
-      ['+15551230042', 'no-answer', '0'],
+      ['+14155230040', 'busy', '0'],
+      ['+14155230041', 'failed', '0'],
+      ['+14155230042', 'no-answer', '0'],
     ]);
     expect(sim.stats().outcomes).toMatchObject({ busy: 1, failed: 1, 'no-answer': 1 });
   });
@@ -846,7 +846,7 @@ describe('status callbacks', () => {
     const sim = await simulator();
     const hook = await receiver();
     await rawCreate(sim, [
-      ['To', '+15551230045'],
+      ['To', '+14155230045'],
       ['From', FROM],
       ['Twiml', '<Response/>'],
       ['StatusCallback', hook.url],
@@ -864,22 +864,22 @@ describe('status callbacks', () => {
     const sim = await simulator({
       secondMs: 10,
       behavior: byNumber({
-        '+15551230050': { outcome: 'completed', ringMs: 500 },
-        '+15551230051': { outcome: 'completed', ringMs: 5, talkMs: 5000 },
+        '+14155230050': { outcome: 'completed', ringMs: 500 },
+        '+14155230051': { outcome: 'completed', ringMs: 5, talkMs: 5000 },
       }),
     });
     const hook = await receiver();
     const telephony = adapter(sim);
-    await telephony.createCall(request('+15551230050', hook.url, { ringTimeoutSeconds: 2 }));
-    await telephony.createCall(request('+15551230051', hook.url, { timeLimitSeconds: 3 }));
+    await telephony.createCall(request('+14155230050', hook.url, { ringTimeoutSeconds: 2 }));
+    await telephony.createCall(request('+14155230051', hook.url, { timeLimitSeconds: 3 }));
     await sim.settled();
 
     const finals = Object.fromEntries(
       hook.received.filter((r) => r.params.CallDuration !== undefined).map((r) => [r.params.To, r.params]),
     );
-    expect(finals['+15551230050']).toMatchObject({ CallStatus: 'no-answer', CallDuration: '0' });
-    expect(finals['+15551230051']).toMatchObject({ CallStatus: 'completed' });
-    expect(Number(finals['+15551230051']!.CallDuration)).toBeLessThanOrEqual(4);
+    expect(finals['+14155230050']).toMatchObject({ CallStatus: 'no-answer', CallDuration: '0' });
+    expect(finals['+14155230051']).toMatchObject({ CallStatus: 'completed' });
+    expect(Number(finals['+14155230051']!.CallDuration)).toBeLessThanOrEqual(4);
   });
 
   it('are retried once when delivery fails, then given up', async () => {
@@ -887,13 +887,13 @@ describe('status callbacks', () => {
     const flaky = await receiver((n) => (n === 0 ? 503 : 200));
     const down = await receiver(() => 500);
     await rawCreate(sim, [
-      ['To', '+15551230060'],
+      ['To', '+14155230060'],
       ['From', FROM],
       ['Twiml', '<Response/>'],
       ['StatusCallback', flaky.url],
     ]);
     await rawCreate(sim, [
-      ['To', '+15551230061'],
+      ['To', '+14155230061'],
       ['From', FROM],
       ['Twiml', '<Response/>'],
       ['StatusCallback', down.url],
@@ -916,7 +916,7 @@ describe('status callbacks', () => {
     const sim = await simulator();
     const hook = await receiver();
     await rawCreate(sim, [
-      ['To', '+15551230065'],
+      ['To', '+14155230065'],
       ['From', FROM],
       ['Twiml', '<Response/>'],
       ['StatusCallback', `${hook.url}?run=G`],
@@ -934,7 +934,7 @@ describe('injected faults, from a seeded PRNG', () => {
   async function oneCall(options: SimulatorOptions) {
     const sim = await simulator(options);
     const hook = await receiver();
-    await adapter(sim).createCall(request('+15551230070', callbackUrl(hook.url, 'F', 'J')));
+    await adapter(sim).createCall(request('+14155230070', callbackUrl(hook.url, 'F', 'J')));
     await sim.settled(2000);
     return { sim, hook };
   }
@@ -980,7 +980,7 @@ describe('injected faults, from a seeded PRNG', () => {
       const hook = await receiver();
       const telephony = adapter(sim);
       for (let i = 0; i < 6; i++) {
-        await telephony.createCall(request(`+1555123008${i}`, callbackUrl(hook.url, 'S', `J${i}`)));
+        await telephony.createCall(request(`+1415523008${i}`, callbackUrl(hook.url, 'S', `J${i}`)));
       }
       await sim.settled(3000);
       return sim
@@ -1002,10 +1002,10 @@ describe('the observer', () => {
     const telephony = adapter(sim);
     await Promise.all([
       ...['1', '2', '3'].map((n) =>
-        telephony.createCall(request(`+155512301${n}0`, callbackUrl(hook.url, 'A', n))),
+        telephony.createCall(request(`+141552301${n}0`, callbackUrl(hook.url, 'A', n))),
       ),
       ...['4', '5'].map((n) =>
-        telephony.createCall(request(`+155512301${n}0`, callbackUrl(hook.url, 'B', n))),
+        telephony.createCall(request(`+141552301${n}0`, callbackUrl(hook.url, 'B', n))),
       ),
     ]);
     expect(sim.stats().live).toBe(5);
@@ -1013,7 +1013,7 @@ describe('the observer', () => {
 
     // One at a time in run C, twice to the same number.
     for (const job of ['x', 'y']) {
-      await telephony.createCall(request('+15551230190', callbackUrl(hook.url, 'C', job)));
+      await telephony.createCall(request('+14155230190', callbackUrl(hook.url, 'C', job)));
       await sim.waitFor((s) => s.stats().runs.C?.live === 0, 2000, 'run C idle');
     }
     const stats = sim.stats();
@@ -1024,21 +1024,21 @@ describe('the observer', () => {
       C: { created: 2, live: 0, maxLive: 1, final: 2 },
     });
     expect(stats.outcomes.completed).toBe(7);
-    expect(sim.repeatedTos()).toEqual(['+15551230190']);
+    expect(sim.repeatedTos()).toEqual(['+14155230190']);
   });
 
   it('measures refill latency: final callback sent → next create received', async () => {
     const sim = await simulator();
     let telephony: TwilioTelephony | undefined;
     const hook = await receiver(async (_n, r) => {
-      if (r.params.CallStatus === 'completed' && r.params.To === '+15551230200') {
-        await telephony!.createCall(request('+15551230201', callbackUrl(hookUrl(), 'L', '2')));
+      if (r.params.CallStatus === 'completed' && r.params.To === '+14155230200') {
+        await telephony!.createCall(request('+14155230201', callbackUrl(hookUrl(), 'L', '2')));
       }
       return 200;
     });
     const hookUrl = () => hook.url;
     telephony = adapter(sim);
-    await telephony.createCall(request('+15551230200', callbackUrl(hook.url, 'L', '1')));
+    await telephony.createCall(request('+14155230200', callbackUrl(hook.url, 'L', '1')));
     await sim.waitForFinal(2, 2000);
     // A call is final before its final callback is sent (the timeline records the send after it).
     await sim.waitFor(
@@ -1070,7 +1070,7 @@ describe('the observer', () => {
 describe('the REST surface', () => {
   it('answers bad credentials with a Twilio 401 and a missing Url/Twiml with a 400', async () => {
     const sim = await simulator();
-    const denied = await rawCreate(sim, [['To', '+15551230300']], 'wrong');
+    const denied = await rawCreate(sim, [['To', '+14155230300']], 'wrong');
     expect(denied).toEqual({
       status: 401,
       body: {
@@ -1081,7 +1081,7 @@ describe('the REST surface', () => {
       },
     });
     const incomplete = await rawCreate(sim, [
-      ['To', '+15551230300'],
+      ['To', '+14155230300'],
       ['From', FROM],
     ]);
     expect(incomplete).toMatchObject({ status: 400, body: { code: 21205, status: 400 } });
@@ -1096,7 +1096,7 @@ describe('the REST surface', () => {
 
     const sim = await simulator({ behavior: weightedOutcomes({ invalid: 1 }, mulberry32(1)) });
     const refused = await rawCreate(sim, [
-      ['To', '+15551230300'],
+      ['To', '+14155230300'],
       ['From', FROM],
       ['Url', 'https://example.com/twiml'],
     ]);
@@ -1108,7 +1108,7 @@ describe('the REST surface', () => {
     const behavior = weightedOutcomes(REALISTIC_OUTCOMES, random);
     const seen: Record<string, number> = {};
     for (let index = 0; index < 1_000; index++) {
-      const script = behavior({ to: '+15551230300', from: FROM, index });
+      const script = behavior({ to: '+14155230300', from: FROM, index });
       const outcome = script.invalidNumber ? 'invalid' : script.outcome;
       seen[outcome] = (seen[outcome] ?? 0) + 1;
     }

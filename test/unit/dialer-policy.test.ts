@@ -56,7 +56,7 @@ describe('calling window', () => {
 });
 
 const policy: CallPolicy = {
-  allowedFrom: ['+15005550006', '+972501234567'],
+  allowedFrom: ['+15005550006', '+972502345678'],
   twimlUrlPrefixes: ['https://twiml.example.com/'],
   maxTwimlBytes: 100,
 };
@@ -71,7 +71,7 @@ describe('run options', () => {
     const { options, fields } = check({
       retry: { on: ['busy'] },
       window: { time_zone: 'Asia/Jerusalem', start: '09:00', end: '24:00' },
-      from: '+972501234567',
+      from: '+972502345678',
       twiml_url: 'https://twiml.example.com/hello.xml',
     });
     expect(fields).toEqual([]);
@@ -83,7 +83,7 @@ describe('run options', () => {
         start: '09:00',
         end: '24:00',
       },
-      from: '+972501234567',
+      from: '+972502345678',
       twimlUrl: 'https://twiml.example.com/hello.xml',
     });
   });
@@ -93,7 +93,7 @@ describe('run options', () => {
       check({
         retry: { on: ['busy', 'busy'], delay_seconds: -1, max_attempts: 11, extra: 1 },
         window: { time_zone: 'Mars/Olympus', days: ['sun', 'funday'], start: '9am', end: '08:00' },
-        from: '+15551234567',
+        from: '+14155234567',
         twiml: `<Response>${'x'.repeat(200)}</Response>`,
       }).fields,
     ).toEqual([
@@ -152,7 +152,7 @@ describe('run options', () => {
   it('refuses inline TwiML when the deployment allows none (MAX_TWIML_BYTES 0, the default)', () => {
     const details: ErrorDetail[] = [];
     const options = validateRunOptions(
-      { twiml: '<Response><Dial>+972521234567</Dial></Response>' },
+      { twiml: '<Response><Dial>+972522345677</Dial></Response>' },
       { ...policy, maxTwimlBytes: 0 },
       details,
     );
@@ -203,10 +203,10 @@ describe('run options', () => {
 describe('CSV leads', () => {
   it('keeps every column but phone as attributes, and knows each lead’s line', () => {
     const csv =
-      '\uFEFFName,PHONE,notes\r\nDana,+972501234567,"likes ""quotes"", and\ncommas"\r\n\r\nEli,+14155550100,\n';
+      '\uFEFFName,PHONE,notes\r\nDana,+972502345678,"likes ""quotes"", and\ncommas"\r\n\r\nEli,+14155550100,\n';
     expect(parseCsvLeads(csv)).toEqual({
       leads: [
-        { Name: 'Dana', phone: '+972501234567', notes: 'likes "quotes", and\ncommas' },
+        { Name: 'Dana', phone: '+972502345678', notes: 'likes "quotes", and\ncommas' },
         { Name: 'Eli', phone: '+14155550100' },
       ],
       lines: [2, 5],
@@ -224,8 +224,8 @@ describe('CSV leads', () => {
   });
 
   it('reads semicolon- and tab-separated files by their header row, commas in cells included', () => {
-    expect(parseCsvLeads('phone;name\n+972521234567;Dana, from Haifa\n').leads).toEqual([
-      { phone: '+972521234567', name: 'Dana, from Haifa' },
+    expect(parseCsvLeads('phone;name\n+972522345677;Dana, from Haifa\n').leads).toEqual([
+      { phone: '+972522345677', name: 'Dana, from Haifa' },
     ]);
     expect(parseCsvLeads('name\tphone\nEli\t+14155550100\n').leads).toEqual([
       { name: 'Eli', phone: '+14155550100' },

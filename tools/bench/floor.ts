@@ -110,7 +110,7 @@ export async function measureFloor(
             Item: {
               pk: { S: 'BENCH#floor' },
               sk: { S: `JOB#q${i}` },
-              phone: { S: `+1555000000${i}` },
+              phone: { S: `+1415200000${i}` },
               attempt: { N: '0' },
               [TABLE_SCHEMA.queuedIndex.partitionKey]: { S: queuedRun },
               [TABLE_SCHEMA.queuedIndex.sortKey]: { S: `000000000000000#q${i}` },
@@ -191,7 +191,7 @@ export async function measureFloor(
 
         const createdAt = performance.now();
         const result = await telephony.createCall({
-          to: `+1999${String(2_000_000 + (i % 7_000_000)).padStart(7, '0')}`,
+          to: `+1212${String(2_000_000 + (i % 1_000_000))}`,
           from: '+15005550006',
           statusCallbackUrl: `${sinkUrl}?run=bench-floor&job=${i}&attempt=1`,
           ringTimeoutSeconds: 30,

@@ -4,6 +4,7 @@
 import { REPO_ROOT } from '../local/lambda-runtime.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { SimulatorOptions, TwilioSimulator } from '../twilio-simulator/simulator.ts';
+import { areaPrefix, usNumber } from './numbers.ts';
 import { now, Probe } from './probe.ts';
 
 export interface BenchStack {
@@ -59,12 +60,10 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
   };
 }
 
-/** `count` distinct, valid E.164 numbers for one run (area codes 300–899 keep runs apart). */
+/** `count` distinct, valid E.164 numbers for one run (an area code of its own keeps runs apart). */
 export function leadsFor(count: number, runIndex: number): { phone: string }[] {
-  const area = 300 + (runIndex % 600);
-  return Array.from({ length: count }, (_, i) => ({
-    phone: `+1${area}${String(2_000_000 + i).padStart(7, '0')}`,
-  }));
+  const prefix = areaPrefix(runIndex);
+  return Array.from({ length: count }, (_, i) => ({ phone: usNumber(prefix, i) }));
 }
 
 export interface CreatedRun {

@@ -260,7 +260,7 @@ async function chunkIngestFloor(
         );
         const jobs = Array.from({ length: 90 }, (_, i) => ({
           jobId: jobIdFor(i),
-          phone: `+1555${String(2_000_000 + i)}`,
+          phone: `+1415${String(2_000_000 + i)}`,
           attributes: {},
         }));
         const at = new Date().toISOString();

@@ -9,6 +9,7 @@
 import { DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { TABLE_SCHEMA } from '../../lambdas/definitions/table-schema.ts';
+import { areaPrefix, usNumber } from '../bench/numbers.ts';
 import { LOCAL_AWS } from '../local/emulators.ts';
 import { startLocalStack } from '../local/stack.ts';
 import {
@@ -133,7 +134,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const runs = Array.from({ length: options.runs }, (_, r) => ({
       cap: options.caps[r % options.caps.length]!,
       leads: Array.from({ length: options.leadsPerRun }, (_, i) => ({
-        phone: `+1${String(200 + r).padStart(3, '0')}${String(5_000_000 + i).padStart(7, '0')}`,
+        phone: usNumber(areaPrefix(r), i),
         name: `run ${r} lead ${i}`,
       })),
     }));

@@ -29,6 +29,7 @@ import {
 } from '../../lambdas/core/api-schemas.ts';
 import { LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
 import { RETRYABLE_OUTCOMES } from '../../lambdas/core/run-options.ts';
+import { PHONE_TYPES } from '../../lambdas/definitions/formats.ts';
 
 const VERSION = '0.1.0';
 
@@ -72,7 +73,7 @@ const invalid = error(
       field: 'phone',
       row: 2,
       line: 4,
-      message: 'not a phone number in E.164 form (+ country code, 8–15 digits)',
+      message: 'not a valid number in US: no such range there',
     },
   ],
 );
@@ -223,6 +224,10 @@ const csvOptions = z.object({
   from: z.string().meta({ example: '+15005550006' }).optional(),
   twiml_url: z.string().optional(),
   twiml: z.string().optional(),
+  phone_types: z
+    .string()
+    .meta({ description: `Comma-separated, from ${PHONE_TYPES.join(', ')}.`, example: 'mobile' })
+    .optional(),
 });
 
 const idempotencyKey = z

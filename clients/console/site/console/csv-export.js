@@ -13,7 +13,7 @@
 // before one of those signs (what LibreOffice's "trim spaces" import removes).
 //
 // Exempt: a cell whose whole text is a plain number (`-120`, `3.5e-2`) or a phone number as dialgate
-// writes it, E.164 (`+972521234567`, also a plain number) or masked (`+972*******67`). Such text
+// writes it, E.164 (`+972522345678`, also a plain number) or masked (`+972*******78`). Such text
 // cannot be a formula: it names no function, reference or DDE link, so at worst a spreadsheet reads
 // it as a number or an invalid expression, and nothing runs. Neutralising it would cost what the
 // export is for: a `'` before every phone number would make `dialgate runs create` refuse the
