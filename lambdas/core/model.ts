@@ -52,6 +52,8 @@ export interface Run {
   controlAt?: string;
   /** Cancel asked for live calls to be hung up too (`?hangup=true`). */
   hangup?: boolean;
+  /** Why the run paused itself, when it did (a person's pause has none). */
+  pauseReason?: string;
 }
 
 export interface Job {
@@ -68,6 +70,8 @@ export interface Job {
   queuedAt: string;
   dialedAt?: string;
   answeredAt?: string;
+  /** Twilio's AnsweredBy (`human`, `machine_start`, …), when answering-machine detection ran. */
+  answeredBy?: string;
   endedAt?: string;
   /** While live with account limits: the account shard counter whose slot it holds. */
   accountShard?: number;
