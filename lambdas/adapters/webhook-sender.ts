@@ -20,10 +20,15 @@ export function signingSecret(env: {
   const secretId = env.EVENTS_WEBHOOK_SECRET_ID;
   if (secretId) {
     return async () => {
-      const value = await getSecret<string>(secretId, { maxAge: SECRET_MAX_AGE_SECONDS, throwOnMissing: true });
+      const value = await getSecret<string>(secretId, {
+        maxAge: SECRET_MAX_AGE_SECONDS,
+        throwOnMissing: true,
+      });
       const secret = typeof value === 'string' ? value.trim() : '';
       if (!WEBHOOK_SECRET.test(secret)) {
-        throw new Error('The events webhook secret must be "whsec_" followed by base64 (a Standard Webhooks secret).');
+        throw new Error(
+          'The events webhook secret must be "whsec_" followed by base64 (a Standard Webhooks secret).',
+        );
       }
       return secret;
     };
@@ -36,9 +41,7 @@ export function signingSecret(env: {
 export class HttpWebhookSender implements WebhookSender {
   private signer: { secret: string; webhook: Webhook } | undefined;
 
-  constructor(
-    private readonly options: { url: string; secret: SigningSecret; timeoutMs: number },
-  ) {}
+  constructor(private readonly options: { url: string; secret: SigningSecret; timeoutMs: number }) {}
 
   async send(delivery: WebhookDelivery): Promise<DeliveryResult> {
     const webhook = await this.webhook();

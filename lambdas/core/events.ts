@@ -94,7 +94,11 @@ export function eventsForChange(change: Change, at: string): DialgateEvent[] {
  * Twilio 429, a call Twilio never created): nothing ended, and the next attempt will. A job made
  * final while queued or as it is created (a canceled run) ends the lead without a call.
  */
-export function callEnded(before: Job | undefined, after: Job | undefined, at: string): CallEndedEvent | undefined {
+export function callEnded(
+  before: Job | undefined,
+  after: Job | undefined,
+  at: string,
+): CallEndedEvent | undefined {
   if (!after) return undefined;
   const wasLive = before?.status === 'dialing' || before?.status === 'calling';
   const wasFinal = before !== undefined && isFinal(before.status);

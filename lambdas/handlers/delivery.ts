@@ -3,9 +3,9 @@
 // visibility timeout, from the retry schedule) and is reported failed; after the last try the queue's
 // redrive policy parks it in the dead-letter queue, which is alarmed.
 
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';

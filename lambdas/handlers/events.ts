@@ -5,9 +5,9 @@
 // shard on from it (records before it are done); ids are stable, so a re-read sends duplicates, never
 // different events.
 
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';
