@@ -414,9 +414,8 @@ describe('least privilege', () => {
         const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
         for (const action of actions) expect(action).not.toContain('*');
         if (s.Resource === '*' || JSON.stringify(s.Resource).includes('*'))
-          expect([XRAY, ...(fn === 'events' ? [['dynamodb:ListStreams']] : [])], fn).toContainEqual(
-            actions.sort(),
-          );
+          // CDK merges statements on the same resource: the events function's ListStreams joins X-Ray's.
+          expect(actions.sort(), fn).toEqual(fn === 'events' ? ['dynamodb:ListStreams', ...XRAY] : XRAY);
       }
     }
   });
