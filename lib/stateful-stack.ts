@@ -79,6 +79,8 @@ export class StatefulStack extends Stack {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(EVENTS_DELIVERY.dlqRetentionDays),
+      // Declared a dead-letter queue (any queue may redrive to it): nothing consumes it, it is redriven.
+      redriveAllowPolicy: { redrivePermission: RedrivePermission.ALLOW_ALL },
     });
     this.eventsQueue = new Queue(this, 'EventsQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
