@@ -70,10 +70,13 @@ export type CallEndedEvent = EventOf<'call.ended', CallEndedData>;
 export type RunStatusChangedEvent = EventOf<'run.status_changed', RunStatusChangedData>;
 export type DialgateEvent = CallEndedEvent | RunStatusChangedEvent;
 
+/** A run as its own item holds it: counters, control, options (its holders are not on it). */
+export type RunState = Omit<Run, 'holders'>;
+
 /** One write to one item: the item before and after it (absent when created or deleted). */
 export type Change =
   | { entity: 'job'; before?: Job | undefined; after?: Job | undefined }
-  | { entity: 'run'; before?: Run | undefined; after?: Run | undefined };
+  | { entity: 'run'; before?: RunState | undefined; after?: RunState | undefined };
 
 /**
  * The events one change yields; `at` is when the change was written (the stream record's time), used
@@ -143,8 +146,8 @@ function durationSeconds(answeredAt: string | undefined, endedAt: string): numbe
  * resumed and paused again yields three events with three ids, a redelivered change the same one.
  */
 export function runStatusChanged(
-  before: Run | undefined,
-  after: Run | undefined,
+  before: RunState | undefined,
+  after: RunState | undefined,
   at: string,
 ): RunStatusChangedEvent | undefined {
   if (!after) return undefined;
@@ -169,7 +172,7 @@ export function runStatusChanged(
   };
 }
 
-export function runCounts(run: Run): RunCounts {
+export function runCounts(run: RunState): RunCounts {
   return {
     total_leads: run.totalLeads,
     pending_ingest: Math.max(0, run.totalLeads - run.ingestedLeads + Math.min(0, run.queued)),
