@@ -6,7 +6,16 @@ import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { EVENTS_DELIVERY, EVENTS_STREAM, FUNCTIONS } from '../../lambdas/definitions/resources.ts';
 import { readConfig } from '../../lib/config.ts';
-import { actionsOf, type Cfn, functionsOf, nagFindings, statementsOfRole, synthDialgate } from './synth.ts';
+import { CONTROL_TOWER } from '../../lib/control-tower.ts';
+import {
+  actionsOf,
+  type Cfn,
+  functionsOf,
+  nagFindings,
+  statementsOfRole,
+  synthDialgate,
+  validationReport,
+} from './synth.ts';
 
 const WEBHOOK = 'https://crm.example.com/hooks/dialgate';
 
@@ -120,8 +129,11 @@ describe('events out, with a webhook configured', () => {
     });
   });
 
-  it('passes cdk-nag with nothing unacknowledged', () => {
+  it('passes cdk-nag and the Control Tower proactive controls with nothing unacknowledged', () => {
     expect(nagFindings(synth.app)).toEqual([]);
+    const controlTower = validationReport(synth.app, CONTROL_TOWER);
+    expect(controlTower.violations).toEqual([]);
+    expect(controlTower.conclusion).toBe('success');
   });
 });
 
