@@ -6,7 +6,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import type { Change } from '../../core/events.ts';
-import { jobFromItem, runFromItem } from './items.ts';
+import { jobFromItem, runRecordFromItem } from './items.ts';
 
 type Image = Record<string, AttributeValue>;
 
@@ -20,7 +20,7 @@ export function changeOf(record: DynamoDBRecord): Change | undefined {
     return { entity, before: before && jobFromItem(before), after: after && jobFromItem(after) };
   }
   if (entity === 'run') {
-    return { entity, before: before && runFromItem(before), after: after && runFromItem(after) };
+    return { entity, before: before && runRecordFromItem(before), after: after && runRecordFromItem(after) };
   }
   return undefined;
 }
