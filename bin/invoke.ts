@@ -33,6 +33,7 @@ const EVENT_FOLDERS: Record<string, string> = {
   webhook: 'function-url',
   dispatcher: 'sqs',
   reconciler: 'eventbridge',
+  events: 'dynamodb-stream',
 };
 
 /** The sample events under events/, as `folder/name` (what the command line takes). */
@@ -97,6 +98,8 @@ try {
   simulator = external ? undefined : await startTwilioSimulator();
   setEnvironment({
     ...functionEnvironment(emulators),
+    // The events function puts what it derives on the delivery queue (there is no bus locally).
+    EVENTS_QUEUE_URL: emulators.eventsQueueUrl,
     // Nothing listens for callbacks here: the dispatcher only needs a URL to give Twilio.
     WEBHOOK_URL: process.env.WEBHOOK_URL ?? 'http://127.0.0.1:9/',
     TWILIO_FROM_NUMBER: process.env.TWILIO_FROM_NUMBER ?? '+15005550006',

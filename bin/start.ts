@@ -5,6 +5,7 @@
 
 import './node-version.ts';
 import { readFileSync } from 'node:fs';
+import { ENV } from '../lambdas/definitions/environment.ts';
 import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
 import { type ExternalTwilio, type LocalStack, startLocalStack } from '../tools/local/stack.ts';
 import {
@@ -95,6 +96,25 @@ function describeMix(): string {
     .join(', ');
 }
 
+/** EVENTS_WEBHOOK_URL and EVENTS_WEBHOOK_SECRET: both or neither, each as the functions will read it. */
+function eventsWebhook(): string | undefined {
+  const url = env('EVENTS_WEBHOOK_URL');
+  const secret = env('EVENTS_WEBHOOK_SECRET');
+  if (url === undefined && secret === undefined) return undefined;
+  if (url === undefined || secret === undefined) {
+    fail('EVENTS_WEBHOOK_URL and EVENTS_WEBHOOK_SECRET go together: set both, or neither');
+  }
+  const problems = [
+    ['EVENTS_WEBHOOK_URL', ENV.EVENTS_WEBHOOK_URL.safeParse(url)],
+    ['EVENTS_WEBHOOK_SECRET', ENV.EVENTS_WEBHOOK_SECRET.safeParse(secret)],
+  ] as const;
+  for (const [name, parsed] of problems) {
+    if (!parsed.success) fail(`${name}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`);
+  }
+  return url;
+}
+
+const eventsUrl = eventsWebhook();
 const twilio = externalTwilio();
 const apiKey = env('API_KEY');
 const dataDir = env('DATA_DIR');
@@ -139,6 +159,7 @@ console.log(`dialgate is running locally (ready in ${seconds} s)
   Webhook: ${stack.webhookUrl}
   Twilio:  ${twilio ? twilio.baseUrl : `simulator at ${stack.endpoints.twilio}\n           calls end ${describeMix()} (SIM_OUTCOMES changes it)`}
   Data:    ${dataDir ?? 'in memory (set DATA_DIR to keep it)'}
+  Events:  ${eventsUrl ? `signed webhooks to ${new URL(eventsUrl).origin}${new URL(eventsUrl).pathname}` : 'off (set EVENTS_WEBHOOK_URL and EVENTS_WEBHOOK_SECRET)'}
   Code:    ${bundlesFrom ? `the bundles in ${bundlesFrom}` : 'the TypeScript sources (BUNDLES_FROM=cdk.out runs the bundles)'}
 Try:
   curl -s -X POST ${stack.apiUrl}/runs -H 'content-type: application/json'${apiKey ? ' -H "x-api-key: $API_KEY"' : ''} \\

@@ -39,6 +39,10 @@ export interface DialgateConfig {
   /** National numbers are read as this country's (DEFAULT_COUNTRY); the number types leads may be. */
   readonly defaultCountry?: string | undefined;
   readonly allowedPhoneTypes: PhoneType[];
+  /** Where events are posted, signed (Standard Webhooks); unset = events go to the bus only. */
+  readonly eventsWebhookUrl: string | undefined;
+  /** Secrets Manager secret holding the webhook signing secret (`whsec_…`); created by the operator. */
+  readonly eventsWebhookSecretName: string;
 }
 
 const STAGE = z
@@ -87,6 +91,19 @@ export function readConfig(node: Node): DialgateConfig {
     maxTwimlBytes: read('maxTwimlBytes', ENV.MAX_TWIML_BYTES),
     defaultCountry: read('defaultCountry', ENV.DEFAULT_COUNTRY),
     allowedPhoneTypes: read('allowedPhoneTypes', ENV.ALLOWED_PHONE_TYPES),
+    // https only: a deployed function has no loopback endpoint to post to.
+    eventsWebhookUrl: read(
+      'eventsWebhookUrl',
+      z
+        .string()
+        .url()
+        .refine((value) => new URL(value).protocol === 'https:', 'an https URL')
+        .optional(),
+    ),
+    eventsWebhookSecretName: read(
+      'eventsWebhookSecretName',
+      z.string().min(1).default(`dialgate/${stage}/events-webhook`),
+    ),
   };
   if (problems.length === 0) {
     // Valid for their country, and a country libphonenumber knows: what the API checks at cold start.

@@ -52,7 +52,7 @@ export function buildDialgate(
 
   const stateful = new StatefulStack(app, `dialgate-${config.stage}-stateful`, {
     env,
-    description: `dialgate ${config.stage}: table and work queues`,
+    description: `dialgate ${config.stage}: table, work queues, event bus and delivery queues`,
     retainData: production,
   });
   const stateless = new StatelessStack(app, `dialgate-${config.stage}-stateless`, {
@@ -63,6 +63,9 @@ export function buildDialgate(
     table: stateful.table,
     workQueue: stateful.workQueue,
     deadLetterQueue: stateful.deadLetterQueue,
+    eventBus: stateful.eventBus,
+    eventsQueue: stateful.eventsQueue,
+    eventsDeadLetterQueue: stateful.eventsDeadLetterQueue,
   });
 
   if (config.twilioFromNumber === PLACEHOLDER_FROM_NUMBER) {

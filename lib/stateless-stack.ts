@@ -1,6 +1,7 @@
 // (stateless) Everything that can be replaced without losing data: the functions, the REST API, the
-// webhook's Function URL, the reconciler's schedule, and the alarms and dashboard that watch them.
-// The table and queues arrive as typed props from the stateful stack.
+// webhook's Function URL, the reconciler's schedule, the events' stream consumer and webhook delivery,
+// and the alarms and dashboard that watch them. The table, queues and bus arrive as typed props from
+// the stateful stack.
 
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import {
@@ -27,7 +28,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { type IEventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { ManagedPolicy, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPermission, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
@@ -39,6 +40,8 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { OPENAPI_PATH } from '../lambdas/definitions/public-routes.ts';
 import {
+  EVENTS_DELIVERY,
+  EVENTS_STREAM,
   type FunctionName,
   METRICS,
   RECONCILER_SCHEDULE_MINUTES,
@@ -60,6 +63,9 @@ export interface StatelessStackProps extends StackProps {
   readonly table: ITable;
   readonly workQueue: IQueue;
   readonly deadLetterQueue: IQueue;
+  readonly eventBus: IEventBus;
+  readonly eventsQueue: IQueue;
+  readonly eventsDeadLetterQueue: IQueue;
 }
 
 /** Per stage, for every client together; a run is one POST, so this bounds polling, not calling. */
@@ -163,6 +169,8 @@ export class StatelessStack extends Stack {
       targets: [new LambdaFunction(reconciler, { retryAttempts: 0 })],
     });
 
+    this.eventsOut(props, fn);
+
     this.api = this.restApi(config, api, logs);
     // The web console needs API-key mode: a browser cannot sign IAM (SigV4) requests on its own.
     if (config.apiAuth === 'apiKey') {
@@ -178,7 +186,7 @@ export class StatelessStack extends Stack {
       });
     }
     this.alarmTopic = this.alarmTopicFor(config);
-    this.dashboard = this.monitoring(config, props.deadLetterQueue, workQueue);
+    this.dashboard = this.monitoring(config, props.deadLetterQueue, workQueue, props.eventsDeadLetterQueue);
 
     // RestApi adds its own `Endpoint` output; ApiUrl replaces it under a name the docs can use.
     this.api.node.tryRemoveChild('Endpoint');
@@ -186,7 +194,43 @@ export class StatelessStack extends Stack {
     new CfnOutput(this, 'WebhookUrl', { value: webhookUrl.url });
     new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboardName });
     new CfnOutput(this, 'TwilioSecretName', { value: config.twilioSecretName });
+    new CfnOutput(this, 'EventsWebhookSecretName', { value: config.eventsWebhookSecretName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+  }
+
+  /**
+   * Events out, off the refill path: the table's stream → the events function, which puts each event
+   * on the bus and, with a webhook configured, on the delivery queue → the delivery function, which
+   * signs and posts it, retrying on the schedule for about a day before the dead-letter queue.
+   */
+  private eventsOut(
+    props: StatelessStackProps,
+    fn: (name: FunctionName, extra?: { retryAttempts?: number }) => DialgateFunction,
+  ): void {
+    const { config } = props;
+    const events = fn('events')
+      .bindEventBus(props.eventBus)
+      .bindTableStream(props.table, EVENTS_STREAM.batchSize);
+    // Without a webhook the delivery queue is left out of the events function's grants and variables.
+    if (config.eventsWebhookUrl) events.bindEventsQueue(props.eventsQueue, 'send');
+
+    // Referenced by name, as the Twilio secret: the operator puts the `whsec_…` value there.
+    const signingSecret = Secret.fromSecretNameV2(
+      this,
+      'EventsWebhookSecret',
+      config.eventsWebhookSecretName,
+    );
+    const delivery = fn('delivery')
+      .bindEventsQueue(props.eventsQueue, 'consume')
+      .bindEventsWebhookSecret(signingSecret)
+      .setEnv({ EVENTS_WEBHOOK_URL: config.eventsWebhookUrl });
+    delivery.addEventSource(
+      new SqsEventSource(props.eventsQueue, {
+        batchSize: EVENTS_DELIVERY.batchSize,
+        reportBatchItemFailures: true, // a failed delivery is retried alone, after its own wait
+        maxConcurrency: EVENTS_DELIVERY.maxConcurrency, // what the endpoint receives at once is bounded
+      }),
+    );
   }
 
   private restApi(config: DialgateConfig, handler: DialgateFunction, logs: LogSettings): RestApi {
@@ -365,7 +409,12 @@ export class StatelessStack extends Stack {
     return topic;
   }
 
-  private monitoring(config: DialgateConfig, deadLetterQueue: IQueue, workQueue: IQueue): Dashboard {
+  private monitoring(
+    config: DialgateConfig,
+    deadLetterQueue: IQueue,
+    workQueue: IQueue,
+    eventsDeadLetterQueue: IQueue,
+  ): Dashboard {
     const minute = Duration.minutes(1);
     const custom = (metric: { name: string; emitter: FunctionName }, statistic: string, label?: string) =>
       new Metric({
@@ -383,6 +432,22 @@ export class StatelessStack extends Stack {
       deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
       'Work messages failed repeatedly and were parked in the dead-letter queue: leads may be stuck. ' +
         'Inspect them, fix the cause, then redrive.',
+    );
+    this.alarm(
+      'EventsDeadLetterQueueNotEmpty',
+      eventsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: minute,
+        statistic: 'Maximum',
+      }),
+      'Events the webhook endpoint did not accept for about a day (every try of the retry schedule) were ' +
+        'parked in the events dead-letter queue. Fix the endpoint, then redrive them to the events queue.',
+    );
+    this.alarm(
+      'EventsBehind',
+      this.functions.events!.metric('IteratorAge', { period: minute, statistic: 'Maximum' }),
+      'The events function is more than five minutes behind the table: events are late, or a stream ' +
+        "record keeps failing (see the function's errors); records leave the stream after 24 hours.",
+      EVENTS_STREAM.iteratorAgeAlarmSeconds * 1000,
     );
     for (const [name, fn] of functions) {
       this.alarm(
@@ -458,6 +523,10 @@ export class StatelessStack extends Stack {
             label: 'work queue depth',
             statistic: 'Maximum',
           }),
+          eventsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            label: 'undelivered events',
+            statistic: 'Maximum',
+          }),
         ],
         [
           workQueue.metricApproximateAgeOfOldestMessage({
@@ -476,12 +545,12 @@ export class StatelessStack extends Stack {
     return dashboard;
   }
 
-  /** Any datapoint above zero in a minute is worth a look: each of these should never happen. */
-  private alarm(id: string, metric: IMetric, description: string): Alarm {
+  /** Any datapoint above `threshold` (zero unless said) in a minute is worth a look. */
+  private alarm(id: string, metric: IMetric, description: string, threshold = 0): Alarm {
     const alarm = new Alarm(this, id, {
       metric,
       alarmDescription: description,
-      threshold: 0,
+      threshold,
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING, // no datapoint means nothing happened

@@ -52,6 +52,8 @@ export interface Run {
   controlAt?: string;
   /** Cancel asked for live calls to be hung up too (`?hangup=true`). */
   hangup?: boolean;
+  /** Why the run paused itself, when it did (a person's pause has none). */
+  pauseReason?: string;
 }
 
 export interface Job {
@@ -68,6 +70,8 @@ export interface Job {
   queuedAt: string;
   dialedAt?: string;
   answeredAt?: string;
+  /** Twilio's AnsweredBy (`human`, `machine_start`, …), when answering-machine detection ran. */
+  answeredBy?: string;
   endedAt?: string;
   /** While live with account limits: the account shard counter whose slot it holds. */
   accountShard?: number;
@@ -106,7 +110,7 @@ export type RunStatus = 'running' | 'paused' | 'canceling' | 'canceled' | 'compl
 /** What a client is shown of a run and of its held slots: the API's schemas (api-schemas.ts) say. */
 export type { RunView } from './api-schemas.ts';
 
-export function finishedLeads(run: Run): number {
+export function finishedLeads(run: Pick<Run, 'completed' | 'failed' | 'canceled'>): number {
   return run.completed + run.failed + run.canceled;
 }
 
@@ -114,7 +118,8 @@ export function finishedLeads(run: Run): number {
  * A run is completed when every accepted lead has been ingested and is final; it is derived, not
  * stored, so that no writer has to remember to flip it (and a fast first chunk cannot flip it early).
  */
-export function runStatus(run: Run): RunStatus {
+/** From the run's own counters and control: its holders play no part. */
+export function runStatus(run: Omit<Run, 'holders'>): RunStatus {
   const done = run.ingestedLeads === run.totalLeads && finishedLeads(run) === run.totalLeads;
   if (run.control === 'canceled') return done ? 'canceled' : 'canceling';
   if (done) return 'completed';

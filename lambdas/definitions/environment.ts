@@ -18,6 +18,16 @@ const commaList = <T extends z.ZodType<string, string>>(item: T) =>
     )
     .pipe(z.array(item));
 
+/** A Standard Webhooks secret: `whsec_` and the key in base64. */
+export const WEBHOOK_SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+/** https anywhere; plain http only to a loopback host, which only the local stack can have. */
+export function isWebhookUrl(value: string): boolean {
+  const url = new URL(value);
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}
+
 /** Every variable a dialgate function reads. The README's configuration table lists the same. */
 export const ENV = {
   TABLE_NAME: z.string().min(1),
@@ -82,6 +92,26 @@ export const ENV = {
     .optional(),
   /** The number types leads may be (libphonenumber's, comma-separated: mobile,fixed_line_or_mobile); empty = any. */
   ALLOWED_PHONE_TYPES: commaList(z.enum(PHONE_TYPES, { error: `one of ${PHONE_TYPES.join(', ')}` })),
+  /** AWS: the stack's EventBridge bus, which every event is put on; unset (local) = not put. */
+  EVENT_BUS_NAME: z.string().min(1).optional(),
+  /** The webhook delivery queue; unset = no webhook configured, events go to the bus only. */
+  EVENTS_QUEUE_URL: z.string().url().optional(),
+  /** Where events are posted: https, or http to this machine (the local stack). */
+  EVENTS_WEBHOOK_URL: z
+    .string()
+    .url()
+    .refine(isWebhookUrl, 'an https URL (or http to 127.0.0.1 / localhost, locally)')
+    .optional(),
+  /** Local stack: the Standard Webhooks signing secret itself. */
+  EVENTS_WEBHOOK_SECRET: z.string().regex(WEBHOOK_SECRET, 'whsec_ followed by base64').optional(),
+  /** AWS: the Secrets Manager secret holding the signing secret (`whsec_…`). */
+  EVENTS_WEBHOOK_SECRET_ID: z.string().min(1).optional(),
+  /** Seconds before each retry of a failed delivery, comma-separated; its length + 1 is the tries. */
+  EVENTS_RETRY_SCHEDULE_SECONDS: commaList(z.string().regex(/^\d+$/, 'whole seconds'))
+    .transform((list) => list.map(Number))
+    .pipe(z.array(z.number().int().min(0).max(43_200))),
+  /** Per webhook request: no answer by then counts as a failed try. */
+  EVENTS_REQUEST_TIMEOUT_MS: positiveInt(10_000),
 } as const;
 
 type EnvShape = typeof ENV;

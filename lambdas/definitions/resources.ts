@@ -16,6 +16,10 @@ export const FUNCTIONS = {
   webhook: { entry: 'lambdas/handlers/webhook.ts', timeoutSeconds: 10, memoryMb: 256 },
   /** Talks to Twilio for every suspect slot, so it gets more time than a request handler. */
   reconciler: { entry: 'lambdas/handlers/reconciler.ts', timeoutSeconds: 60, memoryMb: 256 },
+  /** The table's stream → events: derives them and puts them on the bus and the delivery queue. */
+  events: { entry: 'lambdas/handlers/events.ts', timeoutSeconds: 30, memoryMb: 256 },
+  /** The delivery queue → the webhook: signs and posts each event, waiting at most a request timeout. */
+  delivery: { entry: 'lambdas/handlers/delivery.ts', timeoutSeconds: 30, memoryMb: 256 },
 } as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionName = keyof typeof FUNCTIONS;
@@ -70,5 +74,38 @@ export const WORK_QUEUE = {
   /** Records per dispatcher invocation; each is a chunk of leads or a "dispatch run X". */
   batchSize: 10,
   /** Days a dead letter is kept for inspection (the SQS maximum). */
+  dlqRetentionDays: 14,
+} as const;
+
+/** The events function on the table's stream. */
+export const EVENTS_STREAM = {
+  /** Stream records per invocation: a refill is a few writes, so a busy second is tens of records. */
+  batchSize: 100,
+  /** Alarmed: the events function this far behind the table means events are late (or stuck on a failure). */
+  iteratorAgeAlarmSeconds: 300,
+} as const;
+
+/**
+ * Seconds to wait after each failed webhook try before the next one: Standard Webhooks' suggested
+ * schedule, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — eight tries over about 27.6 hours. Each wait
+ * is within SQS's 12-hour visibility limit.
+ */
+const WEBHOOK_RETRY_SCHEDULE_SECONDS = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
+
+/** The webhook delivery queue and the function that consumes it. */
+export const EVENTS_DELIVERY = {
+  retryScheduleSeconds: WEBHOOK_RETRY_SCHEDULE_SECONDS,
+  /** The local stack's schedule: as many tries, over about two minutes, so that retries can be watched. */
+  localRetryScheduleSeconds: [1, 2, 4, 8, 15, 30, 60],
+  /** Tries before the dead-letter queue: the first and one after each wait of the schedule. */
+  maxReceiveCount: WEBHOOK_RETRY_SCHEDULE_SECONDS.length + 1,
+  /** SQS wants at least 6 × the consumer's timeout; a failed try sets its own wait instead. */
+  visibilityTimeoutSeconds: 6 * FUNCTIONS.delivery.timeoutSeconds,
+  /** Kept well past the schedule's 27.6 hours (the SQS default, four days). */
+  retentionDays: 4,
+  /** Deliveries per invocation, sent at once. */
+  batchSize: 10,
+  /** Invocations at once: what the endpoint receives at most in parallel is this × batchSize. */
+  maxConcurrency: 5,
   dlqRetentionDays: 14,
 } as const;

@@ -67,6 +67,8 @@ export const TABLE_SCHEMA = {
   openRunsIndex,
   runsIndex,
   liveIndex,
+  /** The table's stream: each item before and after a write, from which the events are derived. */
+  streamViewType: 'NEW_AND_OLD_IMAGES',
   /** Epoch seconds after which DynamoDB deletes the item (idempotency keys expire). */
   timeToLiveAttribute: 'expiresAt',
   /** Every global secondary index, for whoever creates the table. */

@@ -5,8 +5,16 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, type FunctionOptions, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import {
+  Architecture,
+  type FunctionOptions,
+  Runtime,
+  StartingPosition,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -140,6 +148,53 @@ export class DialgateFunction extends NodejsFunction {
     if (access === 'send') queue.grantSendMessages(this);
     else queue.grantConsumeMessages(this);
     return this.setEnv({ QUEUE_URL: queue.queueUrl });
+  }
+
+  /** EVENTS_QUEUE_URL (the webhook delivery queue), with send access or consume access. */
+  bindEventsQueue(queue: IQueue, access: QueueAccess): this {
+    if (access === 'send') queue.grantSendMessages(this);
+    else queue.grantConsumeMessages(this);
+    return this.setEnv({ EVENTS_QUEUE_URL: queue.queueUrl });
+  }
+
+  /** EVENT_BUS_NAME, with events:PutEvents on that bus only. */
+  bindEventBus(bus: IEventBus): this {
+    bus.grantPutEventsTo(this);
+    return this.setEnv({ EVENT_BUS_NAME: bus.eventBusName });
+  }
+
+  /** EVENTS_WEBHOOK_SECRET_ID (the name, never the value), with read access to that one secret. */
+  bindEventsWebhookSecret(secret: ISecret): this {
+    secret.grantRead(this);
+    return this.setEnv({ EVENTS_WEBHOOK_SECRET_ID: secret.secretName });
+  }
+
+  /**
+   * The table's stream as this function's trigger, read from its oldest record (nothing written while
+   * the mapping is created is skipped), one batch per shard at a time (a key's changes in order).
+   * A failed record is retried, and what follows it, until it succeeds or leaves the stream (24 h):
+   * bisecting isolates it, the partial batch response keeps what succeeded before it.
+   */
+  bindTableStream(table: ITable, batchSize: number): this {
+    this.addEventSource(
+      new DynamoEventSource(table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize,
+        bisectBatchOnError: true,
+        reportBatchItemFailures: true,
+        parallelizationFactor: 1,
+      }),
+    );
+    // Lambda's stream poller lists the table's streams: dynamodb:ListStreams has no resource-level
+    // permissions (the other stream actions are granted on this stream's ARN only).
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray trace and telemetry writes (added by active tracing), and dynamodb:ListStreams for the ' +
+        'stream event source, have no resource-level permissions; the infra tests check that these are ' +
+        'the only actions on "*".',
+    });
+    return this;
   }
 
   /** TWILIO_SECRET_ID (the secret's name, never its value), with read access to that one secret. */

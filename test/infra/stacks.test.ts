@@ -86,11 +86,18 @@ describe('stateful stack', () => {
     expect(table.Properties.DeletionProtectionEnabled).toBe(false);
   });
 
+  /** The work queue, found by its construct id (the events' queues are test/infra/events.test.ts's). */
+  const workQueue = () =>
+    Object.entries(synth.stateful.findResources('AWS::SQS::Queue')).find(([id]) =>
+      id.startsWith('WorkQueue'),
+    )![1];
+
   it('has a work queue and a dead-letter queue, both encrypted, redriving after ≥ 5 receives', () => {
     const queues = synth.stateful.findResources('AWS::SQS::Queue');
-    expect(Object.keys(queues)).toHaveLength(2);
+    // The work queue and its DLQ, the events delivery queue and its DLQ.
+    expect(Object.keys(queues)).toHaveLength(4);
     for (const queue of Object.values(queues)) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
-    const [work] = Object.values(queues).filter((q) => q.Properties.RedrivePolicy);
+    const work = workQueue();
     expect(work!.Properties.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(5);
     expect(work!.Properties.RedrivePolicy.maxReceiveCount).toBe(WORK_QUEUE.maxReceiveCount);
     const dlqId = work!.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0];
@@ -113,23 +120,35 @@ describe('stateful stack', () => {
   });
 
   it("gives the work queue a visibility timeout ≥ 6 × the dispatcher's timeout (read from the templates)", () => {
-    const work = Object.values(synth.stateful.findResources('AWS::SQS::Queue')).find(
-      (q) => q.Properties.RedrivePolicy,
-    );
+    const work = workQueue();
     expect(work!.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * fns.dispatcher!.props.Timeout);
   });
 
-  it('outputs the table name and both queue URLs', () => {
+  it('outputs the table name, both queue URLs, the event bus and the undelivered events queue', () => {
     const outputs = Object.keys(synth.stateful.toJSON().Outputs).filter(
       (o) => !o.startsWith('ExportsOutput'),
     );
-    expect(outputs.sort()).toEqual(['DeadLetterQueueUrl', 'QueueUrl', 'TableName']);
+    expect(outputs.sort()).toEqual([
+      'DeadLetterQueueUrl',
+      'EventBusArn',
+      'EventBusName',
+      'EventsDeadLetterQueueUrl',
+      'QueueUrl',
+      'TableName',
+    ]);
   });
 });
 
 describe('functions', () => {
-  it('are exactly api, dispatcher, webhook and reconciler (no helper functions)', () => {
-    expect(Object.keys(fns).sort()).toEqual(['api', 'dispatcher', 'reconciler', 'webhook']);
+  it('are exactly api, dispatcher, webhook, reconciler, events and delivery (no helper functions)', () => {
+    expect(Object.keys(fns).sort()).toEqual([
+      'api',
+      'delivery',
+      'dispatcher',
+      'events',
+      'reconciler',
+      'webhook',
+    ]);
   });
 
   it.each(Object.keys(FUNCTIONS))(
@@ -178,6 +197,9 @@ describe('functions', () => {
         'CALL_TIME_LIMIT_SECONDS',
       ],
       webhook: ['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID'],
+      // No webhook configured here: the events go to the bus only (test/infra/events.test.ts has one).
+      events: ['EVENT_BUS_NAME'],
+      delivery: ['EVENTS_QUEUE_URL', 'EVENTS_WEBHOOK_SECRET_ID'],
       reconciler: [
         'TABLE_NAME',
         'QUEUE_URL',
@@ -215,7 +237,8 @@ describe('triggers', () => {
       BatchSize: WORK_QUEUE.batchSize,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    expect(Object.keys(synth.stateless.findResources('AWS::Lambda::EventSourceMapping'))).toHaveLength(1);
+    // With the events' two (the table's stream, the delivery queue): test/infra/events.test.ts.
+    expect(Object.keys(synth.stateless.findResources('AWS::Lambda::EventSourceMapping'))).toHaveLength(3);
   });
 
   it('exposes the webhook on a Function URL with auth NONE and caps its concurrency', () => {
@@ -351,11 +374,20 @@ describe('least privilege', () => {
   const SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
   const CONSUME = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:ReceiveMessage'];
   const SECRET = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'];
+  const STREAM = [
+    'dynamodb:DescribeStream',
+    'dynamodb:GetRecords',
+    'dynamodb:GetShardIterator',
+    'dynamodb:ListStreams',
+  ];
   const expected: Record<string, string[]> = {
     api: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND],
     dispatcher: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...CONSUME, ...SECRET],
     webhook: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...SECRET],
     reconciler: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...SECRET],
+    // The stream, and the bus; no table access (the stream carries the items).
+    events: [...XRAY, ...LOGS, ...STREAM, 'events:PutEvents'],
+    delivery: [...XRAY, ...LOGS, ...CONSUME, 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', ...SECRET],
   };
   const roleOf = (fn: string) => fns[fn]!.props.Role['Fn::GetAtt'][0] as string;
 
@@ -375,20 +407,21 @@ describe('least privilege', () => {
     }
   });
 
-  it('uses "*" only for X-Ray, which has no resource-level permissions', () => {
+  it('uses "*" only for X-Ray and dynamodb:ListStreams, which have no resource-level permissions', () => {
     for (const fn of Object.keys(fns)) {
       for (const s of statementsOfRole(synth.stateless, roleOf(fn))) {
         expect(s.Effect).toBe('Allow');
         const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
         for (const action of actions) expect(action).not.toContain('*');
         if (s.Resource === '*' || JSON.stringify(s.Resource).includes('*'))
-          expect(actions.sort(), fn).toEqual(XRAY);
+          // CDK merges statements on the same resource: the events function's ListStreams joins X-Ray's.
+          expect(actions.sort(), fn).toEqual(fn === 'events' ? ['dynamodb:ListStreams', ...XRAY] : XRAY);
       }
     }
   });
 
   it('scopes table access to the table, and Query to its indexes by name', () => {
-    for (const fn of Object.keys(fns)) {
+    for (const fn of ['api', 'dispatcher', 'webhook', 'reconciler']) {
       const statements = statementsOfRole(synth.stateless, roleOf(fn)).filter((s) =>
         actionsOf([s]).some((a) => a.startsWith('dynamodb:')),
       );
@@ -437,12 +470,13 @@ describe('alarms and dashboard', () => {
     Object.values(synth.stateless.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
   const topicRef = () => ({ Ref: resourceOf(synth.stateless, 'AWS::SNS::Topic')[0] });
 
-  it('every alarm fires on any datapoint above zero and notifies the topic', () => {
-    // DLQ, reaped, mismatch, unknown calls, signatures, webhook throttles; errors of each function
-    expect(alarms().length).toBe(6 + Object.keys(fns).length);
+  it('every alarm fires on any datapoint above its threshold (zero but for iterator age) and notifies the topic', () => {
+    // Both DLQs, reaped, mismatch, unknown calls, signatures, webhook throttles, the events' iterator
+    // age; errors of each function
+    expect(alarms().length).toBe(8 + Object.keys(fns).length);
     for (const alarm of alarms()) {
       expect(alarm).toMatchObject({
-        Threshold: 0,
+        Threshold: alarm.MetricName === 'IteratorAge' ? 300_000 : 0,
         ComparisonOperator: 'GreaterThanThreshold',
         EvaluationPeriods: 1,
         TreatMissingData: 'notBreaching',
@@ -541,6 +575,7 @@ it('outputs what the operator needs', () => {
     'AlarmTopicArn',
     'ApiUrl',
     'DashboardName',
+    'EventsWebhookSecretName',
     'TwilioSecretName',
     'WebhookUrl',
   ]);

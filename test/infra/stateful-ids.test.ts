@@ -13,6 +13,7 @@ interface Expected {
   table: {
     KeySchema: Cfn[];
     keyAttributeTypes: Record<string, string>;
+    StreamSpecification: Cfn;
     GlobalSecondaryIndexes: Cfn[];
   };
   queues: string[];
@@ -54,6 +55,8 @@ describe.each(['dev', 'prod'])('stateful stack (stage %s)', (stage) => {
     expect([...table.GlobalSecondaryIndexes].sort(byName)).toEqual(
       [...expected.table.GlobalSecondaryIndexes].sort(byName),
     );
+    // The stream the events are derived from: both images of every write.
+    expect(table.StreamSpecification).toEqual(expected.table.StreamSpecification);
     // Each of these, once set or changed, replaces the table.
     expect(table.TableName).toBeUndefined();
     expect(table.LocalSecondaryIndexes).toBeUndefined();

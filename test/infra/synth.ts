@@ -103,7 +103,14 @@ export interface Statement {
 /** The template's Lambda functions, keyed by dialgate name (their POWERTOOLS_SERVICE_NAME). */
 export function functionsOf(template: Template): Record<string, { logicalId: string; props: Cfn }> {
   const found: Record<string, { logicalId: string; props: Cfn }> = {};
-  const names = ['api', 'dispatcher', 'webhook', 'reconciler'] as const satisfies readonly FunctionName[];
+  const names = [
+    'api',
+    'dispatcher',
+    'webhook',
+    'reconciler',
+    'events',
+    'delivery',
+  ] as const satisfies readonly FunctionName[];
   for (const [logicalId, resource] of Object.entries(template.findResources('AWS::Lambda::Function'))) {
     const service = resource.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME;
     const name = names.find((n) => serviceName(n) === service) ?? `unknown:${logicalId}`;

@@ -31,6 +31,8 @@ describe('context', () => {
       maxTwimlBytes: 0,
       defaultCountry: undefined,
       allowedPhoneTypes: [],
+      eventsWebhookUrl: undefined,
+      eventsWebhookSecretName: 'dialgate/dev/events-webhook',
     });
   });
 

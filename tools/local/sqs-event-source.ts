@@ -26,9 +26,10 @@ export interface SqsEventSourceOptions {
   pollers: number;
   /**
    * Seconds a failed record stays invisible before it is retried. AWS waits out the queue's whole
-   * visibility timeout (minutes); locally a short wait keeps retries quick to observe.
+   * visibility timeout (minutes); locally a short wait keeps retries quick to observe. Unset: a failed
+   * record is left as it is, as AWS does (a function that sets its own retry wait needs this).
    */
-  retryVisibilitySeconds: number;
+  retryVisibilitySeconds?: number | undefined;
   /**
    * Long-poll wait. A message wakes a waiting poll at once whatever this is, so it costs no latency;
    * it only bounds how long stop() waits for the pollers to come back.
@@ -151,13 +152,14 @@ export function startSqsEventSource(options: SqsEventSourceOptions): RunningEven
           new DeleteMessageBatchCommand({ QueueUrl: options.queueUrl, Entries: entries(done) }),
         );
       }
-      if (retry.length > 0) {
+      const retryWait = options.retryVisibilitySeconds;
+      if (retry.length > 0 && retryWait !== undefined) {
         await options.sqs.send(
           new ChangeMessageVisibilityBatchCommand({
             QueueUrl: options.queueUrl,
             Entries: entries(retry).map((entry) => ({
               ...entry,
-              VisibilityTimeout: options.retryVisibilitySeconds,
+              VisibilityTimeout: retryWait,
             })),
           }),
         );

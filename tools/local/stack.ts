@@ -15,11 +15,14 @@ import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyResult,
   APIGatewayProxyResultV2,
+  DynamoDBBatchResponse,
+  DynamoDBStreamEvent,
   ScheduledEvent,
   SQSBatchResponse,
   SQSEvent,
 } from 'aws-lambda';
 import {
+  EVENTS_DELIVERY,
   FUNCTIONS,
   type FunctionName,
   RECONCILER_SCHEDULE_MINUTES,
@@ -41,6 +44,7 @@ import {
   startDynamoDbLocal,
   startSqsEmulator,
 } from './emulators.ts';
+import { createEventsQueues, type EventsPipeline, startEventsPipeline } from './events-pipeline.ts';
 import { startFunctionUrl } from './function-url.ts';
 import {
   type FunctionSource,
@@ -119,6 +123,11 @@ export interface LocalStack {
   tableName: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The webhook delivery queue and its dead-letter queue (used when EVENTS_WEBHOOK_URL is set). */
+  eventsQueueUrl: string;
+  eventsDlqUrl: string;
+  /** The events pipeline (table stream → events → delivery queue → webhook), when a webhook is set. */
+  events?: EventsPipeline;
   /** The module file each function was loaded from: a TypeScript entry, or a bundle. */
   functionFiles: Partial<Record<FunctionName, string>>;
   eventSource(): EventSourceStats;
@@ -136,6 +145,9 @@ export interface Emulators {
   tableName: string;
   queueUrl: string;
   dlqUrl: string;
+  eventsQueueUrl: string;
+  eventsQueueArn: string;
+  eventsDlqUrl: string;
 }
 
 /** DynamoDB Local and fauxqs, with the table and queues made; shared by the stack and `npm run invoke`. */
@@ -161,8 +173,12 @@ export async function startEmulators(options: {
     ]);
     const tableName = options.tableName ?? 'dialgate';
     await createTable(dynamo.endpoint, tableName);
-    const { queueUrl, dlqUrl } = await createWorkQueues(sqs.endpoint, options.queueName ?? 'dialgate-work');
-    return { dynamo, sqs, tableName, queueUrl, dlqUrl };
+    const queueName = options.queueName ?? 'dialgate-work';
+    const [{ queueUrl, dlqUrl }, events] = await Promise.all([
+      createWorkQueues(sqs.endpoint, queueName),
+      createEventsQueues(sqs.endpoint, `${queueName}-events`),
+    ]);
+    return { dynamo, sqs, tableName, queueUrl, dlqUrl, ...events };
   } catch (error) {
     // A half-started stack must not leave a JVM behind.
     await Promise.allSettled(started.map((s) => s.stop()));
@@ -268,7 +284,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       authToken: simulator!.authToken,
       fromNumber: options.fromNumber ?? DEFAULT_FROM,
     };
+    // Events go out only to a webhook locally (there is no bus): without one, nothing reads the stream.
+    const eventsOut = Boolean(options.functionEnv?.EVENTS_WEBHOOK_URL ?? process.env.EVENTS_WEBHOOK_URL);
     setEnvironment({
+      ...(eventsOut
+        ? {
+            // The local retry schedule: as many tries as in AWS, minutes instead of a day.
+            EVENTS_RETRY_SCHEDULE_SECONDS:
+              process.env.EVENTS_RETRY_SCHEDULE_SECONDS ??
+              EVENTS_DELIVERY.localRetryScheduleSeconds.join(','),
+            EVENTS_QUEUE_URL: emulators.eventsQueueUrl,
+          }
+        : {}),
       ...options.functionEnv,
       ...functionEnvironment(emulators),
       WEBHOOK_URL: webhook.url,
@@ -277,10 +304,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       TWILIO_AUTH_TOKEN: twilio.authToken,
       TWILIO_FROM_NUMBER: twilio.fromNumber,
     });
+    if (!eventsOut) delete process.env.EVENTS_QUEUE_URL;
 
     const handlers = await loadHandlers(
       options.onReport,
       options.bundlesFrom ? bundlesInAssembly(options.bundlesFrom) : undefined,
+      eventsOut,
     );
     loaded.resolve(handlers);
 
@@ -305,6 +334,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       onError,
     });
     onStop('triggers', () => eventSource.stop());
+
+    let events: EventsPipeline | undefined;
+    if (handlers.events && handlers.delivery) {
+      events = await startEventsPipeline({
+        dynamoEndpoint: emulators.dynamo.endpoint,
+        sqsEndpoint: emulators.sqs.endpoint,
+        tableName: emulators.tableName,
+        queues: emulators,
+        events: handlers.events,
+        delivery: handlers.delivery,
+        onError,
+      });
+      onStop('triggers', () => events!.stop());
+    }
 
     if (handlers.reconciler) {
       const schedule = startSchedule(
@@ -331,6 +374,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       tableName: emulators.tableName,
       queueUrl: emulators.queueUrl,
       dlqUrl: emulators.dlqUrl,
+      eventsQueueUrl: emulators.eventsQueueUrl,
+      eventsDlqUrl: emulators.eventsDlqUrl,
+      ...(events ? { events } : {}),
       functionFiles: handlers.files,
       eventSource: () => eventSource.stats(),
       async stop() {
@@ -362,6 +408,8 @@ interface Handlers {
   webhook: LocalFunction<APIGatewayProxyEventV2, APIGatewayProxyResultV2>;
   dispatcher: LocalFunction<SQSEvent, SQSBatchResponse | undefined>;
   reconciler?: LocalFunction<ScheduledEvent, unknown>;
+  events?: LocalFunction<DynamoDBStreamEvent, DynamoDBBatchResponse | undefined>;
+  delivery?: LocalFunction<SQSEvent, SQSBatchResponse | undefined>;
   files: Partial<Record<FunctionName, string>>;
 }
 
@@ -373,6 +421,7 @@ export function functionName(name: FunctionName): string {
 async function loadHandlers(
   onReport?: (report: InvocationReport) => void,
   bundles?: Record<FunctionName, FunctionSource>,
+  eventsOut = false,
 ): Promise<Handlers> {
   // The bundle `cdk synth` wrote, else the TypeScript entry the construct bundles.
   const sourceOf = (name: FunctionName): FunctionSource =>
@@ -388,14 +437,28 @@ async function loadHandlers(
   const reconciler = existsSync(sourceOf('reconciler').file)
     ? await load<ScheduledEvent, unknown>('reconciler')
     : undefined;
+  const [events, delivery] = eventsOut
+    ? await Promise.all([
+        load<DynamoDBStreamEvent, DynamoDBBatchResponse | undefined>('events'),
+        load<SQSEvent, SQSBatchResponse | undefined>('delivery'),
+      ])
+    : [];
   const loaded: FunctionName[] = [
     'api',
     'webhook',
     'dispatcher',
     ...(reconciler ? ['reconciler' as const] : []),
+    ...(events ? ['events' as const, 'delivery' as const] : []),
   ];
   const files = Object.fromEntries(loaded.map((name) => [name, sourceOf(name).file]));
-  return { api, webhook, dispatcher, ...(reconciler ? { reconciler } : {}), files };
+  return {
+    api,
+    webhook,
+    dispatcher,
+    ...(reconciler ? { reconciler } : {}),
+    ...(events && delivery ? { events, delivery } : {}),
+    files,
+  };
 }
 
 /** An EventBridge rate schedule: one invocation at a time, the next one interval after the last ended. */

@@ -77,6 +77,7 @@ export function runRecordFromItem(item: Record<string, unknown>): RunRecord {
     chunkCount: Number(item.chunkCount ?? 0),
     ...(typeof item.controlAt === 'string' ? { controlAt: item.controlAt } : {}),
     ...(item.hangup === true ? { hangup: true } : {}),
+    ...(typeof item.pauseReason === 'string' ? { pauseReason: item.pauseReason } : {}),
   };
 }
 

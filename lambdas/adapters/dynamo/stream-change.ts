@@ -1,0 +1,32 @@
+// (adapter) A DynamoDB stream record as the core's model: which entity changed, and what it was before
+// and after the write (NEW_AND_OLD_IMAGES). Items map to runs and jobs through items.ts, as everywhere
+// else; chunk markers, idempotency keys and account items change nothing the outside is told.
+
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBRecord } from 'aws-lambda';
+import type { Change } from '../../core/events.ts';
+import { jobFromItem, runRecordFromItem } from './items.ts';
+
+type Image = Record<string, AttributeValue>;
+
+export function changeOf(record: DynamoDBRecord): Change | undefined {
+  // Lambda's event types spell AttributeValue its own way; the wire format is the same.
+  const image = (value: unknown) => (value ? unmarshall(value as Image) : undefined);
+  const before = image(record.dynamodb?.OldImage);
+  const after = image(record.dynamodb?.NewImage);
+  const entity = (after ?? before)?.entity;
+  if (entity === 'job') {
+    return { entity, before: before && jobFromItem(before), after: after && jobFromItem(after) };
+  }
+  if (entity === 'run') {
+    return { entity, before: before && runRecordFromItem(before), after: after && runRecordFromItem(after) };
+  }
+  return undefined;
+}
+
+/** When the change was written: the record's approximate creation time (whole seconds), as ISO 8601. */
+export function changeTime(record: DynamoDBRecord): string {
+  const seconds = record.dynamodb?.ApproximateCreationDateTime;
+  return new Date(seconds === undefined ? Date.now() : seconds * 1000).toISOString();
+}
