@@ -84,7 +84,7 @@ export async function runRefill(options: RefillOptions): Promise<[SectionResult,
         'DynamoDB write units per call',
         cost.dynamoWriteUnitsPerCall,
         'WRU',
-        15,
+        16, // the slot-state budget: a call's floor is 15 (two of them the live index's), plus retries
         'refused transactions counted at 2 units per item',
       ),
       figure(
