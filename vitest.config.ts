@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongWaitsFirst } from './test/support/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -12,6 +13,8 @@ export default defineConfig({
       // vitest sees its lines and can hold them back with the rest of a passing test's output.
       POWERTOOLS_DEV: 'true',
     },
+    // Files that wait minutes on real timers start first, so that none of them is the suite's tail.
+    sequence: { sequencer: LongWaitsFirst },
     pool: 'forks',
     maxWorkers: 2,
     projects: [
