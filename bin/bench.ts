@@ -38,7 +38,7 @@ if (values.help) {
   --quick              small sizes, for a smoke run (minutes, not tens of minutes)
   --seed N             the Twilio double's seed (call lengths)          default 1
   --pollers N          dispatcher concurrency (SQS pollers)              default 4
-  --scale-pollers N    dispatcher concurrency in the scale section       default 10
+  --scale-pollers N    dispatcher concurrency in scale and account       default 10
   --log-level LEVEL    handlers' Powertools log level                    default INFO (as deployed)
   --out DIR            where results go                                  default bench-results
   --save               also write docs/bench-latest.json (committed summary)

@@ -58,7 +58,7 @@ export function renderSection(result: SectionResult): string {
     ]),
   ];
   lines.push(indent(table(rows, ['l', 'r', 'l', 'l'])));
-  if (result.section === 'refill' || result.section === 'scale') {
+  if (result.section === 'refill') {
     const path = result.details.path as RefillPath | undefined;
     if (path && path.followed > 0) lines.push('', indent(renderPath(path)));
   }

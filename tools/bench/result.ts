@@ -2,7 +2,7 @@
 
 import type { MachineState } from './machine.ts';
 
-export const SECTIONS = ['refill', 'utilization', 'ingest', 'scale', 'cost', 'coldstart'] as const;
+export const SECTIONS = ['refill', 'utilization', 'ingest', 'scale', 'account', 'cost', 'coldstart'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** What every section that drives the local stack is told by bin/bench.ts. */

@@ -45,8 +45,12 @@ async function run(): Promise<SectionResult[]> {
     case 'ingest':
       return [await (await import('./ingest.ts')).runIngest(common)];
     case 'scale':
+    case 'account':
       return [
-        await (await import('./scale.ts')).runScale({ ...common, pollers: Number(values['scale-pollers']) }),
+        await (await import('./scale.ts')).runScale(
+          { ...common, pollers: Number(values['scale-pollers']) },
+          section,
+        ),
       ];
     case 'coldstart': {
       const { runColdStart } = await import('./coldstart.ts');
