@@ -57,7 +57,8 @@ export async function runReconciler(_event?: unknown, context?: Context): Promis
   metrics.addMetric(METRICS.slotMismatch.name, MetricUnit.Count, report.mismatches);
   metrics.addMetric(METRICS.unknownCalls.name, MetricUnit.Count, report.unknownCalls);
   metrics.addMetric(METRICS.liveCalls.name, MetricUnit.Count, report.liveCalls);
-  if (report.runsDeferred > 0) logger.warn('pass out of time; runs left for the next pass', { deferred: report.runsDeferred });
+  if (report.runsDeferred > 0)
+    logger.warn('pass out of time; runs left for the next pass', { deferred: report.runsDeferred });
   logger.info('reconciled', { ...report });
   return report;
 }
