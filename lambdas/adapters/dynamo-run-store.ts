@@ -82,6 +82,9 @@ export class DynamoRunStore implements RunStore {
   getRunRecord(runId: string): Promise<RunRecord | undefined> {
     return this.runs.getRunRecord(runId);
   }
+  claimedCalls(callSids: readonly string[]): Promise<Set<string>> {
+    return this.runs.claimedCalls(callSids);
+  }
   getJob(runId: string, jobId: string): Promise<Job | undefined> {
     return this.runs.getJob(runId, jobId);
   }

@@ -11,7 +11,7 @@
 // A create's outcome is classified in twilio-errors.ts (`classifyCreateError`): created only with a
 // CallSid; a 401 is sent once more after a credential refresh, as Twilio processed nothing then.
 
-import type { CallRequest, CallResult, Log, Telephony } from '../core/ports.ts';
+import type { CallRequest, CallResult, FoundCall, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
 import {
   CREDENTIAL_STATUSES,
@@ -153,7 +153,7 @@ export class TwilioTelephony implements Telephony {
    * sitting there. Also filtered here (on the start time, else the creation time), because Twilio
    * documents the filter by day only. Pass a time a little before the create to allow for clock skew.
    */
-  async findCalls(query: { to: string; startedAfter: Date }): Promise<TwilioCallSummary[]> {
+  async findCalls(query: { to: string; startedAfter: Date }): Promise<(TwilioCallSummary & FoundCall)[]> {
     try {
       const [started, queued] = await Promise.all([
         this.#list({ To: query.to, 'StartTime>': iso8601DateTime(query.startedAfter) }),
@@ -162,10 +162,16 @@ export class TwilioTelephony implements Telephony {
       const bySid = new Map<string, TwilioCallSummary>();
       for (const call of [...started, ...queued]) bySid.set(call.sid, call);
       const after = query.startedAfter.getTime();
-      return [...bySid.values()].filter((call) => {
-        const at = call.startTime ?? call.dateCreated;
-        return at === undefined || at.getTime() >= after;
-      });
+      return [...bySid.values()]
+        .filter((call) => {
+          const at = call.startTime ?? call.dateCreated;
+          return at === undefined || at.getTime() >= after;
+        })
+        .map((call) => {
+          // When the create reached Twilio: what ties a call to the attempt that sent it.
+          const createdAt = call.dateCreated ?? call.startTime;
+          return { ...call, ...(createdAt ? { createdAt } : {}) };
+        });
     } catch (error) {
       throw toApiError(error);
     }

@@ -139,7 +139,7 @@ export async function releaseFinal(
   run: RunRecord,
   jobId: string,
   holder: Holder,
-  call: { status: TwilioCallStatus; callSid?: string; errorCode?: number },
+  call: { status: TwilioCallStatus; callSid?: string; errorCode?: number; claimCall?: boolean },
   nextJobs?: Promise<QueuedJob[]>,
 ): Promise<ReleaseResult> {
   const { runId } = run;
@@ -158,6 +158,7 @@ export async function releaseFinal(
     outcome: call.status,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
     ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
+    ...(call.claimCall ? { claimCall: true } : {}),
     accountShard: holder.accountShard ?? null,
     at,
   };

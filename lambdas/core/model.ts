@@ -16,6 +16,8 @@ export interface Holder {
   since: string;
   /** The account shard counter the same acquire took a slot on (released with this one). */
   accountShard?: number;
+  /** The Twilio call this attempt recorded, once known. */
+  callSid?: string;
 }
 
 /** A run's own record: its settings and counters, one read. The hot paths need nothing more. */
@@ -87,6 +89,7 @@ export function holderOf(job: Job): Holder | undefined {
     state: job.status,
     since: job.dialedAt ?? job.queuedAt,
     ...(job.accountShard === undefined ? {} : { accountShard: job.accountShard }),
+    ...(job.callSid === undefined ? {} : { callSid: job.callSid }),
   };
 }
 

@@ -79,6 +79,11 @@ export interface Release {
   outcome?: string;
   errorCode?: number;
   callSid?: string;
+  /**
+   * The call was found by its number (its Sid was never saved): the release also claims the Sid, on
+   * the condition that nothing claimed it before, so one Twilio call is credited to one attempt only.
+   */
+  claimCall?: boolean;
   at: string;
 }
 
@@ -216,7 +221,8 @@ export interface RunStore
     WakeStore,
     RunControlStore,
     RunQueries,
-    OpenRunStore {}
+    OpenRunStore,
+    CallClaimStore {}
 
 export interface ControlChange {
   to: RunControl;
@@ -321,13 +327,28 @@ export interface Telephony {
 export interface CallLookup {
   /** The call's current status, or undefined if the provider has no such call. */
   fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus } | undefined>;
-  /** Calls to `to` created since `startedAfter` (for a call whose Sid was never saved). */
-  findCalls(query: { to: string; startedAfter: Date }): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+  /**
+   * Calls to `to` created since `startedAfter` (for a call whose Sid was never saved), with when Twilio
+   * created each (absent when it does not say).
+   */
+  findCalls(query: { to: string; startedAfter: Date }): Promise<FoundCall[]>;
   /**
    * Calls that ended at or after `endedAfter`, with their final status: one list request (a few
    * pages at most) that settles every held slot whose final callback was lost, whatever the call's length.
    */
   listEndedCalls(endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+}
+
+export interface FoundCall {
+  sid: string;
+  status: TwilioCallStatus;
+  createdAt?: Date;
+}
+
+/** Twilio calls already credited to an attempt that had lost their Sid (see `Release.claimCall`). */
+export interface CallClaimStore {
+  /** Which of `callSids` a release has claimed. */
+  claimedCalls(callSids: readonly string[]): Promise<Set<string>>;
 }
 
 /** Ends calls at the provider: what cancel needs (Twilio: POST Calls/{Sid} with Status). */

@@ -7,7 +7,7 @@
 import { type CallbackDeps, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
-import type { CallLookup, Clock, Log, OpenRunStore, WorkQueue } from './ports.ts';
+import type { CallClaimStore, CallLookup, Clock, FoundCall, Log, OpenRunStore, WorkQueue } from './ports.ts';
 import { isFinal, jobStateFor } from './states.ts';
 import { refillAfterRelease } from './wake.ts';
 
@@ -18,10 +18,15 @@ export interface ReconcileSettings {
   timeLimitSeconds: number;
   /** Slack on top of those (Twilio's own queue, callback delivery, clock skew). */
   graceSeconds: number;
+  /**
+   * How long one pass may take (the function's timeout less a margin): runs not yet started when it
+   * is spent wait for the next pass, which starts elsewhere in the list.
+   */
+  passBudgetMs?: number;
 }
 
 export interface ReconcileDeps {
-  store: CallbackDeps['store'] & OpenRunStore;
+  store: CallbackDeps['store'] & OpenRunStore & CallClaimStore;
   queue: WorkQueue;
   calls: CallLookup;
   clock: Clock;
@@ -49,6 +54,8 @@ export interface ReconcileReport {
   lookupErrors: number;
   /** Calls dialing or in a call over the runs visited, as read, less the slots this pass released. */
   liveCalls: number;
+  /** Open runs left for the next pass because this one's time budget was spent. */
+  runsDeferred: number;
 }
 
 export function emptyReport(): ReconcileReport {
@@ -64,6 +71,7 @@ export function emptyReport(): ReconcileReport {
     unknownCalls: 0,
     lookupErrors: 0,
     liveCalls: 0,
+    runsDeferred: 0,
   };
 }
 
@@ -91,26 +99,71 @@ export const RUNS_IN_PARALLEL = 4;
 
 type EndedCalls = ReadonlyMap<string, Parameters<typeof jobStateFor>[0]>;
 
+/**
+ * A call found by number is ours only if Twilio created it between the slot being taken and the end
+ * of the dispatcher's create: Twilio's times are whole seconds on its clock, hence the slack before.
+ */
+const CREATED_SLACK_MS = 5_000;
+export const CREATE_WINDOW_MS = 60_000;
+
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   const report = emptyReport();
+  const startedAt = deps.clock.now().getTime();
+  const deadline = startedAt + (deps.settings.passBudgetMs ?? Number.POSITIVE_INFINITY);
   const ended = await endedCalls(deps, report);
-  const runIds = await deps.store.listOpenRuns();
-  // Oldest first (the store's order), a few at a time, each run once per pass.
+  // Each pass starts at another place in the list (the store's order is oldest first), so that when
+  // a pass runs out of time, the runs it could not reach come early in a later one.
+  const open = await deps.store.listOpenRuns();
+  const offset = open.length === 0 ? 0 : Math.floor(startedAt / 1000) % open.length;
+  const runIds = [...open.slice(offset), ...open.slice(0, offset)];
+
+  // First every run with its holders, then the settling: a call found by its number (its Sid lost)
+  // must not be one that another live attempt, in any run, has recorded as its own.
+  const runs = (await inTurn(deps, runIds, deadline, report, (runId) => deps.store.getRun(runId))).filter(
+    (run): run is Run => run !== undefined,
+  );
+  const recorded = new Set<string>();
+  for (const run of runs)
+    for (const holder of Object.values(run.holders)) if (holder.callSid) recorded.add(holder.callSid);
+  await inTurn(deps, runs, deadline, report, (run) => reconcileRun(deps, run, report, ended, recorded));
+  return report;
+}
+
+/**
+ * `work` for each run, a few at a time (slow answers for one run do not hold up the others), each
+ * once, none started past the pass's deadline: those are deferred to the next pass.
+ */
+async function inTurn<T extends string | Run, R>(
+  deps: ReconcileDeps,
+  items: readonly T[],
+  deadline: number,
+  report: ReconcileReport,
+  work: (item: T) => Promise<R>,
+): Promise<(R | undefined)[]> {
+  const results: (R | undefined)[] = new Array(items.length).fill(undefined);
   let next = 0;
   const worker = async () => {
-    while (next < runIds.length) {
-      const runId = runIds[next++]!;
+    while (next < items.length) {
+      const index = next++;
+      const item = items[index]!;
+      if (deps.clock.now().getTime() > deadline) {
+        report.runsDeferred += 1;
+        continue;
+      }
       try {
-        await reconcileRun(deps, runId, report, ended);
+        results[index] = await work(item);
       } catch (error) {
         // One bad run must not keep the others from being looked after.
-        deps.log.error('reconcile of a run failed', { runId, error });
+        deps.log.error('reconcile of a run failed', {
+          runId: typeof item === 'string' ? item : item.runId,
+          error,
+        });
         report.lookupErrors += 1;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(RUNS_IN_PARALLEL, runIds.length) }, worker));
-  return report;
+  await Promise.all(Array.from({ length: Math.min(RUNS_IN_PARALLEL, items.length) }, worker));
+  return results;
 }
 
 /** The calls that ended lately, by Sid: one list request per pass. Empty when Twilio cannot answer. */
@@ -128,12 +181,13 @@ async function endedCalls(deps: ReconcileDeps, report: ReconcileReport): Promise
 
 async function reconcileRun(
   deps: ReconcileDeps,
-  runId: string,
+  firstRead: Run,
   report: ReconcileReport,
   ended: EndedCalls,
+  recorded: ReadonlySet<string>,
 ): Promise<void> {
-  let run = await deps.store.getRun(runId);
-  if (!run) return;
+  const { runId } = firstRead;
+  let run = firstRead;
   report.runsVisited += 1;
 
   // `active` and the holders are two reads (the run item, the live index), not one: on a busy run
@@ -167,7 +221,7 @@ async function reconcileRun(
         continue;
       }
       report.suspects += 1;
-      if (await settleSuspect(deps, run, jobId, holder, report)) released += 1;
+      if (await settleSuspect(deps, run, jobId, holder, report, recorded)) released += 1;
     } catch (error) {
       // One holder's release lost to a busy run item (past its retries) must not keep the run's
       // other holders from being settled in this pass; it is tried again in the next.
@@ -227,6 +281,8 @@ async function settleSuspect(
   jobId: string,
   holder: Holder,
   report: ReconcileReport,
+  recorded: ReadonlySet<string>,
+  claimsLeft = 2,
 ): Promise<boolean> {
   const { runId } = run;
   const job = await deps.store.getJob(runId, jobId);
@@ -235,15 +291,16 @@ async function settleSuspect(
 
   let call: { sid: string; status: Parameters<typeof jobStateFor>[0] } | undefined;
   try {
-    if (job.callSid) {
-      call = await deps.calls.fetchCall(job.callSid);
-    } else {
-      // The Sid was never saved: find the call by number, from shortly before the slot was taken.
-      const startedAfter = new Date(Date.parse(holder.since) - 60_000);
-      const found = await deps.calls.findCalls({ to: job.phone, startedAfter });
-      // Several calls to one number in the window: a live one keeps the slot.
-      call = found.find((c) => !isFinal(jobStateFor(c.status))) ?? found[0];
+    const lookup = job.callSid
+      ? await deps.calls.fetchCall(job.callSid)
+      : await findOwnCall(deps, job.phone, holder, recorded);
+    if (lookup === 'uncertain') {
+      // Counted with the calls Twilio does not know (alarmed on): a person decides, nobody is called twice.
+      report.unknownCalls += 1;
+      deps.log.error("no call to this number can be told apart as this attempt's; slot kept", context);
+      return false;
     }
+    call = lookup;
   } catch (error) {
     report.lookupErrors += 1;
     deps.log.warn('reconciler could not ask the telephony provider', { ...context, error });
@@ -288,12 +345,57 @@ async function settleSuspect(
     deps.log.info('overdue slot still live at the provider', { ...context, status: call.status });
     return false;
   }
-  // The same release a final callback makes: retry policy, account slot, refill all included.
-  const result = await releaseFinal(deps, run, jobId, holder, { status: call.status, callSid: call.sid });
+  // The same release a final callback makes: retry policy, account slot, refill all included. A call
+  // found by number is claimed in that release, so that no other attempt can be credited with it.
+  const result = await releaseFinal(deps, run, jobId, holder, {
+    status: call.status,
+    callSid: call.sid,
+    ...(job.callSid ? {} : { claimCall: true }),
+  });
   if (result === 'released') {
     report.reaped += 1;
     deps.log.warn('slot reaped: final callback never came', { ...context, status: call.status });
     return true;
   }
+  // Another attempt's release claimed that call first (a run reconciled alongside this one): look
+  // again, without it.
+  if (!job.callSid && claimsLeft > 0 && (await deps.store.claimedCalls([call.sid])).has(call.sid))
+    return settleSuspect(deps, run, jobId, holder, report, recorded, claimsLeft - 1);
   return false;
+}
+
+/**
+ * The call of an attempt whose Sid was never saved, found by its number: created by Twilio between
+ * the slot being taken and the end of the dispatcher's create, recorded by no other live attempt and
+ * claimed by no earlier release. Several left: a live one keeps the slot; else the one created
+ * closest after the slot was taken (the create follows the acquire at once).
+ */
+async function findOwnCall(
+  deps: ReconcileDeps,
+  phone: string,
+  holder: Holder,
+  recorded: ReadonlySet<string>,
+): Promise<FoundCall | 'uncertain' | undefined> {
+  const since = Date.parse(holder.since);
+  const found = await deps.calls.findCalls({ to: phone, startedAfter: new Date(since - CREATED_SLACK_MS) });
+  const inWindow = found.filter((call) => {
+    const created = call.createdAt?.getTime();
+    return (
+      created === undefined || (created >= since - CREATED_SLACK_MS && created <= since + CREATE_WINDOW_MS)
+    );
+  });
+  const unrecorded = inWindow.filter((call) => !recorded.has(call.sid));
+  const claimed =
+    unrecorded.length > 0 ? await deps.store.claimedCalls(unrecorded.map((c) => c.sid)) : new Set<string>();
+  const candidates = unrecorded
+    .filter((call) => !claimed.has(call.sid))
+    .sort((a, b) => distance(a, since) - distance(b, since));
+  // Only calls credited to attempts that had lost their Sid too are left: one of them may have been
+  // ours, so "never created" (which puts the lead back) would risk calling it twice.
+  if (candidates.length === 0 && claimed.size > 0) return 'uncertain';
+  return candidates.find((c) => !isFinal(jobStateFor(c.status))) ?? candidates[0];
+}
+
+function distance(call: FoundCall, since: number): number {
+  return call.createdAt === undefined ? Number.POSITIVE_INFINITY : Math.abs(call.createdAt.getTime() - since);
 }

@@ -87,6 +87,8 @@ export const keys = {
   accountShard: (name = 'LIMITS', shard: number) => ({ pk: `ACCOUNT#${name}#${shard}`, sk: 'SHARD' }),
   /** The account's calls-per-second pace: the next free calls.create time. */
   accountPace: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#PACE`, sk: 'PACE' }),
+  /** A Twilio call credited to an attempt found by number (its Sid was lost): one attempt per call. */
+  callClaim: (callSid: string) => ({ pk: `CALL#${callSid}`, sk: 'CLAIM' }),
   /** A live job's place in the live index: oldest holder first. */
   liveKey: (since: string, jobId: string) => `${since}#${jobId}`,
   /** A queued job's place: due time first (zero-padded ms, so strings sort as numbers), then lead order. */

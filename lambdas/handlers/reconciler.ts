@@ -6,6 +6,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { systemClock } from '../core/ports.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from '../core/reconcile.ts';
 import { readEnv } from '../definitions/environment.ts';
@@ -41,13 +42,23 @@ function wire(): ReconcileDeps {
   };
 }
 
-export async function runReconciler(): Promise<ReconcileReport> {
+/** Left for the metrics, the log and Lambda's own bookkeeping when a pass stops taking runs. */
+const PASS_MARGIN_MS = 15_000;
+
+export async function runReconciler(_event?: unknown, context?: Context): Promise<ReconcileReport> {
   deps ??= wire();
-  const report = await reconcile(deps);
+  const remaining = context?.getRemainingTimeInMillis?.();
+  const report = await reconcile(
+    remaining === undefined
+      ? deps
+      : { ...deps, settings: { ...deps.settings, passBudgetMs: Math.max(0, remaining - PASS_MARGIN_MS) } },
+  );
   metrics.addMetric(METRICS.slotsReaped.name, MetricUnit.Count, report.reaped + report.neverCreated);
   metrics.addMetric(METRICS.slotMismatch.name, MetricUnit.Count, report.mismatches);
   metrics.addMetric(METRICS.unknownCalls.name, MetricUnit.Count, report.unknownCalls);
   metrics.addMetric(METRICS.liveCalls.name, MetricUnit.Count, report.liveCalls);
+  if (report.runsDeferred > 0)
+    logger.warn('pass out of time; runs left for the next pass', { deferred: report.runsDeferred });
   logger.info('reconciled', { ...report });
   return report;
 }

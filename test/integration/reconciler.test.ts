@@ -106,4 +106,32 @@ describe('reconciler', () => {
     expect(jobs.map((job) => job.status)).toEqual(['completed', 'completed', 'completed']);
     expect(jobs.every((job) => String(job.callSid).startsWith('CA'))).toBe(true);
   });
+
+  it('credits each call to one attempt when two runs call the same people and every Sid is lost', async () => {
+    // Two campaigns dial the same two people at once; no create answer and no callback arrives, so
+    // every attempt is found by number among calls to that number from both runs.
+    twilio.configure({ faults: { createServerErrorAfterCreating: 1, dropCallback: 1 } });
+    const leads = leadsFor(2, '+1424');
+    const [a, b] = await Promise.all([
+      postRun(stack.apiUrl, { leads, concurrency: 1 }),
+      postRun(stack.apiUrl, { leads, concurrency: 1 }),
+    ]);
+    const runIds = [a.body.run_id, b.body.run_id];
+    await Promise.all(runIds.map((id) => waitForRunCompleted(stack.apiUrl, id, { timeoutMs: 60_000 })));
+    twilio.configure({ faults: {} });
+
+    for (const runId of runIds) expectEachLeadCalledOnce(runId, 2);
+    const credited = [];
+    for (const runId of runIds) {
+      const { jobs } = await runItems(dynamo, stack.tableName, runId);
+      for (const job of jobs) {
+        // The call credited is one the double made to this job's number.
+        const call = twilio.calls().find((c) => c.sid === job.callSid);
+        expect(call?.to).toBe(job.phone);
+        credited.push(job.callSid);
+      }
+    }
+    // Four calls, four attempts: no call credited twice.
+    expect(new Set(credited).size).toBe(4);
+  });
 });

@@ -11,6 +11,7 @@ import type {
   CallUpdate,
   Clock,
   DispatchRequest,
+  FoundCall,
   LeadChunk,
   Log,
   Telephony,
@@ -56,6 +57,8 @@ export interface FakeCall {
   attempt: number;
   status: TwilioCallStatus;
   request: CallRequest;
+  /** When the create reached the double, on the clock it was given. */
+  createdAt: Date;
 }
 
 /**
@@ -73,7 +76,10 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
   readonly maxLive = new Map<string, number>();
   #next = 0;
 
-  constructor(private readonly plan: (request: CallRequest) => CreatePlan = () => 'created') {}
+  constructor(
+    private readonly plan: (request: CallRequest) => CreatePlan = () => 'created',
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   async createCall(request: CallRequest): Promise<CallResult> {
     this.requests.push(request);
@@ -119,13 +125,22 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     return call && { sid: call.sid, status: call.status };
   }
 
-  async findCalls(query: {
-    to: string;
-    startedAfter: Date;
-  }): Promise<{ sid: string; status: TwilioCallStatus }[]> {
-    return [...this.calls.values()]
-      .filter((call) => call.to === query.to)
-      .map((call) => ({ sid: call.sid, status: call.status }));
+  /** In-flight and most concurrent lookups, to see how the reconciler spreads its work. */
+  lookups = { inFlight: 0, max: 0 };
+  /** Runs before each lookup answers (a slow Twilio, moved on a manual clock). */
+  beforeLookup: () => Promise<void> = async () => {};
+
+  async findCalls(query: { to: string; startedAfter: Date }): Promise<FoundCall[]> {
+    this.lookups.inFlight += 1;
+    this.lookups.max = Math.max(this.lookups.max, this.lookups.inFlight);
+    try {
+      await this.beforeLookup();
+      return [...this.calls.values()]
+        .filter((call) => call.to === query.to && call.createdAt >= query.startedAfter)
+        .map((call) => ({ sid: call.sid, status: call.status, createdAt: call.createdAt }));
+    } finally {
+      this.lookups.inFlight -= 1;
+    }
   }
 
   /** Every call that has ended (the double keeps no end times: a superset of any window). */
@@ -155,7 +170,7 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     const ids = parseCallbackIds(new URL(request.statusCallbackUrl).searchParams);
     if (!ids) throw new Error(`a callback URL without ids: ${request.statusCallbackUrl}`);
     const sid = `CA${String(++this.#next).padStart(32, '0')}`;
-    const call: FakeCall = { sid, to: request.to, ...ids, status: 'queued', request };
+    const call: FakeCall = { sid, to: request.to, ...ids, status: 'queued', request, createdAt: this.now() };
     this.calls.set(sid, call);
     const live = (this.#live.get(ids.runId) ?? 0) + 1;
     this.#live.set(ids.runId, live);

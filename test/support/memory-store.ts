@@ -382,6 +382,14 @@ export class MemoryRunStore implements RunStore {
     return 'applied';
   }
 
+  // CallClaimStore
+
+  readonly #callClaims = new Set<string>();
+
+  async claimedCalls(callSids: readonly string[]): Promise<Set<string>> {
+    return new Set(callSids.filter((sid) => this.#callClaims.has(sid)));
+  }
+
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
     const run = this.runs.get(runId);
@@ -392,8 +400,10 @@ export class MemoryRunStore implements RunStore {
     const requeue = to === 'queued';
     const jobOk = holder !== undefined && holder.attempt === attempt && holder.state === from;
     const runOk = run !== undefined && run.active > 0 && (!requeue || run.control !== 'canceled');
-    if (!runOk || !jobOk) {
-      if (requeue && jobOk && run?.control === 'canceled') {
+    const claimOk =
+      !release.claimCall || release.callSid === undefined || !this.#callClaims.has(release.callSid);
+    if (!runOk || !jobOk || !claimOk) {
+      if (requeue && jobOk && claimOk && run?.control === 'canceled') {
         // Refused because the run was canceled: the lead is canceled instead of queued.
         return this.releaseSlot({
           ...release,
@@ -410,6 +420,7 @@ export class MemoryRunStore implements RunStore {
     if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
       limits.shards.set(accountShard, limits.shards.get(accountShard)! - 1);
     }
+    if (release.claimCall && release.callSid !== undefined) this.#callClaims.add(release.callSid);
     const outcome = release.outcome ?? to;
     run!.active -= 1;
     if (requeue) run!.queued += 1;

@@ -43,8 +43,8 @@ export function world(
   const store = new MemoryRunStore();
   const queue = new RecordingQueue();
   const plan = options.plan;
-  const telephony = new FakeTelephony(plan ? (request) => plan(request.to) : undefined);
   const clock = new ManualClock(START);
+  const telephony = new FakeTelephony(plan ? (request) => plan(request.to) : undefined, () => clock.now());
   const deps: DispatchDeps = {
     store,
     queue,

@@ -190,4 +190,104 @@ describe('the reconciler', () => {
     });
     expect(await reconcile({ ...w.reconcileDeps, store: moving })).toMatchObject({ mismatches: 0 });
   });
+
+  it('credits each of two calls to one number to one attempt only, when both attempts lost their Sid', async () => {
+    // Two runs call the same person within the same second; neither learns its call's Sid, both
+    // calls end and every callback is lost. Twilio's list shows two calls to one number.
+    const w = world({ plan: () => 'lost' });
+    const first = await w.seedRun({ leads: 1, concurrency: 1 });
+    const second = await w.seedRun({ leads: 1, concurrency: 1 });
+    await fillSlots(w.deps, first);
+    await fillSlots(w.deps, second);
+    const calls = w.telephony.live();
+    expect(calls.map((c) => c.to)).toEqual([phoneFor(0), phoneFor(0)]);
+    for (const call of calls) w.telephony.set(call.sid, 'completed');
+    w.clock.advance(OVERDUE_DIALING_MS);
+
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 2, neverCreated: 0, unknownCalls: 0 });
+
+    const credited = [
+      (await w.store.getJob(first, jobIdFor(0)))?.callSid,
+      (await w.store.getJob(second, jobIdFor(0)))?.callSid,
+    ];
+    expect(new Set(credited)).toEqual(new Set(calls.map((c) => c.sid)));
+    // Each lead was called once: nothing was put back and dialed again.
+    expect(w.telephony.requests).toHaveLength(2);
+  });
+
+  it('never takes a call another live attempt records for one whose create never reached Twilio', async () => {
+    // The first run's call is live and recorded; the second run's create failed without a call
+    // (its outcome unknown, so its slot is held until the reconciler asks).
+    let creates = 0;
+    const w = world({ plan: () => (++creates === 1 ? 'created' : 'unknown') });
+    const first = await w.seedRun({ leads: 1, concurrency: 1 });
+    const second = await w.seedRun({ leads: 1, concurrency: 1 });
+    await fillSlots(w.deps, first);
+    await fillSlots(w.deps, second);
+    const [call] = w.telephony.live(first);
+    await w.callback(call!.sid, 'in-progress');
+    w.clock.advance(OVERDUE_DIALING_MS);
+
+    // The only call to the number is the first run's: the second attempt never happened.
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ neverCreated: 1, stillLive: 0 });
+    expect(await w.store.getJob(second, jobIdFor(0))).toMatchObject({ status: 'queued', attempt: 1 });
+    expect((await w.store.getRun(first))?.holders[jobIdFor(0)]).toMatchObject({ callSid: call!.sid });
+  });
+
+  it("does not take an earlier attempt's call, made before its own slot was taken", async () => {
+    const w = world({ plan: () => 'lost' });
+    const runId = await w.seedRun({
+      leads: 1,
+      concurrency: 1,
+      runOptions: { retry: { on: ['no-answer'], delaySeconds: 60, maxAttempts: 2 } },
+    });
+    await fillSlots(w.deps, runId);
+    const [first] = w.telephony.live(runId);
+    w.telephony.set(first!.sid, 'no-answer');
+    w.clock.advance(OVERDUE_DIALING_MS);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1 });
+    expect(await w.store.getJob(runId, jobIdFor(0))).toMatchObject({ status: 'queued', attempt: 1 });
+
+    // Attempt 2's create is lost before it reaches Twilio this time: attempt 1's call is all there is.
+    w.clock.advance(61_000);
+    await fillSlots(w.deps, runId);
+    expect((await w.store.getRun(runId))?.holders[jobIdFor(0)]).toMatchObject({ attempt: 2 });
+    for (const call of w.telephony.live(runId)) w.telephony.calls.delete(call.sid);
+    w.clock.advance(OVERDUE_DIALING_MS);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0, neverCreated: 1 });
+  });
+
+  it('reconciles runs four at a time, and a pass out of time leaves the rest to the next, which starts elsewhere', async () => {
+    const w = world({ plan: () => 'lost' });
+    const runIds: string[] = [];
+    for (let i = 0; i < 12; i++) runIds.push(await w.seedRun({ leads: 1, concurrency: 1 }));
+    for (const runId of runIds) await fillSlots(w.deps, runId);
+    for (const call of w.telephony.live()) w.telephony.set(call.sid, 'completed');
+    w.clock.advance(OVERDUE_DIALING_MS);
+    // Twilio answers each lookup in 5 s; a pass may take 20 s.
+    w.telephony.beforeLookup = async () => {
+      await Promise.resolve();
+      w.clock.advance(5_000);
+    };
+    const deps = { ...w.reconcileDeps, settings: { ...w.reconcileDeps.settings, passBudgetMs: 20_000 } };
+
+    const firstPass = await reconcile(deps);
+    expect(w.telephony.lookups.max).toBe(4);
+    expect(firstPass.runsDeferred).toBeGreaterThan(0);
+    expect(firstPass.reaped).toBeGreaterThan(0);
+    const settled = async () => {
+      const jobs = await Promise.all(runIds.map((id) => w.store.getJob(id, jobIdFor(0))));
+      return jobs.every((job) => job?.status === 'completed');
+    };
+    let passes = 1;
+    while (!(await settled()) && passes < 12) {
+      w.clock.advance(60_000);
+      await reconcile(deps);
+      passes += 1;
+    }
+    // Every run settled within a few passes: none was left behind pass after pass.
+    for (const runId of runIds)
+      expect(await w.store.getJob(runId, jobIdFor(0))).toMatchObject({ status: 'completed' });
+    expect(passes).toBeLessThanOrEqual(6);
+  });
 });

@@ -131,7 +131,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
           RequestItems: {
             [this.t.name]: {
               Keys: pending,
-              ProjectionExpression: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard',
+              ProjectionExpression: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, callSid',
               ExpressionAttributeNames: { '#status': 'status' },
             },
           },
@@ -145,6 +145,32 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       }
     }
     return found;
+  }
+
+  async claimedCalls(callSids: readonly string[]): Promise<Set<string>> {
+    const claimed = new Set<string>();
+    const unique = [...new Set(callSids)];
+    for (let start = 0; start < unique.length; start += BATCH_GET_MAX) {
+      let pending: Record<string, unknown>[] = unique
+        .slice(start, start + BATCH_GET_MAX)
+        .map((sid) => keys.callClaim(sid));
+      for (let round = 0; pending.length > 0; round++) {
+        const { Responses, UnprocessedKeys } = await this.t.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.t.name]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'pk' },
+            },
+          }),
+        );
+        for (const item of Responses?.[this.t.name] ?? []) claimed.add(String(item.pk).slice('CALL#'.length));
+        pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
+        if (pending.length > 0) {
+          if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
+          await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
+        }
+      }
+    }
+    return claimed;
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {

@@ -338,12 +338,14 @@ export class DynamoSlots implements SlotStore {
         },
       },
     ];
-    if (accountShard !== null) items.push(this.account.releaseShardItem(accountShard));
+    const shardIndex =
+      accountShard === null ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
+    if (release.claimCall && release.callSid !== undefined) items.push(this.claimCallItem(release));
     let failed = await this.t.transact(items);
     // The shard counter alone refused (reset by hand): the run's slot must still be freed, or it
     // would leak.
-    if (failed.length > 0 && failed.every((index) => index === 2))
-      failed = await this.t.transact(items.slice(0, 2));
+    if (failed.length > 0 && failed.every((index) => index === shardIndex))
+      failed = await this.t.transact(items.filter((_, index) => index !== shardIndex));
     if (failed.length === 0) return 'released';
     if (requeue && !failed.includes(1)) {
       // Refused because the run was canceled meanwhile? Then the lead is canceled instead of queued.
@@ -360,4 +362,27 @@ export class DynamoSlots implements SlotStore {
     }
     return 'stale';
   }
+
+  /** The call's claim: written once, by the one release that credits the call to its attempt. */
+  private claimCallItem(release: Release): TransactItem {
+    const { runId, jobId, attempt, callSid, at } = release;
+    return {
+      Put: {
+        TableName: this.t.name,
+        Item: {
+          ...keys.callClaim(callSid!),
+          runId,
+          jobId,
+          attempt,
+          claimedAt: at,
+          // Kept well past any reconciler lookback, then deleted by the table's TTL.
+          [TABLE_SCHEMA.timeToLiveAttribute]: Math.floor(Date.parse(at) / 1000) + CALL_CLAIM_TTL_SECONDS,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    };
+  }
 }
+
+/** A week: far longer than any call and any reconciler lookback. */
+const CALL_CLAIM_TTL_SECONDS = 7 * 24 * 3600;
