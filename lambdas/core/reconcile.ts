@@ -104,7 +104,8 @@ type EndedCalls = ReadonlyMap<string, Parameters<typeof jobStateFor>[0]>;
  * of the dispatcher's create: Twilio's times are whole seconds on its clock, hence the slack before.
  */
 const CREATED_SLACK_MS = 5_000;
-export const CREATE_WINDOW_MS = 60_000;
+/** Twice the dispatcher's 30 s timeout: the create is sent within it. */
+const CREATE_WINDOW_MS = 60_000;
 
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   const report = emptyReport();
@@ -119,12 +120,17 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
 
   // First every run with its holders, then the settling: a call found by its number (its Sid lost)
   // must not be one that another live attempt, in any run, has recorded as its own.
+  const missedBefore = report.runsDeferred + report.lookupErrors;
   const runs = (await inTurn(deps, runIds, deadline, report, (runId) => deps.store.getRun(runId))).filter(
     (run): run is Run => run !== undefined,
   );
-  const recorded = new Set<string>();
-  for (const run of runs)
-    for (const holder of Object.values(run.holders)) if (holder.callSid) recorded.add(holder.callSid);
+  // Known only if every open run was read: else calls are not looked up by number in this pass.
+  let recorded: Set<string> | undefined;
+  if (report.runsDeferred + report.lookupErrors === missedBefore) {
+    recorded = new Set<string>();
+    for (const run of runs)
+      for (const holder of Object.values(run.holders)) if (holder.callSid) recorded.add(holder.callSid);
+  }
   await inTurn(deps, runs, deadline, report, (run) => reconcileRun(deps, run, report, ended, recorded));
   return report;
 }
@@ -184,7 +190,7 @@ async function reconcileRun(
   firstRead: Run,
   report: ReconcileReport,
   ended: EndedCalls,
-  recorded: ReadonlySet<string>,
+  recorded: ReadonlySet<string> | undefined,
 ): Promise<void> {
   const { runId } = firstRead;
   let run = firstRead;
@@ -281,19 +287,21 @@ async function settleSuspect(
   jobId: string,
   holder: Holder,
   report: ReconcileReport,
-  recorded: ReadonlySet<string>,
+  recorded: ReadonlySet<string> | undefined,
   claimsLeft = 2,
 ): Promise<boolean> {
   const { runId } = run;
   const job = await deps.store.getJob(runId, jobId);
   if (!job || job.attempt !== holder.attempt) return false;
   const context = { runId, jobId, attempt: holder.attempt, to: maskPhone(job.phone) };
+  // Without every live attempt's Sid, a call found by number might be another's: next pass.
+  if (!job.callSid && recorded === undefined) return false;
 
   let call: { sid: string; status: Parameters<typeof jobStateFor>[0] } | undefined;
   try {
     const lookup = job.callSid
       ? await deps.calls.fetchCall(job.callSid)
-      : await findOwnCall(deps, job.phone, holder, recorded);
+      : await findOwnCall(deps, job.phone, holder, recorded!);
     if (lookup === 'uncertain') {
       // Counted with the calls Twilio does not know (alarmed on): a person decides, nobody is called twice.
       report.unknownCalls += 1;
