@@ -651,11 +651,14 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       status: 'completed',
       startTime: new Date('2026-11-28T10:00:01Z'),
       dateCreated: new Date('2026-11-28T10:00:00Z'),
+      // When the create reached Twilio: what the reconciler matches against the attempt's slot.
+      createdAt: new Date('2026-11-28T10:00:00Z'),
     });
     expect(found.find((c) => c.sid === SID(9))).toEqual({
       sid: SID(9),
       status: 'queued',
       dateCreated: new Date('2026-11-28T10:00:00Z'),
+      createdAt: new Date('2026-11-28T10:00:00Z'),
     });
     const started = twilioApi.seen.filter((r) => !r.query.has('Status'));
     expect(started.map((r) => `${r.path}?${r.query}`)).toEqual([
