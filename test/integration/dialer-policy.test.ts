@@ -139,9 +139,10 @@ describe('retries', () => {
   it('retries busy leads after the delay, up to the maximum, holding no slot while they wait', async () => {
     const leads = leadsFor(6, '+1502');
     const busy = leads.slice(0, 3).map((l) => l.phone);
-    // Busy every time; the second attempt rings a while first, so that a late callback can race it.
+    // Busy every time; the second attempt rings until the test ends it, so that a late callback of
+    // the first can be sent while it holds its slot, however slowly this machine runs.
     for (const phone of busy) {
-      scripts[phone] = (n) => ({ outcome: 'busy', ringMs: n === 2 ? 1_500 : 20 });
+      scripts[phone] = (n) => ({ outcome: 'busy', ringMs: n === 2 ? 600_000 : 20 });
     }
     const runId = await h.createRun({
       leads,
@@ -171,7 +172,8 @@ describe('retries', () => {
     h.clock.advance(11_000);
     await h.twilio.waitFor(() => created(runId).length === 9, 5_000, 'the second attempts');
     const run = async () => (await h.store.getRun(runId))!;
-    for (let i = 0; (await run()).active < 3 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Date.now() + 30_000;
+    while ((await run()).active < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect((await run()).holders['000000']).toMatchObject({ attempt: 2 });
 
     // Attempt 1's final callback again, late: its URL names attempt 1, so attempt 2's slot stays.
@@ -183,6 +185,9 @@ describe('retries', () => {
     expect((await run()).active).toBe(3);
     expect((await run()).holders['000000']).toMatchObject({ attempt: 2, state: 'dialing' });
 
+    // The second attempts end busy too.
+    for (const call of h.twilio.calls().filter((c) => c.run === runId && c.endedAt === undefined))
+      h.twilio.hangUp(call.sid, 'busy');
     await h.idle();
     calls = await getCalls(runId);
     for (const call of calls.slice(0, 3)) expect(call).toMatchObject({ status: 'queued', attempts: 2 });
