@@ -726,7 +726,8 @@ describe('runs create with run options', () => {
     expect(show.stdout).toContain(
       'paused:    pause_when: 1 of the last 1 calls failed (more than failed_ratio 0)',
     );
-    expect(stack.simulator!.stats().runs[runId]?.created ?? 0).toBe(0);
+    // Whether another lead was dialed in the moment between the release and the pause is timing; that
+    // nothing is dialed once paused, and not before the ratio is passed, is test/integration/schedule.test.ts's.
     expect((await cli(['runs', 'resume', runId])).code).toBe(EXIT.ok);
     await waitForStatus(runId, ['completed']);
     const after = JSON.parse((await cli(['runs', 'show', runId, '--format', 'json'])).stdout);
