@@ -4,7 +4,6 @@
 // mapped back to its option (OPTION_OF) rather than checked twice.
 
 import type { components } from './api-types.ts';
-import type { Values } from './args.ts';
 
 type RunRequest = components['schemas']['RunRequest'];
 /** The fields a run request may carry besides its leads (or `from_run`). */
@@ -28,7 +27,7 @@ const FIELDS = [
   ['expires_at', 'expires-at', 'text'],
   ['pause_when.failed_ratio', 'pause-failed-ratio', 'number'],
   ['pause_when.min_calls', 'pause-min-calls', 'number'],
-] as const satisfies readonly (readonly [string, keyof Values, 'text' | 'list' | 'number'])[];
+] as const satisfies readonly (readonly [string, string, 'text' | 'list' | 'number'])[];
 
 /** The option that sets each request field, for naming what the API refused. */
 export const OPTION_OF_FIELD: Record<string, string> = Object.fromEntries(
@@ -45,7 +44,10 @@ export const OPTION_OF_FIELD: Record<string, string> = Object.fromEntries(
 );
 
 /** The request's option fields from the command line; absent options are left out. */
-export function runOptionsFrom(values: Values, concurrency: number | undefined): RunOptionsBody {
+export function runOptionsFrom(
+  values: Readonly<Record<string, unknown>>,
+  concurrency: number | undefined,
+): RunOptionsBody {
   const body: Record<string, unknown> = concurrency === undefined ? {} : { concurrency };
   for (const [field, option, kind] of FIELDS) {
     const raw = values[option];
