@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './api-types.ts';
+import type { RunOptionsBody } from './run-options.ts';
 
 type Schemas = components['schemas'];
 
@@ -94,7 +95,7 @@ export class ApiClient {
    */
   async createRun(
     source: { leads: Record<string, string>[] } | { fromRun: string; outcomes: string[] },
-    concurrency?: number,
+    options: RunOptionsBody = {},
   ): Promise<CreateRunResult> {
     // CSV rows the CLI checked: parseCsvLeads gives each one its `phone`.
     const what =
@@ -106,7 +107,7 @@ export class ApiClient {
       try {
         return await this.call((signal) =>
           this.http.POST('/runs', {
-            body: { ...what, ...(concurrency === undefined ? {} : { concurrency }) },
+            body: { ...options, ...what },
             headers: { 'idempotency-key': idempotencyKey },
             signal,
           }),

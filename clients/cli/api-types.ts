@@ -101,6 +101,9 @@ export interface components {
       phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
       twiml_url?: string | null;
       twiml?: string | null;
+      start_at?: string | null;
+      expires_at?: string | null;
+      pause_when?: components["schemas"]["PauseWhen"] | null;
     }) | ({
       from_run: components["schemas"]["FromRun"];
       leads?: unknown;
@@ -111,6 +114,9 @@ export interface components {
       phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
       twiml_url?: string | null;
       twiml?: string | null;
+      start_at?: string | null;
+      expires_at?: string | null;
+      pause_when?: components["schemas"]["PauseWhen"] | null;
     });
     /**
      * @description One person to call: `phone`, and any fields of your own (strings, numbers, booleans or null, at most 2048 bytes as JSON), kept with the lead and shown in its calls. With a calling window, a `time_zone` field (IANA) overrides the window’s zone for this lead.
@@ -182,6 +188,25 @@ export interface components {
       end: string;
     };
     /**
+     * @description The failure breaker: once at least `min_calls` attempts have ended and more than `failed_ratio` of the last `min_calls` of them failed (Twilio outcome `failed`, or the number refused by Twilio), the run pauses itself with a `pause_reason`. Live calls finish; resume as usual. The count starts again at every pause and resume.
+     * @example {
+     *   "failed_ratio": 0.5,
+     *   "min_calls": 20
+     * }
+     */
+    PauseWhen: {
+      /**
+       * @description Pause when more than this share of the last `min_calls` attempts failed.
+       * @example 0.5
+       */
+      failed_ratio: number;
+      /**
+       * @description Attempts judged together: the breaker waits for this many to end.
+       * @example 20
+       */
+      min_calls: number;
+    };
+    /**
      * @description Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.
      * @example {
      *   "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f",
@@ -241,10 +266,10 @@ export interface components {
       concurrency: number;
     };
     /**
-     * @description `running` dials; `paused` dials nothing new; `canceling` was canceled and still has leads that are not final; `completed` and `canceled` are terminal: every lead final, no slot held.
+     * @description `scheduled` waits for its `start_at` (then `running`); `running` dials; `paused` dials nothing new (`pause_reason` says why when the run paused itself); `canceling` was canceled and still has leads that are not final; `completed` and `canceled` are terminal: every lead final, no slot held.
      * @enum {string}
      */
-    RunStatus: "running" | "paused" | "canceling" | "canceled" | "completed";
+    RunStatus: "scheduled" | "running" | "paused" | "canceling" | "canceled" | "completed";
     /**
      * @description Every error dialgate itself answers has this shape.
      * @example {
@@ -391,7 +416,11 @@ export interface components {
      *   "from": null,
      *   "twiml_url": null,
      *   "twiml": null,
-     *   "phone_types": null
+     *   "phone_types": null,
+     *   "pause_reason": null,
+     *   "start_at": null,
+     *   "expires_at": null,
+     *   "pause_when": null
      * }
      */
     RunView: {
@@ -436,6 +465,17 @@ export interface components {
       twiml: string | null;
       /** @description The run’s own number types; null: the deployment’s (any type when it sets none). */
       phone_types: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
+      /** @description Why a paused run paused itself (the failure breaker, or Twilio refusing its caller id or content); null when a person paused it, or when it is not paused. */
+      pause_reason: string | null;
+      /** @description Nothing is dialed before this time (UTC). */
+      start_at: string | null;
+      /** @description No call starts after this time (UTC); leads not final then end `expired`. */
+      expires_at: string | null;
+      /** @description The failure breaker, as asked for. */
+      pause_when: {
+        failed_ratio: number;
+        min_calls: number;
+      } | null;
     };
     /** @description A held slot: whose call it is, and since when. */
     LiveCall: {
@@ -510,6 +550,17 @@ export interface components {
       twiml: string | null;
       /** @description The run’s own number types; null: the deployment’s (any type when it sets none). */
       phone_types: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
+      /** @description Why a paused run paused itself (the failure breaker, or Twilio refusing its caller id or content); null when a person paused it, or when it is not paused. */
+      pause_reason: string | null;
+      /** @description Nothing is dialed before this time (UTC). */
+      start_at: string | null;
+      /** @description No call starts after this time (UTC); leads not final then end `expired`. */
+      expires_at: string | null;
+      /** @description The failure breaker, as asked for. */
+      pause_when: {
+        failed_ratio: number;
+        min_calls: number;
+      } | null;
       /** @description Leads added by this request. */
       appended: number;
       /**

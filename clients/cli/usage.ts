@@ -6,9 +6,9 @@ export const VERSION = '0.1.0';
 export const USAGE = `Usage: dialgate [--api URL] <command> [options]
 
 Commands:
-  runs create <leads.csv> [--concurrency N] [--watch]
+  runs create <leads.csv> [--concurrency N] [RUN OPTIONS] [--watch]
                           Check the CSV, start a run, print its id (with --watch, then watch it)
-  runs create --from-run <run-id> [--status S] [--concurrency N] [--watch]
+  runs create --from-run <run-id> [--status S] [--concurrency N] [RUN OPTIONS] [--watch]
                           A new run of another run's leads that ended so: S is one or more
                           statuses or outcomes with commas (default failed; e.g. failed,canceled
                           or busy,no-answer); no phone number leaves the API
@@ -24,6 +24,21 @@ Commands:
   calls <run-id> [--status S] [--format table|csv|json] [--limit N] [--reveal-phone]
                           The run's calls, every page; S is one status or several with
                           commas: queued, dialing, calling, completed, failed, canceled
+
+Run options (runs create; lists take commas; the API checks every value):
+  --retry-on O,…  --retry-delay SECONDS  --max-attempts N
+                          Retry leads that ended so (busy, no-answer, failed)
+  --window-tz ZONE  --window-days D,…  --window-start HH:MM  --window-end HH:MM
+                          Calling window (IANA zone; days sun…sat)
+  --from NUMBER           Caller id (the deployment's own or an allowed one)
+  --phone-types T,…       Number types the leads may be (mobile, fixed_line, …)
+  --twiml-url URL | --twiml XML
+                          What the callee hears
+  --start-at TIME         Dial nothing before TIME (ISO 8601 with an offset); the run is
+                          scheduled until then
+  --expires-at TIME       No call starts after TIME; leads not final then end expired
+  --pause-failed-ratio R  --pause-min-calls N
+                          Failure breaker: pause once more than R (0–1) of the last N calls failed
 
 Options:
   --api URL               API base URL (default: $DIALGATE_API_URL, else ${DEFAULT_API_URL})

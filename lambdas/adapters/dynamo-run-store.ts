@@ -1,14 +1,15 @@
 // (adapter) RunStore on DynamoDB: one table (lambdas/definitions/table-schema.ts), one class that
 // implements every role of the port by handing each to the part that owns it (lambdas/adapters/dynamo):
 // runs.ts (run items), ingest.ts (lead chunks), queue.ts (queued jobs, wake-ups), slots.ts (the
-// semaphore), account.ts (account-wide limits), controls.ts (pause, resume, cancel), listings.ts
-// (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
+// semaphore), account.ts (account-wide limits), controls.ts (pause, resume, cancel, start, expiry),
+// breaker.ts (the failure breaker's window), listings.ts (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
+  BreakerWindow,
   ControlChange,
   ControlResult,
   CreateRunResult,
@@ -25,6 +26,7 @@ import type {
   WaveResult,
 } from '../core/ports.ts';
 import { DynamoAccount } from './dynamo/account.ts';
+import { DynamoBreaker } from './dynamo/breaker.ts';
 import { DynamoControls } from './dynamo/controls.ts';
 import { DynamoIngest, type IngestTiming } from './dynamo/ingest.ts';
 import { DynamoListings } from './dynamo/listings.ts';
@@ -60,6 +62,7 @@ export class DynamoRunStore implements RunStore {
   private readonly account: DynamoAccount;
   private readonly controls: DynamoControls;
   private readonly listings: DynamoListings;
+  private readonly breaker: DynamoBreaker;
 
   constructor(client: DynamoDBClient, options: DynamoRunStoreOptions) {
     const table = new DynamoTable(client, options);
@@ -70,6 +73,7 @@ export class DynamoRunStore implements RunStore {
     this.slots = new DynamoSlots(table, this.runs, this.account);
     this.controls = new DynamoControls(table, this.runs, this.queue);
     this.listings = new DynamoListings(table, this.runs);
+    this.breaker = new DynamoBreaker(table);
   }
 
   // RunReader, RunIntakeStore, OpenRunStore
@@ -158,6 +162,22 @@ export class DynamoRunStore implements RunStore {
   }
   cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
     return this.controls.cancelQueuedJobs(runId, limit, at);
+  }
+  startScheduledRun(runId: string, nowMs: number): Promise<boolean> {
+    return this.controls.startScheduledRun(runId, nowMs);
+  }
+  expireQueuedJobs(runId: string, limit: number, at: string, nowMs: number): Promise<number> {
+    return this.controls.expireQueuedJobs(runId, limit, at, nowMs);
+  }
+
+  // BreakerStore
+  countEndedAttempt(
+    runId: string,
+    epoch: string,
+    failed: boolean,
+    size: number,
+  ): Promise<BreakerWindow | undefined> {
+    return this.breaker.countEndedAttempt(runId, epoch, failed, size);
   }
 
   // RunQueries

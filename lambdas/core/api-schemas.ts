@@ -10,7 +10,13 @@ import { z } from 'zod';
 import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
-import { RETRY_DEFAULTS, RETRY_LIMITS, RETRYABLE_OUTCOMES } from './run-options.ts';
+import {
+  PAUSE_WHEN_LIMITS,
+  RETRY_DEFAULTS,
+  RETRY_LIMITS,
+  RETRYABLE_OUTCOMES,
+  SCHEDULE_HORIZON_DAYS,
+} from './run-options.ts';
 import { FINAL_STATES, JOB_STATES, LIVE_STATES } from './states.ts';
 
 /** Items per page of GET /runs and GET /runs/{run_id}/calls: by default, and at most. */
@@ -40,12 +46,15 @@ export const JobId = z
 
 const Timestamp = z.iso.datetime().meta({ description: 'An ISO 8601 time, UTC.', example: TIME });
 
-export const RunStatus = z.enum(['running', 'paused', 'canceling', 'canceled', 'completed']).meta({
-  id: 'RunStatus',
-  description:
-    '`running` dials; `paused` dials nothing new; `canceling` was canceled and still has leads that are ' +
-    'not final; `completed` and `canceled` are terminal: every lead final, no slot held.',
-});
+export const RunStatus = z
+  .enum(['scheduled', 'running', 'paused', 'canceling', 'canceled', 'completed'])
+  .meta({
+    id: 'RunStatus',
+    description:
+      '`scheduled` waits for its `start_at` (then `running`); `running` dials; `paused` dials nothing new ' +
+      '(`pause_reason` says why when the run paused itself); `canceling` was canceled and still has leads ' +
+      'that are not final; `completed` and `canceled` are terminal: every lead final, no slot held.',
+  });
 
 export const JobStatus = z.enum(JOB_STATES).meta({
   id: 'JobStatus',
@@ -139,6 +148,32 @@ export const WindowRequest = z
     },
   });
 
+export const PauseWhenRequest = z
+  .strictObject({
+    failed_ratio: z.number().min(0).max(1).meta({
+      description: 'Pause when more than this share of the last `min_calls` attempts failed.',
+      example: 0.5,
+    }),
+    min_calls: z.int().min(1).max(PAUSE_WHEN_LIMITS.maxMinCalls).meta({
+      description: 'Attempts judged together: the breaker waits for this many to end.',
+      example: 20,
+    }),
+  })
+  .meta({
+    id: 'PauseWhen',
+    description:
+      'The failure breaker: once at least `min_calls` attempts have ended and more than `failed_ratio` of ' +
+      'the last `min_calls` of them failed (Twilio outcome `failed`, or the number refused by Twilio), the ' +
+      'run pauses itself with a `pause_reason`. Live calls finish; resume as usual. The count starts again ' +
+      'at every pause and resume.',
+    example: { failed_ratio: 0.5, min_calls: 20 },
+  });
+
+const ScheduleTime = z.string().meta({
+  description: `An ISO 8601 time with an offset (\`Z\` or \`±HH:MM\`), in the future, at most ${SCHEDULE_HORIZON_DAYS} days ahead.`,
+  example: '2026-12-01T09:00:00+02:00',
+});
+
 export const FromRun = z
   .strictObject({
     run_id: RunId,
@@ -202,6 +237,19 @@ const runOptionFields = {
       example: '<Response><Say>Hello from dialgate.</Say></Response>',
     })
     .nullish(),
+  start_at: ScheduleTime.meta({
+    description:
+      'Nothing is dialed before this time; the run is `scheduled` until then. ISO 8601 with an offset, ' +
+      `in the future, at most ${SCHEDULE_HORIZON_DAYS} days ahead.`,
+    example: '2026-12-01T09:00:00+02:00',
+  }).nullish(),
+  expires_at: ScheduleTime.meta({
+    description:
+      'No call starts after this time: leads not final by then end with outcome `expired` (calls live ' +
+      'then finish) and the run completes. ISO 8601 with an offset, in the future and after `start_at`.',
+    example: '2026-12-01T20:00:00+02:00',
+  }).nullish(),
+  pause_when: PauseWhenRequest.nullish(),
 };
 
 export const RunRequest = z
@@ -305,6 +353,22 @@ export const RunView = z
     phone_types: z.array(z.enum(PHONE_TYPES)).nullable().meta({
       description: 'The run’s own number types; null: the deployment’s (any type when it sets none).',
     }),
+    pause_reason: z
+      .string()
+      .nullable()
+      .meta({
+        description:
+          'Why a paused run paused itself (the failure breaker, or Twilio refusing its caller id or ' +
+          'content); null when a person paused it, or when it is not paused.',
+      }),
+    start_at: Timestamp.nullable().meta({ description: 'Nothing is dialed before this time (UTC).' }),
+    expires_at: Timestamp.nullable().meta({
+      description: 'No call starts after this time (UTC); leads not final then end `expired`.',
+    }),
+    pause_when: z
+      .strictObject({ failed_ratio: z.number(), min_calls: z.int() })
+      .nullable()
+      .meta({ description: 'The failure breaker, as asked for.' }),
   })
   .meta({
     id: 'RunView',
@@ -335,6 +399,10 @@ export const RunView = z
       twiml_url: null,
       twiml: null,
       phone_types: null,
+      pause_reason: null,
+      start_at: null,
+      expires_at: null,
+      pause_when: null,
     },
   });
 

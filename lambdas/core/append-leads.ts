@@ -77,7 +77,7 @@ export async function appendLeads(
   if (reserved.kind === 'not-found') throw new NotFoundError(`No run with id "${runId}".`);
   if (reserved.kind === 'refused') {
     const status = runStatus(reserved.run);
-    if (status === 'running' || status === 'paused') {
+    if (status === 'running' || status === 'paused' || status === 'scheduled') {
       throw new PayloadTooLargeError(`A run takes at most ${deps.limits.maxLeads} leads.`, [
         {
           field: 'leads',

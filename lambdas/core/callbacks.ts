@@ -2,15 +2,18 @@
 // status, release its slot and ask for the next call. Duplicates and late or out-of-order callbacks
 // find the holder gone or already further on, and change nothing.
 
+import { countEndedAttempt } from './breaker.ts';
 import type { CallbackIds } from './callback-url.ts';
 import { type Holder, holderOf, type RunRecord } from './model.ts';
 import type {
+  BreakerStore,
   Clock,
   Log,
   QueuedJob,
   QueueStore,
   Release,
   ReleaseResult,
+  RunControlStore,
   RunReader,
   SlotStore,
   WakeStore,
@@ -34,7 +37,8 @@ export type CallbackEffect =
   | 'unchanged';
 
 export interface CallbackDeps {
-  store: RunReader & SlotStore & QueueStore & WakeStore;
+  /** RunControlStore and BreakerStore: the failure breaker counts ended attempts and pauses the run. */
+  store: RunReader & SlotStore & QueueStore & WakeStore & RunControlStore & BreakerStore;
   queue: WorkQueue;
   clock: Clock;
   log: Log;
@@ -147,15 +151,18 @@ export async function releaseFinal(
   const final = jobStateFor(call.status);
   if (!isFinal(final)) throw new Error(`releaseFinal needs a final status, got ${call.status}`);
   const at = deps.clock.now().toISOString();
-  const retryAt = retryTime(run, attempt, call.status, deps.clock.now().getTime());
+  let retryAt = retryTime(run, attempt, call.status, deps.clock.now().getTime());
+  // A retry that could only come after the run's expires_at: the lead ends `expired` now.
+  const expired = retryAt !== undefined && isExpiredBy(run, retryAt);
+  if (expired) retryAt = undefined;
   const release: Release = {
     runId,
     jobId,
     attempt,
     from: holder.state,
-    to: retryAt === undefined ? final : 'queued',
+    to: expired ? 'failed' : retryAt === undefined ? final : 'queued',
     ...(retryAt === undefined ? {} : { notBefore: retryAt }),
-    outcome: call.status,
+    outcome: expired ? EXPIRED : call.status,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
     ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
     ...(call.claimCall ? { claimCall: true } : {}),
@@ -165,6 +172,8 @@ export async function releaseFinal(
   const result = await deps.store.releaseSlot(release);
   if (result === 'released') {
     deps.log.info('slot released', { runId, jobId, attempt, outcome: call.status, retryAt });
+    // Counted before the refill: a run its breaker pauses does not hand the freed slot to another lead.
+    await countEndedAttempt(deps, run, call.status);
     // A paused or canceled run dials nothing: resume sends its own dispatch.
     await refillAfterRelease(deps, runId, {
       dispatchRun: run.control === 'running',
@@ -175,6 +184,15 @@ export async function releaseFinal(
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
+}
+
+/** The outcome of a lead that was not final when its run's `expires_at` came. */
+export const EXPIRED = 'expired';
+
+/** Whether the run's `expires_at` (if any) has come by `atMs`: no call may start then. */
+export function isExpiredBy(run: Pick<RunRecord, 'options'>, atMs: number): boolean {
+  const expiresAt = run.options.expiresAt;
+  return expiresAt !== undefined && atMs >= Date.parse(expiresAt);
 }
 
 /**

@@ -48,7 +48,7 @@ export async function createRun(
   options: CreateRunOptions = {},
 ): Promise<RunView> {
   const body = await withLeadsFromRun(deps, requestBody);
-  const runOptions = validRunOptions(body, deps.policy);
+  const runOptions = validRunOptions(body, deps.policy, deps.clock.now().getTime());
   const request = validateRunRequest(body, deps.limits, {
     ...(options.locate ? { locate: options.locate } : {}),
     checkTimeZone: runOptions.window !== undefined,
@@ -162,15 +162,18 @@ const RUN_REQUEST_FIELDS = [
   'twiml_url',
   'twiml',
   'phone_types',
+  'start_at',
+  'expires_at',
+  'pause_when',
 ];
 
 /** The run options of a request body; throws naming every bad field. */
-function validRunOptions(body: unknown, policy: CallPolicy): RunOptions {
+function validRunOptions(body: unknown, policy: CallPolicy, nowMs: number): RunOptions {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
   const details: ErrorDetail[] = Object.keys(body)
     .filter((key) => !RUN_REQUEST_FIELDS.includes(key))
     .map((field) => ({ field, message: `unknown field; expected ${RUN_REQUEST_FIELDS.join(', ')}` }));
-  const runOptions = validateRunOptions(body as Record<string, unknown>, policy, details);
+  const runOptions = validateRunOptions(body as Record<string, unknown>, policy, details, nowMs);
   if (details.length > 0) {
     throw new ValidationError(`${details.length} run option(s) are invalid; nothing was created.`, details);
   }

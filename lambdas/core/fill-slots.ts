@@ -2,6 +2,7 @@
 // call is placed (acquire → calls.create → save CallSid), so the cap holds whatever Twilio does next
 // (docs/DESIGN.md, invariants 1–3).
 
+import { isExpiredBy } from './callbacks.ts';
 import { nextOpening } from './calling-window.ts';
 import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
@@ -80,10 +81,26 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
         if (canceled) await carryOutCancel(deps, canceled);
         break;
       }
+      const now = deps.clock.now().getTime();
+      if (isExpiredBy(run, now)) {
+        // Past expires_at: no call starts (the acquire's condition says so too); the leads still
+        // queued end `expired`, and calls still live finish.
+        await expireQueued(deps, runId, now);
+        break;
+      }
+      if (run.scheduledFor !== undefined && run.control === 'running') {
+        // Not before start_at (the acquire's condition holds it too): wake the run then, SQS's
+        // 15-minute delays chained (each wake-up that comes early arms the next).
+        if (now < run.scheduledFor) {
+          await armWake(deps, runId, run.scheduledFor, now);
+          break;
+        }
+        await deps.store.startScheduledRun(runId, now);
+        continue; // read again: started (by this write or another dispatcher's)
+      }
       if (run.control !== 'running') break;
       const free = run.concurrency - run.active;
       if (free <= 0) break;
-      const now = deps.clock.now().getTime();
       want = Math.max(want, free + SPARE_CANDIDATES);
       const candidates =
         prefetched && want <= REFILL_CANDIDATES
@@ -94,7 +111,13 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
         // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
         if (run.queued > 0) {
           const earliest = await deps.store.earliestQueued(runId);
-          if (earliest !== undefined) await armWake(deps, runId, earliest, now);
+          // Or at expires_at, whichever comes first: the leads still waiting then are expired.
+          const expiresAt = run.options.expiresAt ? Date.parse(run.options.expiresAt) : undefined;
+          const wakeAt = Math.min(
+            earliest ?? Number.POSITIVE_INFINITY,
+            expiresAt ?? Number.POSITIVE_INFINITY,
+          );
+          if (Number.isFinite(wakeAt)) await armWake(deps, runId, wakeAt, now);
         }
         break;
       }
@@ -158,6 +181,19 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
     stoppedBy = { error };
   }
   return settle(calls, stoppedBy);
+}
+
+/** An expired run's queued leads ended per invocation (as a cancel's); a long list goes on in the next. */
+const EXPIRE_PER_INVOCATION = 990;
+
+/** Ends a batch of the run's queued leads `expired`; more (or leads not listed yet) go on shortly. */
+async function expireQueued(deps: FillSlotsDeps, runId: string, nowMs: number): Promise<void> {
+  const at = new Date(nowMs).toISOString();
+  const expired = await deps.store.expireQueuedJobs(runId, EXPIRE_PER_INVOCATION, at, nowMs);
+  if (expired > 0) deps.log.info('queued leads expired', { runId, expired });
+  const after = await deps.store.getRunRecord(runId);
+  if (after && after.queued > 0 && after.control !== 'canceled')
+    await deps.queue.requestDispatch(runId, { delaySeconds: expired > 0 ? 0 : 1 });
 }
 
 /** A call being placed while the next slot is taken: awaited in `settle`, never an unhandled rejection. */

@@ -56,6 +56,11 @@ export interface Run {
   hangup?: boolean;
   /** Why the run paused itself, when it did (a person's pause has none). */
   pauseReason?: string;
+  /**
+   * While a run with `start_at` waits for it: that time (ms since the epoch). No slot can be taken
+   * while it is set (the acquire transaction's condition); a dispatcher removes it once it is due.
+   */
+  scheduledFor?: number;
 }
 
 export interface Job {
@@ -108,7 +113,7 @@ export interface NewJob {
  * `canceling`: canceled, but some leads are not final yet (calls ending, queued leads being marked);
  * `completed` and `canceled` are terminal: every lead final and no slot held.
  */
-export type RunStatus = 'running' | 'paused' | 'canceling' | 'canceled' | 'completed';
+export type RunStatus = 'scheduled' | 'running' | 'paused' | 'canceling' | 'canceled' | 'completed';
 
 /** What a client is shown of a run and of its held slots: the API's schemas (api-schemas.ts) say. */
 export type { RunView } from './api-schemas.ts';
@@ -120,12 +125,15 @@ export function finishedLeads(run: Pick<Run, 'completed' | 'failed' | 'canceled'
 /**
  * A run is completed when every accepted lead has been ingested and is final; it is derived, not
  * stored, so that no writer has to remember to flip it (and a fast first chunk cannot flip it early).
+ * From the run's own counters, control and start: its holders play no part. A running run that waits
+ * for its `start_at` is `scheduled` (the write that starts it is a change like any other, so its
+ * `run.status_changed` comes from the table's stream like the rest).
  */
-/** From the run's own counters and control: its holders play no part. */
 export function runStatus(run: Omit<Run, 'holders'>): RunStatus {
   const done = run.ingestedLeads === run.totalLeads && finishedLeads(run) === run.totalLeads;
   if (run.control === 'canceled') return done ? 'canceled' : 'canceling';
   if (done) return 'completed';
+  if (run.control === 'running' && run.scheduledFor !== undefined) return 'scheduled';
   return run.control;
 }
 
@@ -164,6 +172,7 @@ export function toRunView(run: Run): RunView {
         since: holder.since,
       }))
       .sort((a, b) => a.since.localeCompare(b.since) || a.job_id.localeCompare(b.job_id)),
+    pause_reason: run.control === 'paused' ? (run.pauseReason ?? null) : null,
     ...optionsView(run.options),
   };
 }

@@ -4,11 +4,13 @@
 // a backoff holding no slot; unknown → the slot is kept until the callback or the reconciler settles
 // it (docs/DESIGN.md, invariant 3: never re-sent blindly).
 
+import { countEndedAttempt } from './breaker.ts';
 import { buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
 import type {
   AccountLimits,
+  BreakerStore,
   CallControl,
   CallRequest,
   Clock,
@@ -34,7 +36,7 @@ export interface CallSettings {
 }
 
 export interface PlaceCallDeps {
-  store: RunReader & SlotStore & RunControlStore & WakeStore;
+  store: RunReader & SlotStore & RunControlStore & WakeStore & BreakerStore;
   queue: WorkQueue;
   telephony: Telephony;
   clock: Clock;
@@ -77,8 +79,11 @@ export async function placeCall(
       runId,
       jobId: job.jobId,
       attempt,
-      // A slot that also holds an account slot is released the long way (the account item with it).
-      ...(deps.account === undefined ? { requeueOn: requeueOutcomes(options, attempt) } : {}),
+      // A slot that also holds an account slot is released the long way (the account item with it),
+      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them).
+      ...(deps.account === undefined && !options.pauseWhen && !options.expiresAt
+        ? { requeueOn: requeueOutcomes(options, attempt) }
+        : {}),
     }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
@@ -108,17 +113,22 @@ export async function placeCall(
         reason: result.message,
       });
       // Paused first, so that the slot freed next is not handed to another lead that would fail alike.
-      await deps.store.setControl(runId, { to: 'paused', from: ['running'], at });
+      await deps.store.setControl(runId, {
+        to: 'paused',
+        from: ['running'],
+        at,
+        reason: `Twilio refused the run's caller id or call content (error ${result.code})`,
+      });
       await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
       await refillAfterRelease(deps, runId, {
         dispatchRun: false,
         accountSlot: deps.account !== undefined,
       });
       return false;
-    case 'rejected':
+    case 'rejected': {
       // Permanent: the number cannot be called. Fail the job and free its slot in one transaction.
       deps.log.warn('call rejected by telephony', { ...context, code: result.code, reason: result.message });
-      await deps.store.releaseSlot({
+      const released = await deps.store.releaseSlot({
         runId,
         jobId: job.jobId,
         attempt,
@@ -128,12 +138,18 @@ export async function placeCall(
         ...(result.code === undefined ? {} : { errorCode: result.code }),
         at,
       });
+      // Counted before the refill, as a callback's release is (callbacks.ts).
+      if (options.pauseWhen && released === 'released') {
+        const run = await deps.store.getRunRecord(runId);
+        if (run) await countEndedAttempt(deps, run, 'rejected');
+      }
       await refillAfterRelease(deps, runId, {
         dispatchRun: true,
         accountSlot: deps.account !== undefined,
         releasedAt: at,
       });
       return false;
+    }
     case 'throttled': {
       // Twilio never processed it: the job goes back to the queue, not due before an exponential,
       // fully jittered backoff (1 s, 2 s, 4 s … up to a minute, by the job's attempts), and its slot

@@ -193,6 +193,38 @@ export interface RunControlStore {
   setControl(runId: string, change: ControlChange): Promise<ControlResult>;
   /** Marks up to `limit` of a canceled run's queued jobs canceled (≤ 99 a transaction); how many. */
   cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number>;
+  /**
+   * Starts a scheduled run: removes its `scheduledFor` if that time has come by `nowMs` (the
+   * condition of the write). False when it was not due, or already started.
+   */
+  startScheduledRun(runId: string, nowMs: number): Promise<boolean>;
+  /**
+   * Ends up to `limit` of a run's queued jobs with outcome `expired` (failed), only if the run's
+   * `expires_at` has passed by `nowMs` and it is not canceled (≤ 99 a transaction); how many.
+   */
+  expireQueuedJobs(runId: string, limit: number, at: string, nowMs: number): Promise<number>;
+}
+
+/** The failure breaker's count of a run's ended attempts (docs/DESIGN.md, slot state: not on the run item). */
+export interface BreakerStore {
+  /**
+   * Counts one ended attempt in the run's window for `epoch` (the run's last control change, or its
+   * creation): the last `size` attempts are kept, whatever the number of concurrent writers. Returns
+   * the window as this write left it; undefined when a newer attempt had already taken its place.
+   */
+  countEndedAttempt(
+    runId: string,
+    epoch: string,
+    failed: boolean,
+    size: number,
+  ): Promise<BreakerWindow | undefined>;
+}
+
+export interface BreakerWindow {
+  /** Attempts counted in this epoch so far. */
+  ended: number;
+  /** Of the last `size` of them, how many failed (as written so far). */
+  failed: number;
 }
 
 /** Pages of runs and of a run's jobs, for clients. */
@@ -220,6 +252,7 @@ export interface RunStore
     SlotStore,
     WakeStore,
     RunControlStore,
+    BreakerStore,
     RunQueries,
     OpenRunStore,
     CallClaimStore {}
@@ -231,6 +264,13 @@ export interface ControlChange {
   at: string;
   /** Cancel: hang up calls in progress too (never unset once set). */
   hangup?: boolean;
+  /** Why the run pauses itself; a change without one clears the last (a person's pause has none). */
+  reason?: string;
+  /**
+   * Only if the run's last control change is still this one (null: none since it was created): a
+   * decision made on what the run was then is not applied to a run changed since.
+   */
+  ifControlAt?: string | null;
 }
 
 export type ControlResult =

@@ -4,7 +4,7 @@
 // or was never created (docs/DESIGN.md, invariant 5). It also re-arms runs whose "dispatch" message
 // was lost.
 
-import { type CallbackDeps, releaseFinal } from './callbacks.ts';
+import { type CallbackDeps, isExpiredBy, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
 import type { CallClaimStore, CallLookup, Clock, FoundCall, Log, OpenRunStore, WorkQueue } from './ports.ts';
@@ -239,10 +239,14 @@ async function reconcileRun(
   const live = countLive(run);
   report.liveCalls += live.dialing + live.calling - released;
   const freeSlots = run.concurrency - (live.dialing + live.calling) + released;
-  // A lost dispatch message must not stall a run, nor a cancel whose sweep of queued leads was cut short.
+  // A lost dispatch message must not stall a run, nor a cancel whose sweep of queued leads was cut
+  // short, nor an expiry (its leads wait for a dispatcher to end them, however full or paused the run
+  // is); a scheduled run is left to its wake-up until its start is due.
+  const due = run.scheduledFor === undefined || now >= run.scheduledFor;
   if (
-    (run.control === 'running' && run.queued > 0 && freeSlots > 0) ||
-    (run.control === 'canceled' && run.queued > 0)
+    (run.control === 'running' && run.queued > 0 && freeSlots > 0 && due) ||
+    (run.control === 'canceled' && run.queued > 0) ||
+    (run.queued > 0 && isExpiredBy(run, now))
   ) {
     await deps.queue.requestDispatch(runId);
     report.redispatched += 1;

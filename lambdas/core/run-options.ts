@@ -29,7 +29,26 @@ export interface RunOptions {
   twiml?: string;
   /** The number types this run's leads (its appended ones too) may be; the deployment's when unset. */
   phoneTypes?: PhoneType[];
+  /** Nothing is dialed before this time (ISO 8601, UTC); the run is `scheduled` until then. */
+  startAt?: string;
+  /** No call starts after this time (ISO 8601, UTC); leads not final by then end `expired`. */
+  expiresAt?: string;
+  /** The failure breaker: the run pauses itself when too many of its recent calls fail. */
+  pauseWhen?: PauseWhen;
 }
+
+/**
+ * Pause the run once at least `minCalls` attempts have ended and more than `failedRatio` of the last
+ * `minCalls` of them failed (Twilio outcome `failed`, or refused by Twilio at create).
+ */
+export interface PauseWhen {
+  failedRatio: number;
+  minCalls: number;
+}
+
+export const PAUSE_WHEN_LIMITS = { maxMinCalls: 100 };
+/** How far ahead `start_at` and `expires_at` may be. */
+export const SCHEDULE_HORIZON_DAYS = 366;
 
 /** The bounds a deployment puts on run options (from its configuration). */
 export interface CallPolicy {
@@ -76,11 +95,12 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Reads the option fields of a run request; every problem goes to `details`. */
+/** Reads the option fields of a run request; every problem goes to `details`. `nowMs`: the schedule's "now". */
 export function validateRunOptions(
   body: Record<string, unknown>,
   policy: CallPolicy,
   details: ErrorDetail[],
+  nowMs: number,
 ): RunOptions {
   const options: RunOptions = {};
   const problem = (field: string, message: string) => details.push({ field, message });
@@ -120,6 +140,11 @@ export function validateRunOptions(
   } else if (hasTwiml) {
     const twiml = validateTwiml(body.twiml, policy, problem);
     if (twiml) options.twiml = twiml;
+  }
+  validateSchedule(body, nowMs, problem, options);
+  if (body.pause_when !== undefined && body.pause_when !== null) {
+    const pauseWhen = validatePauseWhen(body.pause_when, problem);
+    if (pauseWhen) options.pauseWhen = pauseWhen;
   }
   return options;
 }
@@ -248,6 +273,94 @@ function validateWindow(value: unknown, problem: Problem): CallingWindow | undef
     : undefined;
 }
 
+/** ISO 8601 date and time with seconds optional, a fraction optional, and a `Z` or `±HH:MM` offset. */
+const ISO_WITH_OFFSET =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-](\d{2}):(\d{2}))$/;
+
+/** The instant an ISO 8601 time with an offset names, or undefined when it is malformed or no real date. */
+export function parseIsoWithOffset(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = ISO_WITH_OFFSET.exec(value);
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second = '0', zone, offsetHours = '0', offsetMinutes = '0'] =
+    match;
+  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return undefined;
+  if (Number(offsetHours) > 23 || Number(offsetMinutes) > 59) return undefined;
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) return undefined;
+  // Date.parse rolls 31 April over into 1 May: the local date must read back as written.
+  const offset =
+    zone === 'Z' ? 0 : (zone!.startsWith('-') ? -1 : 1) * (Number(offsetHours) * 60 + Number(offsetMinutes));
+  const local = new Date(ms + offset * 60_000);
+  return local.getUTCFullYear() === Number(year) &&
+    local.getUTCMonth() + 1 === Number(month) &&
+    local.getUTCDate() === Number(day)
+    ? ms
+    : undefined;
+}
+
+/**
+ * `start_at` and `expires_at`: each in the future (within the horizon), and the end after the start.
+ * Kept in UTC (`toISOString`), the form the run view shows.
+ */
+function validateSchedule(
+  body: Record<string, unknown>,
+  nowMs: number,
+  problem: Problem,
+  options: RunOptions,
+) {
+  const horizon = nowMs + SCHEDULE_HORIZON_DAYS * 24 * 3600 * 1000;
+  const read = (field: 'start_at' | 'expires_at'): number | undefined => {
+    const value = body[field];
+    if (value === undefined || value === null) return undefined;
+    const ms = parseIsoWithOffset(value);
+    if (ms === undefined) {
+      problem(field, 'expected an ISO 8601 time with an offset (2026-12-01T09:00:00+02:00 or …Z)');
+      return undefined;
+    }
+    if (ms <= nowMs) {
+      problem(field, `must be in the future (it is ${new Date(nowMs).toISOString()} now)`);
+      return undefined;
+    }
+    if (ms > horizon) {
+      problem(field, `at most ${SCHEDULE_HORIZON_DAYS} days ahead`);
+      return undefined;
+    }
+    return ms;
+  };
+  const startAt = read('start_at');
+  const expiresAt = read('expires_at');
+  if (startAt !== undefined && expiresAt !== undefined && expiresAt <= startAt) {
+    problem('expires_at', 'must be after start_at');
+    return;
+  }
+  if (startAt !== undefined) options.startAt = new Date(startAt).toISOString();
+  if (expiresAt !== undefined) options.expiresAt = new Date(expiresAt).toISOString();
+}
+
+function validatePauseWhen(value: unknown, problem: Problem): PauseWhen | undefined {
+  if (!isPlainObject(value)) {
+    problem('pause_when', 'expected an object { failed_ratio, min_calls }');
+    return undefined;
+  }
+  unknownFields(value, ['failed_ratio', 'min_calls'], 'pause_when', problem);
+  let ok = true;
+  const ratio = value.failed_ratio;
+  if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
+    problem('pause_when.failed_ratio', 'required, a number from 0 to 1 (0.5: more than half failed)');
+    ok = false;
+  }
+  const minCalls = wholeNumber(value.min_calls, 1, PAUSE_WHEN_LIMITS.maxMinCalls);
+  if (minCalls === undefined) {
+    problem(
+      'pause_when.min_calls',
+      `required, a whole number from 1 to ${PAUSE_WHEN_LIMITS.maxMinCalls} (the calls judged together)`,
+    );
+    ok = false;
+  }
+  return ok ? { failedRatio: ratio as number, minCalls: minCalls as number } : undefined;
+}
+
 function validateTwimlUrl(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
   const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
   if (url?.protocol !== 'https:' || url.username !== '' || url.password !== '') {
@@ -319,6 +432,11 @@ export function optionsView(options: RunOptions) {
     twiml_url: options.twimlUrl ?? null,
     twiml: options.twiml ?? null,
     phone_types: options.phoneTypes ? [...options.phoneTypes] : null,
+    start_at: options.startAt ?? null,
+    expires_at: options.expiresAt ?? null,
+    pause_when: options.pauseWhen
+      ? { failed_ratio: options.pauseWhen.failedRatio, min_calls: options.pauseWhen.minCalls }
+      : null,
   };
 }
 
@@ -336,9 +454,19 @@ const QUERY_OPTIONS = [
   'twiml_url',
   'twiml',
   'phone_types',
+  'start_at',
+  'expires_at',
+  'pause_when.failed_ratio',
+  'pause_when.min_calls',
 ] as const;
 const LIST_OPTIONS = new Set(['retry.on', 'window.days', 'phone_types']);
-const NUMBER_OPTIONS = new Set(['concurrency', 'retry.delay_seconds', 'retry.max_attempts']);
+const NUMBER_OPTIONS = new Set([
+  'concurrency',
+  'retry.delay_seconds',
+  'retry.max_attempts',
+  'pause_when.failed_ratio',
+  'pause_when.min_calls',
+]);
 
 /**
  * A CSV upload's options come in the query string under the JSON field paths
@@ -358,7 +486,7 @@ export function optionsFromQuery(
     }
     let value: unknown = raw;
     if (LIST_OPTIONS.has(name)) value = raw.split(',').map((item) => item.trim());
-    else if (NUMBER_OPTIONS.has(name) && /^\d+$/.test(raw)) value = Number(raw);
+    else if (NUMBER_OPTIONS.has(name) && /^\d+(\.\d+)?$/.test(raw)) value = Number(raw);
     const [head, tail] = name.split('.') as [string, string | undefined];
     if (tail === undefined) body[head] = value;
     else body[head] = { ...(body[head] as Record<string, unknown> | undefined), [tail]: value };

@@ -80,6 +80,8 @@ export const keys = {
   run: (runId: string) => ({ pk: `RUN#${runId}`, sk: 'RUN' }),
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
+  /** The failure breaker's window of a run since `epoch` (its last control change, or its creation). */
+  breaker: (runId: string, epoch: string) => ({ pk: `RUN#${runId}`, sk: `BREAKER#${epoch}` }),
   idempotency: (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' }),
   /** The runs waiting for an account slot (one per deployment; tests may name others). */
   account: (name = 'LIMITS') => ({ pk: 'ACCOUNT', sk: name }),

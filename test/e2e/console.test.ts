@@ -320,6 +320,59 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     }
   });
 
+  test('a scheduled run shows when it starts and expires; one that paused itself says why', async () => {
+    const startAt = new Date(Date.now() + 86_400_000);
+    const expiresAt = new Date(startAt.getTime() + 3_600_000);
+    const scheduled = await api('POST', '/runs', {
+      concurrency: 1,
+      leads: phones(2).map((phone) => ({ phone })),
+      start_at: startAt.toISOString(),
+      expires_at: expiresAt.toISOString(),
+      pause_when: { failed_ratio: 0.5, min_calls: 10 },
+    });
+    expect(scheduled.status).toBe(202);
+    const scheduledId = scheduled.body.run_id as string;
+    await page.goto(`${stack.apiUrl}/#/runs/${scheduledId}`);
+    await waitForStatus(['scheduled'], 10_000);
+    const schedule = page.locator('#run-schedule');
+    await expect.poll(() => schedule.isVisible()).toBe(true);
+    const text = (await schedule.textContent()) ?? '';
+    // The page's own local times: the same instants as the API's UTC ones.
+    const local = (date: Date) => {
+      const pad = (n: number) => String(n).padStart(2, '0');
+      return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+    };
+    expect(text).toContain(`Starts ${local(startAt)}`);
+    expect(text).toContain(`expires ${local(expiresAt)}`);
+    expect(text).toContain('pauses itself when more than 0.5 of the last 10 calls failed');
+    expect(await page.locator('#run-pause-reason').isHidden()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Pause' }).isEnabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Resume' }).isDisabled()).toBe(true);
+    expect(stack.simulator!.stats().runs[scheduledId]?.created ?? 0).toBe(0);
+    await shot('16-run-scheduled');
+
+    // One call at a time; the first lead is a number Twilio refuses, which trips a breaker of one call.
+    const breaker = await api('POST', '/runs', {
+      concurrency: 1,
+      leads: [INVALID_NUMBER, ...phones(2)].map((phone) => ({ phone })),
+      pause_when: { failed_ratio: 0, min_calls: 1 },
+    });
+    const breakerId = breaker.body.run_id as string;
+    await page.goto(`${stack.apiUrl}/#/runs/${breakerId}`);
+    await waitForStatus(['paused'], 30_000);
+    const reason = page.locator('#run-pause-reason');
+    await expect
+      .poll(() => reason.textContent())
+      .toBe('Paused by dialgate: pause_when: 1 of the last 1 calls failed (more than failed_ratio 0)');
+    await shot('17-run-paused-by-breaker');
+
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await waitForStatus(['completed']);
+    expect(await reason.isHidden()).toBe(true);
+    expect(stack.simulator!.stats().runs[breakerId]).toMatchObject({ created: 2 });
+    await api('POST', `/runs/${scheduledId}/cancel`);
+  });
+
   test('the calls table filters by status', async (ctx) => {
     await requireRoute(ctx, 'GET', '/runs/x/calls');
     const { body } = await api('POST', '/runs', {

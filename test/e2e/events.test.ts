@@ -4,7 +4,8 @@
 // with retries completes; the receiver then holds, deduplicated by webhook-id, exactly one final
 // `call.ended` per lead (matching what the double saw: its Sid, its attempts, the lead as posted),
 // one non-final per retried attempt, and `run.status_changed` to `completed`; nothing unsigned,
-// every refused delivery delivered later.
+// every refused delivery delivered later. A scheduled run is woken through the SQS emulator's delayed
+// messages at its start_at (no call before it, by the double's clock) and tells scheduled → running.
 
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -249,5 +250,40 @@ describe('events out: signed webhooks from npm start', () => {
         `${requests} requests, ${receiver.refusedFirst.size} first tries refused (503), ` +
         `${receiver.droppedFirst.size} dropped`,
     );
+  });
+
+  it('a scheduled run: nothing dialed before start_at, then scheduled → running → completed as events', {
+    timeout: 120_000,
+  }, async () => {
+    const startAt = new Date(Date.now() + 5_000);
+    const created = await postRun(started!.apiUrl, {
+      concurrency: 2,
+      leads: leads(3).map((lead, i) => ({
+        ...lead,
+        phone: `+97252${String(6_300_400 + i * 41).padStart(7, '0')}`,
+      })),
+      start_at: startAt.toISOString(),
+    });
+    expect(created.status).toBe(202);
+    expect(created.body.status).toBe('scheduled');
+    const runId = created.body.run_id;
+    expect((await getRun(started!.apiUrl, runId)).status).toBe('scheduled');
+    await waitForRunCompleted(started!.apiUrl, runId, { timeoutMs: 60_000 });
+    // The Twilio double's own clock: every call of the run was created at or after start_at.
+    const calls = sim.calls().filter((call) => call.run === runId);
+    expect(calls).toHaveLength(3);
+    for (const call of calls) expect(call.createdAt).toBeGreaterThanOrEqual(startAt.getTime());
+
+    const statuses = () =>
+      [...receiver.accepted.values()]
+        .filter((p) => p.data.run_id === runId && p.type === 'run.status_changed')
+        .map(
+          (p) =>
+            `${(p.data as RunStatusChangedData).previous_status} → ${(p.data as RunStatusChangedData).status}`,
+        )
+        .sort();
+    const deadline = Date.now() + 60_000;
+    while (statuses().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(statuses()).toEqual(['null → scheduled', 'running → completed', 'scheduled → running']);
   });
 });

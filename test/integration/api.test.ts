@@ -212,8 +212,18 @@ describe('unknown fields and parameters', () => {
 
   it.each([
     ['a misspelt option', { concurency: 2 }, 'concurency'],
-    ['a future option', { start_at: '2026-12-01T09:00:00Z' }, 'start_at'],
-    ['a pause rule', { pause_when: { failed: 10 } }, 'pause_when'],
+    ['a start in the past', { start_at: '2026-11-29T09:00:00Z' }, 'start_at'],
+    ['a start without an offset', { start_at: '2099-12-01T09:00:00' }, 'start_at'],
+    [
+      'an expiry before the start',
+      {
+        start_at: new Date(Date.now() + 7_200_000).toISOString(),
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+      },
+      'expires_at',
+    ],
+    ['an unknown pause rule field', { pause_when: { failed: 10 } }, 'pause_when.failed'],
+    ['a ratio outside 0–1', { pause_when: { failed_ratio: 1.2, min_calls: 10 } }, 'pause_when.failed_ratio'],
     ['an unknown retry field', { retry: { on: ['busy'], delay: 60 } }, 'retry.delay'],
     [
       'an unknown window field',

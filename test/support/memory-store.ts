@@ -7,6 +7,7 @@
 // completed. What the store cannot know it refuses the same way: a duplicate or late write changes
 // nothing. Reads return copies, as a database does.
 
+import { windowOf } from '../../lambdas/adapters/dynamo/breaker.ts';
 import { MAX_WAVE } from '../../lambdas/adapters/dynamo/slots.ts';
 import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
 import {
@@ -20,6 +21,7 @@ import {
 import type {
   AccountLimits,
   AcquireResult,
+  BreakerWindow,
   ControlChange,
   ControlResult,
   CreateRunResult,
@@ -46,6 +48,12 @@ import {
   type StoredJob,
   type StoredRun,
 } from './memory-records.ts';
+
+/** As the adapter's acquire condition: not waiting for its start, and its expiry not come by `nowMs`. */
+function dialable(run: StoredRun, nowMs: number): boolean {
+  const expiresAt = run.options.expiresAt === undefined ? undefined : Date.parse(run.options.expiresAt);
+  return run.scheduledFor === undefined && (expiresAt === undefined || expiresAt > nowMs);
+}
 
 export class MemoryRunStore implements RunStore {
   readonly runs = new Map<string, StoredRun>();
@@ -84,6 +92,7 @@ export class MemoryRunStore implements RunStore {
       options: copy(run.options ?? {}),
       chunkCount: run.chunkCount ?? 0,
       open: true,
+      ...(run.options?.startAt ? { scheduledFor: Date.parse(run.options.startAt) } : {}),
     });
     this.jobs.set(run.runId, new Map());
     if (idempotency) {
@@ -285,7 +294,9 @@ export class MemoryRunStore implements RunStore {
     let pending = wave.filter((job) => !result.taken.includes(job));
     if (pending.length === 0) return result;
     const free =
-      run?.control === 'running' && run.concurrency === concurrency ? run.concurrency - run.active : 0;
+      run?.control === 'running' && run.concurrency === concurrency && dialable(run, Date.parse(at))
+        ? run.concurrency - run.active
+        : 0;
     const room = pending.slice(0, Math.max(0, free));
     const max = account?.maxConcurrentCalls;
     if (max !== undefined && room.length > 0) {
@@ -335,7 +346,11 @@ export class MemoryRunStore implements RunStore {
     const limits = shard || account?.callsPerSecond !== undefined ? this.#ensureAccount() : undefined;
     const run = this.runs.get(runId);
     const stored = this.jobs.get(runId)?.get(job.jobId);
-    const runOk = run !== undefined && run.control === 'running' && run.active < run.concurrency;
+    const runOk =
+      run !== undefined &&
+      run.control === 'running' &&
+      run.active < run.concurrency &&
+      dialable(run, Date.parse(at));
     const jobOk = stored?.status === 'queued' && stored.attempt === job.attempt;
     const shardOk = !shard || (limits!.shards.get(shard.shard) ?? 0) < shard.cap;
     const paceOk = account?.callsPerSecond === undefined || limits!.nextCreateAt <= account.nowMs;
@@ -451,29 +466,74 @@ export class MemoryRunStore implements RunStore {
   async setControl(runId: string, change: ControlChange): Promise<ControlResult> {
     const run = this.runs.get(runId);
     if (!run) return { kind: 'not-found' };
-    if (!change.from.includes(run.control) || !notCompleted(run))
+    const sameControl = change.ifControlAt === undefined || (run.controlAt ?? null) === change.ifControlAt;
+    if (!change.from.includes(run.control) || !notCompleted(run) || !sameControl)
       return { kind: 'refused', run: this.#runView(run) };
     run.control = change.to;
     run.controlAt = change.at;
     if (change.hangup) run.hangup = true;
+    if (change.reason === undefined) delete run.pauseReason;
+    else run.pauseReason = change.reason;
     return { kind: 'changed', run: this.#runView(run) };
   }
 
   async cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
     const run = this.runs.get(runId);
     if (run?.control !== 'canceled') return 0;
-    const batch = this.#queued(runId).slice(0, limit);
+    return this.#endQueued(run, limit, at, 'canceled', 'canceled');
+  }
+
+  async startScheduledRun(runId: string, nowMs: number): Promise<boolean> {
+    const run = this.runs.get(runId);
+    if (run?.scheduledFor === undefined || run.scheduledFor > nowMs) return false;
+    delete run.scheduledFor;
+    return true;
+  }
+
+  async expireQueuedJobs(runId: string, limit: number, at: string, nowMs: number): Promise<number> {
+    const run = this.runs.get(runId);
+    const expiresAt = run?.options.expiresAt === undefined ? undefined : Date.parse(run.options.expiresAt);
+    if (!run || run.control === 'canceled' || expiresAt === undefined || expiresAt > nowMs) return 0;
+    return this.#endQueued(run, limit, at, 'failed', 'expired');
+  }
+
+  #endQueued(
+    run: StoredRun,
+    limit: number,
+    at: string,
+    state: 'canceled' | 'failed',
+    outcome: string,
+  ): number {
+    const batch = this.#queued(run.runId).slice(0, limit);
     for (const job of batch) {
-      job.status = 'canceled';
-      job.outcome = 'canceled';
+      job.status = state;
+      job.outcome = outcome;
       job.endedAt = at;
       delete job.queuedKey;
       delete job.notBefore;
     }
     run.queued -= batch.length;
-    run.canceled += batch.length;
-    run.outcomes.canceled = (run.outcomes.canceled ?? 0) + batch.length;
+    run[state] += batch.length;
+    run.outcomes[outcome] = (run.outcomes[outcome] ?? 0) + batch.length;
     return batch.length;
+  }
+
+  // BreakerStore: as the adapter's two writes, an attempt's number then its slot (nothing awaits between).
+
+  readonly #breakers = new Map<string, { ended: number; slots: Record<string, number> }>();
+
+  async countEndedAttempt(
+    runId: string,
+    epoch: string,
+    failed: boolean,
+    size: number,
+  ): Promise<BreakerWindow | undefined> {
+    const key = `${runId}#${epoch}`;
+    const item = this.#breakers.get(key) ?? { ended: 0, slots: {} };
+    this.#breakers.set(key, item);
+    item.ended += 1;
+    item.slots[String(item.ended % size)] = 2 * item.ended + (failed ? 1 : 0);
+    return windowOf(item, size);
   }
 
   // RunQueries

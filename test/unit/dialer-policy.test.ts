@@ -16,6 +16,8 @@ const jerusalem: CallingWindow = {
 };
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
+/** "Now" for run options that are judged against it (start_at, expires_at). */
+const NOW = Date.parse('2026-11-30T08:00:00Z');
 
 describe('calling window', () => {
   it('is open from start (inclusive) to end (exclusive) on its days, in its zone', () => {
@@ -62,9 +64,85 @@ const policy: CallPolicy = {
 };
 function check(body: Record<string, unknown>) {
   const details: ErrorDetail[] = [];
-  const options = validateRunOptions(body, policy, details);
+  const options = validateRunOptions(body, policy, details, NOW);
   return { options, fields: details.map((d) => d.field) };
 }
+
+describe('schedule and failure breaker options', () => {
+  it('takes start_at and expires_at with any offset, kept in UTC, and a breaker', () => {
+    const { options, fields } = check({
+      start_at: '2026-12-01T09:00:00+02:00',
+      expires_at: '2026-12-01T20:30Z',
+      pause_when: { failed_ratio: 0.25, min_calls: 20 },
+    });
+    expect(fields).toEqual([]);
+    expect(options).toEqual({
+      startAt: '2026-12-01T07:00:00.000Z',
+      expiresAt: '2026-12-01T20:30:00.000Z',
+      pauseWhen: { failedRatio: 0.25, minCalls: 20 },
+    });
+    expect(check({ pause_when: { failed_ratio: 0, min_calls: 1 } }).fields).toEqual([]);
+    expect(check({ pause_when: { failed_ratio: 1, min_calls: 100 } }).fields).toEqual([]);
+  });
+
+  it('names the field of a bad time: past, malformed, without an offset, no such date, out of order', () => {
+    const fieldsOf = (body: Record<string, unknown>) => check(body).fields;
+    expect(fieldsOf({ start_at: '2026-11-30T07:59:59Z' })).toEqual(['start_at']); // NOW is 08:00Z
+    expect(fieldsOf({ start_at: '2026-11-30T08:00:00Z' })).toEqual(['start_at']);
+    expect(fieldsOf({ expires_at: '2026-11-30T09:00:00+02:00' })).toEqual(['expires_at']); // 07:00Z
+    expect(fieldsOf({ start_at: '2026-12-01T09:00:00' })).toEqual(['start_at']); // no offset: whose 09:00?
+    expect(fieldsOf({ start_at: '2026-12-01 09:00:00Z' })).toEqual(['start_at']);
+    expect(fieldsOf({ start_at: '2027-02-30T09:00:00Z' })).toEqual(['start_at']);
+    expect(fieldsOf({ start_at: '2026-12-01T24:00:00Z' })).toEqual(['start_at']);
+    expect(fieldsOf({ start_at: 1764576000000 })).toEqual(['start_at']);
+    expect(fieldsOf({ start_at: '2028-12-01T09:00:00Z' })).toEqual(['start_at']); // beyond the horizon
+    expect(fieldsOf({ start_at: '2026-12-02T09:00:00Z', expires_at: '2026-12-02T09:00:00Z' })).toEqual([
+      'expires_at',
+    ]);
+    expect(fieldsOf({ start_at: '2026-12-02T09:00:00Z', expires_at: '2026-12-01T09:00:00Z' })).toEqual([
+      'expires_at',
+    ]);
+    const message = check({ start_at: '2026-11-29T08:00:00Z' });
+    expect(message.options.startAt).toBeUndefined();
+  });
+
+  it('names every bad field of pause_when, unknown ones included', () => {
+    expect(check({ pause_when: { failed_ratio: 1.5, min_calls: 0, window: 3 } }).fields).toEqual([
+      'pause_when.window',
+      'pause_when.failed_ratio',
+      'pause_when.min_calls',
+    ]);
+    expect(check({ pause_when: { failed_ratio: '0.5', min_calls: 2.5 } }).fields).toEqual([
+      'pause_when.failed_ratio',
+      'pause_when.min_calls',
+    ]);
+    expect(check({ pause_when: { min_calls: 10 } }).fields).toEqual(['pause_when.failed_ratio']);
+    expect(check({ pause_when: { failed_ratio: 0.5, min_calls: 101 } }).fields).toEqual([
+      'pause_when.min_calls',
+    ]);
+    expect(check({ pause_when: 0.5 }).fields).toEqual(['pause_when']);
+  });
+
+  it("reads them from a CSV upload's query string", () => {
+    const details: ErrorDetail[] = [];
+    const body = optionsFromQuery(
+      {
+        start_at: '2026-12-01T09:00:00+02:00',
+        expires_at: '2026-12-01T18:00:00+02:00',
+        'pause_when.failed_ratio': '0.5',
+        'pause_when.min_calls': '10',
+      },
+      details,
+    );
+    expect(details).toEqual([]);
+    expect(validateRunOptions(body, policy, details, NOW)).toEqual({
+      startAt: '2026-12-01T07:00:00.000Z',
+      expiresAt: '2026-12-01T16:00:00.000Z',
+      pauseWhen: { failedRatio: 0.5, minCalls: 10 },
+    });
+    expect(details).toEqual([]);
+  });
+});
 
 describe('run options', () => {
   it('takes valid options, with defaults for what is left out', () => {
@@ -120,7 +198,7 @@ describe('run options', () => {
     const strict: CallPolicy = { ...policy, twimlUrlPrefixes: ['https://twiml.example.com/voice'] };
     const urlCheck = (twimlUrl: string) => {
       const details: ErrorDetail[] = [];
-      const options = validateRunOptions({ twiml_url: twimlUrl }, strict, details);
+      const options = validateRunOptions({ twiml_url: twimlUrl }, strict, details, NOW);
       return details.length === 0 ? options.twimlUrl : undefined;
     };
     for (const refused of [
@@ -155,6 +233,7 @@ describe('run options', () => {
       { twiml: '<Response><Dial>+972522345677</Dial></Response>' },
       { ...policy, maxTwimlBytes: 0 },
       details,
+      NOW,
     );
     expect(options.twiml).toBeUndefined();
     expect(details).toEqual([expect.objectContaining({ field: 'twiml' })]);

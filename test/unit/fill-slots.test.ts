@@ -129,6 +129,7 @@ describe('the fill loop', () => {
 
     const run = (await w.store.getRun(runId))!;
     expect(run.control).toBe('paused');
+    expect(run.pauseReason).toMatch(/^Twilio refused the run's caller id or call content \(error \d+\)$/);
     expect(run).toMatchObject({ active: 0, queued: 3, failed: 0 });
     // Only the first create was refused: the run was paused before the second slot was taken,
     // or the second lead was put back the same way.

@@ -58,7 +58,7 @@ describe('the request schemas and the API validators agree', () => {
   /** Whether the API accepts a run request: its own validators, as POST /runs runs them. */
   const apiAccepts = (body: Record<string, unknown>) => {
     const details: ErrorDetail[] = [];
-    validateRunOptions(body, policy, details);
+    validateRunOptions(body, policy, details, Date.now());
     try {
       validateRunRequest(body, limits, { checkTimeZone: body.window !== undefined });
     } catch {

@@ -15,6 +15,7 @@ import {
 } from '../args.ts';
 import { CsvError, type CsvLeads, type CsvProblem, readLeadsCsv, toCsvProblems } from '../csv.ts';
 import { done, outcomes, runsTable } from '../format.ts';
+import { OPTION_OF_FIELD, runOptionsFrom } from '../run-options.ts';
 import { humanTime } from '../time.ts';
 import { watch } from './watch.ts';
 
@@ -33,7 +34,7 @@ const DEFAULT_FROM_RUN_STATUS = 'failed';
  * before sending, prints the new run's id on stdout and a summary on stderr.
  */
 export async function createRun(ctx: Context, args: string[]): Promise<number> {
-  const concurrency = positiveInt(ctx.values.concurrency, 'concurrency', 10_000);
+  const options = runOptionsFrom(ctx.values, positiveInt(ctx.values.concurrency, 'concurrency', 10_000));
   const interval = intervalMs(ctx);
   const fromRun = ctx.values['from-run'];
   let created: CreateRunResult;
@@ -45,7 +46,7 @@ export async function createRun(ctx: Context, args: string[]): Promise<number> {
       .map((value) => value.trim())
       .filter(Boolean);
     if (outcomes.length === 0) throw new UsageError('--status needs at least one status or outcome');
-    created = await send(ctx, () => ctx.client.createRun({ fromRun, outcomes }, concurrency));
+    created = await send(ctx, () => ctx.client.createRun({ fromRun, outcomes }, options));
     ctx.say(
       `run ${created.run_id} started from run ${fromRun}'s ${outcomes.join(', ')} leads: ` +
         `${created.total_leads} leads, concurrency ${created.concurrency}`,
@@ -55,10 +56,9 @@ export async function createRun(ctx: Context, args: string[]): Promise<number> {
       throw new UsageError('--status goes with --from-run (the leads of another run that ended so)');
     const file = one(args, 'runs create <leads.csv>  (or: runs create --from-run <run-id> --status S)');
     const csv = await readCsvFile(ctx, file);
-    created = await send(ctx, () => ctx.client.createRun({ leads: csv.leads }, concurrency), file, csv.lines);
-    ctx.say(
-      `run ${created.run_id} started: ${created.total_leads} leads, concurrency ${created.concurrency}`,
-    );
+    created = await send(ctx, () => ctx.client.createRun({ leads: csv.leads }, options), file, csv.lines);
+    const how = created.status === 'scheduled' ? `scheduled for ${ctx.values['start-at']}` : 'started';
+    ctx.say(`run ${created.run_id} ${how}: ${created.total_leads} leads, concurrency ${created.concurrency}`);
   }
   ctx.io.stdout.write(`${created.run_id}\n`);
   if (!ctx.values.watch) return EXIT.ok;
@@ -86,6 +86,7 @@ async function readCsvFile(ctx: Context, file: string): Promise<CsvLeads> {
 
 /** The request's own fields, named as the options that set them. */
 const OPTION_OF: Record<string, string> = {
+  ...OPTION_OF_FIELD,
   concurrency: '--concurrency',
   from_run: '--from-run',
   'from_run.run_id': '--from-run',
@@ -167,6 +168,13 @@ function describeRun(run: RunDetails, utc: boolean): string {
     `final:     completed ${run.completed}, failed ${run.failed}, canceled ${run.canceled}`,
     `outcomes:  ${outcomes(run)}`,
   ];
+  if (run.pause_reason) lines.splice(2, 0, `paused:    ${run.pause_reason}`);
+  if (run.start_at) lines.push(`starts:    ${humanTime(run.start_at, utc)}`);
+  if (run.expires_at) lines.push(`expires:   ${humanTime(run.expires_at, utc)}`);
+  if (run.pause_when) {
+    const { failed_ratio: ratio, min_calls: calls } = run.pause_when;
+    lines.push(`breaker:   pause when more than ${ratio} of the last ${calls} calls failed`);
+  }
   for (const slot of run.live ?? [])
     lines.push(
       `  slot: job ${slot.job_id} attempt ${slot.attempt} ${slot.state} since ${humanTime(slot.since, utc)}`,

@@ -1,5 +1,6 @@
-// (adapter) Run controls: one conditional write of the run's `control`, which every acquire reads, and
-// the sweep that marks a canceled run's queued jobs canceled, 99 jobs and the run a transaction.
+// (adapter) Run controls: one conditional write of the run's `control`, which every acquire reads; the
+// start of a scheduled run; and the sweeps that end a canceled run's queued jobs canceled and an
+// expired run's `expired`, 99 jobs and the run a transaction.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ControlChange, ControlResult, QueueStore, RunControlStore } from '../../core/ports.ts';
@@ -19,16 +20,24 @@ export class DynamoControls implements RunControlStore {
 
   async setControl(runId: string, change: ControlChange): Promise<ControlResult> {
     const from = Object.fromEntries(change.from.map((control, i) => [`:from${i}`, control]));
+    // The reason is the change's own: a change without one (a person's pause, a resume) clears it.
+    const reason = change.reason === undefined ? ' REMOVE pauseReason' : ', pauseReason = :reason';
+    const sameControl =
+      change.ifControlAt === undefined
+        ? ''
+        : change.ifControlAt === null
+          ? ' AND attribute_not_exists(controlAt)'
+          : ' AND controlAt = :ifControlAt';
     try {
       const { Attributes } = await this.t.doc.send(
         new UpdateCommand({
           TableName: this.t.name,
           Key: keys.run(runId),
-          UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}`,
+          UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}${reason}`,
           // Not on a completed run: every lead final means queued = 0, active = 0 and all ingested.
           ConditionExpression:
             `attribute_exists(pk) AND #control IN (${Object.keys(from).join(', ')}) ` +
-            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)',
+            `AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)${sameControl}`,
           ExpressionAttributeNames: { '#control': 'control' },
           ExpressionAttributeValues: {
             ':to': change.to,
@@ -36,6 +45,8 @@ export class DynamoControls implements RunControlStore {
             ':zero': 0,
             ...from,
             ...(change.hangup ? { ':true': true } : {}),
+            ...(change.reason === undefined ? {} : { ':reason': change.reason }),
+            ...(typeof change.ifControlAt === 'string' ? { ':ifControlAt': change.ifControlAt } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -48,14 +59,55 @@ export class DynamoControls implements RunControlStore {
     }
   }
 
+  async startScheduledRun(runId: string, nowMs: number): Promise<boolean> {
+    return this.t.applies(
+      new UpdateCommand({
+        TableName: this.t.name,
+        Key: keys.run(runId),
+        UpdateExpression: 'REMOVE scheduledFor',
+        ConditionExpression: 'scheduledFor <= :now',
+        ExpressionAttributeValues: { ':now': nowMs },
+      }),
+    );
+  }
+
   async cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
-    let canceled = 0;
+    return this.endQueuedJobs(runId, limit, at, {
+      state: 'canceled',
+      outcome: 'canceled',
+      condition: '#control = :canceled',
+      values: { ':canceled': 'canceled' },
+    });
+  }
+
+  async expireQueuedJobs(runId: string, limit: number, at: string, nowMs: number): Promise<number> {
+    return this.endQueuedJobs(runId, limit, at, {
+      state: 'failed',
+      outcome: 'expired',
+      condition: '#control <> :canceled AND expiresAtMs <= :now',
+      values: { ':canceled': 'canceled', ':now': nowMs },
+    });
+  }
+
+  /** Queued jobs made final without a call, counted on the run, only while the run's `condition` holds. */
+  private async endQueuedJobs(
+    runId: string,
+    limit: number,
+    at: string,
+    end: {
+      state: 'canceled' | 'failed';
+      outcome: string;
+      condition: string;
+      values: Record<string, unknown>;
+    },
+  ): Promise<number> {
+    let ended = 0;
     // The index is eventually consistent: a job it still lists may be gone. Each is tried once here.
     const tried = new Set<string>();
-    while (canceled < limit) {
+    while (ended < limit) {
       const listed = await this.queue.nextQueuedJobs(
         runId,
-        Math.min(CANCEL_BATCH, limit - canceled) + tried.size,
+        Math.min(CANCEL_BATCH, limit - ended) + tried.size,
       );
       let batch = listed.filter((job) => !tried.has(job.jobId)).slice(0, CANCEL_BATCH);
       if (batch.length === 0) break;
@@ -67,11 +119,15 @@ export class DynamoControls implements RunControlStore {
               TableName: this.t.name,
               Key: keys.run(runId),
               UpdateExpression:
-                'SET queued = queued - :n, canceled = canceled + :n, ' +
-                'outcomes.#canceled = if_not_exists(outcomes.#canceled, :zero) + :n',
-              ConditionExpression: '#control = :canceled',
-              ExpressionAttributeNames: { '#control': 'control', '#canceled': 'canceled' },
-              ExpressionAttributeValues: { ':n': batch.length, ':zero': 0, ':canceled': 'canceled' },
+                'SET queued = queued - :n, #state = #state + :n, ' +
+                'outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :n',
+              ConditionExpression: end.condition,
+              ExpressionAttributeNames: {
+                '#control': 'control',
+                '#state': end.state,
+                '#outcome': end.outcome,
+              },
+              ExpressionAttributeValues: { ':n': batch.length, ':zero': 0, ...end.values },
             },
           },
           ...batch.map(
@@ -80,7 +136,7 @@ export class DynamoControls implements RunControlStore {
                 TableName: this.t.name,
                 Key: keys.job(runId, job.jobId),
                 UpdateExpression:
-                  'SET #status = :canceled, outcome = :canceled, endedAt = :at REMOVE #qrun, #qkey, notBefore',
+                  'SET #status = :state, outcome = :outcome, endedAt = :at REMOVE #qrun, #qkey, notBefore',
                 // Counted only if it moves now: a job canceled before, or taken, fails and is left out.
                 ConditionExpression: '#status = :queued AND attempt = :attempt',
                 ExpressionAttributeNames: {
@@ -89,7 +145,8 @@ export class DynamoControls implements RunControlStore {
                   '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
                 },
                 ExpressionAttributeValues: {
-                  ':canceled': 'canceled',
+                  ':state': end.state,
+                  ':outcome': end.outcome,
                   ':queued': 'queued',
                   ':attempt': job.attempt,
                   ':at': at,
@@ -99,14 +156,14 @@ export class DynamoControls implements RunControlStore {
           ),
         ]);
         if (failed.length === 0) {
-          canceled += batch.length;
+          ended += batch.length;
           break;
         }
-        if (failed.includes(0)) return canceled; // not canceled (any more): nothing to do
+        if (failed.includes(0)) return ended; // the run's condition does not hold (any more)
         const stale = new Set(failed.map((index) => index - 1));
         batch = batch.filter((_, index) => !stale.has(index));
       }
     }
-    return canceled;
+    return ended;
   }
 }

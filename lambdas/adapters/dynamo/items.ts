@@ -30,6 +30,9 @@ export function newRunItem(run: NewRun): Record<string, unknown> {
     outcomes: {},
     options: run.options ?? {},
     chunkCount: run.chunkCount ?? 0,
+    // The schedule as numbers the acquire transaction compares with its own time (ms since the epoch).
+    ...(run.options?.startAt ? { scheduledFor: Date.parse(run.options.startAt) } : {}),
+    ...(run.options?.expiresAt ? { expiresAtMs: Date.parse(run.options.expiresAt) } : {}),
     [TABLE_SCHEMA.openRunsIndex.partitionKey]: OPEN_RUNS,
     [TABLE_SCHEMA.runsIndex.partitionKey]: RUN_LIST,
   };
@@ -78,6 +81,7 @@ export function runRecordFromItem(item: Record<string, unknown>): RunRecord {
     ...(typeof item.controlAt === 'string' ? { controlAt: item.controlAt } : {}),
     ...(item.hangup === true ? { hangup: true } : {}),
     ...(typeof item.pauseReason === 'string' ? { pauseReason: item.pauseReason } : {}),
+    ...(typeof item.scheduledFor === 'number' ? { scheduledFor: item.scheduledFor } : {}),
   };
 }
 

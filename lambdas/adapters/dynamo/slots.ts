@@ -29,6 +29,13 @@ import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from '.
  */
 export const MAX_WAVE = 49;
 
+/**
+ * The run may dial at `:now` (the acquirer's time, ms): it is not waiting for its start_at (a
+ * dispatcher removes `scheduledFor` only once it is due) and its expires_at has not come.
+ */
+const DIALABLE =
+  'attribute_not_exists(scheduledFor) AND (attribute_not_exists(expiresAtMs) OR expiresAtMs > :now)';
+
 const LIVE = {
   '#lrun': TABLE_SCHEMA.liveIndex.partitionKey,
   '#lkey': TABLE_SCHEMA.liveIndex.sortKey,
@@ -71,9 +78,9 @@ export class DynamoSlots implements SlotStore {
           TableName: this.t.name,
           Key: keys.run(runId),
           UpdateExpression: 'SET active = active + :one, queued = queued - :one',
-          ConditionExpression: '#control = :running AND active < concurrency',
+          ConditionExpression: `#control = :running AND active < concurrency AND ${DIALABLE}`,
           ExpressionAttributeNames: { '#control': 'control' },
-          ExpressionAttributeValues: { ':one': 1, ':running': 'running' },
+          ExpressionAttributeValues: { ':one': 1, ':running': 'running', ':now': Date.parse(at) },
         },
       },
       this.takeJobItem(runId, job, at, shard?.shard),
@@ -130,11 +137,12 @@ export class DynamoSlots implements SlotStore {
             TableName: this.t.name,
             Key: keys.run(runId),
             UpdateExpression: 'SET active = active + :n, queued = queued - :n',
-            ConditionExpression: '#control = :running AND concurrency = :cap AND active <= :room',
+            ConditionExpression: `#control = :running AND concurrency = :cap AND active <= :room AND ${DIALABLE}`,
             ExpressionAttributeNames: { '#control': 'control' },
             ExpressionAttributeValues: {
               ':n': wave.length,
               ':running': 'running',
+              ':now': Date.parse(at),
               ':cap': concurrency,
               ':room': concurrency - wave.length,
             },
@@ -162,7 +170,11 @@ export class DynamoSlots implements SlotStore {
       }
       if (failed.includes(0)) {
         const old = oldItems[0];
-        const free = old?.control?.S === 'running' ? Number(old.concurrency?.N) - Number(old.active?.N) : 0;
+        const dialable =
+          old?.control?.S === 'running' &&
+          old.scheduledFor === undefined &&
+          (old.expiresAtMs === undefined || Number(old.expiresAtMs.N) > Date.parse(at));
+        const free = dialable ? Number(old.concurrency?.N) - Number(old.active?.N) : 0;
         size = Number.isFinite(free) ? Math.max(0, Math.min(free, wave.length - 1)) : 0;
         continue;
       }

@@ -29,10 +29,10 @@ const STATS_MAX_CALLS = 2_000;
 /** Enables the controls that `run` allows; none without a run. @param {Run | undefined} run */
 function setControls(run) {
   const status = run?.status;
-  const cancelable = status === 'running' || status === 'paused';
+  const cancelable = status === 'running' || status === 'paused' || status === 'scheduled';
   /** @type {[string, boolean][]} */
   const controls = [
-    ['pause-button', status === 'running'],
+    ['pause-button', status === 'running' || status === 'scheduled'],
     ['resume-button', status === 'paused'],
     ['cancel-button', cancelable],
     ['cancel-hangup', cancelable],
@@ -41,6 +41,28 @@ function setControls(run) {
     const control = /** @type {HTMLButtonElement | HTMLInputElement} */ (byId(id));
     control.disabled = !enabled;
   }
+}
+
+/**
+ * When the run may dial (start_at, expires_at), its failure breaker, and why it paused itself.
+ * @param {Run} run
+ */
+function renderSchedule(run) {
+  /** @type {string[]} */
+  const parts = [];
+  if (run.start_at)
+    parts.push(`${run.status === 'scheduled' ? 'Starts' : 'Started'} ${dateTime(run.start_at)}`);
+  if (run.expires_at) parts.push(`expires ${dateTime(run.expires_at)}`);
+  if (run.pause_when) {
+    const { failed_ratio: ratio, min_calls: calls } = run.pause_when;
+    parts.push(`pauses itself when more than ${ratio} of the last ${plural(calls, 'call')} failed`);
+  }
+  const schedule = byId('run-schedule');
+  schedule.hidden = parts.length === 0;
+  schedule.textContent = parts.length === 0 ? '' : capitalize(parts.join(' · '));
+  const reason = byId('run-pause-reason');
+  reason.hidden = !run.pause_reason;
+  reason.textContent = run.pause_reason ? `Paused by dialgate: ${run.pause_reason}` : '';
 }
 
 export class RunView {
@@ -198,6 +220,7 @@ export class RunView {
       `Created ${dateTime(run.created_at)} · ${plural(run.total_leads, 'lead')} · at most ` +
       `${plural(run.concurrency, 'live call')}`;
 
+    renderSchedule(run);
     setControls(run);
 
     renderProgress(this, run);
