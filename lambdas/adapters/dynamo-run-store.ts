@@ -2,7 +2,7 @@
 // implements every role of the port by handing each to the part that owns it (lambdas/adapters/dynamo):
 // runs.ts (run items), ingest.ts (lead chunks), queue.ts (queued jobs, wake-ups), slots.ts (the
 // semaphore), account.ts (account-wide limits), controls.ts (pause, resume, cancel), listings.ts
-// (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
+// (pages for clients), suppressions.ts (the do-not-call list); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
@@ -18,10 +18,12 @@ import type {
   Page,
   PageRequest,
   QueuedJob,
+  RecipientChecks,
   Release,
   ReleaseResult,
   ReservationResult,
   RunStore,
+  Suppression,
   WaveResult,
 } from '../core/ports.ts';
 import { DynamoAccount } from './dynamo/account.ts';
@@ -31,6 +33,7 @@ import { DynamoListings } from './dynamo/listings.ts';
 import { DynamoQueue } from './dynamo/queue.ts';
 import { DynamoRuns } from './dynamo/runs.ts';
 import { DynamoSlots } from './dynamo/slots.ts';
+import { DynamoSuppressions } from './dynamo/suppressions.ts';
 import { DynamoTable } from './dynamo/table.ts';
 
 export interface DynamoRunStoreOptions {
@@ -60,6 +63,7 @@ export class DynamoRunStore implements RunStore {
   private readonly account: DynamoAccount;
   private readonly controls: DynamoControls;
   private readonly listings: DynamoListings;
+  private readonly suppressions: DynamoSuppressions;
 
   constructor(client: DynamoDBClient, options: DynamoRunStoreOptions) {
     const table = new DynamoTable(client, options);
@@ -70,6 +74,7 @@ export class DynamoRunStore implements RunStore {
     this.slots = new DynamoSlots(table, this.runs, this.account);
     this.controls = new DynamoControls(table, this.runs, this.queue);
     this.listings = new DynamoListings(table, this.runs);
+    this.suppressions = new DynamoSuppressions(table);
   }
 
   // RunReader, RunIntakeStore, OpenRunStore
@@ -113,6 +118,9 @@ export class DynamoRunStore implements RunStore {
   deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void> {
     return this.queue.deferJob(runId, job, notBefore);
   }
+  endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'> {
+    return this.queue.endQueuedJob(runId, job, outcome, at);
+  }
   claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean> {
     return this.queue.claimWake(runId, atMs, nowMs);
   }
@@ -124,8 +132,14 @@ export class DynamoRunStore implements RunStore {
   }
 
   // SlotStore
-  acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult> {
-    return this.slots.acquireSlot(runId, job, at, account);
+  acquireSlot(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account?: AccountLimits,
+    checks?: RecipientChecks,
+  ): Promise<AcquireResult> {
+    return this.slots.acquireSlot(runId, job, at, account, checks);
   }
   acquireSlots(
     runId: string,
@@ -133,8 +147,9 @@ export class DynamoRunStore implements RunStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    return this.slots.acquireSlots(runId, concurrency, jobs, at, account);
+    return this.slots.acquireSlots(runId, concurrency, jobs, at, account, checks);
   }
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
     return this.slots.recordCallSid(runId, jobId, attempt, callSid);
@@ -158,6 +173,25 @@ export class DynamoRunStore implements RunStore {
   }
   cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {
     return this.controls.cancelQueuedJobs(runId, limit, at);
+  }
+
+  // SuppressionStore
+  putSuppression(suppression: Suppression): Promise<void> {
+    return this.suppressions.putSuppression(suppression);
+  }
+  putSuppressions(suppressions: Suppression[]): Promise<void> {
+    return this.suppressions.putSuppressions(suppressions);
+  }
+  getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined> {
+    return this.suppressions.getSuppression(phone, nowMs);
+  }
+  deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
+    return this.suppressions.deleteSuppression(phone, nowMs);
+  }
+  listSuppressions(
+    page: PageRequest & { prefix?: string | undefined; nowMs: number },
+  ): Promise<Page<Suppression>> {
+    return this.suppressions.listSuppressions(page);
   }
 
   // RunQueries

@@ -37,6 +37,34 @@ export interface AccountLimits {
   nowMs: number;
 }
 
+/**
+ * Per-recipient checks made inside the acquire transaction itself, so that no write between a check
+ * and the dial can slip past it: the suppression list, and the number's calls in its frequency window.
+ */
+export interface RecipientChecks {
+  /** A number on the suppression list is not dialed (its lead ends `suppressed`). */
+  suppression: boolean;
+  /** At most `maxCalls` dials of one number per window (see `frequencyWindow`); unset = no cap. */
+  frequency?: FrequencyCap;
+  /** Now, ms since the epoch: which frequency window, and whether a suppression has expired. */
+  nowMs: number;
+}
+
+export interface FrequencyCap {
+  maxCalls: number;
+  windowMs: number;
+}
+
+/**
+ * The frequency window `nowMs` falls in: windows are fixed, `windowMs` long, counted from the epoch,
+ * so that every dispatcher names the same counter without reading anything first. At most `maxCalls`
+ * calls fall in one window (and so at most twice that in any `windowMs` that straddles two).
+ */
+export function frequencyWindow(nowMs: number, windowMs: number): { index: number; endsAt: number } {
+  const index = Math.floor(nowMs / windowMs);
+  return { index, endsAt: (index + 1) * windowMs };
+}
+
 export type AcquireResult =
   /** The slot is held by this job and attempt; the job is `dialing`. */
   | 'acquired'
@@ -47,7 +75,11 @@ export type AcquireResult =
   /** The account's cap on live calls across all runs is reached: wait for any run's call to end. */
   | 'account-full'
   /** The account's calls-per-second pace allows no create yet: try again in 1/cps seconds. */
-  | 'paced';
+  | 'paced'
+  /** The number is on the suppression list: the job is still queued, to be ended `suppressed`. */
+  | 'suppressed'
+  /** The number has had its calls in this frequency window: the job is still queued. */
+  | 'frequency-capped';
 
 /** What a wave of acquires on one run did (SlotStore.acquireSlots). */
 export interface WaveResult {
@@ -59,6 +91,10 @@ export interface WaveResult {
   left: QueuedJob[];
   /** Why jobs were left: the run is full (or not running), or an account shard is full. */
   stop?: 'no-slot' | 'account-full';
+  /** Jobs whose number is suppressed (RecipientChecks): still queued, to be ended `suppressed`. */
+  suppressed: QueuedJob[];
+  /** Jobs whose number is over its frequency cap: still queued, to be ended or deferred. */
+  capped: QueuedJob[];
 }
 
 export interface Release {
@@ -141,6 +177,11 @@ export interface QueueStore {
   earliestQueued(runId: string): Promise<number | undefined>;
   /** Moves a queued job back to `notBefore` (a closed calling window), if it is still where it was. */
   deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void>;
+  /**
+   * Ends a queued job without a call (`failed` with this outcome: `suppressed`, `frequency_capped`),
+   * counted in the run in the same transaction, if it is still queued at the attempt seen.
+   */
+  endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'>;
 }
 
 /** The semaphore: a run's slots taken and freed (docs/DESIGN.md, invariant 2). */
@@ -149,7 +190,13 @@ export interface SlotStore {
    * One transaction: `active < concurrency` increment, holder recorded, job queued → dialing; with
    * account limits, the account's own slot (and pace) in the same transaction.
    */
-  acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult>;
+  acquireSlot(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account?: AccountLimits,
+    checks?: RecipientChecks,
+  ): Promise<AcquireResult>;
   /**
    * Many slots of a run of cap `concurrency` in one transaction (never with a calls-per-second pace,
    * which spaces creates one by one): what `acquireSlot` does for each job, all or none, tried again
@@ -161,6 +208,7 @@ export interface SlotStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
   /**
@@ -211,9 +259,38 @@ export interface OpenRunStore {
   closeRun(runId: string): Promise<'closed' | 'still-open'>;
 }
 
+/** A suppressed number (E.164), as stored. */
+export interface Suppression {
+  phone: string;
+  /** Why: `opt-out` (the callee asked), or the client's own word (`dnc-registry`, `complaint`, …). */
+  reason: string;
+  /** The run whose call the callee opted out of, for an opt-out. */
+  runId?: string;
+  createdAt: string;
+  /** No longer suppressed from this time (ISO 8601); unset = for good. */
+  expiresAt?: string;
+}
+
+/** The do-not-call list: numbers the acquire transaction refuses to dial. */
+export interface SuppressionStore {
+  /** Adds or replaces a number's suppression. */
+  putSuppression(suppression: Suppression): Promise<void>;
+  /** Adds many (a CSV import), each as `putSuppression` does. */
+  putSuppressions(suppressions: Suppression[]): Promise<void>;
+  /** The number's suppression, unless absent or expired at `nowMs`. */
+  getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined>;
+  /** Removes it; `absent` when there was none (an expired one counts as absent). */
+  deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'>;
+  /** The list in E.164 order, expired ones left out; `prefix` narrows it to numbers starting so. */
+  listSuppressions(
+    page: PageRequest & { prefix?: string | undefined; nowMs: number },
+  ): Promise<Page<Suppression>>;
+}
+
 /** Every role: what a complete store (DynamoDB, or the tests' in-memory one) provides. */
 export interface RunStore
   extends RunReader,
+    SuppressionStore,
     RunIntakeStore,
     IngestStore,
     QueueStore,

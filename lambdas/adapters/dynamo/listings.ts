@@ -115,7 +115,7 @@ export class DynamoListings implements RunQueries {
   }
 }
 
-function encodeCursor(key: Record<string, unknown>): string {
+export function encodeCursor(key: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
@@ -129,7 +129,7 @@ const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * A cursor is the client's to hold, so it is checked like any input: exactly the key attributes a
  * page ends on, each in the form dialgate writes, so that DynamoDB never sees a start key it refuses.
  */
-function decodeCursor(
+export function decodeCursor(
   cursor: string,
   valid: (key: Record<string, unknown>) => boolean,
 ): Record<string, unknown> {
