@@ -162,6 +162,8 @@ const RUN_REQUEST_FIELDS = [
   'twiml_url',
   'twiml',
   'phone_types',
+  'frequency_cap',
+  'opt_out',
 ];
 
 /** The run options of a request body; throws naming every bad field. */
