@@ -219,3 +219,65 @@ describe('the frequency cap', () => {
     expect((await api('POST', `/runs/${run.body.run_id}/cancel`)).status).toBe(200);
   }, 60_000);
 });
+
+describe('opt-out by keypress', () => {
+  it('the callee presses the run’s digit: the number is suppressed, and a later run does not call it', async () => {
+    const [target, ...others] = numbers('5', 3) as [string, ...string[]];
+    // The double's callee at `target` presses 9 half-way through the call.
+    sim.configure({
+      behavior: ({ to }) => (to === target ? { outcome: 'completed', digits: '9' } : { outcome: 'completed' }),
+    });
+    try {
+      const leads = [target, ...others].map((phone) => ({ phone }));
+      const first = await postRun(stack.apiUrl, { leads, opt_out: { digit: '9' } });
+      expect(first.status).toBe(202);
+      expect((await api('GET', `/runs/${first.body.run_id}`)).body.opt_out).toEqual({
+        digit: '9',
+        message: null,
+      });
+      await waitForRunCompleted(stack.apiUrl, first.body.run_id, { timeoutMs: 60_000 });
+
+      const [call] = createsTo(target);
+      expect(call?.twiml).toContain('<Gather input="dtmf" numDigits="1"');
+      // The webhook checked the keypress's signature and answered goodbye; the double hung up.
+      expect(call?.gather).toMatchObject({ digits: '9', responseStatus: 200 });
+      expect(call?.gather?.twiml).toContain('<Hangup/>');
+      const suppression = await api('GET', `/suppressions/${encodeURIComponent(target)}`);
+      expect(suppression).toMatchObject({
+        status: 200,
+        body: { phone: target, reason: 'opt-out', run_id: first.body.run_id, expires_at: null },
+      });
+      // Nobody else opted out.
+      for (const phone of others)
+        expect((await api('GET', `/suppressions/${encodeURIComponent(phone)}`)).status).toBe(404);
+
+      const later = await postRun(stack.apiUrl, { leads });
+      expect(later.status).toBe(202);
+      await waitForRunCompleted(stack.apiUrl, later.body.run_id, { timeoutMs: 60_000 });
+      expect(createsTo(target)).toHaveLength(1);
+      const calls = (await api('GET', `/runs/${later.body.run_id}/calls?reveal_phone=true`)).body
+        .calls as Record<string, unknown>[];
+      expect(calls.find((c) => c.phone === target)).toMatchObject({
+        status: 'failed',
+        outcome: 'suppressed',
+        call_sid: null,
+        attempts: 0,
+      });
+      for (const phone of others) expect(createsTo(phone)).toHaveLength(2);
+    } finally {
+      sim.configure({ behavior: () => ({ outcome: 'completed' }) });
+    }
+  }, 120_000);
+
+  it('a keypress whose signature is not Twilio’s changes nothing (403)', async () => {
+    const [phone] = numbers('5', 4).slice(3) as [string];
+    const url = new URL('/opt-out?run=r1&job=000000&attempt=1', stack.webhookUrl);
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' },
+      body: new URLSearchParams({ Digits: '9', To: phone }).toString(),
+    });
+    expect(res.status).toBe(403);
+    expect((await api('GET', `/suppressions/${encodeURIComponent(phone)}`)).status).toBe(404);
+  });
+});
