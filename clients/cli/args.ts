@@ -58,6 +58,10 @@ export const OPTIONS = {
   interval: { type: 'string' },
   hangup: { type: 'boolean' },
   status: { type: 'string' },
+  outcome: { type: 'string' },
+  reason: { type: 'string' },
+  'expires-at': { type: 'string' },
+  prefix: { type: 'string' },
   'from-run': { type: 'string' },
   'reveal-phone': { type: 'boolean' },
   utc: { type: 'boolean' },
@@ -78,7 +82,11 @@ export const ALLOWED: Record<string, (keyof Values)[]> = {
   'runs pause': [],
   'runs resume': [],
   'runs cancel': ['hangup'],
-  calls: ['status', 'format', 'limit', 'reveal-phone', 'utc'],
+  calls: ['status', 'outcome', 'format', 'limit', 'reveal-phone', 'utc'],
+  'suppressions add': ['reason', 'expires-at', 'utc'],
+  'suppressions remove': [],
+  'suppressions list': ['prefix', 'limit', 'cursor', 'format', 'utc'],
+  'suppressions import': [],
 };
 
 /**

@@ -13,6 +13,7 @@ import type {
   ControlResult,
   CreateRunResult,
   IdempotencyClaim,
+  JobPageRequest,
   LeadReservation,
   NewRun,
   Page,
@@ -198,7 +199,7 @@ export class DynamoRunStore implements RunStore {
   listRuns(page: PageRequest): Promise<Page<Run>> {
     return this.listings.listRuns(page);
   }
-  listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+  listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     return this.listings.listJobs(runId, page);
   }
 }

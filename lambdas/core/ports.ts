@@ -247,8 +247,8 @@ export interface RunControlStore {
 export interface RunQueries {
   /** Runs, newest first. */
   listRuns(page: PageRequest): Promise<Page<Run>>;
-  /** A run's jobs in lead order, optionally only those in `statuses`. */
-  listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>>;
+  /** A run's jobs in lead order, optionally only those in `statuses` and with one of `outcomes`. */
+  listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>>;
 }
 
 /** The runs the reconciler looks after. */
@@ -332,6 +332,8 @@ export type ReservationResult =
   | { kind: 'existing'; firstIndex: number; firstChunk: number; fingerprint: string }
   | { kind: 'refused'; run: Run }
   | { kind: 'not-found' };
+
+export type JobPageRequest = PageRequest & { statuses?: readonly string[]; outcomes?: readonly string[] };
 
 export interface PageRequest {
   limit: number;

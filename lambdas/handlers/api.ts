@@ -207,7 +207,7 @@ const ROUTES: Route[] = [
   {
     method: 'GET',
     path: new RegExp(`^/runs/${RUN_ID}/calls/?$`),
-    query: ['status', 'limit', 'cursor', 'reveal_phone'],
+    query: ['status', 'outcome', 'limit', 'cursor', 'reveal_phone'],
     run: async (event, deps, [runId]) =>
       json(200, await listCalls(deps.store, runId!, event.queryStringParameters)),
   },

@@ -25,6 +25,7 @@ import {
   type CreateRunResult,
   frequencyWindow,
   type IdempotencyClaim,
+  type JobPageRequest,
   type LeadReservation,
   type NewRun,
   type Page,
@@ -582,11 +583,13 @@ export class MemoryRunStore implements RunStore {
     );
   }
 
-  async listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+  async listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     const statuses = page.statuses ?? [];
+    const outcomes = page.outcomes ?? [];
     const jobs = [...this.#jobsOf(runId).values()]
       .sort((a, b) => a.jobId.localeCompare(b.jobId))
-      .filter((job) => statuses.length === 0 || statuses.includes(job.status));
+      .filter((job) => statuses.length === 0 || statuses.includes(job.status))
+      .filter((job) => outcomes.length === 0 || (job.outcome !== undefined && outcomes.includes(job.outcome)));
     const entries: [string, Job][] = [];
     for (const job of jobs) entries.push([job.jobId, (await this.getJob(runId, job.jobId))!]);
     return pageOf(entries, page);

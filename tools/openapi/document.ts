@@ -424,6 +424,15 @@ const listCalls: ZodOpenApiOperationObject = {
           example: 'failed,canceled',
         })
         .optional(),
+      outcome: z
+        .string()
+        .meta({
+          description:
+            'Comma-separated outcomes to keep (`suppressed`, `frequency_capped`, `busy`, `no-answer`, …); with ' +
+            '`status`, both must hold.',
+          example: 'suppressed,frequency_capped',
+        })
+        .optional(),
       reveal_phone: z
         .enum(['true', 'false'])
         .meta({ description: 'Whole phone numbers instead of masked ones.' })
