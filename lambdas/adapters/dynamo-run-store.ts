@@ -186,6 +186,9 @@ export class DynamoRunStore implements RunStore {
   getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined> {
     return this.suppressions.getSuppression(phone, nowMs);
   }
+  suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>> {
+    return this.suppressions.suppressedAmong(phones, nowMs);
+  }
   deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
     return this.suppressions.deleteSuppression(phone, nowMs);
   }

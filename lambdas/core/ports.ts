@@ -281,6 +281,8 @@ export interface SuppressionStore {
   getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined>;
   /** Removes it; `absent` when there was none (an expired one counts as absent). */
   deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'>;
+  /** Which of `phones` are suppressed at `nowMs` (one batched read; for early notice at ingest). */
+  suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>>;
   /** The list in E.164 order, expired ones left out; `prefix` narrows it to numbers starting so. */
   listSuppressions(
     page: PageRequest & { prefix?: string | undefined; nowMs: number },

@@ -158,10 +158,10 @@ describe('the suppression list', () => {
       }
     }
     console.info(
-      `suppression race: ${targets.length} numbers x 2 runs, ${refused} leads refused at dial time, ` +
+      `suppression race: ${targets.length} numbers x 2 runs, ${refused} leads ended suppressed uncalled, ` +
         `${decidedBefore} dialed before their suppression returned`,
     );
-    // The race happened: leads were refused by the transaction, not only before or after the runs.
+    // The race happened: many leads were refused while their runs were dialing, not only after.
     expect(refused).toBeGreaterThan(targets.length / 2);
     // The runs count them: outcome `suppressed`, final, uncalled; nobody else was held back.
     for (const run of runs) {

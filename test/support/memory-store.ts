@@ -552,6 +552,15 @@ export class MemoryRunStore implements RunStore {
     return found && isInForce(found, nowMs) ? copy(found) : undefined;
   }
 
+  async suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>> {
+    return new Set(
+      phones.filter((phone) => {
+        const found = this.suppressions.get(phone);
+        return found !== undefined && isInForce(found, nowMs);
+      }),
+    );
+  }
+
   async deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
     const found = this.suppressions.get(phone);
     if (!found || !isInForce(found, nowMs)) return 'absent';

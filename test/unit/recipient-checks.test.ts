@@ -4,6 +4,7 @@
 // with `frequency_cap: "wait"`; and the opt-out wraps the call's content in a Gather.
 
 import { describe, expect, it } from 'vitest';
+import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { FREQUENCY_CAPPED, fillSlots, SUPPRESSED } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { applyOptOut, optOutUrl, withOptOut } from '../../lambdas/core/opt-out.ts';
@@ -49,6 +50,20 @@ describe('the suppression list at dial time', () => {
     await w.store.putSuppression({ phone: phoneFor(1), reason: 'complaint', createdAt: w.clock.now().toISOString() });
     w.deps.recipients = { suppression: false };
     expect(await fillSlots(w.deps, runId)).toEqual({ placed: 2 });
+  });
+});
+
+describe('the suppression list at ingest', () => {
+  it('a chunk’s suppressed leads end at once, shown in the run before any dial', async () => {
+    const w = checked();
+    const runId = 'run-ingest';
+    await w.store.createRun({ runId, createdAt: w.clock.now().toISOString(), concurrency: 1, totalLeads: 3 });
+    await w.store.putSuppression({ phone: phoneFor(1), reason: 'opt-out', createdAt: w.clock.now().toISOString() });
+    const jobs = [0, 1, 2].map((i) => ({ jobId: jobIdFor(i), phone: phoneFor(i), attributes: {} }));
+    await handleWorkMessage(w.deps, { type: 'ingest', runId, chunk: 0, jobs });
+    expect(await w.store.getJob(runId, jobIdFor(1))).toMatchObject({ status: 'failed', outcome: SUPPRESSED });
+    expect((await w.store.getRun(runId))!).toMatchObject({ failed: 1, outcomes: { suppressed: 1 }, active: 1 });
+    expect(w.telephony.requests.map((r) => r.to)).toEqual([phoneFor(0)]);
   });
 });
 
