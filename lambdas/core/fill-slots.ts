@@ -8,12 +8,12 @@ import { type PlaceCallDeps, placeCall } from './place-call.ts';
 import {
   type AcquireResult,
   type FrequencyCap,
-  frequencyWindow,
   type QueuedJob,
   type QueueStore,
   type RecipientChecks,
 } from './ports.ts';
 import type { RecentRunOptions } from './recent-run-options.ts';
+import { frequencyWindow } from './recipients.ts';
 import type { RunOptions } from './run-options.ts';
 import { armWake } from './wake.ts';
 

@@ -6,7 +6,9 @@
 import type { CallbackIds } from './callback-url.ts';
 import type { CallRequest, Clock, Log, RunReader, SuppressionStore } from './ports.ts';
 import type { OptOut } from './run-options.ts';
-import { OPT_OUT_REASON } from './suppressions.ts';
+
+/** The reason of a suppression made by the callee's keypress. */
+const OPT_OUT_REASON = 'opt-out';
 
 /** The webhook's path for keypresses, under the Function URL that takes the status callbacks. */
 export const OPT_OUT_PATH = '/opt-out';
@@ -24,7 +26,7 @@ export function optOutUrl(webhookUrl: string, ids: Pick<CallbackIds, 'runId' | '
   return url.toString();
 }
 
-export function escapeXml(text: string): string {
+function escapeXml(text: string): string {
   return text
     .replaceAll('&', '&amp;')
     .replaceAll('<', '&lt;')
@@ -33,7 +35,7 @@ export function escapeXml(text: string): string {
     .replaceAll("'", '&apos;');
 }
 
-export function optOutMessage(optOut: OptOut): string {
+function optOutMessage(optOut: OptOut): string {
   return optOut.message ?? `To stop calls from us, press ${optOut.digit}.`;
 }
 
@@ -89,7 +91,7 @@ export interface OptOutDeps {
 }
 
 /** What the callee hears after a keypress. */
-export const GOODBYE_TWIML =
+const GOODBYE_TWIML =
   '<Response><Say>You will not be called again. Goodbye.</Say><Hangup/></Response>';
 const HANG_UP_TWIML = '<Response><Hangup/></Response>';
 

@@ -55,16 +55,6 @@ export interface FrequencyCap {
   windowMs: number;
 }
 
-/**
- * The frequency window `nowMs` falls in: windows are fixed, `windowMs` long, counted from the epoch,
- * so that every dispatcher names the same counter without reading anything first. At most `maxCalls`
- * calls fall in one window (and so at most twice that in any `windowMs` that straddles two).
- */
-export function frequencyWindow(nowMs: number, windowMs: number): { index: number; endsAt: number } {
-  const index = Math.floor(nowMs / windowMs);
-  return { index, endsAt: (index + 1) * windowMs };
-}
-
 export type AcquireResult =
   /** The slot is held by this job and attempt; the job is `dialing`. */
   | 'acquired'

@@ -16,21 +16,14 @@ export interface SuppressionDeps {
   defaultCountry?: string | undefined;
 }
 
-/** The reason of a suppression made by the callee's keypress (or a client's TwiML app). */
-export const OPT_OUT_REASON = 'opt-out';
 /** The reason when a request gives none. */
-export const DEFAULT_REASON = 'manual';
+const DEFAULT_REASON = 'manual';
 /** A reason: a short word or phrase of letters, digits and `-_.: `, no phone number in it. */
-export const REASON = /^[A-Za-z][A-Za-z0-9 _.:-]{0,63}$/;
+const REASON = /^[A-Za-z][A-Za-z0-9 _.:-]{0,63}$/;
 /** Rows of one CSV import, at most. */
-export const MAX_IMPORT_ROWS = 10_000;
+const MAX_IMPORT_ROWS = 10_000;
 
-/** In force at `nowMs`: no expiry, or one still ahead. */
-export function isInForce(suppression: Pick<Suppression, 'expiresAt'>, nowMs: number): boolean {
-  return suppression.expiresAt === undefined || suppression.expiresAt > new Date(nowMs).toISOString();
-}
-
-export function toSuppressionView(s: Suppression): SuppressionView {
+function toSuppressionView(s: Suppression): SuppressionView {
   return {
     phone: s.phone,
     reason: s.reason,
@@ -54,7 +47,7 @@ function readPhone(
 }
 
 /** The phone of a `/suppressions/{phone}` path, as its one problem when it is not a valid number. */
-export function phoneFromPath(raw: string, deps: Pick<SuppressionDeps, 'defaultCountry'>): string {
+function phoneFromPath(raw: string, deps: Pick<SuppressionDeps, 'defaultCountry'>): string {
   const details: ErrorDetail[] = [];
   let text = raw;
   try {

@@ -23,7 +23,6 @@ import {
   type ControlChange,
   type ControlResult,
   type CreateRunResult,
-  frequencyWindow,
   type IdempotencyClaim,
   type JobPageRequest,
   type LeadReservation,
@@ -39,7 +38,7 @@ import {
   type Suppression,
   type WaveResult,
 } from '../../lambdas/core/ports.ts';
-import { isInForce } from '../../lambdas/core/suppressions.ts';
+import { frequencyWindow, isInForce } from '../../lambdas/core/recipients.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import {
   type Account,

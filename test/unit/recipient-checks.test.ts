@@ -8,7 +8,7 @@ import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { FREQUENCY_CAPPED, fillSlots, SUPPRESSED } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { applyOptOut, optOutUrl, withOptOut } from '../../lambdas/core/opt-out.ts';
-import { frequencyWindow } from '../../lambdas/core/ports.ts';
+import { frequencyWindow } from '../../lambdas/core/recipients.ts';
 import { quietLog } from '../support/fakes.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
 
@@ -40,16 +40,17 @@ describe('the suppression list at dial time', () => {
 
   it('an expired suppression does not hold a number back; with the check off nothing does', async () => {
     const w = checked();
-    const runId = await w.seedRun({ leads: 2, concurrency: 2 });
-    await w.store.putSuppression({
-      phone: phoneFor(0),
-      reason: 'complaint',
-      createdAt: w.clock.now().toISOString(),
-      expiresAt: new Date(w.clock.now().getTime() - 1).toISOString(),
-    });
-    await w.store.putSuppression({ phone: phoneFor(1), reason: 'complaint', createdAt: w.clock.now().toISOString() });
+    const now = w.clock.now().toISOString();
+    const expired = new Date(w.clock.now().getTime() - 1).toISOString();
+    await w.store.putSuppression({ phone: phoneFor(0), reason: 'complaint', createdAt: now, expiresAt: expired });
+    await w.store.putSuppression({ phone: phoneFor(1), reason: 'complaint', createdAt: now });
+    const checkedRun = await w.seedRun({ leads: 2, concurrency: 2 });
+    expect(await fillSlots(w.deps, checkedRun)).toEqual({ placed: 1 });
+    expect(w.telephony.requests.map((r) => r.to)).toEqual([phoneFor(0)]);
+
     w.deps.recipients = { suppression: false };
-    expect(await fillSlots(w.deps, runId)).toEqual({ placed: 2 });
+    const unchecked = await w.seedRun({ leads: 2, concurrency: 2 });
+    expect(await fillSlots(w.deps, unchecked)).toEqual({ placed: 2 });
   });
 });
 

@@ -9,10 +9,10 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { accountShardCaps, accountShardProbes } from '../../core/account-shards.ts';
 import { holderOf } from '../../core/model.ts';
+import { frequencyWindow } from '../../core/recipients.ts';
 import {
   type AccountLimits,
   type AcquireResult,
-  frequencyWindow,
   type QueuedJob,
   type RecipientChecks,
   type Release,
@@ -29,7 +29,7 @@ import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from '.
  * Jobs in one wave: with the run item and up to one shard item per job, within DynamoDB's 100 items
  * a transaction.
  */
-export const MAX_WAVE = 49;
+const MAX_WAVE = 49;
 
 /**
  * Jobs in one wave with these checks: each job brings its own item, and with an account cap up to one

@@ -6,7 +6,7 @@
 
 import { BatchGetCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Page, PageRequest, Suppression, SuppressionStore } from '../../core/ports.ts';
-import { isInForce } from '../../core/suppressions.ts';
+import { isInForce } from '../../core/recipients.ts';
 import { E164 } from '../../definitions/formats.ts';
 import { keys, SUPPRESSION_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { decodeCursor, encodeCursor } from './listings.ts';
