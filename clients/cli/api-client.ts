@@ -157,7 +157,13 @@ export class ApiClient {
 
   async listCalls(
     runId: string,
-    options: { status?: string; outcome?: string; limit?: number; cursor?: string; revealPhone?: boolean } = {},
+    options: {
+      status?: string;
+      outcome?: string;
+      limit?: number;
+      cursor?: string;
+      revealPhone?: boolean;
+    } = {},
   ): Promise<Page<Call>> {
     const page = await this.call((signal) =>
       this.http.GET('/runs/{run_id}/calls', {

@@ -237,7 +237,7 @@ export interface components {
        */
       run_id: string;
       /** @description A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome. */
-      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected")[];
+      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected" | "frequency_capped")[];
     };
     /**
      * @description A header row with a `phone` column (any case), then one lead per row; every other column is a lead field (an empty cell is an absent field). UTF-8, a byte order mark allowed. Problems are named by line, counting the header as line 1.
@@ -1101,6 +1101,7 @@ export interface operations {
         limit?: string;
         cursor?: string;
         status?: string;
+        outcome?: string;
         reveal_phone?: "true" | "false";
       };
       path: {

@@ -28,7 +28,13 @@ export const PAGE_MAX = 100;
  * Final statuses, and the outcomes a lead can end with (Twilio's, `rejected` for a refused number,
  * `frequency_capped` for a number over its cap: calling those again in a later window is the point).
  */
-export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected', 'frequency_capped'] as const;
+export const FROM_RUN_OUTCOMES = [
+  ...FINAL_STATES,
+  'busy',
+  'no-answer',
+  'rejected',
+  'frequency_capped',
+] as const;
 
 const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
 const TIME = '2026-11-29T09:30:00.000Z';

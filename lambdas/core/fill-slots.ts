@@ -5,13 +5,7 @@
 import { nextOpening } from './calling-window.ts';
 import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
-import {
-  type AcquireResult,
-  type FrequencyCap,
-  type QueuedJob,
-  type QueueStore,
-  type RecipientChecks,
-} from './ports.ts';
+import type { AcquireResult, FrequencyCap, QueuedJob, QueueStore, RecipientChecks } from './ports.ts';
 import type { RecentRunOptions } from './recent-run-options.ts';
 import { frequencyWindow } from './recipients.ts';
 import type { RunOptions } from './run-options.ts';

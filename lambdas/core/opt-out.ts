@@ -91,8 +91,7 @@ export interface OptOutDeps {
 }
 
 /** What the callee hears after a keypress. */
-const GOODBYE_TWIML =
-  '<Response><Say>You will not be called again. Goodbye.</Say><Hangup/></Response>';
+const GOODBYE_TWIML = '<Response><Say>You will not be called again. Goodbye.</Say><Hangup/></Response>';
 const HANG_UP_TWIML = '<Response><Hangup/></Response>';
 
 /**
@@ -106,7 +105,8 @@ export async function applyOptOut(
 ): Promise<{ twiml: string; suppressed: boolean }> {
   const run = await deps.store.getRunRecord(ids.runId);
   const digit = run?.options.optOut?.digit;
-  const job = digit !== undefined && digits === digit ? await deps.store.getJob(ids.runId, ids.jobId) : undefined;
+  const job =
+    digit !== undefined && digits === digit ? await deps.store.getJob(ids.runId, ids.jobId) : undefined;
   if (!job) {
     deps.log.info('keypress not an opt-out', { runId: ids.runId, jobId: ids.jobId });
     return { twiml: HANG_UP_TWIML, suppressed: false };

@@ -7,6 +7,7 @@
 import { buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
+import { optOutUrl, withOptOut } from './opt-out.ts';
 import type {
   AccountLimits,
   CallControl,
@@ -21,7 +22,6 @@ import type {
   WakeStore,
   WorkQueue,
 } from './ports.ts';
-import { optOutUrl, withOptOut } from './opt-out.ts';
 import type { RunOptions } from './run-options.ts';
 import type { TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';

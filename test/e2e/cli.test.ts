@@ -624,7 +624,11 @@ describe('the suppression list from the command line', () => {
     expect(usage.stderr).toContain('suppressions needs a subcommand: add, remove, list or import');
 
     // An import is every row or none: a bad line is named and nothing is stored.
-    const bad = await cli(['suppressions', 'import', file('bad-dnc.csv', `phone\n${second}\nnot-a-number\n`)]);
+    const bad = await cli([
+      'suppressions',
+      'import',
+      file('bad-dnc.csv', `phone\n${second}\nnot-a-number\n`),
+    ]);
     expect(bad.code).toBe(EXIT.invalidInput);
     expect(bad.stderr).toContain('line 3: phone: ');
     const notYet = JSON.parse(

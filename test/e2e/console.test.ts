@@ -638,12 +638,16 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await page.getByRole('button', { name: 'Search' }).click();
     const rows = page.locator('#suppressions-table tbody tr');
     await expect
-      .poll(async () => (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-phone')))).sort())
+      .poll(async () =>
+        (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-phone')))).sort(),
+      )
       .toEqual([added, first, second].sort());
     await shot('16-suppressions');
 
     await page.getByRole('button', { name: `Remove ${added}` }).click();
-    await expect.poll(() => page.locator('#suppress-result').textContent()).toContain(`${added} may be called again`);
+    await expect
+      .poll(() => page.locator('#suppress-result').textContent())
+      .toContain(`${added} may be called again`);
     await expect.poll(() => rows.count()).toBe(2);
     expect((await api('GET', `/suppressions/${encodeURIComponent(added)}`)).status).toBe(404);
     expect((await api('GET', `/suppressions/${encodeURIComponent(first)}`)).status).toBe(200);

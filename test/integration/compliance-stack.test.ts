@@ -225,7 +225,8 @@ describe('opt-out by keypress', () => {
     const [target, ...others] = numbers('5', 3) as [string, ...string[]];
     // The double's callee at `target` presses 9 half-way through the call.
     sim.configure({
-      behavior: ({ to }) => (to === target ? { outcome: 'completed', digits: '9' } : { outcome: 'completed' }),
+      behavior: ({ to }) =>
+        to === target ? { outcome: 'completed', digits: '9' } : { outcome: 'completed' },
     });
     try {
       const leads = [target, ...others].map((phone) => ({ phone }));

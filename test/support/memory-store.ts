@@ -17,26 +17,26 @@ import {
   type Run,
   type RunRecord,
 } from '../../lambdas/core/model.ts';
-import {
-  type AccountLimits,
-  type AcquireResult,
-  type ControlChange,
-  type ControlResult,
-  type CreateRunResult,
-  type IdempotencyClaim,
-  type JobPageRequest,
-  type LeadReservation,
-  type NewRun,
-  type Page,
-  type PageRequest,
-  type QueuedJob,
-  type RecipientChecks,
-  type Release,
-  type ReleaseResult,
-  type ReservationResult,
-  type RunStore,
-  type Suppression,
-  type WaveResult,
+import type {
+  AccountLimits,
+  AcquireResult,
+  ControlChange,
+  ControlResult,
+  CreateRunResult,
+  IdempotencyClaim,
+  JobPageRequest,
+  LeadReservation,
+  NewRun,
+  Page,
+  PageRequest,
+  QueuedJob,
+  RecipientChecks,
+  Release,
+  ReleaseResult,
+  ReservationResult,
+  RunStore,
+  Suppression,
+  WaveResult,
 } from '../../lambdas/core/ports.ts';
 import { frequencyWindow, isInForce } from '../../lambdas/core/recipients.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
@@ -597,7 +597,9 @@ export class MemoryRunStore implements RunStore {
     const jobs = [...this.#jobsOf(runId).values()]
       .sort((a, b) => a.jobId.localeCompare(b.jobId))
       .filter((job) => statuses.length === 0 || statuses.includes(job.status))
-      .filter((job) => outcomes.length === 0 || (job.outcome !== undefined && outcomes.includes(job.outcome)));
+      .filter(
+        (job) => outcomes.length === 0 || (job.outcome !== undefined && outcomes.includes(job.outcome)),
+      );
     const entries: [string, Job][] = [];
     for (const job of jobs) entries.push([job.jobId, (await this.getJob(runId, job.jobId))!]);
     return pageOf(entries, page);

@@ -28,7 +28,11 @@ describe('the suppression list at dial time', () => {
     const w = checked();
     const runId = await w.seedRun({ leads: 5, concurrency: 2 });
     for (const i of [0, 3])
-      await w.store.putSuppression({ phone: phoneFor(i), reason: 'dnc-registry', createdAt: w.clock.now().toISOString() });
+      await w.store.putSuppression({
+        phone: phoneFor(i),
+        reason: 'dnc-registry',
+        createdAt: w.clock.now().toISOString(),
+      });
 
     expect(await fillSlots(w.deps, runId)).toEqual({ placed: 2 });
     expect(w.telephony.requests.map((r) => r.to)).toEqual([phoneFor(1), phoneFor(2)]);
@@ -42,7 +46,12 @@ describe('the suppression list at dial time', () => {
     const w = checked();
     const now = w.clock.now().toISOString();
     const expired = new Date(w.clock.now().getTime() - 1).toISOString();
-    await w.store.putSuppression({ phone: phoneFor(0), reason: 'complaint', createdAt: now, expiresAt: expired });
+    await w.store.putSuppression({
+      phone: phoneFor(0),
+      reason: 'complaint',
+      createdAt: now,
+      expiresAt: expired,
+    });
     await w.store.putSuppression({ phone: phoneFor(1), reason: 'complaint', createdAt: now });
     const checkedRun = await w.seedRun({ leads: 2, concurrency: 2 });
     expect(await fillSlots(w.deps, checkedRun)).toEqual({ placed: 1 });
@@ -59,11 +68,19 @@ describe('the suppression list at ingest', () => {
     const w = checked();
     const runId = 'run-ingest';
     await w.store.createRun({ runId, createdAt: w.clock.now().toISOString(), concurrency: 1, totalLeads: 3 });
-    await w.store.putSuppression({ phone: phoneFor(1), reason: 'opt-out', createdAt: w.clock.now().toISOString() });
+    await w.store.putSuppression({
+      phone: phoneFor(1),
+      reason: 'opt-out',
+      createdAt: w.clock.now().toISOString(),
+    });
     const jobs = [0, 1, 2].map((i) => ({ jobId: jobIdFor(i), phone: phoneFor(i), attributes: {} }));
     await handleWorkMessage(w.deps, { type: 'ingest', runId, chunk: 0, jobs });
     expect(await w.store.getJob(runId, jobIdFor(1))).toMatchObject({ status: 'failed', outcome: SUPPRESSED });
-    expect((await w.store.getRun(runId))!).toMatchObject({ failed: 1, outcomes: { suppressed: 1 }, active: 1 });
+    expect((await w.store.getRun(runId))!).toMatchObject({
+      failed: 1,
+      outcomes: { suppressed: 1 },
+      active: 1,
+    });
     expect(w.telephony.requests.map((r) => r.to)).toEqual([phoneFor(0)]);
   });
 });
@@ -99,22 +116,40 @@ describe('the frequency cap', () => {
 });
 
 describe('opt-out', () => {
-  const action = optOutUrl('https://hooks.example/twilio/status', { runId: 'r1', jobId: '000004', attempt: 2 });
+  const action = optOutUrl('https://hooks.example/twilio/status', {
+    runId: 'r1',
+    jobId: '000004',
+    attempt: 2,
+  });
 
   it('the action is the webhook’s /opt-out route with the run, job and attempt', () => {
     expect(action).toBe('https://hooks.example/twilio/status/opt-out?run=r1&job=000004&attempt=2');
   });
 
   it('speech is played inside the Gather; other content follows the message; XML is escaped', () => {
-    const spoken = withOptOut({ twiml: '<Response><Say>Hi &amp; bye</Say></Response>' }, { digit: '9' }, action);
+    const spoken = withOptOut(
+      { twiml: '<Response><Say>Hi &amp; bye</Say></Response>' },
+      { digit: '9' },
+      action,
+    );
     expect(spoken.twiml).toBe(
       '<Response><Gather input="dtmf" numDigits="1" action="https://hooks.example/twilio/status/opt-out?run=r1&amp;job=000004&amp;attempt=2" method="POST">' +
         '<Say>Hi &amp; bye</Say><Say>To stop calls from us, press 9.</Say></Gather></Response>',
     );
-    const dial = withOptOut({ twiml: '<Response><Dial>+15005550006</Dial></Response>' }, { digit: '#' }, action);
+    const dial = withOptOut(
+      { twiml: '<Response><Dial>+15005550006</Dial></Response>' },
+      { digit: '#' },
+      action,
+    );
     expect(dial.twiml).toMatch(/<Gather [^>]* timeout="3"><Say>[^<]*press #\.<\/Say><\/Gather><Dial>/);
-    const url = withOptOut({ twimlUrl: 'https://twiml.example/a?b=1&c=2' }, { digit: '9', message: 'Press 9 <now>' }, action);
-    expect(url.twiml).toContain('<Say>Press 9 &lt;now&gt;</Say></Gather><Redirect method="POST">https://twiml.example/a?b=1&amp;c=2</Redirect>');
+    const url = withOptOut(
+      { twimlUrl: 'https://twiml.example/a?b=1&c=2' },
+      { digit: '9', message: 'Press 9 <now>' },
+      action,
+    );
+    expect(url.twiml).toContain(
+      '<Say>Press 9 &lt;now&gt;</Say></Gather><Redirect method="POST">https://twiml.example/a?b=1&amp;c=2</Redirect>',
+    );
   });
 
   it('the run’s digit suppresses the job’s number (never a number from the request); another key does not', async () => {

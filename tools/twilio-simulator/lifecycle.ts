@@ -66,7 +66,10 @@ function answer(sim: SimState, call: CallState): void {
   const action = call.digits ? gatherAction(call.twiml) : undefined;
   if (action && call.digits) {
     const digits = call.digits;
-    sim.later(talkMs / 2, () => void pressKeys(sim, call, action, digits, () => finish(sim, call, 'completed')));
+    sim.later(
+      talkMs / 2,
+      () => void pressKeys(sim, call, action, digits, () => finish(sim, call, 'completed')),
+    );
   }
   sim.changed();
 }

@@ -9,7 +9,9 @@ export async function addSuppression(ctx: Context, args: string[]): Promise<numb
   const phone = one(args, 'suppressions add <phone> [--reason R] [--expires-at TIME]');
   const expiresAt = ctx.values['expires-at'];
   if (expiresAt !== undefined && !Number.isFinite(Date.parse(expiresAt)))
-    throw new UsageError(`--expires-at must be an ISO 8601 time such as 2027-01-31T00:00:00Z (got "${expiresAt}")`);
+    throw new UsageError(
+      `--expires-at must be an ISO 8601 time such as 2027-01-31T00:00:00Z (got "${expiresAt}")`,
+    );
   const stored = await ctx.client.putSuppression(phone, {
     ...(ctx.values.reason === undefined ? {} : { reason: ctx.values.reason }),
     ...(expiresAt === undefined ? {} : { expires_at: new Date(expiresAt).toISOString() }),
@@ -71,7 +73,10 @@ export async function importSuppressions(ctx: Context, args: string[]): Promise<
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Exit(EXIT.invalidInput, `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}`);
+    throw new Exit(
+      EXIT.invalidInput,
+      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'unreadable')}`,
+    );
   }
   const { imported } = await ctx.client.importSuppressions(text);
   ctx.io.stdout.write(`${imported}\n`);

@@ -9,18 +9,18 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { accountShardCaps, accountShardProbes } from '../../core/account-shards.ts';
 import { holderOf } from '../../core/model.ts';
-import { frequencyWindow } from '../../core/recipients.ts';
-import {
-  type AccountLimits,
-  type AcquireResult,
-  type QueuedJob,
-  type RecipientChecks,
-  type Release,
-  type ReleaseResult,
-  type RunReader,
-  type SlotStore,
-  type WaveResult,
+import type {
+  AccountLimits,
+  AcquireResult,
+  QueuedJob,
+  RecipientChecks,
+  Release,
+  ReleaseResult,
+  RunReader,
+  SlotStore,
+  WaveResult,
 } from '../../core/ports.ts';
+import { frequencyWindow } from '../../core/recipients.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';

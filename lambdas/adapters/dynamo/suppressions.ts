@@ -49,7 +49,9 @@ export class DynamoSuppressions implements SuppressionStore {
     const distinct = [...new Set(phones)];
     // BatchGetItem takes 100 keys a request; keys left unprocessed are asked again after a backoff.
     for (let i = 0; i < distinct.length; i += 100) {
-      let pending: Record<string, unknown>[] = distinct.slice(i, i + 100).map((phone) => keys.suppression(phone));
+      let pending: Record<string, unknown>[] = distinct
+        .slice(i, i + 100)
+        .map((phone) => keys.suppression(phone));
       for (let round = 0; pending.length > 0; round++) {
         const { Responses, UnprocessedKeys } = await this.t.doc.send(
           new BatchGetCommand({
@@ -64,7 +66,8 @@ export class DynamoSuppressions implements SuppressionStore {
         );
         for (const item of Responses?.[this.t.name] ?? []) {
           const until = typeof item.until === 'string' ? item.until : undefined;
-          if (isInForce(until === undefined ? {} : { expiresAt: until }, nowMs)) found.add(String(item.phone));
+          if (isInForce(until === undefined ? {} : { expiresAt: until }, nowMs))
+            found.add(String(item.phone));
         }
         pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
         if (pending.length > 0) {

@@ -118,7 +118,11 @@ export class SuppressionsView {
                   'td',
                   {},
                   item.run_id
-                    ? h('a', { href: `#/runs/${encodeURIComponent(item.run_id)}` }, h('code', {}, item.run_id))
+                    ? h(
+                        'a',
+                        { href: `#/runs/${encodeURIComponent(item.run_id)}` },
+                        h('code', {}, item.run_id),
+                      )
                     : '–',
                 ),
                 h('td', {}, dateTime(item.created_at)),
