@@ -45,7 +45,7 @@ beforeAll(async () => {
     port: 0,
     pollers: 4,
     retryVisibilitySeconds: 1,
-    simulator: { queuedMs: 0, ringMs: 100, talkMs: 1_000, jitter: 0.5 },
+    simulator: { queuedMs: 0, ringMs: 100, talkMs: 800, jitter: 0.5 },
     functionEnv: {
       POWERTOOLS_LOG_LEVEL: 'ERROR',
       RECIPIENT_MAX_CALLS: String(MAX_CALLS),
@@ -113,9 +113,9 @@ describe('the suppression list', () => {
   });
 
   it('numbers suppressed while dispatchers dial them are never dialed once the PUT has returned', async () => {
-    // Two runs over the same 80 numbers, racing four pollers; numbers are suppressed one by one
+    // Two runs over the same 40 numbers, racing four pollers; numbers are suppressed one by one
     // just ahead of where the dialing is, so that some suppressions land as their leads are taken.
-    const phones = numbers('3', 80);
+    const phones = numbers('3', 40);
     const leads = phones.map((phone, i) => ({ phone, row: i }));
     const runs = await Promise.all([0, 1].map(() => postRun(stack.apiUrl, { leads, concurrency: 6 })));
     for (const run of runs) expect(run.status).toBe(202);
@@ -132,7 +132,7 @@ describe('the suppression list', () => {
       expect(res.status).toBe(200);
       suppressedAt.set(phone, performance.timeOrigin + performance.now());
     }
-    for (const run of runs) await waitForRunCompleted(stack.apiUrl, run.body.run_id, { timeoutMs: 150_000 });
+    for (const run of runs) await waitForRunCompleted(stack.apiUrl, run.body.run_id, { timeoutMs: 300_000 });
 
     let decidedBefore = 0;
     let refused = 0;
@@ -167,20 +167,20 @@ describe('the suppression list', () => {
     for (const run of runs) {
       const view = await api('GET', `/runs/${run.body.run_id}`);
       const outcomes = view.body.outcomes as Record<string, number>;
-      expect((outcomes.suppressed ?? 0) + (outcomes.completed ?? 0)).toBe(80);
+      expect((outcomes.suppressed ?? 0) + (outcomes.completed ?? 0)).toBe(40);
       expect(view.body).toMatchObject({ status: 'completed', in_progress: 0, queued: 0 });
     }
     for (const phone of phones.filter((p) => !targets.includes(p))) expect(createsTo(phone)).toHaveLength(2);
-  }, 200_000);
+  }, 420_000);
 });
 
 describe('the frequency cap', () => {
   it(`three concurrent runs sharing numbers: each number called at most ${MAX_CALLS} times in the window`, async () => {
-    const phones = numbers('4', 30);
+    const phones = numbers('4', 20);
     const leads = phones.map((phone) => ({ phone }));
     const runs = await Promise.all([0, 1, 2].map(() => postRun(stack.apiUrl, { leads, concurrency: 5 })));
     for (const run of runs) expect(run.status).toBe(202);
-    for (const run of runs) await waitForRunCompleted(stack.apiUrl, run.body.run_id, { timeoutMs: 150_000 });
+    for (const run of runs) await waitForRunCompleted(stack.apiUrl, run.body.run_id, { timeoutMs: 300_000 });
 
     // The double's count: never more than the cap per number; and the cap was reached, not avoided.
     for (const phone of phones) expect(createsTo(phone).length, phone).toBe(MAX_CALLS);
@@ -195,7 +195,7 @@ describe('the frequency cap', () => {
     }
     // Three leads per number, two calls: one lead per number ended uncalled.
     expect(capped).toBe(phones.length);
-  }, 200_000);
+  }, 360_000);
 
   it('with frequency_cap "wait", a lead over the cap stays queued until its number’s next window', async () => {
     const phones = numbers('4', 2); // called twice already by the test above
@@ -236,7 +236,7 @@ describe('opt-out by keypress', () => {
         digit: '9',
         message: null,
       });
-      await waitForRunCompleted(stack.apiUrl, first.body.run_id, { timeoutMs: 60_000 });
+      await waitForRunCompleted(stack.apiUrl, first.body.run_id, { timeoutMs: 120_000 });
 
       const [call] = createsTo(target);
       expect(call?.twiml).toContain('<Gather input="dtmf" numDigits="1"');
@@ -254,7 +254,7 @@ describe('opt-out by keypress', () => {
 
       const later = await postRun(stack.apiUrl, { leads });
       expect(later.status).toBe(202);
-      await waitForRunCompleted(stack.apiUrl, later.body.run_id, { timeoutMs: 60_000 });
+      await waitForRunCompleted(stack.apiUrl, later.body.run_id, { timeoutMs: 120_000 });
       expect(createsTo(target)).toHaveLength(1);
       const calls = (await api('GET', `/runs/${later.body.run_id}/calls?reveal_phone=true`)).body
         .calls as Record<string, unknown>[];
@@ -268,7 +268,7 @@ describe('opt-out by keypress', () => {
     } finally {
       sim.configure({ behavior: () => ({ outcome: 'completed' }) });
     }
-  }, 120_000);
+  }, 300_000);
 
   it('a keypress whose signature is not Twilio’s changes nothing (403)', async () => {
     const [phone] = numbers('5', 4).slice(3) as [string];
