@@ -604,7 +604,7 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
   test('the suppression page: add, search, import a CSV (bad line named, nothing imported), remove', async () => {
     const [added, first, second] = phones(3) as [string, string, string];
     await page.goto(`${stack.apiUrl}/#/suppressions`);
-    await page.getByLabel('Phone number').fill(added);
+    await page.getByLabel('Phone number', { exact: true }).fill(added);
     await page.getByLabel('Reason (optional)').fill('complaint');
     await page.getByRole('button', { name: 'Suppress' }).click();
     await expect
@@ -612,7 +612,7 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
       .toContain(`${added} is suppressed (complaint)`);
 
     // A number the API refuses: its reason, on the page.
-    await page.getByLabel('Phone number').fill('+1 555');
+    await page.getByLabel('Phone number', { exact: true }).fill('+1 555');
     await page.getByRole('button', { name: 'Suppress' }).click();
     await expect.poll(() => page.locator('#suppress-result [role="alert"]').textContent()).toContain('phone');
 

@@ -195,6 +195,7 @@ describe('functions', () => {
         'TWILIO_FROM_NUMBER',
         'RING_TIMEOUT_SECONDS',
         'CALL_TIME_LIMIT_SECONDS',
+        'SUPPRESSION_CHECK', // the frequency cap's two are set only with -c recipientMaxCalls
       ],
       webhook: ['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID'],
       // No webhook configured here: the events go to the bus only (test/infra/events.test.ts has one).
