@@ -32,6 +32,10 @@ export interface DialgateConfig {
   /** Account-wide limits (ACCOUNT_MAX_CONCURRENT_CALLS, ACCOUNT_CALLS_PER_SECOND); unset = none. */
   readonly accountMaxConcurrentCalls?: number | undefined;
   readonly accountCallsPerSecond?: number | undefined;
+  /** The suppression list checked in every acquire (SUPPRESSION_CHECK); a frequency cap per number. */
+  readonly suppressionCheck: 'on' | 'off';
+  readonly recipientMaxCalls?: number | undefined;
+  readonly recipientWindowHours?: number | undefined;
   /** Caller ids and TwiML URL prefixes runs may choose; the largest inline TwiML a run may carry. */
   readonly allowedFromNumbers: string[];
   readonly twimlUrlAllowedPrefixes: string[];
@@ -86,6 +90,9 @@ export function readConfig(node: Node): DialgateConfig {
     ),
     accountMaxConcurrentCalls: read('accountMaxConcurrentCalls', ENV.ACCOUNT_MAX_CONCURRENT_CALLS),
     accountCallsPerSecond: read('accountCallsPerSecond', ENV.ACCOUNT_CALLS_PER_SECOND),
+    suppressionCheck: read('suppressionCheck', ENV.SUPPRESSION_CHECK),
+    recipientMaxCalls: read('recipientMaxCalls', ENV.RECIPIENT_MAX_CALLS),
+    recipientWindowHours: read('recipientWindowHours', ENV.RECIPIENT_WINDOW_HOURS),
     allowedFromNumbers: read('allowedFromNumbers', ENV.ALLOWED_FROM_NUMBERS),
     twimlUrlAllowedPrefixes: read('twimlUrlAllowedPrefixes', ENV.TWIML_URL_ALLOWED_PREFIXES),
     maxTwimlBytes: read('maxTwimlBytes', ENV.MAX_TWIML_BYTES),
@@ -116,6 +123,13 @@ export function readConfig(node: Node): DialgateConfig {
     });
     problems.push(...phones.map((problem) => `-c ${problem}`));
   }
+  if (
+    problems.length === 0 &&
+    (config.recipientMaxCalls === undefined) !== (config.recipientWindowHours === undefined)
+  )
+    problems.push(
+      '-c recipientMaxCalls and -c recipientWindowHours: set both for a frequency cap, or neither',
+    );
   if (problems.length === 0 && config.defaultConcurrency > config.maxConcurrency) {
     problems.push(
       `-c defaultConcurrency (${config.defaultConcurrency}) exceeds -c maxConcurrency (${config.maxConcurrency})`,

@@ -145,6 +145,10 @@ export class StatelessStack extends Stack {
         // Account-wide limits across all runs, taken in the same transaction as a run's slot.
         ACCOUNT_MAX_CONCURRENT_CALLS: config.accountMaxConcurrentCalls?.toString(),
         ACCOUNT_CALLS_PER_SECOND: config.accountCallsPerSecond?.toString(),
+        // Per-number checks in the same transaction: the suppression list, the frequency cap.
+        SUPPRESSION_CHECK: config.suppressionCheck,
+        RECIPIENT_MAX_CALLS: config.recipientMaxCalls?.toString(),
+        RECIPIENT_WINDOW_HOURS: config.recipientWindowHours?.toString(),
         ...calls,
       });
     dispatcher.addEventSource(
@@ -315,6 +319,16 @@ export class StatelessStack extends Stack {
       run.addResource(control).addMethod('POST', integration, perRun);
     run.addResource('leads').addMethod('POST', integration, perRun);
     run.addResource('calls').addMethod('GET', integration, perRun);
+    // The suppression list: pages and a CSV import; one number read, added or removed.
+    const suppressions = api.root.addResource('suppressions');
+    suppressions.addMethod('GET', integration, { requestValidator: validator });
+    suppressions.addMethod('POST', integration, { requestValidator: validator });
+    const suppression = suppressions.addResource('{phone}');
+    const perPhone = {
+      requestValidator: validator,
+      requestParameters: { 'method.request.path.phone': true },
+    };
+    for (const method of ['GET', 'PUT', 'DELETE']) suppression.addMethod(method, integration, perPhone);
     // The OpenAPI document is public: it describes the API and holds no data, and code generators,
     // gateways and the console's reference page fetch it before they have credentials. The stage's
     // throttling still applies, and the function answers it from its bundle (no table, no queue).

@@ -17,6 +17,7 @@ export type Call = Schemas['CallView'];
 export type CreateRunResult = Schemas['CreatedRun'];
 export type ErrorDetail = Schemas['ErrorDetail'];
 export type Lead = Schemas['Lead'];
+export type Suppression = Schemas['Suppression'];
 type FromRunOutcome = Schemas['FromRun']['outcomes'][number];
 
 export interface Page<T> {
@@ -157,7 +158,13 @@ export class ApiClient {
 
   async listCalls(
     runId: string,
-    options: { status?: string; limit?: number; cursor?: string; revealPhone?: boolean } = {},
+    options: {
+      status?: string;
+      outcome?: string;
+      limit?: number;
+      cursor?: string;
+      revealPhone?: boolean;
+    } = {},
   ): Promise<Page<Call>> {
     const page = await this.call((signal) =>
       this.http.GET('/runs/{run_id}/calls', {
@@ -165,6 +172,7 @@ export class ApiClient {
           path: { run_id: runId },
           query: {
             ...(options.status === undefined ? {} : { status: options.status }),
+            ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
             ...(options.limit === undefined ? {} : { limit: String(options.limit) }),
             ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
             ...(options.revealPhone ? { reveal_phone: 'true' as const } : {}),
@@ -174,6 +182,60 @@ export class ApiClient {
       }),
     );
     return { items: page.calls, nextCursor: page.next_cursor ?? undefined };
+  }
+
+  /** Suppresses a number (any form the API reads: E.164, or national with its DEFAULT_COUNTRY). */
+  putSuppression(phone: string, body: { reason?: string; expires_at?: string } = {}): Promise<Suppression> {
+    return this.call((signal) =>
+      this.http.PUT('/suppressions/{phone}', { params: { path: { phone } }, body, signal }),
+    );
+  }
+
+  /** Lifts a suppression; the API's 404 when the number was not suppressed. */
+  async deleteSuppression(phone: string): Promise<void> {
+    let result: { error?: unknown; response: Response };
+    try {
+      result = await this.http.DELETE('/suppressions/{phone}', {
+        params: { path: { phone } },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new UnreachableError(
+        `cannot reach the API at ${this.baseUrl} (${cause?.code ?? cause?.message ?? (error as Error).message})`,
+      );
+    }
+    if (!result.response.ok) throw toApiError(result.response.status, result.error);
+  }
+
+  async listSuppressions(
+    options: { prefix?: string; limit?: number; cursor?: string } = {},
+  ): Promise<Page<Suppression>> {
+    const page = await this.call((signal) =>
+      this.http.GET('/suppressions', {
+        params: {
+          query: {
+            ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+            ...(options.limit === undefined ? {} : { limit: String(options.limit) }),
+            ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+          },
+        },
+        signal,
+      }),
+    );
+    return { items: page.suppressions, nextCursor: page.next_cursor ?? undefined };
+  }
+
+  /** A CSV file of numbers, imported whole or not at all. */
+  importSuppressions(csv: string): Promise<{ imported: number }> {
+    return this.call((signal) =>
+      this.http.POST('/suppressions', {
+        body: csv,
+        bodySerializer: (body: string) => body,
+        headers: { 'content-type': 'text/csv' },
+        signal,
+      }),
+    );
   }
 }
 

@@ -54,6 +54,26 @@ export interface paths {
     /** A run’s leads and their calls, in lead order */
     get: operations["listCalls"];
   };
+  "/suppressions": {
+    /** The suppression list, in E.164 order */
+    get: operations["listSuppressions"];
+    /**
+     * Import suppressions from a CSV file
+     * @description Every row or none: one invalid row refuses the file, each problem named by its line.
+     */
+    post: operations["importSuppressions"];
+  };
+  "/suppressions/{phone}": {
+    /** Is this number suppressed? */
+    get: operations["getSuppression"];
+    /**
+     * Suppress a number
+     * @description Adds or replaces the number’s suppression. Once this answers, no lead with this number is dialed: the check is a condition of the transaction that takes the lead’s slot, and such a lead ends with outcome `suppressed`. A client’s own TwiML app records an opt-out with `{"reason": "opt-out"}`.
+     */
+    put: operations["putSuppression"];
+    /** Lift a number’s suppression */
+    delete: operations["deleteSuppression"];
+  };
   "/openapi.json": {
     /**
      * This document
@@ -99,6 +119,8 @@ export interface components {
       window?: components["schemas"]["WindowRequest"] | null;
       from?: string | null;
       phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
+      frequency_cap?: ("end" | "wait") | null;
+      opt_out?: components["schemas"]["OptOutRequest"] | null;
       twiml_url?: string | null;
       twiml?: string | null;
       start_at?: string | null;
@@ -112,6 +134,8 @@ export interface components {
       window?: components["schemas"]["WindowRequest"] | null;
       from?: string | null;
       phone_types?: (("mobile" | "fixed_line" | "fixed_line_or_mobile" | "voip" | "toll_free" | "premium_rate" | "shared_cost" | "personal_number" | "pager" | "uan" | "voicemail")[]) | null;
+      frequency_cap?: ("end" | "wait") | null;
+      opt_out?: components["schemas"]["OptOutRequest"] | null;
       twiml_url?: string | null;
       twiml?: string | null;
       start_at?: string | null;
@@ -188,6 +212,21 @@ export interface components {
       end: string;
     };
     /**
+     * @description An opt-out by keypress: the call’s content is played inside a `<Gather numDigits="1">` whose action is dialgate’s webhook; pressing `digit` suppresses the number (reason `opt-out`, with the run and the time) and the callee hears goodbye. Content that cannot be nested in a Gather (a `twiml_url`, or TwiML with verbs other than Say, Play and Pause) is played after the message.
+     * @example {
+     *   "digit": "9",
+     *   "message": "To stop these calls, press 9."
+     * }
+     */
+    OptOutRequest: {
+      /**
+       * @description The key: 0-9, * or #.
+       * @example 9
+       */
+      digit: string;
+      message?: string | null;
+    };
+    /**
      * @description The failure breaker: once at least `min_calls` attempts have ended and more than `failed_ratio` of the last `min_calls` of them failed (Twilio outcome `failed`, or the number refused by Twilio), the run pauses itself with a `pause_reason`. Live calls finish; resume as usual. The count starts again at every pause and resume.
      * @example {
      *   "failed_ratio": 0.5,
@@ -223,7 +262,7 @@ export interface components {
        */
       run_id: string;
       /** @description A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome. */
-      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected")[];
+      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected" | "frequency_capped")[];
     };
     /**
      * @description A header row with a `phone` column (any case), then one lead per row; every other column is a lead field (an empty cell is an absent field). UTF-8, a byte order mark allowed. Problems are named by line, counting the header as line 1.
@@ -245,6 +284,25 @@ export interface components {
      */
     AppendLeadsRequest: {
       leads: components["schemas"]["Lead"][];
+    };
+    /**
+     * @description A header row with a `phone` column (any case) and optionally `reason` and `expires_at`, then one number per row. Every row is checked first: one bad row refuses the file (nothing imported), each problem named by its line (header = line 1).
+     * @example phone,reason
+     * +972524118203,dnc-registry
+     * +14155550123,complaint
+     */
+    SuppressionsCsv: string;
+    /**
+     * @description Optional details of a suppression; an empty body (or none) suppresses for good.
+     * @example {
+     *   "reason": "opt-out",
+     *   "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f"
+     * }
+     */
+    SuppressionRequest: {
+      reason?: string | null;
+      expires_at?: string | null;
+      run_id?: string | null;
     };
     /**
      * @description The run was created (or, for a retried Idempotency-Key, found) and its leads queued.
@@ -420,7 +478,12 @@ export interface components {
      *   "pause_reason": null,
      *   "start_at": null,
      *   "expires_at": null,
-     *   "pause_when": null
+     *   "pause_when": null,
+     *   "frequency_cap": "end",
+     *   "opt_out": {
+     *     "digit": "9",
+     *     "message": null
+     *   }
      * }
      */
     RunView: {
@@ -476,6 +539,16 @@ export interface components {
         failed_ratio: number;
         min_calls: number;
       } | null;
+      /**
+       * @description What a lead over the frequency cap does: `end` uncalled, or `wait` for its window.
+       * @enum {string}
+       */
+      frequency_cap: "end" | "wait";
+      /** @description The run’s opt-out by keypress; null: none. */
+      opt_out: ({
+        digit: string;
+        message: string | null;
+      }) | null;
     };
     /** @description A held slot: whose call it is, and since when. */
     LiveCall: {
@@ -561,6 +634,16 @@ export interface components {
         failed_ratio: number;
         min_calls: number;
       } | null;
+      /**
+       * @description What a lead over the frequency cap does: `end` uncalled, or `wait` for its window.
+       * @enum {string}
+       */
+      frequency_cap: "end" | "wait";
+      /** @description The run’s opt-out by keypress; null: none. */
+      opt_out: ({
+        digit: string;
+        message: string | null;
+      }) | null;
       /** @description Leads added by this request. */
       appended: number;
       /**
@@ -635,6 +718,48 @@ export interface components {
      * @enum {string}
      */
     JobStatus: "queued" | "dialing" | "calling" | "completed" | "failed" | "canceled";
+    /** @description A page of the suppression list, in E.164 order (expired ones left out; a page may then be shorter than `limit` while `next_cursor` is still set). */
+    SuppressionList: {
+      suppressions: components["schemas"]["Suppression"][];
+      /** @description Pass it back as `cursor` for the next page; null on the last page. */
+      next_cursor: string | null;
+    };
+    /**
+     * @description A number dialgate will not call: checked in the same transaction that takes a slot for its lead, so a lead whose number is suppressed before its dial ends with outcome `suppressed`, uncalled.
+     * @example {
+     *   "phone": "+972524118203",
+     *   "reason": "opt-out",
+     *   "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f",
+     *   "created_at": "2026-11-29T09:30:00.000Z",
+     *   "expires_at": null
+     * }
+     */
+    Suppression: {
+      /**
+       * @description E.164, as stored and checked.
+       * @example +972524118203
+       */
+      phone: string;
+      reason: string;
+      run_id: string | null;
+      /**
+       * Format: date-time
+       * @description An ISO 8601 time, UTC.
+       * @example 2026-11-29T09:30:00.000Z
+       */
+      created_at: string;
+      expires_at: string | null;
+    };
+    /**
+     * @description Every row was imported.
+     * @example {
+     *   "imported": 2
+     * }
+     */
+    SuppressionsImported: {
+      /** @description Distinct numbers suppressed (added or replaced). */
+      imported: number;
+    };
   };
   responses: {
     /** @description The request is invalid; `details` names every problem (field, lead row, CSV line). Nothing was changed. */
@@ -753,6 +878,15 @@ export interface components {
         "application/json": components["schemas"]["Error"];
       };
     };
+    /** @description The number is not suppressed (or its suppression has expired). */
+    SuppressionNotFound: {
+      headers: {
+        "x-amzn-RequestId": components["headers"]["RequestId"];
+      };
+      content: {
+        "application/json": components["schemas"]["Error"];
+      };
+    };
   };
   parameters: never;
   requestBodies: never;
@@ -816,6 +950,9 @@ export interface operations {
         twiml_url?: string;
         twiml?: string;
         phone_types?: string;
+        frequency_cap?: "end" | "wait";
+        "opt_out.digit"?: string;
+        "opt_out.message"?: string;
       };
       header?: {
         "Idempotency-Key"?: string;
@@ -1015,6 +1152,7 @@ export interface operations {
         limit?: string;
         cursor?: string;
         status?: string;
+        outcome?: string;
         reveal_phone?: "true" | "false";
       };
       path: {
@@ -1036,6 +1174,141 @@ export interface operations {
       401: components["responses"]["Unauthorized"];
       403: components["responses"]["Forbidden"];
       404: components["responses"]["NotFound"];
+      429: components["responses"]["Throttled"];
+      500: components["responses"]["InternalError"];
+    };
+  };
+  /** The suppression list, in E.164 order */
+  listSuppressions: {
+    parameters: {
+      query?: {
+        limit?: string;
+        cursor?: string;
+        prefix?: string;
+      };
+    };
+    responses: {
+      /** @description A page of suppressions. */
+      200: {
+        headers: {
+          "x-amzn-RequestId": components["headers"]["RequestId"];
+        };
+        content: {
+          "application/json": components["schemas"]["SuppressionList"];
+        };
+      };
+      400: components["responses"]["InvalidRequest"];
+      401: components["responses"]["Unauthorized"];
+      403: components["responses"]["Forbidden"];
+      429: components["responses"]["Throttled"];
+      500: components["responses"]["InternalError"];
+    };
+  };
+  /**
+   * Import suppressions from a CSV file
+   * @description Every row or none: one invalid row refuses the file, each problem named by its line.
+   */
+  importSuppressions: {
+    requestBody: {
+      content: {
+        "text/csv": components["schemas"]["SuppressionsCsv"];
+      };
+    };
+    responses: {
+      /** @description Every row was imported. */
+      200: {
+        headers: {
+          "x-amzn-RequestId": components["headers"]["RequestId"];
+        };
+        content: {
+          "application/json": components["schemas"]["SuppressionsImported"];
+        };
+      };
+      400: components["responses"]["InvalidRequest"];
+      401: components["responses"]["Unauthorized"];
+      403: components["responses"]["Forbidden"];
+      415: components["responses"]["UnsupportedMediaType"];
+      429: components["responses"]["Throttled"];
+      500: components["responses"]["InternalError"];
+    };
+  };
+  /** Is this number suppressed? */
+  getSuppression: {
+    parameters: {
+      path: {
+        /** @description The number: E.164 with its `+` (or `%2B`), or a national number when the deployment sets `DEFAULT_COUNTRY`; read as leads are and stored in E.164. An invalid number is 400. */
+        phone: string;
+      };
+    };
+    responses: {
+      /** @description The number’s suppression. */
+      200: {
+        headers: {
+          "x-amzn-RequestId": components["headers"]["RequestId"];
+        };
+        content: {
+          "application/json": components["schemas"]["Suppression"];
+        };
+      };
+      400: components["responses"]["InvalidRequest"];
+      401: components["responses"]["Unauthorized"];
+      403: components["responses"]["Forbidden"];
+      404: components["responses"]["SuppressionNotFound"];
+      429: components["responses"]["Throttled"];
+      500: components["responses"]["InternalError"];
+    };
+  };
+  /**
+   * Suppress a number
+   * @description Adds or replaces the number’s suppression. Once this answers, no lead with this number is dialed: the check is a condition of the transaction that takes the lead’s slot, and such a lead ends with outcome `suppressed`. A client’s own TwiML app records an opt-out with `{"reason": "opt-out"}`.
+   */
+  putSuppression: {
+    parameters: {
+      path: {
+        /** @description The number: E.164 with its `+` (or `%2B`), or a national number when the deployment sets `DEFAULT_COUNTRY`; read as leads are and stored in E.164. An invalid number is 400. */
+        phone: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["SuppressionRequest"];
+      };
+    };
+    responses: {
+      /** @description The suppression as stored. */
+      200: {
+        headers: {
+          "x-amzn-RequestId": components["headers"]["RequestId"];
+        };
+        content: {
+          "application/json": components["schemas"]["Suppression"];
+        };
+      };
+      400: components["responses"]["InvalidRequest"];
+      401: components["responses"]["Unauthorized"];
+      403: components["responses"]["Forbidden"];
+      415: components["responses"]["UnsupportedMediaType"];
+      429: components["responses"]["Throttled"];
+      500: components["responses"]["InternalError"];
+    };
+  };
+  /** Lift a number’s suppression */
+  deleteSuppression: {
+    parameters: {
+      path: {
+        /** @description The number: E.164 with its `+` (or `%2B`), or a national number when the deployment sets `DEFAULT_COUNTRY`; read as leads are and stored in E.164. An invalid number is 400. */
+        phone: string;
+      };
+    };
+    responses: {
+      /** @description Removed; the number may be called again. */
+      204: {
+        content: never;
+      };
+      400: components["responses"]["InvalidRequest"];
+      401: components["responses"]["Unauthorized"];
+      403: components["responses"]["Forbidden"];
+      404: components["responses"]["SuppressionNotFound"];
       429: components["responses"]["Throttled"];
       500: components["responses"]["InternalError"];
     };

@@ -58,6 +58,11 @@ export const OPTIONS = {
   interval: { type: 'string' },
   hangup: { type: 'boolean' },
   status: { type: 'string' },
+  outcome: { type: 'string' },
+  reason: { type: 'string' },
+  // Both `suppressions add` (the suppression's end) and `runs create` (the run's expiry).
+  'expires-at': { type: 'string' },
+  prefix: { type: 'string' },
   'from-run': { type: 'string' },
   // Run options of `runs create` (clients/cli/run-options.ts turns them into the request's fields).
   'retry-on': { type: 'string' },
@@ -72,7 +77,6 @@ export const OPTIONS = {
   'twiml-url': { type: 'string' },
   twiml: { type: 'string' },
   'start-at': { type: 'string' },
-  'expires-at': { type: 'string' },
   'pause-failed-ratio': { type: 'string' },
   'pause-min-calls': { type: 'string' },
   'reveal-phone': { type: 'boolean' },
@@ -116,7 +120,11 @@ export const ALLOWED: Record<string, (keyof Values)[]> = {
   'runs pause': [],
   'runs resume': [],
   'runs cancel': ['hangup'],
-  calls: ['status', 'format', 'limit', 'reveal-phone', 'utc'],
+  calls: ['status', 'outcome', 'format', 'limit', 'reveal-phone', 'utc'],
+  'suppressions add': ['reason', 'expires-at', 'utc'],
+  'suppressions remove': [],
+  'suppressions list': ['prefix', 'limit', 'cursor', 'format', 'utc'],
+  'suppressions import': [],
 };
 
 /**

@@ -19,6 +19,12 @@ import {
 } from './args.ts';
 import { listCalls } from './commands/calls.ts';
 import { control, createRun, listRuns, showRun } from './commands/runs.ts';
+import {
+  addSuppression,
+  importSuppressions,
+  listSuppressions,
+  removeSuppression,
+} from './commands/suppressions.ts';
 import { watchRun } from './commands/watch.ts';
 import { DEFAULT_API_URL, USAGE, VERSION } from './usage.ts';
 
@@ -38,13 +44,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return values.help ? EXIT.ok : EXIT.usage;
     }
     const [group, sub, ...rest] = positionals;
-    const command = group === 'runs' ? `runs ${sub ?? ''}`.trim() : (group ?? '');
-    const args = group === 'runs' ? rest : positionals.slice(1);
+    const grouped = group === 'runs' || group === 'suppressions';
+    const command = grouped ? `${group} ${sub ?? ''}`.trim() : (group ?? '');
+    const args = grouped ? rest : positionals.slice(1);
     if (!(command in ALLOWED)) {
       throw new UsageError(
         group === 'runs' && sub === undefined
           ? 'runs needs a subcommand: create, list, show, watch, pause, resume or cancel'
-          : `unknown command "${command}"`,
+          : group === 'suppressions' && sub === undefined
+            ? 'suppressions needs a subcommand: add, remove, list or import'
+            : `unknown command "${command}"`,
       );
     }
     for (const name of Object.keys(values) as (keyof Values)[]) {
@@ -72,6 +81,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'runs resume':
       case 'runs cancel':
         return await control(ctx, command.slice(5) as RunAction, one(args, `${command} <run-id>`));
+      case 'suppressions add':
+        return await addSuppression(ctx, args);
+      case 'suppressions remove':
+        return await removeSuppression(ctx, args);
+      case 'suppressions list':
+        return await listSuppressions(ctx, args);
+      case 'suppressions import':
+        return await importSuppressions(ctx, args);
       default:
         return await listCalls(ctx, one(args, 'calls <run-id>'));
     }

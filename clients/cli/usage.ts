@@ -21,9 +21,20 @@ Commands:
   runs resume <run-id>
   runs cancel <run-id> [--hangup]
                           Cancel the leads not dialed yet (--hangup: end live calls too)
-  calls <run-id> [--status S] [--format table|csv|json] [--limit N] [--reveal-phone]
+  calls <run-id> [--status S] [--outcome O] [--format table|csv|json] [--limit N] [--reveal-phone]
                           The run's calls, every page; S is one status or several with
-                          commas: queued, dialing, calling, completed, failed, canceled
+                          commas: queued, dialing, calling, completed, failed, canceled;
+                          O one outcome or several: e.g. suppressed,frequency_capped or busy
+  suppressions add <phone> [--reason R] [--expires-at TIME]
+                          Never call this number (until TIME, ISO 8601, when given);
+                          R e.g. opt-out, dnc-registry (default manual)
+  suppressions remove <phone>
+                          The number may be called again
+  suppressions list [--prefix DIGITS] [--limit N] [--cursor C] [--format table|json]
+                          The suppression list in E.164 order (N up to 100, default 50)
+  suppressions import <numbers.csv>
+                          A CSV with a phone column (reason, expires_at optional): every
+                          row or none; bad rows are named by line
 
 Run options (runs create; lists take commas; the API checks every value):
   --retry-on O,…  --retry-delay SECONDS  --max-attempts N
@@ -56,7 +67,7 @@ Exit codes:
   0    done (runs watch: the run completed)
   1    the API failed or refused the request, or the watched run was canceled
   2    usage: unknown command or option, missing or bad argument
-  3    not found: no such run
+  3    not found: no such run, or (suppressions remove) a number that is not suppressed
   4    invalid input: the CSV is missing, unreadable or invalid, or the API refused the leads
   5    the API cannot be reached
   130  interrupted

@@ -2,7 +2,8 @@
 // implements every role of the port by handing each to the part that owns it (lambdas/adapters/dynamo):
 // runs.ts (run items), ingest.ts (lead chunks), queue.ts (queued jobs, wake-ups), slots.ts (the
 // semaphore), account.ts (account-wide limits), controls.ts (pause, resume, cancel, start, expiry),
-// breaker.ts (the failure breaker's window), listings.ts (pages for clients); table.ts holds the conditional-write plumbing and items.ts the item mapping.
+// breaker.ts (the failure breaker's window), listings.ts (pages for clients), suppressions.ts (the
+// do-not-call list); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
@@ -14,15 +15,18 @@ import type {
   ControlResult,
   CreateRunResult,
   IdempotencyClaim,
+  JobPageRequest,
   LeadReservation,
   NewRun,
   Page,
   PageRequest,
   QueuedJob,
+  RecipientChecks,
   Release,
   ReleaseResult,
   ReservationResult,
   RunStore,
+  Suppression,
   WaveResult,
 } from '../core/ports.ts';
 import { DynamoAccount } from './dynamo/account.ts';
@@ -33,6 +37,7 @@ import { DynamoListings } from './dynamo/listings.ts';
 import { DynamoQueue } from './dynamo/queue.ts';
 import { DynamoRuns } from './dynamo/runs.ts';
 import { DynamoSlots } from './dynamo/slots.ts';
+import { DynamoSuppressions } from './dynamo/suppressions.ts';
 import { DynamoTable } from './dynamo/table.ts';
 
 export interface DynamoRunStoreOptions {
@@ -63,6 +68,7 @@ export class DynamoRunStore implements RunStore {
   private readonly controls: DynamoControls;
   private readonly listings: DynamoListings;
   private readonly breaker: DynamoBreaker;
+  private readonly suppressions: DynamoSuppressions;
 
   constructor(client: DynamoDBClient, options: DynamoRunStoreOptions) {
     const table = new DynamoTable(client, options);
@@ -74,6 +80,7 @@ export class DynamoRunStore implements RunStore {
     this.controls = new DynamoControls(table, this.runs, this.queue);
     this.listings = new DynamoListings(table, this.runs);
     this.breaker = new DynamoBreaker(table);
+    this.suppressions = new DynamoSuppressions(table);
   }
 
   // RunReader, RunIntakeStore, OpenRunStore
@@ -117,6 +124,9 @@ export class DynamoRunStore implements RunStore {
   deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void> {
     return this.queue.deferJob(runId, job, notBefore);
   }
+  endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'> {
+    return this.queue.endQueuedJob(runId, job, outcome, at);
+  }
   claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean> {
     return this.queue.claimWake(runId, atMs, nowMs);
   }
@@ -128,8 +138,14 @@ export class DynamoRunStore implements RunStore {
   }
 
   // SlotStore
-  acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult> {
-    return this.slots.acquireSlot(runId, job, at, account);
+  acquireSlot(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account?: AccountLimits,
+    checks?: RecipientChecks,
+  ): Promise<AcquireResult> {
+    return this.slots.acquireSlot(runId, job, at, account, checks);
   }
   acquireSlots(
     runId: string,
@@ -137,8 +153,9 @@ export class DynamoRunStore implements RunStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    return this.slots.acquireSlots(runId, concurrency, jobs, at, account);
+    return this.slots.acquireSlots(runId, concurrency, jobs, at, account, checks);
   }
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
     return this.slots.recordCallSid(runId, jobId, attempt, callSid);
@@ -180,11 +197,33 @@ export class DynamoRunStore implements RunStore {
     return this.breaker.countEndedAttempt(runId, epoch, failed, size);
   }
 
+  // SuppressionStore
+  putSuppression(suppression: Suppression): Promise<void> {
+    return this.suppressions.putSuppression(suppression);
+  }
+  putSuppressions(suppressions: Suppression[]): Promise<void> {
+    return this.suppressions.putSuppressions(suppressions);
+  }
+  getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined> {
+    return this.suppressions.getSuppression(phone, nowMs);
+  }
+  suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>> {
+    return this.suppressions.suppressedAmong(phones, nowMs);
+  }
+  deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
+    return this.suppressions.deleteSuppression(phone, nowMs);
+  }
+  listSuppressions(
+    page: PageRequest & { prefix?: string | undefined; nowMs: number },
+  ): Promise<Page<Suppression>> {
+    return this.suppressions.listSuppressions(page);
+  }
+
   // RunQueries
   listRuns(page: PageRequest): Promise<Page<Run>> {
     return this.listings.listRuns(page);
   }
-  listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+  listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     return this.listings.listJobs(runId, page);
   }
 }

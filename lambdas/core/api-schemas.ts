@@ -11,6 +11,9 @@ import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
 import {
+  FREQUENCY_CAP_MODES,
+  MAX_OPT_OUT_MESSAGE,
+  OPT_OUT_DIGIT,
   PAUSE_WHEN_LIMITS,
   RETRY_DEFAULTS,
   RETRY_LIMITS,
@@ -23,8 +26,17 @@ import { FINAL_STATES, JOB_STATES, LIVE_STATES } from './states.ts';
 export const PAGE_DEFAULT = 50;
 export const PAGE_MAX = 100;
 
-/** Final statuses, and the outcomes a lead can end with (Twilio's, and `rejected` for a refused number). */
-export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected'] as const;
+/**
+ * Final statuses, and the outcomes a lead can end with (Twilio's, `rejected` for a refused number,
+ * `frequency_capped` for a number over its cap: calling those again in a later window is the point).
+ */
+export const FROM_RUN_OUTCOMES = [
+  ...FINAL_STATES,
+  'busy',
+  'no-answer',
+  'rejected',
+  'frequency_capped',
+] as const;
 
 const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
 const TIME = '2026-11-29T09:30:00.000Z';
@@ -120,6 +132,30 @@ export const RetryRequest = z
       `Retries. Defaults: on ${JSON.stringify(RETRY_DEFAULTS.on)}, delay_seconds ${RETRY_DEFAULTS.delaySeconds}, ` +
       `max_attempts ${RETRY_DEFAULTS.maxAttempts}.`,
     example: { on: ['busy', 'no-answer'], delay_seconds: 600, max_attempts: 3 },
+  });
+
+export const OptOutRequest = z
+  .strictObject({
+    digit: z.string().regex(OPT_OUT_DIGIT).meta({ description: 'The key: 0-9, * or #.', example: '9' }),
+    message: z
+      .string()
+      .min(1)
+      .max(MAX_OPT_OUT_MESSAGE)
+      .meta({
+        description:
+          'Said first, inside the same <Gather> (default: “To stop calls from us, press <digit>.”).',
+        example: 'To stop these calls, press 9.',
+      })
+      .nullish(),
+  })
+  .meta({
+    id: 'OptOutRequest',
+    description:
+      'An opt-out by keypress: the call’s content is played inside a `<Gather numDigits="1">` whose ' +
+      'action is dialgate’s webhook; pressing `digit` suppresses the number (reason `opt-out`, with the ' +
+      'run and the time) and the callee hears goodbye. Content that cannot be nested in a Gather (a ' +
+      '`twiml_url`, or TwiML with verbs other than Say, Play and Pause) is played after the message.',
+    example: { digit: '9', message: 'To stop these calls, press 9.' },
   });
 
 export const WindowRequest = z
@@ -222,6 +258,17 @@ const runOptionFields = {
       example: ['mobile'],
     })
     .nullish(),
+  frequency_cap: z
+    .enum(FREQUENCY_CAP_MODES)
+    .meta({
+      description:
+        'A lead whose number has had the deployment’s `RECIPIENT_MAX_CALLS` calls in its window (across ' +
+        'all runs): `end` (the default) ends it uncalled with outcome `frequency_capped`; `wait` keeps it ' +
+        'queued until the number’s next window opens.',
+      example: 'wait',
+    })
+    .nullish(),
+  opt_out: OptOutRequest.nullish(),
   twiml_url: z
     .url()
     .meta({
@@ -369,6 +416,13 @@ export const RunView = z
       .strictObject({ failed_ratio: z.number(), min_calls: z.int() })
       .nullable()
       .meta({ description: 'The failure breaker, as asked for.' }),
+    frequency_cap: z.enum(FREQUENCY_CAP_MODES).meta({
+      description: 'What a lead over the frequency cap does: `end` uncalled, or `wait` for its window.',
+    }),
+    opt_out: z
+      .strictObject({ digit: z.string(), message: z.string().nullable() })
+      .nullable()
+      .meta({ description: 'The run’s opt-out by keypress; null: none.' }),
   })
   .meta({
     id: 'RunView',
@@ -403,6 +457,8 @@ export const RunView = z
       start_at: null,
       expires_at: null,
       pause_when: null,
+      frequency_cap: 'end',
+      opt_out: { digit: '9', message: null },
     },
   });
 
@@ -592,6 +648,73 @@ export const GatewayError = z.looseObject({ message: z.string() }).meta({
   example: { message: 'Forbidden' },
 });
 
+// ---- The suppression list ---------------------------------------------------------------------
+
+const SUPPRESSION_REASON_DESCRIPTION =
+  'Why: `opt-out` (the callee pressed the run’s opt-out digit, or your own TwiML app says so), or a ' +
+  'word of your own (`dnc-registry`, `complaint`); a letter, then up to 63 letters, digits, spaces or ' +
+  '`-_.:`. Default `manual`.';
+
+export const SuppressionRequest = z
+  .strictObject({
+    reason: z.string().meta({ description: SUPPRESSION_REASON_DESCRIPTION, example: 'opt-out' }).nullish(),
+    expires_at: Timestamp.meta({
+      description: 'The number may be called again from this time (in the future); absent = for good.',
+    }).nullish(),
+    run_id: RunId.meta({
+      description: 'The run whose call the callee opted out of, for the record.',
+    }).nullish(),
+  })
+  .meta({
+    id: 'SuppressionRequest',
+    description: 'Optional details of a suppression; an empty body (or none) suppresses for good.',
+    example: { reason: 'opt-out', run_id: RUN_ID_EXAMPLE },
+  });
+
+export const SuppressionView = z
+  .strictObject({
+    phone: z.string().meta({ description: 'E.164, as stored and checked.', example: '+972524118203' }),
+    reason: z.string(),
+    run_id: RunId.nullable(),
+    created_at: Timestamp,
+    expires_at: Timestamp.nullable(),
+  })
+  .meta({
+    id: 'Suppression',
+    description:
+      'A number dialgate will not call: checked in the same transaction that takes a slot for its lead, so ' +
+      'a lead whose number is suppressed before its dial ends with outcome `suppressed`, uncalled.',
+    example: {
+      phone: '+972524118203',
+      reason: 'opt-out',
+      run_id: RUN_ID_EXAMPLE,
+      created_at: TIME,
+      expires_at: null,
+    },
+  });
+
+export const SuppressionList = z
+  .strictObject({ suppressions: z.array(SuppressionView), next_cursor: Cursor })
+  .meta({
+    id: 'SuppressionList',
+    description:
+      'A page of the suppression list, in E.164 order (expired ones left out; a page may then be shorter ' +
+      'than `limit` while `next_cursor` is still set).',
+  });
+
+export const SuppressionsCsv = z.string().meta({
+  id: 'SuppressionsCsv',
+  description:
+    'A header row with a `phone` column (any case) and optionally `reason` and `expires_at`, then one ' +
+    'number per row. Every row is checked first: one bad row refuses the file (nothing imported), each ' +
+    'problem named by its line (header = line 1).',
+  example: 'phone,reason\n+972524118203,dnc-registry\n+14155550123,complaint\n',
+});
+
+export const SuppressionsImported = z
+  .strictObject({ imported: Count.meta({ description: 'Distinct numbers suppressed (added or replaced).' }) })
+  .meta({ id: 'SuppressionsImported', description: 'Every row was imported.', example: { imported: 2 } });
+
 // ---- Query parameters ---------------------------------------------------------------------------
 
 export const PageQuery = z.object({
@@ -614,3 +737,4 @@ export type AppendedLeads = z.infer<typeof AppendedLeads>;
 export type RunList = z.infer<typeof RunList>;
 export type CallList = z.infer<typeof CallList>;
 export type ErrorBody = z.infer<typeof ErrorBody>;
+export type SuppressionView = z.infer<typeof SuppressionView>;

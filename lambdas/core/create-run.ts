@@ -165,6 +165,8 @@ const RUN_REQUEST_FIELDS = [
   'start_at',
   'expires_at',
   'pause_when',
+  'frequency_cap',
+  'opt_out',
 ];
 
 /** The run options of a request body; throws naming every bad field. */

@@ -6,8 +6,10 @@ import { isExpiredBy } from './callbacks.ts';
 import { nextOpening } from './calling-window.ts';
 import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
-import type { AcquireResult, QueuedJob, QueueStore } from './ports.ts';
+import type { AcquireResult, FrequencyCap, QueuedJob, QueueStore, RecipientChecks } from './ports.ts';
 import type { RecentRunOptions } from './recent-run-options.ts';
+import { frequencyWindow } from './recipients.ts';
+import type { RunOptions } from './run-options.ts';
 import { armWake } from './wake.ts';
 
 export type FillSlotsDeps = PlaceCallDeps &
@@ -17,7 +19,16 @@ export type FillSlotsDeps = PlaceCallDeps &
     sleep?: (ms: number) => Promise<void>;
     /** Options of runs read lately: with them a refill's hinted job is taken before the run is read. */
     recentOptions?: RecentRunOptions;
+    /**
+     * The deployment's per-recipient checks, made in every acquire transaction: the suppression list
+     * (SUPPRESSION_CHECK) and the frequency cap (RECIPIENT_MAX_CALLS per RECIPIENT_WINDOW_HOURS).
+     */
+    recipients?: { suppression: boolean; frequency?: FrequencyCap | undefined };
   };
+
+/** The outcomes of leads ended uncalled by a recipient check. */
+export const SUPPRESSED = 'suppressed';
+export const FREQUENCY_CAPPED = 'frequency_capped';
 
 export interface FillResult {
   /** Calls Twilio accepted. */
@@ -61,6 +72,10 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
     if (fast) {
       for (const job of hint!) {
         const result = await takeSlot(deps, runId, job, pacing);
+        if (result === 'suppressed' || result === 'frequency-capped') {
+          await refuseRecipient(deps, runId, known, job, result);
+          continue; // the freed slot is still free: the next hinted job
+        }
         if (result === 'acquired') {
           calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
           maxRounds = 0; // the freed slot is filled; other free slots have dispatches of their own
@@ -153,8 +168,19 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
         const wave = rest.slice(0, free - acquired);
         rest = rest.slice(wave.length);
         const at = deps.clock.now().toISOString();
-        const result = await deps.store.acquireSlots(runId, run.concurrency, wave, at, deps.account);
+        const result = await deps.store.acquireSlots(
+          runId,
+          run.concurrency,
+          wave,
+          at,
+          deps.account,
+          recipientChecks(deps),
+        );
         for (const job of result.acquired) place(job);
+        for (const job of result.suppressed)
+          await refuseRecipient(deps, runId, run.options, job, 'suppressed');
+        for (const job of result.capped)
+          await refuseRecipient(deps, runId, run.options, job, 'frequency-capped');
         if (result.stop === 'no-slot') break rounds;
         if (result.stop === 'account-full') {
           // A full shard: the one-by-one path probes the other shards and waits for the account.
@@ -168,6 +194,8 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
         const result = await takeSlot(deps, runId, job, pacing);
         if (result === 'stop' || result === 'no-slot') break rounds;
         if (result === 'acquired') place(job);
+        if (result === 'suppressed' || result === 'frequency-capped')
+          await refuseRecipient(deps, runId, run.options, job, result);
       }
       // Every slot that was free is taken: another acquire could only be refused (and a refused
       // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
@@ -236,6 +264,7 @@ async function takeSlot(
       job,
       now.toISOString(),
       deps.account ? { ...deps.account, nowMs: now.getTime() } : undefined,
+      recipientChecks(deps),
     );
   };
   let result = await acquire();
@@ -259,6 +288,43 @@ async function takeSlot(
       return result;
     }
   }
+}
+
+/** The checks an acquire makes now; undefined when the deployment makes none. */
+function recipientChecks(deps: FillSlotsDeps): RecipientChecks | undefined {
+  const recipients = deps.recipients;
+  if (!recipients || (!recipients.suppression && !recipients.frequency)) return undefined;
+  return {
+    suppression: recipients.suppression,
+    ...(recipients.frequency ? { frequency: recipients.frequency } : {}),
+    nowMs: deps.clock.now().getTime(),
+  };
+}
+
+/**
+ * A lead whose number a check refused, still queued and holding no slot: a suppressed one ends
+ * uncalled (`suppressed`); one over its frequency cap ends `frequency_capped`, or, when its run says
+ * `frequency_cap: "wait"`, waits in the queue for the number's next window (and the run is woken then).
+ */
+async function refuseRecipient(
+  deps: FillSlotsDeps,
+  runId: string,
+  options: RunOptions,
+  job: QueuedJob,
+  refused: 'suppressed' | 'frequency-capped',
+): Promise<void> {
+  const now = deps.clock.now();
+  const frequency = deps.recipients?.frequency;
+  if (refused === 'frequency-capped' && options.frequencyCap === 'wait' && frequency) {
+    const opens = frequencyWindow(now.getTime(), frequency.windowMs).endsAt;
+    await deps.store.deferJob(runId, job, opens);
+    await armWake(deps, runId, opens, now.getTime());
+    deps.log.info('lead waits for its frequency window', { runId, jobId: job.jobId, notBefore: opens });
+    return;
+  }
+  const outcome = refused === 'suppressed' ? SUPPRESSED : FREQUENCY_CAPPED;
+  const ended = await deps.store.endQueuedJob(runId, job, outcome, now.toISOString());
+  if (ended === 'ended') deps.log.info('lead ended uncalled', { runId, jobId: job.jobId, outcome });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,14 +1,16 @@
 // (core) A lead chunk from the queue: its jobs written and counted once (the store sees to
-// redeliveries), placed in the run's calling window, then the run's free slots filled.
+// redeliveries), placed in the run's calling window, leads whose numbers are suppressed ended at once
+// (so that the run shows them early; the dial-time check is what guarantees it), then the run's free
+// slots filled.
 
 import { isValidTimeZone, nextOpening } from './calling-window.ts';
-import { type FillResult, type FillSlotsDeps, fillSlots } from './fill-slots.ts';
+import { type FillResult, type FillSlotsDeps, fillSlots, SUPPRESSED } from './fill-slots.ts';
 import { LEAD_TIME_ZONE } from './leads.ts';
 import type { NewJob } from './model.ts';
-import type { IngestStore } from './ports.ts';
+import type { IngestStore, SuppressionStore } from './ports.ts';
 import { armWake } from './wake.ts';
 
-export type IngestChunkDeps = FillSlotsDeps & { store: IngestStore };
+export type IngestChunkDeps = FillSlotsDeps & { store: IngestStore & SuppressionStore };
 
 interface LeadChunkMessage {
   runId: string;
@@ -27,9 +29,11 @@ export async function ingestChunk(deps: IngestChunkDeps, message: LeadChunkMessa
     leads: message.jobs.length,
     result,
   });
-  // The chunk is safe now. Filling slots is best-effort here: failing the record for it would only
-  // put the chunk through ingestion again and, after repeated failures, park its leads in the DLQ.
+  // The chunk is safe now. Ending its suppressed leads and filling slots is best-effort here: failing
+  // the record for it would only put the chunk through ingestion again and, after repeated failures,
+  // park its leads in the DLQ; a suppressed lead left queued is refused at its dial anyway.
   try {
+    if (deps.recipients?.suppression) await endSuppressed(deps, message.runId, message.jobs, now);
     return await fillSlots(deps, message.runId);
   } catch (error) {
     deps.log.warn('filling slots after ingest failed; dispatch requested instead', {
@@ -40,6 +44,25 @@ export async function ingestChunk(deps: IngestChunkDeps, message: LeadChunkMessa
     await deps.queue.requestDispatch(message.runId).catch(() => undefined);
     return { placed: 0 };
   }
+}
+
+/** Ends uncalled the chunk's leads whose numbers are suppressed now (those still queued, never dialed). */
+async function endSuppressed(deps: IngestChunkDeps, runId: string, jobs: NewJob[], now: Date): Promise<void> {
+  const suppressed = await deps.store.suppressedAmong(
+    jobs.map((job) => job.phone),
+    now.getTime(),
+  );
+  let ended = 0;
+  for (const job of jobs.filter((j) => suppressed.has(j.phone))) {
+    const result = await deps.store.endQueuedJob(
+      runId,
+      { jobId: job.jobId, phone: job.phone, attempt: 0 },
+      SUPPRESSED,
+      now.toISOString(),
+    );
+    if (result === 'ended') ended += 1;
+  }
+  if (ended > 0) deps.log.info('suppressed leads ended at ingest', { runId, leads: ended });
 }
 
 /**

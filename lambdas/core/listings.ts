@@ -12,6 +12,9 @@ export type { CallView } from './api-schemas.ts';
 
 type Query = Record<string, string | undefined> | null | undefined;
 
+/** An outcome as dialgate writes them: Twilio's (`no-answer`) or its own (`frequency_capped`). */
+const OUTCOME = /^[a-z][a-z_-]{0,39}$/;
+
 export async function listRuns(
   store: RunQueries,
   query: Query,
@@ -41,6 +44,17 @@ export async function listCalls(
       message: `unknown status ${unknown.join(', ')}; expected ${JOB_STATES.join(', ')}`,
     });
   }
+  const outcomes = (query?.outcome ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const badOutcomes = outcomes.filter((s) => !OUTCOME.test(s));
+  if (badOutcomes.length > 0) {
+    details.push({
+      field: 'outcome',
+      message: 'expected outcomes with commas, e.g. suppressed,frequency_capped or busy,no-answer',
+    });
+  }
   const reveal = query?.reveal_phone;
   if (reveal !== undefined && reveal !== 'true' && reveal !== 'false') {
     details.push({ field: 'reveal_phone', message: 'expected true or false' });
@@ -52,6 +66,7 @@ export async function listCalls(
     limit,
     cursor: query?.cursor,
     ...(statuses.length > 0 ? { statuses } : {}),
+    ...(outcomes.length > 0 ? { outcomes } : {}),
   });
   return {
     calls: page.items.map((job) => toCallView(job, reveal === 'true')),

@@ -8,6 +8,7 @@ import { countEndedAttempt } from './breaker.ts';
 import { buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
+import { optOutUrl, withOptOut } from './opt-out.ts';
 import type {
   AccountLimits,
   BreakerStore,
@@ -72,6 +73,11 @@ export async function placeCall(
 ): Promise<boolean> {
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
+  const content: CallRequest['content'] = options.twimlUrl
+    ? { twimlUrl: options.twimlUrl }
+    : options.twiml
+      ? { twiml: options.twiml }
+      : calls.content;
   const result = await deps.telephony.createCall({
     to: job.phone,
     from: options.from ?? calls.from,
@@ -87,11 +93,10 @@ export async function placeCall(
     }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
-    content: options.twimlUrl
-      ? { twimlUrl: options.twimlUrl }
-      : options.twiml
-        ? { twiml: options.twiml }
-        : calls.content,
+    // An opt-out wraps the content in a Gather whose keypress comes to the webhook's opt-out route.
+    content: options.optOut
+      ? withOptOut(content, options.optOut, optOutUrl(calls.webhookUrl, { runId, jobId: job.jobId, attempt }))
+      : content,
   });
   const at = deps.clock.now().toISOString();
 

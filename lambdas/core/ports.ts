@@ -37,6 +37,24 @@ export interface AccountLimits {
   nowMs: number;
 }
 
+/**
+ * Per-recipient checks made inside the acquire transaction itself, so that no write between a check
+ * and the dial can slip past it: the suppression list, and the number's calls in its frequency window.
+ */
+export interface RecipientChecks {
+  /** A number on the suppression list is not dialed (its lead ends `suppressed`). */
+  suppression: boolean;
+  /** At most `maxCalls` dials of one number per window (see `frequencyWindow`); unset = no cap. */
+  frequency?: FrequencyCap;
+  /** Now, ms since the epoch: which frequency window, and whether a suppression has expired. */
+  nowMs: number;
+}
+
+export interface FrequencyCap {
+  maxCalls: number;
+  windowMs: number;
+}
+
 export type AcquireResult =
   /** The slot is held by this job and attempt; the job is `dialing`. */
   | 'acquired'
@@ -47,7 +65,11 @@ export type AcquireResult =
   /** The account's cap on live calls across all runs is reached: wait for any run's call to end. */
   | 'account-full'
   /** The account's calls-per-second pace allows no create yet: try again in 1/cps seconds. */
-  | 'paced';
+  | 'paced'
+  /** The number is on the suppression list: the job is still queued, to be ended `suppressed`. */
+  | 'suppressed'
+  /** The number has had its calls in this frequency window: the job is still queued. */
+  | 'frequency-capped';
 
 /** What a wave of acquires on one run did (SlotStore.acquireSlots). */
 export interface WaveResult {
@@ -59,6 +81,10 @@ export interface WaveResult {
   left: QueuedJob[];
   /** Why jobs were left: the run is full (or not running), or an account shard is full. */
   stop?: 'no-slot' | 'account-full';
+  /** Jobs whose number is suppressed (RecipientChecks): still queued, to be ended `suppressed`. */
+  suppressed: QueuedJob[];
+  /** Jobs whose number is over its frequency cap: still queued, to be ended or deferred. */
+  capped: QueuedJob[];
 }
 
 export interface Release {
@@ -141,6 +167,11 @@ export interface QueueStore {
   earliestQueued(runId: string): Promise<number | undefined>;
   /** Moves a queued job back to `notBefore` (a closed calling window), if it is still where it was. */
   deferJob(runId: string, job: QueuedJob, notBefore: number): Promise<void>;
+  /**
+   * Ends a queued job without a call (`failed` with this outcome: `suppressed`, `frequency_capped`),
+   * counted in the run in the same transaction, if it is still queued at the attempt seen.
+   */
+  endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'>;
 }
 
 /** The semaphore: a run's slots taken and freed (docs/DESIGN.md, invariant 2). */
@@ -149,7 +180,13 @@ export interface SlotStore {
    * One transaction: `active < concurrency` increment, holder recorded, job queued → dialing; with
    * account limits, the account's own slot (and pace) in the same transaction.
    */
-  acquireSlot(runId: string, job: QueuedJob, at: string, account?: AccountLimits): Promise<AcquireResult>;
+  acquireSlot(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    account?: AccountLimits,
+    checks?: RecipientChecks,
+  ): Promise<AcquireResult>;
   /**
    * Many slots of a run of cap `concurrency` in one transaction (never with a calls-per-second pace,
    * which spaces creates one by one): what `acquireSlot` does for each job, all or none, tried again
@@ -161,6 +198,7 @@ export interface SlotStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult>;
   recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void>;
   /**
@@ -231,8 +269,8 @@ export interface BreakerWindow {
 export interface RunQueries {
   /** Runs, newest first. */
   listRuns(page: PageRequest): Promise<Page<Run>>;
-  /** A run's jobs in lead order, optionally only those in `statuses`. */
-  listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>>;
+  /** A run's jobs in lead order, optionally only those in `statuses` and with one of `outcomes`. */
+  listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>>;
 }
 
 /** The runs the reconciler looks after. */
@@ -243,9 +281,40 @@ export interface OpenRunStore {
   closeRun(runId: string): Promise<'closed' | 'still-open'>;
 }
 
+/** A suppressed number (E.164), as stored. */
+export interface Suppression {
+  phone: string;
+  /** Why: `opt-out` (the callee asked), or the client's own word (`dnc-registry`, `complaint`, …). */
+  reason: string;
+  /** The run whose call the callee opted out of, for an opt-out. */
+  runId?: string;
+  createdAt: string;
+  /** No longer suppressed from this time (ISO 8601); unset = for good. */
+  expiresAt?: string;
+}
+
+/** The do-not-call list: numbers the acquire transaction refuses to dial. */
+export interface SuppressionStore {
+  /** Adds or replaces a number's suppression. */
+  putSuppression(suppression: Suppression): Promise<void>;
+  /** Adds many (a CSV import), each as `putSuppression` does. */
+  putSuppressions(suppressions: Suppression[]): Promise<void>;
+  /** The number's suppression, unless absent or expired at `nowMs`. */
+  getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined>;
+  /** Removes it; `absent` when there was none (an expired one counts as absent). */
+  deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'>;
+  /** Which of `phones` are suppressed at `nowMs` (one batched read; for early notice at ingest). */
+  suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>>;
+  /** The list in E.164 order, expired ones left out; `prefix` narrows it to numbers starting so. */
+  listSuppressions(
+    page: PageRequest & { prefix?: string | undefined; nowMs: number },
+  ): Promise<Page<Suppression>>;
+}
+
 /** Every role: what a complete store (DynamoDB, or the tests' in-memory one) provides. */
 export interface RunStore
   extends RunReader,
+    SuppressionStore,
     RunIntakeStore,
     IngestStore,
     QueueStore,
@@ -295,6 +364,8 @@ export type ReservationResult =
   | { kind: 'existing'; firstIndex: number; firstChunk: number; fingerprint: string }
   | { kind: 'refused'; run: Run }
   | { kind: 'not-found' };
+
+export type JobPageRequest = PageRequest & { statuses?: readonly string[]; outcomes?: readonly string[] };
 
 export interface PageRequest {
   limit: number;

@@ -35,6 +35,13 @@ export interface RunOptions {
   expiresAt?: string;
   /** The failure breaker: the run pauses itself when too many of its recent calls fail. */
   pauseWhen?: PauseWhen;
+  /**
+   * A lead whose number is over the deployment's frequency cap: `wait` keeps it queued until the
+   * number's next window; unset, it ends uncalled (`frequency_capped`).
+   */
+  frequencyCap?: 'wait';
+  /** The callee may press `digit` to be suppressed for good (see opt-out.ts). */
+  optOut?: OptOut;
 }
 
 /**
@@ -49,6 +56,18 @@ export interface PauseWhen {
 export const PAUSE_WHEN_LIMITS = { maxMinCalls: 100 };
 /** How far ahead `start_at` and `expires_at` may be. */
 export const SCHEDULE_HORIZON_DAYS = 366;
+
+export interface OptOut {
+  /** One key: 0–9, * or #. */
+  digit: string;
+  /** Said before the call's content when set (or when the content is not all speech). */
+  message?: string;
+}
+
+export const FREQUENCY_CAP_MODES = ['end', 'wait'] as const;
+export const OPT_OUT_DIGIT = /^[0-9*#]$/;
+/** Longest opt-out message: a sentence, said by Twilio's <Say>. */
+export const MAX_OPT_OUT_MESSAGE = 300;
 
 /** The bounds a deployment puts on run options (from its configuration). */
 export interface CallPolicy {
@@ -131,6 +150,15 @@ export function validateRunOptions(
     const types = validatePhoneTypes(body.phone_types, policy, problem);
     if (types) options.phoneTypes = types;
   }
+  if (body.frequency_cap !== undefined && body.frequency_cap !== null) {
+    if (!(FREQUENCY_CAP_MODES as readonly unknown[]).includes(body.frequency_cap))
+      problem('frequency_cap', `expected one of ${FREQUENCY_CAP_MODES.join(', ')}`);
+    else if (body.frequency_cap === 'wait') options.frequencyCap = 'wait';
+  }
+  if (body.opt_out !== undefined && body.opt_out !== null) {
+    const optOut = validateOptOut(body.opt_out, problem);
+    if (optOut) options.optOut = optOut;
+  }
   const hasUrl = body.twiml_url !== undefined && body.twiml_url !== null;
   const hasTwiml = body.twiml !== undefined && body.twiml !== null;
   if (hasUrl && hasTwiml) problem('twiml', 'give twiml_url or twiml, not both');
@@ -161,6 +189,31 @@ function unknownFields(value: Record<string, unknown>, known: string[], prefix: 
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) problem(`${prefix}.${key}`, `unknown field; expected ${known.join(', ')}`);
   }
+}
+
+function validateOptOut(value: unknown, problem: Problem): OptOut | undefined {
+  if (!isPlainObject(value)) {
+    problem('opt_out', 'expected an object { digit, message? }');
+    return undefined;
+  }
+  unknownFields(value, ['digit', 'message'], 'opt_out', problem);
+  let ok = true;
+  if (typeof value.digit !== 'string' || !OPT_OUT_DIGIT.test(value.digit)) {
+    problem('opt_out.digit', 'required, one key: 0-9, * or #');
+    ok = false;
+  }
+  const message = value.message;
+  if (message !== undefined && message !== null) {
+    if (typeof message !== 'string' || message.trim() === '' || message.length > MAX_OPT_OUT_MESSAGE) {
+      problem('opt_out.message', `expected a sentence of at most ${MAX_OPT_OUT_MESSAGE} characters`);
+      ok = false;
+    }
+  }
+  if (!ok) return undefined;
+  return {
+    digit: value.digit as string,
+    ...(typeof message === 'string' ? { message: message.trim() } : {}),
+  };
 }
 
 function validatePhoneTypes(value: unknown, policy: CallPolicy, problem: Problem): PhoneType[] | undefined {
@@ -437,6 +490,8 @@ export function optionsView(options: RunOptions) {
     pause_when: options.pauseWhen
       ? { failed_ratio: options.pauseWhen.failedRatio, min_calls: options.pauseWhen.minCalls }
       : null,
+    frequency_cap: options.frequencyCap ?? ('end' as const),
+    opt_out: options.optOut ? { digit: options.optOut.digit, message: options.optOut.message ?? null } : null,
   };
 }
 
@@ -458,6 +513,9 @@ const QUERY_OPTIONS = [
   'expires_at',
   'pause_when.failed_ratio',
   'pause_when.min_calls',
+  'frequency_cap',
+  'opt_out.digit',
+  'opt_out.message',
 ] as const;
 const LIST_OPTIONS = new Set(['retry.on', 'window.days', 'phone_types']);
 const NUMBER_OPTIONS = new Set([

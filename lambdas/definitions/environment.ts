@@ -92,6 +92,19 @@ export const ENV = {
     .optional(),
   /** The number types leads may be (libphonenumber's, comma-separated: mobile,fixed_line_or_mobile); empty = any. */
   ALLOWED_PHONE_TYPES: commaList(z.enum(PHONE_TYPES, { error: `one of ${PHONE_TYPES.join(', ')}` })),
+  /**
+   * `on` (the default): every dial checks the suppression list in its acquire transaction (2 write
+   * units a call); `off` only for a deployment that keeps no list.
+   */
+  SUPPRESSION_CHECK: z.enum(['on', 'off']).default('on'),
+  /** At most this many calls to one number per RECIPIENT_WINDOW_HOURS, across runs; unset = no cap. */
+  RECIPIENT_MAX_CALLS: z.coerce.number().int().positive().max(1000).optional(),
+  /** The frequency cap's window, in hours (fixed windows counted from the epoch); needs RECIPIENT_MAX_CALLS. */
+  RECIPIENT_WINDOW_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 366)
+    .optional(),
   /** AWS: the stack's EventBridge bus, which every event is put on; unset (local) = not put. */
   EVENT_BUS_NAME: z.string().min(1).optional(),
   /** The webhook delivery queue; unset = no webhook configured, events go to the bus only. */

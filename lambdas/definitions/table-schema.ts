@@ -91,11 +91,23 @@ export const keys = {
   accountPace: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#PACE`, sk: 'PACE' }),
   /** A Twilio call credited to an attempt found by number (its Sid was lost): one attempt per call. */
   callClaim: (callSid: string) => ({ pk: `CALL#${callSid}`, sk: 'CLAIM' }),
+  /**
+   * A suppressed number (E.164): the item the acquire transaction's condition checks, one partition
+   * per number so that no partition takes every dial's check.
+   */
+  suppression: (phone: string) => ({ pk: `SUPPRESSION#${phone}`, sk: 'SUPPRESSION' }),
+  /** The suppression list's entry of a number, for GET /suppressions: one partition, in E.164 order. */
+  suppressionEntry: (phone: string) => ({ pk: SUPPRESSION_LIST, sk: phone }),
+  /** Calls to one number (E.164) in one frequency-cap window (its index since the epoch). */
+  recipientCalls: (phone: string, window: number) => ({ pk: `RECIPIENT#${phone}`, sk: `CALLS#${window}` }),
   /** A live job's place in the live index: oldest holder first. */
   liveKey: (since: string, jobId: string) => `${since}#${jobId}`,
   /** A queued job's place: due time first (zero-padded ms, so strings sort as numbers), then lead order. */
   queuedKey: (notBefore: number, jobId: string) => `${String(notBefore).padStart(15, '0')}#${jobId}`,
 } as const;
+
+/** The partition of the suppression list's entries (keys.suppressionEntry). */
+export const SUPPRESSION_LIST = 'SUPPRESSIONS';
 
 /** The value of `runList` on every run: GET /runs reads one partition, newest first. */
 export const RUN_LIST = 'RUNS';

@@ -15,6 +15,14 @@ import type { LeadLocator } from '../core/leads.ts';
 import { listCalls, listRuns } from '../core/listings.ts';
 import { type Log, type RunStore, systemClock } from '../core/ports.ts';
 import { type ControlAction, controlRun } from '../core/run-controls.ts';
+import {
+  deleteSuppression,
+  getSuppression,
+  importSuppressions,
+  listSuppressions,
+  putSuppression,
+  type SuppressionDeps,
+} from '../core/suppressions.ts';
 import { ENV, readEnv } from '../definitions/environment.ts';
 import { ID_CHARS } from '../definitions/formats.ts';
 import { phoneSettingProblems } from '../definitions/phone-numbers.ts';
@@ -25,7 +33,7 @@ import { runStore, workQueue } from './wiring.ts';
 
 const logger = new Logger({ serviceName: serviceName('api') });
 
-type ApiDeps = CreateRunDeps & { store: RunStore; log: Log };
+type ApiDeps = CreateRunDeps & SuppressionDeps & { store: RunStore; log: Log };
 
 let deps: ApiDeps | undefined;
 function wire(): ApiDeps {
@@ -70,7 +78,14 @@ function wire(): ApiDeps {
     },
     newRunId: randomUUID,
     log: logger,
+    defaultCountry: env.DEFAULT_COUNTRY,
   };
+}
+
+/** A suppression's optional JSON body: none (or an empty one) is no details. */
+function optionalJsonBody(event: APIGatewayProxyEvent): unknown {
+  if (eventBody(event).trim() === '') return undefined;
+  return parseJsonBody(event);
 }
 
 /** A body of leads as JSON, or as CSV (`text/csv`; for a new run, options in the query string). */
@@ -115,6 +130,8 @@ function booleanParameter(event: APIGatewayProxyEvent, name: string): boolean {
 }
 
 const RUN_ID = `(${ID_CHARS})`;
+/** A phone number in a path: E.164 with its `+` (or `%2B`), or a national number with DEFAULT_COUNTRY. */
+const PHONE = '([^/]{1,64})';
 
 type Route = {
   method: string;
@@ -190,9 +207,57 @@ const ROUTES: Route[] = [
   {
     method: 'GET',
     path: new RegExp(`^/runs/${RUN_ID}/calls/?$`),
-    query: ['status', 'limit', 'cursor', 'reveal_phone'],
+    query: ['status', 'outcome', 'limit', 'cursor', 'reveal_phone'],
     run: async (event, deps, [runId]) =>
       json(200, await listCalls(deps.store, runId!, event.queryStringParameters)),
+  },
+  {
+    method: 'GET',
+    path: /^\/suppressions\/?$/,
+    query: ['limit', 'cursor', 'prefix'],
+    run: async (event, deps) => json(200, await listSuppressions(deps, event.queryStringParameters)),
+  },
+  {
+    // The bulk import: a CSV file, every row or none.
+    method: 'POST',
+    path: /^\/suppressions\/?$/,
+    query: [],
+    run: async (event, deps) => {
+      const contentType = header(event, 'content-type') ?? '';
+      if (!/^text\/csv\b/i.test(contentType))
+        throw new UnsupportedMediaTypeError(
+          `Send the numbers as text/csv with a "phone" column (got "${contentType || 'none'}").`,
+        );
+      const result = await importSuppressions(deps, eventBody(event));
+      deps.log.info('suppressions imported', { numbers: result.imported });
+      return json(200, result);
+    },
+  },
+  {
+    method: 'PUT',
+    path: new RegExp(`^/suppressions/${PHONE}/?$`),
+    query: [],
+    run: async (event, deps, [phone]) => {
+      const view = await putSuppression(deps, phone!, optionalJsonBody(event));
+      deps.log.info('number suppressed', { reason: view.reason });
+      return json(200, view);
+    },
+  },
+  {
+    method: 'GET',
+    path: new RegExp(`^/suppressions/${PHONE}/?$`),
+    query: [],
+    run: async (_event, deps, [phone]) => json(200, await getSuppression(deps, phone!)),
+  },
+  {
+    method: 'DELETE',
+    path: new RegExp(`^/suppressions/${PHONE}/?$`),
+    query: [],
+    run: async (_event, deps, [phone]) => {
+      await deleteSuppression(deps, phone!);
+      deps.log.info('suppression removed');
+      return { statusCode: 204, headers: {}, body: '' };
+    },
   },
 ];
 

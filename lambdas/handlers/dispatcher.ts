@@ -15,7 +15,14 @@ import { RecentRunOptions } from '../core/recent-run-options.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
-import { accountLimits, callSettings, runStore, twilioTelephony, workQueue } from './wiring.ts';
+import {
+  accountLimits,
+  callSettings,
+  recipientChecks,
+  runStore,
+  twilioTelephony,
+  workQueue,
+} from './wiring.ts';
 
 const service = serviceName('dispatcher');
 const logger = new Logger({ serviceName: service });
@@ -39,6 +46,9 @@ function wire(): DispatchDeps {
     'CALL_TIME_LIMIT_SECONDS',
     'ACCOUNT_MAX_CONCURRENT_CALLS',
     'ACCOUNT_CALLS_PER_SECOND',
+    'SUPPRESSION_CHECK',
+    'RECIPIENT_MAX_CALLS',
+    'RECIPIENT_WINDOW_HOURS',
   ]);
   const telephony = twilioTelephony(env, { faults: true });
   const account = accountLimits(env);
@@ -51,6 +61,7 @@ function wire(): DispatchDeps {
     // Unset limits leave the account item out of the acquire transaction altogether.
     ...(account ? { account } : {}),
     recentOptions: new RecentRunOptions(), // warm containers take a refill's hinted job before reading
+    recipients: recipientChecks(env), // the suppression list and the frequency cap, in every acquire
     clock: systemClock,
     log: logger,
     calls: callSettings(env),

@@ -1,6 +1,7 @@
-// (handler) Function URL → Twilio status callbacks. The signature is checked against the exact URL
-// before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job and, on a
-// final status, frees the slot.
+// (handler) Function URL → Twilio status callbacks, and keypresses of a run's opt-out (its `<Gather>`
+// action, at /opt-out). The signature is checked against the exact URL before anything is written
+// (docs/DESIGN.md, invariant 6); then the core moves the job and, on a final status, frees the slot, or
+// suppresses the number of a callee who pressed the opt-out digit.
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
@@ -13,6 +14,7 @@ import type { CredentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
 import { parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
+import { applyOptOut, OPT_OUT_PATH, type OptOutDeps } from '../core/opt-out.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
 import { readEnv } from '../definitions/environment.ts';
@@ -25,7 +27,7 @@ const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('webhook');
 
-let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
+let deps: (CallbackDeps & OptOutDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
   const env = readEnv([
     'TABLE_NAME',
@@ -46,6 +48,11 @@ function wire() {
 
 function reply(statusCode: number, body = ''): APIGatewayProxyStructuredResultV2 {
   return { statusCode, headers: { 'content-type': 'text/plain' }, body };
+}
+
+/** TwiML for Twilio to play: the answer to a `<Gather>` action. */
+function twiml(body: string): APIGatewayProxyStructuredResultV2 {
+  return { statusCode: 200, headers: { 'content-type': 'text/xml' }, body };
 }
 
 /** The URL Twilio signed: the one we gave it, as the Function URL received it. */
@@ -76,6 +83,11 @@ export async function handleStatusCallback(
   }
 
   const ids = parseCallbackIds(new URLSearchParams(event.rawQueryString));
+  if (event.rawPath.endsWith(OPT_OUT_PATH)) {
+    if (!ids) return twiml('<Response><Hangup/></Response>');
+    const { twiml: answer } = await applyOptOut(deps, ids, params.Digits ?? '');
+    return twiml(answer);
+  }
   const status = params.CallStatus ?? '';
   if (!ids || !isTwilioCallStatus(status) || !params.CallSid) {
     // Signed by Twilio but not a callback we asked for: nothing to retry, nothing to change.

@@ -10,6 +10,7 @@ import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault
 import { SqsWorkQueue } from '../adapters/sqs-work-queue.ts';
 import { type CredentialSource, credentialSource } from '../adapters/twilio-credentials.ts';
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
+import type { FillSlotsDeps } from '../core/fill-slots.ts';
 import type { CallSettings } from '../core/place-call.ts';
 import type { AccountLimits, Log, RunStore, WorkQueue } from '../core/ports.ts';
 import type { ReconcileSettings } from '../core/reconcile.ts';
@@ -87,6 +88,25 @@ export function accountLimits(
     ...(env.ACCOUNT_CALLS_PER_SECOND ? { callsPerSecond: env.ACCOUNT_CALLS_PER_SECOND } : {}),
   };
   return Object.keys(account).length > 0 ? account : undefined;
+}
+
+/**
+ * The checks every dial makes in its acquire transaction: the suppression list unless turned off,
+ * and the frequency cap when both its settings are given (one without the other is refused).
+ */
+export function recipientChecks(
+  env: Pick<Env, 'SUPPRESSION_CHECK' | 'RECIPIENT_MAX_CALLS' | 'RECIPIENT_WINDOW_HOURS'>,
+): NonNullable<FillSlotsDeps['recipients']> {
+  const max = env.RECIPIENT_MAX_CALLS;
+  const hours = env.RECIPIENT_WINDOW_HOURS;
+  if ((max === undefined) !== (hours === undefined))
+    throw new Error('Invalid configuration: set RECIPIENT_MAX_CALLS and RECIPIENT_WINDOW_HOURS together');
+  return {
+    suppression: env.SUPPRESSION_CHECK === 'on',
+    ...(max !== undefined && hours !== undefined
+      ? { frequency: { maxCalls: max, windowMs: Math.round(hours * 3_600_000) } }
+      : {}),
+  };
 }
 
 export function reconcileSettings(

@@ -736,3 +736,61 @@ describe('runs create with run options', () => {
     expect(after).toMatchObject({ pause_reason: null, completed: 2, failed: 1, outcomes: { rejected: 1 } });
   });
 });
+
+describe('the suppression list from the command line', () => {
+  test('suppressions add, list, import, remove; a run skips the numbers; calls --outcome finds them', async () => {
+    const [first, second, third, called] = phones(4) as [string, string, string, string];
+    const added = await cli(['suppressions', 'add', first, '--reason', 'dnc-registry']);
+    expect(added, added.stderr).toMatchObject({ code: EXIT.ok, stdout: `${first}\n` });
+    expect(added.stderr).toContain('suppressed (dnc-registry)');
+
+    const invalid = await cli(['suppressions', 'add', '+1555']);
+    expect(invalid.code).toBe(EXIT.invalidInput);
+    expect(invalid.stderr).toMatch(/phone: /);
+    const absent = await cli(['suppressions', 'remove', called]);
+    expect(absent.code).toBe(EXIT.notFound);
+    const usage = await cli(['suppressions']);
+    expect(usage).toMatchObject({ code: EXIT.usage });
+    expect(usage.stderr).toContain('suppressions needs a subcommand: add, remove, list or import');
+
+    // An import is every row or none: a bad line is named and nothing is stored.
+    const bad = await cli([
+      'suppressions',
+      'import',
+      file('bad-dnc.csv', `phone\n${second}\nnot-a-number\n`),
+    ]);
+    expect(bad.code).toBe(EXIT.invalidInput);
+    expect(bad.stderr).toContain('line 3: phone: ');
+    const notYet = JSON.parse(
+      (await cli(['suppressions', 'list', '--prefix', second, '--format', 'json'])).stdout,
+    ) as { suppressions: unknown[] };
+    expect(notYet.suppressions).toEqual([]);
+    const imported = await cli([
+      'suppressions',
+      'import',
+      file('dnc.csv', `phone,reason\n${second},complaint\n${third},complaint\n`),
+    ]);
+    expect(imported, imported.stderr).toMatchObject({ code: EXIT.ok, stdout: '2\n' });
+
+    const listed = await cli(['suppressions', 'list', '--prefix', first.slice(0, 8)]);
+    expect(listed.code).toBe(EXIT.ok);
+    for (const phone of [first, second, third]) expect(listed.stdout).toContain(phone);
+    expect(listed.stdout).toContain('dnc-registry');
+
+    const path = file('with-dnc.csv', leadsCsv([first, second, third, called]));
+    const run = await cli(['runs', 'create', path, '--concurrency', '2']);
+    const runId = run.stdout.trim();
+    await waitForStatus(runId, ['completed']);
+    const creates = stack.simulator!.calls().filter((call) => call.run === runId);
+    expect(creates.map((call) => call.to)).toEqual([called]);
+    const skipped = JSON.parse(
+      (await cli(['calls', runId, '--outcome', 'suppressed', '--format', 'json', '--reveal-phone'])).stdout,
+    ) as { phone: string; status: string; call_sid: string | null }[];
+    expect(skipped.map((call) => call.phone)).toEqual([first, second, third]);
+    expect(skipped.every((call) => call.status === 'failed' && call.call_sid === null)).toBe(true);
+
+    const removed = await cli(['suppressions', 'remove', first]);
+    expect(removed.code, removed.stderr).toBe(EXIT.ok);
+    expect((await cli(['suppressions', 'remove', first])).code).toBe(EXIT.notFound);
+  });
+});

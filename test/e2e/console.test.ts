@@ -654,6 +654,58 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     expect(outside.filter((url) => !/^https:\/\/cdn\.redoc\.ly\/redoc\/logo/.test(url))).toEqual([]);
   });
 
+  test('the suppression page: add, search, import a CSV (bad line named, nothing imported), remove', async () => {
+    const [added, first, second] = phones(3) as [string, string, string];
+    await page.goto(`${stack.apiUrl}/#/suppressions`);
+    await page.getByLabel('Phone number', { exact: true }).fill(added);
+    await page.getByLabel('Reason (optional)').fill('complaint');
+    await page.getByRole('button', { name: 'Suppress' }).click();
+    await expect
+      .poll(() => page.locator('#suppress-result').textContent())
+      .toContain(`${added} is suppressed (complaint)`);
+
+    // A number the API refuses: its reason, on the page.
+    await page.getByLabel('Phone number', { exact: true }).fill('+1 555');
+    await page.getByRole('button', { name: 'Suppress' }).click();
+    await expect.poll(() => page.locator('#suppress-result [role="alert"]').textContent()).toContain('phone');
+
+    // An import with a bad line: the line is named and nothing is stored.
+    await page.getByLabel(/Numbers \(CSV/).setInputFiles({
+      name: 'dnc.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(`phone,reason\n${first},dnc-registry\nnot-a-number,x\n`),
+    });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await expect.poll(() => page.locator('#import-result [role="alert"]').textContent()).toContain('line 3');
+    expect((await api('GET', `/suppressions/${encodeURIComponent(first)}`)).status).toBe(404);
+    await page.getByLabel(/Numbers \(CSV/).setInputFiles({
+      name: 'dnc.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(`phone,reason\n${first},dnc-registry\n${second},dnc-registry\n`),
+    });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await expect.poll(() => page.locator('#import-result').textContent()).toContain('2 numbers suppressed');
+
+    // Search by the first digits: the three numbers, and nothing of another prefix.
+    await page.getByLabel('Numbers starting with').fill(added.slice(0, 9));
+    await page.getByRole('button', { name: 'Search' }).click();
+    const rows = page.locator('#suppressions-table tbody tr');
+    await expect
+      .poll(async () =>
+        (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-phone')))).sort(),
+      )
+      .toEqual([added, first, second].sort());
+    await shot('16-suppressions');
+
+    await page.getByRole('button', { name: `Remove ${added}` }).click();
+    await expect
+      .poll(() => page.locator('#suppress-result').textContent())
+      .toContain(`${added} may be called again`);
+    await expect.poll(() => rows.count()).toBe(2);
+    expect((await api('GET', `/suppressions/${encodeURIComponent(added)}`)).status).toBe(404);
+    expect((await api('GET', `/suppressions/${encodeURIComponent(first)}`)).status).toBe(200);
+  });
+
   test('no script error on any page', () => {
     expect(pageErrors).toEqual([]);
   });

@@ -195,6 +195,7 @@ describe('functions', () => {
         'TWILIO_FROM_NUMBER',
         'RING_TIMEOUT_SECONDS',
         'CALL_TIME_LIMIT_SECONDS',
+        'SUPPRESSION_CHECK', // the frequency cap's two are set only with -c recipientMaxCalls
       ],
       webhook: ['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID'],
       // No webhook configured here: the events go to the bus only (test/infra/events.test.ts has one).
@@ -262,7 +263,7 @@ describe('triggers', () => {
   it('lets API Gateway invoke only the api function, and only for its methods', () => {
     const permissions = Object.values(synth.stateless.findResources('AWS::Lambda::Permission'));
     const byApiGateway = permissions.filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com');
-    expect(byApiGateway).toHaveLength(9); // one per method (see REST API below); no test-invoke
+    expect(byApiGateway).toHaveLength(14); // one per method (see REST API below); no test-invoke
     for (const p of byApiGateway) expect(p.Properties.FunctionName['Fn::GetAtt'][0]).toBe(fns.api!.logicalId);
   });
 });
@@ -291,25 +292,33 @@ describe('REST API', () => {
     });
   });
 
-  it('has the runs API (create, list, get, pause/resume/cancel, append leads, calls), all IAM-authenticated and validated', () => {
+  it('has the runs API (create, list, get, pause/resume/cancel, append leads, calls) and the suppression list, all IAM-authenticated and validated', () => {
     const methods = Object.values(synth.stateless.findResources('AWS::ApiGateway::Method'))
       .filter((m) => !isOpenApi(m))
       .map((m) => m.Properties);
-    expect(methods).toHaveLength(8);
+    expect(methods).toHaveLength(13);
     expect(methods.map((m) => m.HttpMethod).sort()).toEqual([
+      'DELETE',
       'GET',
       'GET',
       'GET',
+      'GET',
+      'GET',
       'POST',
       'POST',
       'POST',
       'POST',
       'POST',
+      'POST',
+      'PUT',
     ]);
-    // The six under /runs/{run_id} all require the id.
-    const perRun = methods.filter((m) => m.RequestParameters !== undefined);
+    // The six under /runs/{run_id} all require the id; the three under /suppressions/{phone} the number.
+    const perRun = methods.filter((m) => m.RequestParameters?.['method.request.path.run_id'] !== undefined);
     expect(perRun).toHaveLength(6);
     for (const m of perRun) expect(m.RequestParameters).toEqual({ 'method.request.path.run_id': true });
+    const perPhone = methods.filter((m) => m.RequestParameters?.['method.request.path.phone'] !== undefined);
+    expect(perPhone.map((m) => m.HttpMethod).sort()).toEqual(['DELETE', 'GET', 'PUT']);
+    for (const m of perPhone) expect(m.RequestParameters).toEqual({ 'method.request.path.phone': true });
     for (const m of methods) {
       expect(m.AuthorizationType).toBe('AWS_IAM');
       expect(m.RequestValidatorId).toBeDefined();

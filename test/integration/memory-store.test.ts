@@ -1,7 +1,8 @@
 // The unit tests' in-memory store (test/support/memory-store.ts) against the DynamoDB adapter on
 // DynamoDB Local: random sequences of the store's writes (fresh, stale and duplicate acquires,
 // waves of acquires, answers, releases and requeues, account limits, controls and the cancel sweep, deferrals, wake-ups,
-// appended chunks, closes) applied to both, step by step. Every answer must be the same, and so must
+// appended chunks, closes; suppressions added and removed, acquires that check the suppression list and
+// a frequency cap, leads ended uncalled) applied to both, step by step. Every answer must be the same, and so must
 // the run, its jobs and its queue as read back afterwards: what the core's unit tests learn from the
 // in-memory store holds for the table.
 
@@ -10,7 +11,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
-import type { AccountLimits, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import type { AccountLimits, QueuedJob, RecipientChecks, RunStore } from '../../lambdas/core/ports.ts';
 import type { FinalState, LiveState } from '../../lambdas/core/states.ts';
 import { testAws } from '../support/aws.ts';
 import { MemoryRunStore } from '../support/memory-store.ts';
@@ -20,8 +21,11 @@ const FIRST_CHUNK = 4;
 const SECOND_CHUNK = 3;
 
 type Op =
-  | { kind: 'acquire'; job: number; stale: number; account: boolean }
-  | { kind: 'wave'; jobs: { job: number; stale: number }[]; account: boolean }
+  | { kind: 'acquire'; job: number; stale: number; account: boolean; checks: boolean }
+  | { kind: 'wave'; jobs: { job: number; stale: number }[]; account: boolean; checks: boolean }
+  | { kind: 'suppress'; job: number; expiresIn: number }
+  | { kind: 'unsuppress'; job: number }
+  | { kind: 'end'; job: number; stale: number }
   | { kind: 'answer'; job: number; stale: number }
   | { kind: 'sid'; job: number }
   | {
@@ -48,8 +52,25 @@ const control = fc.constantFrom('running' as const, 'paused' as const, 'canceled
 const op: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 5,
-    arbitrary: fc.record({ kind: fc.constant('acquire' as const), job, stale, account: fc.boolean() }),
+    arbitrary: fc.record({
+      kind: fc.constant('acquire' as const),
+      job,
+      stale,
+      account: fc.boolean(),
+      checks: fc.boolean(),
+    }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('suppress' as const),
+      job,
+      // 0: for good; else expiring that many ms after the step (steps are a second apart).
+      expiresIn: fc.constantFrom(0, 0, 2_500),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('unsuppress' as const), job }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('end' as const), job, stale }) },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -60,6 +81,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
         selector: (entry) => entry.job,
       }),
       account: fc.boolean(),
+      checks: fc.boolean(),
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('answer' as const), job, stale }) },
@@ -123,14 +145,29 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'close' as const }) },
 );
 
+/**
+ * Numbers of this sequence: suppressions and frequency counters are the table's, not a run's, so
+ * each sequence has numbers of its own (Israeli mobiles, +972 52 3xx xxxx), two leads per number so
+ * that a wave meets the same number twice.
+ */
+let numbers = Math.floor(Math.random() * 50_000);
+function phoneOf(index: number): string {
+  return `+97252${String(3_000_000 + numbers * 10 + Math.floor(index / 2))}`;
+}
+
 function jobsOf(chunk: 0 | 1): NewJob[] {
   const first = chunk === 0 ? 0 : FIRST_CHUNK;
   const count = chunk === 0 ? FIRST_CHUNK : SECOND_CHUNK;
   return Array.from({ length: count }, (_, i) => ({
     jobId: jobIdFor(first + i),
-    phone: `+97252${String(3_000_000 + first + i)}`,
+    phone: phoneOf(first + i),
     attributes: { row: first + i },
   }));
+}
+
+/** The checks of an acquire: the suppression list, and at most 2 calls a number per 4 s window. */
+function checksAt(nowMs: number): RecipientChecks {
+  return { suppression: true, frequency: { maxCalls: 2, windowMs: 4_000 }, nowMs };
 }
 
 /** One step on a store; its answer, and the run as read back after it. */
@@ -144,17 +181,41 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
     case 'acquire': {
       const queued: QueuedJob = {
         jobId: jobIdFor(o.job),
-        phone: jobsOf(o.job < FIRST_CHUNK ? 0 : 1)[0]!.phone,
+        phone: phoneOf(o.job),
         attempt: await attemptOf(o.job, o.stale),
       };
-      return store.acquireSlot(runId, queued, at, o.account ? account : undefined);
+      return store.acquireSlot(
+        runId,
+        queued,
+        at,
+        o.account ? account : undefined,
+        o.checks ? checksAt(nowMs) : undefined,
+      );
+    }
+    case 'suppress':
+      return store.putSuppression({
+        phone: phoneOf(o.job),
+        reason: 'opt-out',
+        runId,
+        createdAt: at,
+        ...(o.expiresIn ? { expiresAt: new Date(nowMs + o.expiresIn).toISOString() } : {}),
+      });
+    case 'unsuppress':
+      return store.deleteSuppression(phoneOf(o.job), nowMs);
+    case 'end': {
+      const queued: QueuedJob = {
+        jobId: jobIdFor(o.job),
+        phone: phoneOf(o.job),
+        attempt: await attemptOf(o.job, o.stale),
+      };
+      return store.endQueuedJob(runId, queued, 'suppressed', at);
     }
     case 'wave': {
       const jobs: QueuedJob[] = [];
       for (const entry of o.jobs) {
         jobs.push({
           jobId: jobIdFor(entry.job),
-          phone: jobsOf(entry.job < FIRST_CHUNK ? 0 : 1)[0]!.phone,
+          phone: phoneOf(entry.job),
           attempt: await attemptOf(entry.job, entry.stale),
         });
       }
@@ -165,6 +226,7 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
         jobs,
         at,
         o.account ? { maxConcurrentCalls: account.maxConcurrentCalls } : undefined,
+        o.checks ? checksAt(nowMs) : undefined,
       );
     }
     case 'answer': {
@@ -213,8 +275,13 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
   }
 }
 
-async function snapshot(store: RunStore, runId: string) {
+async function snapshot(store: RunStore, runId: string, nowMs: number) {
   return {
+    suppressions: (await store.listSuppressions({ limit: 100, prefix: phoneOf(0).slice(0, -1), nowMs }))
+      .items,
+    suppressed: await Promise.all(
+      Array.from({ length: FIRST_CHUNK + SECOND_CHUNK }, (_, i) => store.getSuppression(phoneOf(i), nowMs)),
+    ),
     run: await store.getRun(runId),
     jobs: (await store.listJobs(runId, { limit: 100 })).items,
     queue: await store.nextQueuedJobs(runId, 20),
@@ -237,6 +304,7 @@ describe('the in-memory store against the DynamoDB adapter', () => {
         fc.array(op, { minLength: 5, maxLength: 25 }),
         async (concurrency, ops) => {
           const runId = randomUUID();
+          numbers += 1;
           // A fresh account item per sequence, as the memory store's own account is.
           const dynamo = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName, accountName: runId });
           const memory = new MemoryRunStore();
@@ -255,9 +323,11 @@ describe('the in-memory store against the DynamoDB adapter', () => {
             const expected = await apply(dynamo, runId, o, step + 1);
             const actual = await apply(memory, runId, o, step + 1);
             expect(actual, `step ${step + 1}: ${JSON.stringify(o)}`).toEqual(expected);
-            expect(await snapshot(memory, runId), `after step ${step + 1}: ${JSON.stringify(o)}`).toEqual(
-              await snapshot(dynamo, runId),
-            );
+            const nowMs = START + (step + 1) * 1000;
+            expect(
+              await snapshot(memory, runId, nowMs),
+              `after step ${step + 1}: ${JSON.stringify(o)}`,
+            ).toEqual(await snapshot(dynamo, runId, nowMs));
           }
         },
       ),

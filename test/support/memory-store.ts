@@ -8,7 +8,7 @@
 // nothing. Reads return copies, as a database does.
 
 import { windowOf } from '../../lambdas/adapters/dynamo/breaker.ts';
-import { MAX_WAVE } from '../../lambdas/adapters/dynamo/slots.ts';
+import { maxWave, waveOf } from '../../lambdas/adapters/dynamo/slots.ts';
 import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
 import {
   type Holder,
@@ -26,17 +26,21 @@ import type {
   ControlResult,
   CreateRunResult,
   IdempotencyClaim,
+  JobPageRequest,
   LeadReservation,
   NewRun,
   Page,
   PageRequest,
   QueuedJob,
+  RecipientChecks,
   Release,
   ReleaseResult,
   ReservationResult,
   RunStore,
+  Suppression,
   WaveResult,
 } from '../../lambdas/core/ports.ts';
+import { frequencyWindow, isInForce } from '../../lambdas/core/recipients.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import {
   type Account,
@@ -63,6 +67,10 @@ export class MemoryRunStore implements RunStore {
   readonly #idempotency = new Map<string, { runId: string; fingerprint: string }>();
   readonly #appendKeys = new Map<string, { firstIndex: number; firstChunk: number; fingerprint: string }>();
   #account: Account | undefined;
+  /** The suppression list, by E.164 number. */
+  readonly suppressions = new Map<string, Suppression>();
+  /** Calls per number and frequency window (`<phone>#<window>`), as the adapter's counter items. */
+  readonly recipientCalls = new Map<string, number>();
 
   // RunReader, RunIntakeStore, OpenRunStore
 
@@ -238,6 +246,21 @@ export class MemoryRunStore implements RunStore {
     stored.notBefore = notBefore;
   }
 
+  async endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'> {
+    const run = this.runs.get(runId);
+    const stored = this.jobs.get(runId)?.get(job.jobId);
+    if (!run || stored?.status !== 'queued' || stored.attempt !== job.attempt) return 'stale';
+    stored.status = 'failed';
+    stored.outcome = outcome;
+    stored.endedAt = at;
+    delete stored.queuedKey;
+    delete stored.notBefore;
+    run.queued -= 1;
+    run.failed += 1;
+    run.outcomes[outcome] = (run.outcomes[outcome] ?? 0) + 1;
+    return 'ended';
+  }
+
   async claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean> {
     const run = this.runs.get(runId);
     if (!run) return false;
@@ -263,13 +286,14 @@ export class MemoryRunStore implements RunStore {
     job: QueuedJob,
     at: string,
     account?: AccountLimits,
+    checks?: RecipientChecks,
   ): Promise<AcquireResult> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined);
+    if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined, checks);
     // As the adapter: the job's own shard first, then the next ones.
     const caps = accountShardCaps(max);
     for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
-      const result = this.#tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! });
+      const result = this.#tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! }, checks);
       if (result !== 'account-full') return result;
     }
     return 'account-full';
@@ -281,17 +305,23 @@ export class MemoryRunStore implements RunStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    // As the adapter's one transaction: the jobs still queued, if the run has room for all of them
-    // and each one's first shard has room for its share; else as many as the run has room for.
-    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
+    // As the adapter's one transaction: the jobs still queued whose numbers pass their checks, if
+    // the run has room for all of them and each one's first shard has room for its share; else as
+    // many as the run has room for. No number twice in a wave, as in the adapter's.
+    const first = waveOf(jobs, maxWave(account?.maxConcurrentCalls !== undefined, checks), checks);
+    const result: WaveResult = { acquired: [], taken: [], left: first.left, suppressed: [], capped: [] };
     const run = this.runs.get(runId);
-    const wave = jobs.slice(0, MAX_WAVE);
+    const wave = first.wave;
     for (const job of wave) {
       const stored = this.jobs.get(runId)?.get(job.jobId);
       if (stored?.status !== 'queued' || stored.attempt !== job.attempt) result.taken.push(job);
+      else if (!this.#recipientOk(job.phone, checks, 'suppression')) result.suppressed.push(job);
+      else if (!this.#recipientOk(job.phone, checks, 'frequency')) result.capped.push(job);
     }
-    let pending = wave.filter((job) => !result.taken.includes(job));
+    const settled = new Set([...result.taken, ...result.suppressed, ...result.capped]);
+    let pending = wave.filter((job) => !settled.has(job));
     if (pending.length === 0) return result;
     const free =
       run?.control === 'running' && run.concurrency === concurrency && dialable(run, Date.parse(at))
@@ -322,6 +352,7 @@ export class MemoryRunStore implements RunStore {
         at,
         undefined,
         shard === undefined ? undefined : { shard, cap: caps![shard]! },
+        checks,
       );
       if (taken !== 'acquired')
         throw new Error(`memory store: a checked wave acquire was refused (${taken})`);
@@ -341,6 +372,7 @@ export class MemoryRunStore implements RunStore {
     at: string,
     account: AccountLimits | undefined,
     shard: { shard: number; cap: number } | undefined,
+    checks?: RecipientChecks,
   ): AcquireResult {
     const attempt = job.attempt + 1;
     const limits = shard || account?.callsPerSecond !== undefined ? this.#ensureAccount() : undefined;
@@ -356,6 +388,9 @@ export class MemoryRunStore implements RunStore {
     const paceOk = account?.callsPerSecond === undefined || limits!.nextCreateAt <= account.nowMs;
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (!jobOk) return 'job-taken';
+    // Then the number's, as the adapter orders them.
+    if (!this.#recipientOk(job.phone, checks, 'suppression')) return 'suppressed';
+    if (!this.#recipientOk(job.phone, checks, 'frequency')) return 'frequency-capped';
     if (!runOk) return 'no-slot';
     if (!shardOk) return 'account-full';
     if (!paceOk) return 'paced';
@@ -371,10 +406,35 @@ export class MemoryRunStore implements RunStore {
       ...(shard ? { accountShard: shard.shard } : {}),
     });
     if (limits && shard) limits.shards.set(shard.shard, (limits.shards.get(shard.shard) ?? 0) + 1);
+    if (checks?.frequency) {
+      const key = this.#callsKey(job.phone, checks);
+      this.recipientCalls.set(key, (this.recipientCalls.get(key) ?? 0) + 1);
+    }
     if (limits && account?.callsPerSecond !== undefined) {
       limits.nextCreateAt = account.nowMs + 1000 / account.callsPerSecond;
     }
     return 'acquired';
+  }
+
+  /** The number passes this check: not suppressed (or expired), or under its cap in this window. */
+  #recipientOk(
+    phone: string,
+    checks: RecipientChecks | undefined,
+    check: 'suppression' | 'frequency',
+  ): boolean {
+    if (!checks) return true;
+    if (check === 'suppression') {
+      const suppression = this.suppressions.get(phone);
+      return !checks.suppression || suppression === undefined || !isInForce(suppression, checks.nowMs);
+    }
+    return (
+      !checks.frequency ||
+      (this.recipientCalls.get(this.#callsKey(phone, checks)) ?? 0) < checks.frequency.maxCalls
+    );
+  }
+
+  #callsKey(phone: string, checks: RecipientChecks): string {
+    return `${phone}#${frequencyWindow(checks.nowMs, checks.frequency!.windowMs).index}`;
   }
 
   async recordCallSid(runId: string, jobId: string, attempt: number, callSid: string): Promise<void> {
@@ -536,6 +596,49 @@ export class MemoryRunStore implements RunStore {
     return windowOf(item, size);
   }
 
+  // SuppressionStore
+
+  async putSuppression(suppression: Suppression): Promise<void> {
+    this.suppressions.set(suppression.phone, copy(suppression));
+  }
+
+  async putSuppressions(suppressions: Suppression[]): Promise<void> {
+    for (const suppression of suppressions) this.suppressions.set(suppression.phone, copy(suppression));
+  }
+
+  async getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined> {
+    const found = this.suppressions.get(phone);
+    return found && isInForce(found, nowMs) ? copy(found) : undefined;
+  }
+
+  async suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>> {
+    return new Set(
+      phones.filter((phone) => {
+        const found = this.suppressions.get(phone);
+        return found !== undefined && isInForce(found, nowMs);
+      }),
+    );
+  }
+
+  async deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
+    const found = this.suppressions.get(phone);
+    if (!found || !isInForce(found, nowMs)) return 'absent';
+    this.suppressions.delete(phone);
+    return 'deleted';
+  }
+
+  async listSuppressions(
+    page: PageRequest & { prefix?: string | undefined; nowMs: number },
+  ): Promise<Page<Suppression>> {
+    const entries = [...this.suppressions.values()]
+      .filter(
+        (s) => (page.prefix === undefined || s.phone.startsWith(page.prefix)) && isInForce(s, page.nowMs),
+      )
+      .sort((a, b) => a.phone.localeCompare(b.phone))
+      .map((s): [string, Suppression] => [s.phone, copy(s)]);
+    return pageOf(entries, page);
+  }
+
   // RunQueries
 
   async listRuns(page: PageRequest): Promise<Page<Run>> {
@@ -548,11 +651,15 @@ export class MemoryRunStore implements RunStore {
     );
   }
 
-  async listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+  async listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     const statuses = page.statuses ?? [];
+    const outcomes = page.outcomes ?? [];
     const jobs = [...this.#jobsOf(runId).values()]
       .sort((a, b) => a.jobId.localeCompare(b.jobId))
-      .filter((job) => statuses.length === 0 || statuses.includes(job.status));
+      .filter((job) => statuses.length === 0 || statuses.includes(job.status))
+      .filter(
+        (job) => outcomes.length === 0 || (job.outcome !== undefined && outcomes.includes(job.outcome)),
+      );
     const entries: [string, Job][] = [];
     for (const job of jobs) entries.push([job.jobId, (await this.getJob(runId, job.jobId))!]);
     return pageOf(entries, page);

@@ -142,6 +142,29 @@ describe('call.ended', () => {
     expect(jobEvents(undefined, created)[0]?.data).toMatchObject({ attempt: 0, final: true, call_sid: null });
   });
 
+  it('a lead ended uncalled by a recipient check (suppressed, frequency_capped): final, no Sid', () => {
+    for (const outcome of ['suppressed', 'frequency_capped']) {
+      // As endQueuedJob writes it: queued → failed with the outcome, at the attempts already made.
+      const queued = job({ attempt: 1, outcome: 'busy', callSid: 'CAearlier', endedAt: AT, notBefore: 1 });
+      const ended = { ...queued, status: 'failed' as const, outcome, endedAt: '2026-11-30T04:09:00.000Z' };
+      delete ended.notBefore;
+      const [event, ...rest] = jobEvents(queued, ended);
+      expect(rest).toEqual([]);
+      expect(event?.id).toBe(`call.ended:${RUN}:000007:1:final`);
+      expect(event?.data).toMatchObject({
+        attempt: 1,
+        outcome,
+        final: true,
+        call_sid: null,
+        answered_by: null,
+        duration_seconds: 0,
+        ended_at: '2026-11-30T04:09:00.000Z',
+      });
+      // A redelivery of the change: the same event, nothing more.
+      expect(jobEvents(queued, ended)).toEqual([event]);
+    }
+  });
+
   it('nothing for creation, dialing, answering, deletion or a write after final', () => {
     const queued = job();
     const dialing = job({ status: 'dialing', attempt: 1 });

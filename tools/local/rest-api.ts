@@ -28,7 +28,14 @@ import { LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda-runtime.ts';
  * The API's resources, as API Gateway would match them: literal segments win over `{params}`, and a
  * path matching none is handed over as `/{proxy+}` so that the handler's own router answers 404/405.
  */
-export const API_RESOURCES = ['/runs', '/runs/{run_id}', '/runs/{run_id}/{action}', OPENAPI_PATH] as const;
+export const API_RESOURCES = [
+  '/runs',
+  '/runs/{run_id}',
+  '/runs/{run_id}/{action}',
+  '/suppressions',
+  '/suppressions/{phone}',
+  OPENAPI_PATH,
+] as const;
 
 /** API Gateway's payload limit for REST APIs. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;

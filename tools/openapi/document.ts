@@ -26,6 +26,11 @@ import {
   RunList,
   RunRequest,
   RunView,
+  SuppressionList,
+  SuppressionRequest,
+  SuppressionsCsv,
+  SuppressionsImported,
+  SuppressionView,
 } from '../../lambdas/core/api-schemas.ts';
 import { LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
 import { RETRYABLE_OUTCOMES } from '../../lambdas/core/run-options.ts';
@@ -228,6 +233,9 @@ const csvOptions = z.object({
     .string()
     .meta({ description: `Comma-separated, from ${PHONE_TYPES.join(', ')}.`, example: 'mobile' })
     .optional(),
+  frequency_cap: z.enum(['end', 'wait']).optional(),
+  'opt_out.digit': z.string().meta({ example: '9' }).optional(),
+  'opt_out.message': z.string().optional(),
 });
 
 const idempotencyKey = z
@@ -416,6 +424,15 @@ const listCalls: ZodOpenApiOperationObject = {
           example: 'failed,canceled',
         })
         .optional(),
+      outcome: z
+        .string()
+        .meta({
+          description:
+            'Comma-separated outcomes to keep (`suppressed`, `frequency_capped`, `busy`, `no-answer`, …); with ' +
+            '`status`, both must hold.',
+          example: 'suppressed,frequency_capped',
+        })
+        .optional(),
       reveal_phone: z
         .enum(['true', 'false'])
         .meta({ description: 'Whole phone numbers instead of masked ones.' })
@@ -423,6 +440,101 @@ const listCalls: ZodOpenApiOperationObject = {
     }),
   },
   responses: { 200: json('A page of calls.', CallList), 400: invalid, 404: notFound, ...common },
+};
+
+// ---- The suppression list -----------------------------------------------------------------------
+
+const phonePath = {
+  path: z.object({
+    phone: z.string().meta({
+      description:
+        'The number: E.164 with its `+` (or `%2B`), or a national number when the deployment sets ' +
+        '`DEFAULT_COUNTRY`; read as leads are and stored in E.164. An invalid number is 400.',
+      example: '+972524118203',
+    }),
+  }),
+} satisfies ZodOpenApiParameters;
+const suppressionNotFound = error(
+  'SuppressionNotFound',
+  'The number is not suppressed (or its suppression has expired).',
+  'not_found',
+  'That number is not suppressed.',
+);
+
+const putSuppression: ZodOpenApiOperationObject = {
+  operationId: 'putSuppression',
+  tags: ['suppressions'],
+  summary: 'Suppress a number',
+  description:
+    'Adds or replaces the number’s suppression. Once this answers, no lead with this number is dialed: ' +
+    'the check is a condition of the transaction that takes the lead’s slot, and such a lead ends with ' +
+    'outcome `suppressed`. A client’s own TwiML app records an opt-out with `{"reason": "opt-out"}`.',
+  requestParams: phonePath,
+  requestBody: {
+    required: false,
+    content: { 'application/json': { schema: SuppressionRequest } },
+  },
+  responses: {
+    200: json('The suppression as stored.', SuppressionView),
+    400: invalid,
+    415: unsupported,
+    ...common,
+  },
+};
+
+const getSuppression: ZodOpenApiOperationObject = {
+  operationId: 'getSuppression',
+  tags: ['suppressions'],
+  summary: 'Is this number suppressed?',
+  requestParams: phonePath,
+  responses: {
+    200: json('The number’s suppression.', SuppressionView),
+    400: invalid,
+    404: suppressionNotFound,
+    ...common,
+  },
+};
+
+const deleteSuppression: ZodOpenApiOperationObject = {
+  operationId: 'deleteSuppression',
+  tags: ['suppressions'],
+  summary: 'Lift a number’s suppression',
+  requestParams: phonePath,
+  responses: {
+    204: { description: 'Removed; the number may be called again.' },
+    400: invalid,
+    404: suppressionNotFound,
+    ...common,
+  },
+};
+
+const listSuppressions: ZodOpenApiOperationObject = {
+  operationId: 'listSuppressions',
+  tags: ['suppressions'],
+  summary: 'The suppression list, in E.164 order',
+  requestParams: {
+    query: PageQuery.extend({
+      prefix: z
+        .string()
+        .meta({ description: 'Only numbers starting with these digits (`+` optional).', example: '+97252' })
+        .optional(),
+    }),
+  },
+  responses: { 200: json('A page of suppressions.', SuppressionList), 400: invalid, ...common },
+};
+
+const importSuppressions: ZodOpenApiOperationObject = {
+  operationId: 'importSuppressions',
+  tags: ['suppressions'],
+  summary: 'Import suppressions from a CSV file',
+  description: 'Every row or none: one invalid row refuses the file, each problem named by its line.',
+  requestBody: { required: true, content: { 'text/csv': { schema: SuppressionsCsv } } },
+  responses: {
+    200: json('Every row was imported.', SuppressionsImported),
+    400: invalid,
+    415: unsupported,
+    ...common,
+  },
 };
 
 const getOpenApi: ZodOpenApiOperationObject = {
@@ -466,7 +578,7 @@ export function buildOpenApiDocument() {
           '**Authentication** depends on the deployment (`-c apiAuth=`): IAM (SigV4-signed requests for the ' +
           'service `execute-api`, the default) or an API key in `x-api-key`. The local stack (`npm start`) ' +
           'asks for none, or for `x-api-key` when started with `API_KEY`.\n\n' +
-          '**Pages** (`GET /runs`, `GET /runs/{run_id}/calls`): pass `next_cursor` back as `cursor`, ' +
+          '**Pages** (`GET /runs`, `GET /runs/{run_id}/calls`, `GET /suppressions`): pass `next_cursor` back as `cursor`, ' +
           'unchanged, until it is null. Cursors are opaque.',
         license: { name: 'MIT', identifier: 'MIT' },
       },
@@ -488,6 +600,7 @@ export function buildOpenApiDocument() {
         { name: 'controls', description: 'Pause, resume and cancel a run.' },
         { name: 'leads', description: 'Add leads to a run.' },
         { name: 'calls', description: 'The calls of a run, lead by lead.' },
+        { name: 'suppressions', description: 'Numbers dialgate never calls (do-not-call, opt-outs).' },
         { name: 'meta', description: 'About the API itself.' },
       ],
       paths: {
@@ -517,6 +630,8 @@ export function buildOpenApiDocument() {
         },
         '/runs/{run_id}/leads': { post: appendLeads },
         '/runs/{run_id}/calls': { get: listCalls },
+        '/suppressions': { get: listSuppressions, post: importSuppressions },
+        '/suppressions/{phone}': { get: getSuppression, put: putSuppression, delete: deleteSuppression },
         '/openapi.json': { get: getOpenApi },
       },
       components: {

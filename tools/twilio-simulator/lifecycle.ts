@@ -3,6 +3,7 @@
 // counts move with it.
 
 import { emit, flushHeld } from './callbacks.ts';
+import { gatherAction, pressKeys } from './gather.ts';
 import { type CallState, isFinal, now, runOf, type SimState } from './state.ts';
 import type { FinalCallStatus } from './types.ts';
 
@@ -61,6 +62,15 @@ function answer(sim: SimState, call: CallState): void {
   emit(sim, call, 'answered', 'in-progress');
   const talkMs = Math.min(call.script.talkMs, call.timeLimitSeconds * sim.secondMs);
   call.timer = sim.later(talkMs, () => finish(sim, call, 'completed'));
+  // A callee who presses keys does so while the call plays: half-way through the talk time.
+  const action = call.digits ? gatherAction(call.twiml) : undefined;
+  if (action && call.digits) {
+    const digits = call.digits;
+    sim.later(
+      talkMs / 2,
+      () => void pressKeys(sim, call, action, digits, () => finish(sim, call, 'completed')),
+    );
+  }
   sim.changed();
 }
 

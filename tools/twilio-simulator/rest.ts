@@ -188,6 +188,7 @@ function validateAndBuild(
     ...(run !== undefined ? { run } : {}),
     ...(job !== undefined ? { job } : {}),
     ...(attempt !== undefined ? { attempt } : {}),
+    ...(script.digits ? { digits: script.digits } : {}),
     script: {
       outcome: script.outcome,
       queuedMs: script.queuedMs ?? vary(settings.queuedMs),

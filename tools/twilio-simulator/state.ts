@@ -36,6 +36,8 @@ export const SIM_CALL_KEYS = [
   'job',
   'attempt',
   'script',
+  'digits',
+  'gather',
   'status',
   'createdAt',
   'startedAt',

@@ -26,6 +26,23 @@ export interface CallScript {
   talkMs?: number;
   /** The To number is refused at create (400, error 21211), as Twilio refuses an invalid number. */
   invalidNumber?: boolean;
+  /**
+   * Keys the callee presses once answered, half-way through the talk time: when the call's TwiML has
+   * a `<Gather action="…">`, the simulator POSTs `Digits` to that action, signed as Twilio signs it,
+   * and ends the call (completed) when the answer's TwiML hangs up.
+   */
+  digits?: string;
+}
+
+/** A keypress sent to a call's `<Gather>` action, and what the action answered. */
+export interface SimGather {
+  url: string;
+  digits: string;
+  sentAt: number;
+  responseStatus?: number;
+  /** The TwiML the action answered. */
+  twiml?: string;
+  error?: string;
 }
 
 export interface ApiError {
@@ -123,7 +140,10 @@ export interface SimCall {
   run?: string;
   job?: string;
   attempt?: string;
-  script: Required<Omit<CallScript, 'invalidNumber'>>;
+  script: Required<Omit<CallScript, 'invalidNumber' | 'digits'>>;
+  /** Keys the callee presses (CallScript.digits), and what came of it. */
+  digits?: string;
+  gather?: SimGather;
   status: SimCallStatus;
   /** ms since the epoch, fractional. */
   createdAt: number;

@@ -14,6 +14,7 @@ export async function listCalls(ctx: Context, runId: string): Promise<number> {
     const page = await ctx.client.listCalls(runId, {
       limit: Math.min(100, limit === undefined ? 100 : limit - calls.length),
       ...(ctx.values.status ? { status: ctx.values.status } : {}),
+      ...(ctx.values.outcome ? { outcome: ctx.values.outcome } : {}),
       ...(cursor ? { cursor } : {}),
       revealPhone: ctx.values['reveal-phone'] === true,
     });

@@ -4,7 +4,7 @@
 import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
 import type { Job, Run } from '../../core/model.ts';
-import type { Page, PageRequest, RunQueries } from '../../core/ports.ts';
+import type { JobPageRequest, Page, PageRequest, RunQueries } from '../../core/ports.ts';
 import { ID_CHARS } from '../../definitions/formats.ts';
 import { keys, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem } from './items.ts';
@@ -68,7 +68,7 @@ export class DynamoListings implements RunQueries {
     );
   }
 
-  async listJobs(runId: string, page: PageRequest & { statuses?: readonly string[] }): Promise<Page<Job>> {
+  async listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     const runPk = keys.run(runId).pk;
     let start: Record<string, unknown> | undefined =
       page.cursor === undefined
@@ -82,21 +82,28 @@ export class DynamoListings implements RunQueries {
               JOB_SK.test(key.sk),
           );
     const statuses = page.statuses ?? [];
-    const filter = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
+    const outcomes = page.outcomes ?? [];
+    const byStatus = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
+    const byOutcome = Object.fromEntries(outcomes.map((outcome, i) => [`:o${i}`, outcome]));
+    const filter = { ...byStatus, ...byOutcome };
+    const filters = [
+      ...(statuses.length > 0 ? [`#status IN (${Object.keys(byStatus).join(', ')})`] : []),
+      ...(outcomes.length > 0 ? [`outcome IN (${Object.keys(byOutcome).join(', ')})`] : []),
+    ];
     const jobs: Job[] = [];
     let next: Record<string, unknown> | undefined;
     // A filter applies after the read's Limit, so a filtered page may take a few reads to fill.
-    for (let read = 0; read < (statuses.length > 0 ? MAX_FILTERED_PAGES : 1); read++) {
+    for (let read = 0; read < (filters.length > 0 ? MAX_FILTERED_PAGES : 1); read++) {
       const want = page.limit - jobs.length;
       const { Items = [], LastEvaluatedKey } = await this.t.doc.send(
         new QueryCommand({
           TableName: this.t.name,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
           ExpressionAttributeValues: { ':pk': runPk, ':job': 'JOB#', ...filter },
-          ...(statuses.length > 0
+          ...(filters.length > 0
             ? {
-                FilterExpression: `#status IN (${Object.keys(filter).join(', ')})`,
-                ExpressionAttributeNames: { '#status': 'status' },
+                FilterExpression: filters.join(' AND '),
+                ...(statuses.length > 0 ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
                 Limit: Math.max(want, 100),
               }
             : { Limit: want }),
@@ -115,7 +122,7 @@ export class DynamoListings implements RunQueries {
   }
 }
 
-function encodeCursor(key: Record<string, unknown>): string {
+export function encodeCursor(key: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
@@ -129,7 +136,7 @@ const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * A cursor is the client's to hold, so it is checked like any input: exactly the key attributes a
  * page ends on, each in the form dialgate writes, so that DynamoDB never sees a start key it refuses.
  */
-function decodeCursor(
+export function decodeCursor(
   cursor: string,
   valid: (key: Record<string, unknown>) => boolean,
 ): Record<string, unknown> {

@@ -56,6 +56,47 @@ export class DynamoQueue implements QueueStore {
     );
   }
 
+  async endQueuedJob(runId: string, job: QueuedJob, outcome: string, at: string): Promise<'ended' | 'stale'> {
+    const failed = await this.t.transact([
+      {
+        Update: {
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          UpdateExpression:
+            'SET queued = queued - :one, failed = failed + :one, ' +
+            'outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#outcome': outcome },
+          ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+        },
+      },
+      {
+        Update: {
+          TableName: this.t.name,
+          Key: keys.job(runId, job.jobId),
+          // Out of the queued index, final without a call: the attempt count stays (no call was made).
+          UpdateExpression:
+            'SET #status = :failed, outcome = :outcome, endedAt = :at REMOVE #qrun, #qkey, notBefore',
+          // Still queued at the attempt seen: a job taken, canceled or ended meanwhile stays as it is.
+          ConditionExpression: '#status = :queued AND attempt = :attempt',
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey,
+            '#qkey': TABLE_SCHEMA.queuedIndex.sortKey,
+          },
+          ExpressionAttributeValues: {
+            ':failed': 'failed',
+            ':queued': 'queued',
+            ':outcome': outcome,
+            ':attempt': job.attempt,
+            ':at': at,
+          },
+        },
+      },
+    ]);
+    return failed.length === 0 ? 'ended' : 'stale';
+  }
+
   async claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean> {
     return this.t.applies(
       new UpdateCommand({

@@ -13,12 +13,14 @@ import type {
   AccountLimits,
   AcquireResult,
   QueuedJob,
+  RecipientChecks,
   Release,
   ReleaseResult,
   RunReader,
   SlotStore,
   WaveResult,
 } from '../../core/ports.ts';
+import { frequencyWindow } from '../../core/recipients.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
@@ -27,7 +29,40 @@ import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from '.
  * Jobs in one wave: with the run item and up to one shard item per job, within DynamoDB's 100 items
  * a transaction.
  */
-export const MAX_WAVE = 49;
+const MAX_WAVE = 49;
+
+/**
+ * Jobs in one wave with these checks: each job brings its own item, and with an account cap up to one
+ * shard item, with the suppression list a condition check, with a frequency cap its counter; with
+ * the run item, within DynamoDB's 100 items a transaction (24 jobs with all of them).
+ */
+export function maxWave(accountCap: boolean, checks: RecipientChecks | undefined): number {
+  const perJob = 1 + (accountCap ? 1 : 0) + (checks?.suppression ? 1 : 0) + (checks?.frequency ? 1 : 0);
+  return Math.min(MAX_WAVE, Math.floor(99 / perJob));
+}
+
+/**
+ * A wave's jobs and those left for the next one: at most `size`, and with per-recipient checks no
+ * number twice (a transaction may not touch one item twice; the same number can be two leads of a run).
+ */
+export function waveOf(
+  jobs: QueuedJob[],
+  size: number,
+  checks: RecipientChecks | undefined,
+): { wave: QueuedJob[]; left: QueuedJob[] } {
+  if (!checks?.suppression && !checks?.frequency)
+    return { wave: jobs.slice(0, size), left: jobs.slice(size) };
+  const wave: QueuedJob[] = [];
+  const left: QueuedJob[] = [];
+  const phones = new Set<string>();
+  for (const job of jobs) {
+    if (wave.length < size && !phones.has(job.phone)) {
+      phones.add(job.phone);
+      wave.push(job);
+    } else left.push(job);
+  }
+  return { wave, left };
+}
 
 /**
  * The run may dial at `:now` (the acquirer's time, ms): it is not waiting for its start_at (a
@@ -53,16 +88,67 @@ export class DynamoSlots implements SlotStore {
     job: QueuedJob,
     at: string,
     account?: AccountLimits,
+    checks?: RecipientChecks,
   ): Promise<AcquireResult> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return this.tryAcquire(runId, job, at, account, undefined);
+    if (max === undefined) return this.tryAcquire(runId, job, at, account, undefined, checks);
     // The job's own shard first, then the next ones: a full shard is not a full account.
     const caps = accountShardCaps(max);
     for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
-      const result = await this.tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! });
+      const result = await this.tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! }, checks);
       if (result !== 'account-full') return result;
     }
     return 'account-full';
+  }
+
+  /**
+   * The items a job's recipient checks add to its acquire: a condition that the number is not
+   * suppressed (or its suppression has expired), and its call counted in its frequency window under
+   * the cap. Either failing cancels the whole transaction: no slot, no call.
+   */
+  private checkItems(
+    job: QueuedJob,
+    checks: RecipientChecks | undefined,
+  ): {
+    items: TransactItem[];
+    suppression: number;
+    frequency: number;
+  } {
+    const items: TransactItem[] = [];
+    let suppression = -1;
+    let frequency = -1;
+    if (checks?.suppression) {
+      suppression = items.length;
+      items.push({
+        ConditionCheck: {
+          TableName: this.t.name,
+          Key: keys.suppression(job.phone),
+          ConditionExpression: 'attribute_not_exists(pk) OR #until <= :now',
+          ExpressionAttributeNames: { '#until': 'until' },
+          ExpressionAttributeValues: { ':now': new Date(checks.nowMs).toISOString() },
+        },
+      });
+    }
+    if (checks?.frequency) {
+      const window = frequencyWindow(checks.nowMs, checks.frequency.windowMs);
+      frequency = items.length;
+      items.push({
+        Update: {
+          TableName: this.t.name,
+          Key: keys.recipientCalls(job.phone, window.index),
+          // The counter outlives its window by nothing: DynamoDB's TTL deletes it some time after.
+          UpdateExpression: 'ADD calls :one SET #ttl = :expires',
+          ConditionExpression: 'attribute_not_exists(calls) OR calls < :max',
+          ExpressionAttributeNames: { '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':max': checks.frequency.maxCalls,
+            ':expires': Math.ceil(window.endsAt / 1000),
+          },
+        },
+      });
+    }
+    return { items, suppression, frequency };
   }
 
   private async tryAcquire(
@@ -71,6 +157,7 @@ export class DynamoSlots implements SlotStore {
     at: string,
     account: AccountLimits | undefined,
     shard: { shard: number; cap: number } | undefined,
+    checks: RecipientChecks | undefined,
   ): Promise<AcquireResult> {
     const items: TransactItem[] = [
       {
@@ -89,10 +176,15 @@ export class DynamoSlots implements SlotStore {
     const cps = account?.callsPerSecond;
     if (account && cps !== undefined)
       items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
+    const recipient = this.checkItems(job, checks);
+    const offset = items.push(...recipient.items) - recipient.items.length;
     const failed = await this.t.transact(items);
     if (failed.length === 0) return 'acquired';
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
+    // Then the number's: a suppressed or capped number is refused whatever room the run has.
+    if (recipient.suppression >= 0 && failed.includes(offset + recipient.suppression)) return 'suppressed';
+    if (recipient.frequency >= 0 && failed.includes(offset + recipient.frequency)) return 'frequency-capped';
     if (failed.includes(0)) return 'no-slot';
     return failed.includes(shardIndex) ? 'account-full' : 'paced';
   }
@@ -112,12 +204,15 @@ export class DynamoSlots implements SlotStore {
     jobs: QueuedJob[],
     at: string,
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
+    checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    const result: WaveResult = { acquired: [], taken: [], left: jobs.slice(MAX_WAVE) };
     const caps =
       account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
+    const limit = maxWave(caps !== undefined, checks);
     // `pending`: jobs not settled yet; the wave is its first `size` (fewer once the run is short of room).
-    let pending = jobs.slice(0, MAX_WAVE);
+    const first = waveOf(jobs, limit, checks);
+    const result: WaveResult = { acquired: [], taken: [], left: first.left, suppressed: [], capped: [] };
+    let pending = first.wave;
     let size = pending.length;
     // Each round settles a job or shrinks the wave, or ends: at most one round per job and size.
     for (let round = 0; size > 0 && pending.length > 0 && round <= 2 * MAX_WAVE; round++) {
@@ -153,6 +248,15 @@ export class DynamoSlots implements SlotStore {
         ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId))),
         ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
       ];
+      // Each job's recipient checks after everything else: index → the job and what it checks.
+      const checkOf = new Map<number, { job: QueuedJob; kind: 'suppressed' | 'capped' }>();
+      for (const job of wave) {
+        const recipient = this.checkItems(job, checks);
+        const offset = items.push(...recipient.items) - recipient.items.length;
+        if (recipient.suppression >= 0)
+          checkOf.set(offset + recipient.suppression, { job, kind: 'suppressed' });
+        if (recipient.frequency >= 0) checkOf.set(offset + recipient.frequency, { job, kind: 'capped' });
+      }
       const { failed, oldItems } = await this.t.transactWithReasons(items);
       if (failed.length === 0) {
         result.acquired.push(...wave);
@@ -162,9 +266,16 @@ export class DynamoSlots implements SlotStore {
       const taken = new Set(
         failed.filter((index) => index >= 1 && index <= wave.length).map((i) => wave[i - 1]),
       );
-      if (taken.size > 0) {
+      // A job taken by another dispatcher is not this wave's to judge; the others' numbers are.
+      const refused = new Map<QueuedJob, 'suppressed' | 'capped'>();
+      for (const index of failed) {
+        const check = checkOf.get(index);
+        if (check && !taken.has(check.job) && !refused.has(check.job)) refused.set(check.job, check.kind);
+      }
+      if (taken.size > 0 || refused.size > 0) {
         result.taken.push(...wave.filter((job) => taken.has(job)));
-        pending = pending.filter((job) => !taken.has(job));
+        for (const [job, kind] of refused) result[kind].push(job);
+        pending = pending.filter((job) => !taken.has(job) && !refused.has(job));
         size = Math.min(size, pending.length);
         continue;
       }

@@ -1,6 +1,7 @@
 // (adapter) A DynamoDB stream record as the core's model: which entity changed, and what it was before
 // and after the write (NEW_AND_OLD_IMAGES). Items map to runs and jobs through items.ts, as everywhere
-// else; chunk markers, idempotency keys and account items change nothing the outside is told.
+// else; chunk markers, idempotency keys, account items, suppressions and frequency counters change
+// nothing the outside is told.
 
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';

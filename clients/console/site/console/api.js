@@ -10,6 +10,7 @@
  * @typedef {Schemas['RunView']} Run
  * @typedef {Schemas['CallView']} Call
  * @typedef {Schemas['ErrorDetail']} ErrorDetail
+ * @typedef {Schemas['Suppression']} Suppression
  * @typedef {{ apiUrl: string, apiKey: string }} Connection
  */
 
@@ -160,6 +161,43 @@ export class Api {
         reveal_phone: options.revealPhone ? 'true' : undefined,
       })}`,
     );
+  }
+
+  /**
+   * @param {{ prefix?: string, limit?: number, cursor?: string }} [options]
+   * @returns {Promise<Schemas['SuppressionList']>}
+   */
+  listSuppressions(options = {}) {
+    return this.request(
+      'GET',
+      `/suppressions${query({ prefix: options.prefix || undefined, limit: options.limit, cursor: options.cursor })}`,
+    );
+  }
+
+  /**
+   * @param {string} phone as typed: the API reads it (E.164, or national with its DEFAULT_COUNTRY)
+   * @param {{ reason?: string }} [details]
+   * @returns {Promise<Suppression>}
+   */
+  putSuppression(phone, details = {}) {
+    return this.request('PUT', `/suppressions/${encodeURIComponent(phone)}`, {
+      body: JSON.stringify(details.reason ? { reason: details.reason } : {}),
+      contentType: 'application/json',
+    });
+  }
+
+  /** @param {string} phone @returns {Promise<void>} */
+  deleteSuppression(phone) {
+    return this.request('DELETE', `/suppressions/${encodeURIComponent(phone)}`);
+  }
+
+  /**
+   * Every row or none: the API names a bad row by its line in the file.
+   * @param {string} csv
+   * @returns {Promise<Schemas['SuppressionsImported']>}
+   */
+  importSuppressions(csv) {
+    return this.request('POST', '/suppressions', { body: csv, contentType: 'text/csv' });
   }
 }
 

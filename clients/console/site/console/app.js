@@ -6,6 +6,7 @@
 import { Api, ApiError } from './api.js';
 import { byId, dateTime, h, replace } from './dom.js';
 import { RunView } from './run-view.js';
+import { SuppressionsView } from './suppressions-view.js';
 
 const KEY_STORAGE = 'dialgate.apiKey';
 const URL_STORAGE = 'dialgate.apiUrl';
@@ -262,14 +263,20 @@ class RunsView {
 
 const runsView = new RunsView();
 const runView = new RunView(api, { showError, clearError });
+const suppressionsView = new SuppressionsView(api, { showError });
 
 /** @param {boolean} [moveFocus] on navigation, not on the first load */
 function route(moveFocus = true) {
   const match = /^#\/runs\/([^/]+)$/.exec(location.hash);
   runsView.hide();
   runView.hide();
+  suppressionsView.hide();
   clearError();
-  if (match) {
+  if (location.hash === '#/suppressions') {
+    suppressionsView.show();
+    document.title = 'Suppressions · dialgate console';
+    if (moveFocus) byId('suppressions-title').focus();
+  } else if (match) {
     runView.show(decodeURIComponent(match[1] ?? ''));
     document.title = 'Run · dialgate console';
     if (moveFocus) byId('run-title').focus();
