@@ -12,6 +12,13 @@ Commands:
                           A new run of another run's leads that ended so: S is one or more
                           statuses or outcomes with commas (default failed; e.g. failed,canceled
                           or busy,no-answer); no phone number leaves the API
+    run options (either form of runs create):
+    --twiml TWIML | --twiml-url URL
+                          What the callee hears (TwiML inline, or @file to read it)
+    --machine-detection Enable|DetectMessageEnd
+                          Answering-machine detection; a machine's call ends "machine"
+    --voicemail-twiml TWIML | --voicemail-url URL
+                          With DetectMessageEnd: the message a machine is left
   runs list [--limit N] [--cursor C] [--format table|json]
                           Runs, newest first (N up to 100, default 20)
   runs show <run-id> [--format table|json]

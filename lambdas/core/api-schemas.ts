@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
+import { ANSWERED_BY, MACHINE_DETECTION_MODES, MACHINE_OUTCOME } from './machine-detection.ts';
 import {
   PAUSE_WHEN_LIMITS,
   RETRY_DEFAULTS,
@@ -23,8 +24,11 @@ import { FINAL_STATES, JOB_STATES, LIVE_STATES } from './states.ts';
 export const PAGE_DEFAULT = 50;
 export const PAGE_MAX = 100;
 
-/** Final statuses, and the outcomes a lead can end with (Twilio's, and `rejected` for a refused number). */
-export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected'] as const;
+/**
+ * Final statuses, and the outcomes a lead can end with (Twilio's, `rejected` for a refused number,
+ * `machine` for a call a machine or fax answered).
+ */
+export const FROM_RUN_OUTCOMES = [...FINAL_STATES, 'busy', 'no-answer', 'rejected', MACHINE_OUTCOME] as const;
 
 const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
 const TIME = '2026-11-29T09:30:00.000Z';
@@ -64,6 +68,14 @@ export const JobStatus = z.enum(JOB_STATES).meta({
 });
 
 const Weekday = z.enum(WEEKDAYS);
+const MachineDetection = z.enum(MACHINE_DETECTION_MODES).meta({
+  id: 'MachineDetection',
+  description:
+    'Answering-machine detection, Twilio’s modes, always asynchronous (the callee hears the run’s content ' +
+    'at once): `Enable` tells as soon as it knows, `DetectMessageEnd` waits for a machine’s greeting to ' +
+    'end (for `voicemail_twiml`/`voicemail_url`). A call a machine or fax answered ends with outcome ' +
+    '`machine` (failed), which `retry.on` may name.',
+});
 const RetryableOutcome = z.enum(RETRYABLE_OUTCOMES);
 const LocalTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
 
@@ -178,7 +190,8 @@ export const FromRun = z
   .strictObject({
     run_id: RunId,
     outcomes: z.array(z.enum(FROM_RUN_OUTCOMES)).min(1).meta({
-      description: 'A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome.',
+      description:
+        'A final status (`failed` takes busy, no-answer, failed, rejected and machine leads) or outcome.',
     }),
   })
   .meta({
@@ -250,6 +263,25 @@ const runOptionFields = {
     example: '2026-12-01T20:00:00+02:00',
   }).nullish(),
   pause_when: PauseWhenRequest.nullish(),
+  machine_detection: MachineDetection.nullish(),
+  voicemail_twiml: z
+    .string()
+    .meta({
+      description:
+        'With `machine_detection: DetectMessageEnd`: inline TwiML a machine is left once its greeting ' +
+        'ends (the live call is redirected to it), at most the deployment’s `maxTwimlBytes`. Not with ' +
+        '`voicemail_url`.',
+      example: '<Response><Say>Sorry we missed you. We will call again tomorrow.</Say></Response>',
+    })
+    .nullish(),
+  voicemail_url: z
+    .url()
+    .meta({
+      description:
+        'With `machine_detection: DetectMessageEnd`: a TwiML URL (under `twimlUrlAllowedPrefixes`) the ' +
+        'live call is redirected to once a machine’s greeting ends. Not with `voicemail_twiml`.',
+    })
+    .nullish(),
 };
 
 export const RunRequest = z
@@ -369,6 +401,9 @@ export const RunView = z
       .strictObject({ failed_ratio: z.number(), min_calls: z.int() })
       .nullable()
       .meta({ description: 'The failure breaker, as asked for.' }),
+    machine_detection: MachineDetection.nullable(),
+    voicemail_twiml: z.string().nullable(),
+    voicemail_url: z.string().nullable(),
   })
   .meta({
     id: 'RunView',
@@ -403,6 +438,9 @@ export const RunView = z
       start_at: null,
       expires_at: null,
       pause_when: null,
+      machine_detection: null,
+      voicemail_twiml: null,
+      voicemail_url: null,
     },
   });
 
@@ -451,6 +489,15 @@ export const CallView = z
       .meta({ description: 'The last finished attempt’s outcome (`completed`, `busy`, …).' }),
     error_code: z.int().nullable().meta({ description: 'Twilio’s error code, when a create was refused.' }),
     call_sid: z.string().nullable(),
+    answered_by: z
+      .string()
+      .nullable()
+      .meta({
+        description:
+          `With \`machine_detection\`: who answered the latest call, Twilio’s AnsweredBy (${ANSWERED_BY.map((v) => `\`${v}\``).join(', ')}); ` +
+          'null when detection did not run or has not told yet.',
+        example: 'human',
+      }),
     queued_at: Timestamp,
     dialed_at: Timestamp.nullable(),
     answered_at: Timestamp.nullable(),
@@ -471,6 +518,7 @@ export const CallView = z
       outcome: 'completed',
       error_code: null,
       call_sid: 'CA0123456789abcdef0123456789abcdef',
+      answered_by: null,
       queued_at: '2026-11-29T09:30:00.412Z',
       dialed_at: '2026-11-29T09:30:01.020Z',
       answered_at: '2026-11-29T09:30:07.881Z',

@@ -165,6 +165,9 @@ const RUN_REQUEST_FIELDS = [
   'start_at',
   'expires_at',
   'pause_when',
+  'machine_detection',
+  'voicemail_twiml',
+  'voicemail_url',
 ];
 
 /** The run options of a request body; throws naming every bad field. */

@@ -5,7 +5,7 @@
 // it (docs/DESIGN.md, invariant 3: never re-sent blindly).
 
 import { countEndedAttempt } from './breaker.ts';
-import { buildCallbackUrl } from './callback-url.ts';
+import { buildAmdCallbackUrl, buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
 import type {
@@ -72,16 +72,19 @@ export async function placeCall(
 ): Promise<boolean> {
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
+  const ids = { runId, jobId: job.jobId, attempt };
   const result = await deps.telephony.createCall({
     to: job.phone,
     from: options.from ?? calls.from,
     statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, {
-      runId,
-      jobId: job.jobId,
-      attempt,
+      ...ids,
       // A slot that also holds an account slot is released the long way (the account item with it),
-      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them).
-      ...(deps.account === undefined && !options.pauseWhen && !options.expiresAt
+      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them),
+      // and one whose outcome waits on answering-machine detection's verdict.
+      ...(deps.account === undefined &&
+      !options.pauseWhen &&
+      !options.expiresAt &&
+      options.machineDetection === undefined
         ? { requeueOn: requeueOutcomes(options, attempt) }
         : {}),
     }),
@@ -92,6 +95,14 @@ export async function placeCall(
       : options.twiml
         ? { twiml: options.twiml }
         : calls.content,
+    ...(options.machineDetection === undefined
+      ? {}
+      : {
+          machineDetection: {
+            mode: options.machineDetection,
+            callbackUrl: buildAmdCallbackUrl(calls.webhookUrl, ids),
+          },
+        }),
   });
   const at = deps.clock.now().toISOString();
 

@@ -1,6 +1,7 @@
-// (handler) Function URL → Twilio status callbacks. The signature is checked against the exact URL
-// before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job and, on a
-// final status, frees the slot.
+// (handler) Function URL → Twilio status callbacks and answering-machine detection callbacks. The
+// signature is checked against the exact URL before anything is written (docs/DESIGN.md, invariant 6);
+// then the core moves the job and, on a final status, frees the slot, or records the detection's
+// verdict (and redirects a machine to the run's voicemail).
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
@@ -11,21 +12,23 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { CredentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
-import { parseCallbackIds } from '../core/callback-url.ts';
+import { type AmdDeps, applyAmdCallback } from '../core/amd-callback.ts';
+import { isAmdCallback, parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
+import { isAnsweredBy } from '../core/machine-detection.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { eventBody } from './body.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
-import { runStore, twilioCredentials, workQueue } from './wiring.ts';
+import { runStore, twilioCredentials, twilioTelephony, workQueue } from './wiring.ts';
 
 const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('webhook');
 
-let deps: (CallbackDeps & { credentials: CredentialSource }) | undefined;
+let deps: (CallbackDeps & AmdDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
   const env = readEnv([
     'TABLE_NAME',
@@ -33,6 +36,8 @@ function wire() {
     'TWILIO_SECRET_ID',
     'TWILIO_ACCOUNT_SID',
     'TWILIO_AUTH_TOKEN',
+    'TWILIO_API_BASE_URL',
+    'TWILIO_REQUEST_TIMEOUT_MS',
   ]);
   return {
     // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
@@ -41,6 +46,8 @@ function wire() {
     clock: systemClock,
     log: logger,
     credentials: twilioCredentials(env),
+    // Twilio's Calls API, for one thing only: redirecting a machine's call to the run's voicemail.
+    callControl: twilioTelephony(env, { log: logger }),
   };
 }
 
@@ -75,7 +82,18 @@ export async function handleStatusCallback(
     return reply(403, 'invalid signature');
   }
 
-  const ids = parseCallbackIds(new URLSearchParams(event.rawQueryString));
+  const query = new URLSearchParams(event.rawQueryString);
+  const ids = parseCallbackIds(query);
+  if (isAmdCallback(query)) {
+    const answeredBy = params.AnsweredBy ?? '';
+    if (!ids || !params.CallSid || !isAnsweredBy(answeredBy)) {
+      logger.warn('detection callback ignored: not one of ours', { query: event.rawQueryString });
+      return reply(200);
+    }
+    const effect = await applyAmdCallback(deps, { ...ids, callSid: params.CallSid, answeredBy });
+    logger.debug('detection callback applied', { ...ids, answeredBy, effect });
+    return reply(200);
+  }
   const status = params.CallStatus ?? '';
   if (!ids || !isTwilioCallStatus(status) || !params.CallSid) {
     // Signed by Twilio but not a callback we asked for: nothing to retry, nothing to change.
@@ -83,11 +101,13 @@ export async function handleStatusCallback(
     return reply(200);
   }
   const errorCode = params.ErrorCode ? Number(params.ErrorCode) : undefined;
+  const answeredBy = params.AnsweredBy;
   const effect = await applyStatusCallback(deps, {
     ...ids,
     callSid: params.CallSid,
     callStatus: status,
     ...(errorCode !== undefined && Number.isFinite(errorCode) ? { errorCode } : {}),
+    ...(answeredBy !== undefined && isAnsweredBy(answeredBy) ? { answeredBy } : {}),
   });
   logger.debug('status callback applied', { ...ids, status, effect });
   return reply(200);

@@ -421,7 +421,7 @@ describe('commands on the run-controls API', () => {
     expect(csv.code, csv.stderr).toBe(EXIT.ok);
     const [header, ...rows] = csv.stdout.trim().split('\n');
     expect(header).toMatch(
-      /^"job_id","phone","status","outcome","attempts","error_code","call_sid","queued_at","dialed_at","answered_at","ended_at"/,
+      /^"job_id","phone","status","outcome","attempts","error_code","call_sid","queued_at","dialed_at","answered_at","answered_by","ended_at"/,
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]).toContain(`,"${INVALID_NUMBER}","failed",`);
