@@ -842,6 +842,9 @@ export interface operations {
         twiml_url?: string;
         twiml?: string;
         phone_types?: string;
+        machine_detection?: "Enable" | "DetectMessageEnd";
+        voicemail_url?: string;
+        voicemail_twiml?: string;
       };
       header?: {
         "Idempotency-Key"?: string;

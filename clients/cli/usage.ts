@@ -12,13 +12,6 @@ Commands:
                           A new run of another run's leads that ended so: S is one or more
                           statuses or outcomes with commas (default failed; e.g. failed,canceled
                           or busy,no-answer); no phone number leaves the API
-    run options (either form of runs create):
-    --twiml TWIML | --twiml-url URL
-                          What the callee hears (TwiML inline, or @file to read it)
-    --machine-detection Enable|DetectMessageEnd
-                          Answering-machine detection; a machine's call ends "machine"
-    --voicemail-twiml TWIML | --voicemail-url URL
-                          With DetectMessageEnd: the message a machine is left
   runs list [--limit N] [--cursor C] [--format table|json]
                           Runs, newest first (N up to 100, default 20)
   runs show <run-id> [--format table|json]
@@ -40,7 +33,11 @@ Run options (runs create; lists take commas; the API checks every value):
   --from NUMBER           Caller id (the deployment's own or an allowed one)
   --phone-types T,…       Number types the leads may be (mobile, fixed_line, …)
   --twiml-url URL | --twiml XML
-                          What the callee hears
+                          What the callee hears (TwiML may name lead fields: {{name|default}})
+  --machine-detection Enable|DetectMessageEnd
+                          Answering-machine detection; a machine's or fax's call ends "machine"
+  --voicemail-url URL | --voicemail-twiml XML
+                          With DetectMessageEnd: what a machine is left after its greeting
   --start-at TIME         Dial nothing before TIME (ISO 8601 with an offset); the run is
                           scheduled until then
   --expires-at TIME       No call starts after TIME; leads not final then end expired

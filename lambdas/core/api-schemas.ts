@@ -240,14 +240,21 @@ const runOptionFields = {
     .meta({
       description:
         'What the callee hears: a TwiML URL under one of the deployment’s `twimlUrlAllowedPrefixes`. ' +
+        'Twilio requests it (POST, its call parameters in the body) with dialgate’s in the query string: ' +
+        '`run_id`, `job_id`, `attempt`, and each of the lead’s fields as `lead_<name>` (null as empty). ' +
         'Not with `twiml`.',
     })
     .nullish(),
   twiml: z
     .string()
     .meta({
-      description: 'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes`.',
-      example: '<Response><Say>Hello from dialgate.</Say></Response>',
+      description:
+        'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes` (0 by default: ' +
+        'refused). A template of the lead’s fields: `{{name}}`, or `{{name|default}}` for leads without ' +
+        'one (absent or null); `{{phone}}` is the lead’s number. Values are XML-escaped. A field some lead ' +
+        'lacks without a default is refused with the run (400 naming the field and the row), and so is a ' +
+        'lead whose filled-in TwiML passes Twilio’s 4000 bytes.',
+      example: '<Response><Say>Hello {{name|there}}, this is Acme.</Say></Response>',
     })
     .nullish(),
   start_at: ScheduleTime.meta({
@@ -269,8 +276,8 @@ const runOptionFields = {
     .meta({
       description:
         'With `machine_detection: DetectMessageEnd`: inline TwiML a machine is left once its greeting ' +
-        'ends (the live call is redirected to it), at most the deployment’s `maxTwimlBytes`. Not with ' +
-        '`voicemail_url`.',
+        'ends (the live call is redirected to it), at most the deployment’s `maxTwimlBytes`; a template ' +
+        'of the lead’s fields as `twiml` is. Not with `voicemail_url`.',
       example: '<Response><Say>Sorry we missed you. We will call again tomorrow.</Say></Response>',
     })
     .nullish(),
@@ -279,7 +286,8 @@ const runOptionFields = {
     .meta({
       description:
         'With `machine_detection: DetectMessageEnd`: a TwiML URL (under `twimlUrlAllowedPrefixes`) the ' +
-        'live call is redirected to once a machine’s greeting ends. Not with `voicemail_twiml`.',
+        'live call is redirected to once a machine’s greeting ends, with the parameters of `twiml_url`. ' +
+        'Not with `voicemail_twiml`.',
     })
     .nullish(),
 };

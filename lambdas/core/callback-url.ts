@@ -28,6 +28,9 @@ export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   return url.toString();
 }
 
+/** The query parameter value that marks an answering-machine detection callback (`callback=amd`). */
+const AMD_CALLBACK = 'amd';
+
 /**
  * The answering-machine detection callback (`AsyncAmdStatusCallback`): the same webhook and ids, marked
  * `callback=amd`, so that the webhook knows the verdict from a status (Twilio signs the URL as given).
@@ -37,8 +40,6 @@ export function buildAmdCallbackUrl(webhookUrl: string, ids: Omit<CallbackIds, '
   url.searchParams.set('callback', AMD_CALLBACK);
   return url.toString();
 }
-
-export const AMD_CALLBACK = 'amd';
 
 /** Whether a callback URL's query is that of an answering-machine detection callback. */
 export function isAmdCallback(query: URLSearchParams): boolean {

@@ -5,12 +5,14 @@
 // it (docs/DESIGN.md, invariant 3: never re-sent blindly).
 
 import { countEndedAttempt } from './breaker.ts';
+import { contentForLead, needsLead } from './call-content.ts';
 import { buildAmdCallbackUrl, buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
 import type {
   AccountLimits,
   BreakerStore,
+  CallContent,
   CallControl,
   CallRequest,
   Clock,
@@ -62,6 +64,36 @@ function requeueOutcomes(options: RunOptions, attempt: number): TwilioCallStatus
   return retry && attempt < retry.maxAttempts ? (retry.on as TwilioCallStatus[]) : [];
 }
 
+/**
+ * What this lead's callee hears: the run's content (else the deployment's), made the lead's own when it
+ * is a URL (called with the lead's fields) or a template of its fields. Only then is the job read (the
+ * queued index carries no fields): other calls are placed without a read.
+ */
+async function personalContent(
+  deps: PlaceCallDeps,
+  runId: string,
+  options: RunOptions,
+  job: QueuedJob,
+  attempt: number,
+): Promise<CallContent> {
+  const run: CallContent | undefined = options.twimlUrl
+    ? { twimlUrl: options.twimlUrl }
+    : options.twiml
+      ? { twiml: options.twiml }
+      : undefined;
+  // The deployment's inline TwiML is not a template (no lead was checked against it).
+  const content = run ?? deps.calls.content;
+  if (run === undefined ? !('twimlUrl' in content) : !needsLead(content)) return content;
+  const stored = await deps.store.getJob(runId, job.jobId);
+  return contentForLead(content, {
+    runId,
+    jobId: job.jobId,
+    attempt,
+    phone: job.phone,
+    attributes: stored?.attributes ?? {},
+  });
+}
+
 /** Places one call for a job whose slot is held; true when Twilio accepted it. */
 export async function placeCall(
   deps: PlaceCallDeps,
@@ -73,6 +105,25 @@ export async function placeCall(
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
   const ids = { runId, jobId: job.jobId, attempt };
+  const content = await personalContent(deps, runId, options, job, attempt).catch((error: unknown) => {
+    deps.log.warn('reading the lead for its call content failed; the lead waits', { ...context, error });
+    return undefined;
+  });
+  if (content === undefined) {
+    // Nothing was sent: the lead goes back to the queue for a moment, holding no slot.
+    const nowMs = deps.clock.now().getTime();
+    const retryAt = nowMs + throttleBackoffMs(attempt, deps.random ?? Math.random);
+    await deps.store.releaseSlot({
+      ...ids,
+      from: 'dialing',
+      to: 'queued',
+      notBefore: retryAt,
+      at: deps.clock.now().toISOString(),
+    });
+    await refillAfterRelease(deps, runId, { dispatchRun: false, accountSlot: deps.account !== undefined });
+    await armWake(deps, runId, retryAt, nowMs);
+    return false;
+  }
   const result = await deps.telephony.createCall({
     to: job.phone,
     from: options.from ?? calls.from,
@@ -90,11 +141,7 @@ export async function placeCall(
     }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
-    content: options.twimlUrl
-      ? { twimlUrl: options.twimlUrl }
-      : options.twiml
-        ? { twiml: options.twiml }
-        : calls.content,
+    content,
     ...(options.machineDetection === undefined
       ? {}
       : {

@@ -7,6 +7,7 @@ import { checkPhone, type PhoneRules } from '../definitions/phone-numbers.ts';
 import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
 import type { ErrorDetail } from './errors.ts';
 import { MACHINE_DETECTION_MODES, MACHINE_OUTCOME, type MachineDetectionMode } from './machine-detection.ts';
+import { isTemplate, parseTemplate } from './twiml-template.ts';
 
 /** `machine`: answered by a machine or a fax (with `machine_detection` only). */
 export const RETRYABLE_OUTCOMES = ['busy', 'no-answer', 'failed', MACHINE_OUTCOME] as const;
@@ -459,6 +460,13 @@ function validateTwiml(
   const bytes = Buffer.byteLength(value);
   if (bytes > policy.maxTwimlBytes) {
     problem(field, `${bytes} bytes, at most ${policy.maxTwimlBytes} allowed`);
+    return undefined;
+  }
+  // A template of the lead's fields (`{{name}}`, `{{name|default}}`): its fields are checked against
+  // every lead with the leads (call-content.ts).
+  const template = isTemplate(value) ? parseTemplate(value) : undefined;
+  if (template && 'problem' in template) {
+    problem(field, `not a template of lead fields: ${template.problem}`);
     return undefined;
   }
   return value;

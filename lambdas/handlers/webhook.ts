@@ -28,6 +28,9 @@ const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('webhook');
 
+/** The most a voicemail redirect may take: the function has 10 s in all. */
+const REDIRECT_TIMEOUT_MS = 5_000;
+
 let deps: (CallbackDeps & AmdDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
   const env = readEnv([
@@ -46,8 +49,12 @@ function wire() {
     clock: systemClock,
     log: logger,
     credentials: twilioCredentials(env),
-    // Twilio's Calls API, for one thing only: redirecting a machine's call to the run's voicemail.
-    callControl: twilioTelephony(env, { log: logger }),
+    // Twilio's Calls API, for one thing only: redirecting a machine's call to the run's voicemail,
+    // within the function's own timeout (and Twilio's 15 s wait for the answer).
+    callControl: twilioTelephony(
+      { ...env, TWILIO_REQUEST_TIMEOUT_MS: Math.min(env.TWILIO_REQUEST_TIMEOUT_MS, REDIRECT_TIMEOUT_MS) },
+      { log: logger },
+    ),
   };
 }
 

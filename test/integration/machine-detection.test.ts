@@ -19,7 +19,9 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     start: new Date('2026-11-30T08:00:00Z'),
-    simulator: { queuedMs: 0, ringMs: 20, talkMs: 200, random: mulberry32(15) },
+    // A slow webhook (a loaded machine) is waited for, not taken for a lost callback: this file's
+    // harness has no reconciler to settle a callback the double gave up on.
+    simulator: { queuedMs: 0, ringMs: 20, talkMs: 200, random: mulberry32(15), callbackTimeoutMs: 120_000 },
   });
   Object.assign(process.env, {
     AWS_REGION: 'us-east-1',
