@@ -55,7 +55,7 @@ export function isTemplate(text: string): boolean {
 }
 
 /** A lead's value as template text; null and absent have none (the default applies). */
-function valueOf(value: LeadAttributeValue | undefined): string | undefined {
+function textOf(value: LeadAttributeValue | undefined): string | undefined {
   if (value === undefined || value === null) return undefined;
   return typeof value === 'string' ? value : String(value);
 }
@@ -63,7 +63,7 @@ function valueOf(value: LeadAttributeValue | undefined): string | undefined {
 /** The fields a template needs that this lead has no value for (and no default covers). */
 export function missingFields(template: Template, values: Record<string, LeadAttributeValue>): string[] {
   return template.fields
-    .filter(({ field, hasDefault }) => !hasDefault && valueOf(values[field]) === undefined)
+    .filter(({ field, hasDefault }) => !hasDefault && textOf(values[field]) === undefined)
     .map(({ field }) => field);
 }
 
@@ -71,7 +71,7 @@ export function missingFields(template: Template, values: Record<string, LeadAtt
 export function renderTemplate(template: Template, values: Record<string, LeadAttributeValue>): string {
   return template.parts
     .map((part) =>
-      typeof part === 'string' ? part : escapeXml(valueOf(values[part.field]) ?? part.fallback ?? ''),
+      typeof part === 'string' ? part : escapeXml(textOf(values[part.field]) ?? part.fallback ?? ''),
     )
     .join('');
 }
