@@ -126,6 +126,9 @@ export interface components {
       start_at?: string | null;
       expires_at?: string | null;
       pause_when?: components["schemas"]["PauseWhen"] | null;
+      machine_detection?: components["schemas"]["MachineDetection"] | null;
+      voicemail_twiml?: string | null;
+      voicemail_url?: string | null;
     }) | ({
       from_run: components["schemas"]["FromRun"];
       leads?: unknown;
@@ -141,6 +144,9 @@ export interface components {
       start_at?: string | null;
       expires_at?: string | null;
       pause_when?: components["schemas"]["PauseWhen"] | null;
+      machine_detection?: components["schemas"]["MachineDetection"] | null;
+      voicemail_twiml?: string | null;
+      voicemail_url?: string | null;
     });
     /**
      * @description One person to call: `phone`, and any fields of your own (strings, numbers, booleans or null, at most 2048 bytes as JSON), kept with the lead and shown in its calls. With a calling window, a `time_zone` field (IANA) overrides the window’s zone for this lead.
@@ -171,7 +177,7 @@ export interface components {
      */
     RetryRequest: {
       /** @description Outcomes that put the lead back in the queue (distinct). */
-      on?: ("busy" | "no-answer" | "failed")[];
+      on?: ("busy" | "no-answer" | "failed" | "machine")[];
       /** @description Wait after a failed attempt ends before the lead may be dialed again. */
       delay_seconds?: number;
       /** @description Calls per lead in all, the first included (1 = no retry). */
@@ -246,6 +252,11 @@ export interface components {
       min_calls: number;
     };
     /**
+     * @description Answering-machine detection, Twilio’s modes, always asynchronous (the callee hears the run’s content at once): `Enable` tells as soon as it knows, `DetectMessageEnd` waits for a machine’s greeting to end (for `voicemail_twiml`/`voicemail_url`). A call a machine or fax answered ends with outcome `machine` (failed), which `retry.on` may name.
+     * @enum {string}
+     */
+    MachineDetection: "Enable" | "DetectMessageEnd";
+    /**
      * @description Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.
      * @example {
      *   "run_id": "3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f",
@@ -261,8 +272,8 @@ export interface components {
        * @example 3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f
        */
       run_id: string;
-      /** @description A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome. */
-      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected" | "frequency_capped")[];
+      /** @description A final status (`failed` takes busy, no-answer, failed, rejected and machine leads) or outcome. */
+      outcomes: ("completed" | "failed" | "canceled" | "busy" | "no-answer" | "rejected" | "frequency_capped" | "machine")[];
     };
     /**
      * @description A header row with a `phone` column (any case), then one lead per row; every other column is a lead field (an empty cell is an absent field). UTF-8, a byte order mark allowed. Problems are named by line, counting the header as line 1.
@@ -483,7 +494,10 @@ export interface components {
      *   "opt_out": {
      *     "digit": "9",
      *     "message": null
-     *   }
+     *   },
+     *   "machine_detection": null,
+     *   "voicemail_twiml": null,
+     *   "voicemail_url": null
      * }
      */
     RunView: {
@@ -549,6 +563,9 @@ export interface components {
         digit: string;
         message: string | null;
       }) | null;
+      machine_detection: components["schemas"]["MachineDetection"] | null;
+      voicemail_twiml: string | null;
+      voicemail_url: string | null;
     };
     /** @description A held slot: whose call it is, and since when. */
     LiveCall: {
@@ -569,7 +586,7 @@ export interface components {
     };
     /** @description The run’s retry policy, defaults filled in. */
     RetryView: {
-      on: ("busy" | "no-answer" | "failed")[];
+      on: ("busy" | "no-answer" | "failed" | "machine")[];
       delay_seconds: number;
       max_attempts: number;
     };
@@ -644,6 +661,9 @@ export interface components {
         digit: string;
         message: string | null;
       }) | null;
+      machine_detection: components["schemas"]["MachineDetection"] | null;
+      voicemail_twiml: string | null;
+      voicemail_url: string | null;
       /** @description Leads added by this request. */
       appended: number;
       /**
@@ -668,6 +688,7 @@ export interface components {
      *   "outcome": "completed",
      *   "error_code": null,
      *   "call_sid": "CA0123456789abcdef0123456789abcdef",
+     *   "answered_by": null,
      *   "queued_at": "2026-11-29T09:30:00.412Z",
      *   "dialed_at": "2026-11-29T09:30:01.020Z",
      *   "answered_at": "2026-11-29T09:30:07.881Z",
@@ -697,6 +718,11 @@ export interface components {
       /** @description Twilio’s error code, when a create was refused. */
       error_code: number | null;
       call_sid: string | null;
+      /**
+       * @description With `machine_detection`: who answered the latest call, Twilio’s AnsweredBy (`human`, `machine_start`, `machine_end_beep`, `machine_end_silence`, `machine_end_other`, `fax`, `unknown`); null when detection did not run or has not told yet.
+       * @example human
+       */
+      answered_by: string | null;
       /**
        * Format: date-time
        * @description An ISO 8601 time, UTC.
@@ -953,6 +979,9 @@ export interface operations {
         frequency_cap?: "end" | "wait";
         "opt_out.digit"?: string;
         "opt_out.message"?: string;
+        machine_detection?: "Enable" | "DetectMessageEnd";
+        voicemail_url?: string;
+        voicemail_twiml?: string;
       };
       header?: {
         "Idempotency-Key"?: string;

@@ -19,12 +19,13 @@ export function table(headers: string[], rows: string[][]): string {
 
 export function callsTable(calls: Call[], utc = false): string {
   return table(
-    ['JOB', 'PHONE', 'STATUS', 'OUTCOME', 'ATTEMPTS', 'ERROR', 'DIALED', 'ENDED'],
+    ['JOB', 'PHONE', 'STATUS', 'OUTCOME', 'ANSWERED BY', 'ATTEMPTS', 'ERROR', 'DIALED', 'ENDED'],
     calls.map((call) => [
       call.job_id,
       call.phone,
       call.status,
       call.outcome ?? '',
+      call.answered_by ?? '',
       String(call.attempts ?? ''),
       call.error_code === null || call.error_code === undefined ? '' : String(call.error_code),
       humanTime(call.dialed_at, utc),

@@ -22,7 +22,9 @@ const FIELDS = [
   ['phone_types', 'phone-types', 'list'],
   ['twiml_url', 'twiml-url', 'text'],
   ['twiml', 'twiml', 'text'],
-  // machine_detection (answering-machine detection) belongs here, beside the call content.
+  ['machine_detection', 'machine-detection', 'text'],
+  ['voicemail_twiml', 'voicemail-twiml', 'text'],
+  ['voicemail_url', 'voicemail-url', 'text'],
   ['start_at', 'start-at', 'text'],
   ['expires_at', 'expires-at', 'text'],
   ['pause_when.failed_ratio', 'pause-failed-ratio', 'number'],

@@ -44,7 +44,11 @@ Run options (runs create; lists take commas; the API checks every value):
   --from NUMBER           Caller id (the deployment's own or an allowed one)
   --phone-types T,…       Number types the leads may be (mobile, fixed_line, …)
   --twiml-url URL | --twiml XML
-                          What the callee hears
+                          What the callee hears (TwiML may name lead fields: {{name|default}})
+  --machine-detection Enable|DetectMessageEnd
+                          Answering-machine detection; a machine's or fax's call ends "machine"
+  --voicemail-url URL | --voicemail-twiml XML
+                          With DetectMessageEnd: what a machine is left after its greeting
   --start-at TIME         Dial nothing before TIME (ISO 8601 with an offset); the run is
                           scheduled until then
   --expires-at TIME       No call starts after TIME; leads not final then end expired

@@ -172,6 +172,9 @@ export class DynamoRunStore implements RunStore {
   releaseSlot(release: Release): Promise<ReleaseResult> {
     return this.slots.releaseSlot(release);
   }
+  recordAnsweredBy(runId: string, jobId: string, attempt: number, answeredBy: string) {
+    return this.slots.recordAnsweredBy(runId, jobId, attempt, answeredBy);
+  }
 
   // RunControlStore
   setControl(runId: string, change: ControlChange): Promise<ControlResult> {

@@ -11,7 +11,7 @@
 // A create's outcome is classified in twilio-errors.ts (`classifyCreateError`): created only with a
 // CallSid; a 401 is sent once more after a credential refresh, as Twilio processed nothing then.
 
-import type { CallRequest, CallResult, FoundCall, Log, Telephony } from '../core/ports.ts';
+import type { CallContent, CallRequest, CallResult, FoundCall, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
 import {
   CREDENTIAL_STATUSES,
@@ -61,6 +61,8 @@ export interface TwilioCallSummary {
   sid: string;
   /** A status the core does not know is reported as `queued`: live, so its slot stays held. */
   status: TwilioCallStatus;
+  /** Twilio's AnsweredBy, once answering-machine detection has told. */
+  answeredBy?: string;
   /** Empty until Twilio dials the call (a call in Twilio's CPS backlog has none). */
   startTime?: Date;
   dateCreated?: Date;
@@ -105,6 +107,14 @@ export class TwilioTelephony implements Telephony {
     for (const event of STATUS_CALLBACK_EVENTS) form.append('StatusCallbackEvent', event);
     form.set('Timeout', String(request.ringTimeoutSeconds));
     form.set('TimeLimit', String(request.timeLimitSeconds));
+    if (request.machineDetection) {
+      // Asynchronous: the call goes on at once (a human is never held in silence while Twilio
+      // listens), and the verdict is posted to the webhook, signed like a status callback.
+      form.set('MachineDetection', request.machineDetection.mode);
+      form.set('AsyncAmd', 'true');
+      form.set('AsyncAmdStatusCallback', request.machineDetection.callbackUrl);
+      form.set('AsyncAmdStatusCallbackMethod', 'POST');
+    }
     let call: unknown;
     try {
       // Sent once: only a 401 is sent again (see #withAccount), and Twilio processed nothing then.
@@ -196,18 +206,26 @@ export class TwilioTelephony implements Telephony {
 
   /** Ends a queued or ringing call; one already answered is `invalid-state` (hang it up instead). */
   cancelCall(sid: string): Promise<CallUpdateResult> {
-    return this.#update(sid, 'canceled');
+    return this.#update(sid, new URLSearchParams({ Status: 'canceled' }));
   }
 
   /** Ends any live call (Twilio reports an unanswered one as `canceled`). */
   hangUpCall(sid: string): Promise<CallUpdateResult> {
-    return this.#update(sid, 'completed');
+    return this.#update(sid, new URLSearchParams({ Status: 'completed' }));
   }
 
-  async #update(sid: string, status: 'canceled' | 'completed'): Promise<CallUpdateResult> {
+  /** What a call in progress hears from now on (a voicemail): its TwiML replaced, or fetched from a URL. */
+  redirectCall(sid: string, content: CallContent): Promise<CallUpdateResult> {
+    return this.#update(
+      sid,
+      new URLSearchParams('twimlUrl' in content ? { Url: content.twimlUrl } : { Twiml: content.twiml }),
+    );
+  }
+
+  async #update(sid: string, form: URLSearchParams): Promise<CallUpdateResult> {
     try {
       const call = await this.#withAccount((account) =>
-        this.#json(account, 'POST', this.#callUrl(account, sid), new URLSearchParams({ Status: status })),
+        this.#json(account, 'POST', this.#callUrl(account, sid), form),
       );
       return { kind: 'updated', status: knownStatus(isRecord(call) ? call.status : undefined) };
     } catch (error) {
@@ -349,6 +367,9 @@ function summarize(call: unknown): TwilioCallSummary {
   return {
     sid: call.sid,
     status: knownStatus(call.status),
+    ...(typeof call.answered_by === 'string' && call.answered_by !== ''
+      ? { answeredBy: call.answered_by }
+      : {}),
     ...(startTime ? { startTime } : {}),
     ...(dateCreated ? { dateCreated } : {}),
     ...(endTime ? { endTime } : {}),

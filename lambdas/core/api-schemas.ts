@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
+import { ANSWERED_BY, MACHINE_DETECTION_MODES, MACHINE_OUTCOME } from './machine-detection.ts';
 import {
   FREQUENCY_CAP_MODES,
   MAX_OPT_OUT_MESSAGE,
@@ -28,7 +29,8 @@ export const PAGE_MAX = 100;
 
 /**
  * Final statuses, and the outcomes a lead can end with (Twilio's, `rejected` for a refused number,
- * `frequency_capped` for a number over its cap: calling those again in a later window is the point).
+ * `frequency_capped` for a number over its cap: calling those again in a later window is the point;
+ * `machine` for a call a machine or fax answered).
  */
 export const FROM_RUN_OUTCOMES = [
   ...FINAL_STATES,
@@ -36,6 +38,7 @@ export const FROM_RUN_OUTCOMES = [
   'no-answer',
   'rejected',
   'frequency_capped',
+  MACHINE_OUTCOME,
 ] as const;
 
 const RUN_ID_EXAMPLE = '3f1c9a4e-7b2d-4c55-9e0a-1d2b3c4d5e6f';
@@ -76,6 +79,14 @@ export const JobStatus = z.enum(JOB_STATES).meta({
 });
 
 const Weekday = z.enum(WEEKDAYS);
+const MachineDetection = z.enum(MACHINE_DETECTION_MODES).meta({
+  id: 'MachineDetection',
+  description:
+    'Answering-machine detection, Twilio’s modes, always asynchronous (the callee hears the run’s content ' +
+    'at once): `Enable` tells as soon as it knows, `DetectMessageEnd` waits for a machine’s greeting to ' +
+    'end (for `voicemail_twiml`/`voicemail_url`). A call a machine or fax answered ends with outcome ' +
+    '`machine` (failed), which `retry.on` may name.',
+});
 const RetryableOutcome = z.enum(RETRYABLE_OUTCOMES);
 const LocalTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
 
@@ -214,7 +225,8 @@ export const FromRun = z
   .strictObject({
     run_id: RunId,
     outcomes: z.array(z.enum(FROM_RUN_OUTCOMES)).min(1).meta({
-      description: 'A final status (`failed` takes busy, no-answer, failed and rejected leads) or outcome.',
+      description:
+        'A final status (`failed` takes busy, no-answer, failed, rejected and machine leads) or outcome.',
     }),
   })
   .meta({
@@ -274,14 +286,21 @@ const runOptionFields = {
     .meta({
       description:
         'What the callee hears: a TwiML URL under one of the deployment’s `twimlUrlAllowedPrefixes`. ' +
+        'Twilio requests it (POST, its call parameters in the body) with dialgate’s in the query string: ' +
+        '`run_id`, `job_id`, `attempt`, and each of the lead’s fields as `lead_<name>` (null as empty). ' +
         'Not with `twiml`.',
     })
     .nullish(),
   twiml: z
     .string()
     .meta({
-      description: 'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes`.',
-      example: '<Response><Say>Hello from dialgate.</Say></Response>',
+      description:
+        'Inline TwiML (`<Response>…</Response>`), at most the deployment’s `maxTwimlBytes` (0 by default: ' +
+        'refused). A template of the lead’s fields: `{{name}}`, or `{{name|default}}` for leads without ' +
+        'one (absent or null); `{{phone}}` is the lead’s number. Values are XML-escaped. A field some lead ' +
+        'lacks without a default is refused with the run (400 naming the field and the row), and so is a ' +
+        'lead whose filled-in TwiML passes Twilio’s 4000 bytes.',
+      example: '<Response><Say>Hello {{name|there}}, this is Acme.</Say></Response>',
     })
     .nullish(),
   start_at: ScheduleTime.meta({
@@ -297,6 +316,26 @@ const runOptionFields = {
     example: '2026-12-01T20:00:00+02:00',
   }).nullish(),
   pause_when: PauseWhenRequest.nullish(),
+  machine_detection: MachineDetection.nullish(),
+  voicemail_twiml: z
+    .string()
+    .meta({
+      description:
+        'With `machine_detection: DetectMessageEnd`: inline TwiML a machine is left once its greeting ' +
+        'ends (the live call is redirected to it), at most the deployment’s `maxTwimlBytes`; a template ' +
+        'of the lead’s fields as `twiml` is. Not with `voicemail_url`.',
+      example: '<Response><Say>Sorry we missed you. We will call again tomorrow.</Say></Response>',
+    })
+    .nullish(),
+  voicemail_url: z
+    .url()
+    .meta({
+      description:
+        'With `machine_detection: DetectMessageEnd`: a TwiML URL (under `twimlUrlAllowedPrefixes`) the ' +
+        'live call is redirected to once a machine’s greeting ends, with the parameters of `twiml_url`. ' +
+        'Not with `voicemail_twiml`.',
+    })
+    .nullish(),
 };
 
 export const RunRequest = z
@@ -423,6 +462,9 @@ export const RunView = z
       .strictObject({ digit: z.string(), message: z.string().nullable() })
       .nullable()
       .meta({ description: 'The run’s opt-out by keypress; null: none.' }),
+    machine_detection: MachineDetection.nullable(),
+    voicemail_twiml: z.string().nullable(),
+    voicemail_url: z.string().nullable(),
   })
   .meta({
     id: 'RunView',
@@ -459,6 +501,9 @@ export const RunView = z
       pause_when: null,
       frequency_cap: 'end',
       opt_out: { digit: '9', message: null },
+      machine_detection: null,
+      voicemail_twiml: null,
+      voicemail_url: null,
     },
   });
 
@@ -507,6 +552,15 @@ export const CallView = z
       .meta({ description: 'The last finished attempt’s outcome (`completed`, `busy`, …).' }),
     error_code: z.int().nullable().meta({ description: 'Twilio’s error code, when a create was refused.' }),
     call_sid: z.string().nullable(),
+    answered_by: z
+      .string()
+      .nullable()
+      .meta({
+        description:
+          `With \`machine_detection\`: who answered the latest call, Twilio’s AnsweredBy (${ANSWERED_BY.map((v) => `\`${v}\``).join(', ')}); ` +
+          'null when detection did not run or has not told yet.',
+        example: 'human',
+      }),
     queued_at: Timestamp,
     dialed_at: Timestamp.nullable(),
     answered_at: Timestamp.nullable(),
@@ -527,6 +581,7 @@ export const CallView = z
       outcome: 'completed',
       error_code: null,
       call_sid: 'CA0123456789abcdef0123456789abcdef',
+      answered_by: null,
       queued_at: '2026-11-29T09:30:00.412Z',
       dialed_at: '2026-11-29T09:30:01.020Z',
       answered_at: '2026-11-29T09:30:07.881Z',

@@ -3,7 +3,7 @@
 // reported completed while appended leads are on their way, and an append to a canceled or
 // completed run is refused whole.
 
-import { chunk, claimFor, LEADS_PER_CHUNK, sendChunks } from './create-run.ts';
+import { checkTemplates, chunk, claimFor, LEADS_PER_CHUNK, sendChunks } from './create-run.ts';
 import {
   ConflictError,
   IdempotencyKeyReusedError,
@@ -56,6 +56,8 @@ export async function appendLeads(
     checkTimeZone: before.options.window !== undefined,
     phoneRules: phoneRulesFor(deps.policy, before.options),
   });
+  // Appended leads take the run's content: they must have what its templates name.
+  checkTemplates(leads, before.options, options.locate);
 
   // Chunks are cut by count and by size, so they are cut before their numbers are reserved; the
   // reserved ids then replace the provisional ones, chunk for chunk (ids of one length: same sizes).

@@ -28,6 +28,24 @@ export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   return url.toString();
 }
 
+/** The query parameter value that marks an answering-machine detection callback (`callback=amd`). */
+const AMD_CALLBACK = 'amd';
+
+/**
+ * The answering-machine detection callback (`AsyncAmdStatusCallback`): the same webhook and ids, marked
+ * `callback=amd`, so that the webhook knows the verdict from a status (Twilio signs the URL as given).
+ */
+export function buildAmdCallbackUrl(webhookUrl: string, ids: Omit<CallbackIds, 'requeueOn'>): string {
+  const url = new URL(buildCallbackUrl(webhookUrl, ids));
+  url.searchParams.set('callback', AMD_CALLBACK);
+  return url.toString();
+}
+
+/** Whether a callback URL's query is that of an answering-machine detection callback. */
+export function isAmdCallback(query: URLSearchParams): boolean {
+  return query.get('callback') === AMD_CALLBACK;
+}
+
 export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefined {
   const runId = query.get('run') ?? '';
   const jobId = query.get('job') ?? '';

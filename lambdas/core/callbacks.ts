@@ -4,6 +4,7 @@
 
 import { countEndedAttempt } from './breaker.ts';
 import type { CallbackIds } from './callback-url.ts';
+import { isMachine, outcomeOf } from './machine-detection.ts';
 import { type Holder, holderOf, type RunRecord } from './model.ts';
 import type {
   BreakerStore,
@@ -26,6 +27,8 @@ export interface StatusCallback extends CallbackIds {
   callSid: string;
   callStatus: TwilioCallStatus;
   errorCode?: number;
+  /** Twilio's AnsweredBy, which a final callback carries once answering-machine detection has told. */
+  answeredBy?: string;
 }
 
 export type CallbackEffect =
@@ -75,8 +78,13 @@ export async function applyStatusCallback(
 
   // A final status the URL says does not requeue the lead: the slot is freed without reading the run
   // (the transaction's conditions are the only check it needs). A guess at the holder's state that
-  // turns out wrong (an "answered" not applied yet), or a duplicate, goes the long way below.
-  if (callback.requeueOn && !callback.requeueOn.includes(callback.callStatus)) {
+  // turns out wrong (an "answered" not applied yet), or a duplicate, goes the long way below. Runs
+  // with answering-machine detection have no `requeue_on`: the outcome depends on the job's verdict.
+  if (
+    callback.requeueOn &&
+    !callback.requeueOn.includes(callback.callStatus) &&
+    !isMachine(callback.answeredBy)
+  ) {
     const at = deps.clock.now().toISOString();
     const result = await deps.store.releaseSlot({
       runId,
@@ -88,6 +96,7 @@ export async function applyStatusCallback(
       outcome: callback.callStatus,
       callSid: callback.callSid,
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+      ...(callback.answeredBy === undefined ? {} : { answeredBy: callback.answeredBy }),
       accountShard: null,
       at,
     });
@@ -113,6 +122,9 @@ export async function applyStatusCallback(
     // Final beats dialing and calling; a holder is never final, so this only refuses nonsense.
     if (advance(holder.state, proposed) === undefined) return 'unchanged';
 
+    // The verdict: the callback's own (Twilio adds it once detection has told), else the one the
+    // detection callback recorded on the job; whichever of the two callbacks came first.
+    const answeredBy = callback.answeredBy ?? job?.answeredBy;
     const result = await releaseFinal(
       deps,
       run,
@@ -122,6 +134,7 @@ export async function applyStatusCallback(
         status: callback.callStatus,
         callSid: callback.callSid,
         ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
+        ...(answeredBy === undefined ? {} : { answeredBy }),
       },
       nextJobs,
     );
@@ -136,22 +149,31 @@ export async function applyStatusCallback(
  * the callback never came. A retry goes back to the queue in the same transaction, with a not-before
  * time (waiting holds no slot); the callback URL names the attempt, so a late callback of this attempt
  * can never free the next attempt's slot. Then the run, and any run waiting for an account slot, is
- * asked to dial again.
+ * asked to dial again. A completed call that a machine or fax answered (`answeredBy`) fails with
+ * outcome `machine`.
  */
 export async function releaseFinal(
   deps: CallbackDeps,
   run: RunRecord,
   jobId: string,
   holder: Holder,
-  call: { status: TwilioCallStatus; callSid?: string; errorCode?: number; claimCall?: boolean },
+  call: {
+    status: TwilioCallStatus;
+    callSid?: string;
+    errorCode?: number;
+    claimCall?: boolean;
+    answeredBy?: string;
+  },
   nextJobs?: Promise<QueuedJob[]>,
 ): Promise<ReleaseResult> {
   const { runId } = run;
   const { attempt } = holder;
-  const final = jobStateFor(call.status);
-  if (!isFinal(final)) throw new Error(`releaseFinal needs a final status, got ${call.status}`);
+  const status = jobStateFor(call.status);
+  if (!isFinal(status)) throw new Error(`releaseFinal needs a final status, got ${call.status}`);
+  const outcome = outcomeOf(call.status, call.answeredBy);
+  const final = outcome === call.status ? status : 'failed';
   const at = deps.clock.now().toISOString();
-  let retryAt = retryTime(run, attempt, call.status, deps.clock.now().getTime());
+  let retryAt = retryTime(run, attempt, outcome, deps.clock.now().getTime());
   // A retry that could only come after the run's expires_at: the lead ends `expired` now.
   const expired = retryAt !== undefined && isExpiredBy(run, retryAt);
   if (expired) retryAt = undefined;
@@ -162,17 +184,19 @@ export async function releaseFinal(
     from: holder.state,
     to: expired ? 'failed' : retryAt === undefined ? final : 'queued',
     ...(retryAt === undefined ? {} : { notBefore: retryAt }),
-    outcome: expired ? EXPIRED : call.status,
+    outcome: expired ? EXPIRED : outcome,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
     ...(call.callSid === undefined ? {} : { callSid: call.callSid }),
     ...(call.claimCall ? { claimCall: true } : {}),
+    ...(call.answeredBy === undefined ? {} : { answeredBy: call.answeredBy }),
     accountShard: holder.accountShard ?? null,
     at,
   };
   const result = await deps.store.releaseSlot(release);
   if (result === 'released') {
-    deps.log.info('slot released', { runId, jobId, attempt, outcome: call.status, retryAt });
+    deps.log.info('slot released', { runId, jobId, attempt, outcome, retryAt });
     // Counted before the refill: a run its breaker pauses does not hand the freed slot to another lead.
+    // By Twilio's status: a machine's call is no failure of the line or the setup.
     await countEndedAttempt(deps, run, call.status);
     // A paused or canceled run dials nothing: resume sends its own dispatch.
     await refillAfterRelease(deps, runId, {

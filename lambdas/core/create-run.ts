@@ -2,6 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { asciiJson } from './ascii-json.ts';
+import { templateProblems } from './call-content.ts';
 import {
   type ErrorDetail,
   IdempotencyKeyReusedError,
@@ -10,7 +11,13 @@ import {
   ValidationError,
 } from './errors.ts';
 import { leadsFromRun } from './from-run.ts';
-import { type LeadLocator, type RunLimits, type ValidRunRequest, validateRunRequest } from './leads.ts';
+import {
+  type Lead,
+  type LeadLocator,
+  type RunLimits,
+  type ValidRunRequest,
+  validateRunRequest,
+} from './leads.ts';
 import { jobIdFor, type NewJob, type RunView, toRunView } from './model.ts';
 import type { Clock, LeadChunk, RunIntakeStore, RunQueries, RunReader, WorkQueue } from './ports.ts';
 import { type CallPolicy, phoneRulesFor, type RunOptions, validateRunOptions } from './run-options.ts';
@@ -55,6 +62,7 @@ export async function createRun(
     phoneRules: phoneRulesFor(deps.policy, runOptions),
   });
   const { leads, concurrency } = request;
+  checkTemplates(leads, runOptions, options.locate);
   const chunks = chunk(
     leads.map((lead, index) => ({ jobId: jobIdFor(index), ...lead })),
     LEADS_PER_CHUNK,
@@ -90,6 +98,17 @@ export async function createRun(
   const run = await deps.store.getRun(runId);
   if (!run) throw new Error('run vanished right after it was created');
   return toRunView(run);
+}
+
+/** Every lead has what the run's templates name (or they give a default); throws naming each that does not. */
+export function checkTemplates(leads: readonly Lead[], runOptions: RunOptions, locate?: LeadLocator): void {
+  const { details, count } = templateProblems(leads, runOptions, locate);
+  if (count === 0) return;
+  const more = count > details.length ? ` (the first ${details.length} are listed)` : '';
+  throw new ValidationError(
+    `${count} lead(s) do not fit the run's TwiML template${more}; nothing was created.`,
+    details,
+  );
 }
 
 /** A body with `from_run` becomes one with those leads; any other body is left as it is. */
@@ -167,6 +186,9 @@ const RUN_REQUEST_FIELDS = [
   'pause_when',
   'frequency_cap',
   'opt_out',
+  'machine_detection',
+  'voicemail_twiml',
+  'voicemail_url',
 ];
 
 /** The run options of a request body; throws naming every bad field. */

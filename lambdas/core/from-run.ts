@@ -13,7 +13,7 @@ const PAGE = 100;
 
 /**
  * The leads of run `value.run_id` whose final status or outcome is one of `value.outcomes` (`failed`
- * takes every failed lead: busy, no-answer, failed and rejected ones), in lead order, as a request's
+ * takes every failed lead: busy, no-answer, failed, rejected and machine ones), in lead order, as a request's
  * `leads` with each lead's own fields. Throws ValidationError naming the field, NotFoundError for an
  * unknown run.
  */

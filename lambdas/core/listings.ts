@@ -83,6 +83,7 @@ export function toCallView(job: Job, revealPhone: boolean): CallView {
     outcome: job.outcome ?? null,
     error_code: job.errorCode ?? null,
     call_sid: job.callSid ?? null,
+    answered_by: job.answeredBy ?? null,
     queued_at: job.queuedAt,
     dialed_at: job.dialedAt ?? null,
     answered_at: job.answeredAt ?? null,

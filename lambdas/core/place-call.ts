@@ -5,13 +5,15 @@
 // it (docs/DESIGN.md, invariant 3: never re-sent blindly).
 
 import { countEndedAttempt } from './breaker.ts';
-import { buildCallbackUrl } from './callback-url.ts';
+import { contentForLead, needsLead } from './call-content.ts';
+import { buildAmdCallbackUrl, buildCallbackUrl } from './callback-url.ts';
 import { endCall } from './cancel-run.ts';
 import { maskPhone } from './leads.ts';
 import { optOutUrl, withOptOut } from './opt-out.ts';
 import type {
   AccountLimits,
   BreakerStore,
+  CallContent,
   CallControl,
   CallRequest,
   Clock,
@@ -63,6 +65,36 @@ function requeueOutcomes(options: RunOptions, attempt: number): TwilioCallStatus
   return retry && attempt < retry.maxAttempts ? (retry.on as TwilioCallStatus[]) : [];
 }
 
+/**
+ * What this lead's callee hears: the run's content (else the deployment's), made the lead's own when it
+ * is a URL (called with the lead's fields) or a template of its fields. Only then is the job read (the
+ * queued index carries no fields): other calls are placed without a read.
+ */
+async function personalContent(
+  deps: PlaceCallDeps,
+  runId: string,
+  options: RunOptions,
+  job: QueuedJob,
+  attempt: number,
+): Promise<CallContent> {
+  const run: CallContent | undefined = options.twimlUrl
+    ? { twimlUrl: options.twimlUrl }
+    : options.twiml
+      ? { twiml: options.twiml }
+      : undefined;
+  // The deployment's inline TwiML is not a template (no lead was checked against it).
+  const content = run ?? deps.calls.content;
+  if (run === undefined ? !('twimlUrl' in content) : !needsLead(content)) return content;
+  const stored = await deps.store.getJob(runId, job.jobId);
+  return contentForLead(content, {
+    runId,
+    jobId: job.jobId,
+    attempt,
+    phone: job.phone,
+    attributes: stored?.attributes ?? {},
+  });
+}
+
 /** Places one call for a job whose slot is held; true when Twilio accepted it. */
 export async function placeCall(
   deps: PlaceCallDeps,
@@ -73,30 +105,53 @@ export async function placeCall(
 ): Promise<boolean> {
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
-  const content: CallRequest['content'] = options.twimlUrl
-    ? { twimlUrl: options.twimlUrl }
-    : options.twiml
-      ? { twiml: options.twiml }
-      : calls.content;
+  const ids = { runId, jobId: job.jobId, attempt };
+  const content = await personalContent(deps, runId, options, job, attempt).catch((error: unknown) => {
+    deps.log.warn('reading the lead for its call content failed; the lead waits', { ...context, error });
+    return undefined;
+  });
+  if (content === undefined) {
+    // Nothing was sent: the lead goes back to the queue for a moment, holding no slot.
+    const nowMs = deps.clock.now().getTime();
+    const retryAt = nowMs + throttleBackoffMs(attempt, deps.random ?? Math.random);
+    await deps.store.releaseSlot({
+      ...ids,
+      from: 'dialing',
+      to: 'queued',
+      notBefore: retryAt,
+      at: deps.clock.now().toISOString(),
+    });
+    await refillAfterRelease(deps, runId, { dispatchRun: false, accountSlot: deps.account !== undefined });
+    await armWake(deps, runId, retryAt, nowMs);
+    return false;
+  }
   const result = await deps.telephony.createCall({
     to: job.phone,
     from: options.from ?? calls.from,
     statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, {
-      runId,
-      jobId: job.jobId,
-      attempt,
+      ...ids,
       // A slot that also holds an account slot is released the long way (the account item with it),
-      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them).
-      ...(deps.account === undefined && !options.pauseWhen && !options.expiresAt
+      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them),
+      // and one whose outcome waits on answering-machine detection's verdict.
+      ...(deps.account === undefined &&
+      !options.pauseWhen &&
+      !options.expiresAt &&
+      options.machineDetection === undefined
         ? { requeueOn: requeueOutcomes(options, attempt) }
         : {}),
     }),
     ringTimeoutSeconds: calls.ringTimeoutSeconds,
     timeLimitSeconds: calls.timeLimitSeconds,
     // An opt-out wraps the content in a Gather whose keypress comes to the webhook's opt-out route.
-    content: options.optOut
-      ? withOptOut(content, options.optOut, optOutUrl(calls.webhookUrl, { runId, jobId: job.jobId, attempt }))
-      : content,
+    content: options.optOut ? withOptOut(content, options.optOut, optOutUrl(calls.webhookUrl, ids)) : content,
+    ...(options.machineDetection === undefined
+      ? {}
+      : {
+          machineDetection: {
+            mode: options.machineDetection,
+            callbackUrl: buildAmdCallbackUrl(calls.webhookUrl, ids),
+          },
+        }),
   });
   const at = deps.clock.now().toISOString();
 

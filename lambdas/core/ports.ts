@@ -2,6 +2,7 @@
 // Adapters in lambdas/adapters implement them against DynamoDB, SQS and Twilio; tests may wire
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
+import type { MachineDetectionMode } from './machine-detection.ts';
 import type { Job, NewJob, Run, RunControl, RunRecord } from './model.ts';
 import type { RunOptions } from './run-options.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
@@ -110,6 +111,8 @@ export interface Release {
    * the condition that nothing claimed it before, so one Twilio call is credited to one attempt only.
    */
   claimCall?: boolean;
+  /** Twilio's AnsweredBy for the call, when detection told it (kept unless the job has one already). */
+  answeredBy?: string;
   at: string;
 }
 
@@ -214,6 +217,16 @@ export interface SlotStore {
   ): Promise<'applied' | 'stale'>;
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
+  /**
+   * Records answering-machine detection's verdict on the holder (the job), only while this attempt is
+   * live and has none yet: `stale` for a duplicate, another attempt, or a call already settled.
+   */
+  recordAnsweredBy(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    answeredBy: string,
+  ): Promise<'applied' | 'stale'>;
 }
 
 /** What wakes a run up later: a delayed dispatch per time, and the runs waiting for an account slot. */
@@ -413,8 +426,13 @@ export interface CallRequest {
   ringTimeoutSeconds: number;
   /** Longest the call may last once answered. */
   timeLimitSeconds: number;
-  content: { twimlUrl: string } | { twiml: string };
+  content: CallContent;
+  /** Asynchronous answering-machine detection, its verdict posted to `callbackUrl`. */
+  machineDetection?: { mode: MachineDetectionMode; callbackUrl: string };
 }
+
+/** What the callee hears: TwiML Twilio fetches from a URL, or TwiML given inline. */
+export type CallContent = { twimlUrl: string } | { twiml: string };
 
 export type CallResult =
   | { kind: 'created'; callSid: string; status: TwilioCallStatus }
@@ -437,7 +455,7 @@ export interface Telephony {
 /** What the reconciler asks the telephony provider about calls whose callbacks never came. */
 export interface CallLookup {
   /** The call's current status, or undefined if the provider has no such call. */
-  fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus } | undefined>;
+  fetchCall(callSid: string): Promise<LookedUpCall | undefined>;
   /**
    * Calls to `to` created since `startedAfter` (for a call whose Sid was never saved), with when Twilio
    * created each (absent when it does not say).
@@ -447,12 +465,17 @@ export interface CallLookup {
    * Calls that ended at or after `endedAfter`, with their final status: one list request (a few
    * pages at most) that settles every held slot whose final callback was lost, whatever the call's length.
    */
-  listEndedCalls(endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]>;
+  listEndedCalls(endedAfter: Date): Promise<LookedUpCall[]>;
 }
 
-export interface FoundCall {
+/** A call as the provider reports it: its status, and who answered when detection told (AnsweredBy). */
+export interface LookedUpCall {
   sid: string;
   status: TwilioCallStatus;
+  answeredBy?: string;
+}
+
+export interface FoundCall extends LookedUpCall {
   createdAt?: Date;
 }
 
@@ -468,6 +491,8 @@ export interface CallControl {
   cancelCall(callSid: string): Promise<CallUpdate>;
   /** Ends any live call (Status=completed). */
   hangUpCall(callSid: string): Promise<CallUpdate>;
+  /** Replaces what a call in progress hears (Twilio: POST Calls/{Sid} with Twiml or Url): a voicemail. */
+  redirectCall(callSid: string, content: CallContent): Promise<CallUpdate>;
 }
 
 export type CallUpdate =

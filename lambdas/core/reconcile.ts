@@ -7,7 +7,16 @@
 import { type CallbackDeps, isExpiredBy, releaseFinal } from './callbacks.ts';
 import { maskPhone } from './leads.ts';
 import { countLive, type Holder, type Run } from './model.ts';
-import type { CallClaimStore, CallLookup, Clock, FoundCall, Log, OpenRunStore, WorkQueue } from './ports.ts';
+import type {
+  CallClaimStore,
+  CallLookup,
+  Clock,
+  FoundCall,
+  Log,
+  LookedUpCall,
+  OpenRunStore,
+  WorkQueue,
+} from './ports.ts';
 import { isFinal, jobStateFor } from './states.ts';
 import { refillAfterRelease } from './wake.ts';
 
@@ -97,7 +106,7 @@ export const ENDED_LOOKBACK_MS = 15 * 60_000;
 /** Runs reconciled at once: slow answers for one run do not hold up the others. */
 export const RUNS_IN_PARALLEL = 4;
 
-type EndedCalls = ReadonlyMap<string, Parameters<typeof jobStateFor>[0]>;
+type EndedCalls = ReadonlyMap<string, LookedUpCall>;
 
 /**
  * A call found by number is ours only if Twilio created it between the slot being taken and the end
@@ -177,7 +186,7 @@ async function endedCalls(deps: ReconcileDeps, report: ReconcileReport): Promise
   const since = new Date(deps.clock.now().getTime() - ENDED_LOOKBACK_MS);
   try {
     const calls = await deps.calls.listEndedCalls(since);
-    return new Map(calls.map((call) => [call.sid, call.status]));
+    return new Map(calls.map((call) => [call.sid, call]));
   } catch (error) {
     report.lookupErrors += 1;
     deps.log.warn('reconciler could not list ended calls', { error });
@@ -270,9 +279,16 @@ async function settleEnded(
 ): Promise<boolean> {
   const job = await deps.store.getJob(run.runId, jobId);
   if (!job?.callSid || job.attempt !== holder.attempt) return false;
-  const status = ended.get(job.callSid);
-  if (status === undefined) return false;
-  const result = await releaseFinal(deps, run, jobId, holder, { status, callSid: job.callSid });
+  const call = ended.get(job.callSid);
+  if (call === undefined) return false;
+  const { status } = call;
+  // Twilio's verdict, else the one the detection callback recorded: a machine's call ends `machine`.
+  const answeredBy = call.answeredBy ?? job.answeredBy;
+  const result = await releaseFinal(deps, run, jobId, holder, {
+    status,
+    callSid: job.callSid,
+    ...(answeredBy === undefined ? {} : { answeredBy }),
+  });
   if (result !== 'released') return false;
   report.reaped += 1;
   deps.log.warn('slot reaped: final callback never came', {
@@ -301,7 +317,7 @@ async function settleSuspect(
   // Without every live attempt's Sid, a call found by number might be another's: next pass.
   if (!job.callSid && recorded === undefined) return false;
 
-  let call: { sid: string; status: Parameters<typeof jobStateFor>[0] } | undefined;
+  let call: LookedUpCall | undefined;
   try {
     const lookup = job.callSid
       ? await deps.calls.fetchCall(job.callSid)
@@ -359,10 +375,13 @@ async function settleSuspect(
   }
   // The same release a final callback makes: retry policy, account slot, refill all included. A call
   // found by number is claimed in that release, so that no other attempt can be credited with it.
+  // Twilio's verdict, else the one the detection callback recorded: a machine's call ends `machine`.
+  const answeredBy = call.answeredBy ?? job.answeredBy;
   const result = await releaseFinal(deps, run, jobId, holder, {
     status: call.status,
     callSid: call.sid,
     ...(job.callSid ? {} : { claimCall: true }),
+    ...(answeredBy === undefined ? {} : { answeredBy }),
   });
   if (result === 'released') {
     report.reaped += 1;

@@ -6,8 +6,11 @@ import { PHONE_TYPES, type PhoneType } from '../definitions/formats.ts';
 import { checkPhone, type PhoneRules } from '../definitions/phone-numbers.ts';
 import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
 import type { ErrorDetail } from './errors.ts';
+import { MACHINE_DETECTION_MODES, MACHINE_OUTCOME, type MachineDetectionMode } from './machine-detection.ts';
+import { isTemplate, parseTemplate } from './twiml-template.ts';
 
-export const RETRYABLE_OUTCOMES = ['busy', 'no-answer', 'failed'] as const;
+/** `machine`: answered by a machine or a fax (with `machine_detection` only). */
+export const RETRYABLE_OUTCOMES = ['busy', 'no-answer', 'failed', MACHINE_OUTCOME] as const;
 export type RetryableOutcome = (typeof RETRYABLE_OUTCOMES)[number];
 
 export interface RetryPolicy {
@@ -42,6 +45,11 @@ export interface RunOptions {
   frequencyCap?: 'wait';
   /** The callee may press `digit` to be suppressed for good (see opt-out.ts). */
   optOut?: OptOut;
+  /** Answering-machine detection (Twilio's mode), asynchronous: the callee hears the content at once. */
+  machineDetection?: MachineDetectionMode;
+  /** What a machine is left once its greeting ends (DetectMessageEnd only): inline TwiML, or a URL. */
+  voicemailTwiml?: string;
+  voicemailUrl?: string;
 }
 
 /**
@@ -166,7 +174,7 @@ export function validateRunOptions(
     const url = validateTwimlUrl(body.twiml_url, policy, problem);
     if (url) options.twimlUrl = url;
   } else if (hasTwiml) {
-    const twiml = validateTwiml(body.twiml, policy, problem);
+    const twiml = validateTwiml(body.twiml, policy, problem, 'twiml');
     if (twiml) options.twiml = twiml;
   }
   validateSchedule(body, nowMs, problem, options);
@@ -174,7 +182,44 @@ export function validateRunOptions(
     const pauseWhen = validatePauseWhen(body.pause_when, problem);
     if (pauseWhen) options.pauseWhen = pauseWhen;
   }
+  validateMachineDetection(body, policy, options, problem);
   return options;
+}
+
+/**
+ * `machine_detection`, the voicemail a machine is left, and the retry outcome that only detection can
+ * produce: each refused with its field when it could not take effect (a misspelt mode, a voicemail
+ * without DetectMessageEnd, `retry.on: ["machine"]` without detection), never silently ignored.
+ */
+function validateMachineDetection(
+  body: Record<string, unknown>,
+  policy: CallPolicy,
+  options: RunOptions,
+  problem: Problem,
+): void {
+  const mode = body.machine_detection;
+  if (mode !== undefined && mode !== null) {
+    if ((MACHINE_DETECTION_MODES as readonly unknown[]).includes(mode))
+      options.machineDetection = mode as MachineDetectionMode;
+    else problem('machine_detection', `expected ${MACHINE_DETECTION_MODES.join(' or ')} (Twilio's modes)`);
+  }
+  const hasUrl = body.voicemail_url !== undefined && body.voicemail_url !== null;
+  const hasTwiml = body.voicemail_twiml !== undefined && body.voicemail_twiml !== null;
+  const field = hasTwiml ? 'voicemail_twiml' : 'voicemail_url';
+  if (hasUrl && hasTwiml) problem('voicemail_twiml', 'give voicemail_url or voicemail_twiml, not both');
+  else if ((hasUrl || hasTwiml) && options.machineDetection !== 'DetectMessageEnd') {
+    // Only DetectMessageEnd waits for the greeting to end; a message left at its start would be cut.
+    problem(field, 'needs machine_detection "DetectMessageEnd" (the voicemail is left after the greeting)');
+  } else if (hasUrl) {
+    const url = validateTwimlUrl(body.voicemail_url, policy, problem, 'voicemail_url');
+    if (url) options.voicemailUrl = url;
+  } else if (hasTwiml) {
+    const twiml = validateTwiml(body.voicemail_twiml, policy, problem, 'voicemail_twiml');
+    if (twiml) options.voicemailTwiml = twiml;
+  }
+  if (options.retry?.on.includes(MACHINE_OUTCOME) && options.machineDetection === undefined) {
+    problem('retry.on', '"machine" needs machine_detection: without it no call ends machine');
+  }
 }
 
 type Problem = (field: string, message: string) => void;
@@ -414,18 +459,23 @@ function validatePauseWhen(value: unknown, problem: Problem): PauseWhen | undefi
   return ok ? { failedRatio: ratio as number, minCalls: minCalls as number } : undefined;
 }
 
-function validateTwimlUrl(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
+function validateTwimlUrl(
+  value: unknown,
+  policy: CallPolicy,
+  problem: Problem,
+  field = 'twiml_url',
+): string | undefined {
   const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : undefined;
   if (url?.protocol !== 'https:' || url.username !== '' || url.password !== '') {
-    problem('twiml_url', 'expected an https URL without a user name or password');
+    problem(field, 'expected an https URL without a user name or password');
     return undefined;
   }
   if (policy.twimlUrlPrefixes.length === 0) {
-    problem('twiml_url', 'runs cannot choose a TwiML URL here (TWIML_URL_ALLOWED_PREFIXES is empty)');
+    problem(field, 'runs cannot choose a TwiML URL here (TWIML_URL_ALLOWED_PREFIXES is empty)');
     return undefined;
   }
   if (!policy.twimlUrlPrefixes.some((prefix) => isUnderPrefix(url, prefix))) {
-    problem('twiml_url', 'not under an allowed prefix (TWIML_URL_ALLOWED_PREFIXES)');
+    problem(field, 'not under an allowed prefix (TWIML_URL_ALLOWED_PREFIXES)');
     return undefined;
   }
   // The parsed form is what was checked (dot segments resolved, host lower-cased), so it is what Twilio gets.
@@ -446,18 +496,30 @@ export function isUnderPrefix(url: URL, prefix: string): boolean {
   return url.pathname === allowed.pathname || url.pathname.startsWith(`${allowed.pathname}/`);
 }
 
-function validateTwiml(value: unknown, policy: CallPolicy, problem: Problem): string | undefined {
+function validateTwiml(
+  value: unknown,
+  policy: CallPolicy,
+  problem: Problem,
+  field: 'twiml' | 'voicemail_twiml',
+): string | undefined {
   if (typeof value !== 'string' || !/<Response[\s>/]/.test(value)) {
-    problem('twiml', 'expected TwiML: <Response>…</Response>');
+    problem(field, 'expected TwiML: <Response>…</Response>');
     return undefined;
   }
   if (policy.maxTwimlBytes === 0) {
-    problem('twiml', 'runs cannot carry inline TwiML here (MAX_TWIML_BYTES is 0)');
+    problem(field, 'runs cannot carry inline TwiML here (MAX_TWIML_BYTES is 0)');
     return undefined;
   }
   const bytes = Buffer.byteLength(value);
   if (bytes > policy.maxTwimlBytes) {
-    problem('twiml', `${bytes} bytes, at most ${policy.maxTwimlBytes} allowed`);
+    problem(field, `${bytes} bytes, at most ${policy.maxTwimlBytes} allowed`);
+    return undefined;
+  }
+  // A template of the lead's fields (`{{name}}`, `{{name|default}}`): its fields are checked against
+  // every lead with the leads (call-content.ts).
+  const template = isTemplate(value) ? parseTemplate(value) : undefined;
+  if (template && 'problem' in template) {
+    problem(field, `not a template of lead fields: ${template.problem}`);
     return undefined;
   }
   return value;
@@ -492,6 +554,9 @@ export function optionsView(options: RunOptions) {
       : null,
     frequency_cap: options.frequencyCap ?? ('end' as const),
     opt_out: options.optOut ? { digit: options.optOut.digit, message: options.optOut.message ?? null } : null,
+    machine_detection: options.machineDetection ?? null,
+    voicemail_twiml: options.voicemailTwiml ?? null,
+    voicemail_url: options.voicemailUrl ?? null,
   };
 }
 
@@ -516,6 +581,9 @@ const QUERY_OPTIONS = [
   'frequency_cap',
   'opt_out.digit',
   'opt_out.message',
+  'machine_detection',
+  'voicemail_url',
+  'voicemail_twiml',
 ] as const;
 const LIST_OPTIONS = new Set(['retry.on', 'window.days', 'phone_types']);
 const NUMBER_OPTIONS = new Set([

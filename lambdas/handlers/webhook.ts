@@ -1,7 +1,8 @@
-// (handler) Function URL → Twilio status callbacks, and keypresses of a run's opt-out (its `<Gather>`
-// action, at /opt-out). The signature is checked against the exact URL before anything is written
-// (docs/DESIGN.md, invariant 6); then the core moves the job and, on a final status, frees the slot, or
-// suppresses the number of a callee who pressed the opt-out digit.
+// (handler) Function URL → Twilio status callbacks, answering-machine detection callbacks, and
+// keypresses of a run's opt-out (its `<Gather>` action, at /opt-out). The signature is checked against
+// the exact URL before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job
+// and, on a final status, frees the slot; or records the detection's verdict (and redirects a machine
+// to the run's voicemail); or suppresses the number of a callee who pressed the opt-out digit.
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
@@ -12,8 +13,10 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { CredentialSource } from '../adapters/twilio-credentials.ts';
 import { isSignedByTwilio } from '../adapters/twilio-signature.ts';
-import { parseCallbackIds } from '../core/callback-url.ts';
+import { type AmdDeps, applyAmdCallback } from '../core/amd-callback.ts';
+import { isAmdCallback, parseCallbackIds } from '../core/callback-url.ts';
 import { applyStatusCallback, type CallbackDeps } from '../core/callbacks.ts';
+import { isAnsweredBy } from '../core/machine-detection.ts';
 import { applyOptOut, OPT_OUT_PATH, type OptOutDeps } from '../core/opt-out.ts';
 import { systemClock } from '../core/ports.ts';
 import { isTwilioCallStatus } from '../core/states.ts';
@@ -21,13 +24,16 @@ import { readEnv } from '../definitions/environment.ts';
 import { METRICS, serviceName } from '../definitions/resources.ts';
 import { eventBody } from './body.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
-import { runStore, twilioCredentials, workQueue } from './wiring.ts';
+import { runStore, twilioCredentials, twilioTelephony, workQueue } from './wiring.ts';
 
 const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('webhook');
 
-let deps: (CallbackDeps & OptOutDeps & { credentials: CredentialSource }) | undefined;
+/** The most a voicemail redirect may take: the function has 10 s in all. */
+const REDIRECT_TIMEOUT_MS = 5_000;
+
+let deps: (CallbackDeps & AmdDeps & OptOutDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
   const env = readEnv([
     'TABLE_NAME',
@@ -35,6 +41,8 @@ function wire() {
     'TWILIO_SECRET_ID',
     'TWILIO_ACCOUNT_SID',
     'TWILIO_AUTH_TOKEN',
+    'TWILIO_API_BASE_URL',
+    'TWILIO_REQUEST_TIMEOUT_MS',
   ]);
   return {
     // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
@@ -43,6 +51,12 @@ function wire() {
     clock: systemClock,
     log: logger,
     credentials: twilioCredentials(env),
+    // Twilio's Calls API, for one thing only: redirecting a machine's call to the run's voicemail,
+    // within the function's own timeout (and Twilio's 15 s wait for the answer).
+    callControl: twilioTelephony(
+      { ...env, TWILIO_REQUEST_TIMEOUT_MS: Math.min(env.TWILIO_REQUEST_TIMEOUT_MS, REDIRECT_TIMEOUT_MS) },
+      { log: logger },
+    ),
   };
 }
 
@@ -82,11 +96,22 @@ export async function handleStatusCallback(
     return reply(403, 'invalid signature');
   }
 
-  const ids = parseCallbackIds(new URLSearchParams(event.rawQueryString));
+  const query = new URLSearchParams(event.rawQueryString);
+  const ids = parseCallbackIds(query);
   if (event.rawPath.endsWith(OPT_OUT_PATH)) {
     if (!ids) return twiml('<Response><Hangup/></Response>');
     const { twiml: answer } = await applyOptOut(deps, ids, params.Digits ?? '');
     return twiml(answer);
+  }
+  if (isAmdCallback(query)) {
+    const answeredBy = params.AnsweredBy ?? '';
+    if (!ids || !params.CallSid || !isAnsweredBy(answeredBy)) {
+      logger.warn('detection callback ignored: not one of ours', { query: event.rawQueryString });
+      return reply(200);
+    }
+    const effect = await applyAmdCallback(deps, { ...ids, callSid: params.CallSid, answeredBy });
+    logger.debug('detection callback applied', { ...ids, answeredBy, effect });
+    return reply(200);
   }
   const status = params.CallStatus ?? '';
   if (!ids || !isTwilioCallStatus(status) || !params.CallSid) {
@@ -95,11 +120,13 @@ export async function handleStatusCallback(
     return reply(200);
   }
   const errorCode = params.ErrorCode ? Number(params.ErrorCode) : undefined;
+  const answeredBy = params.AnsweredBy;
   const effect = await applyStatusCallback(deps, {
     ...ids,
     callSid: params.CallSid,
     callStatus: status,
     ...(errorCode !== undefined && Number.isFinite(errorCode) ? { errorCode } : {}),
+    ...(answeredBy !== undefined && isAnsweredBy(answeredBy) ? { answeredBy } : {}),
   });
   logger.debug('status callback applied', { ...ids, status, effect });
   return reply(200);

@@ -253,6 +253,24 @@ describe('runs create: the CSV is checked before anything is sent', () => {
       /^dialgate: --concurrency 500: expected an integer from 1 to \d+ \(HTTP 400 invalid_request\)\n$/,
     );
   });
+
+  test('a run option the API refuses is named by its flag: exit 4', async () => {
+    const path = file('ok.csv', leadsCsv(phones(1)));
+    const result = await cli(['runs', 'create', path, '--machine-detection', 'Enabled']);
+    expect(result.code).toBe(EXIT.invalidInput);
+    expect(result.stderr).toMatch(
+      /^dialgate: --machine-detection Enabled: expected Enable or DetectMessageEnd .*\(HTTP 400 invalid_request\)\n$/,
+    );
+    const voicemail = await cli([
+      'runs',
+      'create',
+      path,
+      '--voicemail-twiml',
+      '<Response><Say>Hi</Say></Response>',
+    ]);
+    expect(voicemail.code).toBe(EXIT.invalidInput);
+    expect(voicemail.stderr).toContain('--voicemail-twiml');
+  });
 });
 
 describe('a run from the command line', () => {
@@ -421,7 +439,7 @@ describe('commands on the run-controls API', () => {
     expect(csv.code, csv.stderr).toBe(EXIT.ok);
     const [header, ...rows] = csv.stdout.trim().split('\n');
     expect(header).toMatch(
-      /^"job_id","phone","status","outcome","attempts","error_code","call_sid","queued_at","dialed_at","answered_at","ended_at"/,
+      /^"job_id","phone","status","outcome","attempts","error_code","call_sid","queued_at","dialed_at","answered_at","answered_by","ended_at"/,
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]).toContain(`,"${INVALID_NUMBER}","failed",`);
@@ -438,6 +456,25 @@ describe('commands on the run-controls API', () => {
     expect(table.stdout.trim().split('\n')).toHaveLength(5);
     const unknown = await cli(['calls', 'no-such-run']);
     expect(unknown.code).toBe(EXIT.notFound);
+  });
+});
+
+describe('answering-machine detection from the command line', () => {
+  test('runs create --machine-detection: runs show says so, calls say who answered', async (ctx) => {
+    await requireRoute(ctx, 'GET', '/runs/x/calls');
+    // The simulator's rule: an answered call to a number ending in 7, 8 or 9 is a machine's.
+    const path = file('amd.csv', leadsCsv(['+14155552937', '+14155552941']));
+    const created = await cli(['runs', 'create', path, '--machine-detection', 'Enable', '--watch']);
+    expect(created.code, created.stderr).toBe(EXIT.ok);
+    const runId = created.stdout.split('\n')[0]!;
+    await waitForStatus(runId, ['completed']);
+    const show = await cli(['runs', 'show', runId]);
+    expect(show.stdout).toContain('detection: Enable (answering machines)');
+    const table = await cli(['calls', runId]);
+    const [header, machine, person] = table.stdout.trim().split('\n');
+    expect(header).toMatch(/^JOB\s+PHONE\s+STATUS\s+OUTCOME\s+ANSWERED BY/);
+    expect(machine).toMatch(/\sfailed\s+machine\s+machine_start\s/);
+    expect(person).toMatch(/\scompleted\s+completed\s+human\s/);
   });
 });
 

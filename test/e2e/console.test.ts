@@ -240,6 +240,35 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await shot('04-csv-run-completed');
   });
 
+  test('a run started with answering-machine detection says who answered each call', async (ctx) => {
+    await requireRoute(ctx, 'POST', '/runs?concurrency=2&machine_detection=Enable', 'text/csv');
+    await page.goto(`${stack.apiUrl}/#/`);
+    // The simulator's rule: a number ending in 7, 8 or 9 is answered by a machine.
+    await page.getByLabel(/Leads/).setInputFiles({
+      name: 'leads.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(leadsCsv(['+14155552917', '+14155552921'])),
+    });
+    await page.getByLabel(/concurrency/).fill('2');
+    await page.getByLabel('Answering machines').selectOption('Enable');
+    await page.getByRole('button', { name: 'Start run' }).click();
+    const runId = await runIdOnPage();
+    await waitForStatus(['completed']);
+    const calls = stack.simulator!.calls().filter((call) => call.run === runId);
+    expect(calls.map((call) => [call.machineDetection, call.asyncAmd])).toEqual([
+      ['Enable', true],
+      ['Enable', true],
+    ]);
+    const table = page.locator('#calls-table tbody');
+    await expect.poll(() => table.textContent(), { timeout: 15_000 }).toContain('machine_start');
+    expect(await page.locator('#calls-table thead').textContent()).toContain('Answered by');
+    const rows = await table.locator('tr').allTextContents();
+    // Rows in lead order (numbers masked): the machine's call, then the person's.
+    expect(rows[0]).toMatch(/^000000.*failed: machine.*machine_start/);
+    expect(rows[1]).toMatch(/^000001.*completed.*human/);
+    await shot('05-machine-detection');
+  });
+
   test("a bad CSV shows the API's reasons, line by line, and starts nothing", async (ctx) => {
     await requireRoute(ctx, 'POST', '/runs?concurrency=2', 'text/csv');
     await page.goto(`${stack.apiUrl}/#/`);

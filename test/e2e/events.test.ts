@@ -286,4 +286,48 @@ describe('events out: signed webhooks from npm start', () => {
     while (statuses().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(statuses()).toEqual(['null → scheduled', 'running → completed', 'scheduled → running']);
   });
+
+  it('call.ended carries who answered when the run detects answering machines, and a machine’s call ends machine', {
+    timeout: 240_000,
+  }, async () => {
+    // The double's rule: an answered call to a number ending in 7, 8 or 9 is a machine's, in 00 a fax's.
+    // Every call is answered here, so that each lead's verdict is known.
+    sim.configure({ behavior: () => ({ outcome: 'completed' }) });
+    const posted = Array.from({ length: 10 }, (_, i) => ({ phone: `+97253410030${i}`, crm_id: 6_000 + i }));
+    const created = await postRun(started!.apiUrl, {
+      concurrency: 5,
+      machine_detection: 'Enable',
+      leads: posted,
+    });
+    expect(created.status).toBe(202);
+    const runId = created.body.run_id;
+    await waitForRunCompleted(started!.apiUrl, runId, { timeoutMs: 180_000 });
+    const finals = () =>
+      [...receiver.accepted.values()].filter(
+        (p): p is Extract<Payload, { type: 'call.ended' }> =>
+          p.type === 'call.ended' && p.data.run_id === runId && p.data.final,
+      );
+    const deadline = Date.now() + 60_000;
+    while (finals().length < posted.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(finals()).toHaveLength(posted.length);
+    const calls = sim.calls().filter((call) => call.run === runId);
+    for (const { data } of finals()) {
+      const call = calls.find((c) => c.sid === data.call_sid)!;
+      expect(call.machineDetection).toBe('Enable');
+      // Who answered, as the double decided it (null for a call nobody answered).
+      expect(data.answered_by).toBe(call.answeredBy ?? null);
+      const phone = String(data.lead.phone);
+      const expected = phone.endsWith('00')
+        ? 'fax'
+        : '789'.includes(phone.at(-1)!)
+          ? 'machine_start'
+          : 'human';
+      expect(data.answered_by).toBe(expected);
+      expect(data.outcome).toBe(expected === 'human' ? 'completed' : 'machine');
+    }
+    // +972534100300 (a fax) and …307, …308, …309 (machines).
+    expect(finals().filter((e) => e.data.outcome === 'machine')).toHaveLength(4);
+  });
 });

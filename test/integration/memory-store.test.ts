@@ -28,6 +28,7 @@ type Op =
   | { kind: 'end'; job: number; stale: number }
   | { kind: 'answer'; job: number; stale: number }
   | { kind: 'sid'; job: number }
+  | { kind: 'verdict'; job: number; stale: number; answeredBy: string }
   | {
       kind: 'release';
       job: number;
@@ -86,6 +87,15 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('answer' as const), job, stale }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('sid' as const), job }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('verdict' as const),
+      job,
+      stale,
+      answeredBy: fc.constantFrom('human', 'machine_start', 'fax'),
+    }),
+  },
   {
     weight: 5,
     arbitrary: fc.record({
@@ -235,6 +245,8 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
     }
     case 'sid':
       return store.recordCallSid(runId, jobIdFor(o.job), await attemptOf(o.job, 0), `CA${step}`);
+    case 'verdict':
+      return store.recordAnsweredBy(runId, jobIdFor(o.job), await attemptOf(o.job, o.stale), o.answeredBy);
     case 'release':
       return store.releaseSlot({
         runId,
@@ -244,7 +256,12 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
         to: o.to,
         ...(o.to === 'queued' && o.notBefore ? { notBefore: nowMs + o.notBefore } : {}),
         ...(o.outcome
-          ? { outcome: o.to === 'queued' ? 'busy' : o.to, errorCode: 21211, callSid: `CA${step}` }
+          ? {
+              outcome: o.to === 'queued' ? 'busy' : o.to,
+              errorCode: 21211,
+              callSid: `CA${step}`,
+              answeredBy: 'machine_end_beep',
+            }
           : {}),
         at,
       });

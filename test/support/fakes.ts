@@ -4,6 +4,7 @@
 
 import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import type {
+  CallContent,
   CallControl,
   CallLookup,
   CallRequest,
@@ -163,6 +164,17 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     if (!call) return { kind: 'not-found' };
     if (!isFinal(jobStateFor(call.status)))
       this.set(callSid, call.status === 'in-progress' ? 'completed' : 'canceled');
+    return { kind: 'updated', status: call.status };
+  }
+
+  /** Every redirect (a voicemail left), in order. */
+  readonly redirects: { callSid: string; content: CallContent }[] = [];
+
+  async redirectCall(callSid: string, content: CallContent): Promise<CallUpdate> {
+    const call = this.calls.get(callSid);
+    if (!call) return { kind: 'not-found' };
+    if (call.status !== 'in-progress') return { kind: 'invalid-state', message: 'not in progress' };
+    this.redirects.push({ callSid, content });
     return { kind: 'updated', status: call.status };
   }
 

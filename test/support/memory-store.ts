@@ -397,7 +397,7 @@ export class MemoryRunStore implements RunStore {
     run!.active += 1;
     run!.queued -= 1;
     const { queuedKey: _key, notBefore: _nb, callSid: _sid, outcome: _o, errorCode: _e, ...rest } = stored!;
-    const { answeredAt: _a, endedAt: _end, accountShard: _shard, ...kept } = rest;
+    const { answeredAt: _a, answeredBy: _by, endedAt: _end, accountShard: _shard, ...kept } = rest;
     this.#jobsOf(runId).set(job.jobId, {
       ...kept,
       status: 'dialing',
@@ -465,6 +465,19 @@ export class MemoryRunStore implements RunStore {
     return new Set(callSids.filter((sid) => this.#callClaims.has(sid)));
   }
 
+  async recordAnsweredBy(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    answeredBy: string,
+  ): Promise<'applied' | 'stale'> {
+    const job = this.jobs.get(runId)?.get(jobId);
+    const holder = job ? holderOf(job) : undefined;
+    if (holder?.attempt !== attempt || job!.answeredBy !== undefined) return 'stale';
+    job!.answeredBy = answeredBy;
+    return 'applied';
+  }
+
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
     const run = this.runs.get(runId);
@@ -508,6 +521,7 @@ export class MemoryRunStore implements RunStore {
     if (release.outcome !== undefined) job!.outcome = release.outcome;
     if (release.errorCode !== undefined) job!.errorCode = release.errorCode;
     if (release.callSid !== undefined) job!.callSid ??= release.callSid;
+    if (release.answeredBy !== undefined) job!.answeredBy ??= release.answeredBy;
     if (requeue) {
       job!.status = 'queued';
       job!.queuedKey = keys.queuedKey(release.notBefore ?? 0, jobId);

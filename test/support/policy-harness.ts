@@ -9,7 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
-import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
+import { applyAmdCallback } from '../../lambdas/core/amd-callback.ts';
+import { isAmdCallback, parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { createRun } from '../../lambdas/core/create-run.ts';
 import { type DispatchDeps, handleWorkMessage } from '../../lambdas/core/dispatch.ts';
@@ -102,10 +103,16 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
   });
   const queue = new MemoryQueue(clock);
   const twilio = await startTwilioSimulator(options.simulator ?? {});
+  const telephony = new TwilioTelephony({
+    credentials: { accountSid: twilio.accountSid, authToken: twilio.authToken },
+    apiBaseUrl: twilio.url,
+  });
   const errors: unknown[] = [];
   let inFlight = 0;
 
-  // The webhook: the real callback core behind a plain server (signatures are the webhook's own test).
+  // The webhook: the real callback cores (status, and answering-machine detection's verdict, which
+  // redirects a machine to the run's voicemail) behind a plain server (signatures are the webhook's
+  // own test).
   const webhook: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -113,12 +120,24 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
       inFlight += 1;
       try {
         const params = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-        const ids = parseCallbackIds(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const ids = parseCallbackIds(query);
         const status = params.get('CallStatus') ?? '';
-        if (ids && isTwilioCallStatus(status)) {
+        const answeredBy = params.get('AnsweredBy') ?? undefined;
+        if (ids && isAmdCallback(query)) {
+          await applyAmdCallback(
+            { store, callControl: telephony, log: quietLog },
+            { ...ids, callSid: params.get('CallSid') ?? '', answeredBy: answeredBy ?? '' },
+          );
+        } else if (ids && isTwilioCallStatus(status)) {
           await applyStatusCallback(
             { store, queue, clock, log: quietLog },
-            { ...ids, callSid: params.get('CallSid') ?? '', callStatus: status },
+            {
+              ...ids,
+              callSid: params.get('CallSid') ?? '',
+              callStatus: status,
+              ...(answeredBy === undefined ? {} : { answeredBy }),
+            },
           );
         }
         res.writeHead(200).end();
@@ -137,10 +156,7 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
   const deps: DispatchDeps = {
     store,
     queue,
-    telephony: new TwilioTelephony({
-      credentials: { accountSid: twilio.accountSid, authToken: twilio.authToken },
-      apiBaseUrl: twilio.url,
-    }),
+    telephony,
     clock,
     log: quietLog,
     calls: {
@@ -189,7 +205,11 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
           queue,
           clock,
           limits: { defaultConcurrency: 3, maxConcurrency: 10, maxLeads: 1000 },
-          policy: { allowedFrom: ['+15005550006'], twimlUrlPrefixes: [], maxTwimlBytes: 4000 },
+          policy: {
+            allowedFrom: ['+15005550006'],
+            twimlUrlPrefixes: ['https://twiml.example.com/'],
+            maxTwimlBytes: 4000,
+          },
           newRunId: randomUUID,
         },
         body,

@@ -135,6 +135,7 @@ describe('callsCsv', () => {
       'queued_at',
       'dialed_at',
       'answered_at',
+      'answered_by',
       'ended_at',
       'name',
       'balance',
@@ -142,9 +143,9 @@ describe('callsCsv', () => {
       'alt_phone',
     ]);
     expect(first.slice(0, 2)).toEqual(['000001', PHONES[0]]);
-    expect(first.slice(11)).toEqual(['\'=HYPERLINK("https://evil.example","Dana")', '-120', '', '']);
+    expect(first.slice(12)).toEqual(['\'=HYPERLINK("https://evil.example","Dana")', '-120', '', '']);
     expect(second[5]).toBe('21211');
-    expect(second.slice(11)).toEqual(['', '', 'Noa', PHONES[2]]);
+    expect(second.slice(12)).toEqual(['', '', 'Noa', PHONES[2]]);
     for (const row of [header, first, second]) for (const cell of row) expect(cell).not.toMatch(/^[=@]/);
     // Every cell of the file is quoted.
     expect(text.split('\n')[1]).toMatch(/^"000001","\+972524567123","completed",/);

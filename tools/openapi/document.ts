@@ -33,6 +33,7 @@ import {
   SuppressionView,
 } from '../../lambdas/core/api-schemas.ts';
 import { LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
+import { MACHINE_DETECTION_MODES } from '../../lambdas/core/machine-detection.ts';
 import { RETRYABLE_OUTCOMES } from '../../lambdas/core/run-options.ts';
 import { PHONE_TYPES } from '../../lambdas/definitions/formats.ts';
 
@@ -227,8 +228,11 @@ const csvOptions = z.object({
   'window.start': z.string().meta({ example: '09:00' }).optional(),
   'window.end': z.string().meta({ example: '20:00' }).optional(),
   from: z.string().meta({ example: '+15005550006' }).optional(),
-  twiml_url: z.string().optional(),
-  twiml: z.string().optional(),
+  twiml_url: z.string().meta({ description: 'As `twiml_url` in JSON.' }).optional(),
+  twiml: z
+    .string()
+    .meta({ description: 'As `twiml` in JSON: a template of the lead fields (the CSV columns).' })
+    .optional(),
   phone_types: z
     .string()
     .meta({ description: `Comma-separated, from ${PHONE_TYPES.join(', ')}.`, example: 'mobile' })
@@ -236,6 +240,12 @@ const csvOptions = z.object({
   frequency_cap: z.enum(['end', 'wait']).optional(),
   'opt_out.digit': z.string().meta({ example: '9' }).optional(),
   'opt_out.message': z.string().optional(),
+  machine_detection: z
+    .enum(MACHINE_DETECTION_MODES)
+    .meta({ description: 'As `machine_detection` in JSON.', example: 'Enable' })
+    .optional(),
+  voicemail_url: z.string().meta({ description: 'As `voicemail_url` in JSON.' }).optional(),
+  voicemail_twiml: z.string().meta({ description: 'As `voicemail_twiml` in JSON.' }).optional(),
 });
 
 const idempotencyKey = z

@@ -1,7 +1,7 @@
 // How calls go when a test does not script them one by one: numbers Twilio refuses at create, and
 // outcomes drawn by weight.
 
-import type { ApiError, CallScript, FinalCallStatus, SimulatorOptions } from './types.ts';
+import type { Answerer, ApiError, CallScript, FinalCallStatus, SimulatorOptions } from './types.ts';
 
 /** Twilio's magic test numbers that fail on create. */
 export const DEFAULT_REJECT_NUMBERS: Record<string, ApiError> = {
@@ -77,4 +77,20 @@ export function weightedOutcomes(
     }
     return script(entries[entries.length - 1]![0]);
   };
+}
+
+/**
+ * Who answers a call to `to` when answering-machine detection is asked for and no script says: the
+ * number's last digits decide, so that a test (or `npm start`) can choose by number. Ending in 7, 8 or 9:
+ * an answering machine; in 00: a fax; anything else: a person.
+ */
+export function answererFor(to: string): Answerer {
+  if (to.endsWith('00')) return 'fax';
+  return /[789]$/.test(to) ? 'machine' : 'human';
+}
+
+/** Twilio's AnsweredBy for an answerer, by mode: a machine at its greeting's start, or at its beep. */
+export function answeredByFor(answerer: Answerer, mode: 'Enable' | 'DetectMessageEnd'): string {
+  if (answerer === 'machine') return mode === 'Enable' ? 'machine_start' : 'machine_end_beep';
+  return answerer;
 }

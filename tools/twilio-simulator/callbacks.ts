@@ -2,7 +2,7 @@
 // retried once on a connection error or 5xx, with the injected faults (drop, duplicate, reorder).
 
 import { randomBytes } from 'node:crypto';
-import { type CallbackState, type CallState, chance, now, runOf, type SimState } from './state.ts';
+import { type CallbackState, type CallState, chance, isFinal, now, runOf, type SimState } from './state.ts';
 import type { CallbackEvent } from './types.ts';
 import { API_VERSION, boundedIntOr, rfc2822, twilioSignature } from './wire.ts';
 
@@ -15,25 +15,72 @@ export function emit(
 ): void {
   if (call.statusCallback === undefined || !call.events.has(event)) return;
   const sequenceNumber = call.nextSequence++;
-  const params: Record<string, string> = {
-    AccountSid: sim.accountSid,
-    ApiVersion: API_VERSION,
-    CallSid: call.sid,
-    CallStatus: callStatus,
-    Called: call.to,
-    Caller: call.from,
-    CallbackSource: 'call-progress-events',
-    Direction: 'outbound-api',
-    From: call.from,
-    SequenceNumber: String(sequenceNumber),
-    Timestamp: rfc2822(now()),
-    To: call.to,
-    ...extra,
-  };
+  send(sim, call, {
+    event,
+    callStatus,
+    sequenceNumber,
+    target: call.statusCallback,
+    method: call.statusCallbackMethod,
+    params: {
+      AccountSid: sim.accountSid,
+      ApiVersion: API_VERSION,
+      CallSid: call.sid,
+      CallStatus: callStatus,
+      Called: call.to,
+      Caller: call.from,
+      CallbackSource: 'call-progress-events',
+      Direction: 'outbound-api',
+      From: call.from,
+      SequenceNumber: String(sequenceNumber),
+      Timestamp: rfc2822(now()),
+      To: call.to,
+      ...extra,
+    },
+  });
+}
+
+/**
+ * Answering-machine detection's verdict, posted to the call's AsyncAmdStatusCallback as Twilio does:
+ * signed like a status callback, with AnsweredBy and MachineDetectionDuration (ms). It goes in the
+ * call's line of callbacks, so the faults (drop, duplicate, reorder after the next one) apply to it.
+ */
+export function emitAmd(sim: SimState, call: CallState, answeredBy: string, durationMs: number): void {
+  if (call.asyncAmdStatusCallback === undefined) return;
+  send(sim, call, {
+    afterFinal: chance(call.rng, sim.settings.faults.amdAfterFinal),
+    event: 'amd',
+    callStatus: call.status,
+    sequenceNumber: call.nextSequence++,
+    target: call.asyncAmdStatusCallback,
+    method: 'POST',
+    params: {
+      AccountSid: sim.accountSid,
+      AnsweredBy: answeredBy,
+      CallSid: call.sid,
+      MachineDetectionDuration: String(durationMs),
+    },
+  });
+}
+
+function send(
+  sim: SimState,
+  call: CallState,
+  message: {
+    /** Held until the call's final callback has been sent (see `flushHeld`). */
+    afterFinal?: boolean;
+    event: CallbackEvent | 'amd';
+    callStatus: string;
+    sequenceNumber: number;
+    target: string;
+    method: 'POST' | 'GET';
+    params: Record<string, string>;
+  },
+): void {
+  const { event, callStatus, sequenceNumber, params, target, method } = message;
   // The fragment carries Twilio's connection overrides and is neither sent nor signed.
-  const hashAt = call.statusCallback.indexOf('#');
-  const base = hashAt < 0 ? call.statusCallback : call.statusCallback.slice(0, hashAt);
-  const overrides = new URLSearchParams(hashAt < 0 ? '' : call.statusCallback.slice(hashAt + 1));
+  const hashAt = target.indexOf('#');
+  const base = hashAt < 0 ? target : target.slice(0, hashAt);
+  const overrides = new URLSearchParams(hashAt < 0 ? '' : target.slice(hashAt + 1));
   const retries = boundedIntOr(overrides.get('rc'), 1, 0, 5);
   const readTimeoutMs = boundedIntOr(overrides.get('rt'), sim.callbackTimeoutMs, 1, 15_000);
 
@@ -44,7 +91,7 @@ export function emit(
     'User-Agent': 'TwilioProxy/1.1',
     'I-Twilio-Idempotency-Token': randomBytes(16).toString('hex'),
   };
-  if (call.statusCallbackMethod === 'GET') {
+  if (method === 'GET') {
     url = `${base}${base.includes('?') ? '&' : '?'}${new URLSearchParams(params).toString()}`;
     signature = twilioSignature(sim.authToken, url, {});
   } else {
@@ -59,7 +106,7 @@ export function emit(
     event,
     callStatus,
     url,
-    method: call.statusCallbackMethod,
+    method,
     params,
     signature,
     fate: 'pending',
@@ -88,6 +135,14 @@ export function emit(
     return;
   }
   callback.duplicate = chance(call.rng, faults.duplicateCallback);
+  if (message.afterFinal && call.heldUntilFinal === undefined) {
+    callback.fate = 'held';
+    callback.reordered = true;
+    call.heldUntilFinal = callback;
+    sim.stats.callbacks.reordered += 1;
+    sim.stats.callbacks.inFlight += 1;
+    return;
+  }
   if (!callback.final && call.held === undefined && chance(call.rng, faults.reorderCallback)) {
     callback.fate = 'held';
     callback.reordered = true;
@@ -102,11 +157,20 @@ export function emit(
 
 export function flushHeld(sim: SimState, call: CallState): void {
   const held = call.held;
-  if (!held) return;
-  call.held = undefined;
-  held.fate = 'pending';
-  sim.stats.callbacks.inFlight -= 1;
-  enqueue(sim, call, held);
+  if (held) {
+    call.held = undefined;
+    held.fate = 'pending';
+    sim.stats.callbacks.inFlight -= 1;
+    enqueue(sim, call, held);
+  }
+  // Only once the call is final: a verdict held for after its final callback.
+  const late = call.heldUntilFinal;
+  if (late && isFinal(call.status)) {
+    call.heldUntilFinal = undefined;
+    late.fate = 'pending';
+    sim.stats.callbacks.inFlight -= 1;
+    enqueue(sim, call, late);
+  }
 }
 
 function enqueue(sim: SimState, call: CallState, callback: CallbackState): void {

@@ -2,7 +2,8 @@
 // answered (in-progress), and final, each step on a timer from the call's script; the observer's
 // counts move with it.
 
-import { emit, flushHeld } from './callbacks.ts';
+import { answeredByFor } from './behaviors.ts';
+import { emit, emitAmd, flushHeld } from './callbacks.ts';
 import { gatherAction, pressKeys } from './gather.ts';
 import { type CallState, isFinal, now, runOf, type SimState } from './state.ts';
 import type { FinalCallStatus } from './types.ts';
@@ -71,6 +72,30 @@ function answer(sim: SimState, call: CallState): void {
       () => void pressKeys(sim, call, action, digits, () => finish(sim, call, 'completed')),
     );
   }
+  const amd = call.amd;
+  if (amd && call.machineDetection) {
+    const mode = call.machineDetection;
+    // Detection listens while the call goes on; a call that ends first has no verdict.
+    sim.later(amd.afterMs, () => {
+      if (call.status !== 'in-progress') return;
+      call.answeredBy = answeredByFor(amd.answerer, mode);
+      call.updatedAt = now();
+      if (amd.answerer === 'machine' && mode === 'DetectMessageEnd') {
+        // After its beep a machine records: the call goes on for the talk time from here (within the
+        // TimeLimit), long enough for a voicemail to be left.
+        const leftMs = call.timeLimitSeconds * sim.secondMs - (now() - (call.answeredAt ?? now()));
+        if (call.timer) {
+          clearTimeout(call.timer);
+          sim.timers.delete(call.timer);
+        }
+        call.timer = sim.later(Math.min(call.script.talkMs, leftMs), () => finish(sim, call, 'completed'));
+      }
+      if (call.asyncAmd && call.asyncAmdStatusCallback !== undefined) {
+        emitAmd(sim, call, call.answeredBy, Math.round(amd.afterMs));
+      }
+      sim.changed();
+    });
+  }
   sim.changed();
 }
 
@@ -107,6 +132,8 @@ export function finish(sim: SimState, call: CallState, status: FinalCallStatus):
     CallDuration: duration,
     Duration: duration,
     SipResponseCode: sipCodeFor(status),
+    // Once detection has told, Twilio's status callbacks carry its verdict too.
+    ...(call.answeredBy === undefined ? {} : { AnsweredBy: call.answeredBy }),
   });
   // Nothing comes after the final status: a callback held back for reordering goes now.
   flushHeld(sim, call);

@@ -4,9 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mulberry32 } from '../../lambdas/core/random.ts';
+import { answererFor } from './behaviors.ts';
 import { finish, register } from './lifecycle.ts';
 import { type CallState, chance, isFinal, now, type SimState } from './state.ts';
-import { type ApiError, CALLBACK_EVENTS, type CallbackEvent, type CallScript } from './types.ts';
+import {
+  type ApiError,
+  CALLBACK_EVENTS,
+  type CallbackEvent,
+  type CallScript,
+  type MachineDetectionMode,
+} from './types.ts';
 import {
   API_VERSION,
   apiError,
@@ -162,12 +169,15 @@ function validateAndBuild(
     'TimeLimit',
   );
 
+  const amd = machineDetection(body);
+
   const index = sim.calls.length;
   const rng = mulberry32(Math.floor(sim.random() * 4294967296));
   const settings = sim.settings;
   const script: CallScript = settings.behavior?.({ to, from, index }) ?? { outcome: 'completed' };
   if (script.invalidNumber) throw apiError(400, 21211, `The 'To' number ${to} is not a valid phone number.`);
   const vary = (ms: number) => Math.max(0, ms * (1 + settings.jitter * (2 * rng() - 1)));
+  const talkMs = script.talkMs ?? vary(settings.talkMs);
   const createdAt = now();
   const run = ids?.get('run') ?? undefined;
   const job = ids?.get('job') ?? undefined;
@@ -193,8 +203,22 @@ function validateAndBuild(
       outcome: script.outcome,
       queuedMs: script.queuedMs ?? vary(settings.queuedMs),
       ringMs: script.ringMs ?? vary(settings.ringMs),
-      talkMs: script.talkMs ?? vary(settings.talkMs),
+      talkMs,
     },
+    ...(amd
+      ? {
+          machineDetection: amd.mode,
+          asyncAmd: amd.async,
+          ...(amd.callback !== undefined ? { asyncAmdStatusCallback: amd.callback } : {}),
+          machineDetectionTimeout: amd.timeoutSeconds,
+          amd: {
+            answerer: script.answeredBy ?? answererFor(to),
+            // Within the detection timeout, as Twilio gives up (`unknown`) at it.
+            afterMs: Math.min(script.amdMs ?? talkMs * 0.4, amd.timeoutSeconds * sim.secondMs),
+          },
+        }
+      : {}),
+    redirects: [],
     status: 'queued',
     createdAt,
     updatedAt: createdAt,
@@ -204,6 +228,70 @@ function validateAndBuild(
     chain: Promise.resolve(),
   };
 }
+const AMD_MODES: readonly string[] = ['Enable', 'DetectMessageEnd'] satisfies MachineDetectionMode[];
+
+/**
+ * Answering-machine detection's parameters, refused as Twilio refuses them (400, 20001): a mode other
+ * than Enable or DetectMessageEnd, AsyncAmd other than true or false, a callback that is not a URL or
+ * whose method is neither POST nor GET, tuning values outside Twilio's documented ranges. Without
+ * MachineDetection the others change nothing, as at Twilio.
+ */
+function machineDetection(
+  body: URLSearchParams,
+): { mode: MachineDetectionMode; async: boolean; callback?: string; timeoutSeconds: number } | undefined {
+  const mode = body.get('MachineDetection');
+  const asyncAmd = body.get('AsyncAmd');
+  const callback = body.get('AsyncAmdStatusCallback');
+  const method = body.get('AsyncAmdStatusCallbackMethod');
+  if (mode !== null && !AMD_MODES.includes(mode)) {
+    throw apiError(400, 20001, `Invalid MachineDetection: ${mode} (Enable or DetectMessageEnd)`);
+  }
+  if (asyncAmd !== null && asyncAmd !== 'true' && asyncAmd !== 'false') {
+    throw apiError(400, 20001, `Invalid AsyncAmd: ${asyncAmd} (true or false)`);
+  }
+  if (callback !== null && !isHttpUrl(callback)) {
+    throw apiError(400, 20001, `AsyncAmdStatusCallback is not a valid URL: ${callback}`);
+  }
+  if (method !== null && method.toUpperCase() !== 'POST' && method.toUpperCase() !== 'GET') {
+    throw apiError(400, 20001, `Invalid AsyncAmdStatusCallbackMethod: ${method}`);
+  }
+  const timeoutSeconds = boundedInt(
+    body.get('MachineDetectionTimeout'),
+    30,
+    3,
+    59,
+    'MachineDetectionTimeout',
+  );
+  boundedInt(
+    body.get('MachineDetectionSpeechThreshold'),
+    2400,
+    1000,
+    6000,
+    'MachineDetectionSpeechThreshold',
+  );
+  boundedInt(
+    body.get('MachineDetectionSpeechEndThreshold'),
+    1200,
+    500,
+    5000,
+    'MachineDetectionSpeechEndThreshold',
+  );
+  boundedInt(
+    body.get('MachineDetectionSilenceTimeout'),
+    5000,
+    2000,
+    10_000,
+    'MachineDetectionSilenceTimeout',
+  );
+  if (mode === null) return undefined;
+  return {
+    mode: mode as MachineDetectionMode,
+    async: asyncAmd === 'true',
+    ...(callback !== null ? { callback } : {}),
+    timeoutSeconds,
+  };
+}
+
 // ---- read and update -------------------------------------------------------------------------
 
 function resource(sim: SimState, call: CallState): Record<string, unknown> {
@@ -212,7 +300,7 @@ function resource(sim: SimState, call: CallState): Record<string, unknown> {
   return {
     account_sid: sim.accountSid,
     annotation: null,
-    answered_by: null,
+    answered_by: call.answeredBy ?? null,
     api_version: API_VERSION,
     caller_name: null,
     date_created: rfc2822(call.createdAt),
@@ -260,8 +348,29 @@ function update(sim: SimState, call: CallState, body: URLSearchParams, res: Serv
     finish(sim, call, call.status === 'in-progress' ? 'completed' : 'canceled');
   } else if (status !== null) {
     throw apiError(400, 21218, `Invalid Status: ${status}`);
+  } else {
+    redirect(sim, call, body);
   }
   sendJson(res, 200, resource(sim, call));
+}
+
+/**
+ * New TwiML for a call in progress (`Twiml`, or a `Url` to fetch it from), as a voicemail drop does:
+ * recorded in the call's `redirects`; the call goes on to its scripted end. Only a call in progress
+ * can be redirected here (21220 otherwise).
+ */
+function redirect(sim: SimState, call: CallState, body: URLSearchParams): void {
+  const twiml = body.get('Twiml');
+  const url = body.get('Url');
+  if (twiml === null && url === null) return;
+  if (url !== null && !isHttpUrl(url)) throw apiError(400, 21205, `Url is not a valid URL: ${url}`);
+  if (call.status !== 'in-progress') {
+    throw apiError(400, 21220, `Call is not in progress (it is ${call.status}): it cannot be redirected`);
+  }
+  call.redirects.push({ at: now(), ...(twiml !== null ? { twiml } : { url: url! }) });
+  call.updatedAt = now();
+  sim.log(`${call.sid} redirected`);
+  sim.changed();
 }
 
 function list(sim: SimState, target: URL, res: ServerResponse): void {

@@ -22,7 +22,19 @@
  *        StartTime<, EndTime…, PageSize, Page; newest first, Twilio's paging fields
  *   GET  /2010-04-01/Accounts/{Sid}/Calls/{CallSid}.json   fetch
  *   POST /2010-04-01/Accounts/{Sid}/Calls/{CallSid}.json   Status=canceled (queued/ringing only, else
- *        21220) or Status=completed (hangs up any live call; an unanswered one ends `canceled`)
+ *        21220) or Status=completed (hangs up any live call; an unanswered one ends `canceled`), or
+ *        Twiml / Url: new content for a call in progress (21220 otherwise), kept in its `redirects`
+ *
+ * Answering-machine detection: MachineDetection (Enable | DetectMessageEnd), AsyncAmd (true | false),
+ * AsyncAmdStatusCallback (a URL), AsyncAmdStatusCallbackMethod (POST | GET), MachineDetectionTimeout
+ * (3–59 s) and the speech/silence tunings within Twilio's ranges; anything else is 400 / 20001. Who
+ * answers an answered call: the script's `answeredBy`, else the To number's last digits (7, 8 or 9 an
+ * answering machine, 00 a fax, otherwise a person). The verdict (AnsweredBy: `human`, `machine_start`
+ * with Enable or `machine_end_beep` with DetectMessageEnd, `fax`) comes `amdMs` after the answer
+ * (default 40 % of the talk time, within the timeout), posted signed to AsyncAmdStatusCallback with
+ * CallSid, AccountSid and MachineDetectionDuration, in the call's line of callbacks; the final status
+ * callback and the resource's `answered_by` carry it from then on. A call that ends first has none.
+ * With DetectMessageEnd a machine records after its beep: the call goes on for the talk time again.
  *
  * Lifecycle per call: queued → initiated → ringing → in-progress → completed, or busy / no-answer /
  * failed / canceled as the call's script says. The REST resource shows `queued` until ringing (Twilio
@@ -37,7 +49,8 @@
  * StatusCallback's `#rc=N` fragment changes the count, `#rt=MS` the read timeout, as on Twilio).
  *
  * Faults (probabilities 0..1, decided from `random`): per callback drop / duplicate / reorder
- * (delivered after the call's next callback); per create 429 (nothing created), 500 without
+ * (delivered after the call's next callback); per detection verdict, delivered after the final
+ * callback (`amdAfterFinal`); per create 429 (nothing created), 500 without
  * creating, 500 after really creating (the caller cannot know). Each call draws its own PRNG seed
  * from `random` when created, so a call's jitter and callback faults replay with the same seed and
  * the same create order, whatever the timing of other calls.

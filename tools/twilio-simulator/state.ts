@@ -4,6 +4,7 @@
 
 import { DEFAULT_REJECT_NUMBERS } from './behaviors.ts';
 import {
+  type Answerer,
   type CallbackEvent,
   DEFAULT_ACCOUNT_SID,
   DEFAULT_AUTH_TOKEN,
@@ -45,6 +46,12 @@ export const SIM_CALL_KEYS = [
   'endedAt',
   'finalCallbackAt',
   'durationSeconds',
+  'machineDetection',
+  'asyncAmd',
+  'asyncAmdStatusCallback',
+  'machineDetectionTimeout',
+  'answeredBy',
+  'redirects',
 ] as const satisfies readonly (keyof SimCall)[];
 export const SIM_CALLBACK_KEYS = [
   'sequenceNumber',
@@ -74,11 +81,15 @@ export interface CallbackState extends SimCallback {
 
 export interface CallState extends Omit<SimCall, 'callbacks'> {
   callbacks: CallbackState[];
+  /** Who answers and when detection tells, when the call asked for detection. */
+  amd?: { answerer: Answerer; afterMs: number };
   events: Set<CallbackEvent>;
   rng: () => number;
   nextSequence: number;
   timer?: NodeJS.Timeout;
   held?: CallbackState;
+  /** A detection verdict held until the final callback has gone (the `amdAfterFinal` fault). */
+  heldUntilFinal?: CallbackState;
   chain: Promise<void>;
   updatedAt: number;
 }

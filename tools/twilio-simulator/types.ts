@@ -15,6 +15,11 @@ export const FINAL_CALL_STATUSES: readonly FinalCallStatus[] = [
 ];
 export const CALLBACK_EVENTS: readonly CallbackEvent[] = ['initiated', 'ringing', 'answered', 'completed'];
 
+/** Twilio's `MachineDetection` modes. */
+export type MachineDetectionMode = 'Enable' | 'DetectMessageEnd';
+/** Who picks up an answered call, as a script says it (the AnsweredBy sent depends on the mode). */
+export type Answerer = 'human' | 'machine' | 'fax' | 'unknown';
+
 /** How one call goes. Times in ms; unset ones come from the simulator's defaults (with jitter). */
 export interface CallScript {
   outcome: FinalCallStatus;
@@ -32,6 +37,13 @@ export interface CallScript {
    * and ends the call (completed) when the answer's TwiML hangs up.
    */
   digits?: string;
+  /**
+   * Who answers, for answering-machine detection; default by the To number's last digits (see
+   * `answererFor`: 7, 8 or 9 a machine, 00 a fax, else a person).
+   */
+  answeredBy?: Answerer;
+  /** Time from answer to detection's verdict; default 40 % of the talk time (within MachineDetectionTimeout). */
+  amdMs?: number;
 }
 
 /** A keypress sent to a call's `<Gather>` action, and what the action answered. */
@@ -60,6 +72,11 @@ export interface SimulatorFaults {
   dropCallback?: number;
   /** Per final callback (the `completed` event, whatever the outcome): never deliver it. */
   dropFinalCallback?: number;
+  /**
+   * Per answering-machine detection verdict: hold it and deliver it after the call's final callback
+   * (a verdict racing the hang-up).
+   */
+  amdAfterFinal?: number;
   /** Per create: 429 / 20429, nothing created. */
   createThrottled?: number;
   /** Per create: the call is created and runs, but the answer is a 500. */
@@ -106,7 +123,8 @@ export type SimulatorSettings = Pick<
 
 export interface SimCallback {
   sequenceNumber: number;
-  event: CallbackEvent;
+  /** A status callback's event, or `amd`: answering-machine detection's verdict (AsyncAmdStatusCallback). */
+  event: CallbackEvent | 'amd';
   callStatus: string;
   /** The URL requested (for GET callbacks, with the parameters in its query string). */
   url: string;
@@ -140,10 +158,20 @@ export interface SimCall {
   run?: string;
   job?: string;
   attempt?: string;
-  script: Required<Omit<CallScript, 'invalidNumber' | 'digits'>>;
+  script: Required<Omit<CallScript, 'invalidNumber' | 'digits' | 'answeredBy' | 'amdMs'>>;
   /** Keys the callee presses (CallScript.digits), and what came of it. */
   digits?: string;
   gather?: SimGather;
+  /** `MachineDetection` as created, and its asynchronous callback (`AsyncAmdStatusCallback`), if any. */
+  machineDetection?: MachineDetectionMode;
+  asyncAmd?: boolean;
+  asyncAmdStatusCallback?: string;
+  /** `MachineDetectionTimeout`, seconds (Twilio's default 30). */
+  machineDetectionTimeout?: number;
+  /** The verdict, once detection has told (AnsweredBy); also on the resource (`answered_by`). */
+  answeredBy?: string;
+  /** Every change of what the call hears while in progress (POST Calls/{Sid} with Twiml or Url). */
+  redirects: { at: number; twiml?: string; url?: string }[];
   status: SimCallStatus;
   /** ms since the epoch, fractional. */
   createdAt: number;

@@ -175,6 +175,12 @@ function describeRun(run: RunDetails, utc: boolean): string {
     const { failed_ratio: ratio, min_calls: calls } = run.pause_when;
     lines.push(`breaker:   pause when more than ${ratio} of the last ${calls} calls failed`);
   }
+  if (run.machine_detection) {
+    const voicemail = run.voicemail_url ?? (run.voicemail_twiml ? 'inline TwiML' : undefined);
+    lines.push(
+      `detection: ${run.machine_detection} (answering machines)${voicemail ? `; voicemail: ${voicemail}` : ''}`,
+    );
+  }
   for (const slot of run.live ?? [])
     lines.push(
       `  slot: job ${slot.job_id} attempt ${slot.attempt} ${slot.state} since ${humanTime(slot.since, utc)}`,

@@ -314,7 +314,7 @@ export class DynamoSlots implements SlotStore {
         UpdateExpression:
           'SET #status = :dialing, attempt = :attempt, dialedAt = :at, #lrun = :runId, #lkey = :lkey' +
           (shard === undefined ? '' : ', accountShard = :shard') +
-          ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, endedAt' +
+          ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, answeredBy, endedAt' +
           (shard === undefined ? ', accountShard' : ''),
         ConditionExpression: '#status = :queued AND attempt = :previous',
         ExpressionAttributeNames: {
@@ -382,6 +382,38 @@ export class DynamoSlots implements SlotStore {
     }
   }
 
+  async recordAnsweredBy(
+    runId: string,
+    jobId: string,
+    attempt: number,
+    answeredBy: string,
+  ): Promise<'applied' | 'stale'> {
+    // One plain write on the holder: this attempt, live, without a verdict yet. A duplicate, a verdict
+    // of an earlier attempt or one after the call was settled fails the condition.
+    try {
+      await this.t.doc.send(
+        new UpdateCommand({
+          TableName: this.t.name,
+          Key: keys.job(runId, jobId),
+          UpdateExpression: 'SET answeredBy = :by',
+          ConditionExpression:
+            'attempt = :attempt AND #status IN (:dialing, :calling) AND attribute_exists(#lrun) AND attribute_not_exists(answeredBy)',
+          ExpressionAttributeNames: { '#status': 'status', '#lrun': LIVE['#lrun'] },
+          ExpressionAttributeValues: {
+            ':by': answeredBy,
+            ':attempt': attempt,
+            ':dialing': 'dialing',
+            ':calling': 'calling',
+          },
+        }),
+      );
+      return 'applied';
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return 'stale';
+      throw error;
+    }
+  }
+
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
     // Which shard the holder holds is on the job: read it when the caller does not know.
@@ -398,7 +430,9 @@ export class DynamoSlots implements SlotStore {
     const lastAttempt =
       (release.outcome === undefined ? '' : ', outcome = :outcome') +
       (release.errorCode === undefined ? '' : ', errorCode = :code') +
-      (release.callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)');
+      (release.callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)') +
+      // The detection callback's verdict, when it came first, stands: it is this call's.
+      (release.answeredBy === undefined ? '' : ', answeredBy = if_not_exists(answeredBy, :by)');
     // Out of the live index: the job no longer holds a slot.
     const leaveLive = ', #lrun, #lkey, accountShard';
     const jobUpdate = requeue
@@ -457,6 +491,7 @@ export class DynamoSlots implements SlotStore {
             ...(release.outcome === undefined && requeue ? {} : { ':outcome': outcome }),
             ...(release.errorCode === undefined ? {} : { ':code': release.errorCode }),
             ...(release.callSid === undefined ? {} : { ':sid': release.callSid }),
+            ...(release.answeredBy === undefined ? {} : { ':by': release.answeredBy }),
           },
         },
       },

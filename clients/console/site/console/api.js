@@ -109,14 +109,15 @@ export class Api {
    * The CSV goes to the API as it is: the API parses it and names bad rows by their line in the file.
    * @param {string} csv
    * @param {number} concurrency
+   * @param {Record<string, string>} [options] run options, by their query parameter (`machine_detection`)
    * @returns {Promise<Schemas['CreatedRun']>}
    */
-  async createRunFromCsv(csv, concurrency) {
+  async createRunFromCsv(csv, concurrency, options = {}) {
     // One key for this upload and its retries: a retry returns the same run and queues what the first
     // try did not, so nobody is called twice.
     const idempotencyKey = crypto.randomUUID();
     const send = () =>
-      this.request('POST', `/runs${query({ concurrency })}`, {
+      this.request('POST', `/runs${query({ concurrency, ...options })}`, {
         body: csv,
         contentType: 'text/csv',
         idempotencyKey,

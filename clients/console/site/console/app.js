@@ -204,6 +204,7 @@ class RunsView {
     const result = byId('create-result');
     const fileInput = /** @type {HTMLInputElement} */ (byId('leads-file'));
     const concurrencyInput = /** @type {HTMLInputElement} */ (byId('concurrency'));
+    const detection = /** @type {HTMLSelectElement} */ (byId('machine-detection')).value;
     const button = /** @type {HTMLButtonElement} */ (byId('create-button'));
     const file = fileInput.files?.[0];
     const concurrency = Number(concurrencyInput.value);
@@ -222,7 +223,9 @@ class RunsView {
     button.disabled = true;
     replace(result, h('p', {}, `Uploading ${file.name}…`));
     try {
-      const created = await api.createRunFromCsv(await file.text(), concurrency);
+      const created = await api.createRunFromCsv(await file.text(), concurrency, {
+        ...(detection ? { machine_detection: detection } : {}),
+      });
       replace(result, h('p', {}, `Run ${created.run_id} started with ${created.total_leads} leads.`));
       location.hash = `#/runs/${encodeURIComponent(created.run_id)}`;
     } catch (error) {

@@ -34,7 +34,18 @@ export function renderCallsTable(calls, status, more) {
     replace(box, h('p', { class: 'muted' }, status ? `No ${status} calls.` : 'No calls yet.'));
     return;
   }
-  const columns = ['Job', 'Phone', 'Status', 'Attempts', 'Dialed', 'Answered', 'Ended', 'Talk', 'Lead'];
+  const columns = [
+    'Job',
+    'Phone',
+    'Status',
+    'Answered by',
+    'Attempts',
+    'Dialed',
+    'Answered',
+    'Ended',
+    'Talk',
+    'Lead',
+  ];
   replace(
     box,
     h('p', { class: 'hint' }, `Times are this browser's local time (UTC${zone()}).`),
@@ -73,6 +84,7 @@ export function renderCallsTable(calls, status, more) {
                 h('span', { class: 'badge', 'data-status': call.status }, call.status),
                 result(call),
               ),
+              h('td', {}, call.answered_by ?? ''),
               h('td', { class: 'num' }, String(call.attempts ?? '')),
               h('td', { class: 'nowrap' }, dateTime(call.dialed_at, false)),
               h('td', { class: 'nowrap' }, dateTime(call.answered_at, false)),

@@ -77,6 +77,7 @@ export const CALL_COLUMNS = /** @type {const} */ ([
   'queued_at',
   'dialed_at',
   'answered_at',
+  'answered_by',
   'ended_at',
 ]);
 
