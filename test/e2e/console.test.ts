@@ -349,28 +349,38 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     }
   });
 
-  test('a scheduled run shows when it starts and expires; one that paused itself says why', async () => {
-    const startAt = new Date(Date.now() + 86_400_000);
+  test('a run scheduled from the form shows when it starts and expires; one that paused itself says why', async () => {
+    // Whole minutes: the form's date-time fields take minutes.
+    const startAt = new Date(Math.ceil((Date.now() + 86_400_000) / 60_000) * 60_000);
     const expiresAt = new Date(startAt.getTime() + 3_600_000);
-    const scheduled = await api('POST', '/runs', {
-      concurrency: 1,
-      leads: phones(2).map((phone) => ({ phone })),
+    // The page's own local times: the same instants as the API's UTC ones.
+    const local = (date: Date, separator = ' ') => {
+      const pad = (n: number) => String(n).padStart(2, '0');
+      return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}${separator}${pad(date.getHours())}:${pad(date.getMinutes())}`;
+    };
+    await page.goto(`${stack.apiUrl}/#/`);
+    await page.getByLabel(/Leads/).setInputFiles({
+      name: 'leads.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(leadsCsv(phones(2))),
+    });
+    await page.getByLabel(/concurrency/).fill('1');
+    await page.getByLabel('Start at').fill(local(startAt, 'T'));
+    await page.getByLabel('Expires at').fill(local(expiresAt, 'T'));
+    await page.getByLabel(/share of recent calls failed/).fill('0.5');
+    await page.getByLabel(/of the last this many calls/).fill('10');
+    await page.getByRole('button', { name: 'Start run' }).click();
+    const scheduledId = await runIdOnPage();
+    expect((await api('GET', `/runs/${scheduledId}`)).body).toMatchObject({
+      status: 'scheduled',
       start_at: startAt.toISOString(),
       expires_at: expiresAt.toISOString(),
       pause_when: { failed_ratio: 0.5, min_calls: 10 },
     });
-    expect(scheduled.status).toBe(202);
-    const scheduledId = scheduled.body.run_id as string;
-    await page.goto(`${stack.apiUrl}/#/runs/${scheduledId}`);
     await waitForStatus(['scheduled'], 10_000);
     const schedule = page.locator('#run-schedule');
     await expect.poll(() => schedule.isVisible()).toBe(true);
     const text = (await schedule.textContent()) ?? '';
-    // The page's own local times: the same instants as the API's UTC ones.
-    const local = (date: Date) => {
-      const pad = (n: number) => String(n).padStart(2, '0');
-      return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
-    };
     expect(text).toContain(`Starts ${local(startAt)}`);
     expect(text).toContain(`expires ${local(expiresAt)}`);
     expect(text).toContain('pauses itself when more than 0.5 of the last 10 calls failed');

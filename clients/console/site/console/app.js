@@ -219,12 +219,31 @@ class RunsView {
     if (!file) return invalid('Choose a CSV file of leads.', fileInput);
     if (!Number.isInteger(concurrency) || concurrency < 1)
       return invalid('Concurrency must be a whole number, 1 or more.', concurrencyInput);
+    // The schedule in the browser's own time zone, sent as an instant; the breaker as its two fields.
+    // The API checks them (a past start, an expiry before it, a ratio outside 0–1) and names the field.
+    /** @type {Record<string, string>} */
+    const options = {};
+    for (const [id, name] of [
+      ['start-at', 'start_at'],
+      ['expires-at', 'expires_at'],
+    ]) {
+      const value = /** @type {HTMLInputElement} */ (byId(id)).value;
+      if (value) options[name] = new Date(value).toISOString();
+    }
+    for (const [id, name] of [
+      ['pause-failed-ratio', 'pause_when.failed_ratio'],
+      ['pause-min-calls', 'pause_when.min_calls'],
+    ]) {
+      const value = /** @type {HTMLInputElement} */ (byId(id)).value;
+      if (value) options[name] = value;
+    }
 
     button.disabled = true;
     replace(result, h('p', {}, `Uploading ${file.name}…`));
     try {
       const created = await api.createRunFromCsv(await file.text(), concurrency, {
         ...(detection ? { machine_detection: detection } : {}),
+        ...options,
       });
       replace(result, h('p', {}, `Run ${created.run_id} started with ${created.total_leads} leads.`));
       location.hash = `#/runs/${encodeURIComponent(created.run_id)}`;
