@@ -223,20 +223,12 @@ class RunsView {
     // The API checks them (a past start, an expiry before it, a ratio outside 0–1) and names the field.
     /** @type {Record<string, string>} */
     const options = {};
-    for (const [id, name] of [
-      ['start-at', 'start_at'],
-      ['expires-at', 'expires_at'],
-    ]) {
-      const value = /** @type {HTMLInputElement} */ (byId(id)).value;
-      if (value) options[name] = new Date(value).toISOString();
-    }
-    for (const [id, name] of [
-      ['pause-failed-ratio', 'pause_when.failed_ratio'],
-      ['pause-min-calls', 'pause_when.min_calls'],
-    ]) {
-      const value = /** @type {HTMLInputElement} */ (byId(id)).value;
-      if (value) options[name] = value;
-    }
+    /** @param {string} id */
+    const valueOf = (id) => /** @type {HTMLInputElement} */ (byId(id)).value;
+    if (valueOf('start-at')) options.start_at = new Date(valueOf('start-at')).toISOString();
+    if (valueOf('expires-at')) options.expires_at = new Date(valueOf('expires-at')).toISOString();
+    if (valueOf('pause-failed-ratio')) options['pause_when.failed_ratio'] = valueOf('pause-failed-ratio');
+    if (valueOf('pause-min-calls')) options['pause_when.min_calls'] = valueOf('pause-min-calls');
 
     button.disabled = true;
     replace(result, h('p', {}, `Uploading ${file.name}…`));
