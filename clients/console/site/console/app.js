@@ -224,11 +224,11 @@ class RunsView {
     /** @type {Record<string, string>} */
     const options = {};
     /** @param {string} id */
-    const valueOf = (id) => /** @type {HTMLInputElement} */ (byId(id)).value;
-    if (valueOf('start-at')) options.start_at = new Date(valueOf('start-at')).toISOString();
-    if (valueOf('expires-at')) options.expires_at = new Date(valueOf('expires-at')).toISOString();
-    if (valueOf('pause-failed-ratio')) options['pause_when.failed_ratio'] = valueOf('pause-failed-ratio');
-    if (valueOf('pause-min-calls')) options['pause_when.min_calls'] = valueOf('pause-min-calls');
+    const inputValue = (id) => /** @type {HTMLInputElement} */ (byId(id)).value;
+    if (inputValue('start-at')) options.start_at = new Date(inputValue('start-at')).toISOString();
+    if (inputValue('expires-at')) options.expires_at = new Date(inputValue('expires-at')).toISOString();
+    if (inputValue('pause-failed-ratio')) options['pause_when.failed_ratio'] = inputValue('pause-failed-ratio');
+    if (inputValue('pause-min-calls')) options['pause_when.min_calls'] = inputValue('pause-min-calls');
 
     button.disabled = true;
     replace(result, h('p', {}, `Uploading ${file.name}…`));
