@@ -227,7 +227,8 @@ class RunsView {
     const inputValue = (id) => /** @type {HTMLInputElement} */ (byId(id)).value;
     if (inputValue('start-at')) options.start_at = new Date(inputValue('start-at')).toISOString();
     if (inputValue('expires-at')) options.expires_at = new Date(inputValue('expires-at')).toISOString();
-    if (inputValue('pause-failed-ratio')) options['pause_when.failed_ratio'] = inputValue('pause-failed-ratio');
+    if (inputValue('pause-failed-ratio'))
+      options['pause_when.failed_ratio'] = inputValue('pause-failed-ratio');
     if (inputValue('pause-min-calls')) options['pause_when.min_calls'] = inputValue('pause-min-calls');
 
     button.disabled = true;
