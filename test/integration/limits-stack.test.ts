@@ -78,13 +78,13 @@ describe('the local stack under the DynamoDB limits model', () => {
     expect(model, 'the handlers run under the model').toBeDefined();
     expect(accountShardCaps(ACCOUNT_CAP)).toEqual([40, 40, 40]);
     const conflictsBefore = model!.report.conflicts;
-    const leads = leadsFor(120, '+1443');
+    const leads = leadsFor(100, '+1443');
     const created = await postRun(stack.apiUrl, { leads, concurrency: 60 });
     expect(created.status).toBe(202);
     const runId = created.body.run_id;
     await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 120_000 });
 
-    const stats = await expectSettled(runId, 120, 60);
+    const stats = await expectSettled(runId, 100, 60);
     // The cap was used, not just respected: waves filled it.
     expect(stats.maxLive).toBeGreaterThan(30);
     expect(twilio.repeatedTos()).toEqual([]);
@@ -100,14 +100,14 @@ describe('the local stack under the DynamoDB limits model', () => {
     // Area codes libphonenumber calls valid (the API refuses numbers invalid for their country).
     const prefixes = ['+1445', '+1447', '+1448'];
     const created = await Promise.all(
-      prefixes.map((prefix) => postRun(stack.apiUrl, { leads: leadsFor(70, prefix), concurrency: 50 })),
+      prefixes.map((prefix) => postRun(stack.apiUrl, { leads: leadsFor(60, prefix), concurrency: 50 })),
     );
     for (const res of created) expect(res.status).toBe(202);
     await Promise.all(
       created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id, { timeoutMs: 150_000 })),
     );
 
-    for (const res of created) await expectSettled(res.body.run_id, 70, 50);
+    for (const res of created) await expectSettled(res.body.run_id, 60, 50);
     // The account cap, seen from outside: never more live calls across all runs (the first test's
     // run, alone, stayed within 60).
     expect(Math.max(liveBefore, twilio.stats().maxLive)).toBeLessThanOrEqual(ACCOUNT_CAP);
