@@ -94,7 +94,8 @@ export const ENV = {
   ALLOWED_PHONE_TYPES: commaList(z.enum(PHONE_TYPES, { error: `one of ${PHONE_TYPES.join(', ')}` })),
   /**
    * `on` (the default): every dial checks the suppression list in its acquire transaction (2 write
-   * units a call); `off` only for a deployment that keeps no list.
+   * units a call); `off` only for a deployment that keeps no list. With a frequency cap it is checked
+   * anyway: the number's one item holds both, and the two cost 2 units together.
    */
   SUPPRESSION_CHECK: z.enum(['on', 'off']).default('on'),
   /** At most this many calls to one number per RECIPIENT_WINDOW_HOURS, across runs; unset = no cap. */

@@ -92,14 +92,13 @@ export const keys = {
   /** A Twilio call credited to an attempt found by number (its Sid was lost): one attempt per call. */
   callClaim: (callSid: string) => ({ pk: `CALL#${callSid}`, sk: 'CLAIM' }),
   /**
-   * A suppressed number (E.164): the item the acquire transaction's condition checks, one partition
-   * per number so that no partition takes every dial's check.
+   * A number's own item (E.164; a partition per number, so that no partition takes every dial's
+   * check): its suppression, when it has one, and its calls in the current frequency-cap window
+   * (`calls<window index>`). The acquire transaction checks and counts both on this one item.
    */
-  suppression: (phone: string) => ({ pk: `SUPPRESSION#${phone}`, sk: 'SUPPRESSION' }),
+  recipient: (phone: string) => ({ pk: `RECIPIENT#${phone}`, sk: 'RECIPIENT' }),
   /** The suppression list's entry of a number, for GET /suppressions: one partition, in E.164 order. */
   suppressionEntry: (phone: string) => ({ pk: SUPPRESSION_LIST, sk: phone }),
-  /** Calls to one number (E.164) in one frequency-cap window (its index since the epoch). */
-  recipientCalls: (phone: string, window: number) => ({ pk: `RECIPIENT#${phone}`, sk: `CALLS#${window}` }),
   /** A live job's place in the live index: oldest holder first. */
   liveKey: (since: string, jobId: string) => `${since}#${jobId}`,
   /** A queued job's place: due time first (zero-padded ms, so strings sort as numbers), then lead order. */

@@ -92,7 +92,10 @@ export function accountLimits(
 
 /**
  * The checks every dial makes in its acquire transaction: the suppression list unless turned off,
- * and the frequency cap when both its settings are given (one without the other is refused).
+ * and the frequency cap when both its settings are given (one without the other is refused). With a
+ * frequency cap the suppression list is checked whatever SUPPRESSION_CHECK says: the number's one
+ * item holds both its suppression and its counts, so the check then costs nothing more, and a
+ * number suppressed is never counted (nor its item's expiry shortened) by a call that should not be.
  */
 export function recipientChecks(
   env: Pick<Env, 'SUPPRESSION_CHECK' | 'RECIPIENT_MAX_CALLS' | 'RECIPIENT_WINDOW_HOURS'>,
@@ -102,7 +105,7 @@ export function recipientChecks(
   if ((max === undefined) !== (hours === undefined))
     throw new Error('Invalid configuration: set RECIPIENT_MAX_CALLS and RECIPIENT_WINDOW_HOURS together');
   return {
-    suppression: env.SUPPRESSION_CHECK === 'on',
+    suppression: env.SUPPRESSION_CHECK === 'on' || max !== undefined,
     ...(max !== undefined && hours !== undefined
       ? { frequency: { maxCalls: max, windowMs: Math.round(hours * 3_600_000) } }
       : {}),

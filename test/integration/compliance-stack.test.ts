@@ -197,6 +197,22 @@ describe('the frequency cap', () => {
     expect(capped).toBe(phones.length);
   }, 360_000);
 
+  it('a number’s calls in the window outlive a suppression added and removed: it is still capped', async () => {
+    // Called MAX_CALLS times by the first test; its one item holds both its counts and suppressions.
+    const phones = numbers('4', 7).slice(5);
+    for (const phone of phones) {
+      expect((await suppress(phone, { reason: 'complaint' })).status).toBe(200);
+      expect((await api('DELETE', `/suppressions/${encodeURIComponent(phone)}`)).status).toBe(204);
+      expect((await api('GET', `/suppressions/${encodeURIComponent(phone)}`)).status).toBe(404);
+    }
+    const run = await postRun(stack.apiUrl, { leads: phones.map((phone) => ({ phone })) });
+    expect(run.status).toBe(202);
+    await waitForRunCompleted(stack.apiUrl, run.body.run_id, { timeoutMs: 60_000 });
+    const { jobs } = await runItems(dynamo, stack.tableName, run.body.run_id);
+    expect(jobs.map((job) => job.outcome)).toEqual(['frequency_capped', 'frequency_capped']);
+    for (const phone of phones) expect(createsTo(phone)).toHaveLength(MAX_CALLS);
+  }, 90_000);
+
   it('with frequency_cap "wait", a lead over the cap stays queued until its number’s next window', async () => {
     const phones = numbers('4', 2); // called twice already by the test above
     const run = await postRun(stack.apiUrl, {

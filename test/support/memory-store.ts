@@ -425,7 +425,9 @@ export class MemoryRunStore implements RunStore {
     if (!checks) return true;
     if (check === 'suppression') {
       const suppression = this.suppressions.get(phone);
-      return !checks.suppression || suppression === undefined || !isInForce(suppression, checks.nowMs);
+      // As on DynamoDB, where the number's one item holds both: a frequency cap checks it too.
+      const checked = checks.suppression || checks.frequency !== undefined;
+      return !checked || suppression === undefined || !isInForce(suppression, checks.nowMs);
     }
     return (
       !checks.frequency ||

@@ -9,6 +9,7 @@ import { FREQUENCY_CAPPED, fillSlots, SUPPRESSED } from '../../lambdas/core/fill
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { applyOptOut, optOutUrl, withOptOut } from '../../lambdas/core/opt-out.ts';
 import { frequencyWindow } from '../../lambdas/core/recipients.ts';
+import { recipientChecks } from '../../lambdas/handlers/wiring.ts';
 import { quietLog } from '../support/fakes.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
 
@@ -86,6 +87,37 @@ describe('the suppression list at ingest', () => {
 });
 
 describe('the frequency cap', () => {
+  it('checks the suppression list too, even with SUPPRESSION_CHECK=off: one item holds both', () => {
+    const cap = { RECIPIENT_MAX_CALLS: 3, RECIPIENT_WINDOW_HOURS: 24 } as const;
+    expect(recipientChecks({ SUPPRESSION_CHECK: 'off', ...cap })).toEqual({
+      suppression: true,
+      frequency: { maxCalls: 3, windowMs: 24 * HOUR },
+    });
+    expect(
+      recipientChecks({
+        SUPPRESSION_CHECK: 'off',
+        RECIPIENT_MAX_CALLS: undefined,
+        RECIPIENT_WINDOW_HOURS: undefined,
+      }),
+    ).toEqual({ suppression: false });
+    expect(() =>
+      recipientChecks({ SUPPRESSION_CHECK: 'on', RECIPIENT_MAX_CALLS: 3, RECIPIENT_WINDOW_HOURS: undefined }),
+    ).toThrow(/together/);
+  });
+
+  it('with a frequency cap, a suppressed number is refused as suppressed even with the check off', async () => {
+    const w = world();
+    w.deps.recipients = { suppression: false, frequency: { maxCalls: 5, windowMs: 24 * HOUR } };
+    await w.store.putSuppression({
+      phone: phoneFor(0),
+      reason: 'opt-out',
+      createdAt: w.clock.now().toISOString(),
+    });
+    const runId = await w.seedRun({ leads: 2, concurrency: 2 });
+    expect(await fillSlots(w.deps, runId)).toEqual({ placed: 1 });
+    expect((await w.store.getJob(runId, jobIdFor(0)))?.outcome).toBe(SUPPRESSED);
+  });
+
   it('counts calls to a number across runs: over the cap, the lead ends frequency_capped', async () => {
     const w = checked({ maxCalls: 1 });
     const first = await w.seedRun({ leads: 3, concurrency: 3 });

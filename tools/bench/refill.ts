@@ -79,10 +79,9 @@ export async function runRefill(options: RefillOptions): Promise<[SectionResult,
       figure('path floor (every round trip on the path)', floor.pathFloorMs, 'ms'),
       atMost('cap held (max live per run)', maxLive, 'calls', CAP),
     ];
-    // Each per-recipient check the functions make (the suppression list unless SUPPRESSION_CHECK=off,
-    // the frequency cap with RECIPIENT_MAX_CALLS) is one more item in every acquire: 2 write units.
-    const checkUnits =
-      (process.env.SUPPRESSION_CHECK === 'off' ? 0 : 2) + (process.env.RECIPIENT_MAX_CALLS ? 2 : 0);
+    // The per-recipient checks (the suppression list unless SUPPRESSION_CHECK=off, the frequency cap
+    // with RECIPIENT_MAX_CALLS) add the number's one item to every acquire: 2 write units.
+    const checkUnits = process.env.SUPPRESSION_CHECK === 'off' && !process.env.RECIPIENT_MAX_CALLS ? 0 : 2;
     const costChecks = [
       atMost(
         'DynamoDB write units per call',
@@ -90,7 +89,7 @@ export async function runRefill(options: RefillOptions): Promise<[SectionResult,
         'WRU',
         // The slot-state budget: a call's floor is 15 (two of them the live index's), plus retries.
         16 + checkUnits,
-        `refused transactions counted at 2 units per item; budget 16 + ${checkUnits} for the recipient checks on`,
+        `refused transactions counted at 2 units per item; budget 16 + ${checkUnits} for the recipient checks`,
       ),
       figure(
         'DynamoDB write units per call, refused writes left out',

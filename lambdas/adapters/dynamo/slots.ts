@@ -20,9 +20,9 @@ import type {
   SlotStore,
   WaveResult,
 } from '../../core/ports.ts';
-import { frequencyWindow } from '../../core/recipients.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
+import { recipientCheckItem, refusedBy } from './recipient-item.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
 /**
@@ -32,12 +32,12 @@ import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from '.
 const MAX_WAVE = 49;
 
 /**
- * Jobs in one wave with these checks: each job brings its own item, and with an account cap up to one
- * shard item, with the suppression list a condition check, with a frequency cap its counter; with
- * the run item, within DynamoDB's 100 items a transaction (24 jobs with all of them).
+ * Jobs in one wave with these checks: each job brings its own item, with an account cap up to one
+ * shard item, and with recipient checks its number's item; with the run item, within DynamoDB's 100
+ * items a transaction (33 jobs with all of them).
  */
 export function maxWave(accountCap: boolean, checks: RecipientChecks | undefined): number {
-  const perJob = 1 + (accountCap ? 1 : 0) + (checks?.suppression ? 1 : 0) + (checks?.frequency ? 1 : 0);
+  const perJob = 1 + (accountCap ? 1 : 0) + (checks?.suppression || checks?.frequency ? 1 : 0);
   return Math.min(MAX_WAVE, Math.floor(99 / perJob));
 }
 
@@ -101,56 +101,6 @@ export class DynamoSlots implements SlotStore {
     return 'account-full';
   }
 
-  /**
-   * The items a job's recipient checks add to its acquire: a condition that the number is not
-   * suppressed (or its suppression has expired), and its call counted in its frequency window under
-   * the cap. Either failing cancels the whole transaction: no slot, no call.
-   */
-  private checkItems(
-    job: QueuedJob,
-    checks: RecipientChecks | undefined,
-  ): {
-    items: TransactItem[];
-    suppression: number;
-    frequency: number;
-  } {
-    const items: TransactItem[] = [];
-    let suppression = -1;
-    let frequency = -1;
-    if (checks?.suppression) {
-      suppression = items.length;
-      items.push({
-        ConditionCheck: {
-          TableName: this.t.name,
-          Key: keys.suppression(job.phone),
-          ConditionExpression: 'attribute_not_exists(pk) OR #until <= :now',
-          ExpressionAttributeNames: { '#until': 'until' },
-          ExpressionAttributeValues: { ':now': new Date(checks.nowMs).toISOString() },
-        },
-      });
-    }
-    if (checks?.frequency) {
-      const window = frequencyWindow(checks.nowMs, checks.frequency.windowMs);
-      frequency = items.length;
-      items.push({
-        Update: {
-          TableName: this.t.name,
-          Key: keys.recipientCalls(job.phone, window.index),
-          // The counter outlives its window by nothing: DynamoDB's TTL deletes it some time after.
-          UpdateExpression: 'ADD calls :one SET #ttl = :expires',
-          ConditionExpression: 'attribute_not_exists(calls) OR calls < :max',
-          ExpressionAttributeNames: { '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
-          ExpressionAttributeValues: {
-            ':one': 1,
-            ':max': checks.frequency.maxCalls,
-            ':expires': Math.ceil(window.endsAt / 1000),
-          },
-        },
-      });
-    }
-    return { items, suppression, frequency };
-  }
-
   private async tryAcquire(
     runId: string,
     job: QueuedJob,
@@ -176,15 +126,15 @@ export class DynamoSlots implements SlotStore {
     const cps = account?.callsPerSecond;
     if (account && cps !== undefined)
       items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
-    const recipient = this.checkItems(job, checks);
-    const offset = items.push(...recipient.items) - recipient.items.length;
-    const failed = await this.t.transact(items);
+    const recipient = recipientCheckItem(this.t.name, job.phone, checks);
+    const recipientIndex = recipient ? items.push(recipient) - 1 : -1;
+    const { failed, oldItems } = await this.t.transactWithReasons(items);
     if (failed.length === 0) return 'acquired';
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
     // Then the number's: a suppressed or capped number is refused whatever room the run has.
-    if (recipient.suppression >= 0 && failed.includes(offset + recipient.suppression)) return 'suppressed';
-    if (recipient.frequency >= 0 && failed.includes(offset + recipient.frequency)) return 'frequency-capped';
+    if (recipientIndex >= 0 && failed.includes(recipientIndex))
+      return refusedBy(oldItems[recipientIndex], checks!.nowMs);
     if (failed.includes(0)) return 'no-slot';
     return failed.includes(shardIndex) ? 'account-full' : 'paced';
   }
@@ -248,14 +198,11 @@ export class DynamoSlots implements SlotStore {
         ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId))),
         ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
       ];
-      // Each job's recipient checks after everything else: index → the job and what it checks.
-      const checkOf = new Map<number, { job: QueuedJob; kind: 'suppressed' | 'capped' }>();
+      // Each job's recipient item after everything else: index → the job it checks.
+      const checkOf = new Map<number, QueuedJob>();
       for (const job of wave) {
-        const recipient = this.checkItems(job, checks);
-        const offset = items.push(...recipient.items) - recipient.items.length;
-        if (recipient.suppression >= 0)
-          checkOf.set(offset + recipient.suppression, { job, kind: 'suppressed' });
-        if (recipient.frequency >= 0) checkOf.set(offset + recipient.frequency, { job, kind: 'capped' });
+        const recipient = recipientCheckItem(this.t.name, job.phone, checks);
+        if (recipient) checkOf.set(items.push(recipient) - 1, job);
       }
       const { failed, oldItems } = await this.t.transactWithReasons(items);
       if (failed.length === 0) {
@@ -269,8 +216,12 @@ export class DynamoSlots implements SlotStore {
       // A job taken by another dispatcher is not this wave's to judge; the others' numbers are.
       const refused = new Map<QueuedJob, 'suppressed' | 'capped'>();
       for (const index of failed) {
-        const check = checkOf.get(index);
-        if (check && !taken.has(check.job) && !refused.has(check.job)) refused.set(check.job, check.kind);
+        const job = checkOf.get(index);
+        if (job && !taken.has(job) && !refused.has(job))
+          refused.set(
+            job,
+            refusedBy(oldItems[index], checks!.nowMs) === 'suppressed' ? 'suppressed' : 'capped',
+          );
       }
       if (taken.size > 0 || refused.size > 0) {
         result.taken.push(...wave.filter((job) => taken.has(job)));

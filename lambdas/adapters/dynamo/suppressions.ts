@@ -1,8 +1,10 @@
-// (adapter) The suppression list. Each number has two items, written and removed together in one
-// transaction: the one the acquire transaction's condition checks (a partition per number, so that no
-// partition takes every dial's check) and its entry in the list's partition (for GET /suppressions, in
-// E.164 order). A suppression that has expired stays until DynamoDB's TTL deletes it, and is read as
-// absent everywhere, the acquire's condition included.
+// (adapter) The suppression list. A suppressed number has two items, written and removed together in
+// one transaction: its own item (keys.recipient, a partition per number, so that no partition takes
+// every dial's check), which the acquire transaction checks and which also counts the number's calls
+// for the frequency cap, and its entry in the list's partition (for GET /suppressions, in E.164
+// order). A suppression is therefore written into the number's item, never over it: its counts stay.
+// A suppression that has expired stays until DynamoDB's TTL deletes it, and is read as absent
+// everywhere, the acquire's condition included.
 
 import { BatchGetCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Page, PageRequest, Suppression, SuppressionStore } from '../../core/ports.ts';
@@ -10,6 +12,7 @@ import { isInForce } from '../../core/recipients.ts';
 import { E164 } from '../../definitions/formats.ts';
 import { keys, SUPPRESSION_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { decodeCursor, encodeCursor } from './listings.ts';
+import { LONGEST_WINDOW_S } from './recipient-item.ts';
 import { type DynamoTable, MAX_CONFLICT_RETRIES, type TransactItem } from './table.ts';
 
 /** Numbers per transaction of an import: two items each, within DynamoDB's 100. */
@@ -25,11 +28,8 @@ export class DynamoSuppressions implements SuppressionStore {
   async putSuppressions(suppressions: Suppression[]): Promise<void> {
     for (let i = 0; i < suppressions.length; i += IMPORT_BATCH) {
       const items = suppressions.slice(i, i + IMPORT_BATCH).flatMap((s): TransactItem[] => {
-        const attributes = suppressionAttributes(s);
-        return [
-          { Put: { TableName: this.t.name, Item: { ...keys.suppression(s.phone), ...attributes } } },
-          { Put: { TableName: this.t.name, Item: { ...keys.suppressionEntry(s.phone), ...attributes } } },
-        ];
+        const entry = { ...keys.suppressionEntry(s.phone), ...suppressionAttributes(s) };
+        return [this.suppressNumber(s), { Put: { TableName: this.t.name, Item: entry } }];
       });
       const failed = await this.t.transact(items);
       if (failed.length > 0) throw new Error('suppression write refused (no condition expected)');
@@ -38,9 +38,10 @@ export class DynamoSuppressions implements SuppressionStore {
 
   async getSuppression(phone: string, nowMs: number): Promise<Suppression | undefined> {
     const { Item } = await this.t.doc.send(
-      new GetCommand({ TableName: this.t.name, Key: keys.suppression(phone), ConsistentRead: true }),
+      new GetCommand({ TableName: this.t.name, Key: keys.recipient(phone), ConsistentRead: true }),
     );
-    const suppression = Item ? suppressionFromItem(Item) : undefined;
+    // The number's item without a reason holds only its call counts: no suppression.
+    const suppression = Item?.reason !== undefined ? suppressionFromItem(Item) : undefined;
     return suppression && isInForce(suppression, nowMs) ? suppression : undefined;
   }
 
@@ -51,20 +52,21 @@ export class DynamoSuppressions implements SuppressionStore {
     for (let i = 0; i < distinct.length; i += 100) {
       let pending: Record<string, unknown>[] = distinct
         .slice(i, i + 100)
-        .map((phone) => keys.suppression(phone));
+        .map((phone) => keys.recipient(phone));
       for (let round = 0; pending.length > 0; round++) {
         const { Responses, UnprocessedKeys } = await this.t.doc.send(
           new BatchGetCommand({
             RequestItems: {
               [this.t.name]: {
                 Keys: pending,
-                ProjectionExpression: 'phone, #until',
+                ProjectionExpression: 'phone, reason, #until',
                 ExpressionAttributeNames: { '#until': 'until' },
               },
             },
           }),
         );
         for (const item of Responses?.[this.t.name] ?? []) {
+          if (item.reason === undefined) continue; // call counts only
           const until = typeof item.until === 'string' ? item.until : undefined;
           if (isInForce(until === undefined ? {} : { expiresAt: until }, nowMs))
             found.add(String(item.phone));
@@ -82,12 +84,18 @@ export class DynamoSuppressions implements SuppressionStore {
   async deleteSuppression(phone: string, nowMs: number): Promise<'deleted' | 'absent'> {
     const failed = await this.t.transact([
       {
-        Delete: {
+        Update: {
           TableName: this.t.name,
-          Key: keys.suppression(phone),
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#until) OR #until > :now)',
-          ExpressionAttributeNames: { '#until': 'until' },
-          ExpressionAttributeValues: { ':now': new Date(nowMs).toISOString() },
+          Key: keys.recipient(phone),
+          // The suppression goes, the number's call counts stay: the item is kept until any window
+          // they could be in is over.
+          UpdateExpression: 'REMOVE reason, createdAt, runId, #until SET #ttl = :keep',
+          ConditionExpression: 'attribute_exists(reason) AND (attribute_not_exists(#until) OR #until > :now)',
+          ExpressionAttributeNames: { '#until': 'until', '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
+          ExpressionAttributeValues: {
+            ':now': new Date(nowMs).toISOString(),
+            ':keep': Math.ceil(nowMs / 1000) + LONGEST_WINDOW_S,
+          },
         },
       },
       { Delete: { TableName: this.t.name, Key: keys.suppressionEntry(phone) } },
@@ -128,6 +136,39 @@ export class DynamoSuppressions implements SuppressionStore {
     return {
       items: Items.map(suppressionFromItem),
       ...(LastEvaluatedKey ? { nextCursor: encodeCursor(LastEvaluatedKey) } : {}),
+    };
+  }
+
+  /**
+   * A suppression written into the number's item. Its TTL is the suppression's expiry plus the
+   * longest window (a window counted before the expiry is over by then), or none while it is in
+   * force for good.
+   */
+  private suppressNumber(s: Suppression): TransactItem {
+    const set = ['phone = :phone', 'reason = :reason', 'createdAt = :createdAt'];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = {
+      ':phone': s.phone,
+      ':reason': s.reason,
+      ':createdAt': s.createdAt,
+    };
+    if (s.runId) {
+      set.push('runId = :runId');
+      values[':runId'] = s.runId;
+    } else remove.push('runId');
+    if (s.expiresAt) {
+      set.push('#until = :until', '#ttl = :ttl');
+      values[':until'] = s.expiresAt;
+      values[':ttl'] = Math.ceil(Date.parse(s.expiresAt) / 1000) + LONGEST_WINDOW_S;
+    } else remove.push('#until', '#ttl');
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.recipient(s.phone),
+        UpdateExpression: `SET ${set.join(', ')}` + (remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''),
+        ExpressionAttributeNames: { '#until': 'until', '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
+        ExpressionAttributeValues: values,
+      },
     };
   }
 }
