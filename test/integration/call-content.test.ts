@@ -16,14 +16,7 @@ beforeAll(async () => {
     start: new Date('2026-11-30T08:00:00Z'),
     simulator: { queuedMs: 0, ringMs: 20, talkMs: 30, callbackTimeoutMs: 120_000 },
   });
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: h.aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: h.aws.sqsEndpoint,
-    TABLE_NAME: h.aws.tableName,
-    QUEUE_URL: h.aws.queues.queueUrl,
+  Object.assign(process.env, h.apiEnvironment(), {
     TWILIO_FROM_NUMBER: '+15005550006',
     MAX_TWIML_BYTES: '4000',
     TWIML_URL_ALLOWED_PREFIXES: 'https://twiml.example.com/',

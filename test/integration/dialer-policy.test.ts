@@ -2,59 +2,27 @@
 // double, its clock jumping hours ahead instead of the test sleeping through them. What the double
 // saw created (and when) is the evidence; GET /runs/{id}/calls is read through the real API handler.
 
-import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
-import type { CallView } from '../../lambdas/core/listings.ts';
-import { route } from '../../lambdas/handlers/api.ts';
-import type { CallScript } from '../../tools/twilio-simulator/simulator.ts';
-import { apiEvent } from '../support/events.ts';
-import { type Harness, startHarness } from '../support/policy-harness.ts';
+import { listCalls } from '../support/api-reads.ts';
+import { type Harness, scriptedSimulator, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';
 
 let h: Harness;
-const callsTo: Record<string, number> = {};
-/** Per number, how each of its calls goes (by call number); default: answered, a short talk. */
-const scripts: Record<string, (n: number) => CallScript> = {};
+const { scripts, options: simulator } = scriptedSimulator();
 
 beforeAll(async () => {
   // Sunday 29 November 2026, 07:00 in Jerusalem (UTC+2), midnight in New York.
   h = await startHarness({
     start: new Date('2026-11-29T05:00:00Z'),
-    simulator: {
-      queuedMs: 0,
-      ringMs: 20,
-      talkMs: 30,
-      behavior: ({ to }) => {
-        callsTo[to] = (callsTo[to] ?? 0) + 1;
-        return scripts[to]?.(callsTo[to]) ?? { outcome: 'completed' };
-      },
-    },
+    simulator,
   });
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: h.aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: h.aws.sqsEndpoint,
-    TABLE_NAME: h.aws.tableName,
-    QUEUE_URL: h.aws.queues.queueUrl,
-  });
+  Object.assign(process.env, h.apiEnvironment());
 });
 
 afterAll(async () => {
   await h?.stop();
 });
-
-async function getCalls(runId: string): Promise<CallView[]> {
-  const event: APIGatewayProxyEvent = {
-    ...apiEvent('GET', `/runs/${runId}/calls`),
-    queryStringParameters: { limit: '100', reveal_phone: 'true' },
-  };
-  const res = await route(event);
-  expect(res.statusCode).toBe(200);
-  return JSON.parse(res.body).calls;
-}
 
 const created = (runId: string) => h.twilio.calls().filter((call) => call.run === runId);
 const calledNumbers = (runId: string) => created(runId).map((call) => call.to);
@@ -75,7 +43,7 @@ describe('calling window', () => {
     const runId = await h.createRun({ leads, concurrency: 3, window });
     await h.idle();
     expect(created(runId)).toEqual([]);
-    const waiting = await getCalls(runId);
+    const waiting = await listCalls(runId);
     expect(waiting.map((c) => [c.status, c.next_attempt_at])).toEqual([
       ...Array(4).fill(['queued', '2026-11-29T07:00:00.000Z']), // 09:00 in Jerusalem
       ...Array(2).fill(['queued', '2026-11-29T14:00:00.000Z']), // 09:00 in New York
@@ -100,7 +68,7 @@ describe('calling window', () => {
     const run = (await h.store.getRun(runId))!;
     expect(run).toMatchObject({ completed: 6, queued: 0, active: 0 });
     // Each lead dialed inside its own window (dialgate's timestamps, on the injected clock).
-    const dialed = (await getCalls(runId)).map((c) => Date.parse(c.dialed_at!));
+    const dialed = (await listCalls(runId)).map((c) => Date.parse(c.dialed_at!));
     for (const at of dialed.slice(0, 4))
       expect(at).toBeGreaterThanOrEqual(Date.parse('2026-11-29T07:00:00Z'));
     for (const at of dialed.slice(4)) expect(at).toBeGreaterThanOrEqual(Date.parse('2026-11-29T14:00:00Z'));
@@ -122,7 +90,7 @@ describe('calling window', () => {
     h.twilio.hangUp(created(runId)[0]!.sid);
     await h.idle();
     expect(created(runId)).toHaveLength(1);
-    const calls = await getCalls(runId);
+    const calls = await listCalls(runId);
     expect(calls.slice(1).map((c) => [c.status, c.next_attempt_at])).toEqual([
       ['queued', '2026-11-30T07:00:00.000Z'], // Monday 09:00 in Jerusalem
       ['queued', '2026-11-30T07:00:00.000Z'],
@@ -152,7 +120,7 @@ describe('retries', () => {
     await h.idle();
     expect(created(runId)).toHaveLength(6);
     const firstEnded = h.clock.now().getTime();
-    let calls = await getCalls(runId);
+    let calls = await listCalls(runId);
     for (const call of calls.slice(0, 3)) {
       expect(call).toMatchObject({ status: 'queued', attempts: 1, outcome: 'busy' });
       const next = Date.parse(call.next_attempt_at!);
@@ -189,13 +157,13 @@ describe('retries', () => {
     for (const call of h.twilio.calls().filter((c) => c.run === runId && c.endedAt === undefined))
       h.twilio.hangUp(call.sid, 'busy');
     await h.idle();
-    calls = await getCalls(runId);
+    calls = await listCalls(runId);
     for (const call of calls.slice(0, 3)) expect(call).toMatchObject({ status: 'queued', attempts: 2 });
 
     h.clock.advance(601_000);
     await h.idle();
     // The third attempt is the last: busy again, the lead fails for good.
-    calls = await getCalls(runId);
+    calls = await listCalls(runId);
     for (const call of calls.slice(0, 3)) {
       expect(call).toMatchObject({ status: 'failed', attempts: 3, outcome: 'busy', next_attempt_at: null });
     }

@@ -4,14 +4,13 @@
 // signatures. What the double saw (the create's parameters, its redirects) and GET /runs/{id}/calls
 // are the evidence.
 
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAmdCallbackUrl } from '../../lambdas/core/callback-url.ts';
 import type { CallView } from '../../lambdas/core/listings.ts';
-import { route } from '../../lambdas/handlers/api.ts';
 import { handleStatusCallback } from '../../lambdas/handlers/webhook.ts';
 import { mulberry32, twilioSignature } from '../../tools/twilio-simulator/simulator.ts';
-import { apiEvent } from '../support/events.ts';
+import { listCalls } from '../support/api-reads.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 
 let h: Harness;
@@ -23,18 +22,7 @@ beforeAll(async () => {
     // harness has no reconciler to settle a callback the double gave up on.
     simulator: { queuedMs: 0, ringMs: 20, talkMs: 200, random: mulberry32(15), callbackTimeoutMs: 120_000 },
   });
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: h.aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: h.aws.sqsEndpoint,
-    TABLE_NAME: h.aws.tableName,
-    QUEUE_URL: h.aws.queues.queueUrl,
-    TWILIO_ACCOUNT_SID: h.twilio.accountSid,
-    TWILIO_AUTH_TOKEN: h.twilio.authToken,
-    TWILIO_API_BASE_URL: h.twilio.url,
-  });
+  Object.assign(process.env, h.apiEnvironment());
 });
 
 afterAll(async () => {
@@ -47,16 +35,6 @@ const MACHINES = ['+972522000007', '+972522000029'];
 const FAX = '+972522000100';
 const LEADS = [...PEOPLE, ...MACHINES, FAX].map((phone, i) => ({ phone, name: `Lead ${i}` }));
 const VOICEMAIL = '<Response><Say>Sorry we missed you. We will call again tomorrow.</Say></Response>';
-
-async function getCalls(runId: string): Promise<CallView[]> {
-  const event: APIGatewayProxyEvent = {
-    ...apiEvent('GET', `/runs/${runId}/calls`),
-    queryStringParameters: { limit: '100', reveal_phone: 'true' },
-  };
-  const res = await route(event);
-  expect(res.statusCode).toBe(200);
-  return JSON.parse(res.body).calls;
-}
 
 const created = (runId: string) => h.twilio.calls().filter((call) => call.run === runId);
 const byPhone = (calls: CallView[]) => Object.fromEntries(calls.map((c) => [c.phone, c]));
@@ -76,7 +54,7 @@ describe('answering-machine detection', () => {
         callback: 'amd',
       });
     }
-    const calls = byPhone(await getCalls(runId));
+    const calls = byPhone(await listCalls(runId));
     for (const phone of PEOPLE) {
       expect(calls[phone]).toMatchObject({ status: 'completed', outcome: 'completed', answered_by: 'human' });
     }
@@ -106,13 +84,13 @@ describe('answering-machine detection', () => {
       retry: { on: ['machine'], delay_seconds: 60, max_attempts: 2 },
     });
     await h.idle(60_000);
-    let calls = byPhone(await getCalls(runId));
+    let calls = byPhone(await listCalls(runId));
     for (const phone of [...MACHINES, FAX]) {
       expect(calls[phone]).toMatchObject({ status: 'queued', attempts: 1, outcome: 'machine' });
     }
     h.clock.advance(61_000);
     await h.idle(60_000);
-    calls = byPhone(await getCalls(runId));
+    calls = byPhone(await listCalls(runId));
     for (const phone of [...MACHINES, FAX]) {
       expect(calls[phone]).toMatchObject({ status: 'failed', attempts: 2, outcome: 'machine' });
       expect(created(runId).filter((c) => c.to === phone)).toHaveLength(2);
@@ -143,7 +121,7 @@ describe('answering-machine detection', () => {
         expect(call.redirects).toEqual([]);
       }
     }
-    const calls = byPhone(await getCalls(runId));
+    const calls = byPhone(await listCalls(runId));
     for (const phone of MACHINES) {
       expect(calls[phone]).toMatchObject({ outcome: 'machine', answered_by: 'machine_end_beep' });
     }
@@ -171,7 +149,7 @@ describe('answering-machine detection', () => {
         expect(sent('amd')).toBeGreaterThan(sent('completed')!);
       }
 
-      const calls = await getCalls(runId);
+      const calls = await listCalls(runId);
       for (const call of calls) {
         const answerer = call.phone.endsWith('00') ? 'fax' : /[789]$/.test(call.phone) ? 'machine' : 'human';
         const expected =

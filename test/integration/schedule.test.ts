@@ -7,19 +7,17 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { breakerReason } from '../../lambdas/core/breaker.ts';
 import { runStatusChanged } from '../../lambdas/core/events.ts';
-import type { CallView } from '../../lambdas/core/listings.ts';
 import type { RunView } from '../../lambdas/core/model.ts';
 import { controlRun } from '../../lambdas/core/run-controls.ts';
 import { route } from '../../lambdas/handlers/api.ts';
 import type { CallScript } from '../../tools/twilio-simulator/simulator.ts';
+import { listCalls } from '../support/api-reads.ts';
 import { apiEvent } from '../support/events.ts';
-import { type Harness, startHarness } from '../support/policy-harness.ts';
+import { type Harness, scriptedSimulator, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';
 
 let h: Harness;
-const callsTo: Record<string, number> = {};
-/** Per number, how each of its calls goes (by call number); default: answered, a short talk. */
-const scripts: Record<string, (n: number) => CallScript> = {};
+const { scripts, options: simulator } = scriptedSimulator();
 
 const T0 = new Date('2026-12-01T06:00:00Z');
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
@@ -27,25 +25,9 @@ const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
 beforeAll(async () => {
   h = await startHarness({
     start: T0,
-    simulator: {
-      queuedMs: 0,
-      ringMs: 20,
-      talkMs: 30,
-      behavior: ({ to }) => {
-        callsTo[to] = (callsTo[to] ?? 0) + 1;
-        return scripts[to]?.(callsTo[to]) ?? { outcome: 'completed' };
-      },
-    },
+    simulator,
   });
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: h.aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: h.aws.sqsEndpoint,
-    TABLE_NAME: h.aws.tableName,
-    QUEUE_URL: h.aws.queues.queueUrl,
-  });
+  Object.assign(process.env, h.apiEnvironment());
 });
 
 afterAll(async () => {
@@ -66,16 +48,6 @@ async function listedStatus(runId: string): Promise<string | undefined> {
   const res = await route(event);
   expect(res.statusCode).toBe(200);
   return (JSON.parse(res.body).runs as RunView[]).find((run) => run.run_id === runId)?.status;
-}
-
-async function getCalls(runId: string): Promise<CallView[]> {
-  const event: APIGatewayProxyEvent = {
-    ...apiEvent('GET', `/runs/${runId}/calls`),
-    queryStringParameters: { limit: '100', reveal_phone: 'true' },
-  };
-  const res = await route(event);
-  expect(res.statusCode).toBe(200);
-  return JSON.parse(res.body).calls;
 }
 
 const created = (runId: string) => h.twilio.calls().filter((call) => call.run === runId);
@@ -111,7 +83,7 @@ describe('start_at', () => {
     ).toEqual(leads.map((lead) => lead.phone));
     const done = await getRunView(runId);
     expect(done).toMatchObject({ status: 'completed', completed: 4 });
-    for (const call of await getCalls(runId)) {
+    for (const call of await listCalls(runId)) {
       expect(Date.parse(call.dialed_at!)).toBeGreaterThanOrEqual(startAt.getTime());
     }
 
@@ -174,10 +146,10 @@ describe('expires_at', () => {
     h.clock.jumpTo(new Date(expiresAt.getTime() + 1000));
     // The reconciler's pass (or the wake-up armed for expires_at) asks for a dispatch.
     await h.queue.requestDispatch(runId);
-    let calls = await getCalls(runId);
+    let calls = await listCalls(runId);
     for (let i = 0; i < 200 && calls.filter((c) => c.outcome === 'expired').length < 2; i++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
-      calls = await getCalls(runId);
+      calls = await listCalls(runId);
     }
     expect(calls.map((c) => [c.status, c.outcome])).toEqual([
       ['calling', null],

@@ -24,6 +24,7 @@ import type {
 } from '../../lambdas/core/ports.ts';
 import { isTwilioCallStatus } from '../../lambdas/core/states.ts';
 import {
+  type CallScript,
   type SimulatorOptions,
   startTwilioSimulator,
   type TwilioSimulator,
@@ -77,6 +78,28 @@ class MemoryQueue implements WorkQueue {
   }
 }
 
+/**
+ * A double whose calls go as the test scripts them: per number, how each of its calls goes (by call
+ * number, from 1); a number with no script answers and talks briefly.
+ */
+export function scriptedSimulator(): {
+  scripts: Record<string, (n: number) => CallScript>;
+  options: SimulatorOptions;
+} {
+  const scripts: Record<string, (n: number) => CallScript> = {};
+  const callsTo: Record<string, number> = {};
+  const options: SimulatorOptions = {
+    queuedMs: 0,
+    ringMs: 20,
+    talkMs: 30,
+    behavior: ({ to }) => {
+      callsTo[to] = (callsTo[to] ?? 0) + 1;
+      return scripts[to]?.(callsTo[to]) ?? { outcome: 'completed' };
+    },
+  };
+  return { scripts, options };
+}
+
 const quietLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface Harness {
@@ -91,6 +114,12 @@ export interface Harness {
   idle(timeoutMs?: number): Promise<void>;
   /** Errors thrown while processing messages or callbacks (a test expects none). */
   errors: unknown[];
+  /**
+   * The environment that points the API handler at this harness's table, queue and double: a test
+   * that reads through the real API (`route`) sets it before its first request, when the handler
+   * reads its configuration.
+   */
+  apiEnvironment(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -198,6 +227,18 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
     deps,
     aws,
     errors,
+    apiEnvironment: () => ({
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+      AWS_ENDPOINT_URL_SQS: aws.sqsEndpoint,
+      TABLE_NAME: aws.tableName,
+      QUEUE_URL: aws.queues.queueUrl,
+      TWILIO_ACCOUNT_SID: twilio.accountSid,
+      TWILIO_AUTH_TOKEN: twilio.authToken,
+      TWILIO_API_BASE_URL: twilio.url,
+    }),
     async createRun(body) {
       const view = await createRun(
         {
