@@ -412,7 +412,7 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await api('POST', `/runs/${scheduledId}/cancel`);
   });
 
-  test('the calls table filters by status', async (ctx) => {
+  test('the calls table filters by status and outcome', async (ctx) => {
     await requireRoute(ctx, 'GET', '/runs/x/calls');
     const { body } = await api('POST', '/runs', {
       concurrency: 3,
@@ -428,6 +428,19 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await page.getByLabel('show full phone numbers').check();
     await expect.poll(() => page.locator('#calls-table tbody').textContent()).toContain(INVALID_NUMBER);
     await shot('09-calls-failed');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('rejected');
+    await expect
+      .poll(() => page.locator('#calls-table caption').textContent())
+      .toBe('1 failed call with outcome rejected shown');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('busy');
+    await expect
+      .poll(() => page.locator('#calls-table').textContent())
+      .toBe('No failed calls with outcome busy.');
+    await page.getByLabel('Status').selectOption('');
+    await page.getByLabel('Outcome', { exact: true }).selectOption('completed');
+    await expect
+      .poll(() => page.locator('#calls-table caption').textContent())
+      .toBe('4 calls with outcome completed shown');
   });
 
   test('Download CSV: every call of the filter, formula cells neutralised, phone numbers usable', async (ctx) => {

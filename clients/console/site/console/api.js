@@ -149,7 +149,7 @@ export class Api {
 
   /**
    * @param {string} runId
-   * @param {{ status?: string, limit?: number, cursor?: string, revealPhone?: boolean }} [options]
+   * @param {{ status?: string, outcome?: string, limit?: number, cursor?: string, revealPhone?: boolean }} [options]
    * @returns {Promise<Schemas['CallList']>}
    */
   listCalls(runId, options = {}) {
@@ -157,6 +157,7 @@ export class Api {
       'GET',
       `/runs/${encodeURIComponent(runId)}/calls${query({
         status: options.status || undefined,
+        outcome: options.outcome || undefined,
         limit: options.limit,
         cursor: options.cursor,
         reveal_phone: options.revealPhone ? 'true' : undefined,

@@ -23,15 +23,23 @@ function result(call) {
 
 /**
  * @param {Call[]} calls
- * @param {string} status the filter the calls were listed with ('' for all)
+ * @param {{ status: string, outcome: string }} filters what the calls were listed with ('' for any)
  * @param {boolean} more whether another page follows
  */
-export function renderCallsTable(calls, status, more) {
+export function renderCallsTable(calls, { status, outcome }, more) {
+  const which = outcome ? ` with outcome ${outcome}` : '';
   /** @type {HTMLButtonElement} */ (byId('calls-more')).hidden = !more;
   const box = byId('calls-table');
   box.removeAttribute('aria-busy');
   if (calls.length === 0) {
-    replace(box, h('p', { class: 'muted' }, status ? `No ${status} calls.` : 'No calls yet.'));
+    replace(
+      box,
+      h(
+        'p',
+        { class: 'muted' },
+        status || outcome ? `No ${status ? `${status} ` : ''}calls${which}.` : 'No calls yet.',
+      ),
+    );
     return;
   }
   const columns = [
@@ -58,7 +66,7 @@ export function renderCallsTable(calls, status, more) {
         h(
           'caption',
           {},
-          `${plural(calls.length, status ? `${status} call` : 'call')} shown${more ? ' (more below)' : ''}`,
+          `${plural(calls.length, status ? `${status} call` : 'call')}${which} shown${more ? ' (more below)' : ''}`,
         ),
         h(
           'thead',

@@ -103,6 +103,7 @@ export class RunView {
       void this.loadCalls(true);
     });
     byId('calls-status').addEventListener('change', () => void this.loadCalls(true));
+    byId('calls-outcome').addEventListener('change', () => void this.loadCalls(true));
     byId('calls-reveal').addEventListener('change', () => void this.loadCalls(true));
     byId('calls-more').addEventListener('click', () => void this.loadCalls(false));
     byId('calls-download').addEventListener('click', () => void this.downloadCalls());
@@ -111,7 +112,10 @@ export class RunView {
   /** @param {string} runId */
   show(runId) {
     // Another run starts with all its calls listed, not filtered as the last one was.
-    if (runId !== this.runId) /** @type {HTMLSelectElement} */ (byId('calls-status')).value = '';
+    if (runId !== this.runId) {
+      /** @type {HTMLSelectElement} */ (byId('calls-status')).value = '';
+      /** @type {HTMLSelectElement} */ (byId('calls-outcome')).value = '';
+    }
     this.generation += 1;
     this.runId = runId;
     this.run = undefined;
@@ -265,11 +269,13 @@ export class RunView {
     clearTimeout(this.callsTimer);
     const generation = this.generation;
     const status = /** @type {HTMLSelectElement} */ (byId('calls-status')).value;
+    const outcome = /** @type {HTMLSelectElement} */ (byId('calls-outcome')).value;
     const revealPhone = /** @type {HTMLInputElement} */ (byId('calls-reveal')).checked;
     const box = byId('calls-table');
     try {
       const page = await this.api.listCalls(this.runId, {
         status,
+        outcome,
         revealPhone,
         limit: CALLS_PAGE,
         ...(reset || !this.callsCursor ? {} : { cursor: this.callsCursor }),
@@ -278,7 +284,7 @@ export class RunView {
       this.calls = reset ? page.calls : [...this.calls, ...page.calls];
       this.callsCursor = page.next_cursor ?? undefined;
       this.callsPages = reset ? 1 : this.callsPages + 1;
-      renderCallsTable(this.calls, status, this.callsCursor !== undefined);
+      renderCallsTable(this.calls, { status, outcome }, this.callsCursor !== undefined);
     } catch (error) {
       if (generation !== this.generation) return;
       if (error instanceof ApiError && error.missingRoute) {
@@ -296,13 +302,14 @@ export class RunView {
   }
 
   /**
-   * Every call with the table's status filter and phone setting, as the CLI's `calls --format csv`
+   * Every call with the table's status and outcome filters and phone setting, as the CLI's `calls --format csv`
    * writes them (csv-export.js: formula cells neutralised), saved as a file.
    */
   async downloadCalls() {
     const generation = this.generation;
     const runId = this.runId;
     const status = /** @type {HTMLSelectElement} */ (byId('calls-status')).value;
+    const outcome = /** @type {HTMLSelectElement} */ (byId('calls-outcome')).value;
     const revealPhone = /** @type {HTMLInputElement} */ (byId('calls-reveal')).checked;
     const button = /** @type {HTMLButtonElement} */ (byId('calls-download'));
     const result = byId('calls-download-result');
@@ -316,6 +323,7 @@ export class RunView {
         replace(result, `Preparing the CSV… ${plural(calls.length, 'call')} so far.`);
         const page = await this.api.listCalls(runId, {
           status,
+          outcome,
           revealPhone,
           limit: DOWNLOAD_PAGE,
           ...(cursor ? { cursor } : {}),
