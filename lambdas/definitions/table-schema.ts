@@ -94,9 +94,11 @@ export const keys = {
   /**
    * A number's own item (E.164; a partition per number, so that no partition takes every dial's
    * check): its suppression, when it has one, and its calls in the current frequency-cap window
-   * (`calls<window index>`). The acquire transaction checks and counts both on this one item.
+   * (`calls<window index>`). The acquire transaction checks and counts both on this one item. Its key
+   * is the one the suppression item had before the counts joined it, so that a deployed table's
+   * suppressions stay in force as they are.
    */
-  recipient: (phone: string) => ({ pk: `RECIPIENT#${phone}`, sk: 'RECIPIENT' }),
+  recipient: (phone: string) => ({ pk: `SUPPRESSION#${phone}`, sk: 'SUPPRESSION' }),
   /** The suppression list's entry of a number, for GET /suppressions: one partition, in E.164 order. */
   suppressionEntry: (phone: string) => ({ pk: SUPPRESSION_LIST, sk: phone }),
   /** A live job's place in the live index: oldest holder first. */
