@@ -64,24 +64,38 @@ describe('account-wide limits', () => {
     }
     expect(twilio.repeatedTos()).toEqual([]);
 
-    // The pace, seen from outside: in any one-second window at most CPS creates (one more allowed
-    // for the few milliseconds between taking a slot and the create reaching Twilio).
-    const creates = twilio
-      .timeline()
-      .filter((event) => event.kind === 'create')
-      .map((event) => event.at)
-      .sort((a, b) => a - b);
-    expect(creates).toHaveLength(30);
+    // The pace as dialgate kept it: an acquire stamps its job's dialedAt with the very time its pace
+    // condition used, so the stamps of both runs are at least 1/CPS apart.
+    const dialedAt = new Map<string, number>();
+    for (const res of created) {
+      const { jobs } = await runItems(dynamo, stack.tableName, res.body.run_id);
+      for (const job of jobs)
+        dialedAt.set(`${res.body.run_id}/${job.jobId}`, Date.parse(String(job.dialedAt)));
+    }
+    const stamps = [...dialedAt.values()].sort((a, b) => a - b);
+    expect(stamps).toHaveLength(30);
+    for (let i = 1; i < stamps.length; i++)
+      expect(stamps[i]! - stamps[i - 1]!).toBeGreaterThanOrEqual(1000 / CPS);
+
+    // The pace seen from outside: each create reaches the double some time after its stamp, a delay
+    // that varies with the machine's load. In any one second the double can then see at most the
+    // creates stamped within that second plus the delays' spread: never more.
+    const calls = twilio.calls();
+    expect(calls).toHaveLength(30);
+    const delays = calls.map((call) => call.createdAt - dialedAt.get(`${call.run}/${call.job}`)!);
+    const spread = Math.max(...delays) - Math.min(...delays);
+    const creates = calls.map((call) => call.createdAt).sort((a, b) => a - b);
     let busiest = 0;
     for (let i = 0; i < creates.length; i++) {
       const inWindow = creates.filter((at) => at >= creates[i]! && at < creates[i]! + 1000).length;
       busiest = Math.max(busiest, inWindow);
     }
-    expect(busiest).toBeLessThanOrEqual(CPS + 1);
-    const rate = (creates.length - 1) / ((creates.at(-1)! - creates[0]!) / 1000);
-    // A ceiling only: how close to the pace a loaded machine gets is the benchmark's to show (the
-    // runs completing above shows the pacing did not stall them).
-    expect(rate).toBeLessThanOrEqual(CPS * 1.05);
+    expect(busiest).toBeLessThanOrEqual(Math.floor(((1000 + spread) * CPS) / 1000) + 1);
+    // A floor on the span only: how close to the pace a loaded machine gets is the benchmark's to show
+    // (the runs completing above shows the pacing did not stall them).
+    expect(creates.at(-1)! - creates[0]!).toBeGreaterThanOrEqual(
+      ((creates.length - 1) * 1000) / CPS - spread,
+    );
 
     // Both runs and the account's own semaphore end empty.
     for (const res of created) {
