@@ -71,16 +71,7 @@ export class DynamoListings implements RunQueries {
   async listJobs(runId: string, page: JobPageRequest): Promise<Page<Job>> {
     const runPk = keys.run(runId).pk;
     let start: Record<string, unknown> | undefined =
-      page.cursor === undefined
-        ? undefined
-        : decodeCursor(
-            page.cursor,
-            (key) =>
-              Object.keys(key).length === 2 &&
-              key.pk === runPk &&
-              typeof key.sk === 'string' &&
-              JOB_SK.test(key.sk),
-          );
+      page.cursor === undefined ? undefined : decodeTableKeyCursor(page.cursor, runPk, JOB_SK);
     const statuses = page.statuses ?? [];
     const outcomes = page.outcomes ?? [];
     const byStatus = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
@@ -136,7 +127,15 @@ const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * A cursor is the client's to hold, so it is checked like any input: exactly the key attributes a
  * page ends on, each in the form dialgate writes, so that DynamoDB never sees a start key it refuses.
  */
-export function decodeCursor(
+/** A cursor that names a table key of partition `pk` whose sort key matches `sk`; any other is refused. */
+export function decodeTableKeyCursor(cursor: string, pk: string, sk: RegExp): Record<string, unknown> {
+  return decodeCursor(
+    cursor,
+    (key) => Object.keys(key).length === 2 && key.pk === pk && typeof key.sk === 'string' && sk.test(key.sk),
+  );
+}
+
+function decodeCursor(
   cursor: string,
   valid: (key: Record<string, unknown>) => boolean,
 ): Record<string, unknown> {

@@ -11,7 +11,7 @@ import type { Page, PageRequest, Suppression, SuppressionStore } from '../../cor
 import { isInForce } from '../../core/recipients.ts';
 import { E164 } from '../../definitions/formats.ts';
 import { keys, SUPPRESSION_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import { decodeCursor, encodeCursor } from './listings.ts';
+import { decodeTableKeyCursor, encodeCursor } from './listings.ts';
 import { LONGEST_WINDOW_S } from './recipient-item.ts';
 import { type DynamoTable, MAX_CONFLICT_RETRIES, type TransactItem } from './table.ts';
 
@@ -107,16 +107,7 @@ export class DynamoSuppressions implements SuppressionStore {
     page: PageRequest & { prefix?: string | undefined; nowMs: number },
   ): Promise<Page<Suppression>> {
     const start =
-      page.cursor === undefined
-        ? undefined
-        : decodeCursor(
-            page.cursor,
-            (key) =>
-              Object.keys(key).length === 2 &&
-              key.pk === SUPPRESSION_LIST &&
-              typeof key.sk === 'string' &&
-              E164.test(key.sk),
-          );
+      page.cursor === undefined ? undefined : decodeTableKeyCursor(page.cursor, SUPPRESSION_LIST, E164);
     const { Items = [], LastEvaluatedKey } = await this.t.doc.send(
       new QueryCommand({
         TableName: this.t.name,
