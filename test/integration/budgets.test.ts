@@ -80,7 +80,8 @@ describe('DynamoDB budgets of a refill workload', () => {
       simulator: { queuedMs: 0, ringMs: 50, talkMs: 100, jitter: 0.3, random: mulberry32(7) },
       logLevel: 'ERROR',
       // The budget is the slot path's own: the per-recipient checks (the suppression list, on by
-      // default, and a frequency cap) add 2 write units a call each, measured by `npm run bench`.
+      // default, and a frequency cap, on one item per number) add 2 write units a call, measured by
+      // `npm run bench`.
       functionEnv: { SUPPRESSION_CHECK: 'off' },
     });
     window = { from: now(), to: 0 };
