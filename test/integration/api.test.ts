@@ -5,7 +5,7 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { route } from '../../lambdas/handlers/api.ts';
-import { type TestAws, testAws } from '../support/aws.ts';
+import { handlerEnvironment, type TestAws, testAws } from '../support/aws.ts';
 import { apiEvent } from '../support/events.ts';
 
 let aws: TestAws;
@@ -27,13 +27,7 @@ async function queuedMessages() {
 beforeAll(async () => {
   aws = await testAws();
   Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: aws.sqsEndpoint,
-    TABLE_NAME: aws.tableName,
-    QUEUE_URL: aws.queues.queueUrl,
+    ...handlerEnvironment(aws),
     MAX_CONCURRENCY: '10',
     MAX_LEADS_PER_RUN: '200',
     POWERTOOLS_LOG_LEVEL: 'CRITICAL',

@@ -31,3 +31,19 @@ export async function testAws(): Promise<TestAws> {
     sqs: new SQSClient({ ...LOCAL_AWS, endpoint: sqsEndpoint, useQueueUrlAsEndpoint: false }),
   };
 }
+
+/**
+ * The environment a handler imported by a test reads at its first invocation, pointed at this file's
+ * table and queue (and local credentials, which the emulators accept).
+ */
+export function handlerEnvironment(aws: TestAws): Record<string, string> {
+  return {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
+    AWS_ENDPOINT_URL_SQS: aws.sqsEndpoint,
+    TABLE_NAME: aws.tableName,
+    QUEUE_URL: aws.queues.queueUrl,
+  };
+}

@@ -29,7 +29,7 @@ import {
   startTwilioSimulator,
   type TwilioSimulator,
 } from '../../tools/twilio-simulator/simulator.ts';
-import { type TestAws, testAws } from './aws.ts';
+import { handlerEnvironment, type TestAws, testAws } from './aws.ts';
 
 export class JumpingClock implements Clock {
   readonly #realStart = Date.now();
@@ -228,13 +228,7 @@ export async function startHarness(options: { start: Date; simulator?: Simulator
     aws,
     errors,
     apiEnvironment: () => ({
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_ENDPOINT_URL_DYNAMODB: aws.dynamoEndpoint,
-      AWS_ENDPOINT_URL_SQS: aws.sqsEndpoint,
-      TABLE_NAME: aws.tableName,
-      QUEUE_URL: aws.queues.queueUrl,
+      ...handlerEnvironment(aws),
       TWILIO_ACCOUNT_SID: twilio.accountSid,
       TWILIO_AUTH_TOKEN: twilio.authToken,
       TWILIO_API_BASE_URL: twilio.url,
