@@ -29,6 +29,9 @@ const FIELDS = [
   ['expires_at', 'expires-at', 'text'],
   ['pause_when.failed_ratio', 'pause-failed-ratio', 'number'],
   ['pause_when.min_calls', 'pause-min-calls', 'number'],
+  ['frequency_cap', 'frequency-cap', 'text'],
+  ['opt_out.digit', 'opt-out-digit', 'text'],
+  ['opt_out.message', 'opt-out-message', 'text'],
 ] as const satisfies readonly (readonly [string, string, 'text' | 'list' | 'number'])[];
 
 /** The option that sets each request field, for naming what the API refused. */

@@ -54,6 +54,11 @@ Run options (runs create; lists take commas; the API checks every value):
   --expires-at TIME       No call starts after TIME; leads not final then end expired
   --pause-failed-ratio R  --pause-min-calls N
                           Failure breaker: pause once more than R (0–1) of the last N calls failed
+  --frequency-cap end|wait
+                          A lead over the deployment's per-number cap ends frequency_capped
+                          (end, the default) or waits for the number's next window (wait)
+  --opt-out-digit D  --opt-out-message TEXT
+                          The callee may press D (0–9, * or #) to be suppressed; TEXT says so
 
 Options:
   --api URL               API base URL (default: $DIALGATE_API_URL, else ${DEFAULT_API_URL})

@@ -689,6 +689,12 @@ describe('runs create with run options', () => {
       '0.25',
       '--pause-min-calls',
       '20',
+      '--frequency-cap',
+      'wait',
+      '--opt-out-digit',
+      '9',
+      '--opt-out-message',
+      'Press 9 and we will not call again.',
     ]);
     expect(result, result.stderr).toMatchObject({ code: EXIT.ok });
     const runId = result.stdout.trim();
@@ -710,12 +716,16 @@ describe('runs create with run options', () => {
       expires_at: expiresAt.toISOString(),
       pause_when: { failed_ratio: 0.25, min_calls: 20 },
       pause_reason: null,
+      frequency_cap: 'wait',
+      opt_out: { digit: '9', message: 'Press 9 and we will not call again.' },
     });
     const show = await cli(['runs', 'show', runId, '--utc']);
     expect(show.stdout).toContain('status:    scheduled');
     expect(show.stdout).toContain(`starts:    ${startAt.toISOString().slice(0, 19).replace('T', ' ')} UTC`);
     expect(show.stdout).toContain(`expires:   ${expiresAt.toISOString().slice(0, 19).replace('T', ' ')} UTC`);
     expect(show.stdout).toContain('breaker:   pause when more than 0.25 of the last 20 calls failed');
+    expect(show.stdout).toContain('frequency: a lead over the per-number cap waits for its window');
+    expect(show.stdout).toContain('opt-out:   press 9: “Press 9 and we will not call again.”');
     expect(stack.simulator!.stats().runs[runId]?.created ?? 0).toBe(0);
     // A scheduled run can be canceled; its queued leads are then swept by a dispatcher.
     expect((await cli(['runs', 'cancel', runId])).stdout).toBe(`${runId} canceling\n`);
@@ -735,6 +745,8 @@ describe('runs create with run options', () => {
     [['--pause-min-calls', '5'], /^dialgate: --pause-failed-ratio: required, a number from 0 to 1/],
     [['--retry-delay', 'soon'], /^dialgate: --retry-delay soon: expected whole seconds/],
     [['--twiml', '<Response/>'], /^dialgate: --twiml <Response\/>: runs cannot carry inline TwiML here/],
+    [['--frequency-cap', 'later'], /^dialgate: --frequency-cap later: expected one of end, wait/],
+    [['--opt-out-digit', '10'], /^dialgate: --opt-out-digit 10: /],
   ])('%j refused by the API: exit 4, named by its option', async (options, message) => {
     const before = stack.simulator!.stats().createRequests;
     const result = await cli(['runs', 'create', file('opt.csv', leadsCsv(phones(1))), ...options]);

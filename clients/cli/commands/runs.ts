@@ -175,6 +175,12 @@ function describeRun(run: RunDetails, utc: boolean): string {
     const { failed_ratio: ratio, min_calls: calls } = run.pause_when;
     lines.push(`breaker:   pause when more than ${ratio} of the last ${calls} calls failed`);
   }
+  if (run.frequency_cap === 'wait')
+    lines.push('frequency: a lead over the per-number cap waits for its window');
+  if (run.opt_out) {
+    const message = run.opt_out.message ? `: “${run.opt_out.message}”` : '';
+    lines.push(`opt-out:   press ${run.opt_out.digit}${message}`);
+  }
   if (run.machine_detection) {
     const voicemail = run.voicemail_url ?? (run.voicemail_twiml ? 'inline TwiML' : undefined);
     lines.push(
