@@ -127,14 +127,6 @@ const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * A cursor is the client's to hold, so it is checked like any input: exactly the key attributes a
  * page ends on, each in the form dialgate writes, so that DynamoDB never sees a start key it refuses.
  */
-/** A cursor that names a table key of partition `pk` whose sort key matches `sk`; any other is refused. */
-export function decodeTableKeyCursor(cursor: string, pk: string, sk: RegExp): Record<string, unknown> {
-  return decodeCursor(
-    cursor,
-    (key) => Object.keys(key).length === 2 && key.pk === pk && typeof key.sk === 'string' && sk.test(key.sk),
-  );
-}
-
 function decodeCursor(
   cursor: string,
   valid: (key: Record<string, unknown>) => boolean,
@@ -171,5 +163,13 @@ function isRunsCursor(key: Record<string, unknown>): boolean {
     key[TABLE_SCHEMA.runsIndex.partitionKey] === RUN_LIST &&
     typeof key[TABLE_SCHEMA.runsIndex.sortKey] === 'string' &&
     CREATED_AT.test(key[TABLE_SCHEMA.runsIndex.sortKey] as string)
+  );
+}
+
+/** A cursor that names a table key of partition `pk` whose sort key matches `sk`; any other is refused. */
+export function decodeTableKeyCursor(cursor: string, pk: string, sk: RegExp): Record<string, unknown> {
+  return decodeCursor(
+    cursor,
+    (key) => Object.keys(key).length === 2 && key.pk === pk && typeof key.sk === 'string' && sk.test(key.sk),
   );
 }

@@ -89,7 +89,7 @@ export class DynamoSuppressions implements SuppressionStore {
           Key: keys.recipient(phone),
           // The suppression goes, the number's call counts stay: the item is kept until any window
           // they could be in is over.
-          UpdateExpression: 'REMOVE reason, createdAt, runId, #until SET #ttl = :keep',
+          UpdateExpression: 'REMOVE reason, createdAt, runId, #until, entity SET #ttl = :keep',
           ConditionExpression: 'attribute_exists(reason) AND (attribute_not_exists(#until) OR #until > :now)',
           ExpressionAttributeNames: { '#until': 'until', '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
           ExpressionAttributeValues: {
