@@ -1,7 +1,7 @@
 // (adapter) Pages of runs (newest first, through the keys-only `runs` index) and of a run's jobs (in
 // lead order), with cursors that are DynamoDB's own keys, checked on the way back in.
 
-import { BatchGetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
 import type { Job, Run } from '../../core/model.ts';
 import type { JobPageRequest, Page, PageRequest, RunQueries } from '../../core/ports.ts';
@@ -9,7 +9,7 @@ import { ID_CHARS } from '../../definitions/formats.ts';
 import { keys, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem } from './items.ts';
 import type { DynamoRuns } from './runs.ts';
-import { type DynamoTable, MAX_CONFLICT_RETRIES } from './table.ts';
+import type { DynamoTable } from './table.ts';
 
 /** Pages read for one page of a filtered job list, before answering with what was found. */
 const MAX_FILTERED_PAGES = 5;
@@ -44,19 +44,11 @@ export class DynamoListings implements RunQueries {
   /** The runs behind `pks`, in that order (consistent reads; at most 100 keys). */
   private async batchGetRuns(pks: string[]): Promise<Run[]> {
     if (pks.length === 0) return [];
-    const found = new Map<string, Record<string, unknown>>();
-    let pending: Record<string, unknown>[] = pks.map((pk) => ({ pk, sk: 'RUN' }));
-    for (let round = 0; pending.length > 0; round++) {
-      const { Responses, UnprocessedKeys } = await this.t.doc.send(
-        new BatchGetCommand({ RequestItems: { [this.t.name]: { Keys: pending, ConsistentRead: true } } }),
-      );
-      for (const item of Responses?.[this.t.name] ?? []) found.set(String(item.pk), item);
-      pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
-      if (pending.length > 0) {
-        if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
-        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
-      }
-    }
+    const items = await this.t.batchGet(
+      pks.map((pk) => ({ pk, sk: 'RUN' })),
+      { consistent: true },
+    );
+    const found = new Map(items.map((item) => [String(item.pk), item]));
     // Holders only for runs with live calls: a finished run's page costs no index read.
     return Promise.all(
       pks

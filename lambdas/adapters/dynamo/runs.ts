@@ -2,7 +2,7 @@
 // listed while open and closed once every lead is final.
 
 import { randomUUID } from 'node:crypto';
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { holderOf, type Job, type Run, type RunRecord } from '../../core/model.ts';
 import type {
   CreateRunResult,
@@ -23,7 +23,6 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Reads and tries of a keyed append while other appends keep moving the run. */
 const MAX_RESERVE_ROUNDS = 20;
 /** DynamoDB's limit of keys in one BatchGetItem. */
-const BATCH_GET_MAX = 100;
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   constructor(private readonly t: DynamoTable) {}
@@ -112,65 +111,24 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
     const holders: Run['holders'] = {};
-    for (let start = 0; start < jobKeys.length; start += BATCH_GET_MAX) {
-      for (const item of await this.batchGetJobs(jobKeys.slice(start, start + BATCH_GET_MAX))) {
-        const holder = holderOf(jobFromItem(item));
-        if (holder) holders[String(item.jobId)] = holder;
-      }
+    // What makes a job a holder (eventually consistent, like the index).
+    const jobs = await this.t.batchGet(jobKeys, {
+      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, callSid',
+      names: { '#status': 'status' },
+    });
+    for (const item of jobs) {
+      const holder = holderOf(jobFromItem(item));
+      if (holder) holders[String(item.jobId)] = holder;
     }
     return holders;
   }
 
-  /** What makes a job a holder, for up to 100 jobs (eventually consistent, like the index). */
-  private async batchGetJobs(jobKeys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
-    const found: Record<string, unknown>[] = [];
-    let pending = jobKeys;
-    for (let round = 0; pending.length > 0; round++) {
-      const { Responses, UnprocessedKeys } = await this.t.doc.send(
-        new BatchGetCommand({
-          RequestItems: {
-            [this.t.name]: {
-              Keys: pending,
-              ProjectionExpression: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, callSid',
-              ExpressionAttributeNames: { '#status': 'status' },
-            },
-          },
-        }),
-      );
-      found.push(...(Responses?.[this.t.name] ?? []));
-      pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
-      if (pending.length > 0) {
-        if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
-        await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
-      }
-    }
-    return found;
-  }
-
   async claimedCalls(callSids: readonly string[]): Promise<Set<string>> {
-    const claimed = new Set<string>();
-    const unique = [...new Set(callSids)];
-    for (let start = 0; start < unique.length; start += BATCH_GET_MAX) {
-      let pending: Record<string, unknown>[] = unique
-        .slice(start, start + BATCH_GET_MAX)
-        .map((sid) => keys.callClaim(sid));
-      for (let round = 0; pending.length > 0; round++) {
-        const { Responses, UnprocessedKeys } = await this.t.doc.send(
-          new BatchGetCommand({
-            RequestItems: {
-              [this.t.name]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'pk' },
-            },
-          }),
-        );
-        for (const item of Responses?.[this.t.name] ?? []) claimed.add(String(item.pk).slice('CALL#'.length));
-        pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
-        if (pending.length > 0) {
-          if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
-          await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
-        }
-      }
-    }
-    return claimed;
+    const claims = await this.t.batchGet(
+      [...new Set(callSids)].map((sid) => keys.callClaim(sid)),
+      { consistent: true, projection: 'pk' },
+    );
+    return new Set(claims.map((item) => String(item.pk).slice('CALL#'.length)));
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {

@@ -6,14 +6,14 @@
 // A suppression that has expired stays until DynamoDB's TTL deletes it, and is read as absent
 // everywhere, the acquire's condition included.
 
-import { BatchGetCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Page, PageRequest, Suppression, SuppressionStore } from '../../core/ports.ts';
 import { isInForce } from '../../core/recipients.ts';
 import { E164 } from '../../definitions/formats.ts';
 import { keys, SUPPRESSION_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { decodeTableKeyCursor, encodeCursor } from './listings.ts';
 import { LONGEST_WINDOW_S } from './recipient-item.ts';
-import { type DynamoTable, MAX_CONFLICT_RETRIES, type TransactItem } from './table.ts';
+import type { DynamoTable, TransactItem } from './table.ts';
 
 /** Numbers per transaction of an import: two items each, within DynamoDB's 100. */
 const IMPORT_BATCH = 50;
@@ -46,37 +46,15 @@ export class DynamoSuppressions implements SuppressionStore {
   }
 
   async suppressedAmong(phones: readonly string[], nowMs: number): Promise<Set<string>> {
+    const items = await this.t.batchGet(
+      [...new Set(phones)].map((phone) => keys.recipient(phone)),
+      { projection: 'phone, reason, #until', names: { '#until': 'until' } },
+    );
     const found = new Set<string>();
-    const distinct = [...new Set(phones)];
-    // BatchGetItem takes 100 keys a request; keys left unprocessed are asked again after a backoff.
-    for (let i = 0; i < distinct.length; i += 100) {
-      let pending: Record<string, unknown>[] = distinct
-        .slice(i, i + 100)
-        .map((phone) => keys.recipient(phone));
-      for (let round = 0; pending.length > 0; round++) {
-        const { Responses, UnprocessedKeys } = await this.t.doc.send(
-          new BatchGetCommand({
-            RequestItems: {
-              [this.t.name]: {
-                Keys: pending,
-                ProjectionExpression: 'phone, reason, #until',
-                ExpressionAttributeNames: { '#until': 'until' },
-              },
-            },
-          }),
-        );
-        for (const item of Responses?.[this.t.name] ?? []) {
-          if (item.reason === undefined) continue; // call counts only
-          const until = typeof item.until === 'string' ? item.until : undefined;
-          if (isInForce(until === undefined ? {} : { expiresAt: until }, nowMs))
-            found.add(String(item.phone));
-        }
-        pending = (UnprocessedKeys?.[this.t.name]?.Keys ?? []) as Record<string, unknown>[];
-        if (pending.length > 0) {
-          if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
-          await this.t.sleep(this.t.random() * Math.min(1000, 10 * 2 ** round));
-        }
-      }
+    for (const item of items) {
+      if (item.reason === undefined) continue; // call counts only
+      const until = typeof item.until === 'string' ? item.until : undefined;
+      if (isInForce(until === undefined ? {} : { expiresAt: until }, nowMs)) found.add(String(item.phone));
     }
     return found;
   }
@@ -156,7 +134,7 @@ export class DynamoSuppressions implements SuppressionStore {
       Update: {
         TableName: this.t.name,
         Key: keys.recipient(s.phone),
-        UpdateExpression: `SET ${set.join(', ')}` + (remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''),
+        UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
         ExpressionAttributeNames: { '#until': 'until', '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
         ExpressionAttributeValues: values,
       },

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   PutCommand,
   TransactWriteCommand,
@@ -20,6 +21,9 @@ export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems'
 
 /** Retries of a request whose answer was lost, or of a batch that left keys unprocessed. */
 export const MAX_CONFLICT_RETRIES = 8;
+
+/** Keys BatchGetItem takes in one request. */
+const BATCH_GET_MAX = 100;
 /**
  * A write that another transaction keeps out (TransactionConflict) or that is throttled is retried
  * until this much backoff has been slept: a burst of releases on one run item (a hundred calls that
@@ -76,6 +80,42 @@ export class DynamoTable {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
+  }
+
+  /**
+   * Reads the items of `keys`, any number of them (BatchGetItem takes 100 a request), asking again
+   * after a jittered backoff for the keys DynamoDB left unprocessed. Items come in no given order;
+   * absent ones are left out.
+   */
+  async batchGet(
+    keys: readonly Record<string, unknown>[],
+    read: { consistent?: boolean; projection?: string; names?: Record<string, string> } = {},
+  ): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
+    for (let start = 0; start < keys.length; start += BATCH_GET_MAX) {
+      let pending = keys.slice(start, start + BATCH_GET_MAX);
+      for (let round = 0; pending.length > 0; round++) {
+        const { Responses, UnprocessedKeys } = await this.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.name]: {
+                Keys: [...pending],
+                ...(read.consistent ? { ConsistentRead: true } : {}),
+                ...(read.projection ? { ProjectionExpression: read.projection } : {}),
+                ...(read.names ? { ExpressionAttributeNames: read.names } : {}),
+              },
+            },
+          }),
+        );
+        found.push(...(Responses?.[this.name] ?? []));
+        pending = (UnprocessedKeys?.[this.name]?.Keys ?? []) as Record<string, unknown>[];
+        if (pending.length > 0) {
+          if (round >= MAX_CONFLICT_RETRIES) throw new Error('BatchGetItem kept leaving keys unprocessed');
+          await this.sleep(this.random() * Math.min(1000, 10 * 2 ** round));
+        }
+      }
+    }
+    return found;
   }
 
   /** Sends a conditional write: true if it applied, false if its condition failed (an answer). */
