@@ -3,12 +3,15 @@
 // the test sleeping through them. What the double saw created is the evidence that nothing was
 // dialed early or late; run views are read through the real API handler.
 
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BREAKER_TTL_SECONDS } from '../../lambdas/adapters/dynamo/breaker.ts';
 import { breakerReason } from '../../lambdas/core/breaker.ts';
 import { runStatusChanged } from '../../lambdas/core/events.ts';
 import type { RunView } from '../../lambdas/core/model.ts';
 import { controlRun } from '../../lambdas/core/run-controls.ts';
+import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { route } from '../../lambdas/handlers/api.ts';
 import type { CallScript } from '../../tools/twilio-simulator/simulator.ts';
 import { listCalls } from '../support/api-reads.ts';
@@ -235,6 +238,7 @@ describe('pause_when (the failure breaker)', () => {
   it('counts every attempt once under concurrent releases', async () => {
     const runId = `breaker-${Date.now()}`;
     const epoch = at(600).toISOString();
+    const before = Date.now();
     const results = await Promise.all(
       Array.from({ length: 40 }, () => h.store.countEndedAttempt(runId, epoch, true, 20)),
     );
@@ -246,6 +250,12 @@ describe('pause_when (the failure breaker)', () => {
     let window: Awaited<ReturnType<typeof h.store.countEndedAttempt>>;
     for (let i = 0; i < 19; i++) window = await h.store.countEndedAttempt(runId, epoch, false, 20);
     expect(window!).toEqual({ ended: 60, failed: 1 });
+    // The window outlives its last count by the TTL, then DynamoDB deletes it.
+    const { Item } = await DynamoDBDocumentClient.from(h.aws.dynamo).send(
+      new GetCommand({ TableName: h.aws.tableName, Key: keys.breaker(runId, epoch), ConsistentRead: true }),
+    );
+    expect(Number(Item?.expiresAt)).toBeGreaterThanOrEqual(Math.floor(before / 1000) + BREAKER_TTL_SECONDS);
+    expect(Number(Item?.expiresAt)).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + BREAKER_TTL_SECONDS);
     // Another epoch (the run resumed since) starts from nothing.
     expect(await h.store.countEndedAttempt(runId, at(601).toISOString(), true, 20)).toEqual({
       ended: 1,

@@ -3,11 +3,19 @@
 // concurrent one: an atomic counter gives the attempt its number n, then slot n mod size of a small
 // map takes n (and whether it failed) unless a later attempt is already there. The second write's
 // answer is the window as it left it: the attempts numbered within the last `size` that failed.
+// Each count moves the item's TTL on, so that a window nobody counts in any more (an epoch a control
+// change ended, a finished run's) is deleted by DynamoDB instead of kept for ever.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { BreakerStore, BreakerWindow } from '../../core/ports.ts';
-import { keys } from '../../definitions/table-schema.ts';
+import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { type DynamoTable, isConditionalCheckFailed } from './table.ts';
+
+/**
+ * A window kept this long after its last count: far longer than any pause a run resumes from (a
+ * resume starts a new epoch anyway), short enough that dead windows do not pile up.
+ */
+export const BREAKER_TTL_SECONDS = 30 * 24 * 3600;
 
 export class DynamoBreaker implements BreakerStore {
   constructor(private readonly t: DynamoTable) {}
@@ -23,8 +31,15 @@ export class DynamoBreaker implements BreakerStore {
       new UpdateCommand({
         TableName: this.t.name,
         Key: key,
-        UpdateExpression: 'SET entity = :entity, slots = if_not_exists(slots, :empty) ADD ended :one',
-        ExpressionAttributeValues: { ':entity': 'breaker', ':empty': {}, ':one': 1 },
+        UpdateExpression:
+          'SET entity = :entity, slots = if_not_exists(slots, :empty), #ttl = :ttl ADD ended :one',
+        ExpressionAttributeNames: { '#ttl': TABLE_SCHEMA.timeToLiveAttribute },
+        ExpressionAttributeValues: {
+          ':entity': 'breaker',
+          ':empty': {},
+          ':one': 1,
+          ':ttl': Math.floor(this.t.now() / 1000) + BREAKER_TTL_SECONDS,
+        },
         ReturnValues: 'UPDATED_NEW',
       }),
     );
