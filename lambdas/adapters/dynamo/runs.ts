@@ -22,7 +22,6 @@ import { type DynamoTable, isConditionalCheckFailed, isLostAnswer, MAX_CONFLICT_
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Reads and tries of a keyed append while other appends keep moving the run. */
 const MAX_RESERVE_ROUNDS = 20;
-/** DynamoDB's limit of keys in one BatchGetItem. */
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   constructor(private readonly t: DynamoTable) {}
