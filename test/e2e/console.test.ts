@@ -412,6 +412,148 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     await api('POST', `/runs/${scheduledId}/cancel`);
   });
 
+  /** The runs page with a fresh form: a hash change alone keeps what earlier tests typed into it. */
+  async function freshCreateForm() {
+    await page.goto(`${stack.apiUrl}/#/`);
+    await page.reload();
+    await page.locator('#create-form').waitFor();
+  }
+
+  /** The query string of the form's next POST /runs, as sent (the CSV upload's run options). */
+  function nextCreateQuery() {
+    return page
+      .waitForRequest((request) => request.method() === 'POST' && new URL(request.url()).pathname === '/runs')
+      .then((request) => Object.fromEntries(new URL(request.url()).searchParams));
+  }
+
+  test('retries, a waiting frequency cap and an opt-out chosen on the form reach the run as chosen', async () => {
+    const message = 'To stop calls from Acme Dental, press 9.';
+    const leads = phones(2);
+    await freshCreateForm();
+    await page.getByLabel(/Leads/).setInputFiles({
+      name: 'leads.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(leadsCsv(leads)),
+    });
+    await page.getByLabel(/concurrency/).fill('2');
+    for (const outcome of ['busy', 'no answer', 'failed'])
+      await page.getByLabel(outcome, { exact: true }).check();
+    await page.getByLabel('Seconds to wait before calling again').fill('45');
+    await page.getByLabel('Calls per lead at most').fill('4');
+    await page.getByLabel(/waits for the number’s next window/).check();
+    await page.getByLabel('Key a callee presses to stop our calls').selectOption('9');
+    await page.getByLabel('Message that offers the key').fill(message);
+    const query = nextCreateQuery();
+    await page.getByRole('button', { name: 'Start run' }).click();
+    const runId = await runIdOnPage();
+    // What the page sent: the options set, and nothing for the fields left alone.
+    expect(await query).toEqual({
+      concurrency: '2',
+      'retry.on': 'busy,no-answer,failed',
+      'retry.delay_seconds': '45',
+      'retry.max_attempts': '4',
+      frequency_cap: 'wait',
+      'opt_out.digit': '9',
+      'opt_out.message': message,
+    });
+    const run = (await api('GET', `/runs/${runId}`)).body as Record<string, unknown>;
+    expect(run.retry).toEqual({ on: ['busy', 'no-answer', 'failed'], delay_seconds: 45, max_attempts: 4 });
+    expect(run.frequency_cap).toBe('wait');
+    expect(run.opt_out).toEqual({ digit: '9', message });
+    expect([run.machine_detection, run.start_at, run.pause_when]).toEqual([null, null, null]);
+
+    const options = page.locator('#run-options');
+    await expect.poll(() => options.isVisible()).toBe(true);
+    expect(await options.textContent()).toBe(
+      'Retries busy, no-answer, failed after 45 s, at most 4 calls per lead · a number over the ' +
+        `frequency cap waits for its next window · callees opt out by pressing 9 (“${message}”)`,
+    );
+    await waitForStatus(['completed']);
+    // From outside dialgate: each call Twilio got offers the key, in the run's own words.
+    const calls = stack.simulator!.calls().filter((call) => call.run === runId);
+    expect(calls.map((call) => call.to).sort()).toEqual([...leads].sort());
+    for (const call of calls) {
+      expect(call.twiml).toContain('<Gather input="dtmf" numDigits="1"');
+      expect(call.twiml).toContain(`<Say>${message}</Say>`);
+    }
+    await shot('18-run-options');
+  });
+
+  test('run options the API refuses: its 400 names each field beside the form, and nobody is called', async () => {
+    const [newest] = ((await api('GET', '/runs?limit=1')).body as { runs: { run_id: string }[] }).runs;
+    const leads = phones(2);
+    const upload = () =>
+      page.getByLabel(/Leads/).setInputFiles({
+        name: 'leads.csv',
+        mimeType: 'text/csv',
+        buffer: Buffer.from(leadsCsv(leads)),
+      });
+    const alert = page.locator('#create-result [role="alert"]');
+
+    // Text in a number field has no value a browser would send: the page says so, and asks nothing.
+    await freshCreateForm();
+    await upload();
+    const creates: string[] = [];
+    const noteCreate = (request: { method(): string; url(): string }) => {
+      if (request.method() === 'POST') creates.push(request.url());
+    };
+    page.on('request', noteCreate);
+    await page.getByLabel('Calls per lead at most').pressSequentially('2e');
+    await page.getByRole('button', { name: 'Start run' }).click();
+    await expect
+      .poll(() => alert.textContent())
+      .toBe('Calls per lead at most, the first one included: enter a number.');
+    expect(await page.locator('#retry-max-attempts').getAttribute('aria-invalid')).toBe('true');
+    page.off('request', noteCreate);
+    expect(creates).toEqual([]);
+
+    // A negative delay, and a message with no key to offer.
+    await freshCreateForm();
+    await upload();
+    await page.getByLabel('Seconds to wait before calling again').fill('-5');
+    await page.getByLabel('Message that offers the key').fill('Press a key to stop these calls.');
+    let query = nextCreateQuery();
+    await page.getByRole('button', { name: 'Start run' }).click();
+    expect(await query).toEqual({
+      concurrency: '3',
+      'retry.delay_seconds': '-5',
+      'opt_out.message': 'Press a key to stop these calls.',
+    });
+    await expect.poll(() => alert.textContent()).toContain('run option(s) are invalid; nothing was created.');
+    let items = await alert.locator('li').allTextContents();
+    expect(items).toEqual([
+      'Seconds to wait before calling again (retry.delay_seconds): expected whole seconds from 0 to 604800',
+      'Key a callee presses to stop our calls (opt_out.digit): required, one key: 0-9, * or #',
+    ]);
+    expect(await page.locator('#retry-delay').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#opt-out-digit').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#opt-out-message').getAttribute('aria-invalid')).toBeNull();
+    expect(await page.evaluate('document.activeElement.id')).toBe('retry-delay');
+    expect(page.url()).toMatch(/#\/$/);
+    await shot('19-run-options-refused');
+
+    // `machine` without answering-machine detection: the API's own rule, not the page's.
+    await freshCreateForm();
+    await upload();
+    await page.getByLabel('a machine answered').check();
+    query = nextCreateQuery();
+    await page.getByRole('button', { name: 'Start run' }).click();
+    expect(await query).toEqual({ concurrency: '3', 'retry.on': 'machine' });
+    await expect.poll(() => alert.textContent()).toContain('nothing was created');
+    items = await alert.locator('li').allTextContents();
+    expect(items).toEqual([
+      'Call the lead again when a call ends (retry.on): "machine" needs machine_detection: without it no call ends machine',
+    ]);
+    expect(await page.getByLabel('a machine answered').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('busy', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+
+    // No run, and no call to these leads (a run created by mistake would have dialed them by now).
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(stack.simulator!.calls().filter((call) => leads.includes(call.to))).toEqual([]);
+    const [newestAfter] = ((await api('GET', '/runs?limit=1')).body as { runs: { run_id: string }[] }).runs;
+    expect(newestAfter?.run_id).toBe(newest?.run_id);
+  });
+
   test('the calls table filters by status and outcome', async (ctx) => {
     await requireRoute(ctx, 'GET', '/runs/x/calls');
     const { body } = await api('POST', '/runs', {

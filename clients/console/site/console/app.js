@@ -201,10 +201,10 @@ class RunsView {
   }
 
   async create() {
+    const form = /** @type {HTMLFormElement} */ (byId('create-form'));
     const result = byId('create-result');
     const fileInput = /** @type {HTMLInputElement} */ (byId('leads-file'));
     const concurrencyInput = /** @type {HTMLInputElement} */ (byId('concurrency'));
-    const detection = /** @type {HTMLSelectElement} */ (byId('machine-detection')).value;
     const button = /** @type {HTMLButtonElement} */ (byId('create-button'));
     const file = fileInput.files?.[0];
     const concurrency = Number(concurrencyInput.value);
@@ -214,30 +214,20 @@ class RunsView {
       replace(result, h('p', { class: 'error', role: 'alert' }, message));
       input.focus();
     };
-    fileInput.removeAttribute('aria-invalid');
-    concurrencyInput.removeAttribute('aria-invalid');
+    for (const control of formControls(form)) control.removeAttribute('aria-invalid');
     if (!file) return invalid('Choose a CSV file of leads.', fileInput);
     if (!Number.isInteger(concurrency) || concurrency < 1)
       return invalid('Concurrency must be a whole number, 1 or more.', concurrencyInput);
-    // The schedule in the browser's own time zone, sent as an instant; the breaker as its two fields.
-    // The API checks them (a past start, an expiry before it, a ratio outside 0–1) and names the field.
-    /** @type {Record<string, string>} */
-    const options = {};
-    /** @param {string} id */
-    const inputValue = (id) => /** @type {HTMLInputElement} */ (byId(id)).value;
-    if (inputValue('start-at')) options.start_at = new Date(inputValue('start-at')).toISOString();
-    if (inputValue('expires-at')) options.expires_at = new Date(inputValue('expires-at')).toISOString();
-    if (inputValue('pause-failed-ratio'))
-      options['pause_when.failed_ratio'] = inputValue('pause-failed-ratio');
-    if (inputValue('pause-min-calls')) options['pause_when.min_calls'] = inputValue('pause-min-calls');
+    // A number field holding text has no value to send: said here, or it would be left out unnoticed.
+    const notANumber = formControls(form).find(
+      (control) => control instanceof HTMLInputElement && control.validity.badInput,
+    );
+    if (notANumber) return invalid(`${labelOf(notANumber)}: enter a number.`, notANumber);
 
     button.disabled = true;
     replace(result, h('p', {}, `Uploading ${file.name}…`));
     try {
-      const created = await api.createRunFromCsv(await file.text(), concurrency, {
-        ...(detection ? { machine_detection: detection } : {}),
-        ...options,
-      });
+      const created = await api.createRunFromCsv(await file.text(), concurrency, runOptions(form));
       replace(result, h('p', {}, `Run ${created.run_id} started with ${created.total_leads} leads.`));
       location.hash = `#/runs/${encodeURIComponent(created.run_id)}`;
     } catch (error) {
@@ -246,32 +236,98 @@ class RunsView {
         showError(error);
         return;
       }
-      // The API names each bad row by its line in the file.
+      // The API names each bad row by its line in the file, and each bad option by its field, which
+      // is the name of the control that set it.
+      /** @type {FormControl[]} */
+      const refused = [];
+      const aboutFile = error.details.length === 0 || error.details.some((d) => d.line !== undefined);
       replace(
         result,
         h(
           'div',
           { class: 'error', role: 'alert' },
-          h('p', {}, `${file.name}: ${error.message}`),
+          h('p', {}, aboutFile ? `${file.name}: ${error.message}` : error.message),
           error.details.length > 0 &&
             h(
               'ul',
               {},
-              error.details.map((detail) =>
-                h(
-                  'li',
-                  {},
-                  `${detail.line !== undefined ? `line ${detail.line}: ` : ''}` +
-                    `${detail.field ? `${detail.field}: ` : ''}${detail.message}`,
-                ),
-              ),
+              error.details.map((detail) => {
+                const controls = detail.line === undefined ? controlsFor(form, detail.field) : [fileInput];
+                refused.push(...controls);
+                const label = detail.line === undefined && controls[0] ? labelOf(controls[0]) : '';
+                const line = detail.line !== undefined ? `line ${detail.line}: ` : '';
+                const field = !detail.field
+                  ? ''
+                  : label
+                    ? `${label} (${detail.field}): `
+                    : `${detail.field}: `;
+                return h('li', {}, `${line}${field}${detail.message}`);
+              }),
             ),
         ),
       );
+      for (const control of refused) control.setAttribute('aria-invalid', 'true');
+      refused[0]?.focus();
     } finally {
       button.disabled = false;
     }
   }
+}
+
+/** @typedef {HTMLInputElement | HTMLSelectElement} FormControl */
+
+/** @param {HTMLFormElement} form @returns {FormControl[]} */
+function formControls(form) {
+  return [...form.elements].filter(
+    /** @returns {element is FormControl} */
+    (element) => element instanceof HTMLInputElement || element instanceof HTMLSelectElement,
+  );
+}
+
+/**
+ * The controls an API error's field names: the form's controls are named by the request's field paths
+ * (`retry.delay_seconds`), and a whole object refused (`retry`) is all of its fields.
+ * @param {HTMLFormElement} form @param {string} field
+ */
+function controlsFor(form, field) {
+  return formControls(form).filter(
+    (control) => control.name === field || control.name.startsWith(`${field}.`),
+  );
+}
+
+/** What a person reads as the control's name: its label, or its group's legend for a box or a radio. */
+function labelOf(/** @type {FormControl} */ control) {
+  const grouped = control.type === 'checkbox' || control.type === 'radio';
+  const text = grouped
+    ? control.closest('fieldset')?.querySelector('legend')?.textContent
+    : control.labels?.[0]?.textContent;
+  return (text ?? control.name).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * The run options the form sets, as the CSV upload's query parameters: each control is named by the
+ * field it sets (`retry.delay_seconds`, `opt_out.digit`), the ticked boxes of one name are a list, and
+ * an empty field sends nothing, so the API's defaults apply. Values go as typed: the API judges them
+ * and names the field it refuses, as it does for the CLI.
+ * @param {HTMLFormElement} form
+ * @returns {Record<string, string>}
+ */
+function runOptions(form) {
+  const data = new FormData(form);
+  /** @type {Record<string, string>} */
+  const options = {};
+  for (const name of new Set(data.keys())) {
+    if (name === 'leads' || name === 'concurrency') continue; // the body, and an argument of its own
+    const value = data
+      .getAll(name)
+      .map((item) => (typeof item === 'string' ? item.trim() : ''))
+      .filter(Boolean)
+      .join(',');
+    if (!value || (name === 'frequency_cap' && value === 'end')) continue; // `end` is the API's default
+    // The schedule is picked in the browser's own time zone and sent as an instant.
+    options[name] = name === 'start_at' || name === 'expires_at' ? new Date(value).toISOString() : value;
+  }
+  return options;
 }
 
 // ---- routing -----------------------------------------------------------------------------------

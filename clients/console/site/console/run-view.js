@@ -6,7 +6,7 @@
 import { ApiError } from './api.js';
 import { renderCallsTable, showCallsLoading } from './calls-table.js';
 import { callsCsv } from './csv-export.js';
-import { byId, dateTime, h, plural, replace } from './dom.js';
+import { byId, dateTime, duration, h, plural, replace } from './dom.js';
 import {
   capitalize,
   finishedStats,
@@ -63,6 +63,31 @@ function renderSchedule(run) {
   const reason = byId('run-pause-reason');
   reason.hidden = !run.pause_reason;
   reason.textContent = run.pause_reason ? `Paused by dialgate: ${run.pause_reason}` : '';
+}
+
+/**
+ * The run's dialer policy, when it has one of its own: retries, what a number over the frequency cap
+ * does, and the opt-out key.
+ * @param {Run} run
+ */
+function renderOptions(run) {
+  /** @type {string[]} */
+  const parts = [];
+  if (run.retry) {
+    const { on, delay_seconds: delay, max_attempts: attempts } = run.retry;
+    parts.push(
+      `retries ${on.join(', ')} ${delay === 0 ? 'at once' : `after ${duration(delay * 1000)}`}, ` +
+        `at most ${plural(attempts, 'call')} per lead`,
+    );
+  }
+  if (run.frequency_cap === 'wait') parts.push('a number over the frequency cap waits for its next window');
+  if (run.opt_out) {
+    const { digit, message } = run.opt_out;
+    parts.push(`callees opt out by pressing ${digit}${message ? ` (“${message}”)` : ''}`);
+  }
+  const options = byId('run-options');
+  options.hidden = parts.length === 0;
+  options.textContent = parts.length === 0 ? '' : capitalize(parts.join(' · '));
 }
 
 export class RunView {
@@ -131,6 +156,8 @@ export class RunView {
     replace(byId('run-status'), 'loading');
     delete byId('run-status').dataset.status;
     replace(byId('run-created'));
+    // The last run's options and schedule are not this one's: hidden until this run's first answer.
+    for (const id of ['run-schedule', 'run-options', 'run-pause-reason']) byId(id).hidden = true;
     replace(byId('control-result'));
     replace(byId('rate-peak'));
     replace(byId('calls-download-result'));
@@ -225,6 +252,7 @@ export class RunView {
       `${plural(run.concurrency, 'live call')}`;
 
     renderSchedule(run);
+    renderOptions(run);
     setControls(run);
 
     renderProgress(this, run);
