@@ -129,6 +129,7 @@ export interface components {
       machine_detection?: components["schemas"]["MachineDetection"] | null;
       voicemail_twiml?: string | null;
       voicemail_url?: string | null;
+      on_machine?: components["schemas"]["OnMachine"] | null;
     }) | ({
       from_run: components["schemas"]["FromRun"];
       leads?: unknown;
@@ -147,6 +148,7 @@ export interface components {
       machine_detection?: components["schemas"]["MachineDetection"] | null;
       voicemail_twiml?: string | null;
       voicemail_url?: string | null;
+      on_machine?: components["schemas"]["OnMachine"] | null;
     });
     /**
      * @description One person to call: `phone`, and any fields of your own (strings, numbers, booleans or null, at most 2048 bytes as JSON), kept with the lead and shown in its calls. With a calling window, a `time_zone` field (IANA) overrides the window’s zone for this lead.
@@ -256,6 +258,11 @@ export interface components {
      * @enum {string}
      */
     MachineDetection: "Enable" | "DetectMessageEnd";
+    /**
+     * @description With `machine_detection`: what is done with a call a machine or fax answered that the run leaves no voicemail (a voicemail is left only after a greeting ends, with `DetectMessageEnd`). `hangup` (the default) ends it as soon as the verdict comes, once, so no more talk time is billed and the slot is freed; `continue` plays the run’s content on until the call ends. Either way it ends with outcome `machine`.
+     * @enum {string}
+     */
+    OnMachine: "hangup" | "continue";
     /**
      * @description Another run’s leads that ended so, read by dialgate (the numbers never leave it), in lead order.
      * @example {
@@ -497,7 +504,8 @@ export interface components {
      *   },
      *   "machine_detection": null,
      *   "voicemail_twiml": null,
-     *   "voicemail_url": null
+     *   "voicemail_url": null,
+     *   "on_machine": null
      * }
      */
     RunView: {
@@ -566,6 +574,8 @@ export interface components {
       machine_detection: components["schemas"]["MachineDetection"] | null;
       voicemail_twiml: string | null;
       voicemail_url: string | null;
+      /** @description With `machine_detection`: `hangup` or `continue` (a run created before the option existed plays on: `continue`); null without detection. */
+      on_machine: components["schemas"]["OnMachine"] | null;
     };
     /** @description A held slot: whose call it is, and since when. */
     LiveCall: {
@@ -664,6 +674,8 @@ export interface components {
       machine_detection: components["schemas"]["MachineDetection"] | null;
       voicemail_twiml: string | null;
       voicemail_url: string | null;
+      /** @description With `machine_detection`: `hangup` or `continue` (a run created before the option existed plays on: `continue`); null without detection. */
+      on_machine: components["schemas"]["OnMachine"] | null;
       /** @description Leads added by this request. */
       appended: number;
       /**
@@ -982,6 +994,7 @@ export interface operations {
         machine_detection?: "Enable" | "DetectMessageEnd";
         voicemail_url?: string;
         voicemail_twiml?: string;
+        on_machine?: "hangup" | "continue";
       };
       header?: {
         "Idempotency-Key"?: string;

@@ -25,6 +25,7 @@ const FIELDS = [
   ['machine_detection', 'machine-detection', 'text'],
   ['voicemail_twiml', 'voicemail-twiml', 'text'],
   ['voicemail_url', 'voicemail-url', 'text'],
+  ['on_machine', 'on-machine', 'text'],
   ['start_at', 'start-at', 'text'],
   ['expires_at', 'expires-at', 'text'],
   ['pause_when.failed_ratio', 'pause-failed-ratio', 'number'],

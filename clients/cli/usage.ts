@@ -49,6 +49,9 @@ Run options (runs create; lists take commas; the API checks every value):
                           Answering-machine detection; a machine's or fax's call ends "machine"
   --voicemail-url URL | --voicemail-twiml XML
                           With DetectMessageEnd: what a machine is left after its greeting
+  --on-machine hangup|continue
+                          With detection: hang up on a machine or fax left no voicemail
+                          (hangup, the default) or play the content on (continue)
   --start-at TIME         Dial nothing before TIME (ISO 8601 with an offset); the run is
                           scheduled until then
   --expires-at TIME       No call starts after TIME; leads not final then end expired

@@ -10,7 +10,12 @@ import { z } from 'zod';
 import { ID, PHONE_TYPES } from '../definitions/formats.ts';
 import { WEEKDAYS } from './calling-window.ts';
 import { MAX_LEAD_BYTES } from './leads.ts';
-import { ANSWERED_BY, MACHINE_DETECTION_MODES, MACHINE_OUTCOME } from './machine-detection.ts';
+import {
+  ANSWERED_BY,
+  MACHINE_DETECTION_MODES,
+  MACHINE_OUTCOME,
+  ON_MACHINE_MODES,
+} from './machine-detection.ts';
 import {
   FREQUENCY_CAP_MODES,
   MAX_OPT_OUT_MESSAGE,
@@ -86,6 +91,15 @@ const MachineDetection = z.enum(MACHINE_DETECTION_MODES).meta({
     'at once): `Enable` tells as soon as it knows, `DetectMessageEnd` waits for a machine’s greeting to ' +
     'end (for `voicemail_twiml`/`voicemail_url`). A call a machine or fax answered ends with outcome ' +
     '`machine` (failed), which `retry.on` may name.',
+});
+const OnMachine = z.enum(ON_MACHINE_MODES).meta({
+  id: 'OnMachine',
+  description:
+    'With `machine_detection`: what is done with a call a machine or fax answered that the run leaves ' +
+    'no voicemail (a voicemail is left only after a greeting ends, with `DetectMessageEnd`). `hangup` ' +
+    '(the default) ends it as soon as the verdict comes, once, so no more talk time is billed and the ' +
+    'slot is freed; `continue` plays the run’s content on until the call ends. Either way it ends with ' +
+    'outcome `machine`.',
 });
 const RetryableOutcome = z.enum(RETRYABLE_OUTCOMES);
 const LocalTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
@@ -336,6 +350,7 @@ const runOptionFields = {
         'Not with `voicemail_twiml`.',
     })
     .nullish(),
+  on_machine: OnMachine.nullish(),
 };
 
 export const RunRequest = z
@@ -465,6 +480,11 @@ export const RunView = z
     machine_detection: MachineDetection.nullable(),
     voicemail_twiml: z.string().nullable(),
     voicemail_url: z.string().nullable(),
+    on_machine: OnMachine.nullable().meta({
+      description:
+        'With `machine_detection`: `hangup` or `continue` (a run created before the option existed plays ' +
+        'on: `continue`); null without detection.',
+    }),
   })
   .meta({
     id: 'RunView',
@@ -504,6 +524,7 @@ export const RunView = z
       machine_detection: null,
       voicemail_twiml: null,
       voicemail_url: null,
+      on_machine: null,
     },
   });
 

@@ -189,6 +189,7 @@ const RUN_REQUEST_FIELDS = [
   'machine_detection',
   'voicemail_twiml',
   'voicemail_url',
+  'on_machine',
 ];
 
 /** The run options of a request body; throws naming every bad field. */

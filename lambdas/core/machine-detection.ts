@@ -18,6 +18,16 @@ export const ANSWERED_BY = [
   'unknown',
 ] as const;
 
+/**
+ * What the webhook does with a live call a machine or a fax answered and the run leaves no voicemail
+ * for: `hangup` ends it at once (no talk time billed, the slot freed, no cut-off message recorded), as
+ * call centres do; `continue` lets the run's content play on into the machine until the call ends.
+ */
+export const ON_MACHINE_MODES = ['hangup', 'continue'] as const;
+export type OnMachine = (typeof ON_MACHINE_MODES)[number];
+/** A run with detection that does not say (stored with the run when it is created). */
+export const ON_MACHINE_DEFAULT: OnMachine = 'hangup';
+
 /** The outcome of an answered call that a machine or a fax took: retried when `retry.on` says so. */
 export const MACHINE_OUTCOME = 'machine';
 
@@ -45,4 +55,28 @@ export function isMessageEnd(answeredBy: string): boolean {
  */
 export function outcomeOf(status: string, answeredBy: string | undefined): string {
   return status === 'completed' && isMachine(answeredBy) ? MACHINE_OUTCOME : status;
+}
+
+/** What a run's options ask for a verdict: the fields of RunOptions that decide it. */
+export interface VerdictPolicy {
+  onMachine?: OnMachine | undefined;
+  voicemailTwiml?: string | undefined;
+  voicemailUrl?: string | undefined;
+}
+
+/** What happens to the live call on a verdict: left a voicemail, hung up, or left alone. */
+export type VerdictAction = 'voicemail' | 'hangup' | 'none';
+
+/**
+ * What the first verdict recorded for an attempt does to its live call. A voicemail is left only after
+ * a machine's greeting (`machine_end_*`, DetectMessageEnd) when the run has one; any other machine or
+ * fax verdict hangs up when the run says `hangup`. A person, or a verdict Twilio could not reach
+ * (`unknown`), is never hung up on. A run without `onMachine` (created before the option existed)
+ * keeps going as it was created to.
+ */
+export function verdictAction(answeredBy: string, policy: VerdictPolicy): VerdictAction {
+  if (!isMachine(answeredBy)) return 'none';
+  const hasVoicemail = Boolean(policy.voicemailTwiml || policy.voicemailUrl);
+  if (isMessageEnd(answeredBy) && hasVoicemail) return 'voicemail';
+  return policy.onMachine === 'hangup' ? 'hangup' : 'none';
 }

@@ -6,7 +6,14 @@ import { PHONE_TYPES, type PhoneType } from '../definitions/formats.ts';
 import { checkPhone, type PhoneRules } from '../definitions/phone-numbers.ts';
 import { type CallingWindow, isValidTimeZone, minutesOf, WEEKDAYS, type Weekday } from './calling-window.ts';
 import type { ErrorDetail } from './errors.ts';
-import { MACHINE_DETECTION_MODES, MACHINE_OUTCOME, type MachineDetectionMode } from './machine-detection.ts';
+import {
+  MACHINE_DETECTION_MODES,
+  MACHINE_OUTCOME,
+  type MachineDetectionMode,
+  ON_MACHINE_DEFAULT,
+  ON_MACHINE_MODES,
+  type OnMachine,
+} from './machine-detection.ts';
 import { isTemplate, parseTemplate } from './twiml-template.ts';
 
 /** `machine`: answered by a machine or a fax (with `machine_detection` only). */
@@ -50,6 +57,12 @@ export interface RunOptions {
   /** What a machine is left once its greeting ends (DetectMessageEnd only): inline TwiML, or a URL. */
   voicemailTwiml?: string;
   voicemailUrl?: string;
+  /**
+   * A machine or fax the run leaves no voicemail: hung up, or played the content (with detection only).
+   * Stored with the run, the default included, so a run keeps what it was created with; unset on a
+   * run with detection created before the option existed, which plays on (`continue`).
+   */
+  onMachine?: OnMachine;
 }
 
 /**
@@ -187,9 +200,10 @@ export function validateRunOptions(
 }
 
 /**
- * `machine_detection`, the voicemail a machine is left, and the retry outcome that only detection can
- * produce: each refused with its field when it could not take effect (a misspelt mode, a voicemail
- * without DetectMessageEnd, `retry.on: ["machine"]` without detection), never silently ignored.
+ * `machine_detection`, the voicemail a machine is left, what is done with a machine otherwise, and the
+ * retry outcome that only detection can produce: each refused with its field when it could not take
+ * effect (a misspelt mode, a voicemail without DetectMessageEnd, `on_machine` or
+ * `retry.on: ["machine"]` without detection), never silently ignored.
  */
 function validateMachineDetection(
   body: Record<string, unknown>,
@@ -217,6 +231,17 @@ function validateMachineDetection(
     const twiml = validateTwiml(body.voicemail_twiml, policy, problem, 'voicemail_twiml');
     if (twiml) options.voicemailTwiml = twiml;
   }
+  const onMachine = body.on_machine;
+  if (onMachine !== undefined && onMachine !== null) {
+    if (!(ON_MACHINE_MODES as readonly unknown[]).includes(onMachine))
+      problem('on_machine', `expected ${ON_MACHINE_MODES.join(' or ')}`);
+    else if (mode === undefined || mode === null)
+      // (A misspelt mode is named on its own; repeating it here would only add noise.)
+      problem('on_machine', 'needs machine_detection: without it no call is known to be a machine');
+    else options.onMachine = onMachine as OnMachine;
+  }
+  // The default is stored with the run: what it does cannot change under it once it is dialing.
+  if (options.machineDetection !== undefined) options.onMachine ??= ON_MACHINE_DEFAULT;
   if (options.retry?.on.includes(MACHINE_OUTCOME) && options.machineDetection === undefined) {
     problem('retry.on', '"machine" needs machine_detection: without it no call ends machine');
   }
@@ -557,6 +582,8 @@ export function optionsView(options: RunOptions) {
     machine_detection: options.machineDetection ?? null,
     voicemail_twiml: options.voicemailTwiml ?? null,
     voicemail_url: options.voicemailUrl ?? null,
+    // With detection, what it does with a machine (a run from before the option plays on); else null.
+    on_machine: options.machineDetection ? (options.onMachine ?? ('continue' as const)) : null,
   };
 }
 
@@ -584,6 +611,7 @@ const QUERY_OPTIONS = [
   'machine_detection',
   'voicemail_url',
   'voicemail_twiml',
+  'on_machine',
 ] as const;
 const LIST_OPTIONS = new Set(['retry.on', 'window.days', 'phone_types']);
 const NUMBER_OPTIONS = new Set([

@@ -2,7 +2,7 @@
 // keypresses of a run's opt-out (its `<Gather>` action, at /opt-out). The signature is checked against
 // the exact URL before anything is written (docs/DESIGN.md, invariant 6); then the core moves the job
 // and, on a final status, frees the slot; or records the detection's verdict (and redirects a machine
-// to the run's voicemail); or suppresses the number of a callee who pressed the opt-out digit.
+// to the run's voicemail, or hangs it up); or suppresses the number of a callee who pressed the opt-out digit.
 // Twilio waits at most 15 s for an answer: this does one write or transaction (a read first only when
 // the callback URL leaves the outcome open), one SQS send, then answers.
 
@@ -30,8 +30,8 @@ const service = serviceName('webhook');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('webhook');
 
-/** The most a voicemail redirect may take: the function has 10 s in all. */
-const REDIRECT_TIMEOUT_MS = 5_000;
+/** The most a voicemail redirect or a machine's hang-up may take: the function has 10 s in all. */
+const CALL_UPDATE_TIMEOUT_MS = 5_000;
 
 let deps: (CallbackDeps & AmdDeps & OptOutDeps & { credentials: CredentialSource }) | undefined;
 function wire() {
@@ -51,10 +51,10 @@ function wire() {
     clock: systemClock,
     log: logger,
     credentials: twilioCredentials(env),
-    // Twilio's Calls API, for one thing only: redirecting a machine's call to the run's voicemail,
-    // within the function's own timeout (and Twilio's 15 s wait for the answer).
+    // Twilio's Calls API, for machines only: redirecting the call to the run's voicemail, or hanging
+    // it up, within the function's own timeout (and Twilio's 15 s wait for the answer).
     callControl: twilioTelephony(
-      { ...env, TWILIO_REQUEST_TIMEOUT_MS: Math.min(env.TWILIO_REQUEST_TIMEOUT_MS, REDIRECT_TIMEOUT_MS) },
+      { ...env, TWILIO_REQUEST_TIMEOUT_MS: Math.min(env.TWILIO_REQUEST_TIMEOUT_MS, CALL_UPDATE_TIMEOUT_MS) },
       { log: logger },
     ),
   };

@@ -269,6 +269,22 @@ describe('runs create: the CSV is checked before anything is sent', () => {
     ]);
     expect(voicemail.code).toBe(EXIT.invalidInput);
     expect(voicemail.stderr).toContain('--voicemail-twiml');
+    const alone = await cli(['runs', 'create', path, '--on-machine', 'hangup']);
+    expect(alone.code).toBe(EXIT.invalidInput);
+    expect(alone.stderr).toMatch(
+      /^dialgate: --on-machine hangup: needs machine_detection.*\(HTTP 400 invalid_request\)\n$/,
+    );
+    const misspelt = await cli([
+      'runs',
+      'create',
+      path,
+      '--machine-detection',
+      'Enable',
+      '--on-machine',
+      'hang-up',
+    ]);
+    expect(misspelt.code).toBe(EXIT.invalidInput);
+    expect(misspelt.stderr).toMatch(/^dialgate: --on-machine hang-up: expected hangup or continue /);
   });
 });
 
@@ -469,11 +485,32 @@ describe('answering-machine detection from the command line', () => {
     await waitForStatus(runId, ['completed']);
     const show = await cli(['runs', 'show', runId]);
     expect(show.stdout).toContain('detection: Enable (answering machines)');
+    expect(show.stdout).toContain('machines:  hung up once detected'); // the default
     const table = await cli(['calls', runId]);
     const [header, machine, person] = table.stdout.trim().split('\n');
     expect(header).toMatch(/^JOB\s+PHONE\s+STATUS\s+OUTCOME\s+ANSWERED BY/);
     expect(machine).toMatch(/\sfailed\s+machine\s+machine_start\s/);
     expect(person).toMatch(/\scompleted\s+completed\s+human\s/);
+  });
+
+  test('runs create --on-machine continue: sent as on_machine, and runs show says it', async () => {
+    const path = file('amd-continue.csv', leadsCsv(['+14155552947']));
+    const created = await cli([
+      'runs',
+      'create',
+      path,
+      '--machine-detection',
+      'Enable',
+      '--on-machine',
+      'continue',
+    ]);
+    expect(created.code, created.stderr).toBe(EXIT.ok);
+    const runId = created.stdout.split('\n')[0]!;
+    await waitForStatus(runId, ['completed']);
+    const show = await cli(['runs', 'show', runId]);
+    expect(show.stdout).toContain('machines:  played the content to the end');
+    const json = await cli(['runs', 'show', runId, '--format', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ machine_detection: 'Enable', on_machine: 'continue' });
   });
 });
 

@@ -147,6 +147,62 @@ describe('POST /runs', () => {
   });
 });
 
+describe('on_machine', () => {
+  const create = async (body: Record<string, unknown>, query: Record<string, string> | null = null) => {
+    const csv = query !== null;
+    const res = await route({
+      ...apiEvent(
+        'POST',
+        '/runs',
+        csv ? 'phone\n+972522345671\n' : JSON.stringify({ leads: [{ phone: '+972522345671' }], ...body }),
+        { 'content-type': csv ? 'text/csv' : 'application/json' },
+      ),
+      queryStringParameters: query,
+    });
+    return { status: res.statusCode, body: JSON.parse(res.body) };
+  };
+  const view = async (runId: string) => JSON.parse((await route(apiEvent('GET', `/runs/${runId}`))).body);
+
+  it('shows in the run view: hangup by default with detection, continue when asked, null without detection', async () => {
+    const byDefault = await create({ machine_detection: 'Enable' });
+    expect(byDefault.status).toBe(202);
+    expect(await view(byDefault.body.run_id)).toMatchObject({
+      machine_detection: 'Enable',
+      on_machine: 'hangup',
+    });
+
+    const playOn = await create({ machine_detection: 'DetectMessageEnd', on_machine: 'continue' });
+    expect(playOn.status).toBe(202);
+    expect(await view(playOn.body.run_id)).toMatchObject({
+      machine_detection: 'DetectMessageEnd',
+      on_machine: 'continue',
+    });
+
+    const none = await create({});
+    expect(await view(none.body.run_id)).toMatchObject({ machine_detection: null, on_machine: null });
+  });
+
+  it('is a query parameter of a CSV upload, refused there too without detection', async () => {
+    const ok = await create({}, { machine_detection: 'Enable', on_machine: 'continue' });
+    expect(ok.status).toBe(202);
+    expect(await view(ok.body.run_id)).toMatchObject({ on_machine: 'continue' });
+
+    const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
+    const refused = await create({}, { on_machine: 'hangup' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.details).toEqual([
+      { field: 'on_machine', message: expect.stringContaining('needs machine_detection') },
+    ]);
+    const misspelt = await create({}, { machine_detection: 'Enable', on_machine: 'continu' });
+    expect(misspelt.status).toBe(400);
+    expect(misspelt.body.error.details).toEqual([
+      { field: 'on_machine', message: 'expected hangup or continue' },
+    ]);
+    expect(await itemCount()).toBe(itemsBefore);
+    expect(await queuedMessages()).toBe(messagesBefore);
+  });
+});
+
 describe('GET /runs/{run_id}', () => {
   it('answers 404 for an unknown run', async () => {
     const res = await route(apiEvent('GET', '/runs/no-such-run'));
@@ -224,6 +280,9 @@ describe('unknown fields and parameters', () => {
       { window: { time_zone: 'Asia/Jerusalem', start: '09:00', end: '20:00', tz: 'UTC' } },
       'window.tz',
     ],
+    ['on_machine without detection', { on_machine: 'hangup' }, 'on_machine'],
+    ['an unknown on_machine', { machine_detection: 'Enable', on_machine: 'hang_up' }, 'on_machine'],
+    ['an on_machine that is not a word', { machine_detection: 'Enable', on_machine: 1 }, 'on_machine'],
   ])('POST /runs refuses %s with 400 naming it, creating nothing', async (_case, extra, field) => {
     const [itemsBefore, messagesBefore] = [await itemCount(), await queuedMessages()];
     const body = { leads: [{ phone: '+972522345677' }], ...extra };

@@ -1,16 +1,18 @@
 // Answering-machine detection end to end on the real parts: DynamoDB Local, the real Twilio adapter
 // against the Twilio double (which picks who answers by the number's last digits: 7, 8 or 9 a machine,
 // 00 a fax, else a person), the callback cores behind a webhook, and the real webhook handler for
-// signatures. What the double saw (the create's parameters, its redirects) and GET /runs/{id}/calls
-// are the evidence.
+// signatures. What the double saw (the create's parameters, its redirects and hang-ups, how long each
+// call lasted) and GET /runs/{id}/calls are the evidence.
 
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAmdCallbackUrl } from '../../lambdas/core/callback-url.ts';
 import type { CallView } from '../../lambdas/core/listings.ts';
+import { route } from '../../lambdas/handlers/api.ts';
 import { handleStatusCallback } from '../../lambdas/handlers/webhook.ts';
-import { mulberry32, twilioSignature } from '../../tools/twilio-simulator/simulator.ts';
+import { mulberry32, type SimCall, twilioSignature } from '../../tools/twilio-simulator/simulator.ts';
 import { listCalls } from '../support/api-reads.ts';
+import { apiEvent } from '../support/events.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 
 let h: Harness;
@@ -207,6 +209,135 @@ describe('answering-machine detection', () => {
   });
 });
 
+describe('hanging up on machines (on_machine)', () => {
+  /** How long the double keeps a machine's call going when nobody hangs up: far beyond a verdict. */
+  const MACHINE_TALK_MS = 8_000;
+  const PERSON_TALK_MS = 1_500;
+  const MACHINE = '+972522000307';
+  const FAX_LINE = '+972522000400';
+  const PERSON = '+972522000301';
+  /** Who answers by the number's last digits (the double's rule); the verdict 150 ms after the answer. */
+  const scripts = () =>
+    h.twilio.configure({
+      behavior: ({ to }) => ({
+        outcome: 'completed',
+        talkMs: to === PERSON ? PERSON_TALK_MS : MACHINE_TALK_MS,
+        amdMs: 150,
+      }),
+    });
+  const talked = (call: SimCall) => call.endedAt! - call.answeredAt!;
+  const hangUps = (call: SimCall) => call.statusUpdates.filter((u) => u.status === 'completed');
+  const runView = async (runId: string) => JSON.parse((await route(apiEvent('GET', `/runs/${runId}`))).body);
+
+  it('hangs up a machine and a fax by default as soon as detection tells; the slot goes to the next lead; a person talks on', async () => {
+    scripts();
+    try {
+      const runId = await h.createRun({
+        leads: [{ phone: MACHINE }, { phone: FAX_LINE }, { phone: PERSON }],
+        concurrency: 1,
+        machine_detection: 'Enable',
+      });
+      await h.idle(60_000);
+      expect(await runView(runId)).toMatchObject({ machine_detection: 'Enable', on_machine: 'hangup' });
+
+      const [machine, fax, person] = created(runId).sort((a, b) => a.index - b.index);
+      for (const call of [machine!, fax!]) {
+        // The double was asked once to end the call (Status=completed) and did: it never ran its course.
+        expect(call.statusUpdates).toEqual([{ at: expect.any(Number), status: 'completed' }]);
+        expect(call.status).toBe('completed');
+        expect(talked(call)).toBeLessThan(MACHINE_TALK_MS / 4);
+        expect(call.durationSeconds).toBeLessThanOrEqual(2);
+      }
+      // Each next lead was dialed in the freed slot long before the machine's call would have ended.
+      expect(fax!.createdAt).toBeLessThan(machine!.answeredAt! + MACHINE_TALK_MS / 4);
+      expect(person!.createdAt).toBeLessThan(fax!.answeredAt! + MACHINE_TALK_MS / 4);
+      expect(h.twilio.stats().runs[runId]?.maxLive).toBe(1);
+      // A person is never hung up on: the call lasts its whole talk time.
+      expect(person!.answeredBy).toBe('human');
+      expect(person!.statusUpdates).toEqual([]);
+      expect(talked(person!)).toBeGreaterThanOrEqual(PERSON_TALK_MS - 20);
+
+      const calls = byPhone(await listCalls(runId));
+      expect(calls[MACHINE]).toMatchObject({
+        status: 'failed',
+        outcome: 'machine',
+        answered_by: 'machine_start',
+      });
+      expect(calls[FAX_LINE]).toMatchObject({ status: 'failed', outcome: 'machine', answered_by: 'fax' });
+      expect(calls[PERSON]).toMatchObject({
+        status: 'completed',
+        outcome: 'completed',
+        answered_by: 'human',
+      });
+      expect(await h.store.getRun(runId)).toMatchObject({
+        active: 0,
+        completed: 1,
+        failed: 2,
+        outcomes: { completed: 1, machine: 2 },
+      });
+      expect(h.errors).toEqual([]);
+    } finally {
+      h.twilio.configure({ behavior: () => ({ outcome: 'completed' }) });
+    }
+  });
+
+  it('lets a machine’s call run its course with on_machine continue', async () => {
+    h.twilio.configure({ behavior: () => ({ outcome: 'completed', talkMs: PERSON_TALK_MS, amdMs: 150 }) });
+    try {
+      const runId = await h.createRun({
+        leads: [{ phone: MACHINE }],
+        machine_detection: 'Enable',
+        on_machine: 'continue',
+      });
+      await h.idle(60_000);
+      expect(await runView(runId)).toMatchObject({ on_machine: 'continue' });
+      const [call] = created(runId);
+      expect(call!.answeredBy).toBe('machine_start');
+      expect(call!.statusUpdates).toEqual([]);
+      expect(talked(call!)).toBeGreaterThanOrEqual(PERSON_TALK_MS - 20);
+      expect(byPhone(await listCalls(runId))[MACHINE]).toMatchObject({
+        status: 'failed',
+        outcome: 'machine',
+      });
+      expect(h.errors).toEqual([]);
+    } finally {
+      h.twilio.configure({ behavior: () => ({ outcome: 'completed' }) });
+    }
+  });
+
+  it('hangs up once when every verdict (and every status callback) comes twice', async () => {
+    scripts();
+    h.twilio.configure({ faults: { duplicateCallback: 1 } });
+    try {
+      const runId = await h.createRun({
+        leads: [{ phone: MACHINE }, { phone: FAX_LINE }],
+        concurrency: 2,
+        machine_detection: 'DetectMessageEnd', // without a voicemail: machines are hung up too
+      });
+      await h.idle(60_000);
+      for (const call of created(runId)) {
+        const amd = call.callbacks.find((c) => c.event === 'amd');
+        expect(amd).toMatchObject({ duplicated: true, fate: 'delivered' });
+        expect(amd!.attempts).toBeGreaterThanOrEqual(2);
+        expect(hangUps(call)).toHaveLength(1);
+        expect(call.statusUpdates).toHaveLength(1);
+        expect(talked(call)).toBeLessThan(MACHINE_TALK_MS / 4);
+      }
+      const calls = byPhone(await listCalls(runId));
+      expect(calls[MACHINE]).toMatchObject({
+        outcome: 'machine',
+        answered_by: 'machine_end_beep',
+        attempts: 1,
+      });
+      expect(calls[FAX_LINE]).toMatchObject({ outcome: 'machine', answered_by: 'fax', attempts: 1 });
+      expect(await h.store.getRun(runId)).toMatchObject({ active: 0, failed: 2, outcomes: { machine: 2 } });
+      expect(h.errors).toEqual([]);
+    } finally {
+      h.twilio.configure({ behavior: () => ({ outcome: 'completed' }), faults: {} });
+    }
+  });
+});
+
 describe('the webhook’s detection callback', () => {
   /** The Function URL event of a signed (or forged) detection callback to the webhook. */
   function amdEvent(url: string, params: Record<string, string>, signature?: string): APIGatewayProxyEventV2 {
@@ -229,7 +360,7 @@ describe('the webhook’s detection callback', () => {
     } as APIGatewayProxyEventV2;
   }
 
-  it('records the verdict only when signed by Twilio (a forged one is 403 and writes nothing)', async () => {
+  it('records the verdict only when signed by Twilio (a forged one is 403, writes nothing and hangs up nothing); a signed one hangs up once', async () => {
     // A call that stays in progress and whose verdict the double never sends (detection outlasts it).
     h.twilio.configure({
       behavior: () => ({ outcome: 'completed', talkMs: 60_000, answeredBy: 'human', amdMs: 120_000 }),
@@ -253,6 +384,7 @@ describe('the webhook’s detection callback', () => {
       const forged = await handleStatusCallback(amdEvent(url, params, 'bm90IGEgc2lnbmF0dXJlIGF0IGFsbA=='));
       expect(forged.statusCode).toBe(403);
       expect((await h.store.getJob(runId, call.job!))?.answeredBy).toBeUndefined();
+      expect(h.twilio.call(call.sid)?.statusUpdates).toEqual([]); // and nobody was hung up on
       // Signed for another URL (another job): refused too.
       const otherJob = buildAmdCallbackUrl('https://hooks.example.lambda-url.us-east-1.on.aws/', {
         runId,
@@ -265,11 +397,18 @@ describe('the webhook’s detection callback', () => {
       expect(moved.statusCode).toBe(403);
       expect((await h.store.getJob(runId, call.job!))?.answeredBy).toBeUndefined();
 
-      const signed = await handleStatusCallback(amdEvent(url, params));
-      expect(signed.statusCode).toBe(200);
-      expect((await h.store.getJob(runId, call.job!))?.answeredBy).toBe('machine_start');
+      expect(h.twilio.call(call.sid)?.statusUpdates).toEqual([]);
 
-      h.twilio.hangUp(call.sid);
+      // The same signed verdict three times at once (Twilio's retries racing): recorded once, and the
+      // webhook's own Twilio client hangs the machine up once (the run's default on_machine).
+      const signed = await Promise.all([1, 2, 3].map(() => handleStatusCallback(amdEvent(url, params))));
+      expect(signed.map((res) => res.statusCode)).toEqual([200, 200, 200]);
+      expect((await h.store.getJob(runId, call.job!))?.answeredBy).toBe('machine_start');
+      expect(h.twilio.call(call.sid)?.statusUpdates).toEqual([
+        { at: expect.any(Number), status: 'completed' },
+      ]);
+      expect(h.twilio.call(call.sid)?.status).toBe('completed');
+
       await h.idle(60_000);
       expect(await h.store.getJob(runId, call.job!)).toMatchObject({ status: 'failed', outcome: 'machine' });
     } finally {

@@ -289,6 +289,18 @@ describe('the adapter against the simulator', () => {
     expect(await telephony.cancelCall(answered.callSid)).toMatchObject({ kind: 'invalid-state' });
     expect(await telephony.hangUpCall(answered.callSid)).toEqual({ kind: 'updated', status: 'completed' });
     expect(await telephony.hangUpCall(answered.callSid)).toMatchObject({ kind: 'invalid-state' });
+    // Every request to end a call is kept, the refused ones with Twilio's code: how often it was asked.
+    const asked = (sid: string) =>
+      sim.call(sid)?.statusUpdates.map(({ status, refusedWith }) => ({ status, refusedWith }));
+    expect(asked(queued.callSid)).toEqual([
+      { status: 'canceled', refusedWith: undefined },
+      { status: 'canceled', refusedWith: 21220 },
+    ]);
+    expect(asked(answered.callSid)).toEqual([
+      { status: 'canceled', refusedWith: 21220 },
+      { status: 'completed', refusedWith: undefined },
+      { status: 'completed', refusedWith: 21220 },
+    ]);
 
     expect(await telephony.fetchCall(`CA${'0'.repeat(32)}`)).toBeUndefined();
     expect(await telephony.cancelCall(`CA${'0'.repeat(32)}`)).toEqual({ kind: 'not-found' });

@@ -159,7 +159,11 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     return { kind: 'updated', status: call.status };
   }
 
+  /** Every hang-up asked for (Status=completed), in order, whatever its answer. */
+  readonly hangUps: string[] = [];
+
   async hangUpCall(callSid: string): Promise<CallUpdate> {
+    this.hangUps.push(callSid);
     const call = this.calls.get(callSid);
     if (!call) return { kind: 'not-found' };
     if (!isFinal(jobStateFor(call.status)))

@@ -33,7 +33,7 @@ import {
   SuppressionView,
 } from '../../lambdas/core/api-schemas.ts';
 import { LEADS_PER_CHUNK } from '../../lambdas/core/create-run.ts';
-import { MACHINE_DETECTION_MODES } from '../../lambdas/core/machine-detection.ts';
+import { MACHINE_DETECTION_MODES, ON_MACHINE_MODES } from '../../lambdas/core/machine-detection.ts';
 import { RETRYABLE_OUTCOMES } from '../../lambdas/core/run-options.ts';
 import { PHONE_TYPES } from '../../lambdas/definitions/formats.ts';
 
@@ -246,6 +246,10 @@ const csvOptions = z.object({
     .optional(),
   voicemail_url: z.string().meta({ description: 'As `voicemail_url` in JSON.' }).optional(),
   voicemail_twiml: z.string().meta({ description: 'As `voicemail_twiml` in JSON.' }).optional(),
+  on_machine: z
+    .enum(ON_MACHINE_MODES)
+    .meta({ description: 'As `on_machine` in JSON.', example: 'continue' })
+    .optional(),
 });
 
 const idempotencyKey = z

@@ -219,6 +219,7 @@ function validateAndBuild(
         }
       : {}),
     redirects: [],
+    statusUpdates: [],
     status: 'queued',
     createdAt,
     updatedAt: createdAt,
@@ -334,6 +335,25 @@ function resource(sim: SimState, call: CallState): Record<string, unknown> {
 
 function update(sim: SimState, call: CallState, body: URLSearchParams, res: ServerResponse): void {
   const status = body.get('Status');
+  if (status !== null) {
+    const request: CallState['statusUpdates'][number] = { at: now(), status };
+    call.statusUpdates.push(request);
+    try {
+      endCall(sim, call, status);
+    } catch (error) {
+      if (error instanceof HttpError) request.refusedWith = error.apiError.code;
+      throw error;
+    } finally {
+      sim.changed();
+    }
+  } else {
+    redirect(sim, call, body);
+  }
+  sendJson(res, 200, resource(sim, call));
+}
+
+/** A cancel (queued or ringing only) or a hang-up (any live call), refused as Twilio refuses them. */
+function endCall(sim: SimState, call: CallState, status: string): void {
   if (status === 'canceled') {
     if (call.status !== 'queued' && call.status !== 'ringing') {
       throw apiError(
@@ -346,12 +366,9 @@ function update(sim: SimState, call: CallState, body: URLSearchParams, res: Serv
   } else if (status === 'completed') {
     if (isFinal(call.status)) throw apiError(400, 21220, `Call is not in progress (it is ${call.status})`);
     finish(sim, call, call.status === 'in-progress' ? 'completed' : 'canceled');
-  } else if (status !== null) {
-    throw apiError(400, 21218, `Invalid Status: ${status}`);
   } else {
-    redirect(sim, call, body);
+    throw apiError(400, 21218, `Invalid Status: ${status}`);
   }
-  sendJson(res, 200, resource(sim, call));
 }
 
 /**

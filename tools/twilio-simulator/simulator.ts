@@ -22,8 +22,9 @@
  *        StartTime<, EndTime…, PageSize, Page; newest first, Twilio's paging fields
  *   GET  /2010-04-01/Accounts/{Sid}/Calls/{CallSid}.json   fetch
  *   POST /2010-04-01/Accounts/{Sid}/Calls/{CallSid}.json   Status=canceled (queued/ringing only, else
- *        21220) or Status=completed (hangs up any live call; an unanswered one ends `canceled`), or
- *        Twiml / Url: new content for a call in progress (21220 otherwise), kept in its `redirects`
+ *        21220) or Status=completed (hangs up any live call; an unanswered one ends `canceled`), each
+ *        kept in the call's `statusUpdates` (refused ones too); or Twiml / Url: new content for a call
+ *        in progress (21220 otherwise), kept in its `redirects`
  *
  * Answering-machine detection: MachineDetection (Enable | DetectMessageEnd), AsyncAmd (true | false),
  * AsyncAmdStatusCallback (a URL), AsyncAmdStatusCallbackMethod (POST | GET), MachineDetectionTimeout

@@ -52,6 +52,7 @@ export const SIM_CALL_KEYS = [
   'machineDetectionTimeout',
   'answeredBy',
   'redirects',
+  'statusUpdates',
 ] as const satisfies readonly (keyof SimCall)[];
 export const SIM_CALLBACK_KEYS = [
   'sequenceNumber',

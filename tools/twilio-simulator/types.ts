@@ -172,6 +172,11 @@ export interface SimCall {
   answeredBy?: string;
   /** Every change of what the call hears while in progress (POST Calls/{Sid} with Twiml or Url). */
   redirects: { at: number; twiml?: string; url?: string }[];
+  /**
+   * Every POST Calls/{Sid} with a Status (`canceled`: a cancel; `completed`: a hang-up), in order, the
+   * refused ones too (with the error code answered), so a test sees how often a call was asked to end.
+   */
+  statusUpdates: { at: number; status: string; refusedWith?: number }[];
   status: SimCallStatus;
   /** ms since the epoch, fractional. */
   createdAt: number;

@@ -186,6 +186,15 @@ function describeRun(run: RunDetails, utc: boolean): string {
     lines.push(
       `detection: ${run.machine_detection} (answering machines)${voicemail ? `; voicemail: ${voicemail}` : ''}`,
     );
+    // on_machine: what a machine or fax gets when the run leaves it no voicemail.
+    const onMachine =
+      run.on_machine === 'hangup'
+        ? 'hung up once detected'
+        : run.on_machine === 'continue'
+          ? 'played the content to the end'
+          : undefined;
+    if (onMachine)
+      lines.push(`machines:  ${onMachine}${voicemail ? ' (left the voicemail after a greeting)' : ''}`);
   }
   for (const slot of run.live ?? [])
     lines.push(
