@@ -44,6 +44,8 @@ interface LimitsReport {
   largestItem: { key: string; bytes: number };
   /** Write units by partition key over the whole run. */
   writeUnitsByPartition: Map<string, number>;
+  /** Conflicts by the kind of item that was in another transaction (its sort key's prefix: RUN, JOB, …). */
+  conflictsByKind: Map<string, number>;
 }
 
 export class DynamoLimitsModel {
@@ -62,6 +64,7 @@ export class DynamoLimitsModel {
     hottestWriteUnitsPerSecond: { partition: '', units: 0 },
     largestItem: { key: '', bytes: 0 },
     writeUnitsByPartition: new Map(),
+    conflictsByKind: new Map(),
   };
 
   constructor(options: LimitsModelOptions = {}) {
@@ -110,6 +113,7 @@ export class DynamoLimitsModel {
     const conflicting = writes.map((w) => (this.#inFlight.get(w.key) ?? 0) > 0);
     if (conflicting.some(Boolean)) {
       this.report.conflicts += 1;
+      for (const [i, w] of writes.entries()) if (conflicting[i]) this.#noteConflict(w.key);
       throw cancelled(
         conflicting.map((c) => (c ? 'TransactionConflict' : 'None')),
         'Transaction is ongoing for the item',
@@ -152,6 +156,7 @@ export class DynamoLimitsModel {
     const size = this.#sizeAfter(kind, input);
     if ((this.#inFlight.get(key) ?? 0) > 0) {
       this.report.conflicts += 1;
+      this.#noteConflict(key);
       throw new TransactionConflictException({
         message: 'Transaction is ongoing for the item',
         $metadata: { httpStatusCode: 400 },
@@ -166,6 +171,12 @@ export class DynamoLimitsModel {
     this.#record(this.#writes, key, units(size, 1024), now, true);
     this.#noteSize(key, size);
     return result;
+  }
+
+  #noteConflict(itemKey: string): void {
+    const sk = itemKey.slice(itemKey.lastIndexOf('|') + 1);
+    const kind = /^[A-Z]+/.exec(sk)?.[0] ?? sk;
+    this.report.conflictsByKind.set(kind, (this.report.conflictsByKind.get(kind) ?? 0) + 1);
   }
 
   #batchWrite(input: Record<string, unknown>): void {

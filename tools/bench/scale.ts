@@ -80,9 +80,11 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
   const t0 = performance.now();
   const results: Record<string, unknown>[] = [];
   const checks: Check[] = [];
+  // SCALE_CAPS=100,500: only those caps' workloads (to look into one without the others' minutes).
+  const only = process.env.SCALE_CAPS?.split(',').map(Number);
   const [workloads, env] =
     section === 'scale'
-      ? [perCap, { MAX_CONCURRENCY: '500' }]
+      ? [perCap.filter((w) => !only || only.includes(w.cap)), { MAX_CONCURRENCY: '500' }]
       : [[withAccount], { MAX_CONCURRENCY: '500', ACCOUNT_MAX_CONCURRENT_CALLS: String(accountCap) }];
   try {
     {
@@ -173,7 +175,9 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
       ),
     );
     checks.push(figure(`${label}: utilization with the drain, median of runs`, Number(r.utilization), ''));
-    checks.push(figure(`${label}: transaction conflicts (retried)`, Number(r.conflicts), ''));
+    checks.push(
+      figure(`${label}: transaction conflicts (retried)`, Number(r.conflicts), '', String(r.conflictsOn || '')),
+    );
     checks.push(figure(`${label}: throttles (retried)`, Number(r.throttles), ''));
     if (accountOn)
       checks.push(
@@ -258,7 +262,7 @@ async function measure(
   model: NonNullable<ReturnType<typeof limitsModelFromEnv>>,
 ) {
   const { stack, sim, probe } = bench;
-  const before = { ...model.report, hottest: 0 };
+  const before = { ...model.report, conflictsByKind: new Map(model.report.conflictsByKind), hottest: 0 };
   model.report.hottestWriteUnitsPerSecond = { partition: '', units: 0 };
   const partitionsBefore = new Map(model.report.writeUnitsByPartition);
   const window = { from: now(), to: 0 };
@@ -344,6 +348,13 @@ async function measure(
     utilization: summarize(perRun.map((u) => u.utilization)).p50,
     utilizationSteady: summarize(perRun.map((u) => u.steady)).p50,
     conflicts: model.report.conflicts - before.conflicts,
+    // Which items the conflicts were on (RUN: run items, SLOTS: their counters, JOB, SHARD, …).
+    conflictsOn: [...model.report.conflictsByKind]
+      .map(([kind, n]) => [kind, n - (before.conflictsByKind.get(kind) ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, n]) => `${kind} ${n}`)
+      .join(', '),
     throttles:
       model.report.writeThrottles - before.writeThrottles + model.report.readThrottles - before.readThrottles,
     calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
