@@ -194,7 +194,10 @@ export class StatelessStack extends Stack {
     const { config } = props;
     const events = fn('events')
       .bindEventBus(props.eventBus)
-      .bindTableStream(props.table, EVENTS_STREAM.batchSize);
+      .bindTableStream(props.table, EVENTS_STREAM.batchSize)
+      // Reads only: a run whose cap is split over slot counters has its live calls counted there, not
+      // on the run item the stream carries, so a status event's counts are read.
+      .bindTable(props.table, 'read');
     // Without a webhook the delivery queue is left out of the events function's grants and variables.
     if (config.eventsWebhookUrl) events.bindEventsQueue(props.eventsQueue, 'send');
 

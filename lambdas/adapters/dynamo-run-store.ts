@@ -57,6 +57,11 @@ export interface DynamoRunStoreOptions {
   now?: () => number;
   /** Ingest's ages and windows (defaults in dynamo/ingest.ts). Tests shorten them. */
   ingestTiming?: Partial<IngestTiming>;
+  /**
+   * Slots per counter of a run whose cap is split over several (default RUN_SLOT_SHARD_SIZE, in
+   * dynamo/run-slots.ts). Tests make it small, so that small caps are split too.
+   */
+  runSlotShardSize?: number;
 }
 
 export class DynamoRunStore implements RunStore {
@@ -72,7 +77,7 @@ export class DynamoRunStore implements RunStore {
 
   constructor(client: DynamoDBClient, options: DynamoRunStoreOptions) {
     const table = new DynamoTable(client, options);
-    this.runs = new DynamoRuns(table);
+    this.runs = new DynamoRuns(table, options.runSlotShardSize);
     this.ingest = new DynamoIngest(table, this.runs, options.ingestTiming);
     this.queue = new DynamoQueue(table);
     this.account = new DynamoAccount(table, options.accountName);

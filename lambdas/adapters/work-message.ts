@@ -31,6 +31,8 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
           attempt: z.number().int().nonnegative(),
           notBefore: z.number().int().nonnegative().optional(),
           timeZone: z.string().min(1).optional(),
+          // The slot counter the release freed a slot on: the acquire tries it first.
+          slotShard: z.number().int().nonnegative().nullable().optional(),
         }),
       )
       .max(10)

@@ -17,7 +17,15 @@ export interface CallbackIds {
    * releases it as it is. Absent: read the run to decide.
    */
   requeueOn?: TwilioCallStatus[];
+  /**
+   * The run's slot counter the attempt's slot is on (QueuedJob.slotShard): a number, or null for the
+   * run's own. Absent (a URL built before it was carried): the release reads it from the job.
+   */
+  slotShard?: number | null;
 }
+
+/** `slot=run`: the run's own counter. */
+const RUN_SLOT = 'run';
 
 export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   const url = new URL(webhookUrl);
@@ -25,6 +33,8 @@ export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   url.searchParams.set('job', ids.jobId);
   url.searchParams.set('attempt', String(ids.attempt));
   if (ids.requeueOn) url.searchParams.set('requeue_on', ids.requeueOn.join(','));
+  if (ids.slotShard !== undefined)
+    url.searchParams.set('slot', ids.slotShard === null ? RUN_SLOT : String(ids.slotShard));
   return url.toString();
 }
 
@@ -58,10 +68,14 @@ export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefine
     ?.split(',')
     .filter((status) => status !== '');
   const valid = requeueOn?.every((status) => isTwilioCallStatus(status) && isFinal(jobStateFor(status)));
+  const slot = query.get('slot');
+  const slotShard =
+    slot === RUN_SLOT ? null : slot !== null && /^\d{1,3}$/.test(slot) ? Number(slot) : undefined;
   return {
     runId,
     jobId,
     attempt,
     ...(requeueOn && valid ? { requeueOn: requeueOn as TwilioCallStatus[] } : {}),
+    ...(slotShard === undefined ? {} : { slotShard }),
   };
 }

@@ -98,6 +98,7 @@ export async function applyStatusCallback(
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
       ...(callback.answeredBy === undefined ? {} : { answeredBy: callback.answeredBy }),
       accountShard: null,
+      ...(callback.slotShard === undefined ? {} : { slotShard: callback.slotShard }),
       at,
     });
     if (result === 'released') {
@@ -107,7 +108,7 @@ export async function applyStatusCallback(
         dispatchRun: true,
         accountSlot: false,
         releasedAt: at,
-        next: await nextJobs,
+        next: offeredOn(await nextJobs, callback.slotShard),
       });
       return 'released';
     }
@@ -190,6 +191,7 @@ export async function releaseFinal(
     ...(call.claimCall ? { claimCall: true } : {}),
     ...(call.answeredBy === undefined ? {} : { answeredBy: call.answeredBy }),
     accountShard: holder.accountShard ?? null,
+    slotShard: holder.slotShard ?? null,
     at,
   };
   const result = await deps.store.releaseSlot(release);
@@ -203,11 +205,19 @@ export async function releaseFinal(
       dispatchRun: run.control === 'running',
       accountSlot: holder.accountShard !== undefined,
       releasedAt: at,
-      ...(nextJobs ? { next: await nextJobs } : {}),
+      ...(nextJobs ? { next: offeredOn(await nextJobs, release.slotShard) } : {}),
     });
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
+}
+
+/**
+ * The hinted jobs, each offered the slot counter the release just freed a slot on: the dispatcher
+ * tries that one first instead of looking for a counter with room.
+ */
+function offeredOn(jobs: QueuedJob[], slotShard: number | null | undefined): QueuedJob[] {
+  return slotShard === undefined ? jobs : jobs.map((job) => ({ ...job, slotShard }));
 }
 
 /** The outcome of a lead that was not final when its run's `expires_at` came. */

@@ -172,6 +172,11 @@ export function runStatusChanged(
   };
 }
 
+/** The same event with the run's counts as read (for a run whose item alone does not say them). */
+export function withCounts(event: RunStatusChangedEvent, counts: RunCounts): RunStatusChangedEvent {
+  return { ...event, data: { ...event.data, counts } };
+}
+
 export function runCounts(run: RunState): RunCounts {
   return {
     total_leads: run.totalLeads,

@@ -177,6 +177,7 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
           recipientChecks(deps),
         );
         for (const job of result.acquired) place(job);
+        if (result.failure !== undefined) throw result.failure; // after placing what it took
         for (const job of result.suppressed)
           await refuseRecipient(deps, runId, run.options, job, 'suppressed');
         for (const job of result.capped)

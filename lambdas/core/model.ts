@@ -16,6 +16,8 @@ export interface Holder {
   since: string;
   /** The account shard counter the same acquire took a slot on (released with this one). */
   accountShard?: number;
+  /** The run's slot counter the slot is on, when the run's cap is split over several (else the run's own). */
+  slotShard?: number;
   /** The Twilio call this attempt recorded, once known. */
   callSid?: string;
 }
@@ -82,6 +84,8 @@ export interface Job {
   endedAt?: string;
   /** While live with account limits: the account shard counter whose slot it holds. */
   accountShard?: number;
+  /** While live in a run whose cap is split over several slot counters: the one whose slot it holds. */
+  slotShard?: number;
   /** While queued: not to be dialed before this time (ms since the epoch): a retry's delay, a closed window. */
   notBefore?: number;
 }
@@ -94,6 +98,7 @@ export function holderOf(job: Job): Holder | undefined {
     state: job.status,
     since: job.dialedAt ?? job.queuedAt,
     ...(job.accountShard === undefined ? {} : { accountShard: job.accountShard }),
+    ...(job.slotShard === undefined ? {} : { slotShard: job.slotShard }),
     ...(job.callSid === undefined ? {} : { callSid: job.callSid }),
   };
 }

@@ -105,7 +105,10 @@ export async function placeCall(
 ): Promise<boolean> {
   const { calls } = deps;
   const context = { runId, jobId: job.jobId, attempt, to: maskPhone(job.phone) };
-  const ids = { runId, jobId: job.jobId, attempt };
+  // Which of the run's slot counters holds the slot, when the store said: the release (here, or the
+  // callback's through the URL) frees that one.
+  const slot = job.slotShard === undefined ? {} : { slotShard: job.slotShard };
+  const ids = { runId, jobId: job.jobId, attempt, ...slot };
   const content = await personalContent(deps, runId, options, job, attempt).catch((error: unknown) => {
     deps.log.warn('reading the lead for its call content failed; the lead waits', { ...context, error });
     return undefined;
@@ -179,7 +182,7 @@ export async function placeCall(
         at,
         reason: `Twilio refused the run's caller id or call content (error ${result.code})`,
       });
-      await deps.store.releaseSlot({ runId, jobId: job.jobId, attempt, from: 'dialing', to: 'queued', at });
+      await deps.store.releaseSlot({ ...ids, from: 'dialing', to: 'queued', at });
       await refillAfterRelease(deps, runId, {
         dispatchRun: false,
         accountSlot: deps.account !== undefined,
@@ -189,9 +192,7 @@ export async function placeCall(
       // Permanent: the number cannot be called. Fail the job and free its slot in one transaction.
       deps.log.warn('call rejected by telephony', { ...context, code: result.code, reason: result.message });
       const released = await deps.store.releaseSlot({
-        runId,
-        jobId: job.jobId,
-        attempt,
+        ...ids,
         from: 'dialing',
         to: 'failed',
         outcome: 'rejected',
@@ -218,9 +219,7 @@ export async function placeCall(
       const backoffMs = throttleBackoffMs(attempt, deps.random ?? Math.random);
       deps.log.warn('call throttled by telephony', { ...context, retryInMs: backoffMs });
       await deps.store.releaseSlot({
-        runId,
-        jobId: job.jobId,
-        attempt,
+        ...ids,
         from: 'dialing',
         to: 'queued',
         notBefore: nowMs + backoffMs,

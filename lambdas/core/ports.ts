@@ -26,6 +26,12 @@ export interface QueuedJob {
   notBefore?: number;
   /** The lead's own time zone for the calling window, when it has one. */
   timeZone?: string;
+  /**
+   * Which of the run's slot counters holds (or, in a refill's hint, has just freed) a slot for it,
+   * when the store splits the run's cap over several; null: the run's own counter. The store sets it
+   * on the job when it takes the slot; whoever releases the slot passes it back.
+   */
+  slotShard?: number | null;
 }
 
 /** Account-wide limits, enforced in the same transaction as the run's own slot. */
@@ -59,7 +65,10 @@ export interface FrequencyCap {
 export type AcquireResult =
   /** The slot is held by this job and attempt; the job is `dialing`. */
   | 'acquired'
-  /** No free slot, or the run is not dialing (paused, canceled): stop filling. */
+  /**
+   * No free slot, or the run is not dialing (paused, canceled): stop filling. (A store that knows the
+   * run is full may say so without trying the job: a taken job in a full run can be either answer.)
+   */
   | 'no-slot'
   /** Another dispatcher took this job first (or the index was stale): try the next one. */
   | 'job-taken'
@@ -86,6 +95,12 @@ export interface WaveResult {
   suppressed: QueuedJob[];
   /** Jobs whose number is over its frequency cap: still queued, to be ended or deferred. */
   capped: QueuedJob[];
+  /**
+   * A store that takes a wave in several transactions at once (a run whose cap is split over
+   * counters) may see one fail while others took their slots: the error, to be thrown once the
+   * acquired jobs' calls are placed (their slots are held; nobody else would place them).
+   */
+  failure?: unknown;
 }
 
 export interface Release {
@@ -103,6 +118,11 @@ export interface Release {
   notBefore?: number;
   /** The account shard the holder holds a slot on (Holder.accountShard), null for none; read from the job when omitted. */
   accountShard?: number | null;
+  /**
+   * The run's slot counter the holder holds its slot on (Holder.slotShard), null for the run's own;
+   * read from the job when omitted. The job's condition checks it: a wrong one is refused, never applied.
+   */
+  slotShard?: number | null;
   outcome?: string;
   errorCode?: number;
   callSid?: string;

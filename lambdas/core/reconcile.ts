@@ -353,6 +353,7 @@ async function settleSuspect(
       from: holder.state,
       to: 'queued',
       accountShard: holder.accountShard ?? null,
+      slotShard: holder.slotShard ?? null,
       at,
     });
     if (result === 'released') {

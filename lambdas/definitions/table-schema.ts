@@ -80,6 +80,14 @@ export const keys = {
   run: (runId: string) => ({ pk: `RUN#${runId}`, sk: 'RUN' }),
   job: (runId: string, jobId: string) => ({ pk: `RUN#${runId}`, sk: `JOB#${jobId}` }),
   chunk: (runId: string, chunk: number) => ({ pk: `RUN#${runId}`, sk: `CHUNK#${chunk}` }),
+  /**
+   * One of a high-cap run's slot counters (its cap split over several, so that no item takes every
+   * acquire and release of the run). They sort right after the run item, so that the run and its
+   * counters are one query (`runAndSlots`).
+   */
+  runSlots: (runId: string, shard: number) => ({ pk: `RUN#${runId}`, sk: `SLOTS#${shard}` }),
+  /** The sort-key range of a run's item and its slot counters, nothing else of the run's partition. */
+  runAndSlots: { from: 'RUN', to: 'SLOTS$' },
   /** The failure breaker's window of a run since `epoch` (its last control change, or its creation). */
   breaker: (runId: string, epoch: string) => ({ pk: `RUN#${runId}`, sk: `BREAKER#${epoch}` }),
   idempotency: (key: string) => ({ pk: `IDEMPOTENCY#${key}`, sk: 'IDEMPOTENCY' }),

@@ -11,34 +11,44 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';
-import { changeOf, changeTime } from '../adapters/dynamo/stream-change.ts';
+import { changeOf, changeTime, runWithSlotCounters } from '../adapters/dynamo/stream-change.ts';
 import { EventBridgeSink, SqsDeliverySink } from '../adapters/event-sinks.ts';
 import { type ChangeEvents, type EventSink, publishChanges } from '../core/event-delivery.ts';
-import { eventsForChange } from '../core/events.ts';
+import { eventsForChange, runCounts, withCounts } from '../core/events.ts';
+import type { RunReader } from '../core/ports.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { serviceName } from '../definitions/resources.ts';
+import { runStore } from './wiring.ts';
 
 const logger = new Logger({ serviceName: serviceName('events') });
 
-let sinks: EventSink[] | undefined;
-function wire(): EventSink[] {
-  const env = readEnv(['EVENT_BUS_NAME', 'EVENTS_QUEUE_URL']);
-  const wired: EventSink[] = [];
+let wired: { sinks: EventSink[]; runs: RunReader } | undefined;
+function wire(): { sinks: EventSink[]; runs: RunReader } {
+  const env = readEnv(['EVENT_BUS_NAME', 'EVENTS_QUEUE_URL', 'TABLE_NAME']);
+  const sinks: EventSink[] = [];
   // Locally there is no bus: events reach the webhook only.
-  if (env.EVENT_BUS_NAME) wired.push(new EventBridgeSink(new EventBridgeClient({}), env.EVENT_BUS_NAME));
-  if (env.EVENTS_QUEUE_URL) wired.push(new SqsDeliverySink(makeSqsClient(), env.EVENTS_QUEUE_URL));
-  if (wired.length === 0) logger.warn('no bus and no webhook configured: events are derived and dropped');
-  return wired;
+  if (env.EVENT_BUS_NAME) sinks.push(new EventBridgeSink(new EventBridgeClient({}), env.EVENT_BUS_NAME));
+  if (env.EVENTS_QUEUE_URL) sinks.push(new SqsDeliverySink(makeSqsClient(), env.EVENTS_QUEUE_URL));
+  if (sinks.length === 0) logger.warn('no bus and no webhook configured: events are derived and dropped');
+  return { sinks, runs: runStore(env) };
 }
 
 export const handler = middy(async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
-  sinks ??= wire();
+  wired ??= wire();
   const changes: ChangeEvents[] = [];
   for (const record of event.Records) {
     const change = changeOf(record);
-    const events = change ? eventsForChange(change, changeTime(record)) : [];
+    let events = change ? eventsForChange(change, changeTime(record)) : [];
+    // A run whose cap is split over slot counters: its item alone does not say how many calls are
+    // live, so a status change's counts are read (a moment after the change; they still add up).
+    const runId = runWithSlotCounters(record);
+    if (runId && events.length > 0) {
+      const run = await wired.runs.getRunRecord(runId);
+      if (run)
+        events = events.map((e) => (e.type === 'run.status_changed' ? withCounts(e, runCounts(run)) : e));
+    }
     changes.push({ key: record.dynamodb?.SequenceNumber ?? '', events });
   }
-  const failed = await publishChanges({ sinks, log: logger }, changes);
+  const failed = await publishChanges({ sinks: wired.sinks, log: logger }, changes);
   return { batchItemFailures: failed === undefined ? [] : [{ itemIdentifier: failed }] };
 }).use(injectLambdaContext(logger));

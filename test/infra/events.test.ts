@@ -67,7 +67,7 @@ describe('events out, with a webhook configured', () => {
       Object.keys(env)
         .filter((name) => !name.match(/^(NODE_OPTIONS|POWERTOOLS_)/))
         .sort(),
-    ).toEqual(['EVENTS_QUEUE_URL', 'EVENT_BUS_NAME']);
+    ).toEqual(['EVENTS_QUEUE_URL', 'EVENT_BUS_NAME', 'TABLE_NAME']);
   });
 
   it('retries a delivery for at least a day, then parks it in an encrypted dead-letter queue', () => {

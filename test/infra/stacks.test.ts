@@ -199,7 +199,7 @@ describe('functions', () => {
       ],
       webhook: ['TABLE_NAME', 'QUEUE_URL', 'TWILIO_SECRET_ID'],
       // No webhook configured here: the events go to the bus only (test/infra/events.test.ts has one).
-      events: ['EVENT_BUS_NAME'],
+      events: ['EVENT_BUS_NAME', 'TABLE_NAME'],
       delivery: ['EVENTS_QUEUE_URL', 'EVENTS_WEBHOOK_SECRET_ID'],
       reconciler: [
         'TABLE_NAME',
@@ -370,6 +370,12 @@ describe('REST API', () => {
 describe('least privilege', () => {
   const XRAY = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  const TABLE_READ = [
+    'dynamodb:BatchGetItem',
+    'dynamodb:ConditionCheckItem',
+    'dynamodb:GetItem',
+    'dynamodb:Query',
+  ];
   const TABLE_RW = [
     'dynamodb:BatchGetItem',
     'dynamodb:BatchWriteItem',
@@ -394,8 +400,8 @@ describe('least privilege', () => {
     dispatcher: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...CONSUME, ...SECRET],
     webhook: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...SECRET],
     reconciler: [...XRAY, ...LOGS, ...TABLE_RW, ...SEND, ...SECRET],
-    // The stream, and the bus; no table access (the stream carries the items).
-    events: [...XRAY, ...LOGS, ...STREAM, 'events:PutEvents'],
+    // The stream, the bus, and reads of the table (a run split over slot counters: its live counts).
+    events: [...XRAY, ...LOGS, ...STREAM, ...TABLE_READ, 'events:PutEvents'],
     delivery: [...XRAY, ...LOGS, ...CONSUME, 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', ...SECRET],
   };
   const roleOf = (fn: string) => fns[fn]!.props.Role['Fn::GetAtt'][0] as string;

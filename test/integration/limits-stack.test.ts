@@ -1,9 +1,10 @@
 // The whole local stack under the DynamoDB limits model (DYNAMO_LIMITS_MODEL=1: transactions that
 // overlap on an item are cancelled with TransactionConflict, a partition written past its rate is
 // throttled), with many dispatcher pollers and the Twilio double sending duplicated and reordered
-// callbacks: one high-cap run, then runs racing for an account cap split over shard counters. The
-// double, outside dialgate, observes every cap; every lead is called once; the model saw conflicts,
-// which the code retried (the runs complete); every counter ends at zero.
+// callbacks: one high-cap run, then runs racing for an account cap split over shard counters. Each
+// run's own cap is split over slot counters too (more than 25 slots). The double, outside dialgate,
+// observes every cap; every lead is called once; the model saw conflicts, which the code retried
+// (the runs complete); every counter ends at zero.
 //
 // The model is one per process (limitsModelFromEnv) and vitest runs each file in a process of its own
 // (pool 'forks'), so the setting does not reach other files.
@@ -61,14 +62,17 @@ afterAll(async () => {
   await twilio?.stop();
 });
 
-async function expectSettled(runId: string, leads: number, cap: number) {
+async function expectSettled(runId: string, leads: number, cap: number, counterCaps: number[]) {
   const stats = twilio.stats().runs[runId]!;
   expect(stats.maxLive, 'live calls at once, as the double saw them').toBeLessThanOrEqual(cap);
   expect(stats.created).toBe(leads);
   expect(stats.final).toBe(leads);
-  const { run, jobs } = await runItems(dynamo, stack.tableName, runId);
+  const { run, jobs, slotCounters } = await runItems(dynamo, stack.tableName, runId);
   expect(run).toMatchObject({ active: 0, queued: 0, completed: leads, holders: {} });
   expect(jobs.filter((job) => job.status === 'completed')).toHaveLength(leads);
+  // The run's cap split over slot counters (more than 25 slots), each back at zero.
+  expect(slotCounters.map((counter) => counter.cap)).toEqual(counterCaps);
+  expect(slotCounters.every((counter) => counter.active === 0)).toBe(true);
   return stats;
 }
 
@@ -84,7 +88,7 @@ describe('the local stack under the DynamoDB limits model', () => {
     const runId = created.body.run_id;
     await waitForRunCompleted(stack.apiUrl, runId, { timeoutMs: 120_000 });
 
-    const stats = await expectSettled(runId, 100, 60);
+    const stats = await expectSettled(runId, 100, 60, [20, 20, 20]);
     // The cap was used, not just respected: waves filled it.
     expect(stats.maxLive).toBeGreaterThan(30);
     expect(twilio.repeatedTos()).toEqual([]);
@@ -107,7 +111,7 @@ describe('the local stack under the DynamoDB limits model', () => {
       created.map((res) => waitForRunCompleted(stack.apiUrl, res.body.run_id, { timeoutMs: 150_000 })),
     );
 
-    for (const res of created) await expectSettled(res.body.run_id, 60, 50);
+    for (const res of created) await expectSettled(res.body.run_id, 60, 50, [25, 25]);
     // The account cap, seen from outside: never more live calls across all runs (the first test's
     // run, alone, stayed within 60).
     expect(Math.max(liveBefore, twilio.stats().maxLive)).toBeLessThanOrEqual(ACCOUNT_CAP);

@@ -271,11 +271,17 @@ describe('slot protocol with run controls and account limits, against DynamoDB L
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 4 }),
+        // Each run's slots on its own item, or split over counters of one or two slots (run-slots.ts).
+        fc.constantFrom(undefined, 1, 2),
         fc.commands(commands, { maxCommands: 30 }),
-        async (capA, capB, accountCap, cmds) => {
+        async (capA, capB, accountCap, runSlotShardSize, cmds) => {
           // A fresh account per sequence, so that no sequence inherits another's held slots.
           const accountName = `LIMITS-${randomUUID()}`;
-          store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName, accountName });
+          store = new DynamoRunStore(aws.dynamo, {
+            tableName: aws.tableName,
+            accountName,
+            ...(runSlotShardSize === undefined ? {} : { runSlotShardSize }),
+          });
           const runIds = [randomUUID(), randomUUID()];
           const caps = [capA, capB];
           for (const [r, runId] of runIds.entries()) {

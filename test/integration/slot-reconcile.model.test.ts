@@ -196,10 +196,14 @@ async function callback(real: Real, call: TwilioCall) {
 }
 
 describe('slot protocol with the reconciler, against DynamoDB Local', () => {
-  let store: DynamoRunStore;
+  // Each run's slots on its own item, or split over counters of one slot (run-slots.ts).
+  let stores: { onRunItem: DynamoRunStore; onCounters: DynamoRunStore };
   beforeAll(async () => {
     const aws = await testAws();
-    store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName });
+    stores = {
+      onRunItem: new DynamoRunStore(aws.dynamo, { tableName: aws.tableName }),
+      onCounters: new DynamoRunStore(aws.dynamo, { tableName: aws.tableName, runSlotShardSize: 1 }),
+    };
   });
 
   it('keeps every invariant through crashes, lost and duplicated callbacks and reconciler passes', async () => {
@@ -221,8 +225,10 @@ describe('slot protocol with the reconciler, against DynamoDB Local', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom('onRunItem' as const, 'onCounters' as const),
         fc.commands(commands, { maxCommands: 25 }),
-        async (cap, cmds) => {
+        async (cap, slots, cmds) => {
+          const store = stores[slots];
           const runId = randomUUID();
           const world = new World();
           await store.createRun({

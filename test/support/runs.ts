@@ -72,7 +72,12 @@ export async function runItems(dynamo: DynamoDBClient, tableName: string, runId:
     completed: number;
     holders: Record<string, { attempt: number; state: string; accountShard?: number }>;
   };
-  return { run, jobs };
+  // A high-cap run's slot counters (lambdas/adapters/dynamo/run-slots.ts), in order.
+  const slotCounters = items
+    .filter((item) => String(item.sk).startsWith('SLOTS#'))
+    .map((item) => ({ shard: Number(item.shard), cap: Number(item.cap), active: Number(item.active) }))
+    .sort((a, b) => a.shard - b.shard);
+  return { run, jobs, slotCounters };
 }
 
 /** The account's limit items, straight from the table: each shard counter's live calls, and the waiting runs. */

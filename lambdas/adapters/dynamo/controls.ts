@@ -28,29 +28,44 @@ export class DynamoControls implements RunControlStore {
         : change.ifControlAt === null
           ? ' AND attribute_not_exists(controlAt)'
           : ' AND controlAt = :ifControlAt';
+    const update = {
+      TableName: this.t.name,
+      Key: keys.run(runId),
+      UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}${reason}`,
+      // Not on a completed run: every lead final means queued = 0, active = 0 and all ingested.
+      ConditionExpression:
+        `attribute_exists(pk) AND #control IN (${Object.keys(from).join(', ')}) ` +
+        `AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)${sameControl}`,
+      ExpressionAttributeNames: { '#control': 'control' },
+      ExpressionAttributeValues: {
+        ':to': change.to,
+        ':at': change.at,
+        ':zero': 0,
+        ...from,
+        ...(change.hangup ? { ':true': true } : {}),
+        ...(change.reason === undefined ? {} : { ':reason': change.reason }),
+        ...(typeof change.ifControlAt === 'string' ? { ':ifControlAt': change.ifControlAt } : {}),
+      },
+    };
+    const shards = await this.runs.slotShardsOf(runId);
+    if (shards.length > 0) {
+      // The run's counters take the control in the same transaction: once it returns, no counter
+      // hands out a slot the control forbids.
+      const failed = await this.t.transact([
+        { Update: update },
+        ...shards.map((shard) =>
+          this.copyToCounter(runId, shard.shard, 'SET #control = :to', { ':to': change.to }),
+        ),
+      ]);
+      if (failed.length === 0) {
+        const run = await this.runs.getRun(runId);
+        if (run) return { kind: 'changed', run };
+      }
+      const run = await this.runs.getRun(runId);
+      return run ? { kind: 'refused', run } : { kind: 'not-found' };
+    }
     try {
-      const { Attributes } = await this.t.doc.send(
-        new UpdateCommand({
-          TableName: this.t.name,
-          Key: keys.run(runId),
-          UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}${reason}`,
-          // Not on a completed run: every lead final means queued = 0, active = 0 and all ingested.
-          ConditionExpression:
-            `attribute_exists(pk) AND #control IN (${Object.keys(from).join(', ')}) ` +
-            `AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)${sameControl}`,
-          ExpressionAttributeNames: { '#control': 'control' },
-          ExpressionAttributeValues: {
-            ':to': change.to,
-            ':at': change.at,
-            ':zero': 0,
-            ...from,
-            ...(change.hangup ? { ':true': true } : {}),
-            ...(change.reason === undefined ? {} : { ':reason': change.reason }),
-            ...(typeof change.ifControlAt === 'string' ? { ':ifControlAt': change.ifControlAt } : {}),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
+      const { Attributes } = await this.t.doc.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' }));
       return { kind: 'changed', run: await this.runs.runWithHolders(Attributes ?? {}) };
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
@@ -60,15 +75,40 @@ export class DynamoControls implements RunControlStore {
   }
 
   async startScheduledRun(runId: string, nowMs: number): Promise<boolean> {
-    return this.t.applies(
-      new UpdateCommand({
+    const start = {
+      TableName: this.t.name,
+      Key: keys.run(runId),
+      UpdateExpression: 'REMOVE scheduledFor',
+      ConditionExpression: 'scheduledFor <= :now',
+      ExpressionAttributeValues: { ':now': nowMs },
+    };
+    const shards = await this.runs.slotShardsOf(runId);
+    if (shards.length === 0) return this.t.applies(new UpdateCommand(start));
+    // The run and its counters start together.
+    const failed = await this.t.transact([
+      { Update: start },
+      ...shards.map((shard) => this.copyToCounter(runId, shard.shard, 'REMOVE scheduledFor')),
+    ]);
+    return failed.length === 0;
+  }
+
+  /** One of the run's slot counters takes a copy of what an acquire's condition reads on the run. */
+  private copyToCounter(
+    runId: string,
+    shard: number,
+    update: string,
+    values?: Record<string, unknown>,
+  ): TransactItem {
+    return {
+      Update: {
         TableName: this.t.name,
-        Key: keys.run(runId),
-        UpdateExpression: 'REMOVE scheduledFor',
-        ConditionExpression: 'scheduledFor <= :now',
-        ExpressionAttributeValues: { ':now': nowMs },
-      }),
-    );
+        Key: keys.runSlots(runId, shard),
+        UpdateExpression: update,
+        ...(values
+          ? { ExpressionAttributeNames: { '#control': 'control' }, ExpressionAttributeValues: values }
+          : {}),
+      },
+    };
   }
 
   async cancelQueuedJobs(runId: string, limit: number, at: string): Promise<number> {

@@ -16,7 +16,22 @@ import type {
 } from '../../core/ports.ts';
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
-import { type DynamoTable, isConditionalCheckFailed, isLostAnswer, MAX_CONFLICT_RETRIES } from './table.ts';
+import {
+  newSlotShardItems,
+  RUN_SLOT_SHARD_SIZE,
+  runSlotCaps,
+  SlotShardMemory,
+  type SlotShardState,
+  slotShardFromItem,
+  withSlotShards,
+} from './run-slots.ts';
+import {
+  type DynamoTable,
+  isConditionalCheckFailed,
+  isLostAnswer,
+  MAX_CONFLICT_RETRIES,
+  type TransactItem,
+} from './table.ts';
 
 /** How long an Idempotency-Key is remembered (Stripe keeps them 24 hours). */
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
@@ -24,21 +39,36 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 const MAX_RESERVE_ROUNDS = 20;
 
 export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
-  constructor(private readonly t: DynamoTable) {}
+  /** What this process last read of each run's slot counters (run-slots.ts). */
+  readonly slotShards = new SlotShardMemory();
+
+  constructor(
+    private readonly t: DynamoTable,
+    /** Slots per counter of a high-cap run (run-slots.ts); tests make it small to split small caps. */
+    private readonly slotShardSize = RUN_SLOT_SHARD_SIZE,
+  ) {}
 
   async createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult> {
+    const caps = runSlotCaps(run.concurrency, this.slotShardSize);
     const putRun = {
       TableName: this.t.name,
-      Item: newRunItem(run),
+      Item: { ...newRunItem(run), ...(caps.length > 0 ? { slotShards: caps.length } : {}) },
       ConditionExpression: 'attribute_not_exists(pk)',
     };
+    // The run and its slot counters are written together: no acquire can find one without the other.
+    const putShards: TransactItem[] = newSlotShardItems(run, caps).map((Item) => ({
+      Put: { TableName: this.t.name, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+    }));
     if (!idempotency) {
-      await this.t.doc.send(new PutCommand(putRun));
+      if (putShards.length === 0) await this.t.doc.send(new PutCommand(putRun));
+      else if ((await this.t.transact([{ Put: putRun }, ...putShards])).length > 0)
+        throw new Error(`run ${run.runId} exists already`);
       return { kind: 'created' };
     }
     // The key and the run are written together: two racing retries cannot both create a run.
     const failed = await this.t.transact([
       { Put: putRun },
+      ...putShards,
       {
         Put: {
           TableName: this.t.name,
@@ -55,6 +85,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       },
     ]);
     if (failed.length === 0) return { kind: 'created' };
+    if (!failed.includes(1 + putShards.length)) throw new Error(`run ${run.runId} exists already`);
     const { Item } = await this.t.doc.send(
       new GetCommand({
         TableName: this.t.name,
@@ -71,20 +102,53 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
     return record ? { ...record, holders } : undefined;
   }
 
+  /**
+   * The run item, and its slot counters when it has them (one query: they sort right after it). A run
+   * known to have none (this process has read it before) is read with a plain GetItem.
+   */
   async getRunRecord(runId: string): Promise<RunRecord | undefined> {
-    const { Item } = await this.t.doc.send(
-      new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
+    if (this.slotShards.get(runId)?.length === 0) {
+      const { Item } = await this.t.doc.send(
+        new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
+      );
+      return Item ? runRecordFromItem(Item) : undefined;
+    }
+    const { Items = [] } = await this.t.doc.send(
+      new QueryCommand({
+        TableName: this.t.name,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: {
+          ':pk': keys.run(runId).pk,
+          ':from': keys.runAndSlots.from,
+          ':to': keys.runAndSlots.to,
+        },
+        ConsistentRead: true,
+      }),
     );
-    return Item ? runRecordFromItem(Item) : undefined;
+    const runItem = Items.find((item) => item.sk === keys.run(runId).sk);
+    if (!runItem) return undefined;
+    const shards = Items.filter((item) => item.sk !== keys.run(runId).sk).map(slotShardFromItem);
+    this.slotShards.remember(runId, shards);
+    return withSlotShards(runRecordFromItem(runItem), shards);
   }
 
-  /** A run from its item, with its holders read when it has any. */
+  /** A run from its item as a write returned it (its counters read anew), with its holders. */
   async runWithHolders(item: Record<string, unknown>): Promise<Run> {
     const runId = String(item.runId);
+    if (item.slotShards !== undefined)
+      return (await this.getRun(runId)) ?? { ...runRecordFromItem(item), holders: {} };
     return {
       ...runRecordFromItem(item),
       holders: Number(item.active) > 0 ? await this.listHolders(runId) : {},
     };
+  }
+
+  /** The run's slot counters as this process knows them, read when it does not (empty: it has none). */
+  async slotShardsOf(runId: string): Promise<SlotShardState[]> {
+    const known = this.slotShards.get(runId);
+    if (known) return known;
+    await this.getRunRecord(runId);
+    return this.slotShards.get(runId) ?? [];
   }
 
   /**
@@ -112,7 +176,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
     const holders: Run['holders'] = {};
     // What makes a job a holder (eventually consistent, like the index).
     const jobs = await this.t.batchGet(jobKeys, {
-      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, callSid',
+      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, slotShard, callSid',
       names: { '#status': 'status' },
     });
     for (const item of jobs) {

@@ -16,13 +16,14 @@ import type {
   RecipientChecks,
   Release,
   ReleaseResult,
-  RunReader,
   SlotStore,
   WaveResult,
 } from '../../core/ports.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { recipientCheckItem, refusedBy } from './recipient-item.ts';
+import type { SlotShardState } from './run-slots.ts';
+import type { DynamoRuns } from './runs.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
 /**
@@ -71,6 +72,56 @@ export function waveOf(
 const DIALABLE =
   'attribute_not_exists(scheduledFor) AND (attribute_not_exists(expiresAtMs) OR expiresAtMs > :now)';
 
+/** Whether a counter's old image (raw attribute values) says the run may take slots at `at`. */
+function isDialable(old: Record<string, { N?: string; S?: string }>, at: string): boolean {
+  return (
+    old.control?.S === 'running' &&
+    old.scheduledFor === undefined &&
+    (old.expiresAtMs === undefined || Number(old.expiresAtMs.N) > Date.parse(at))
+  );
+}
+
+/** Where an acquire takes its slot: the run item's own `active`, or one of the run's counters (run-slots.ts). */
+type SlotCounter = { shard: null } | { shard: number; cap: number };
+
+const RUN_COUNTER = { shard: null } as const;
+
+/**
+ * The counters a single acquire tries, in order: the one `preferred` (a refill's hint: the counter
+ * the release freed a slot on), then those last seen with room; none seen full or tried.
+ */
+function counterOrder(
+  shards: readonly SlotShardState[],
+  preferred: number | null | undefined,
+  tried: ReadonlySet<number>,
+  random: () => number,
+): SlotShardState[] {
+  const open = shards.filter((shard) => !tried.has(shard.shard));
+  const first = open.find((shard) => shard.shard === preferred);
+  const withRoom = open.filter((shard) => shard !== first && shard.active < shard.cap);
+  // Each acquirer from a place of its own: many refills at once do not all reach for one counter.
+  const rest = rotate(withRoom, Math.floor(random() * withRoom.length));
+  return first ? [first, ...rest] : rest;
+}
+
+/** `items` from `start` on, then those before it. */
+function rotate<T>(items: readonly T[], start: number): T[] {
+  return [...items.slice(start), ...items.slice(0, start)];
+}
+
+/** `Promise.allSettled` of tasks run one after another. */
+async function sequentially<T>(tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+  const settled: PromiseSettledResult<T>[] = [];
+  for (const task of tasks) {
+    try {
+      settled.push({ status: 'fulfilled', value: await task() });
+    } catch (reason) {
+      settled.push({ status: 'rejected', reason });
+    }
+  }
+  return settled;
+}
+
 const LIVE = {
   '#lrun': TABLE_SCHEMA.liveIndex.partitionKey,
   '#lkey': TABLE_SCHEMA.liveIndex.sortKey,
@@ -79,7 +130,7 @@ const LIVE = {
 export class DynamoSlots implements SlotStore {
   constructor(
     private readonly t: DynamoTable,
-    private readonly runs: RunReader,
+    private readonly runs: DynamoRuns,
     private readonly account: DynamoAccount,
   ) {}
 
@@ -90,37 +141,79 @@ export class DynamoSlots implements SlotStore {
     account?: AccountLimits,
     checks?: RecipientChecks,
   ): Promise<AcquireResult> {
+    const shards = await this.runs.slotShardsOf(runId);
+    if (shards.length === 0) {
+      const result = await this.acquireOn(runId, RUN_COUNTER, job, at, account, checks);
+      return result === 'counter-full' ? 'no-slot' : result;
+    }
+    // A run whose cap is split: the counter a release just freed (the hint's), then those last seen
+    // with room; once those are full, the counters read anew, once.
+    const tried = new Set<number>();
+    for (let read = 0; read < 2; read++) {
+      for (const shard of counterOrder(
+        this.runs.slotShards.get(runId) ?? shards,
+        job.slotShard,
+        tried,
+        this.t.random,
+      )) {
+        tried.add(shard.shard);
+        const result = await this.acquireOn(runId, shard, job, at, account, checks);
+        if (result !== 'counter-full') return result;
+      }
+      await this.runs.getRunRecord(runId);
+      tried.clear();
+      // Read anew: only counters with room now are tried again.
+      const fresh = this.runs.slotShards.get(runId) ?? [];
+      for (const shard of fresh) if (shard.active >= shard.cap) tried.add(shard.shard);
+      if (tried.size === fresh.length) return 'no-slot';
+    }
+    return 'no-slot';
+  }
+
+  /** One acquire on one of the run's counters, through the account's shards when it has a cap. */
+  private async acquireOn(
+    runId: string,
+    counter: SlotCounter,
+    job: QueuedJob,
+    at: string,
+    account: AccountLimits | undefined,
+    checks: RecipientChecks | undefined,
+  ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return this.tryAcquire(runId, job, at, account, undefined, checks);
+    if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
     // The job's own shard first, then the next ones: a full shard is not a full account.
     const caps = accountShardCaps(max);
     for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
-      const result = await this.tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! }, checks);
+      const result = await this.tryAcquire(
+        runId,
+        counter,
+        job,
+        at,
+        account,
+        { shard, cap: caps[shard]! },
+        checks,
+      );
       if (result !== 'account-full') return result;
     }
     return 'account-full';
   }
 
+  /**
+   * `counter-full`: the run's counter (one of several) had no slot, but the run is dialable: another
+   * counter may have one. On the run's own counter a full run is `no-slot`.
+   */
   private async tryAcquire(
     runId: string,
+    counter: SlotCounter,
     job: QueuedJob,
     at: string,
     account: AccountLimits | undefined,
     shard: { shard: number; cap: number } | undefined,
     checks: RecipientChecks | undefined,
-  ): Promise<AcquireResult> {
+  ): Promise<AcquireResult | 'counter-full'> {
     const items: TransactItem[] = [
-      {
-        Update: {
-          TableName: this.t.name,
-          Key: keys.run(runId),
-          UpdateExpression: 'SET active = active + :one, queued = queued - :one',
-          ConditionExpression: `#control = :running AND active < concurrency AND ${DIALABLE}`,
-          ExpressionAttributeNames: { '#control': 'control' },
-          ExpressionAttributeValues: { ':one': 1, ':running': 'running', ':now': Date.parse(at) },
-        },
-      },
-      this.takeJobItem(runId, job, at, shard?.shard),
+      this.counterItem(runId, counter, at, 1),
+      this.takeJobItem(runId, job, at, shard?.shard, counter),
     ];
     const shardIndex = shard ? items.push(this.account.acquireShardItem(shard.shard, shard.cap)) - 1 : -1;
     const cps = account?.callsPerSecond;
@@ -129,24 +222,94 @@ export class DynamoSlots implements SlotStore {
     const recipient = recipientCheckItem(this.t.name, job.phone, checks);
     const recipientIndex = recipient ? items.push(recipient) - 1 : -1;
     const { failed, oldItems } = await this.t.transactWithReasons(items);
-    if (failed.length === 0) return 'acquired';
+    if (failed.length === 0) {
+      job.slotShard = counter.shard;
+      if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
+      return 'acquired';
+    }
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
     // Then the number's: a suppressed or capped number is refused whatever room the run has.
     if (recipientIndex >= 0 && failed.includes(recipientIndex))
       return refusedBy(oldItems[recipientIndex], checks!.nowMs);
-    if (failed.includes(0)) return 'no-slot';
+    if (failed.includes(0)) return this.counterRefused(runId, counter, oldItems[0], at);
     return failed.includes(shardIndex) ? 'account-full' : 'paced';
   }
 
   /**
-   * A wave: up to `jobs.length` slots in one transaction (the run's `active` grows by the wave's
-   * size under `active <= concurrency - size`, each job becomes its own holder, and with an account
-   * cap each job's first shard takes its share), so that a newly free cap fills in a few round trips
-   * instead of one per slot. Several acquires in flight on one run would not be faster on AWS: they
-   * touch the same run item, and overlapping transactions on an item cancel each other. A job
-   * already taken leaves the wave, which is tried again without it; a run with fewer free slots
-   * than the wave (another dispatcher filled some) is tried again with as many as are free.
+   * Why a counter refused: the run takes no slot (not running, not started, expired: `no-slot`), or
+   * this counter of several is full (`counter-full`, and what it holds is remembered).
+   */
+  private counterRefused(
+    runId: string,
+    counter: SlotCounter,
+    old: Record<string, { N?: string; S?: string }> | undefined,
+    at: string,
+  ): 'no-slot' | 'counter-full' {
+    if (counter.shard === null || !old || !isDialable(old, at)) return 'no-slot';
+    this.runs.slotShards.note(runId, counter.shard, Number(old.active?.N));
+    return 'counter-full';
+  }
+
+  /** The counter's share of an acquire of `n` slots (a wave's `n` fit under `cap`: room = cap - n). */
+  private counterItem(
+    runId: string,
+    counter: SlotCounter,
+    at: string,
+    n: number,
+    cap?: number,
+  ): TransactItem {
+    const wave = cap !== undefined;
+    if (counter.shard === null) {
+      return {
+        Update: {
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          UpdateExpression: 'SET active = active + :n, queued = queued - :n',
+          // Never on the run item of a run whose cap is split over counters: its slots are theirs.
+          ConditionExpression:
+            `#control = :running AND attribute_not_exists(slotShards) AND ${DIALABLE} AND ` +
+            (wave ? 'concurrency = :cap AND active <= :room' : 'active < concurrency'),
+          ExpressionAttributeNames: { '#control': 'control' },
+          ExpressionAttributeValues: {
+            ':n': n,
+            ':running': 'running',
+            ':now': Date.parse(at),
+            ...(wave ? { ':cap': cap, ':room': cap - n } : {}),
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      };
+    }
+    // A counter's acquire leaves the run item alone: its lead stays in the run's `queued` while live
+    // (run-slots.ts), and is taken off it by the release that makes it final.
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.runSlots(runId, counter.shard),
+        UpdateExpression: 'SET active = active + :n',
+        ConditionExpression: `#control = :running AND ${DIALABLE} AND active <= :room`,
+        ExpressionAttributeNames: { '#control': 'control' },
+        ExpressionAttributeValues: {
+          ':n': n,
+          ':running': 'running',
+          ':now': Date.parse(at),
+          ':room': (cap ?? counter.cap) - n,
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    };
+  }
+
+  /**
+   * A wave: up to `jobs.length` slots in one transaction per counter (the counter's `active` grows by
+   * the wave's size under its cap, each job becomes its own holder, and with an account cap each
+   * job's first shard takes its share), so that a newly free cap fills in a few round trips instead
+   * of one per slot. Several acquires in flight on one counter would not be faster on AWS: they touch
+   * the same item, and overlapping transactions on an item cancel each other; a run whose cap is
+   * split over counters fills them side by side. A job already taken leaves the wave, which is tried
+   * again without it; a counter with fewer free slots than the wave (another dispatcher filled some)
+   * is tried again with as many as are free.
    */
   async acquireSlots(
     runId: string,
@@ -159,10 +322,110 @@ export class DynamoSlots implements SlotStore {
     const caps =
       account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
     const limit = maxWave(caps !== undefined, checks);
-    // `pending`: jobs not settled yet; the wave is its first `size` (fewer once the run is short of room).
-    const first = waveOf(jobs, limit, checks);
-    const result: WaveResult = { acquired: [], taken: [], left: first.left, suppressed: [], capped: [] };
-    let pending = first.wave;
+    const shards = await this.runs.slotShardsOf(runId);
+    if (shards.length === 0) {
+      const first = waveOf(jobs, limit, checks);
+      const { stop, ...result } = await this.waveOn(
+        runId,
+        { ...RUN_COUNTER, cap: concurrency },
+        first.wave,
+        at,
+        caps,
+        checks,
+      );
+      result.left.push(...first.left);
+      return stop === undefined ? result : { ...result, stop: stop === 'no-dial' ? 'no-slot' : stop };
+    }
+    const result: WaveResult = { acquired: [], taken: [], left: [], suppressed: [], capped: [] };
+    // Dispatchers filling the same run at once read the same first queued jobs. Each starts at a
+    // place of its own in them, and takes the counters in an order of its own, so that their
+    // transactions meet on few items (transactions that overlap on an item cancel each other).
+    let pending = rotate(jobs, Math.floor(this.t.random() * jobs.length));
+    // Each round gives each counter with room (as last seen) a wave of its own, side by side; a
+    // counter that had less room than thought says how much it has, for the next round.
+    for (let round = 0; pending.length > 0 && round < 3; round++) {
+      const known = this.runs.slotShards.get(runId) ?? shards;
+      const waves: { counter: SlotCounter & { cap: number }; jobs: QueuedJob[] }[] = [];
+      let rest = pending;
+      for (const shard of rotate([...known], Math.floor(this.t.random() * known.length))) {
+        const room = Math.min(shard.cap - shard.active, limit);
+        if (room <= 0 || rest.length === 0) continue;
+        const { wave, left } = waveOf(rest, room, checks);
+        waves.push({ counter: { shard: shard.shard, cap: shard.cap }, jobs: wave });
+        rest = left;
+      }
+      if (waves.length === 0) break;
+      // Settled, not all-or-nothing: a wave that failed must not hide the slots the others took. Side
+      // by side without an account cap; one after another with it, as every wave then writes the same
+      // few account shards, and side by side they would only cancel each other.
+      const take = ({ counter, jobs: wave }: (typeof waves)[number]) =>
+        this.waveOn(runId, counter, wave, at, caps, checks);
+      const outcomes = caps
+        ? await sequentially(waves.map((wave) => () => take(wave)))
+        : await Promise.allSettled(waves.map(take));
+      pending = rest;
+      const settled = outcomes.flatMap((outcome, index) => {
+        if (outcome.status === 'fulfilled') return [outcome.value];
+        result.failure ??= outcome.reason;
+        result.left.push(...waves[index]!.jobs);
+        return [];
+      });
+      if (result.failure !== undefined) {
+        for (const wave of settled) {
+          result.acquired.push(...wave.acquired);
+          result.taken.push(...wave.taken);
+          result.suppressed.push(...wave.suppressed);
+          result.capped.push(...wave.capped);
+          result.left.push(...wave.left);
+        }
+        result.left.push(...pending);
+        return result;
+      }
+      for (const wave of settled) {
+        result.acquired.push(...wave.acquired);
+        result.taken.push(...wave.taken);
+        result.suppressed.push(...wave.suppressed);
+        result.capped.push(...wave.capped);
+        if (wave.stop === 'account-full') result.stop = 'account-full';
+        if (wave.stop === 'no-dial') {
+          // The run takes no slot (paused, canceled, not started, expired): nothing more to try.
+          result.left.push(...wave.left, ...pending);
+          result.stop = 'no-slot';
+          return result;
+        }
+        pending = [...wave.left, ...pending];
+      }
+      if (result.stop === 'account-full') break;
+    }
+    if (pending.length > 0) {
+      result.left.push(...pending);
+      result.stop ??= 'no-slot';
+    }
+    return result;
+  }
+
+  /**
+   * One counter's wave: `wave` (at most its room, no number twice) in one transaction, shrunk and
+   * tried again as jobs turn out taken or refused, or the counter has less room. `no-dial`: the run
+   * takes no slot at all (the counter's copy of the run's control, start and expiry says so).
+   */
+  private async waveOn(
+    runId: string,
+    counter: SlotCounter & { cap: number },
+    jobs: QueuedJob[],
+    at: string,
+    caps: number[] | undefined,
+    checks: RecipientChecks | undefined,
+  ): Promise<Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' }> {
+    const result: Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' } = {
+      acquired: [],
+      taken: [],
+      left: [],
+      suppressed: [],
+      capped: [],
+    };
+    // `pending`: jobs not settled yet; the wave is its first `size` (fewer once the counter is short of room).
+    let pending = jobs;
     let size = pending.length;
     // Each round settles a job or shrinks the wave, or ends: at most one round per job and size.
     for (let round = 0; size > 0 && pending.length > 0 && round <= 2 * MAX_WAVE; round++) {
@@ -177,25 +440,8 @@ export class DynamoSlots implements SlotStore {
         }
       }
       const items: TransactItem[] = [
-        {
-          Update: {
-            TableName: this.t.name,
-            Key: keys.run(runId),
-            UpdateExpression: 'SET active = active + :n, queued = queued - :n',
-            ConditionExpression: `#control = :running AND concurrency = :cap AND active <= :room AND ${DIALABLE}`,
-            ExpressionAttributeNames: { '#control': 'control' },
-            ExpressionAttributeValues: {
-              ':n': wave.length,
-              ':running': 'running',
-              ':now': Date.parse(at),
-              ':cap': concurrency,
-              ':room': concurrency - wave.length,
-            },
-            // How many slots are free, when fewer than the wave: the next try asks for that many.
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          },
-        },
-        ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId))),
+        this.counterItem(runId, counter, at, wave.length, counter.cap),
+        ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId), counter)),
         ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
       ];
       // Each job's recipient item after everything else: index → the job it checks.
@@ -206,8 +452,10 @@ export class DynamoSlots implements SlotStore {
       }
       const { failed, oldItems } = await this.t.transactWithReasons(items);
       if (failed.length === 0) {
+        for (const job of wave) job.slotShard = counter.shard;
         result.acquired.push(...wave);
         pending = pending.slice(wave.length);
+        if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, wave.length);
         break;
       }
       const taken = new Set(
@@ -232,30 +480,40 @@ export class DynamoSlots implements SlotStore {
       }
       if (failed.includes(0)) {
         const old = oldItems[0];
-        const dialable =
-          old?.control?.S === 'running' &&
-          old.scheduledFor === undefined &&
-          (old.expiresAtMs === undefined || Number(old.expiresAtMs.N) > Date.parse(at));
-        const free = dialable ? Number(old.concurrency?.N) - Number(old.active?.N) : 0;
+        if (!old || !isDialable(old, at) || old.slotShards !== undefined) {
+          result.left.push(...pending);
+          result.stop = counter.shard === null ? 'no-slot' : 'no-dial';
+          return result;
+        }
+        const held = Number(old.active?.N);
+        if (counter.shard !== null) this.runs.slotShards.note(runId, counter.shard, held);
+        const free = Number(counter.shard === null ? old.concurrency?.N : counter.cap) - held;
         size = Number.isFinite(free) ? Math.max(0, Math.min(free, wave.length - 1)) : 0;
         continue;
       }
       // An account shard is full: the wave's jobs take the one-by-one path, which probes the other
       // shards and registers the run to be woken.
-      result.left.unshift(...pending);
+      result.left.push(...pending);
       result.stop = 'account-full';
       return result;
     }
-    // Jobs the run had no room for stay queued.
+    // Jobs the counter had no room for stay queued.
     if (pending.length > 0) {
-      result.left.unshift(...pending);
+      result.left.push(...pending);
       result.stop = 'no-slot';
     }
     return result;
   }
 
-  private takeJobItem(runId: string, job: QueuedJob, at: string, shard: number | undefined): TransactItem {
+  private takeJobItem(
+    runId: string,
+    job: QueuedJob,
+    at: string,
+    shard: number | undefined,
+    counter: SlotCounter,
+  ): TransactItem {
     const attempt = job.attempt + 1;
+    const onShard = counter.shard !== null;
     return {
       Update: {
         TableName: this.t.name,
@@ -265,8 +523,10 @@ export class DynamoSlots implements SlotStore {
         UpdateExpression:
           'SET #status = :dialing, attempt = :attempt, dialedAt = :at, #lrun = :runId, #lkey = :lkey' +
           (shard === undefined ? '' : ', accountShard = :shard') +
+          (onShard ? ', slotShard = :slot' : '') +
           ' REMOVE #qrun, #qkey, notBefore, callSid, outcome, errorCode, answeredAt, answeredBy, endedAt' +
-          (shard === undefined ? ', accountShard' : ''),
+          (shard === undefined ? ', accountShard' : '') +
+          (onShard ? '' : ', slotShard'),
         ConditionExpression: '#status = :queued AND attempt = :previous',
         ExpressionAttributeNames: {
           '#status': 'status',
@@ -283,6 +543,7 @@ export class DynamoSlots implements SlotStore {
           ':runId': runId,
           ':lkey': keys.liveKey(at, job.jobId),
           ...(shard === undefined ? {} : { ':shard': shard }),
+          ...(onShard ? { ':slot': counter.shard } : {}),
         },
       },
     };
@@ -367,16 +628,19 @@ export class DynamoSlots implements SlotStore {
 
   async releaseSlot(release: Release): Promise<ReleaseResult> {
     const { runId, jobId, attempt, from, to, at } = release;
-    // Which shard the holder holds is on the job: read it when the caller does not know.
+    // Which account shard and which run counter the holder holds is on the job: read it when the
+    // caller does not know.
+    const job =
+      release.accountShard === undefined || release.slotShard === undefined
+        ? await this.runs.getJob(runId, jobId)
+        : undefined;
     const accountShard =
-      release.accountShard === undefined
-        ? ((await this.runs.getJob(runId, jobId))?.accountShard ?? null)
-        : release.accountShard;
+      release.accountShard === undefined ? (job?.accountShard ?? null) : release.accountShard;
+    const slotShard = release.slotShard === undefined ? (job?.slotShard ?? null) : release.slotShard;
     const requeue = to === 'queued';
     const outcome = release.outcome ?? to;
-    const runUpdate = requeue
-      ? 'SET active = active - :one, queued = queued + :one'
-      : 'SET active = active - :one, #final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
+    const finalCounts =
+      '#final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
     // What the attempt that just ended left behind is kept (a retry shows why it is waiting).
     const lastAttempt =
       (release.outcome === undefined ? '' : ', outcome = :outcome') +
@@ -385,7 +649,7 @@ export class DynamoSlots implements SlotStore {
       // The detection callback's verdict, when it came first, stands: it is this call's.
       (release.answeredBy === undefined ? '' : ', answeredBy = if_not_exists(answeredBy, :by)');
     // Out of the live index: the job no longer holds a slot.
-    const leaveLive = ', #lrun, #lkey, accountShard';
+    const leaveLive = ', #lrun, #lkey, accountShard, slotShard';
     const jobUpdate = requeue
       ? // Back in the queued index, at its not-before time: the next dispatcher finds it when it is due.
         `SET #status = :queued, #qrun = :runId, #qkey = :qkey, endedAt = :at${lastAttempt}` +
@@ -394,32 +658,46 @@ export class DynamoSlots implements SlotStore {
           : ` REMOVE notBefore${leaveLive}`)
       : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''} REMOVE notBefore${leaveLive}`;
 
-    const items: TransactItem[] = [
-      {
-        Update: {
-          TableName: this.t.name,
-          Key: keys.run(runId),
-          UpdateExpression: runUpdate,
-          // The job's condition (next item) is the guard; a requeue also needs a run that is not
-          // canceled: no lead may wait in a canceled run.
-          ConditionExpression: `active > :zero${requeue ? ' AND #control <> :canceled' : ''}`,
-          ExpressionAttributeNames: requeue
-            ? { '#control': 'control' }
-            : { '#final': to, '#outcome': outcome },
-          ExpressionAttributeValues: {
-            ':one': 1,
-            ':zero': 0,
-            ...(requeue ? { ':canceled': 'canceled' } : {}),
-          },
+    // The counter the slot is on. The run item's own: its `active`, and the lead's counts. One of the
+    // run's counters: its `active` alone; the run item takes the counts only when the lead is final
+    // (a lead live on a counter is still in the run's `queued`: run-slots.ts).
+    const counter: TransactItem = {
+      Update: {
+        TableName: this.t.name,
+        Key: slotShard === null ? keys.run(runId) : keys.runSlots(runId, slotShard),
+        UpdateExpression:
+          slotShard !== null
+            ? 'SET active = active - :one'
+            : requeue
+              ? 'SET active = active - :one, queued = queued + :one'
+              : `SET active = active - :one, ${finalCounts}`,
+        // The job's condition (next item) is the guard; a requeue also needs a run that is not
+        // canceled (the counter's copy of its control says the same): no lead may wait in a canceled run.
+        ConditionExpression: `active > :zero${requeue ? ' AND #control <> :canceled' : ''}`,
+        ...(requeue
+          ? { ExpressionAttributeNames: { '#control': 'control' } }
+          : slotShard === null
+            ? { ExpressionAttributeNames: { '#final': to, '#outcome': outcome } }
+            : {}),
+        ExpressionAttributeValues: {
+          ':one': 1,
+          ':zero': 0,
+          ...(requeue ? { ':canceled': 'canceled' } : {}),
         },
       },
+    };
+    const items: TransactItem[] = [
+      counter,
       {
         Update: {
           TableName: this.t.name,
           Key: keys.job(runId, jobId),
           UpdateExpression: jobUpdate,
-          // The holder: this attempt, live in the state the caller knows, in the live index.
-          ConditionExpression: 'attempt = :attempt AND #status = :from AND attribute_exists(#lrun)',
+          // The holder: this attempt, live in the state the caller knows, in the live index, on the
+          // counter the release frees.
+          ConditionExpression:
+            'attempt = :attempt AND #status = :from AND attribute_exists(#lrun) AND ' +
+            (slotShard === null ? 'attribute_not_exists(slotShard)' : 'slotShard = :slot'),
           ExpressionAttributeNames: {
             '#status': 'status',
             ...LIVE,
@@ -431,6 +709,7 @@ export class DynamoSlots implements SlotStore {
             ':attempt': attempt,
             ':from': from,
             ':at': at,
+            ...(slotShard === null ? {} : { ':slot': slotShard }),
             ...(requeue
               ? {
                   ':queued': 'queued',
@@ -447,6 +726,18 @@ export class DynamoSlots implements SlotStore {
         },
       },
     ];
+    if (slotShard !== null && !requeue) {
+      items.push({
+        Update: {
+          TableName: this.t.name,
+          Key: keys.run(runId),
+          UpdateExpression: `SET queued = queued - :one, ${finalCounts}`,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#final': to, '#outcome': outcome },
+          ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+        },
+      });
+    }
     const shardIndex =
       accountShard === null ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
     if (release.claimCall && release.callSid !== undefined) items.push(this.claimCallItem(release));
@@ -455,17 +746,21 @@ export class DynamoSlots implements SlotStore {
     // would leak.
     if (failed.length > 0 && failed.every((index) => index === shardIndex))
       failed = await this.t.transact(items.filter((_, index) => index !== shardIndex));
-    if (failed.length === 0) return 'released';
+    if (failed.length === 0) {
+      if (slotShard !== null) this.runs.slotShards.add(runId, slotShard, -1);
+      return 'released';
+    }
     if (requeue && !failed.includes(1)) {
       // Refused because the run was canceled meanwhile? Then the lead is canceled instead of queued.
-      const [run, job] = await Promise.all([this.runs.getRun(runId), this.runs.getJob(runId, jobId)]);
-      const holder = job ? holderOf(job) : undefined;
+      const [run, current] = await Promise.all([this.runs.getRun(runId), this.runs.getJob(runId, jobId)]);
+      const holder = current ? holderOf(current) : undefined;
       if (run?.control === 'canceled' && holder?.attempt === attempt && holder.state === from) {
         return this.releaseSlot({
           ...release,
           to: 'canceled',
           outcome: 'canceled',
           accountShard: holder.accountShard ?? null,
+          slotShard: holder.slotShard ?? null,
         });
       }
     }

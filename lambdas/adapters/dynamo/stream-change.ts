@@ -31,3 +31,13 @@ export function changeTime(record: DynamoDBRecord): string {
   const seconds = record.dynamodb?.ApproximateCreationDateTime;
   return new Date(seconds === undefined ? Date.now() : seconds * 1000).toISOString();
 }
+
+/**
+ * The run whose item this record is, when its cap is split over slot counters (run-slots.ts): its
+ * item alone does not say how many calls are live (the counters do), so its events' counts are read.
+ */
+export function runWithSlotCounters(record: DynamoDBRecord): string | undefined {
+  const image = record.dynamodb?.NewImage ?? record.dynamodb?.OldImage;
+  if (image?.entity?.S !== 'run' || image.slotShards === undefined) return undefined;
+  return image.runId?.S;
+}

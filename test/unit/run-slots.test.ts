@@ -1,0 +1,53 @@
+// How a run's cap is split over slot counters, and how a run is read back with them: the sum of the
+// counters' caps is the run's cap (so no interleaving of acquires on them can pass it), and the view
+// adds the counters' live calls to `active` and takes them off `queued`.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RUN_SLOT_SHARD_SIZE, runSlotCaps, withSlotShards } from '../../lambdas/adapters/dynamo/run-slots.ts';
+import type { RunRecord } from '../../lambdas/core/model.ts';
+
+describe('runSlotCaps', () => {
+  it('keeps a cap that fits one counter on the run item', () => {
+    expect(runSlotCaps(3)).toEqual([]);
+    expect(runSlotCaps(RUN_SLOT_SHARD_SIZE)).toEqual([]);
+    expect(runSlotCaps(26)).toEqual([13, 13]);
+    expect(runSlotCaps(500)).toEqual(Array.from({ length: 20 }, () => 25));
+  });
+
+  it('splits any cap into counters of at most the size, none empty, adding up to the cap', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 60 }), (cap, size) => {
+        const caps = runSlotCaps(cap, size);
+        if (cap <= size) {
+          expect(caps).toEqual([]);
+          return;
+        }
+        expect(caps.reduce((sum, c) => sum + c, 0)).toBe(cap);
+        expect(caps.length).toBe(Math.ceil(cap / size));
+        for (const c of caps) {
+          expect(c).toBeGreaterThan(0);
+          expect(c).toBeLessThanOrEqual(size);
+        }
+        // As even as whole slots allow: no counter has two more than another.
+        expect(Math.max(...caps) - Math.min(...caps)).toBeLessThanOrEqual(1);
+      }),
+    );
+  });
+});
+
+describe('withSlotShards', () => {
+  const run = { active: 0, queued: 40 } as RunRecord;
+
+  it('adds the counters live calls to active and takes them off queued', () => {
+    const shards = [
+      { shard: 0, cap: 25, active: 25 },
+      { shard: 1, cap: 25, active: 7 },
+    ];
+    expect(withSlotShards(run, shards)).toMatchObject({ active: 32, queued: 8 });
+  });
+
+  it('leaves a run without counters as it is', () => {
+    expect(withSlotShards(run, [])).toBe(run);
+  });
+});
