@@ -176,7 +176,12 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
     );
     checks.push(figure(`${label}: utilization with the drain, median of runs`, Number(r.utilization), ''));
     checks.push(
-      figure(`${label}: transaction conflicts (retried)`, Number(r.conflicts), '', String(r.conflictsOn || '')),
+      figure(
+        `${label}: transaction conflicts (retried)`,
+        Number(r.conflicts),
+        '',
+        String(r.conflictsOn || ''),
+      ),
     );
     checks.push(figure(`${label}: throttles (retried)`, Number(r.throttles), ''));
     if (accountOn)
