@@ -413,6 +413,8 @@ export class MemoryRunStore implements RunStore {
     if (limits && account?.callsPerSecond !== undefined) {
       limits.nextCreateAt = account.nowMs + 1000 / account.callsPerSecond;
     }
+    // As the adapter says which counter holds the slot: this store never splits a cap, so the run's own.
+    job.slotShard = null;
     return 'acquired';
   }
 
