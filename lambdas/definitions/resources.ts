@@ -66,11 +66,21 @@ export const METRICS = {
   liveCalls: { name: 'LiveCalls', emitter: 'reconciler' },
 } as const;
 
+/**
+ * Seconds a failed work message waits before each retry, set by the dispatcher on the message
+ * (its visibility timeout). Most failures are brief (a throttled partition, a conflict, a crash), so
+ * the first retries come within seconds rather than after the queue's visibility timeout; the later
+ * ones are that timeout, so the tries span about 13 minutes, longer than DynamoDB takes to adapt a
+ * hot partition's capacity. A message whose invocation dies (a timeout) waits the queue's own timeout.
+ */
+const WORK_RETRY_SCHEDULE_SECONDS = [1, 2, 5, 10, 30, 60, 120, 180, 180, 180];
+
 export const WORK_QUEUE = {
   /** SQS wants at least 6 × the consumer's timeout, so an invocation's retries do not overlap. */
   visibilityTimeoutSeconds: 6 * FUNCTIONS.dispatcher.timeoutSeconds,
-  /** A message that fails this often is parked in the dead-letter queue (and alarmed on). */
-  maxReceiveCount: 5,
+  retryScheduleSeconds: WORK_RETRY_SCHEDULE_SECONDS,
+  /** Tries before the dead-letter queue (alarmed on): the first and one after each wait of the schedule. */
+  maxReceiveCount: WORK_RETRY_SCHEDULE_SECONDS.length + 1,
   /** Records per dispatcher invocation; each is a chunk of leads or a "dispatch run X". */
   batchSize: 10,
   /** Days a dead letter is kept for inspection (the SQS maximum). */

@@ -5,11 +5,11 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';
 import { DELIVERY_ID_ATTRIBUTE } from '../adapters/event-sinks.ts';
+import { retryRecordIn } from '../adapters/sqs-retry.ts';
 import { HttpWebhookSender, signingSecret } from '../adapters/webhook-sender.ts';
 import { deliverEvent, type WebhookSender } from '../core/event-delivery.ts';
 import { readEnv } from '../definitions/environment.ts';
@@ -48,15 +48,7 @@ function wire(): Deps {
       env.EVENTS_RETRY_SCHEDULE_SECONDS.length > 0
         ? env.EVENTS_RETRY_SCHEDULE_SECONDS
         : EVENTS_DELIVERY.retryScheduleSeconds,
-    async retryLater(record, seconds) {
-      await sqs.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: queueUrl,
-          ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: seconds,
-        }),
-      );
-    },
+    retryLater: (record, seconds) => retryRecordIn(sqs, queueUrl, record, seconds),
   };
 }
 

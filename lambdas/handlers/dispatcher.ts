@@ -1,6 +1,7 @@
 // (handler) SQS → dispatcher. Each record is a lead chunk to ingest or a "dispatch run X"; either way
-// the run's free slots are then filled. Failed records go back to the queue (partial batch response)
-// and, after WORK_QUEUE.maxReceiveCount tries, to the dead-letter queue.
+// the run's free slots are then filled. A failed record goes back to the queue (partial batch
+// response) after its wait on WORK_QUEUE.retryScheduleSeconds and, after WORK_QUEUE.maxReceiveCount
+// tries, to the dead-letter queue.
 
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -8,12 +9,14 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { makeSqsClient } from '../adapters/aws-clients.ts';
+import { retryRecordIn } from '../adapters/sqs-retry.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
 import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
 import { systemClock } from '../core/ports.ts';
 import { RecentRunOptions } from '../core/recent-run-options.ts';
 import { readEnv } from '../definitions/environment.ts';
-import { METRICS, serviceName } from '../definitions/resources.ts';
+import { METRICS, serviceName, WORK_QUEUE } from '../definitions/resources.ts';
 import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 import {
   accountLimits,
@@ -28,8 +31,8 @@ const service = serviceName('dispatcher');
 const logger = new Logger({ serviceName: service });
 const metrics = metricsFor('dispatcher');
 
-let deps: DispatchDeps | undefined;
-function wire(): DispatchDeps {
+let deps: (DispatchDeps & { retryLater(record: SQSRecord, seconds: number): Promise<void> }) | undefined;
+function wire(): NonNullable<typeof deps> {
   const env = readEnv([
     'TABLE_NAME',
     'QUEUE_URL',
@@ -52,6 +55,7 @@ function wire(): DispatchDeps {
   ]);
   const telephony = twilioTelephony(env, { faults: true });
   const account = accountLimits(env);
+  const sqs = makeSqsClient();
   return {
     // With faults (chaos tests only): crashes between steps, DynamoDB throttles.
     store: runStore(env, { faults: true }),
@@ -65,14 +69,32 @@ function wire(): DispatchDeps {
     clock: systemClock,
     log: logger,
     calls: callSettings(env),
+    retryLater: (record, seconds) => retryRecordIn(sqs, env.QUEUE_URL, record, seconds),
   };
 }
 
 async function processRecord(record: SQSRecord): Promise<void> {
   deps ??= wire();
+  const d = deps;
+  try {
+    await processWorkMessage(d, record);
+  } catch (error) {
+    // The record's next try waits its turn of the schedule; the last try's wait is 0, so the next
+    // receive parks it in the dead-letter queue at once.
+    const tryNumber = Number(record.attributes.ApproximateReceiveCount);
+    const wait = WORK_QUEUE.retryScheduleSeconds[tryNumber - 1] ?? 0;
+    await d.retryLater(record, wait).catch((retryError: unknown) =>
+      // The queue's own visibility timeout applies instead: the retry still comes, only later.
+      logger.warn('could not set the retry wait', { messageId: record.messageId, error: retryError }),
+    );
+    throw error;
+  }
+}
+
+async function processWorkMessage(d: DispatchDeps, record: SQSRecord): Promise<void> {
   // A malformed body throws here, fails its record every time and ends in the dead-letter queue.
   const message = workMessageSchema.parse(JSON.parse(record.body));
-  const { placed } = await handleWorkMessage(deps, message);
+  const { placed } = await handleWorkMessage(d, message);
   if (placed > 0) {
     metrics.addMetric(METRICS.callsPlaced.name, MetricUnit.Count, placed);
     if (message.type === 'dispatch' && message.releasedAt) {

@@ -124,6 +124,16 @@ describe('stateful stack', () => {
     expect(work!.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * fns.dispatcher!.props.Timeout);
   });
 
+  it('retries a failed work message within seconds, then at the visibility timeout, for ≥ 12 minutes before parking it', () => {
+    const work = workQueue();
+    const schedule = WORK_QUEUE.retryScheduleSeconds;
+    expect(schedule[0]).toBeLessThanOrEqual(2);
+    expect(Math.max(...schedule)).toBeLessThanOrEqual(work!.Properties.VisibilityTimeout);
+    expect(schedule.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(12 * 60);
+    // One receive for the first try and one after each wait: the last try's failure parks the message.
+    expect(work!.Properties.RedrivePolicy.maxReceiveCount).toBe(schedule.length + 1);
+  });
+
   it('outputs the table name, both queue URLs, the event bus and the undelivered events queue', () => {
     const outputs = Object.keys(synth.stateful.toJSON().Outputs).filter(
       (o) => !o.startsWith('ExportsOutput'),

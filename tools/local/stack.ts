@@ -80,7 +80,11 @@ export interface LocalStackOptions {
   fromNumber?: string;
   /** Concurrent SQS pollers, i.e. the dispatcher's concurrency. Default 4. */
   pollers?: number;
-  /** Seconds before a failed SQS record is retried. Default 2. */
+  /**
+   * Seconds before a failed work record is retried, in place of the wait the dispatcher sets from
+   * WORK_QUEUE.retryScheduleSeconds (tests that fail records on purpose shorten it). Unset: the
+   * dispatcher's own wait, as on AWS.
+   */
   retryVisibilitySeconds?: number;
   /** How often the reconciler runs; default the CDK app's schedule (RECONCILER_SCHEDULE_MINUTES). */
   reconcileIntervalSeconds?: number;
@@ -330,7 +334,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       region: LOCAL_AWS.region,
       batchSize: WORK_QUEUE.batchSize,
       pollers: options.pollers ?? 4,
-      retryVisibilitySeconds: options.retryVisibilitySeconds ?? 2,
+      retryVisibilitySeconds: options.retryVisibilitySeconds,
       onError,
     });
     onStop('triggers', () => eventSource.stop());
