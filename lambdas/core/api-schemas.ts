@@ -168,7 +168,8 @@ export const OptOutRequest = z
       .max(MAX_OPT_OUT_MESSAGE)
       .meta({
         description:
-          'Said first, inside the same <Gather> (default: “To stop calls from us, press <digit>.”).',
+          'Said inside the same <Gather>: after inline content a Gather can hold, before a TwiML URL’s ' +
+          'content or verbs a Gather cannot hold, such as <Dial> (default: “To stop calls from us, press <digit>.”).',
         example: 'To stop these calls, press 9.',
       })
       .nullish(),

@@ -20,6 +20,7 @@ import type {
   WakeStore,
   WorkQueue,
 } from './ports.ts';
+import { rotate } from './rotate.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -259,12 +260,6 @@ function placeOf(jobId: string): number {
   let hash = 0;
   for (const char of jobId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
   return hash;
-}
-
-function rotate<T>(items: T[], by: number): T[] {
-  if (items.length === 0) return items;
-  const start = by % items.length;
-  return [...items.slice(start), ...items.slice(0, start)];
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

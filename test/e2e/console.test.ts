@@ -251,8 +251,18 @@ describe.skipIf(!haveChromium)('the web console in Chromium', { timeout: 120_000
     });
     await page.getByLabel(/concurrency/).fill('2');
     await page.getByLabel('Answering machines').selectOption('Enable');
+    await page.getByLabel('When a machine answers').selectOption('continue');
+    const query = nextCreateQuery();
     await page.getByRole('button', { name: 'Start run' }).click();
     const runId = await runIdOnPage();
+    expect(await query).toEqual({ concurrency: '2', machine_detection: 'Enable', on_machine: 'continue' });
+    expect(((await api('GET', `/runs/${runId}`)).body as Record<string, unknown>).on_machine).toBe(
+      'continue',
+    );
+    const options = page.locator('#run-options');
+    await expect
+      .poll(() => options.textContent())
+      .toBe('Answering machines detected (Enable) and played the content');
     await waitForStatus(['completed']);
     const calls = stack.simulator!.calls().filter((call) => call.run === runId);
     expect(calls.map((call) => [call.machineDetection, call.asyncAmd])).toEqual([

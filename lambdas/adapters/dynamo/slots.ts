@@ -19,6 +19,7 @@ import type {
   SlotStore,
   WaveResult,
 } from '../../core/ports.ts';
+import { rotate } from '../../core/rotate.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { recipientCheckItem, refusedBy } from './recipient-item.ts';
@@ -105,10 +106,6 @@ function counterOrder(
 }
 
 /** `items` from `start` on, then those before it. */
-function rotate<T>(items: readonly T[], start: number): T[] {
-  return [...items.slice(start), ...items.slice(0, start)];
-}
-
 /** `Promise.allSettled` of tasks run one after another. */
 async function sequentially<T>(tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
   const settled: PromiseSettledResult<T>[] = [];

@@ -66,8 +66,8 @@ function renderSchedule(run) {
 }
 
 /**
- * The run's dialer policy, when it has one of its own: retries, what a number over the frequency cap
- * does, and the opt-out key.
+ * The run's dialer policy, when it has one of its own: retries, what answering machines get, what a
+ * number over the frequency cap does, and the opt-out key.
  * @param {Run} run
  */
 function renderOptions(run) {
@@ -79,6 +79,11 @@ function renderOptions(run) {
       `retries ${on.join(', ')} ${delay === 0 ? 'at once' : `after ${duration(delay * 1000)}`}, ` +
         `at most ${plural(attempts, 'call')} per lead`,
     );
+  }
+  if (run.machine_detection) {
+    // on_machine: what a machine or fax gets (runs from before the option say nothing: they play on).
+    const onMachine = run.on_machine === 'continue' ? 'played the content' : 'hung up on once detected';
+    parts.push(`answering machines detected (${run.machine_detection}) and ${onMachine}`);
   }
   if (run.frequency_cap === 'wait') parts.push('a number over the frequency cap waits for its next window');
   if (run.opt_out) {
