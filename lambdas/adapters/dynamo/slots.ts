@@ -105,7 +105,6 @@ function counterOrder(
   return first ? [first, ...rest] : rest;
 }
 
-/** `items` from `start` on, then those before it. */
 /** `Promise.allSettled` of tasks run one after another. */
 async function sequentially<T>(tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
   const settled: PromiseSettledResult<T>[] = [];
