@@ -102,17 +102,19 @@ class Acquire implements Cmd {
       AT,
       limits(model),
     );
-    const expected =
-      job.state !== 'queued'
-        ? 'job-taken'
-        : modelRun.control !== 'running' || modelRun.jobs.filter(isLive).length >= modelRun.cap
-          ? 'no-slot'
-          : liveIn(model) >= model.accountCap
-            ? 'account-full'
-            : model.now < model.nextCreateAt
-              ? 'paced'
-              : 'acquired';
-    expect(result).toBe(expected);
+    const forQueuedJob =
+      modelRun.control !== 'running' || modelRun.jobs.filter(isLive).length >= modelRun.cap
+        ? 'no-slot'
+        : liveIn(model) >= model.accountCap
+          ? 'account-full'
+          : model.now < model.nextCreateAt
+            ? 'paced'
+            : 'acquired';
+    if (job.state === 'queued') expect(result).toBe(forQueuedJob);
+    // A job already taken is never acquired again. When its run (or the account) has no room either,
+    // both answers are true, and a store that knows its counters are full may say so without trying
+    // the job: either tells the dispatcher to stop on this job.
+    else expect(forQueuedJob === 'acquired' ? ['job-taken'] : ['job-taken', forQueuedJob]).toContain(result);
     if (result === 'acquired') {
       modelRun.jobs[this.job] = { state: 'dialing', attempt: job.attempt + 1, notBefore: 0 };
       model.nextCreateAt = model.now + 1000 / CPS;
@@ -310,7 +312,11 @@ describe('slot protocol with run controls and account limits, against DynamoDB L
           await fc.asyncModelRun(() => ({ model, real: { store, aws, accountName, runIds } }), cmds);
         },
       ),
-      { numRuns: 30 },
+      {
+        numRuns: 30,
+        // FC_SEED (from a failure's report) replays that sequence of cases.
+        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+      },
     );
   });
 
