@@ -15,6 +15,7 @@ import type { AccountLimits, QueuedJob, RecipientChecks, RunStore } from '../../
 import type { FinalState, LiveState } from '../../lambdas/core/states.ts';
 import { testAws } from '../support/aws.ts';
 import { MemoryRunStore } from '../support/memory-store.ts';
+import { replayFromEnv } from '../support/replay.ts';
 
 const START = Date.parse('2026-11-30T09:00:00.000Z');
 const FIRST_CHUNK = 4;
@@ -350,7 +351,7 @@ describe('the in-memory store against the DynamoDB adapter', () => {
       ),
       {
         numRuns: 25,
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {}),
+        ...replayFromEnv(),
       },
     );
   });

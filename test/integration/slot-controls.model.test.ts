@@ -11,6 +11,7 @@ import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { jobIdFor, type RunControl } from '../../lambdas/core/model.ts';
 import type { FinalState, JobState } from '../../lambdas/core/states.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
+import { replayFromEnv } from '../support/replay.ts';
 import { accountItems } from '../support/runs.ts';
 
 interface ModelJob {
@@ -314,8 +315,7 @@ describe('slot protocol with run controls and account limits, against DynamoDB L
       ),
       {
         numRuns: 30,
-        // FC_SEED (from a failure's report) replays that sequence of cases.
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+        ...replayFromEnv(),
       },
     );
   });

@@ -15,6 +15,7 @@ import type { CallLookup, Log, WorkQueue } from '../../lambdas/core/ports.ts';
 import { reconcile } from '../../lambdas/core/reconcile.ts';
 import type { TwilioCallStatus } from '../../lambdas/core/states.ts';
 import { testAws } from '../support/aws.ts';
+import { replayFromEnv } from '../support/replay.ts';
 
 const JOBS = 5;
 const SETTINGS = { ringTimeoutSeconds: 30, timeLimitSeconds: 60, graceSeconds: 10 };
@@ -266,8 +267,7 @@ describe('slot protocol with the reconciler, against DynamoDB Local', () => {
       ),
       {
         numRuns: 30,
-        // FC_SEED (from a failure's report) replays that sequence of cases.
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+        ...replayFromEnv(),
       },
     );
   });
