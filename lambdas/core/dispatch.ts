@@ -8,7 +8,12 @@ import type { WorkMessage } from './ports.ts';
 /** Everything the dispatcher's use cases need. */
 export type DispatchDeps = IngestChunkDeps;
 
-export async function handleWorkMessage(deps: DispatchDeps, message: WorkMessage): Promise<FillResult> {
-  if (message.type === 'ingest') return ingestChunk(deps, message);
-  return fillSlots(deps, message.runId, message.next);
+/** `filler`: the work message's id, which names its dispatch to the run's fill lease. */
+export async function handleWorkMessage(
+  deps: DispatchDeps,
+  message: WorkMessage,
+  filler?: string,
+): Promise<FillResult> {
+  if (message.type === 'ingest') return ingestChunk(deps, message, filler);
+  return fillSlots(deps, message.runId, message.next, filler);
 }

@@ -6,7 +6,14 @@ import { isExpiredBy } from './callbacks.ts';
 import { nextOpening } from './calling-window.ts';
 import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
-import type { AcquireResult, FrequencyCap, QueuedJob, QueueStore, RecipientChecks } from './ports.ts';
+import type {
+  AcquireResult,
+  FillLease,
+  FrequencyCap,
+  QueuedJob,
+  QueueStore,
+  RecipientChecks,
+} from './ports.ts';
 import type { RecentRunOptions } from './recent-run-options.ts';
 import { frequencyWindow } from './recipients.ts';
 import type { RunOptions } from './run-options.ts';
@@ -24,6 +31,8 @@ export type FillSlotsDeps = PlaceCallDeps &
      * (SUPPRESSION_CHECK) and the frequency cap (RECIPIENT_MAX_CALLS per RECIPIENT_WINDOW_HOURS).
      */
     recipients?: { suppression: boolean; frequency?: FrequencyCap | undefined };
+    /** One filler per run at a time; without it every dispatch fills on its own. */
+    fillLease?: FillLease;
   };
 
 /** The outcomes of leads ended uncalled by a recipient check. */
@@ -53,7 +62,12 @@ const SPARE_CANDIDATES = 2;
  * create); a slot freed some other way has a dispatch of its own. Otherwise, or when the hint finds
  * no slot, the run and its queue are read first, together, and every free slot is filled.
  */
-export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: QueuedJob[]): Promise<FillResult> {
+export async function fillSlots(
+  deps: FillSlotsDeps,
+  runId: string,
+  hint?: QueuedJob[],
+  filler?: string,
+): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
   const pacing = { waitedMs: 0 };
@@ -85,131 +99,193 @@ export async function fillSlots(deps: FillSlotsDeps, runId: string, hint?: Queue
         if (result !== 'job-taken') break;
       }
     }
-    let want = 0;
-    rounds: for (let round = 0; round < maxRounds; round++) {
-      const run = await deps.store.getRunRecord(runId);
-      if (!run) break;
-      deps.recentOptions?.remember(run);
-      if (run.control === 'canceled') {
-        // Ending its calls needs its holders: read with them.
-        const canceled = await deps.store.getRun(runId);
-        if (canceled) await carryOutCancel(deps, canceled);
-        break;
-      }
-      const now = deps.clock.now().getTime();
-      if (isExpiredBy(run, now)) {
-        // Past expires_at: no call starts (the acquire's condition says so too); the leads still
-        // queued end `expired`, and calls still live finish.
-        await expireQueued(deps, runId, now);
-        break;
-      }
-      if (run.scheduledFor !== undefined && run.control === 'running') {
-        // Not before start_at (the acquire's condition holds it too): wake the run then, SQS's
-        // 15-minute delays chained (each wake-up that comes early arms the next).
-        if (now < run.scheduledFor) {
-          await armWake(deps, runId, run.scheduledFor, now);
-          break;
-        }
-        await deps.store.startScheduledRun(runId, now);
-        continue; // read again: started (by this write or another dispatcher's)
-      }
-      if (run.control !== 'running') break;
-      const free = run.concurrency - run.active;
-      if (free <= 0) break;
-      want = Math.max(want, free + SPARE_CANDIDATES);
-      const candidates =
-        prefetched && want <= REFILL_CANDIDATES
-          ? await prefetched
-          : await deps.store.nextQueuedJobs(runId, want, now);
-      prefetched = undefined;
-      if (candidates.length === 0) {
-        // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
-        if (run.queued > 0) {
-          const earliest = await deps.store.earliestQueued(runId);
-          // Or at expires_at, whichever comes first: the leads still waiting then are expired.
-          const expiresAt = run.options.expiresAt ? Date.parse(run.options.expiresAt) : undefined;
-          const wakeAt = Math.min(
-            earliest ?? Number.POSITIVE_INFINITY,
-            expiresAt ?? Number.POSITIVE_INFINITY,
-          );
-          if (Number.isFinite(wakeAt)) await armWake(deps, runId, wakeAt, now);
-        }
-        break;
-      }
-
-      let acquired = 0;
-      let deferred = 0;
-      const due: QueuedJob[] = [];
-      for (const job of candidates) {
-        const window = run.options.window;
-        if (window) {
-          const opening = nextOpening(window, now, job.timeZone ?? window.timeZone);
-          if (opening > now) {
-            // Outside its calling window: back in the queue at the opening, holding no slot.
-            await deps.store.deferJob(runId, job, opening);
-            await armWake(deps, runId, opening, now);
-            deferred += 1;
-            continue;
-          }
-        }
-        due.push(job);
-      }
-      // Placed without waiting, so that the next slots are taken while these calls are being created.
-      const place = (job: QueuedJob) => {
-        acquired += 1;
-        calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
-      };
-      // Free slots are taken in waves, many in one transaction, so that a newly free cap of hundreds
-      // fills in a few round trips; with a calls-per-second pace each create waits its turn anyway,
-      // and the one-by-one path below spaces them.
-      let oneByOne = deps.account?.callsPerSecond === undefined ? [] : due;
-      let rest = oneByOne.length === 0 ? due : [];
-      while (rest.length > 0 && acquired < free) {
-        const wave = rest.slice(0, free - acquired);
-        rest = rest.slice(wave.length);
-        const at = deps.clock.now().toISOString();
-        const result = await deps.store.acquireSlots(
-          runId,
-          run.concurrency,
-          wave,
-          at,
-          deps.account,
-          recipientChecks(deps),
-        );
-        for (const job of result.acquired) place(job);
-        if (result.failure !== undefined) throw result.failure; // after placing what it took
-        for (const job of result.suppressed)
-          await refuseRecipient(deps, runId, run.options, job, 'suppressed');
-        for (const job of result.capped)
-          await refuseRecipient(deps, runId, run.options, job, 'frequency-capped');
-        if (result.stop === 'no-slot') break rounds;
-        if (result.stop === 'account-full') {
-          // A full shard: the one-by-one path probes the other shards and waits for the account.
-          oneByOne = [...result.left, ...rest];
-          break;
-        }
-        rest = [...result.left, ...rest];
-      }
-      for (const job of oneByOne) {
-        if (acquired >= free) break;
-        const result = await takeSlot(deps, runId, job, pacing);
-        if (result === 'stop' || result === 'no-slot') break rounds;
-        if (result === 'acquired') place(job);
-        if (result === 'suppressed' || result === 'frequency-capped')
-          await refuseRecipient(deps, runId, run.options, job, result);
-      }
-      // Every slot that was free is taken: another acquire could only be refused (and a refused
-      // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
-      if (acquired >= free) break;
-      // A round of leads all outside their window: read more at once, the window is closed for many.
-      if (deferred === candidates.length) want = DEFER_BATCH;
-      else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more
-      if (round === maxRounds - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
+    if (maxRounds > 0) {
+      let first = prefetched; // read for the first pass only: a pass asked for later reads anew
+      await fillUnderLease(deps, runId, filler, () => {
+        const pass = fillRounds(deps, runId, maxRounds, calls, pacing, first);
+        first = undefined;
+        return pass;
+      });
     }
   } catch (error) {
     stoppedBy = { error };
   }
   return settle(calls, stoppedBy);
+}
+
+/** How long one filler keeps asking itself for more passes before it hands the run to a new dispatch. */
+const MAX_LEASED_FILLING_MS = 10_000;
+
+/**
+ * Fills under the run's fill lease: one filler at a time. Dispatchers filling one run at once read the
+ * same first queued jobs and reach for the same counters, and transactions that overlap on an item
+ * cancel each other (a cap-500 run's initial fill is dozens of dispatches at once). A dispatch that
+ * finds the lease held asks its holder for one more pass and is done; the holder, before it gives the
+ * lease back, fills again for every ask. `filler` names the dispatch (its work message): the retry of
+ * a dispatch that died holding the lease takes it over at once. The lease only spares transactions;
+ * the cap and every lead's single call never depend on it (the slot transactions guard them), so a
+ * lease that cannot be read or written is filled without.
+ */
+async function fillUnderLease(
+  deps: FillSlotsDeps,
+  runId: string,
+  filler: string | undefined,
+  fill: () => Promise<void>,
+): Promise<void> {
+  const lease = deps.fillLease;
+  if (!lease || filler === undefined) return fill();
+  let taken: 'taken' | 'asked';
+  try {
+    taken = await lease.take(runId, filler, deps.clock.now().getTime());
+  } catch (error) {
+    deps.log.warn('the fill lease could not be taken; filling without it', { runId, error });
+    return fill();
+  }
+  if (taken === 'asked') return;
+  const started = deps.clock.now().getTime();
+  for (;;) {
+    await fill();
+    const now = deps.clock.now().getTime();
+    if (now - started >= MAX_LEASED_FILLING_MS) {
+      // Long enough in one invocation: a new dispatch goes on, and takes the lease this one drops.
+      await deps.queue.requestDispatch(runId);
+      await lease.drop(runId, filler);
+      return;
+    }
+    if ((await lease.give(runId, filler, now)) === 'given') return;
+  }
+}
+
+/**
+ * Rounds of "read the run and its next queued jobs, take every free slot": up to `maxRounds`, or until
+ * no slot is free or no job is due. The calls it starts are pushed onto `calls`.
+ */
+async function fillRounds(
+  deps: FillSlotsDeps,
+  runId: string,
+  maxRounds: number,
+  calls: Promise<boolean>[],
+  pacing: { waitedMs: number },
+  prefetchedFirst: Promise<QueuedJob[]> | undefined,
+): Promise<void> {
+  let prefetched = prefetchedFirst;
+  let want = 0;
+  rounds: for (let round = 0; round < maxRounds; round++) {
+    const run = await deps.store.getRunRecord(runId);
+    if (!run) break;
+    deps.recentOptions?.remember(run);
+    if (run.control === 'canceled') {
+      // Ending its calls needs its holders: read with them.
+      const canceled = await deps.store.getRun(runId);
+      if (canceled) await carryOutCancel(deps, canceled);
+      break;
+    }
+    const now = deps.clock.now().getTime();
+    if (isExpiredBy(run, now)) {
+      // Past expires_at: no call starts (the acquire's condition says so too); the leads still
+      // queued end `expired`, and calls still live finish.
+      await expireQueued(deps, runId, now);
+      break;
+    }
+    if (run.scheduledFor !== undefined && run.control === 'running') {
+      // Not before start_at (the acquire's condition holds it too): wake the run then, SQS's
+      // 15-minute delays chained (each wake-up that comes early arms the next).
+      if (now < run.scheduledFor) {
+        await armWake(deps, runId, run.scheduledFor, now);
+        break;
+      }
+      await deps.store.startScheduledRun(runId, now);
+      continue; // read again: started (by this write or another dispatcher's)
+    }
+    if (run.control !== 'running') break;
+    const free = run.concurrency - run.active;
+    if (free <= 0) break;
+    want = Math.max(want, free + SPARE_CANDIDATES);
+    const candidates =
+      prefetched && want <= REFILL_CANDIDATES
+        ? await prefetched
+        : await deps.store.nextQueuedJobs(runId, want, now);
+    prefetched = undefined;
+    if (candidates.length === 0) {
+      // Leads remain but none is due (retries waiting, windows closed): sleep until the first is.
+      if (run.queued > 0) {
+        const earliest = await deps.store.earliestQueued(runId);
+        // Or at expires_at, whichever comes first: the leads still waiting then are expired.
+        const expiresAt = run.options.expiresAt ? Date.parse(run.options.expiresAt) : undefined;
+        const wakeAt = Math.min(earliest ?? Number.POSITIVE_INFINITY, expiresAt ?? Number.POSITIVE_INFINITY);
+        if (Number.isFinite(wakeAt)) await armWake(deps, runId, wakeAt, now);
+      }
+      break;
+    }
+
+    let acquired = 0;
+    let deferred = 0;
+    const due: QueuedJob[] = [];
+    for (const job of candidates) {
+      const window = run.options.window;
+      if (window) {
+        const opening = nextOpening(window, now, job.timeZone ?? window.timeZone);
+        if (opening > now) {
+          // Outside its calling window: back in the queue at the opening, holding no slot.
+          await deps.store.deferJob(runId, job, opening);
+          await armWake(deps, runId, opening, now);
+          deferred += 1;
+          continue;
+        }
+      }
+      due.push(job);
+    }
+    // Placed without waiting, so that the next slots are taken while these calls are being created.
+    const place = (job: QueuedJob) => {
+      acquired += 1;
+      calls.push(observed(placeCall(deps, runId, run.options, job, job.attempt + 1)));
+    };
+    // Free slots are taken in waves, many in one transaction, so that a newly free cap of hundreds
+    // fills in a few round trips; with a calls-per-second pace each create waits its turn anyway,
+    // and the one-by-one path below spaces them.
+    let oneByOne = deps.account?.callsPerSecond === undefined ? [] : due;
+    let rest = oneByOne.length === 0 ? due : [];
+    while (rest.length > 0 && acquired < free) {
+      const wave = rest.slice(0, free - acquired);
+      rest = rest.slice(wave.length);
+      const at = deps.clock.now().toISOString();
+      const result = await deps.store.acquireSlots(
+        runId,
+        run.concurrency,
+        wave,
+        at,
+        deps.account,
+        recipientChecks(deps),
+      );
+      for (const job of result.acquired) place(job);
+      if (result.failure !== undefined) throw result.failure; // after placing what it took
+      for (const job of result.suppressed) await refuseRecipient(deps, runId, run.options, job, 'suppressed');
+      for (const job of result.capped)
+        await refuseRecipient(deps, runId, run.options, job, 'frequency-capped');
+      if (result.stop === 'no-slot') break rounds;
+      if (result.stop === 'account-full') {
+        // A full shard: the one-by-one path probes the other shards and waits for the account.
+        oneByOne = [...result.left, ...rest];
+        break;
+      }
+      rest = [...result.left, ...rest];
+    }
+    for (const job of oneByOne) {
+      if (acquired >= free) break;
+      const result = await takeSlot(deps, runId, job, pacing);
+      if (result === 'stop' || result === 'no-slot') break rounds;
+      if (result === 'acquired') place(job);
+      if (result === 'suppressed' || result === 'frequency-capped')
+        await refuseRecipient(deps, runId, run.options, job, result);
+    }
+    // Every slot that was free is taken: another acquire could only be refused (and a refused
+    // transaction is billed like a write). A slot freed meanwhile sends its own dispatch.
+    if (acquired >= free) break;
+    // A round of leads all outside their window: read more at once, the window is closed for many.
+    if (deferred === candidates.length) want = DEFER_BATCH;
+    else if (acquired === 0 && candidates.length < want) break; // taken by others, and no more
+    if (round === maxRounds - 1 && deferred > 0) await deps.queue.requestDispatch(runId); // go on later
+  }
 }
 
 /** An expired run's queued leads ended per invocation (as a cancel's); a long list goes on in the next. */

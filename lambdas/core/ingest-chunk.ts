@@ -18,7 +18,11 @@ interface LeadChunkMessage {
   jobs: NewJob[];
 }
 
-export async function ingestChunk(deps: IngestChunkDeps, message: LeadChunkMessage): Promise<FillResult> {
+export async function ingestChunk(
+  deps: IngestChunkDeps,
+  message: LeadChunkMessage,
+  filler?: string,
+): Promise<FillResult> {
   const now = deps.clock.now();
   const at = now.toISOString();
   const jobs = await placeInWindow(deps, message.runId, message.jobs, now.getTime());
@@ -34,7 +38,7 @@ export async function ingestChunk(deps: IngestChunkDeps, message: LeadChunkMessa
   // park its leads in the DLQ; a suppressed lead left queued is refused at its dial anyway.
   try {
     if (deps.recipients?.suppression) await endSuppressed(deps, message.runId, message.jobs, now);
-    return await fillSlots(deps, message.runId);
+    return await fillSlots(deps, message.runId, undefined, filler);
   } catch (error) {
     deps.log.warn('filling slots after ingest failed; dispatch requested instead', {
       runId: message.runId,

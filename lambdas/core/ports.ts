@@ -412,6 +412,19 @@ export interface Page<T> {
   nextCursor?: string;
 }
 
+/**
+ * One filler per run at a time (fill-slots.ts `fillUnderLease`). `filler` names the dispatch holding
+ * or asking; a lease past its time is anyone's.
+ */
+export interface FillLease {
+  /** `taken`: this filler holds the lease now. `asked`: another holds it and will fill once more. */
+  take(runId: string, filler: string, nowMs: number): Promise<'taken' | 'asked'>;
+  /** `given`: the lease is free. `asked`: a fill was asked for meanwhile; still held, fill again. */
+  give(runId: string, filler: string, nowMs: number): Promise<'given' | 'asked'>;
+  /** Frees the lease whatever was asked (a new dispatch goes on). */
+  drop(runId: string, filler: string): Promise<void>;
+}
+
 export interface WorkQueue {
   /** Puts lead chunks on the queue for ingestion. */
   sendLeadChunks(runId: string, chunks: LeadChunk[]): Promise<void>;

@@ -97,6 +97,11 @@ export const keys = {
   accountShard: (name = 'LIMITS', shard: number) => ({ pk: `ACCOUNT#${name}#${shard}`, sk: 'SHARD' }),
   /** The account's calls-per-second pace: the next free calls.create time. */
   accountPace: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#PACE`, sk: 'PACE' }),
+  /**
+   * The run's fill lease: which dispatch fills its free slots now (fill-slots.ts). A partition of its
+   * own, off the run's busy one.
+   */
+  fillLease: (runId: string) => ({ pk: `FILL#${runId}`, sk: 'FILL' }),
   /** A Twilio call credited to an attempt found by number (its Sid was lost): one attempt per call. */
   callClaim: (callSid: string) => ({ pk: `CALL#${callSid}`, sk: 'CLAIM' }),
   /**

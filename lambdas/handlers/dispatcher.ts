@@ -21,6 +21,7 @@ import { metricsFor, publishRecordedMetrics } from './metrics.ts';
 import {
   accountLimits,
   callSettings,
+  fillLease,
   recipientChecks,
   runStore,
   twilioTelephony,
@@ -64,6 +65,7 @@ function wire(): NonNullable<typeof deps> {
     callControl: telephony, // cancel: Twilio-queued and ringing calls canceled, others hung up
     // Unset limits leave the account item out of the acquire transaction altogether.
     ...(account ? { account } : {}),
+    fillLease: fillLease(env), // one filler per run at a time
     recentOptions: new RecentRunOptions(), // warm containers take a refill's hinted job before reading
     recipients: recipientChecks(env), // the suppression list and the frequency cap, in every acquire
     clock: systemClock,
@@ -94,7 +96,7 @@ async function processRecord(record: SQSRecord): Promise<void> {
 async function processWorkMessage(d: DispatchDeps, record: SQSRecord): Promise<void> {
   // A malformed body throws here, fails its record every time and ends in the dead-letter queue.
   const message = workMessageSchema.parse(JSON.parse(record.body));
-  const { placed } = await handleWorkMessage(d, message);
+  const { placed } = await handleWorkMessage(d, message, record.messageId);
   if (placed > 0) {
     metrics.addMetric(METRICS.callsPlaced.name, MetricUnit.Count, placed);
     if (message.type === 'dispatch' && message.releasedAt) {

@@ -4,6 +4,8 @@
 // a handler's first invocation.
 
 import { makeDynamoClient, makeSqsClient } from '../adapters/aws-clients.ts';
+import { DynamoFillLease } from '../adapters/dynamo/fill-lease.ts';
+import { DynamoTable } from '../adapters/dynamo/table.ts';
 import { withDynamoLimitsModel } from '../adapters/dynamo-limits.ts';
 import { DynamoRunStore } from '../adapters/dynamo-run-store.ts';
 import { withInjectedCrashes, withInjectedDynamoFaults } from '../adapters/fault-injection.ts';
@@ -12,7 +14,7 @@ import { type CredentialSource, credentialSource } from '../adapters/twilio-cred
 import { TwilioTelephony } from '../adapters/twilio-telephony.ts';
 import type { FillSlotsDeps } from '../core/fill-slots.ts';
 import type { CallSettings } from '../core/place-call.ts';
-import type { AccountLimits, Log, RunStore, WorkQueue } from '../core/ports.ts';
+import type { AccountLimits, FillLease, Log, RunStore, WorkQueue } from '../core/ports.ts';
 import type { ReconcileSettings } from '../core/reconcile.ts';
 import type { Env } from '../definitions/environment.ts';
 
@@ -32,6 +34,13 @@ export function runStore(env: Pick<Env, 'TABLE_NAME'>, { faults = false }: Wrapp
     return new DynamoRunStore(withDynamoLimitsModel(makeDynamoClient()), { tableName: env.TABLE_NAME });
   const client = withDynamoLimitsModel(withInjectedDynamoFaults(makeDynamoClient()));
   return withInjectedCrashes(new DynamoRunStore(client, { tableName: env.TABLE_NAME }), 'store');
+}
+
+/** The runs' fill leases: one filler per run at a time (fill-slots.ts). */
+export function fillLease(env: Pick<Env, 'TABLE_NAME'>): FillLease {
+  return new DynamoFillLease(
+    new DynamoTable(withDynamoLimitsModel(makeDynamoClient()), { tableName: env.TABLE_NAME }),
+  );
 }
 
 export function workQueue(env: Pick<Env, 'QUEUE_URL'>, { faults = false }: Wrapping = {}): WorkQueue {

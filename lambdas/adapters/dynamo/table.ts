@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
   TransactWriteCommand,
@@ -119,10 +120,14 @@ export class DynamoTable {
   }
 
   /** Sends a conditional write: true if it applied, false if its condition failed (an answer). */
-  async applies(command: PutCommand | UpdateCommand): Promise<boolean> {
+  async applies(command: PutCommand | UpdateCommand | DeleteCommand): Promise<boolean> {
     try {
-      // Two calls, not one: `send` is overloaded per command type.
-      await (command instanceof PutCommand ? this.doc.send(command) : this.doc.send(command));
+      // Three calls, not one: `send` is overloaded per command type.
+      await (command instanceof PutCommand
+        ? this.doc.send(command)
+        : command instanceof DeleteCommand
+          ? this.doc.send(command)
+          : this.doc.send(command));
       return true;
     } catch (error) {
       if (isConditionalCheckFailed(error)) return false;
