@@ -46,6 +46,8 @@ interface LimitsReport {
   writeUnitsByPartition: Map<string, number>;
   /** Conflicts by the kind of item that was in another transaction (its sort key's prefix: RUN, JOB, …). */
   conflictsByKind: Map<string, number>;
+  /** Requests the handlers sent, by command (tries included): what DynamoDB serves per call. */
+  requestsByCommand: Map<string, number>;
 }
 
 export class DynamoLimitsModel {
@@ -65,6 +67,7 @@ export class DynamoLimitsModel {
     largestItem: { key: '', bytes: 0 },
     writeUnitsByPartition: new Map(),
     conflictsByKind: new Map(),
+    requestsByCommand: new Map(),
   };
 
   constructor(options: LimitsModelOptions = {}) {
@@ -80,6 +83,9 @@ export class DynamoLimitsModel {
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const input = args.input as Record<string, unknown>;
+        const requests = this.report.requestsByCommand;
+        const command = context.commandName ?? 'unknown';
+        requests.set(command, (requests.get(command) ?? 0) + 1);
         switch (context.commandName) {
           case 'TransactWriteItemsCommand':
             return this.#transaction(input, () => next(args));

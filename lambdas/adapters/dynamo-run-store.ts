@@ -6,7 +6,7 @@
 // do-not-call list); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Job, NewJob, Run, RunRecord } from '../core/model.ts';
+import type { Job, NewJob, Run, RunRecord, SlotCounts } from '../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -103,6 +103,9 @@ export class DynamoRunStore implements RunStore {
   }
   getJob(runId: string, jobId: string): Promise<Job | undefined> {
     return this.runs.getJob(runId, jobId);
+  }
+  slotCounts(runId: string): Promise<SlotCounts> {
+    return this.runs.slotCounts(runId);
   }
   reserveLeads(runId: string, request: LeadReservation): Promise<ReservationResult> {
     return this.runs.reserveLeads(runId, request);

@@ -238,15 +238,22 @@ export function isExpiredBy(run: Pick<RunRecord, 'options'>, atMs: number): bool
 const HINT_SIZE = 3;
 
 /**
+ * Queued jobs the hint is chosen from. Refills that end together read the same first jobs; a cap-500
+ * run of 30-second calls ends ~17 calls a second, and refills that reach for the same job cancel each
+ * other's transactions. Each takes its hint from its own place among the first 24.
+ */
+const HINT_CHOICE = 24;
+
+/**
  * The run's next due jobs, or none if the read fails: the hint is an optimisation, never needed.
- * Refills that end together read the same jobs; each starts from its own place in the list (the
- * released job's number, modulo the list), so that they do not all reach for the first one and
- * all but one get refused. A run's slots tend to hold consecutive jobs, which makes the places differ.
+ * Each refill starts from its own place among the first jobs (the released job's number, modulo
+ * them), so that refills ending together do not all reach for the first one and all but one get
+ * refused. A run's slots tend to hold consecutive jobs, which makes the places differ.
  */
 function nextJobsHint(deps: CallbackDeps, runId: string, releasedJobId: string): Promise<QueuedJob[]> {
   return deps.store
-    .nextQueuedJobs(runId, HINT_SIZE, deps.clock.now().getTime())
-    .then((jobs) => rotate(jobs, placeOf(releasedJobId)))
+    .nextQueuedJobs(runId, HINT_CHOICE, deps.clock.now().getTime())
+    .then((jobs) => rotate(jobs, placeOf(releasedJobId)).slice(0, HINT_SIZE))
     .catch((error: unknown) => {
       deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
       return [];

@@ -6,7 +6,17 @@
 
 import { asciiJson } from './ascii-json.ts';
 import type { LeadAttributeValue } from './leads.ts';
-import { type Job, type Run, type RunStatus, runStatus } from './model.ts';
+import {
+  addSlotCounts,
+  finalOnCounters,
+  type Job,
+  NO_SLOT_COUNTS,
+  type Run,
+  type RunStatus,
+  runStatus,
+  type SlotCounts,
+  withSlotCounts,
+} from './model.ts';
 import { isFinal } from './states.ts';
 
 /** EventBridge `source` of every event, and the prefix of nothing else. */
@@ -76,7 +86,8 @@ export type RunState = Omit<Run, 'holders'>;
 /** One write to one item: the item before and after it (absent when created or deleted). */
 export type Change =
   | { entity: 'job'; before?: Job | undefined; after?: Job | undefined }
-  | { entity: 'run'; before?: RunState | undefined; after?: RunState | undefined };
+  | { entity: 'run'; before?: RunState | undefined; after?: RunState | undefined }
+  | { entity: 'slots'; runId: string; before?: SlotCounts | undefined; after?: SlotCounts | undefined };
 
 /**
  * The events one change yields; `at` is when the change was written (the stream record's time), used
@@ -87,8 +98,47 @@ export function eventsForChange(change: Change, at: string): DialgateEvent[] {
     const event = callEnded(change.before, change.after, at);
     return event ? [event] : [];
   }
+  // A counter's change needs the run it is part of (eventsForSlotChange).
+  if (change.entity === 'slots') return [];
   const event = runStatusChanged(change.before, change.after, at);
   return event ? [event] : [];
+}
+
+/**
+ * Whether a change of a run's slot counter can change the run's status: a lead made final on it (the
+ * last one completes the run). Taking or freeing a slot alone never does.
+ */
+export function slotChangeMayEndRun(change: Extract<Change, { entity: 'slots' }>): boolean {
+  return finalOnCounters(change.after ?? NO_SLOT_COUNTS) !== finalOnCounters(change.before ?? NO_SLOT_COUNTS);
+}
+
+/**
+ * The status change a counter's change made, given the run as read after it (`run`, its item and all
+ * its counters): the run before it is the same less what this change added. Read later than the
+ * change, the run may include later changes too; the event then says what the run is now, under the
+ * id of that status, which the change that really made it yields as well (consumers deduplicate).
+ */
+export function eventsForSlotChange(
+  change: Extract<Change, { entity: 'slots' }>,
+  run: RunState,
+  at: string,
+): DialgateEvent[] {
+  const added = addSlotCounts(change.after ?? NO_SLOT_COUNTS, change.before ?? NO_SLOT_COUNTS, -1);
+  const before = withSlotCounts(run, addSlotCounts(NO_SLOT_COUNTS, added, -1));
+  const event = runStatusChanged(before, run, at);
+  return event ? [event] : [];
+}
+
+/** A run item's change seen with its counters as read now (a run whose cap is split over counters). */
+export function withCountersOf(
+  change: Extract<Change, { entity: 'run' }>,
+  counts: SlotCounts,
+): Extract<Change, { entity: 'run' }> {
+  return {
+    entity: 'run',
+    before: change.before && withSlotCounts(change.before, counts),
+    after: change.after && withSlotCounts(change.after, counts),
+  };
 }
 
 /**
@@ -170,11 +220,6 @@ export function runStatusChanged(
       counts: runCounts(after),
     },
   };
-}
-
-/** The same event with the run's counts as read (for a run whose item alone does not say them). */
-export function withCounts(event: RunStatusChangedEvent, counts: RunCounts): RunStatusChangedEvent {
-  return { ...event, data: { ...event.data, counts } };
 }
 
 export function runCounts(run: RunState): RunCounts {

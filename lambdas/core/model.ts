@@ -65,6 +65,57 @@ export interface Run {
   scheduledFor?: number;
 }
 
+/**
+ * What a high-cap run's slot counters hold between them (adapters/dynamo/run-slots.ts): the calls live
+ * on them and the leads made final on them. The run's own item counts each of those leads as queued.
+ */
+export interface SlotCounts {
+  active: number;
+  completed: number;
+  failed: number;
+  canceled: number;
+  outcomes: Record<string, number>;
+}
+
+export const NO_SLOT_COUNTS: SlotCounts = { active: 0, completed: 0, failed: 0, canceled: 0, outcomes: {} };
+
+/** `a` plus `sign` times `b`, count by count. */
+export function addSlotCounts(a: SlotCounts, b: SlotCounts, sign: 1 | -1 = 1): SlotCounts {
+  const outcomes = { ...a.outcomes };
+  for (const [name, n] of Object.entries(b.outcomes)) outcomes[name] = (outcomes[name] ?? 0) + sign * n;
+  return {
+    active: a.active + sign * b.active,
+    completed: a.completed + sign * b.completed,
+    failed: a.failed + sign * b.failed,
+    canceled: a.canceled + sign * b.canceled,
+    outcomes,
+  };
+}
+
+/** Leads made final on the counters. */
+export function finalOnCounters(counts: SlotCounts): number {
+  return counts.completed + counts.failed + counts.canceled;
+}
+
+/**
+ * The run as a whole: its item's counts with its counters' added (their live calls to `active`, their
+ * final leads to the final counts and outcomes), and all of those taken off the item's `queued`.
+ */
+export function withSlotCounts<T extends RunRecord>(run: T, counts: SlotCounts): T {
+  const outcomes = { ...run.outcomes };
+  for (const [name, n] of Object.entries(counts.outcomes))
+    if (n !== 0) outcomes[name] = (outcomes[name] ?? 0) + n;
+  return {
+    ...run,
+    active: run.active + counts.active,
+    queued: run.queued - counts.active - finalOnCounters(counts),
+    completed: run.completed + counts.completed,
+    failed: run.failed + counts.failed,
+    canceled: run.canceled + counts.canceled,
+    outcomes,
+  };
+}
+
 export interface Job {
   runId: string;
   jobId: string;

@@ -3,7 +3,7 @@
 // emulator-backed or in-memory ones. Nothing here knows about AWS or Twilio.
 
 import type { MachineDetectionMode } from './machine-detection.ts';
-import type { Job, NewJob, Run, RunControl, RunRecord } from './model.ts';
+import type { Job, NewJob, Run, RunControl, RunRecord, SlotCounts } from './model.ts';
 import type { RunOptions } from './run-options.ts';
 import type { FinalState, LiveState, TwilioCallStatus } from './states.ts';
 
@@ -160,6 +160,11 @@ export interface RunReader {
   /** The run's own record without its holders: one read, whatever the number of live calls. */
   getRunRecord(runId: string): Promise<RunRecord | undefined>;
   getJob(runId: string, jobId: string): Promise<Job | undefined>;
+  /**
+   * What a high-cap run's slot counters hold between them, read now (none for a run of one counter):
+   * what its own item leaves out (model.ts `withSlotCounts`).
+   */
+  slotCounts(runId: string): Promise<SlotCounts>;
 }
 
 /** Runs coming into being and growing: POST /runs and appended leads. */

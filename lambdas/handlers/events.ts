@@ -9,12 +9,18 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';
 import { changeOf, changeTime, runWithSlotCounters } from '../adapters/dynamo/stream-change.ts';
 import { EventBridgeSink, SqsDeliverySink } from '../adapters/event-sinks.ts';
 import { type ChangeEvents, type EventSink, publishChanges } from '../core/event-delivery.ts';
-import { eventsForChange, runCounts, withCounts } from '../core/events.ts';
+import {
+  type DialgateEvent,
+  eventsForChange,
+  eventsForSlotChange,
+  slotChangeMayEndRun,
+  withCountersOf,
+} from '../core/events.ts';
 import type { RunReader } from '../core/ports.ts';
 import { readEnv } from '../definitions/environment.ts';
 import { serviceName } from '../definitions/resources.ts';
@@ -33,21 +39,31 @@ function wire(): { sinks: EventSink[]; runs: RunReader } {
   return { sinks, runs: runStore(env) };
 }
 
+/**
+ * A record's events. A run whose cap is split over slot counters is its item and its counters (they
+ * count its live calls and most of its final leads): a change of either is seen with the other as
+ * read now.
+ */
+async function eventsOf(runs: RunReader, record: DynamoDBRecord): Promise<DialgateEvent[]> {
+  const change = changeOf(record);
+  if (!change) return [];
+  const at = changeTime(record);
+  if (change.entity === 'slots') {
+    if (!slotChangeMayEndRun(change)) return [];
+    const run = await runs.getRunRecord(change.runId);
+    return run ? eventsForSlotChange(change, run, at) : [];
+  }
+  const runId = runWithSlotCounters(record);
+  if (change.entity === 'run' && runId)
+    return eventsForChange(withCountersOf(change, await runs.slotCounts(runId)), at);
+  return eventsForChange(change, at);
+}
+
 export const handler = middy(async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
   wired ??= wire();
   const changes: ChangeEvents[] = [];
   for (const record of event.Records) {
-    const change = changeOf(record);
-    let events = change ? eventsForChange(change, changeTime(record)) : [];
-    // A run whose cap is split over slot counters: its item alone does not say how many calls are
-    // live, so a status change's counts are read (a moment after the change; they still add up).
-    const runId = runWithSlotCounters(record);
-    if (runId && events.length > 0) {
-      const run = await wired.runs.getRunRecord(runId);
-      if (run)
-        events = events.map((e) => (e.type === 'run.status_changed' ? withCounts(e, runCounts(run)) : e));
-    }
-    changes.push({ key: record.dynamodb?.SequenceNumber ?? '', events });
+    changes.push({ key: record.dynamodb?.SequenceNumber ?? '', events: await eventsOf(wired.runs, record) });
   }
   const failed = await publishChanges({ sinks: wired.sinks, log: logger }, changes);
   return { batchItemFailures: failed === undefined ? [] : [{ itemIdentifier: failed }] };

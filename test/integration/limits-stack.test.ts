@@ -16,7 +16,7 @@ import { accountShardCaps } from '../../lambdas/core/account-shards.ts';
 import { LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import { startTwilioSimulator, type TwilioSimulator } from '../../tools/twilio-simulator/simulator.ts';
-import { accountItems, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
+import { accountItems, getRun, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
 /** Three shards of 40: a run of cap 60 spreads over all of them; three runs of 50 contend. */
 const ACCOUNT_CAP = 120;
@@ -68,11 +68,18 @@ async function expectSettled(runId: string, leads: number, cap: number, counterC
   expect(stats.created).toBe(leads);
   expect(stats.final).toBe(leads);
   const { run, jobs, slotCounters } = await runItems(dynamo, stack.tableName, runId);
-  expect(run).toMatchObject({ active: 0, queued: 0, completed: leads, holders: {} });
   expect(jobs.filter((job) => job.status === 'completed')).toHaveLength(leads);
-  // The run's cap split over slot counters (more than 25 slots), each back at zero.
+  // The run's cap split over slot counters (more than 25 slots), each back at zero. Each lead was
+  // counted final once: on the counter its call ended on (the run item's `queued` still counts it).
   expect(slotCounters.map((counter) => counter.cap)).toEqual(counterCaps);
   expect(slotCounters.every((counter) => counter.active === 0)).toBe(true);
+  const countedOnCounters = slotCounters.reduce((sum, counter) => sum + counter.completed, 0);
+  expect(run).toMatchObject({ active: 0, holders: {} });
+  expect(Number(run.completed) + countedOnCounters).toBe(leads);
+  expect(Number(run.queued)).toBe(countedOnCounters);
+  // What a client reads adds them up.
+  const view = await getRun(stack.apiUrl, runId);
+  expect(view).toMatchObject({ status: 'completed', queued: 0, in_progress: 0, completed: leads });
   return stats;
 }
 

@@ -15,8 +15,10 @@ import {
   holderOf,
   type Job,
   type NewJob,
+  NO_SLOT_COUNTS,
   type Run,
   type RunRecord,
+  type SlotCounts,
 } from '../../lambdas/core/model.ts';
 import type {
   AccountLimits,
@@ -134,6 +136,11 @@ export class MemoryRunStore implements RunStore {
   /** The account's live calls, per shard counter. */
   accountShards(): Map<number, number> {
     return new Map(this.#account?.shards ?? []);
+  }
+
+  /** Runs in memory keep one counter: nothing is ever on others. */
+  async slotCounts(_runId: string): Promise<SlotCounts> {
+    return NO_SLOT_COUNTS;
   }
 
   async getJob(runId: string, jobId: string): Promise<Job | undefined> {

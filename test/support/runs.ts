@@ -75,7 +75,15 @@ export async function runItems(dynamo: DynamoDBClient, tableName: string, runId:
   // A high-cap run's slot counters (lambdas/adapters/dynamo/run-slots.ts), in order.
   const slotCounters = items
     .filter((item) => String(item.sk).startsWith('SLOTS#'))
-    .map((item) => ({ shard: Number(item.shard), cap: Number(item.cap), active: Number(item.active) }))
+    .map((item) => ({
+      shard: Number(item.shard),
+      cap: Number(item.cap),
+      active: Number(item.active),
+      // Leads made final on the counter (a release counts them there, not on the run item).
+      completed: Number(item.completed ?? 0),
+      failed: Number(item.failed ?? 0),
+      canceled: Number(item.canceled ?? 0),
+    }))
     .sort((a, b) => a.shard - b.shard);
   return { run, jobs, slotCounters };
 }

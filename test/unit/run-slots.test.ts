@@ -1,10 +1,16 @@
 // How a run's cap is split over slot counters, and how a run is read back with them: the sum of the
 // counters' caps is the run's cap (so no interleaving of acquires on them can pass it), and the view
-// adds the counters' live calls to `active` and takes them off `queued`.
+// adds the counters' live calls to `active` and their final leads to the final counts, and takes
+// both off `queued`.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RUN_SLOT_SHARD_SIZE, runSlotCaps, withSlotShards } from '../../lambdas/adapters/dynamo/run-slots.ts';
+import {
+  RUN_SLOT_SHARD_SIZE,
+  runSlotCaps,
+  slotShardFromItem,
+  withSlotShards,
+} from '../../lambdas/adapters/dynamo/run-slots.ts';
 import type { RunRecord } from '../../lambdas/core/model.ts';
 
 describe('runSlotCaps', () => {
@@ -37,14 +43,39 @@ describe('runSlotCaps', () => {
 });
 
 describe('withSlotShards', () => {
-  const run = { active: 0, queued: 40 } as RunRecord;
+  const run = {
+    active: 0,
+    queued: 40,
+    completed: 2,
+    failed: 1,
+    canceled: 0,
+    outcomes: { completed: 2, busy: 1 },
+  } as unknown as RunRecord;
 
-  it('adds the counters live calls to active and takes them off queued', () => {
+  it('adds the counters live calls and final leads to the run, and takes them off queued', () => {
     const shards = [
-      { shard: 0, cap: 25, active: 25 },
-      { shard: 1, cap: 25, active: 7 },
+      // A counter made before final leads were counted on it: no counts, no outcomes.
+      slotShardFromItem({ shard: 0, cap: 25, active: 25 }),
+      slotShardFromItem({
+        shard: 1,
+        cap: 25,
+        active: 3,
+        completed: 4,
+        failed: 2,
+        canceled: 0,
+        'outcome:completed': 4,
+        'outcome:no-answer': 1,
+        'outcome:busy': 1,
+      }),
     ];
-    expect(withSlotShards(run, shards)).toMatchObject({ active: 32, queued: 8 });
+    expect(withSlotShards(run, shards)).toMatchObject({
+      active: 28,
+      queued: 40 - 28 - 6,
+      completed: 6,
+      failed: 3,
+      canceled: 0,
+      outcomes: { completed: 6, busy: 2, 'no-answer': 1 },
+    });
   });
 
   it('leaves a run without counters as it is', () => {

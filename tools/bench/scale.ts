@@ -184,6 +184,20 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
       ),
     );
     checks.push(figure(`${label}: throttles (retried)`, Number(r.throttles), ''));
+    const requests = r.requestsPerCall as Record<string, number>;
+    checks.push(
+      figure(
+        `${label}: DynamoDB requests per call`,
+        round(
+          Object.values(requests).reduce((sum, n) => sum + n, 0),
+          2,
+        ),
+        '',
+        Object.entries(requests)
+          .map(([command, n]) => `${command} ${n}`)
+          .join(', '),
+      ),
+    );
     if (accountOn)
       checks.push(
         atMost(`${label}: highest live calls across the account`, Number(r.maxLiveAll), 'calls', accountCap),
@@ -267,7 +281,12 @@ async function measure(
   model: NonNullable<ReturnType<typeof limitsModelFromEnv>>,
 ) {
   const { stack, sim, probe } = bench;
-  const before = { ...model.report, conflictsByKind: new Map(model.report.conflictsByKind), hottest: 0 };
+  const before = {
+    ...model.report,
+    conflictsByKind: new Map(model.report.conflictsByKind),
+    requestsByCommand: new Map(model.report.requestsByCommand),
+    hottest: 0,
+  };
   model.report.hottestWriteUnitsPerSecond = { partition: '', units: 0 };
   const partitionsBefore = new Map(model.report.writeUnitsByPartition);
   const window = { from: now(), to: 0 };
@@ -362,6 +381,17 @@ async function measure(
       .join(', '),
     throttles:
       model.report.writeThrottles - before.writeThrottles + model.report.readThrottles - before.readThrottles,
+    // DynamoDB requests the handlers sent per call, by command (tries included): the local table's load.
+    requestsPerCall: Object.fromEntries(
+      [...model.report.requestsByCommand]
+        .map(
+          ([command, n]) =>
+            [command.replace(/Command$/, ''), n - (before.requestsByCommand.get(command) ?? 0)] as const,
+        )
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .map(([command, n]) => [command, round(n / Math.max(1, calls), 2)]),
+    ),
     calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
   };
 }

@@ -32,15 +32,17 @@ export class DynamoControls implements RunControlStore {
       TableName: this.t.name,
       Key: keys.run(runId),
       UpdateExpression: `SET #control = :to, controlAt = :at${change.hangup ? ', hangup = :true' : ''}${reason}`,
-      // Not on a completed run: every lead final means queued = 0, active = 0 and all ingested.
+      // Not on a completed run: every lead final means queued = 0 (with slot counters: the leads
+      // made final on them, run-slots.ts), active = 0 and all ingested.
       ConditionExpression:
         `attribute_exists(pk) AND #control IN (${Object.keys(from).join(', ')}) ` +
-        `AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads)${sameControl}`,
+        `AND (queued > :countersFinal OR active > :zero OR ingestedLeads < totalLeads)${sameControl}`,
       ExpressionAttributeNames: { '#control': 'control' },
       ExpressionAttributeValues: {
         ':to': change.to,
         ':at': change.at,
         ':zero': 0,
+        ':countersFinal': await this.runs.finalOnCounters(runId),
         ...from,
         ...(change.hangup ? { ':true': true } : {}),
         ...(change.reason === undefined ? {} : { ':reason': change.reason }),

@@ -1,21 +1,32 @@
-// (adapter) A run's slot counters. A run whose cap fits one counter keeps its `active` on the run item,
-// as it always has. A higher cap is split over counter items of their own (`RUN#<id>` / `SLOTS#<k>`),
-// whose caps add up to the run's: an acquire takes its slot on one counter, and the release frees it
-// there, so that no single item is in every acquire and release of a busy run (DynamoDB cancels
-// transactions that overlap on an item, and a cap-500 run of 30-second calls makes ~33 a second).
+// (adapter) A run's slot counters. A run whose cap fits one counter keeps its `active` and its counts
+// on the run item, as it always has. A higher cap is split over counter items of their own
+// (`RUN#<id>` / `SLOTS#<k>`), whose caps add up to the run's: an acquire takes its slot on one counter,
+// and the release frees it there, and counts the lead there when it is final, so that the run item is
+// in no acquire and no release of a busy run (DynamoDB cancels transactions that overlap on an item,
+// and a cap-500 run of 30-second calls makes ~33 a second).
 //
 // What stays on the run item, and why the invariants hold:
 // - The cap: no counter's `active` can pass its own cap, and the caps add up to the run's.
-// - `queued` on the run item counts the leads queued *or live on a counter*: a counter's acquire does
-//   not touch the run item, and only a release that makes the lead final takes it off `queued` (with
-//   the final counts, as before). So the run item alone still says whether every lead is final
-//   (`queued = 0 AND active = 0 AND ingestedLeads = totalLeads`), and its status (completed, from its
-//   final counts) and everything conditioned on it are as they were. The view subtracts the live ones.
+// - `queued` on the run item counts the leads queued, live on a counter, or made final on one: only
+//   the run item's own writes (ingest, a cancel's or an expiry's queued leads, a refused number) move
+//   it. Every lead is in one place at a time (queued; live on a counter; final on a counter or on the
+//   run item), and each move is one write of one counter or of the run item, so the run is the run
+//   item plus its counters (core/model.ts `withSlotCounts`). A counter's final counts only grow: read
+//   in any order they never say more leads are final than are, and when the run item's `queued`
+//   equals the counters' final leads, none is queued or live (closeRun's condition).
 // - Each counter carries a copy of what an acquire's condition reads on the run item (the control, the
 //   start and the expiry), written in the same transaction as the run item's own, so that a paused,
 //   canceled, scheduled or expired run takes no slot on any counter.
+// - Outcomes on a counter are top-level attributes `outcome:<name>` (created by the first lead with
+//   that outcome), so that a counter made before they were counted there takes them as well.
 
-import type { RunRecord } from '../../core/model.ts';
+import {
+  addSlotCounts,
+  NO_SLOT_COUNTS,
+  type RunRecord,
+  type SlotCounts,
+  withSlotCounts,
+} from '../../core/model.ts';
 import type { NewRun } from '../../core/ports.ts';
 import { keys } from '../../definitions/table-schema.ts';
 
@@ -23,7 +34,7 @@ import { keys } from '../../definitions/table-schema.ts';
  * Slots per counter. Small enough that a counter of 30-second calls takes about one transaction a
  * second, large enough that a fill takes a counter's slots in one wave (MAX_WAVE is 49).
  */
-export const RUN_SLOT_SHARD_SIZE = 25;
+export const RUN_SLOT_SHARD_SIZE = 10;
 
 /** The caps of the run's slot counters; none (the run item's own `active`) when one counter holds the cap. */
 export function runSlotCaps(concurrency: number, shardSize = RUN_SLOT_SHARD_SIZE): number[] {
@@ -43,28 +54,59 @@ export function newSlotShardItems(run: NewRun, caps: number[]): Record<string, u
     shard,
     cap,
     active: 0,
+    completed: 0,
+    failed: 0,
+    canceled: 0,
     control: 'running',
     ...(run.options?.startAt ? { scheduledFor: Date.parse(run.options.startAt) } : {}),
     ...(run.options?.expiresAt ? { expiresAtMs: Date.parse(run.options.expiresAt) } : {}),
   }));
 }
 
-/** One counter as last read: its cap and the slots held on it. */
+/** The prefix of a counter's outcome attributes. */
+export const OUTCOME_ATTRIBUTE = 'outcome:';
+
+/** One counter as last read: its cap, the slots held on it, the leads made final on it. */
 export interface SlotShardState {
   shard: number;
   cap: number;
   active: number;
+  counts: SlotCounts;
 }
 
 export function slotShardFromItem(item: Record<string, unknown>): SlotShardState {
-  return { shard: Number(item.shard), cap: Number(item.cap), active: Number(item.active) };
+  return {
+    shard: Number(item.shard),
+    cap: Number(item.cap),
+    active: Number(item.active),
+    counts: slotCountsOf(item),
+  };
 }
 
-/** The run as the core knows it: the counters' live slots added to `active` and taken off `queued`. */
+/** A counter item's counts (absent ones 0: a counter made before final leads were counted on it). */
+export function slotCountsOf(item: Record<string, unknown>): SlotCounts {
+  const outcomes: Record<string, number> = {};
+  for (const [name, value] of Object.entries(item))
+    if (name.startsWith(OUTCOME_ATTRIBUTE)) outcomes[name.slice(OUTCOME_ATTRIBUTE.length)] = Number(value);
+  return {
+    active: Number(item.active ?? 0),
+    completed: Number(item.completed ?? 0),
+    failed: Number(item.failed ?? 0),
+    canceled: Number(item.canceled ?? 0),
+    outcomes,
+  };
+}
+
+/** What the counters hold between them. */
+export function sumSlotCounts(shards: readonly SlotShardState[]): SlotCounts {
+  let sum = NO_SLOT_COUNTS;
+  for (const shard of shards) sum = addSlotCounts(sum, shard.counts);
+  return sum;
+}
+
+/** The run as the core knows it: its item and its counters (core/model.ts `withSlotCounts`). */
 export function withSlotShards(run: RunRecord, shards: readonly SlotShardState[]): RunRecord {
-  if (shards.length === 0) return run;
-  const live = shards.reduce((sum, shard) => sum + shard.active, 0);
-  return { ...run, active: run.active + live, queued: run.queued - live };
+  return shards.length === 0 ? run : withSlotCounts(run, sumSlotCounts(shards));
 }
 
 /** Runs remembered per process: enough for every run a dispatcher or webhook serves at once. */
@@ -82,7 +124,7 @@ export class SlotShardMemory {
     if (this.#runs.size >= REMEMBERED_RUNS && !this.#runs.has(runId)) this.#runs.clear();
     this.#runs.set(
       runId,
-      shards.map((shard) => ({ ...shard })),
+      shards.map((shard) => ({ ...shard, counts: { ...shard.counts } })),
     );
   }
 

@@ -3,7 +3,15 @@
 
 import { randomUUID } from 'node:crypto';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { holderOf, type Job, type Run, type RunRecord } from '../../core/model.ts';
+import {
+  finalOnCounters,
+  holderOf,
+  type Job,
+  NO_SLOT_COUNTS,
+  type Run,
+  type RunRecord,
+  type SlotCounts,
+} from '../../core/model.ts';
 import type {
   CreateRunResult,
   IdempotencyClaim,
@@ -23,6 +31,7 @@ import {
   SlotShardMemory,
   type SlotShardState,
   slotShardFromItem,
+  sumSlotCounts,
   withSlotShards,
 } from './run-slots.ts';
 import {
@@ -107,11 +116,18 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
    * known to have none (this process has read it before) is read with a plain GetItem.
    */
   async getRunRecord(runId: string): Promise<RunRecord | undefined> {
+    const read = await this.readRunAndCounters(runId);
+    return read && withSlotShards(runRecordFromItem(read.item), read.shards);
+  }
+
+  private async readRunAndCounters(
+    runId: string,
+  ): Promise<{ item: Record<string, unknown>; shards: SlotShardState[] } | undefined> {
     if (this.slotShards.get(runId)?.length === 0) {
       const { Item } = await this.t.doc.send(
         new GetCommand({ TableName: this.t.name, Key: keys.run(runId), ConsistentRead: true }),
       );
-      return Item ? runRecordFromItem(Item) : undefined;
+      return Item ? { item: Item, shards: [] } : undefined;
     }
     const { Items = [] } = await this.t.doc.send(
       new QueryCommand({
@@ -125,11 +141,26 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
         ConsistentRead: true,
       }),
     );
-    const runItem = Items.find((item) => item.sk === keys.run(runId).sk);
-    if (!runItem) return undefined;
-    const shards = Items.filter((item) => item.sk !== keys.run(runId).sk).map(slotShardFromItem);
+    const item = Items.find((entry) => entry.sk === keys.run(runId).sk);
+    if (!item) return undefined;
+    const shards = Items.filter((entry) => entry.sk !== keys.run(runId).sk).map(slotShardFromItem);
     this.slotShards.remember(runId, shards);
-    return withSlotShards(runRecordFromItem(runItem), shards);
+    return { item, shards };
+  }
+
+  /** What the run's slot counters hold between them, read now (none: a run of one counter). */
+  async slotCounts(runId: string): Promise<SlotCounts> {
+    const read = await this.readRunAndCounters(runId);
+    return read ? sumSlotCounts(read.shards) : NO_SLOT_COUNTS;
+  }
+
+  /**
+   * The leads made final on the run's counters, read now: the value of the run item's `queued` once
+   * the run is over (run-slots.ts). A write conditioned on `queued > ` this is refused by a run over.
+   */
+  async finalOnCounters(runId: string): Promise<number> {
+    if (this.slotShards.get(runId)?.length === 0) return 0;
+    return finalOnCounters(await this.slotCounts(runId));
   }
 
   /** A run from its item as a write returned it (its counters read anew), with its holders. */
@@ -217,6 +248,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   private async tryReserve(runId: string, request: LeadReservation, id: string): Promise<ReservationResult> {
+    const countersFinal = await this.finalOnCounters(runId);
     try {
       const { Attributes = {} } = await this.t.doc.send(
         new UpdateCommand({
@@ -229,13 +261,14 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
             'reservationId = :id, reservationIndex = totalLeads, reservationChunk = if_not_exists(chunkCount, :zero)',
           ConditionExpression:
             'attribute_exists(pk) AND #control <> :canceled AND totalLeads <= :room ' +
-            'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads) ' +
+            'AND (queued > :countersFinal OR active > :zero OR ingestedLeads < totalLeads) ' +
             'AND (attribute_not_exists(reservationId) OR reservationId <> :id)',
           ExpressionAttributeNames: { '#control': 'control' },
           ExpressionAttributeValues: {
             ':n': request.leads,
             ':k': request.chunks,
             ':zero': 0,
+            ':countersFinal': countersFinal,
             ':canceled': 'canceled',
             ':room': request.maxLeads - request.leads,
             ':id': id,
@@ -281,6 +314,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       const run = await this.getRun(runId);
       if (!run) return { kind: 'not-found' };
       const places = { firstIndex: run.totalLeads, firstChunk: run.chunkCount };
+      const countersFinal = await this.finalOnCounters(runId);
       const failed = await this.t.transact([
         {
           Update: {
@@ -289,13 +323,14 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
             UpdateExpression: 'SET totalLeads = totalLeads + :n, chunkCount = chunkCount + :k',
             ConditionExpression:
               'attribute_exists(pk) AND #control <> :canceled AND totalLeads <= :room ' +
-              'AND (queued > :zero OR active > :zero OR ingestedLeads < totalLeads) ' +
+              'AND (queued > :countersFinal OR active > :zero OR ingestedLeads < totalLeads) ' +
               'AND totalLeads = :total AND chunkCount = :chunks',
             ExpressionAttributeNames: { '#control': 'control' },
             ExpressionAttributeValues: {
               ':n': request.leads,
               ':k': request.chunks,
               ':zero': 0,
+              ':countersFinal': countersFinal,
               ':canceled': 'canceled',
               ':room': request.maxLeads - request.leads,
               ':total': places.firstIndex,
@@ -360,16 +395,18 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async closeRun(runId: string): Promise<'closed' | 'still-open'> {
+    const countersFinal = await this.finalOnCounters(runId);
     try {
       await this.t.doc.send(
         new UpdateCommand({
           TableName: this.t.name,
           Key: keys.run(runId),
           UpdateExpression: 'REMOVE #open',
-          // Every lead ingested and none queued or live means every lead is final.
-          ConditionExpression: 'ingestedLeads = totalLeads AND queued = :zero AND active = :zero',
+          // Every lead ingested and none queued or live means every lead is final. With slot
+          // counters, the run item's `queued` then equals the leads made final on them (run-slots.ts).
+          ConditionExpression: 'ingestedLeads = totalLeads AND queued = :countersFinal AND active = :zero',
           ExpressionAttributeNames: { '#open': TABLE_SCHEMA.openRunsIndex.partitionKey },
-          ExpressionAttributeValues: { ':zero': 0 },
+          ExpressionAttributeValues: { ':zero': 0, ':countersFinal': countersFinal },
         }),
       );
       return 'closed';

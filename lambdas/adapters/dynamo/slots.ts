@@ -23,7 +23,7 @@ import { rotate } from '../../core/rotate.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { DynamoAccount } from './account.ts';
 import { recipientCheckItem, refusedBy } from './recipient-item.ts';
-import type { SlotShardState } from './run-slots.ts';
+import { OUTCOME_ATTRIBUTE, type SlotShardState } from './run-slots.ts';
 import type { DynamoRuns } from './runs.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
@@ -217,7 +217,14 @@ export class DynamoSlots implements SlotStore {
       items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
     const recipient = recipientCheckItem(this.t.name, job.phone, checks);
     const recipientIndex = recipient ? items.push(recipient) - 1 : -1;
-    const { failed, oldItems } = await this.t.transactWithReasons(items);
+    // Another acquire on this job or its number at the same moment: it is being taken (or will be
+    // there for a later fill); the next job, rather than a retry that would only be refused. On one
+    // of several counters: the next counter.
+    const { failed, oldItems, contended } = await this.t.transactWithReasons(
+      items,
+      (index) => index === 1 || index === recipientIndex || (index === 0 && counter.shard !== null),
+    );
+    if (contended) return contended.some((index) => index !== 0) ? 'job-taken' : 'counter-full';
     if (failed.length === 0) {
       job.slotShard = counter.shard;
       if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
@@ -446,7 +453,21 @@ export class DynamoSlots implements SlotStore {
         const recipient = recipientCheckItem(this.t.name, job.phone, checks);
         if (recipient) checkOf.set(items.push(recipient) - 1, job);
       }
-      const { failed, oldItems } = await this.t.transactWithReasons(items);
+      // A job (or its number) another acquire is taking at the same moment leaves the wave at once,
+      // as one already taken would, instead of the whole wave waiting to retry.
+      const { failed, oldItems, contended } = await this.t.transactWithReasons(
+        items,
+        (index) => (index >= 1 && index <= wave.length) || checkOf.has(index),
+      );
+      if (contended) {
+        const busy = new Set(
+          contended.map((index) => (index <= wave.length ? wave[index - 1] : checkOf.get(index))),
+        );
+        result.left.push(...wave.filter((job) => busy.has(job)));
+        pending = pending.filter((job) => !busy.has(job));
+        size = Math.min(size, pending.length);
+        continue;
+      }
       if (failed.length === 0) {
         for (const job of wave) job.slotShard = counter.shard;
         result.acquired.push(...wave);
@@ -655,26 +676,25 @@ export class DynamoSlots implements SlotStore {
       : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''} REMOVE notBefore${leaveLive}`;
 
     // The counter the slot is on. The run item's own: its `active`, and the lead's counts. One of the
-    // run's counters: its `active` alone; the run item takes the counts only when the lead is final
-    // (a lead live on a counter is still in the run's `queued`: run-slots.ts).
+    // run's counters: its `active`, and the lead's counts when it is final, there too (run-slots.ts).
+    const onShard = slotShard !== null;
     const counter: TransactItem = {
       Update: {
         TableName: this.t.name,
-        Key: slotShard === null ? keys.run(runId) : keys.runSlots(runId, slotShard),
-        UpdateExpression:
-          slotShard !== null
+        Key: onShard ? keys.runSlots(runId, slotShard) : keys.run(runId),
+        UpdateExpression: requeue
+          ? onShard
             ? 'SET active = active - :one'
-            : requeue
-              ? 'SET active = active - :one, queued = queued + :one'
-              : `SET active = active - :one, ${finalCounts}`,
+            : 'SET active = active - :one, queued = queued + :one'
+          : onShard
+            ? 'SET active = active - :one, #final = if_not_exists(#final, :zero) + :one, #outcome = if_not_exists(#outcome, :zero) + :one'
+            : `SET active = active - :one, ${finalCounts}`,
         // The job's condition (next item) is the guard; a requeue also needs a run that is not
         // canceled (the counter's copy of its control says the same): no lead may wait in a canceled run.
         ConditionExpression: `active > :zero${requeue ? ' AND #control <> :canceled' : ''}`,
-        ...(requeue
-          ? { ExpressionAttributeNames: { '#control': 'control' } }
-          : slotShard === null
-            ? { ExpressionAttributeNames: { '#final': to, '#outcome': outcome } }
-            : {}),
+        ExpressionAttributeNames: requeue
+          ? { '#control': 'control' }
+          : { '#final': to, '#outcome': onShard ? `${OUTCOME_ATTRIBUTE}${outcome}` : outcome },
         ExpressionAttributeValues: {
           ':one': 1,
           ':zero': 0,
@@ -722,18 +742,6 @@ export class DynamoSlots implements SlotStore {
         },
       },
     ];
-    if (slotShard !== null && !requeue) {
-      items.push({
-        Update: {
-          TableName: this.t.name,
-          Key: keys.run(runId),
-          UpdateExpression: `SET queued = queued - :one, ${finalCounts}`,
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#final': to, '#outcome': outcome },
-          ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
-        },
-      });
-    }
     const shardIndex =
       accountShard === null ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
     if (release.claimCall && release.callSid !== undefined) items.push(this.claimCallItem(release));

@@ -1,13 +1,14 @@
 // (adapter) A DynamoDB stream record as the core's model: which entity changed, and what it was before
 // and after the write (NEW_AND_OLD_IMAGES). Items map to runs and jobs through items.ts, as everywhere
-// else; chunk markers, idempotency keys, account items, suppressions and frequency counters change
-// nothing the outside is told.
+// else; a run's slot counters map to their counts; chunk markers, idempotency keys, account items,
+// suppressions and frequency counters change nothing the outside is told.
 
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import type { Change } from '../../core/events.ts';
 import { jobFromItem, runRecordFromItem } from './items.ts';
+import { slotCountsOf } from './run-slots.ts';
 
 type Image = Record<string, AttributeValue>;
 
@@ -23,6 +24,14 @@ export function changeOf(record: DynamoDBRecord): Change | undefined {
   if (entity === 'run') {
     return { entity, before: before && runRecordFromItem(before), after: after && runRecordFromItem(after) };
   }
+  if (entity === 'run-slots') {
+    return {
+      entity: 'slots',
+      runId: String((after ?? before)?.runId),
+      before: before && slotCountsOf(before),
+      after: after && slotCountsOf(after),
+    };
+  }
   return undefined;
 }
 
@@ -34,7 +43,7 @@ export function changeTime(record: DynamoDBRecord): string {
 
 /**
  * The run whose item this record is, when its cap is split over slot counters (run-slots.ts): its
- * item alone does not say how many calls are live (the counters do), so its events' counts are read.
+ * item alone does not say how many calls are live or how many leads are final (the counters do).
  */
 export function runWithSlotCounters(record: DynamoDBRecord): string | undefined {
   const image = record.dynamodb?.NewImage ?? record.dynamodb?.OldImage;

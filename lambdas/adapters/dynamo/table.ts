@@ -144,10 +144,20 @@ export class DynamoTable {
     return (await this.transactWithReasons(items)).failed;
   }
 
-  /** `transact`, plus each failed item's old image (raw attribute values) when it asked for one. */
+  /**
+   * `transact`, plus each failed item's old image (raw attribute values) when it asked for one.
+   * `yieldOn`: items another transaction may be taking (a queued job several acquirers reach for): a
+   * conflict on one of them is not retried but answered at once as `contended`, so that the caller
+   * moves on to another job instead of waiting to be refused.
+   */
   async transactWithReasons(
     items: TransactItem[],
-  ): Promise<{ failed: number[]; oldItems: (Record<string, { N?: string; S?: string }> | undefined)[] }> {
+    yieldOn?: (index: number) => boolean,
+  ): Promise<{
+    failed: number[];
+    oldItems: (Record<string, { N?: string; S?: string }> | undefined)[];
+    contended?: number[];
+  }> {
     // One token for the logical transaction, whatever the number of tries (the SDK's own retries
     // resend the same serialized request, so they reuse it too).
     const token = randomUUID();
@@ -170,6 +180,12 @@ export class DynamoTable {
         );
         if (failed.length > 0) {
           return { failed, oldItems: reasons.map((reason) => reason.Item as Record<string, { N?: string }>) };
+        }
+        if (yieldOn) {
+          const contended = reasons.flatMap((reason, index) =>
+            reason.Code === 'TransactionConflict' && yieldOn(index) ? [index] : [],
+          );
+          if (contended.length > 0) return { failed: [], oldItems: [], contended };
         }
         const retryable = reasons.some((reason) => RETRYABLE_REASONS.has(reason.Code ?? ''));
         // Slept time bounds the retries whatever the clock; the clock bounds slow attempts too.
