@@ -105,11 +105,13 @@ export function eventsForChange(change: Change, at: string): DialgateEvent[] {
 }
 
 /**
- * Whether a change of a run's slot counter can change the run's status: a lead made final on it (the
- * last one completes the run). Taking or freeing a slot alone never does.
+ * Whether a change of a run's slot counter can change the run's status: a lead made final on it that
+ * leaves no call live on it (the last final lead completes the run; while this counter holds a call,
+ * the run is not over). Taking or freeing a slot alone never does.
  */
 export function slotChangeMayEndRun(change: Extract<Change, { entity: 'slots' }>): boolean {
-  return finalOnCounters(change.after ?? NO_SLOT_COUNTS) !== finalOnCounters(change.before ?? NO_SLOT_COUNTS);
+  const after = change.after ?? NO_SLOT_COUNTS;
+  return after.active === 0 && finalOnCounters(after) !== finalOnCounters(change.before ?? NO_SLOT_COUNTS);
 }
 
 /**

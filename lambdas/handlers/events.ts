@@ -49,6 +49,7 @@ async function eventsOf(runs: RunReader, record: DynamoDBRecord): Promise<Dialga
   if (!change) return [];
   const at = changeTime(record);
   if (change.entity === 'slots') {
+    // Read only when it can matter: a lead made final on a counter with no call left on it.
     if (!slotChangeMayEndRun(change)) return [];
     const run = await runs.getRunRecord(change.runId);
     return run ? eventsForSlotChange(change, run, at) : [];

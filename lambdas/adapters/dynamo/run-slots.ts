@@ -34,7 +34,7 @@ import { keys } from '../../definitions/table-schema.ts';
  * Slots per counter. Small enough that a counter of 30-second calls takes about one transaction a
  * second, large enough that a fill takes a counter's slots in one wave (MAX_WAVE is 49).
  */
-export const RUN_SLOT_SHARD_SIZE = 10;
+export const RUN_SLOT_SHARD_SIZE = 25;
 
 /** The caps of the run's slot counters; none (the run item's own `active`) when one counter holds the cap. */
 export function runSlotCaps(concurrency: number, shardSize = RUN_SLOT_SHARD_SIZE): number[] {

@@ -218,13 +218,12 @@ export class DynamoSlots implements SlotStore {
     const recipient = recipientCheckItem(this.t.name, job.phone, checks);
     const recipientIndex = recipient ? items.push(recipient) - 1 : -1;
     // Another acquire on this job or its number at the same moment: it is being taken (or will be
-    // there for a later fill); the next job, rather than a retry that would only be refused. On one
-    // of several counters: the next counter.
+    // there for a later fill); the next job, rather than a retry that would only be refused.
     const { failed, oldItems, contended } = await this.t.transactWithReasons(
       items,
-      (index) => index === 1 || index === recipientIndex || (index === 0 && counter.shard !== null),
+      (index) => index === 1 || index === recipientIndex,
     );
-    if (contended) return contended.some((index) => index !== 0) ? 'job-taken' : 'counter-full';
+    if (contended) return 'job-taken';
     if (failed.length === 0) {
       job.slotShard = counter.shard;
       if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
