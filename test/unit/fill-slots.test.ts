@@ -2,11 +2,11 @@
 // more live calls than the cap (counted by the telephony double, outside dialgate), and what each
 // kind of create outcome does to the slot and the lead.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor, toRunView } from '../../lambdas/core/model.ts';
-import type { QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import type { FillLease, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
 
@@ -25,6 +25,85 @@ function counting(store: RunStore): { store: RunStore; counts: Record<string, nu
   });
   return { store: proxy, counts };
 }
+
+/** The fill lease's protocol in memory (the DynamoDB one is held to it in fill-lease.test.ts). */
+class MemoryFillLease implements FillLease {
+  holder: string | undefined;
+  asked = false;
+  async take(_runId: string, filler: string): Promise<'taken' | 'asked'> {
+    if (this.holder === undefined || this.holder === filler) {
+      this.holder = filler;
+      this.asked = false;
+      return 'taken';
+    }
+    this.asked = true;
+    return 'asked';
+  }
+  async give(_runId: string, filler: string): Promise<'given' | 'asked'> {
+    if (this.holder !== filler) return 'given';
+    if (this.asked) {
+      this.asked = false;
+      return 'asked';
+    }
+    this.holder = undefined;
+    return 'given';
+  }
+  async drop(_runId: string, filler: string): Promise<void> {
+    if (this.holder === filler) this.holder = undefined;
+  }
+}
+
+describe('the fill loop under the fill lease', () => {
+  it('leaves a run another dispatch is filling to it, asking it for one more pass', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 10, concurrency: 3 });
+    const lease = new MemoryFillLease();
+    lease.holder = 'message-1';
+    expect(await fillSlots({ ...w.deps, fillLease: lease }, runId, undefined, 'message-2')).toEqual({
+      placed: 0,
+    });
+    expect(w.telephony.requests).toHaveLength(0);
+    expect(lease).toMatchObject({ holder: 'message-1', asked: true });
+  });
+
+  it('fills again for an ask made during its pass, then gives the lease back', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 10, concurrency: 3 });
+    // During the first pass a call ends (its own refill went elsewhere) and another dispatch asks.
+    const lease = new MemoryFillLease();
+    let passes = 0;
+    const give = lease.give.bind(lease);
+    lease.give = async (id, filler) => {
+      passes += 1;
+      if (passes === 1) {
+        // The pass's creates are on their way (the lease is given back before they are awaited).
+        await vi.waitFor(() => expect(w.telephony.live(runId)).toHaveLength(3));
+        await w.callback(w.telephony.live(runId)[0]!.sid, 'completed');
+        expect(await lease.take(id, 'message-2')).toBe('asked');
+      }
+      return give(id, filler);
+    };
+    expect(await fillSlots({ ...w.deps, fillLease: lease }, runId, undefined, 'message-1')).toEqual({
+      placed: 4,
+    });
+    expect(passes).toBe(2);
+    expect(w.telephony.live(runId)).toHaveLength(3);
+    expect(lease.holder).toBeUndefined();
+  });
+
+  it('fills without the lease when it cannot be read', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 10, concurrency: 3 });
+    const broken: FillLease = {
+      take: () => Promise.reject(new Error('throttled')),
+      give: () => Promise.reject(new Error('unused')),
+      drop: () => Promise.reject(new Error('unused')),
+    };
+    expect(await fillSlots({ ...w.deps, fillLease: broken }, runId, undefined, 'message-1')).toEqual({
+      placed: 3,
+    });
+  });
+});
 
 describe('the fill loop', () => {
   it('takes exactly the free slots, in lead order, and places one call on each', async () => {
