@@ -93,7 +93,7 @@ describe('the fill lease', () => {
         expect(overlapped, 'two fillers passed at once').toBe(false);
         expect(seenByLastPass, 'a pass started after every ask').toBe(asks);
       }),
-      { numRuns: 60 },
+      { numRuns: 30 },
     );
   });
 });
