@@ -113,6 +113,9 @@ export async function fillSlots(
   return settle(calls, stoppedBy);
 }
 
+/** Runs whose cap passes this are filled under the lease (as many as their slot counters, 25 each). */
+const LEASED_FROM_CAP = 25;
+
 /** How long one filler keeps asking itself for more passes before it hands the run to a new dispatch. */
 const MAX_LEASED_FILLING_MS = 10_000;
 
@@ -133,7 +136,9 @@ async function fillUnderLease(
   fill: () => Promise<void>,
 ): Promise<void> {
   const lease = deps.fillLease;
-  if (!lease || filler === undefined) return fill();
+  // A run known to have a small cap: its fills meet on few slots, and the lease would only add writes.
+  const cap = deps.recentOptions?.concurrencyOf(runId);
+  if (!lease || filler === undefined || (cap !== undefined && cap <= LEASED_FROM_CAP)) return fill();
   let taken: 'taken' | 'asked';
   try {
     taken = await lease.take(runId, filler, deps.clock.now().getTime());

@@ -9,16 +9,21 @@ import type { RunOptions } from './run-options.ts';
  * acquire transaction itself.
  */
 export class RecentRunOptions {
-  private readonly byRun = new Map<string, RunOptions>();
+  private readonly byRun = new Map<string, Pick<RunRecord, 'options' | 'concurrency'>>();
   constructor(private readonly capacity = 1_000) {}
 
   get(runId: string): RunOptions | undefined {
-    return this.byRun.get(runId);
+    return this.byRun.get(runId)?.options;
+  }
+
+  /** The run's cap, which never changes either. */
+  concurrencyOf(runId: string): number | undefined {
+    return this.byRun.get(runId)?.concurrency;
   }
 
   remember(run: RunRecord): void {
     if (this.byRun.has(run.runId)) return;
     if (this.byRun.size >= this.capacity) this.byRun.delete(this.byRun.keys().next().value!);
-    this.byRun.set(run.runId, run.options);
+    this.byRun.set(run.runId, { options: run.options, concurrency: run.concurrency });
   }
 }

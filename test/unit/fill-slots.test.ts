@@ -91,6 +91,18 @@ describe('the fill loop under the fill lease', () => {
     expect(lease.holder).toBeUndefined();
   });
 
+  it('leaves the lease alone for a run known to have a small cap (its fills meet on few slots)', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 10, concurrency: 3 });
+    const recentOptions = new RecentRunOptions();
+    recentOptions.remember((await w.store.getRunRecord(runId))!);
+    const lease = new MemoryFillLease();
+    lease.holder = 'message-1';
+    const deps = { ...w.deps, fillLease: lease, recentOptions };
+    expect(await fillSlots(deps, runId, undefined, 'message-2')).toEqual({ placed: 3 });
+    expect(lease.asked).toBe(false);
+  });
+
   it('fills without the lease when it cannot be read', async () => {
     const w = world();
     const runId = await w.seedRun({ leads: 10, concurrency: 3 });
