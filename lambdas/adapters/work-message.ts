@@ -33,6 +33,8 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
           timeZone: z.string().min(1).optional(),
           // The slot counter the release freed a slot on: the acquire tries it first.
           slotShard: z.number().int().nonnegative().nullable().optional(),
+          // The account shard it freed a slot on: tried first as well.
+          accountShard: z.number().int().nonnegative().optional(),
         }),
       )
       .max(10)

@@ -206,7 +206,7 @@ export async function releaseFinal(
       dispatchRun: run.control === 'running',
       accountSlot: holder.accountShard !== undefined,
       releasedAt: at,
-      ...(nextJobs ? { next: offeredOn(await nextJobs, release.slotShard) } : {}),
+      ...(nextJobs ? { next: offeredOn(await nextJobs, release.slotShard, holder.accountShard) } : {}),
     });
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
@@ -214,11 +214,19 @@ export async function releaseFinal(
 }
 
 /**
- * The hinted jobs, each offered the slot counter the release just freed a slot on: the dispatcher
- * tries that one first instead of looking for a counter with room.
+ * The hinted jobs, each offered the slot counter (and the account shard) the release just freed a
+ * slot on: the dispatcher tries those first instead of looking for a counter or a shard with room.
  */
-function offeredOn(jobs: QueuedJob[], slotShard: number | null | undefined): QueuedJob[] {
-  return slotShard === undefined ? jobs : jobs.map((job) => ({ ...job, slotShard }));
+function offeredOn(
+  jobs: QueuedJob[],
+  slotShard: number | null | undefined,
+  accountShard?: number,
+): QueuedJob[] {
+  return jobs.map((job) => ({
+    ...job,
+    ...(slotShard === undefined ? {} : { slotShard }),
+    ...(accountShard === undefined ? {} : { accountShard }),
+  }));
 }
 
 /** The outcome of a lead that was not final when its run's `expires_at` came. */

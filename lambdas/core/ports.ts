@@ -32,6 +32,11 @@ export interface QueuedJob {
    * on the job when it takes the slot; whoever releases the slot passes it back.
    */
   slotShard?: number | null;
+  /**
+   * In a refill's hint, with an account cap: the account shard the release just freed a slot on, which
+   * the acquire tries first (near a full account, the other shards are likely full).
+   */
+  accountShard?: number;
 }
 
 /** Account-wide limits, enforced in the same transaction as the run's own slot. */

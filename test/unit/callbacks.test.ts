@@ -51,6 +51,17 @@ describe('status callbacks', () => {
     expect(dispatch?.request.next?.map((j) => j.jobId).sort()).toEqual([jobIdFor(1), jobIdFor(2)]);
   });
 
+  it('hands the refill the account shard the release freed, with an account cap', async () => {
+    const { w, runId, call } = await oneCall({ account: { maxConcurrentCalls: 500 } });
+    const shard = (await w.store.getJob(runId, call.jobId))?.accountShard;
+    expect(shard).toBeTypeOf('number');
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
+    const [dispatch] = w.queue.take().filter((request) => request.runId === runId);
+    expect(dispatch?.request.next?.length).toBeGreaterThan(0);
+    for (const job of dispatch!.request.next!) expect(job.accountShard).toBe(shard);
+  });
+
   it('changes nothing for a duplicate final callback, or one that comes after it out of order', async () => {
     const { w, runId, call } = await oneCall();
     await w.callback(call.sid, 'completed');

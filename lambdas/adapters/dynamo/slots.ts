@@ -177,9 +177,16 @@ export class DynamoSlots implements SlotStore {
   ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
     if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
-    // The job's own shard first, then the next ones: a full shard is not a full account.
+    // The shard a release just freed a slot on (a refill's hint), then the job's own shard and the
+    // next ones: a full shard is not a full account.
     const caps = accountShardCaps(max);
-    for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
+    const probes = accountShardProbes(runId, job.jobId, caps.length);
+    const freed = job.accountShard;
+    const order =
+      freed !== undefined && freed < caps.length
+        ? [freed, ...probes.filter((shard) => shard !== freed)]
+        : probes;
+    for (const shard of order) {
       const result = await this.tryAcquire(
         runId,
         counter,
