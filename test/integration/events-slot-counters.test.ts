@@ -29,6 +29,27 @@ describe('events of a run split over slot counters', () => {
     queues = await createEventsQueues(aws.sqsEndpoint, `dialgate-events-${randomBytes(4).toString('hex')}`);
   });
 
+  /** A run of cap 30 (two counters of 15) with `leads` leads, every one of them live on a counter. */
+  async function liveOnCounters(leads: number, firstNumber: number) {
+    const store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName });
+    const runId = randomUUID();
+    await store.createRun({ runId, createdAt: AT, concurrency: 30, totalLeads: leads });
+    const jobs = Array.from({ length: leads }, (_, i) => ({
+      jobId: jobIdFor(i),
+      phone: `+1206555${String(firstNumber + i)}`,
+      attributes: {},
+    }));
+    await store.ingestChunk(runId, 0, jobs, AT);
+    const wave = await store.acquireSlots(
+      runId,
+      30,
+      jobs.map((job) => ({ ...job, attempt: 0 })),
+      AT,
+    );
+    expect(wave.acquired).toHaveLength(leads);
+    return { store, runId, wave };
+  }
+
   async function eventsFunction() {
     Object.assign(process.env, handlerEnvironment(aws), { EVENTS_QUEUE_URL: queues.eventsQueueUrl });
     return loadFunction<DynamoDBStreamEvent, DynamoDBBatchResponse>('dialgate-events', {
@@ -62,22 +83,7 @@ describe('events of a run split over slot counters', () => {
   }
 
   it('completes a run whose last call ends on a counter, the run item unwritten: the counter says so', async () => {
-    const store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName });
-    const runId = randomUUID();
-    await store.createRun({ runId, createdAt: AT, concurrency: 30, totalLeads: 3 });
-    const jobs = Array.from({ length: 3 }, (_, i) => ({
-      jobId: jobIdFor(i),
-      phone: `+1206555${String(2000 + i)}`,
-      attributes: {},
-    }));
-    await store.ingestChunk(runId, 0, jobs, AT);
-    const wave = await store.acquireSlots(
-      runId,
-      30,
-      jobs.map((job) => ({ ...job, attempt: 0 })),
-      AT,
-    );
-    expect(wave.acquired).toHaveLength(3);
+    const { store, runId, wave } = await liveOnCounters(3, 2000);
     const rawItem = async (key: { pk: string; sk: string }) =>
       (
         await aws.dynamo.send(
@@ -153,21 +159,7 @@ describe('events of a run split over slot counters', () => {
   });
 
   it('keeps a run open while a lead is live on a counter, whatever its other counters say', async () => {
-    const store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName });
-    const runId = randomUUID();
-    await store.createRun({ runId, createdAt: AT, concurrency: 30, totalLeads: 2 });
-    const jobs = Array.from({ length: 2 }, (_, i) => ({
-      jobId: jobIdFor(i),
-      phone: `+1206555${String(3000 + i)}`,
-      attributes: {},
-    }));
-    await store.ingestChunk(runId, 0, jobs, AT);
-    const wave = await store.acquireSlots(
-      runId,
-      30,
-      jobs.map((job) => ({ ...job, attempt: 0 })),
-      AT,
-    );
+    const { store, runId, wave } = await liveOnCounters(2, 3000);
     const [first] = wave.acquired;
     await store.releaseSlot({
       runId,
