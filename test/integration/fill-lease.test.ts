@@ -61,8 +61,15 @@ describe('the fill lease', () => {
           send: async (command: { constructor: { name: string } }) => {
             const name = command.constructor.name;
             await scheduler.schedule(Promise.resolve(), `${name} sent`);
-            // Its answer too: another filler may go on while it is on its way.
-            return scheduler.schedule(send(command), `${name} answered`);
+            // Its answer too: another filler may go on while it is on its way. Settled first, so that
+            // a refusal waiting for its turn is not an unhandled rejection meanwhile.
+            const answer = send(command).then(
+              (value) => ({ value }),
+              (error: unknown) => ({ error }),
+            );
+            const settled = await scheduler.schedule(answer, `${name} answered`);
+            if ('error' in settled) throw settled.error;
+            return settled.value;
           },
         });
         const lease = new DynamoFillLease(table);
