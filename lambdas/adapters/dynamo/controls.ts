@@ -42,7 +42,7 @@ export class DynamoControls implements RunControlStore {
         ':to': change.to,
         ':at': change.at,
         ':zero': 0,
-        ':countersFinal': await this.runs.finalOnCounters(runId),
+        ':countersFinal': await this.runs.countersFinal(runId),
         ...from,
         ...(change.hangup ? { ':true': true } : {}),
         ...(change.reason === undefined ? {} : { ':reason': change.reason }),

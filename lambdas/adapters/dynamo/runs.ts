@@ -158,7 +158,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
    * The leads made final on the run's counters, read now: the value of the run item's `queued` once
    * the run is over (run-slots.ts). A write conditioned on `queued > ` this is refused by a run over.
    */
-  async finalOnCounters(runId: string): Promise<number> {
+  async countersFinal(runId: string): Promise<number> {
     if (this.slotShards.get(runId)?.length === 0) return 0;
     return finalOnCounters(await this.slotCounts(runId));
   }
@@ -248,7 +248,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   private async tryReserve(runId: string, request: LeadReservation, id: string): Promise<ReservationResult> {
-    const countersFinal = await this.finalOnCounters(runId);
+    const countersFinal = await this.countersFinal(runId);
     try {
       const { Attributes = {} } = await this.t.doc.send(
         new UpdateCommand({
@@ -314,7 +314,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       const run = await this.getRun(runId);
       if (!run) return { kind: 'not-found' };
       const places = { firstIndex: run.totalLeads, firstChunk: run.chunkCount };
-      const countersFinal = await this.finalOnCounters(runId);
+      const countersFinal = await this.countersFinal(runId);
       const failed = await this.t.transact([
         {
           Update: {
@@ -395,7 +395,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async closeRun(runId: string): Promise<'closed' | 'still-open'> {
-    const countersFinal = await this.finalOnCounters(runId);
+    const countersFinal = await this.countersFinal(runId);
     try {
       await this.t.doc.send(
         new UpdateCommand({
