@@ -7,9 +7,6 @@
 /** Live calls per shard counter (the last shards may hold one fewer). */
 const ACCOUNT_SHARD_SIZE = 50;
 
-/** Shards tried by one acquire before it reports the account full: its own, then the next ones. */
-const ACCOUNT_SHARD_PROBES = 4;
-
 /** The cap of each shard: `max` split as evenly as whole calls allow, summing to exactly `max`. */
 export function accountShardCaps(max: number): number[] {
   const count = Math.max(1, Math.ceil(max / ACCOUNT_SHARD_SIZE));
@@ -19,15 +16,30 @@ export function accountShardCaps(max: number): number[] {
 }
 
 /**
- * The shards an acquire tries, in order: one picked by the job's own hash (so that a run's
- * acquires spread over all shards), then the ones after it.
+ * The shards with room (each shard's cap less its live calls, as last read), in the order an acquirer
+ * tries them: from `start` on, so that acquirers starting at places of their own reach for different
+ * shards.
  */
-export function accountShardProbes(runId: string, jobId: string, shardCount: number): number[] {
-  let hash = 2166136261;
-  for (const char of `${runId}#${jobId}`) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619) >>> 0;
-  const first = hash % shardCount;
-  return Array.from(
-    { length: Math.min(shardCount, ACCOUNT_SHARD_PROBES) },
-    (_, i) => (first + i) % shardCount,
-  );
+export function shardsWithRoom(room: readonly number[], start: number): number[] {
+  const order: number[] = [];
+  for (let i = 0; i < room.length; i++) {
+    const shard = (start + i) % room.length;
+    if (room[shard]! > 0) order.push(shard);
+  }
+  return order;
+}
+
+/**
+ * A shard for each of `n` slots, packed onto as few shards with room as will hold them (from `start`
+ * on): a wave's transaction then carries few shard items, each of them 2 write units. Slots past the
+ * account's room get none: the list is shorter than `n`.
+ */
+export function packOnShards(room: readonly number[], n: number, start: number): number[] {
+  const placed: number[] = [];
+  for (const shard of shardsWithRoom(room, start)) {
+    const take = Math.min(room[shard]!, n - placed.length);
+    for (let i = 0; i < take; i++) placed.push(shard);
+    if (placed.length === n) break;
+  }
+  return placed;
 }

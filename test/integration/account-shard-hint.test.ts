@@ -1,13 +1,13 @@
-// A refill near a full account: the release says which account shard it freed a slot on, and the
-// acquire tries that one first. Without it, the acquire tries the job's own shard and the three after
-// it; with ten shards and only one slot free, it would find the account full and leave the slot idle.
-// On DynamoDB Local, the shard counters set by hand.
+// An acquire near a full account. It writes only to shards with room: the shard a release just freed
+// (a refill's hint), tried without a read; else the shards a read of all of them shows with room.
+// Each full shard it wrote to would be a refused transaction. On DynamoDB Local, the shard counters
+// set by hand, and the requests the store sends counted on its client.
 
 import { randomUUID } from 'node:crypto';
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
-import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
+import { accountShardCaps } from '../../lambdas/core/account-shards.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
@@ -15,43 +15,119 @@ import { type TestAws, testAws } from '../support/aws.ts';
 const AT = '2026-11-30T09:00:00.000Z';
 const ACCOUNT_CAP = 500; // ten shards of 50
 
-describe('the account shard a release freed', () => {
+describe('an acquire near a full account', () => {
   let aws: TestAws;
+  const sent: string[] = [];
   beforeAll(async () => {
     aws = await testAws();
+    aws.dynamo.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCommands' },
+    );
   });
 
-  it('is tried first by the refill it is handed to, so a lone free slot is found', async () => {
-    const accountName = `hint-${randomUUID().slice(0, 8)}`;
-    const store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName, accountName });
-    const runId = randomUUID();
-    await store.createRun({ runId, createdAt: AT, concurrency: 3, totalLeads: 2 });
-    const jobs = [0, 1].map((i) => ({ jobId: jobIdFor(i), phone: `+1206555${4000 + i}`, attributes: {} }));
-    await store.ingestChunk(runId, 0, jobs, AT);
-    const caps = accountShardCaps(ACCOUNT_CAP);
-    expect(caps).toHaveLength(10);
-    // Every shard full but one, which none of the job's own probes reach.
-    const probed = new Set(accountShardProbes(runId, jobIdFor(0), caps.length));
-    const freed = caps.findIndex((_, shard) => !probed.has(shard));
-    for (const [shard, cap] of caps.entries()) {
+  async function setShards(accountName: string, active: (shard: number, cap: number) => number) {
+    for (const [shard, cap] of accountShardCaps(ACCOUNT_CAP).entries()) {
       const key = keys.accountShard(accountName, shard);
       await aws.dynamo.send(
         new UpdateItemCommand({
           TableName: aws.tableName,
           Key: { pk: { S: key.pk }, sk: { S: key.sk } },
           UpdateExpression: 'SET active = :n',
-          ExpressionAttributeValues: { ':n': { N: String(shard === freed ? cap - 1 : cap) } },
+          ExpressionAttributeValues: { ':n': { N: String(active(shard, cap)) } },
         }),
       );
     }
-    const account = { maxConcurrentCalls: ACCOUNT_CAP, nowMs: Date.parse(AT) };
-    const job = { ...jobs[0]!, attempt: 0 };
-    expect(await store.acquireSlot(runId, job, AT, account)).toBe('account-full');
-    expect(await store.acquireSlot(runId, { ...job, accountShard: freed }, AT, account)).toBe('acquired');
+  }
+
+  async function shardActive(accountName: string, shard: number): Promise<number> {
+    const key = keys.accountShard(accountName, shard);
+    const { Item } = await aws.dynamo.send(
+      new GetItemCommand({
+        TableName: aws.tableName,
+        Key: { pk: { S: key.pk }, sk: { S: key.sk } },
+        ConsistentRead: true,
+      }),
+    );
+    return Number(Item?.active?.N);
+  }
+
+  async function runWithLeads(accountName: string, leads: number) {
+    const store = new DynamoRunStore(aws.dynamo, { tableName: aws.tableName, accountName });
+    const runId = randomUUID();
+    await store.createRun({ runId, createdAt: AT, concurrency: 20, totalLeads: leads });
+    const jobs = Array.from({ length: leads }, (_, i) => ({
+      jobId: jobIdFor(i),
+      phone: `+1206555${4000 + i}`,
+      attributes: {},
+      attempt: 0,
+    }));
+    await store.ingestChunk(runId, 0, jobs, AT);
+    return { store, runId, jobs };
+  }
+
+  const account = { maxConcurrentCalls: ACCOUNT_CAP, nowMs: Date.parse(AT) };
+
+  it('finds the lone free slot by reading the shards, and then reports the account full', async () => {
+    const accountName = `room-${randomUUID().slice(0, 8)}`;
+    const { store, runId, jobs } = await runWithLeads(accountName, 2);
+    expect(accountShardCaps(ACCOUNT_CAP)).toHaveLength(10);
+    const free = 7;
+    await setShards(accountName, (shard, cap) => (shard === free ? cap - 1 : cap));
+    sent.length = 0;
+    expect(await store.acquireSlot(runId, jobs[0]!, AT, account)).toBe('acquired');
+    expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(free);
+    // One read of the shards, one transaction: no write to a full shard.
+    expect(sent.filter((c) => c === 'TransactWriteItemsCommand')).toHaveLength(1);
+    expect(sent).toContain('BatchGetItemCommand');
+    sent.length = 0;
+    expect(await store.acquireSlot(runId, jobs[1]!, AT, account)).toBe('account-full');
+    expect(sent).not.toContain('TransactWriteItemsCommand');
+    expect(await shardActive(accountName, free)).toBe(50);
+  });
+
+  it('tries the freed shard a refill is handed first, without a read', async () => {
+    const accountName = `hint-${randomUUID().slice(0, 8)}`;
+    const { store, runId, jobs } = await runWithLeads(accountName, 2);
+    const freed = 3;
+    await setShards(accountName, (shard, cap) => (shard === freed ? cap - 1 : cap));
+    sent.length = 0;
+    expect(await store.acquireSlot(runId, { ...jobs[0]!, accountShard: freed }, AT, account)).toBe(
+      'acquired',
+    );
+    expect(sent.filter((c) => c !== 'TransactWriteItemsCommand')).toEqual([]);
     expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(freed);
-    // A hint past the shards there are (the account cap lowered since) is no shard: the probes as usual.
+    // A hint past the shards there are (the account cap lowered since) is no shard: the read as usual.
     expect(
-      await store.acquireSlot(runId, { ...jobs[1]!, attempt: 0, accountShard: caps.length + 3 }, AT, account),
+      await store.acquireSlot(
+        runId,
+        { ...jobs[1]!, accountShard: accountShardCaps(ACCOUNT_CAP).length + 3 },
+        AT,
+        account,
+      ),
     ).toBe('account-full');
+  });
+
+  it('packs a wave onto the shards with room, and leaves the jobs past the room queued', async () => {
+    const accountName = `wave-${randomUUID().slice(0, 8)}`;
+    const { store, runId, jobs } = await runWithLeads(accountName, 8);
+    // Room for five: three on shard 2, two on shard 6.
+    await setShards(accountName, (shard, cap) => cap - (shard === 2 ? 3 : shard === 6 ? 2 : 0));
+    sent.length = 0;
+    const result = await store.acquireSlots(runId, 20, jobs, AT, account);
+    expect(result.acquired).toHaveLength(5);
+    expect(result.left).toHaveLength(3);
+    expect(result.stop).toBe('account-full');
+    expect(await shardActive(accountName, 2)).toBe(50);
+    expect(await shardActive(accountName, 6)).toBe(50);
+    const shards = await Promise.all(
+      result.acquired.map(async (j) => (await store.getJob(runId, j.jobId))?.accountShard),
+    );
+    expect(shards.sort()).toEqual([2, 2, 2, 6, 6]);
+    // No transaction was refused: every one wrote only to shards with room.
+    expect(sent.filter((c) => c === 'TransactWriteItemsCommand').length).toBeLessThanOrEqual(2);
   });
 });

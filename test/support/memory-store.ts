@@ -9,7 +9,7 @@
 
 import { windowOf } from '../../lambdas/adapters/dynamo/breaker.ts';
 import { maxWave, waveOf } from '../../lambdas/adapters/dynamo/slots.ts';
-import { accountShardCaps, accountShardProbes } from '../../lambdas/core/account-shards.ts';
+import { accountShardCaps, packOnShards, shardsWithRoom } from '../../lambdas/core/account-shards.ts';
 import {
   type Holder,
   holderOf,
@@ -297,9 +297,10 @@ export class MemoryRunStore implements RunStore {
   ): Promise<AcquireResult> {
     const max = account?.maxConcurrentCalls;
     if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined, checks);
-    // As the adapter: the job's own shard first, then the next ones.
+    // As the adapter: the shard the release freed (a refill's hint) first, then the shards with room.
     const caps = accountShardCaps(max);
-    for (const shard of accountShardProbes(runId, job.jobId, caps.length)) {
+    const freed = job.accountShard !== undefined && job.accountShard < caps.length ? [job.accountShard] : [];
+    for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps), 0)]) {
       const result = this.#tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! }, checks);
       if (result !== 'account-full') return result;
     }
@@ -314,63 +315,74 @@ export class MemoryRunStore implements RunStore {
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
     checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    // As the adapter's one transaction: the jobs still queued whose numbers pass their checks, if
-    // the run has room for all of them and each one's first shard has room for its share; else as
-    // many as the run has room for. No number twice in a wave, as in the adapter's.
+    // As the adapter's transactions, round by round: a wave packed onto the account's shards with
+    // room (the jobs past it wait for a later round); the jobs already taken and the numbers refused
+    // leave it; a run with less room than the wave shrinks it. No number twice in a wave.
     const first = waveOf(jobs, maxWave(account?.maxConcurrentCalls !== undefined, checks), checks);
-    const result: WaveResult = { acquired: [], taken: [], left: first.left, suppressed: [], capped: [] };
+    const result: WaveResult = { acquired: [], taken: [], left: [], suppressed: [], capped: [] };
     const run = this.runs.get(runId);
-    const wave = first.wave;
-    for (const job of wave) {
-      const stored = this.jobs.get(runId)?.get(job.jobId);
-      if (stored?.status !== 'queued' || stored.attempt !== job.attempt) result.taken.push(job);
-      else if (!this.#recipientOk(job.phone, checks, 'suppression')) result.suppressed.push(job);
-      else if (!this.#recipientOk(job.phone, checks, 'frequency')) result.capped.push(job);
-    }
-    const settled = new Set([...result.taken, ...result.suppressed, ...result.capped]);
-    let pending = wave.filter((job) => !settled.has(job));
-    if (pending.length === 0) return result;
-    const free =
-      run?.control === 'running' && run.concurrency === concurrency && dialable(run, Date.parse(at))
-        ? run.concurrency - run.active
-        : 0;
-    const room = pending.slice(0, Math.max(0, free));
     const max = account?.maxConcurrentCalls;
-    if (max !== undefined && room.length > 0) {
-      const caps = accountShardCaps(max);
-      const limits = this.#ensureAccount();
-      const perShard = new Map<number, number>();
-      for (const job of room) {
-        const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
-        perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
-      }
-      if ([...perShard].some(([shard, n]) => (limits.shards.get(shard) ?? 0) + n > caps[shard]!)) {
-        result.left.unshift(...pending);
-        result.stop = 'account-full';
-        return result;
-      }
-    }
-    for (const job of room) {
-      const caps = max === undefined ? undefined : accountShardCaps(max);
-      const shard = caps ? accountShardProbes(runId, job.jobId, caps.length)[0]! : undefined;
-      const taken = this.#tryAcquire(
-        runId,
-        job,
-        at,
-        undefined,
-        shard === undefined ? undefined : { shard, cap: caps![shard]! },
-        checks,
+    const caps = max === undefined ? undefined : accountShardCaps(max);
+    let pending = first.wave;
+    let size = pending.length;
+    const finish = (stop?: WaveResult['stop']) => {
+      result.left.push(...pending, ...first.left);
+      if (stop) result.stop = stop;
+      return result;
+    };
+    while (size > 0 && pending.length > 0) {
+      let wave = pending.slice(0, size);
+      const placed = caps ? packOnShards(this.#shardRoom(caps), wave.length, 0) : [];
+      if (caps && placed.length === 0) return finish('account-full');
+      const shortOfAccount = caps !== undefined && placed.length < wave.length;
+      if (caps) wave = wave.slice(0, placed.length);
+      const taken = wave.filter((job) => {
+        const stored = this.jobs.get(runId)?.get(job.jobId);
+        return stored?.status !== 'queued' || stored.attempt !== job.attempt;
+      });
+      const suppressed = wave.filter(
+        (job) => !taken.includes(job) && !this.#recipientOk(job.phone, checks, 'suppression'),
       );
-      if (taken !== 'acquired')
-        throw new Error(`memory store: a checked wave acquire was refused (${taken})`);
-      result.acquired.push(job);
+      const capped = wave.filter(
+        (job) =>
+          !taken.includes(job) &&
+          !suppressed.includes(job) &&
+          !this.#recipientOk(job.phone, checks, 'frequency'),
+      );
+      if (taken.length + suppressed.length + capped.length > 0) {
+        result.taken.push(...taken);
+        result.suppressed.push(...suppressed);
+        result.capped.push(...capped);
+        const settled = new Set([...taken, ...suppressed, ...capped]);
+        pending = pending.filter((job) => !settled.has(job));
+        size = Math.min(size, pending.length);
+        continue;
+      }
+      const dialing = run?.control === 'running' && dialable(run, Date.parse(at));
+      if (!run || !dialing) return finish('no-slot');
+      if (run.concurrency !== concurrency || run.active > concurrency - wave.length) {
+        size = Math.max(0, Math.min(run.concurrency - run.active, wave.length - 1));
+        continue;
+      }
+      for (const [i, job] of wave.entries()) {
+        const shard = caps ? placed[i]! : undefined;
+        const outcome = this.#tryAcquire(
+          runId,
+          job,
+          at,
+          undefined,
+          shard === undefined ? undefined : { shard, cap: caps![shard]! },
+          checks,
+        );
+        if (outcome !== 'acquired')
+          throw new Error(`memory store: a checked wave acquire was refused (${outcome})`);
+        result.acquired.push(job);
+      }
+      pending = pending.slice(wave.length);
+      if (!shortOfAccount) break;
+      size -= wave.length;
     }
-    pending = pending.slice(room.length);
-    if (pending.length > 0) {
-      result.left.unshift(...pending);
-      result.stop = 'no-slot';
-    }
-    return result;
+    return finish(pending.length > 0 ? 'no-slot' : undefined);
   }
 
   #tryAcquire(
@@ -701,6 +713,12 @@ export class MemoryRunStore implements RunStore {
     return [...this.#jobsOf(runId).values()]
       .filter((job) => job.status === 'queued' && job.queuedKey !== undefined)
       .sort((a, b) => a.queuedKey!.localeCompare(b.queuedKey!));
+  }
+
+  /** Each shard's cap less its live calls. */
+  #shardRoom(caps: readonly number[]): number[] {
+    const shards = this.#ensureAccount().shards;
+    return caps.map((cap, shard) => cap - (shards.get(shard) ?? 0));
   }
 
   #ensureAccount(): Account {

@@ -133,7 +133,17 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
     );
     const accountOn = label.startsWith('account');
     checks.push(
-      atMost(`${label}: write units per call`, Number(r.writeUnitsPerCall), 'WCU', accountOn ? 20 : 16),
+      atMost(
+        `${label}: write units per call`,
+        Number(r.writeUnitsPerCall),
+        'WCU',
+        accountOn ? 20 : 16,
+        `refused writes ${r.refusedWriteUnitsPerCall}; ` +
+          Object.entries(r.writeUnitsPerCallBy as Record<string, number>)
+            .filter(([, units]) => units >= 0.05)
+            .map(([what, units]) => `${what} ${units}`)
+            .join(', '),
+      ),
     );
     checks.push(atMost(`${label}: largest item on the slot path`, Number(r.largestSlotItem), 'bytes', 2048));
     checks.push(
@@ -360,6 +370,13 @@ async function measure(
     maxLive: Math.max(...runIds.map((id) => stats.runs[id]?.maxLive ?? 0)),
     maxLiveAll: Math.max(stats.maxLive, liveAllBefore),
     writeUnitsPerCall: cost.dynamoWriteUnitsPerCall,
+    // Where the units go, per call: which function wrote what (refused conditional writes included).
+    writeUnitsPerCallBy: Object.fromEntries(
+      Object.entries(usage.dynamo.writeUnitsBy)
+        .sort((a, b) => b[1] - a[1])
+        .map(([what, units]) => [what, round(units / Math.max(1, calls), 2)]),
+    ),
+    refusedWriteUnitsPerCall: round(usage.dynamo.refusedWriteUnits / Math.max(1, calls), 2),
     largestSlotItem: largest,
     hottestWriteUnitsPerSecond: model.report.hottestWriteUnitsPerSecond.units,
     hottestPartition: model.report.hottestWriteUnitsPerSecond.partition.split('|')[1],

@@ -7,7 +7,7 @@
 // items of the same transaction.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { accountShardCaps, accountShardProbes } from '../../core/account-shards.ts';
+import { accountShardCaps, packOnShards, shardsWithRoom } from '../../core/account-shards.ts';
 import { holderOf } from '../../core/model.ts';
 import type {
   AccountLimits,
@@ -86,6 +86,12 @@ function isDialable(old: Record<string, { N?: string; S?: string }>, at: string)
 type SlotCounter = { shard: null } | { shard: number; cap: number };
 
 const RUN_COUNTER = { shard: null } as const;
+
+/**
+ * Shards with room (as read) one acquire tries before it reports the account full: each one it finds
+ * full was filled since the read, by acquirers that will release it in turn.
+ */
+const SHARDS_TRIED = 3;
 
 /**
  * The counters a single acquire tries, in order: the one `preferred` (a refill's hint: the counter
@@ -177,25 +183,23 @@ export class DynamoSlots implements SlotStore {
   ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
     if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
-    // The shard a release just freed a slot on (a refill's hint), then the job's own shard and the
-    // next ones: a full shard is not a full account.
     const caps = accountShardCaps(max);
-    const probes = accountShardProbes(runId, job.jobId, caps.length);
+    const onShard = (shard: number) =>
+      this.tryAcquire(runId, counter, job, at, account, { shard, cap: caps[shard]! }, checks);
+    // The shard a release just freed a slot on (a refill's hint), without a read.
     const freed = job.accountShard;
-    const order =
-      freed !== undefined && freed < caps.length
-        ? [freed, ...probes.filter((shard) => shard !== freed)]
-        : probes;
-    for (const shard of order) {
-      const result = await this.tryAcquire(
-        runId,
-        counter,
-        job,
-        at,
-        account,
-        { shard, cap: caps[shard]! },
-        checks,
-      );
+    if (freed !== undefined && freed < caps.length) {
+      const result = await onShard(freed);
+      if (result !== 'account-full') return result;
+    }
+    // Then the shards a read shows with room: a full account costs one read, not a refused
+    // transaction per full shard.
+    const room = await this.account.shardRoom(caps);
+    const order = shardsWithRoom(room, Math.floor(this.t.random() * caps.length)).filter(
+      (shard) => shard !== freed,
+    );
+    for (const shard of order.slice(0, SHARDS_TRIED)) {
+      const result = await onShard(shard);
       if (result !== 'account-full') return result;
     }
     return 'account-full';
@@ -331,7 +335,13 @@ export class DynamoSlots implements SlotStore {
     const caps =
       account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
     const limit = maxWave(caps !== undefined, checks);
-    const shards = await this.runs.slotShardsOf(runId);
+    // With an account cap: the room on its shards, read once and kept as this call's waves take it
+    // (or find it taken), so that waves write only to shards with room.
+    const [shards, room] = await Promise.all([
+      this.runs.slotShardsOf(runId),
+      caps ? this.account.shardRoom(caps) : undefined,
+    ]);
+    const shardRoom = caps && room ? { caps, room } : undefined;
     if (shards.length === 0) {
       const first = waveOf(jobs, limit, checks);
       const { stop, ...result } = await this.waveOn(
@@ -339,7 +349,7 @@ export class DynamoSlots implements SlotStore {
         { ...RUN_COUNTER, cap: concurrency },
         first.wave,
         at,
-        caps,
+        shardRoom,
         checks,
       );
       result.left.push(...first.left);
@@ -368,7 +378,7 @@ export class DynamoSlots implements SlotStore {
       // by side without an account cap; one after another with it, as every wave then writes the same
       // few account shards, and side by side they would only cancel each other.
       const take = ({ counter, jobs: wave }: (typeof waves)[number]) =>
-        this.waveOn(runId, counter, wave, at, caps, checks);
+        this.waveOn(runId, counter, wave, at, shardRoom, checks);
       const outcomes = caps
         ? await sequentially(waves.map((wave) => () => take(wave)))
         : await Promise.allSettled(waves.map(take));
@@ -423,7 +433,7 @@ export class DynamoSlots implements SlotStore {
     counter: SlotCounter & { cap: number },
     jobs: QueuedJob[],
     at: string,
-    caps: number[] | undefined,
+    account: { caps: readonly number[]; room: number[] } | undefined,
     checks: RecipientChecks | undefined,
   ): Promise<Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' }> {
     const result: Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' } = {
@@ -438,21 +448,37 @@ export class DynamoSlots implements SlotStore {
     let size = pending.length;
     // Each round settles a job or shrinks the wave, or ends: at most one round per job and size.
     for (let round = 0; size > 0 && pending.length > 0 && round <= 2 * MAX_WAVE; round++) {
-      const wave = pending.slice(0, size);
+      let wave = pending.slice(0, size);
+      let shortOfAccount = false;
       const shardOf = new Map<string, number>();
       const perShard = new Map<number, number>();
-      if (caps) {
-        for (const job of wave) {
-          const shard = accountShardProbes(runId, job.jobId, caps.length)[0]!;
-          shardOf.set(job.jobId, shard);
-          perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+      if (account) {
+        // As few shards as hold the wave, from a place of this acquirer's own; the jobs past the
+        // account's room (as known) stay queued.
+        const placed = packOnShards(
+          account.room,
+          wave.length,
+          Math.floor(this.t.random() * account.room.length),
+        );
+        if (placed.length === 0) {
+          result.left.push(...pending);
+          result.stop = 'account-full';
+          return result;
         }
+        shortOfAccount = placed.length < wave.length;
+        wave = wave.slice(0, placed.length);
+        wave.forEach((job, i) => {
+          shardOf.set(job.jobId, placed[i]!);
+          perShard.set(placed[i]!, (perShard.get(placed[i]!) ?? 0) + 1);
+        });
       }
       const items: TransactItem[] = [
         this.counterItem(runId, counter, at, wave.length, counter.cap),
         ...wave.map((job) => this.takeJobItem(runId, job, at, shardOf.get(job.jobId), counter)),
-        ...[...perShard].map(([shard, n]) => this.account.acquireShardItem(shard, caps![shard]!, n)),
       ];
+      const shardAt = new Map<number, number>();
+      for (const [shard, n] of perShard)
+        shardAt.set(items.push(this.account.acquireShardItem(shard, account!.caps[shard]!, n)) - 1, shard);
       // Each job's recipient item after everything else: index → the job it checks.
       const checkOf = new Map<number, QueuedJob>();
       for (const job of wave) {
@@ -475,10 +501,16 @@ export class DynamoSlots implements SlotStore {
         continue;
       }
       if (failed.length === 0) {
+        for (const [shard, n] of perShard) account!.room[shard]! -= n;
         for (const job of wave) job.slotShard = counter.shard;
         result.acquired.push(...wave);
         pending = pending.slice(wave.length);
         if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, wave.length);
+        // The counter had room for more than the account: the rest are the account's to refuse.
+        if (shortOfAccount) {
+          size -= wave.length;
+          continue;
+        }
         break;
       }
       const taken = new Set(
@@ -514,8 +546,17 @@ export class DynamoSlots implements SlotStore {
         size = Number.isFinite(free) ? Math.max(0, Math.min(free, wave.length - 1)) : 0;
         continue;
       }
-      // An account shard is full: the wave's jobs take the one-by-one path, which probes the other
-      // shards and registers the run to be woken.
+      // A shard had less room than known (others took it since the read): what it holds now, from
+      // its old image, and the wave placed again.
+      const full = failed.filter((index) => shardAt.has(index));
+      if (account && full.length > 0) {
+        for (const index of full) {
+          const shard = shardAt.get(index)!;
+          const held = Number((oldItems[index] as { active?: { N?: string } } | undefined)?.active?.N);
+          account.room[shard] = Number.isFinite(held) ? Math.max(0, account.caps[shard]! - held) : 0;
+        }
+        continue;
+      }
       result.left.push(...pending);
       result.stop = 'account-full';
       return result;
