@@ -48,6 +48,11 @@ interface LimitsReport {
   conflictsByKind: Map<string, number>;
   /** Requests the handlers sent, by command (tries included): what DynamoDB serves per call. */
   requestsByCommand: Map<string, number>;
+  /**
+   * How long each transaction sent on was in flight, ms, in the order sent: the window in which
+   * another one on its items conflicts (on DynamoDB Local, its answer time on this machine).
+   */
+  transactionMs: number[];
 }
 
 export class DynamoLimitsModel {
@@ -68,6 +73,7 @@ export class DynamoLimitsModel {
     writeUnitsByPartition: new Map(),
     conflictsByKind: new Map(),
     requestsByCommand: new Map(),
+    transactionMs: [],
   };
 
   constructor(options: LimitsModelOptions = {}) {
@@ -138,6 +144,7 @@ export class DynamoLimitsModel {
       );
     }
     for (const w of writes) this.#inFlight.set(w.key, (this.#inFlight.get(w.key) ?? 0) + 1);
+    const sentAt = performance.now();
     try {
       const result = await send();
       // Billed only when applied (a cancelled transaction's units are not counted here).
@@ -148,6 +155,7 @@ export class DynamoLimitsModel {
       }
       return result;
     } finally {
+      this.report.transactionMs.push(performance.now() - sentAt);
       for (const w of writes) {
         const n = (this.#inFlight.get(w.key) ?? 1) - 1;
         if (n <= 0) this.#inFlight.delete(w.key);

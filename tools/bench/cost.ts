@@ -96,3 +96,13 @@ export function costPer1000Calls(
     awsShareOfTwilio: round(aws / twilio, 5),
   };
 }
+
+/**
+ * Write units a call the per-recipient checks add: the suppression list (unless SUPPRESSION_CHECK=off)
+ * or the frequency cap (RECIPIENT_MAX_CALLS) puts the number's one item in every acquire transaction.
+ * The slot state's budgets (16 a call, 20 with the account cap) predate the checks; they are compared
+ * with this added.
+ */
+export function recipientCheckUnits(env: NodeJS.ProcessEnv = process.env): number {
+  return env.SUPPRESSION_CHECK === 'off' && !env.RECIPIENT_MAX_CALLS ? 0 : 2;
+}

@@ -5,7 +5,7 @@
 
 import { fstatSync } from 'node:fs';
 import { mulberry32 } from '../twilio-simulator/simulator.ts';
-import { costPer1000Calls, PRICE_NOTES } from './cost.ts';
+import { costPer1000Calls, PRICE_NOTES, recipientCheckUnits } from './cost.ts';
 import { emptyFloorSamples, floorOf, measureFloor } from './floor.ts';
 import { createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';
@@ -79,9 +79,7 @@ export async function runRefill(options: RefillOptions): Promise<[SectionResult,
       figure('path floor (every round trip on the path)', floor.pathFloorMs, 'ms'),
       atMost('cap held (max live per run)', maxLive, 'calls', CAP),
     ];
-    // The per-recipient checks (the suppression list unless SUPPRESSION_CHECK=off, the frequency cap
-    // with RECIPIENT_MAX_CALLS) add the number's one item to every acquire: 2 write units.
-    const checkUnits = process.env.SUPPRESSION_CHECK === 'off' && !process.env.RECIPIENT_MAX_CALLS ? 0 : 2;
+    const checkUnits = recipientCheckUnits();
     const costChecks = [
       atMost(
         'DynamoDB write units per call',
