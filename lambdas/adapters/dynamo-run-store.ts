@@ -141,8 +141,8 @@ export class DynamoRunStore implements RunStore {
   addWaitingRun(runId: string): Promise<void> {
     return this.account.addWaitingRun(runId);
   }
-  takeWaitingRuns(): Promise<string[]> {
-    return this.account.takeWaitingRuns();
+  takeWaitingRun(except: string): Promise<string | undefined> {
+    return this.account.takeWaitingRun(except);
   }
 
   // SlotStore

@@ -65,7 +65,7 @@ export class SqsWorkQueue implements WorkQueue {
   }
 
   async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {
-    const { delaySeconds = 0, releasedAt, next } = request;
+    const { delaySeconds = 0, releasedAt, next, handedShard } = request;
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
@@ -74,6 +74,7 @@ export class SqsWorkQueue implements WorkQueue {
           runId,
           ...(releasedAt ? { releasedAt } : {}),
           ...(next && next.length > 0 ? { next } : {}),
+          ...(handedShard === undefined ? {} : { handedShard }),
         } satisfies WorkMessage),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.ceil(delaySeconds)) } : {}),
       }),

@@ -39,5 +39,7 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
       )
       .max(10)
       .optional(),
+    // An account slot handed to the run (the shard it was freed on, or null when unknown).
+    handedShard: z.number().int().nonnegative().nullable().optional(),
   }),
 ]);

@@ -205,6 +205,7 @@ export async function releaseFinal(
     await refillAfterRelease(deps, runId, {
       dispatchRun: run.control === 'running',
       accountSlot: holder.accountShard !== undefined,
+      accountShard: holder.accountShard,
       releasedAt: at,
       ...(nextJobs ? { next: offeredOn(await nextJobs, release.slotShard, holder.accountShard) } : {}),
     });

@@ -17,7 +17,7 @@ import type {
 import type { RecentRunOptions } from './recent-run-options.ts';
 import { frequencyWindow } from './recipients.ts';
 import type { RunOptions } from './run-options.ts';
-import { armWake } from './wake.ts';
+import { armWake, passOnAccountSlot } from './wake.ts';
 
 export type FillSlotsDeps = PlaceCallDeps &
   CancelRunDeps & {
@@ -61,19 +61,28 @@ const SPARE_CANDIDATES = 2;
  * first of them that is still queued, reading nothing (a refill is then one transaction and the
  * create); a slot freed some other way has a dispatch of its own. Otherwise, or when the hint finds
  * no slot, the run and its queue are read first, together, and every free slot is filled.
+ * `handedShard`: an account slot handed to this run, which was waiting for one (wake.ts); its next
+ * jobs are offered the shard it was freed on, and a dispatch that can use it for none passes it on.
  */
 export async function fillSlots(
   deps: FillSlotsDeps,
   runId: string,
   hint?: QueuedJob[],
   filler?: string,
+  handedShard?: number | null,
 ): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
-  const pacing = { waitedMs: 0 };
-  const known = hint && hint.length > 0 ? deps.recentOptions?.get(runId) : undefined;
+  const pacing: Pacing = { waitedMs: 0, waitingForAccount: false };
+  const handed = handedShard !== undefined && !(hint && hint.length > 0);
+  const known = (hint && hint.length > 0) || handed ? deps.recentOptions?.get(runId) : undefined;
   // A calling window needs each lead checked against it first: that run takes the usual path.
   const fast = known !== undefined && known.window === undefined;
+  if (fast && handed) {
+    // The run's own next jobs, offered the handed slot's shard, taken as a refill's hint is.
+    const next = await deps.store.nextQueuedJobs(runId, REFILL_CANDIDATES, deps.clock.now().getTime());
+    hint = next.map((job) => (handedShard === null ? job : { ...job, accountShard: handedShard }));
+  }
   // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
   // together, the candidates read for a refill's one free slot plus spares.
   let prefetched: Promise<QueuedJob[]> | undefined;
@@ -110,7 +119,16 @@ export async function fillSlots(
   } catch (error) {
     stoppedBy = { error };
   }
+  // A handed slot this run took no slot with, and is not waiting for: the next waiting run's.
+  if (handedShard !== undefined && !stoppedBy && calls.length === 0 && !pacing.waitingForAccount)
+    await passOnAccountSlot(deps, runId, handedShard);
   return settle(calls, stoppedBy);
+}
+
+/** What one dispatch waited in-process for the account's pace, and whether it waits for an account slot. */
+interface Pacing {
+  waitedMs: number;
+  waitingForAccount: boolean;
 }
 
 /** Runs whose cap passes this are filled under the lease (as many as their slot counters, 25 each). */
@@ -170,7 +188,7 @@ async function fillRounds(
   runId: string,
   maxRounds: number,
   calls: Promise<boolean>[],
-  pacing: { waitedMs: number },
+  pacing: Pacing,
   prefetchedFirst: Promise<QueuedJob[]> | undefined,
 ): Promise<void> {
   let prefetched = prefetchedFirst;
@@ -337,7 +355,7 @@ async function takeSlot(
   deps: FillSlotsDeps,
   runId: string,
   job: QueuedJob,
-  pacing: { waitedMs: number },
+  pacing: Pacing,
 ): Promise<Exclude<AcquireResult, 'paced' | 'account-full'> | 'stop'> {
   const acquire = () => {
     const now = deps.clock.now();
@@ -365,6 +383,7 @@ async function takeSlot(
       if (waitedForAccount) return 'stop';
       waitedForAccount = true;
       await deps.store.addWaitingRun(runId);
+      pacing.waitingForAccount = true;
       result = await acquire();
     } else {
       return result;

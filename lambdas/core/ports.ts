@@ -263,9 +263,10 @@ export interface SlotStore {
 export interface WakeStore {
   /** True when no wake-up is armed for the run at or before `atMs`; records this one (one per time). */
   claimWake(runId: string, atMs: number, nowMs: number): Promise<boolean>;
-  /** Records a run as waiting for an account slot; `takeWaitingRuns` hands each one out once. */
+  /** Records a run as waiting for an account slot; `takeWaitingRun` hands it out once. */
   addWaitingRun(runId: string): Promise<void>;
-  takeWaitingRuns(): Promise<string[]>;
+  /** One waiting run other than `except`, taken off the waiting set; undefined when there is none. */
+  takeWaitingRun(except: string): Promise<string | undefined>;
 }
 
 /** Run controls (pause, resume, cancel) and what a cancel does to the queued leads. */
@@ -449,6 +450,12 @@ export interface DispatchRequest {
   releasedAt?: string;
   /** The run's next queued jobs as the releaser saw them: a hint that spares the dispatcher its reads. */
   next?: QueuedJob[];
+  /**
+   * An account slot handed to this run, which was waiting for one (wake.ts): the shard it was freed
+   * on (tried first), or null when the releaser did not know it. The dispatch passes the slot on to
+   * the next waiting run when it cannot use it.
+   */
+  handedShard?: number | null;
 }
 
 export interface LeadChunk {
@@ -459,7 +466,7 @@ export interface LeadChunk {
 /** The messages on the work queue. */
 export type WorkMessage =
   | { type: 'ingest'; runId: string; chunk: number; jobs: NewJob[] }
-  | ({ type: 'dispatch'; runId: string } & Pick<DispatchRequest, 'releasedAt' | 'next'>);
+  | ({ type: 'dispatch'; runId: string } & Pick<DispatchRequest, 'releasedAt' | 'next' | 'handedShard'>);
 
 export interface CallRequest {
   to: string;

@@ -360,6 +360,7 @@ async function settleSuspect(
       await refillAfterRelease(deps, runId, {
         dispatchRun: run.control === 'running',
         accountSlot: holder.accountShard !== undefined,
+        accountShard: holder.accountShard,
       });
       report.neverCreated += 1;
       deps.log.warn('slot reaped: call was never created', context);

@@ -24,24 +24,51 @@ export async function armWake(deps: WakeDeps, runId: string, atMs: number, nowMs
 }
 
 /**
- * After a slot was released: the run may dial its next lead, and if the slot was also an account
- * slot, every run that found the account full is woken (each is handed out once; see addWaitingRun).
+ * After a slot was released: the run may dial its next lead. If the slot was also an account slot
+ * and runs are waiting for one, it goes to one of them instead, in turn: the releasing run, if it
+ * would dial again, joins the waiting runs, and the run handed the slot tries the shard it was freed
+ * on first. One acquirer per freed account slot; waking every waiting run would have them all reach
+ * for the same shard, and all but one be refused. `accountShard`: the shard the slot was freed on.
  */
 export async function refillAfterRelease(
   deps: WakeDeps,
   runId: string,
-  options: { dispatchRun: boolean; accountSlot: boolean; releasedAt?: string; next?: QueuedJob[] },
+  options: {
+    dispatchRun: boolean;
+    accountSlot: boolean;
+    accountShard?: number | undefined;
+    releasedAt?: string;
+    next?: QueuedJob[];
+  },
 ): Promise<void> {
-  const runs = new Set<string>(options.dispatchRun ? [runId] : []);
-  if (options.accountSlot) for (const waiting of await deps.store.takeWaitingRuns()) runs.add(waiting);
   const { releasedAt, next } = options;
-  await Promise.all(
-    [...runs].map((id) =>
-      deps.queue.requestDispatch(id, {
-        ...(releasedAt ? { releasedAt } : {}),
-        // The hint is this run's: a run woken for an account slot reads its own queue.
-        ...(id === runId && next && next.length > 0 ? { next } : {}),
-      }),
-    ),
-  );
+  const waiting = options.accountSlot ? await deps.store.takeWaitingRun(runId) : undefined;
+  if (waiting !== undefined) {
+    // Its own run waits its turn, unless it has no lead left to dial (its hint came back empty).
+    if (options.dispatchRun && (next === undefined || next.length > 0)) await deps.store.addWaitingRun(runId);
+    await deps.queue.requestDispatch(waiting, {
+      ...(releasedAt ? { releasedAt } : {}),
+      handedShard: options.accountShard ?? null,
+    });
+    return;
+  }
+  if (!options.dispatchRun) return;
+  await deps.queue.requestDispatch(runId, {
+    ...(releasedAt ? { releasedAt } : {}),
+    ...(next && next.length > 0 ? { next } : {}),
+  });
+}
+
+/**
+ * A dispatch handed an account slot (refillAfterRelease) that could not use it (its run takes no
+ * slot, or has no lead due): the slot goes to the next waiting run, so that it does not sit idle
+ * while runs wait. Each hand-over takes a run off the waiting set, so the chain ends.
+ */
+export async function passOnAccountSlot(
+  deps: WakeDeps,
+  runId: string,
+  handedShard: number | null,
+): Promise<void> {
+  const waiting = await deps.store.takeWaitingRun(runId);
+  if (waiting !== undefined) await deps.queue.requestDispatch(waiting, { handedShard });
 }

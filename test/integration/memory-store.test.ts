@@ -283,7 +283,7 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
       return store.claimWake(runId, START + o.at, START + o.now);
     case 'waiting':
       await store.addWaitingRun(runId);
-      return (await store.takeWaitingRuns()).includes(runId);
+      return (await store.takeWaitingRun('another-run')) === runId;
     case 'reserve':
       return store.reserveLeads(runId, { leads: o.leads, chunks: 1, maxLeads: 12 });
     case 'ingest':

@@ -280,10 +280,10 @@ export class MemoryRunStore implements RunStore {
     this.#ensureAccount().waiting.add(runId);
   }
 
-  async takeWaitingRuns(): Promise<string[]> {
-    const waiting = [...(this.#account?.waiting ?? [])];
-    this.#account?.waiting.clear();
-    return waiting;
+  async takeWaitingRun(except: string): Promise<string | undefined> {
+    const chosen = [...(this.#account?.waiting ?? [])].find((runId) => runId !== except);
+    if (chosen !== undefined) this.#account!.waiting.delete(chosen);
+    return chosen;
   }
 
   // SlotStore

@@ -4,10 +4,13 @@
 // release is an item of the same transaction as the run's; who holds an account slot is recorded on
 // the job (`accountShard`), not on any counter.
 
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AccountLimits } from '../../core/ports.ts';
 import { keys } from '../../definitions/table-schema.ts';
-import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
+import type { DynamoTable, TransactItem } from './table.ts';
+
+/** Reads of the waiting set one release makes while other releasers take the runs it chose. */
+const TAKE_WAITING_TRIES = 3;
 
 export class DynamoAccount {
   /** `name`: one per deployment; tests use their own. */
@@ -101,23 +104,33 @@ export class DynamoAccount {
     );
   }
 
-  async takeWaitingRuns(): Promise<string[]> {
-    try {
-      // Read and cleared in one write: each waiting run is handed to exactly one releaser.
-      const { Attributes } = await this.t.doc.send(
+  async takeWaitingRun(except: string): Promise<string | undefined> {
+    for (let round = 0; round < TAKE_WAITING_TRIES; round++) {
+      const { Item } = await this.t.doc.send(
+        new GetCommand({
+          TableName: this.t.name,
+          Key: keys.account(this.name),
+          ConsistentRead: true,
+          ProjectionExpression: 'waiting',
+        }),
+      );
+      const waiting = Item?.waiting instanceof Set ? [...Item.waiting].map(String) : [];
+      const others = waiting.filter((runId) => runId !== except);
+      if (others.length === 0) return undefined;
+      // Any one of them: over many releases, each waiting run's turn comes.
+      const chosen = others[Math.floor(this.t.random() * others.length)]!;
+      // Taken by exactly one releaser: the condition fails if another took it first.
+      const taken = await this.t.applies(
         new UpdateCommand({
           TableName: this.t.name,
           Key: keys.account(this.name),
-          UpdateExpression: 'REMOVE waiting',
-          ConditionExpression: 'attribute_exists(waiting)',
-          ReturnValues: 'UPDATED_OLD',
+          UpdateExpression: 'DELETE waiting :run',
+          ConditionExpression: 'contains(waiting, :id)',
+          ExpressionAttributeValues: { ':run': new Set([chosen]), ':id': chosen },
         }),
       );
-      const waiting = Attributes?.waiting;
-      return waiting instanceof Set ? [...waiting].map(String) : [];
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return [];
-      throw error;
+      if (taken) return chosen;
     }
+    return undefined;
   }
 }

@@ -1,0 +1,69 @@
+// A freed account slot goes to one run waiting for one, in turn: the release hands it to a waiting
+// run (with the shard it was freed on) and puts its own run on the waiting set; a handed dispatch
+// that cannot use it passes it on. Against the in-memory store, under an account cap of 2.
+
+import { describe, expect, it } from 'vitest';
+import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { world } from '../support/unit-world.ts';
+
+/** Run A holds both account slots; run B found the account full and waits. */
+async function accountFull() {
+  const w = world({ account: { maxConcurrentCalls: 2 } });
+  const a = await w.seedRun({ leads: 4, concurrency: 2 });
+  const b = await w.seedRun({ leads: 3, concurrency: 2 });
+  expect((await fillSlots(w.deps, a)).placed).toBe(2);
+  expect((await fillSlots(w.deps, b)).placed).toBe(0);
+  w.queue.take();
+  const [call] = w.telephony.live(a);
+  return { w, a, b, call: call! };
+}
+
+describe('a freed account slot', () => {
+  it('is handed to the waiting run, with its shard, and the releasing run waits its turn', async () => {
+    const { w, a, b, call } = await accountFull();
+    const shard = (await w.store.getJob(a, call.jobId))?.accountShard;
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
+    const requests = w.queue.take();
+    // One dispatch, for B, and none for A: one acquirer for the one slot.
+    expect(requests.map((r) => [r.runId, r.request.handedShard])).toEqual([[b, shard]]);
+    expect(await fillSlots(w.deps, b, undefined, undefined, shard)).toEqual({ placed: 1 });
+    expect(w.telephony.live(b)).toHaveLength(1);
+    // B used it, so nothing is passed on; A is next in line.
+    expect(w.queue.take()).toEqual([]);
+    expect(await w.store.takeWaitingRun(b)).toBe(a);
+  });
+
+  it('is passed on by a handed run that cannot use it, and taken by the next', async () => {
+    const { w, a, b, call } = await accountFull();
+    await w.callback(call.sid, 'in-progress');
+    await w.callback(call.sid, 'completed');
+    const [handed] = w.queue.take();
+    expect(handed?.runId).toBe(b);
+    // B was paused meanwhile: it takes no slot, and the slot goes to the next waiting run, A.
+    await w.store.setControl(b, { to: 'paused', from: ['running'], at: w.clock.now().toISOString() });
+    expect(await fillSlots(w.deps, b, undefined, undefined, handed!.request.handedShard)).toEqual({
+      placed: 0,
+    });
+    const [passed, ...more] = w.queue.take();
+    expect(more).toEqual([]);
+    expect(passed?.runId).toBe(a);
+    expect(passed?.request.handedShard).toBe(handed!.request.handedShard);
+    expect((await fillSlots(w.deps, a, undefined, undefined, passed!.request.handedShard)).placed).toBe(1);
+    expect(w.telephony.live(a)).toHaveLength(2);
+  });
+
+  it('goes to its own run when no run waits', async () => {
+    const w = world({ account: { maxConcurrentCalls: 2 } });
+    const a = await w.seedRun({ leads: 4, concurrency: 2 });
+    await fillSlots(w.deps, a);
+    w.queue.take();
+    const [call] = w.telephony.live(a);
+    await w.callback(call!.sid, 'in-progress');
+    await w.callback(call!.sid, 'completed');
+    const requests = w.queue.take();
+    expect(requests.map((r) => r.runId)).toEqual([a]);
+    expect(requests[0]?.request.handedShard).toBeUndefined();
+    expect(requests[0]?.request.next?.length).toBeGreaterThan(0);
+  });
+});
