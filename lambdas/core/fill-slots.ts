@@ -101,7 +101,10 @@ export async function fillSlots(
         }
         if (result === 'acquired') {
           calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
-          maxRounds = 0; // the freed slot is filled; other free slots have dispatches of their own
+          // The freed slot is filled; other free slots have dispatches of their own. A run handed an
+          // account slot goes on to fill in full: it waited for the account, which may have more room
+          // now (calls of another run ending), and nobody else would tell it.
+          if (!handed) maxRounds = 0;
         }
         if (result === 'stop') maxRounds = 0; // paced out or the account is full: the run will be woken
         // Taken by another dispatcher: the next one. No slot (full, paused, canceled): the read says.

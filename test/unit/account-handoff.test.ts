@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { world } from '../support/unit-world.ts';
 
 /** Run A holds both account slots; run B found the account full and waits. */
@@ -51,6 +52,27 @@ describe('a freed account slot', () => {
     expect(passed?.request.handedShard).toBe(handed!.request.handedShard);
     expect((await fillSlots(w.deps, a, undefined, undefined, passed!.request.handedShard)).placed).toBe(1);
     expect(w.telephony.live(a)).toHaveLength(2);
+  });
+
+  it('lets the run it is handed to fill every slot the account has room for', async () => {
+    // A warm dispatcher (it knows the runs' options): the handed slot is taken as a refill's is.
+    const w = world({ account: { maxConcurrentCalls: 2 } });
+    const deps = { ...w.deps, recentOptions: new RecentRunOptions() };
+    const b = await w.seedRun({ leads: 2, concurrency: 2 });
+    const a = await w.seedRun({ leads: 4, concurrency: 2 });
+    expect((await fillSlots(deps, b)).placed).toBe(2);
+    expect((await fillSlots(deps, a)).placed).toBe(0);
+    w.queue.take();
+    // Both of B's calls end before A's dispatch runs: the first release hands A its slot; B has no
+    // lead left, and no run waits any more, so the second release hands nobody anything.
+    for (const call of w.telephony.live(b)) {
+      await w.callback(call.sid, 'in-progress');
+      await w.callback(call.sid, 'completed');
+    }
+    const handed = w.queue.take().filter((r) => r.request.handedShard !== undefined);
+    expect(handed.map((r) => r.runId)).toEqual([a]);
+    // A takes the slot it was handed, and the one nobody was handed.
+    expect((await fillSlots(deps, a, undefined, undefined, handed[0]!.request.handedShard)).placed).toBe(2);
   });
 
   it('goes to its own run when no run waits', async () => {
