@@ -145,16 +145,13 @@ export class DynamoSlots implements SlotStore {
   ): Promise<AcquireResult> {
     const shards = await this.runs.slotShardsOf(runId);
     if (shards.length === 0) {
-      const result = await this.acquireOn(runId, RUN_COUNTER, job, at, account, checks, false);
-      return result === 'counter-full' || result === 'counter-busy' ? 'no-slot' : result;
+      const result = await this.acquireOn(runId, RUN_COUNTER, job, at, account, checks);
+      return result === 'counter-full' ? 'no-slot' : result;
     }
     // A run whose cap is split: the counter a release just freed (the hint's), then those last seen
-    // with room; once those are full, the counters read anew, once. A counter in another transaction
-    // at that moment (calls ending together meet on counters) is passed over for the next, and
-    // waited for (the usual retries) only when no other counter had a slot.
+    // with room; once those are full, the counters read anew, once.
     const tried = new Set<number>();
     for (let read = 0; read < 2; read++) {
-      const busy: SlotCounter[] = [];
       for (const shard of counterOrder(
         this.runs.slotShards.get(runId) ?? shards,
         job.slotShard,
@@ -162,13 +159,8 @@ export class DynamoSlots implements SlotStore {
         this.t.random,
       )) {
         tried.add(shard.shard);
-        const result = await this.acquireOn(runId, shard, job, at, account, checks, true);
-        if (result === 'counter-busy') busy.push(shard);
-        else if (result !== 'counter-full') return result;
-      }
-      for (const shard of busy) {
-        const result = await this.acquireOn(runId, shard, job, at, account, checks, false);
-        if (result !== 'counter-full' && result !== 'counter-busy') return result;
+        const result = await this.acquireOn(runId, shard, job, at, account, checks);
+        if (result !== 'counter-full') return result;
       }
       await this.runs.getRunRecord(runId);
       tried.clear();
@@ -188,23 +180,12 @@ export class DynamoSlots implements SlotStore {
     at: string,
     account: AccountLimits | undefined,
     checks: RecipientChecks | undefined,
-    passOverBusyCounter: boolean,
-  ): Promise<AcquireResult | 'counter-full' | 'counter-busy'> {
+  ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined)
-      return this.tryAcquire(runId, counter, job, at, account, undefined, checks, passOverBusyCounter);
+    if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
     const caps = accountShardCaps(max);
     const onShard = (shard: number) =>
-      this.tryAcquire(
-        runId,
-        counter,
-        job,
-        at,
-        account,
-        { shard, cap: caps[shard]! },
-        checks,
-        passOverBusyCounter,
-      );
+      this.tryAcquire(runId, counter, job, at, account, { shard, cap: caps[shard]! }, checks);
     // The shard a release just freed a slot on (a refill's hint), without a read.
     const freed = job.accountShard;
     if (freed !== undefined && freed < caps.length) {
@@ -236,8 +217,7 @@ export class DynamoSlots implements SlotStore {
     account: AccountLimits | undefined,
     shard: { shard: number; cap: number } | undefined,
     checks: RecipientChecks | undefined,
-    passOverBusyCounter = false,
-  ): Promise<AcquireResult | 'counter-full' | 'counter-busy'> {
+  ): Promise<AcquireResult | 'counter-full'> {
     const items: TransactItem[] = [
       this.counterItem(runId, counter, at, 1),
       this.takeJobItem(runId, job, at, shard?.shard, counter),
@@ -252,9 +232,9 @@ export class DynamoSlots implements SlotStore {
     // there for a later fill); the next job, rather than a retry that would only be refused.
     const { failed, oldItems, contended } = await this.t.transactWithReasons(
       items,
-      (index) => index === 1 || index === recipientIndex || (passOverBusyCounter && index === 0),
+      (index) => index === 1 || index === recipientIndex,
     );
-    if (contended) return contended.every((index) => index === 0) ? 'counter-busy' : 'job-taken';
+    if (contended) return 'job-taken';
     if (failed.length === 0) {
       job.slotShard = counter.shard;
       if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
