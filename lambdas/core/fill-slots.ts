@@ -108,7 +108,6 @@ export async function fillSlots(
         }
         if (result === 'stop') maxRounds = 0; // paced out or the account is full: the run will be woken
         // Taken by another dispatcher: the next one. No slot (full, paused, canceled): the read says.
-        if (result === 'no-slot' && (await isJustFull(deps, runId))) maxRounds = 0;
         if (result !== 'job-taken') break;
       }
     }
@@ -133,24 +132,6 @@ export async function fillSlots(
 interface Pacing {
   waitedMs: number;
   waitingForAccount: boolean;
-}
-
-/**
- * Whether a run a refill found no slot in is simply full: running, started, not expired, every slot
- * held (another dispatch took the freed slot first, the usual case when calls end together). Then a
- * full fill has nothing to do, and would only take and give back the fill lease (two writes); a run
- * paused, canceled, expired or not started yet is the full fill's to handle.
- */
-async function isJustFull(deps: FillSlotsDeps, runId: string): Promise<boolean> {
-  const run = await deps.store.getRunRecord(runId);
-  if (!run) return false;
-  deps.recentOptions?.remember(run);
-  return (
-    run.control === 'running' &&
-    run.scheduledFor === undefined &&
-    !isExpiredBy(run, deps.clock.now().getTime()) &&
-    run.active >= run.concurrency
-  );
 }
 
 /** Runs whose cap passes this are filled under the lease (as many as their slot counters, 25 each). */

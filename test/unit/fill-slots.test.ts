@@ -103,23 +103,6 @@ describe('the fill loop under the fill lease', () => {
     expect(lease.asked).toBe(false);
   });
 
-  it('leaves the lease alone when a refill finds the run simply full (another dispatch took the slot)', async () => {
-    const w = world();
-    const recentOptions = new RecentRunOptions();
-    const lease = new MemoryFillLease();
-    const deps = { ...w.deps, fillLease: lease, recentOptions };
-    const full = await w.seedRun({ leads: 40, concurrency: 30 });
-    expect(await fillSlots(deps, full, undefined, 'message-2')).toEqual({ placed: 30 });
-    const hint = await w.store.nextQueuedJobs(full, 3, w.clock.now().getTime());
-    lease.holder = 'message-0'; // a take would ask it for another pass
-    expect(await fillSlots(deps, full, hint, 'message-3')).toEqual({ placed: 0 });
-    expect(lease.asked).toBe(false);
-    // Paused instead: the full fill (under the lease) is the one to read why.
-    await w.store.setControl(full, { to: 'paused', from: ['running'], at: w.clock.now().toISOString() });
-    expect(await fillSlots(deps, full, hint, 'message-4')).toEqual({ placed: 0 });
-    expect(lease.asked).toBe(true);
-  });
-
   it('fills without the lease when it cannot be read', async () => {
     const w = world();
     const runId = await w.seedRun({ leads: 10, concurrency: 3 });
