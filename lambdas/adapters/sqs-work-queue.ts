@@ -73,7 +73,7 @@ export class SqsWorkQueue implements WorkQueue {
           type: 'dispatch',
           runId,
           ...(releasedAt ? { releasedAt } : {}),
-          ...(next && next.length > 0 ? { next } : {}),
+          ...(next ? { next } : {}),
           ...(handedShard === undefined ? {} : { handedShard }),
         } satisfies WorkMessage),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.ceil(delaySeconds)) } : {}),

@@ -113,7 +113,11 @@ export async function fillSlots(
     }
     if (maxRounds > 0) {
       let first = prefetched; // read for the first pass only: a pass asked for later reads anew
-      await fillUnderLease(deps, runId, filler, () => {
+      // An empty hint: its releaser saw no lead due (a run's last calls ending). The fill that makes
+      // sure only reads, and the lease would cost two writes for it; without the lease it is safe
+      // all the same (the cap never depends on the lease).
+      const leaseFiller = hint?.length === 0 ? undefined : filler;
+      await fillUnderLease(deps, runId, leaseFiller, () => {
         const pass = fillRounds(deps, runId, maxRounds, calls, pacing, first);
         first = undefined;
         return pass;

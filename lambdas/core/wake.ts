@@ -55,7 +55,8 @@ export async function refillAfterRelease(
   if (!options.dispatchRun) return;
   await deps.queue.requestDispatch(runId, {
     ...(releasedAt ? { releasedAt } : {}),
-    ...(next && next.length > 0 ? { next } : {}),
+    // An empty hint says the releaser saw no lead due: the run's fill then reads without the lease.
+    ...(next ? { next } : {}),
   });
 }
 

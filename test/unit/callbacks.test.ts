@@ -51,6 +51,20 @@ describe('status callbacks', () => {
     expect(dispatch?.request.next?.map((j) => j.jobId).sort()).toEqual([jobIdFor(1), jobIdFor(2)]);
   });
 
+  it('says so when it saw no lead due: the last call of a run asks for a dispatch with an empty hint', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 1, concurrency: 1 });
+    await fillSlots(w.deps, runId);
+    w.queue.take();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    const [dispatch, ...more] = w.queue.take();
+    expect(more).toEqual([]);
+    expect(dispatch?.runId).toBe(runId);
+    expect(dispatch?.request.next).toEqual([]);
+  });
+
   it('hands the refill the account shard the release freed, with an account cap', async () => {
     const { w, runId, call } = await oneCall({ account: { maxConcurrentCalls: 500 } });
     const shard = (await w.store.getJob(runId, call.jobId))?.accountShard;

@@ -103,6 +103,21 @@ describe('the fill loop under the fill lease', () => {
     expect(lease.asked).toBe(false);
   });
 
+  it('fills without the lease for a releaser that saw no lead due, and still takes one that is', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 40, concurrency: 30 });
+    const lease = new MemoryFillLease();
+    lease.holder = 'message-0'; // a take would ask it for another pass
+    const deps = { ...w.deps, fillLease: lease };
+    // The releaser's read came back empty (say the index had not shown the leads yet): the fill
+    // reads the run and its queue all the same, and takes every free slot, but not the lease.
+    expect(await fillSlots(deps, runId, [], 'message-1')).toEqual({ placed: 30 });
+    expect(lease).toMatchObject({ holder: 'message-0', asked: false });
+    // With no hint at all (an ingest, a wake-up) the lease is taken as before.
+    expect(await fillSlots(deps, runId, undefined, 'message-2')).toEqual({ placed: 0 });
+    expect(lease.asked).toBe(true);
+  });
+
   it('fills without the lease when it cannot be read', async () => {
     const w = world();
     const runId = await w.seedRun({ leads: 10, concurrency: 3 });
