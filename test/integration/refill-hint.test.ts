@@ -68,8 +68,12 @@ describe('refills through the hint, end to end', () => {
     expect(run).toMatchObject({ active: 0, queued: 0, completed: 40, holders: {} });
     // Almost every refill came with a hint. Without the hint every dispatch reads the queue first;
     // with it, only those whose hinted jobs were all taken by then do.
-    expect(hints.length).toBeGreaterThanOrEqual(30);
-    for (const hint of hints) expect(hint.next!.length).toBeGreaterThan(0);
+    const withJobs = hints.filter((hint) => hint.next!.length > 0);
+    expect(withJobs.length).toBeGreaterThanOrEqual(30);
+    // An empty hint says its releaser saw no lead due: only the run's last calls ending, whose fills
+    // read without the fill lease. The calls live when the last lead is taken (the cap), and a release
+    // whose read, begun before, answered after: at most twice the cap.
+    expect(hints.length - withJobs.length).toBeLessThanOrEqual(6);
     expect(counted.counts.nextQueuedJobs ?? 0).toBeLessThan(hints.length);
   });
 });
