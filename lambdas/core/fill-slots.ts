@@ -73,7 +73,7 @@ export async function fillSlots(
 ): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
-  const pacing: Pacing = { waitedMs: 0, waitingForAccount: false };
+  const pacing: AccountWaits = { waitedMs: 0, waitingForAccount: false };
   const handed = handedShard !== undefined && !(hint && hint.length > 0);
   const known = (hint && hint.length > 0) || handed ? deps.recentOptions?.get(runId) : undefined;
   // A calling window needs each lead checked against it first: that run takes the usual path.
@@ -133,7 +133,7 @@ export async function fillSlots(
 }
 
 /** What one dispatch waited in-process for the account's pace, and whether it waits for an account slot. */
-interface Pacing {
+interface AccountWaits {
   waitedMs: number;
   waitingForAccount: boolean;
 }
@@ -195,7 +195,7 @@ async function fillRounds(
   runId: string,
   maxRounds: number,
   calls: Promise<boolean>[],
-  pacing: Pacing,
+  pacing: AccountWaits,
   prefetchedFirst: Promise<QueuedJob[]> | undefined,
 ): Promise<void> {
   let prefetched = prefetchedFirst;
@@ -362,7 +362,7 @@ async function takeSlot(
   deps: FillSlotsDeps,
   runId: string,
   job: QueuedJob,
-  pacing: Pacing,
+  pacing: AccountWaits,
 ): Promise<Exclude<AcquireResult, 'paced' | 'account-full'> | 'stop'> {
   const acquire = () => {
     const now = deps.clock.now();
