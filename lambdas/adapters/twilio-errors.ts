@@ -96,13 +96,13 @@ export function httpError(status: number, text: string): TwilioHttpError {
   return new TwilioHttpError(status, typeof body.code === 'number' ? body.code : undefined, message);
 }
 
-/** fetch's failures as `{code, message}`: its timeout as ETIMEDOUT, a socket error by its code. */
+/** A request's failures as `{code, message}`: its timeout as ETIMEDOUT, a socket error by its code. */
 export function transportError(error: unknown): unknown {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') {
     return Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' });
   }
-  // fetch throws TypeError('fetch failed') with the socket's error (ECONNREFUSED, ECONNRESET…) as cause.
+  // The socket's error (ECONNREFUSED, ECONNRESET…), on the error itself or as its cause (fetch's way).
   for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
     const { code } = cause as { code?: unknown };
     if (typeof code === 'string') return Object.assign(new Error(cause.message), { code });

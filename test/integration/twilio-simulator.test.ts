@@ -4,8 +4,13 @@
 // must classify every create outcome so that a lead is never called twice and never failed for an
 // account problem.
 
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
@@ -500,6 +505,70 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     }
     expect(reusing.seen[0]!.headers.connection).not.toBe('close');
     expect(reusing.connections()).toBeLessThan(3);
+  });
+
+  it('speaks https, as Twilio is reached in AWS: the create, its form and its answer over TLS', async () => {
+    // A self-signed certificate for 127.0.0.1, made for this test; the client is told to accept it
+    // for this test only (Twilio's own certificate is checked against the system's CAs).
+    const dir = mkdtempSync(join(tmpdir(), 'dialgate-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const seen: { path: string; form: URLSearchParams; authorization: string | undefined }[] = [];
+    const server = createTlsServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      async (req, res) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        seen.push({
+          path: req.url ?? '',
+          form: new URLSearchParams(Buffer.concat(chunks).toString('utf-8')),
+          authorization: req.headers.authorization,
+        });
+        res
+          .writeHead(201, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ sid: SID(7), status: 'queued' }));
+      },
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const previous = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    cleanups.push(async () => {
+      if (previous === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = previous;
+      server.closeAllConnections();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const { port } = server.address() as { port: number };
+
+    const result = await against(`https://127.0.0.1:${port}`).createCall(
+      request('+14155239007', 'https://hooks.example/cb'),
+    );
+    expect(result).toEqual({ kind: 'created', callSid: SID(7), status: 'queued' });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.path).toBe(CALLS_PATH);
+    expect(seen[0]!.form.get('To')).toBe('+14155239007');
+    expect(seen[0]!.authorization).toBe(`Basic ${Buffer.from(`${ACCOUNT}:token-1`).toString('base64')}`);
   });
 
   it('classifies every kind of answer to a create from the response alone, sending it once', async () => {

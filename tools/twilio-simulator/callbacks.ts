@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { type CallbackState, type CallState, chance, isFinal, now, runOf, type SimState } from './state.ts';
 import type { CallbackEvent } from './types.ts';
-import { API_VERSION, boundedIntOr, rfc2822, twilioSignature } from './wire.ts';
+import { API_VERSION, boundedIntOr, rfc2822, sendRequest, twilioSignature } from './wire.ts';
 
 export function emit(
   sim: SimState,
@@ -217,22 +217,22 @@ async function deliver(
       }
     }
     try {
-      const response = await fetch(callback.url, {
+      const status = await sendRequest(callback.url, {
         method: callback.method,
         headers: callback.headers,
         ...(callback.body !== undefined ? { body: callback.body } : {}),
-        signal: AbortSignal.any([sim.abort.signal, AbortSignal.timeout(callback.readTimeoutMs)]),
+        timeoutMs: callback.readTimeoutMs,
+        signal: sim.abort.signal,
       });
-      await response.arrayBuffer();
-      callback.responseStatus = response.status;
-      if (response.status < 500) {
+      callback.responseStatus = status;
+      if (status < 500) {
         callback.fate = 'delivered';
         delete callback.error;
         stats.delivered += 1;
-        if (response.status >= 400) stats.answered4xx += 1;
+        if (status >= 400) stats.answered4xx += 1;
         return;
       }
-      callback.error = `HTTP ${response.status}`;
+      callback.error = `HTTP ${status}`;
     } catch (error) {
       callback.error =
         (error as Error).name === 'TimeoutError' ? 'timeout' : String((error as Error).cause ?? error);
