@@ -214,8 +214,10 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
           2,
         ),
         '',
-        Object.entries(requests)
-          .map(([command, n]) => `${command} ${n}`)
+        // By what they did; the rarest (under 0.05 a call) left out.
+        Object.entries(r.requestsPerCallBy as Record<string, number>)
+          .filter(([, n]) => n >= 0.05)
+          .map(([what, n]) => `${what} ${n}`)
           .join(', '),
       ),
     );
@@ -423,6 +425,12 @@ async function measure(
         .filter(([, n]) => n > 0)
         .sort((a, b) => b[1] - a[1])
         .map(([command, n]) => [command, round(n / Math.max(1, calls), 2)]),
+    ),
+    // The same by what each request did (which function, which operation on which item or index).
+    requestsPerCallBy: Object.fromEntries(
+      Object.entries(usage.dynamo.requestsBy)
+        .sort((a, b) => b[1] - a[1])
+        .map(([what, n]) => [what, round(n / Math.max(1, calls), 2)]),
     ),
     calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
   };

@@ -40,6 +40,8 @@ export interface Usage {
     /** Write units by what the request did (owner, operation, purpose). */
     writeUnitsBy: Record<string, number>;
     readUnitsBy: Record<string, number>;
+    /** Requests by what they did (owner, operation, purpose), tries and refusals included. */
+    requestsBy: Record<string, number>;
     /** Of writeUnits: index writes (counted at one unit each; DynamoDB Local counts them twice in a transaction). */
     indexWriteUnits: number;
     /** Of writeUnits: refused conditional writes, which report no units (estimated). */
@@ -137,6 +139,7 @@ export function countUsage(probe: Probe, options: UsageOptions): Usage {
       writeUnits: 0,
       writeUnitsBy: {},
       readUnitsBy: {},
+      requestsBy: {},
       indexWriteUnits: 0,
       refusedWriteUnits: 0,
       refusedTransactions: {},
@@ -157,6 +160,7 @@ export function countUsage(probe: Probe, options: UsageOptions): Usage {
     if (call.service === 'dynamodb') {
       add(usage.dynamo.requests, call.op, 1);
       const label = purpose(call, inv);
+      add(usage.dynamo.requestsBy, label, 1);
       if (call.readUnits !== undefined) {
         usage.dynamo.readUnits += call.readUnits;
         add(usage.dynamo.readUnitsBy, label, call.readUnits);
