@@ -138,7 +138,7 @@ interface AccountWaits {
   waitingForAccount: boolean;
 }
 
-/** Runs whose cap passes this are filled under the lease (as many as their slot counters, 25 each). */
+/** Runs whose cap passes this are filled under the lease (those whose cap is split over slot counters). */
 const LEASED_FROM_CAP = 25;
 
 /** How long one filler keeps asking itself for more passes before it hands the run to a new dispatch. */

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   RUN_SLOT_SHARD_SIZE,
+  RUN_SLOT_SPLIT_ABOVE,
   runSlotCaps,
   slotShardFromItem,
   withSlotShards,
@@ -14,17 +15,20 @@ import {
 import type { RunRecord } from '../../lambdas/core/model.ts';
 
 describe('runSlotCaps', () => {
-  it('keeps a cap that fits one counter on the run item', () => {
+  it('keeps a small cap on the run item, and splits a larger one into counters of 10', () => {
     expect(runSlotCaps(3)).toEqual([]);
     expect(runSlotCaps(RUN_SLOT_SHARD_SIZE)).toEqual([]);
-    expect(runSlotCaps(26)).toEqual([13, 13]);
-    expect(runSlotCaps(500)).toEqual(Array.from({ length: 20 }, () => 25));
+    expect(runSlotCaps(RUN_SLOT_SPLIT_ABOVE)).toEqual([]);
+    expect(runSlotCaps(26)).toEqual([9, 9, 8]);
+    expect(runSlotCaps(100)).toEqual(Array.from({ length: 10 }, () => 10));
+    // MAX_CONCURRENCY's ceiling: 50 counters, created with the run in one transaction (≤ 100 items).
+    expect(runSlotCaps(500)).toEqual(Array.from({ length: 50 }, () => 10));
   });
 
   it('splits any cap into counters of at most the size, none empty, adding up to the cap', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 60 }), (cap, size) => {
-        const caps = runSlotCaps(cap, size);
+        const caps = runSlotCaps(cap, size, size);
         if (cap <= size) {
           expect(caps).toEqual([]);
           return;

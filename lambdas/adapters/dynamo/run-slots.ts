@@ -31,14 +31,26 @@ import type { NewRun } from '../../core/ports.ts';
 import { keys } from '../../definitions/table-schema.ts';
 
 /**
- * Slots per counter. Small enough that a counter of 30-second calls takes about one transaction a
- * second, large enough that a fill takes a counter's slots in one wave (MAX_WAVE is 49).
+ * Caps up to this stay on the run item. A run of a few dozen calls fills and refills at its floor on
+ * one item (the scale benchmark's caps 3 and 20), and its reads stay one item.
  */
-export const RUN_SLOT_SHARD_SIZE = 25;
+export const RUN_SLOT_SPLIT_ABOVE = 25;
 
-/** The caps of the run's slot counters; none (the run item's own `active`) when one counter holds the cap. */
-export function runSlotCaps(concurrency: number, shardSize = RUN_SLOT_SHARD_SIZE): number[] {
-  if (concurrency <= shardSize) return [];
+/**
+ * Slots per counter of a higher cap. Small enough that a counter of 30-second calls takes about one
+ * transaction every 1.5 s, so that the releases and refills of a release storm (the first 500 calls
+ * of a cap-500 run end within seconds of each other) meet on 50 items rather than 20; large enough
+ * that a cap-500 run is created with its counters in one transaction (DynamoDB's 100 items).
+ */
+export const RUN_SLOT_SHARD_SIZE = 10;
+
+/** The caps of the run's slot counters; none (the run item's own `active`) when the cap is not split. */
+export function runSlotCaps(
+  concurrency: number,
+  shardSize = RUN_SLOT_SHARD_SIZE,
+  splitAbove = RUN_SLOT_SPLIT_ABOVE,
+): number[] {
+  if (concurrency <= Math.max(shardSize, splitAbove)) return [];
   const count = Math.ceil(concurrency / shardSize);
   const base = Math.floor(concurrency / count);
   const extra = concurrency - base * count;

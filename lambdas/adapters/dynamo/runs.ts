@@ -26,7 +26,6 @@ import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts
 import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
 import {
   newSlotShardItems,
-  RUN_SLOT_SHARD_SIZE,
   runSlotCaps,
   SlotShardMemory,
   type SlotShardState,
@@ -53,12 +52,18 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
 
   constructor(
     private readonly t: DynamoTable,
-    /** Slots per counter of a high-cap run (run-slots.ts); tests make it small to split small caps. */
-    private readonly slotShardSize = RUN_SLOT_SHARD_SIZE,
+    /**
+     * Slots per counter of a high-cap run (run-slots.ts). Tests make it small, and split every cap
+     * above it, so that small caps are split too.
+     */
+    private readonly slotShardSize?: number,
   ) {}
 
   async createRun(run: NewRun, idempotency?: IdempotencyClaim): Promise<CreateRunResult> {
-    const caps = runSlotCaps(run.concurrency, this.slotShardSize);
+    const caps =
+      this.slotShardSize === undefined
+        ? runSlotCaps(run.concurrency)
+        : runSlotCaps(run.concurrency, this.slotShardSize, this.slotShardSize);
     const putRun = {
       TableName: this.t.name,
       Item: { ...newRunItem(run), ...(caps.length > 0 ? { slotShards: caps.length } : {}) },
