@@ -7,17 +7,16 @@
 // is done here by hand: form-encoded bodies (StatusCallbackEvent repeated), HTTP Basic auth, a timeout
 // per request, Twilio's JSON errors `{code, message, status, more_info}`, and paging by
 // `next_page_uri`. Redirects are not followed, and nothing is ever sent twice but after a 401 (below).
-// Not Node's fetch: a request through it costs about five times the CPU (1.25 ms against 0.26 ms a
-// create on this project's machines, `docs/benchmarks.md`), which a dispatcher placing hundreds of
-// calls a second pays on every one.
+// Its requests go through node:http(s), not Node's fetch (http-request.ts says why).
 //
 // A create's outcome is classified in twilio-errors.ts (`classifyCreateError`): created only with a
 // CallSid; a 401 is sent once more after a credential refresh, as Twilio processed nothing then.
 
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { CallContent, CallRequest, CallResult, FoundCall, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
+import { type HttpAgents, sendHttpRequest } from './http-request.ts';
 import {
   CREDENTIAL_STATUSES,
   CredentialsUnavailable,
@@ -92,7 +91,7 @@ export class TwilioTelephony implements Telephony {
   readonly #timeoutMs: number;
   readonly #keepAlive: boolean;
   /** Connections for each scheme: reused only with `keepAlive`. */
-  readonly #agents: { http: HttpAgent; https: HttpsAgent };
+  readonly #agents: HttpAgents;
   readonly #log: Log | undefined;
 
   constructor(options: TwilioTelephonyOptions) {
@@ -342,52 +341,19 @@ export class TwilioTelephony implements Telephony {
     let status: number;
     let text: string;
     try {
-      ({ status, text } = await this.#send(method, url, headers, form?.toString()));
+      // The timeout covers the body too: a create whose answer stops halfway is `unknown`.
+      ({ status, text } = await sendHttpRequest(url, {
+        method,
+        headers,
+        body: form?.toString(),
+        timeoutMs: this.#timeoutMs,
+        agents: this.#agents,
+      }));
     } catch (error) {
       throw transportError(error);
     }
     if (status < 200 || status >= 300) throw httpError(status, text);
     return JSON.parse(text);
-  }
-
-  /**
-   * One request, its answer read whole. The timeout covers the body too: a create whose answer stops
-   * halfway is a timeout, hence `unknown`. Redirects are answers like any other (not followed).
-   */
-  #send(
-    method: 'GET' | 'POST',
-    url: string,
-    headers: Record<string, string>,
-    body: string | undefined,
-  ): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const target = new URL(url);
-      const secure = target.protocol === 'https:';
-      const payload = body === undefined ? undefined : Buffer.from(body);
-      const req = (secure ? httpsRequest : httpRequest)(target, {
-        method,
-        headers: payload ? { ...headers, 'content-length': String(payload.length) } : headers,
-        agent: secure ? this.#agents.https : this.#agents.http,
-      });
-      const timer = setTimeout(() => {
-        req.destroy(Object.assign(new Error('timeout'), { name: 'TimeoutError' }));
-      }, this.#timeoutMs);
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      req.on('error', fail);
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', fail);
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
-        });
-      });
-      req.end(payload);
-    });
   }
 }
 

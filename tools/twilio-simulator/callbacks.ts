@@ -2,9 +2,10 @@
 // retried once on a connection error or 5xx, with the injected faults (drop, duplicate, reorder).
 
 import { randomBytes } from 'node:crypto';
+import { sendHttpRequest } from '../../lambdas/adapters/http-request.ts';
 import { type CallbackState, type CallState, chance, isFinal, now, runOf, type SimState } from './state.ts';
 import type { CallbackEvent } from './types.ts';
-import { API_VERSION, boundedIntOr, rfc2822, sendRequest, twilioSignature } from './wire.ts';
+import { API_VERSION, boundedIntOr, CALLBACK_AGENTS, rfc2822, twilioSignature } from './wire.ts';
 
 export function emit(
   sim: SimState,
@@ -217,11 +218,12 @@ async function deliver(
       }
     }
     try {
-      const status = await sendRequest(callback.url, {
+      const { status } = await sendHttpRequest(callback.url, {
         method: callback.method,
         headers: callback.headers,
-        ...(callback.body !== undefined ? { body: callback.body } : {}),
+        body: callback.body,
         timeoutMs: callback.readTimeoutMs,
+        agents: CALLBACK_AGENTS,
         signal: sim.abort.signal,
       });
       callback.responseStatus = status;

@@ -2,13 +2,9 @@
 // bodies and query parameters.
 
 import { createHmac } from 'node:crypto';
-import {
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { HttpAgents } from '../../lambdas/adapters/http-request.ts';
 import type { ApiError } from './types.ts';
 
 export const API_VERSION = '2010-04-01';
@@ -108,55 +104,11 @@ export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 /**
  * The agents of the simulator's own requests (status callbacks): a connection each, as Twilio's
  * callbacks come (a reused socket the webhook's server has just closed would fail a callback that
- * Twilio would have delivered). Not Node's fetch: it costs about five times the CPU of a plain
- * request, and the simulator shares its process with the stack it drives, where at hundreds of calls
- * a second its callbacks were a large part of the process's work.
+ * Twilio would have delivered). The requests go through node:http, not Node's fetch: the simulator
+ * shares its process with the stack it drives, and at hundreds of calls a second fetch's CPU was a
+ * large part of that process's work.
  */
-const agents = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) };
-
-/**
- * Sends one request and reads the whole answer; resolves with its status. Rejects with a
- * `TimeoutError` once `timeoutMs` pass without the whole answer, and with the signal's reason when
- * `signal` aborts; any other failure (refused, reset) rejects with the socket's error.
- */
-export function sendRequest(
-  url: string,
-  options: {
-    method: string;
-    headers: Record<string, string>;
-    body?: string;
-    timeoutMs: number;
-    signal: AbortSignal;
-  },
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const secure = target.protocol === 'https:';
-    const body = options.body === undefined ? undefined : Buffer.from(options.body);
-    const req = (secure ? httpsRequest : httpRequest)(target, {
-      method: options.method,
-      headers: { ...options.headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-      agent: secure ? agents.https : agents.http,
-      signal: options.signal,
-    });
-    const timer = setTimeout(() => {
-      const error = new Error(`no answer within ${options.timeoutMs} ms`);
-      error.name = 'TimeoutError';
-      req.destroy(error);
-    }, options.timeoutMs);
-    const fail = (error: Error) => {
-      clearTimeout(timer);
-      reject(error);
-    };
-    req.on('error', fail);
-    req.on('response', (res) => {
-      res.on('error', fail);
-      res.on('data', () => {}); // the answer is read whole and dropped
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve(res.statusCode ?? 0);
-      });
-    });
-    req.end(body);
-  });
-}
+export const CALLBACK_AGENTS: HttpAgents = {
+  http: new HttpAgent({ keepAlive: false }),
+  https: new HttpsAgent({ keepAlive: false }),
+};
