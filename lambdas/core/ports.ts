@@ -515,7 +515,7 @@ export interface CallLookup {
    * Calls that ended at or after `endedAfter`, with their final status: one list request (a few
    * pages at most) that settles every held slot whose final callback was lost, whatever the call's length.
    */
-  listEndedCalls(endedAfter: Date): Promise<LookedUpCall[]>;
+  listEndedCalls(endedAfter: Date): Promise<EndedCall[]>;
 }
 
 /** A call as the provider reports it: its status, and who answered when detection told (AnsweredBy). */
@@ -523,6 +523,11 @@ export interface LookedUpCall {
   sid: string;
   status: TwilioCallStatus;
   answeredBy?: string;
+}
+
+/** An ended call, with when it ended when the provider says (Twilio's EndTime). */
+export interface EndedCall extends LookedUpCall {
+  endTime?: Date;
 }
 
 export interface FoundCall extends LookedUpCall {

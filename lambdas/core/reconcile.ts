@@ -11,6 +11,7 @@ import type {
   CallClaimStore,
   CallLookup,
   Clock,
+  EndedCall,
   FoundCall,
   Log,
   LookedUpCall,
@@ -50,6 +51,8 @@ export interface ReconcileReport {
   suspects: number;
   /** Slots released because Twilio said the call had ended (its final callback was lost). */
   reaped: number;
+  /** Held calls Twilio lists as ended less than FINAL_CALLBACK_GRACE_MS ago: left to their callbacks. */
+  awaitingCallback: number;
   /** Slots released because Twilio never had the call (a crash or lost answer around calls.create). */
   neverCreated: number;
   /** Past their deadline but still live at Twilio (e.g. Twilio's own CPS backlog): left alone. */
@@ -73,6 +76,7 @@ export function emptyReport(): ReconcileReport {
     runsClosed: 0,
     suspects: 0,
     reaped: 0,
+    awaitingCallback: 0,
     neverCreated: 0,
     stillLive: 0,
     redispatched: 0,
@@ -106,7 +110,16 @@ export const ENDED_LOOKBACK_MS = 15 * 60_000;
 /** Runs reconciled at once: slow answers for one run do not hold up the others. */
 export const RUNS_IN_PARALLEL = 4;
 
-type EndedCalls = ReadonlyMap<string, LookedUpCall>;
+type EndedCalls = ReadonlyMap<string, EndedCall>;
+
+/**
+ * How long after a call ended its final callback may still be on its way: Twilio waits 15 s for the
+ * webhook's answer and retries a failed connection once, and the webhook itself retries a release
+ * that meets a busy counter. A call that ended more recently is left to its callback until the next
+ * pass; settling it now would race the webhook on the same items and log a lost callback that is
+ * only late.
+ */
+export const FINAL_CALLBACK_GRACE_MS = 30_000;
 
 /**
  * A call found by number is ours only if Twilio created it between the slot being taken and the end
@@ -281,6 +294,12 @@ async function settleEnded(
   if (!job?.callSid || job.attempt !== holder.attempt) return false;
   const call = ended.get(job.callSid);
   if (call === undefined) return false;
+  // Ended too lately for its callback to count as lost: the next pass settles it if it never comes.
+  const endedAt = call.endTime?.getTime();
+  if (endedAt !== undefined && deps.clock.now().getTime() - endedAt < FINAL_CALLBACK_GRACE_MS) {
+    report.awaitingCallback += 1;
+    return false;
+  }
   const { status } = call;
   // Twilio's verdict, else the one the detection callback recorded: a machine's call ends `machine`.
   const answeredBy = call.answeredBy ?? job.answeredBy;

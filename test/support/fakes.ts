@@ -12,6 +12,7 @@ import type {
   CallUpdate,
   Clock,
   DispatchRequest,
+  EndedCall,
   FoundCall,
   LeadChunk,
   Log,
@@ -60,6 +61,8 @@ export interface FakeCall {
   request: CallRequest;
   /** When the create reached the double, on the clock it was given. */
   createdAt: Date;
+  /** When it took its final status, on the same clock. */
+  endedAt?: Date;
 }
 
 /**
@@ -111,7 +114,10 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     // A final status is sticky, as at Twilio.
     if (isFinal(jobStateFor(call.status))) return call;
     call.status = status;
-    if (isFinal(jobStateFor(status))) this.#live.set(call.runId, (this.#live.get(call.runId) ?? 0) - 1);
+    if (isFinal(jobStateFor(status))) {
+      call.endedAt = this.now();
+      this.#live.set(call.runId, (this.#live.get(call.runId) ?? 0) - 1);
+    }
     return call;
   }
 
@@ -144,11 +150,11 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     }
   }
 
-  /** Every call that has ended (the double keeps no end times: a superset of any window). */
-  async listEndedCalls(_endedAfter: Date): Promise<{ sid: string; status: TwilioCallStatus }[]> {
+  /** Every call that has ended since `endedAfter`, with its end time. */
+  async listEndedCalls(endedAfter: Date): Promise<EndedCall[]> {
     return [...this.calls.values()]
-      .filter((call) => isFinal(jobStateFor(call.status)))
-      .map((call) => ({ sid: call.sid, status: call.status }));
+      .filter((call) => call.endedAt !== undefined && call.endedAt >= endedAfter)
+      .map((call) => ({ sid: call.sid, status: call.status, endTime: call.endedAt! }));
   }
 
   async cancelCall(callSid: string): Promise<CallUpdate> {

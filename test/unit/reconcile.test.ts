@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import { reconcile } from '../../lambdas/core/reconcile.ts';
+import { FINAL_CALLBACK_GRACE_MS, reconcile } from '../../lambdas/core/reconcile.ts';
 import type { CreatePlan } from '../support/fakes.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
 
@@ -37,6 +37,7 @@ describe('the reconciler', () => {
     await w.callback(call!.sid, 'in-progress');
     w.clock.advance(60_000);
     w.telephony.set(call!.sid, 'completed'); // a one-minute call whose final callback is lost
+    w.clock.advance(60_000); // the next pass
     const report = await reconcile(w.reconcileDeps);
     // Found in the one list of calls that ended lately: no per-call lookup, no 17-minute wait.
     expect(report).toMatchObject({ suspects: 0, reaped: 1, liveCalls: 0 }); // the gauge counts it gone
@@ -44,6 +45,33 @@ describe('the reconciler', () => {
     expect(w.queue.take().map((d) => d.runId)).toContain(runId);
     // The callback, arriving late after all, changes nothing.
     expect(await w.callback(call!.sid, 'completed')).not.toBe('released');
+  });
+
+  it('leaves a call that ended moments ago to its final callback, and settles it once the callback is overdue', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    w.clock.advance(60_000);
+    w.telephony.set(call!.sid, 'completed'); // its final callback is still on its way (a busy webhook)
+    w.clock.advance(FINAL_CALLBACK_GRACE_MS - 1_000);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0, awaitingCallback: 1, liveCalls: 1 });
+    expect((await w.store.getRun(runId))?.active).toBe(1);
+    // Past the grace the callback counts as lost: the next pass frees the slot on Twilio's word.
+    w.clock.advance(1_000);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1, awaitingCallback: 0 });
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, completed: 1 });
+  });
+
+  it('a final callback that arrives within the grace frees the slot itself; the reconciler reaps nothing', async () => {
+    const { w, runId } = await held();
+    const [call] = w.telephony.live(runId);
+    w.telephony.set(call!.sid, 'busy');
+    w.clock.advance(10_000);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0, awaitingCallback: 1 });
+    expect(await w.callback(call!.sid, 'busy')).toBe('released');
+    w.clock.advance(FINAL_CALLBACK_GRACE_MS);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0, awaitingCallback: 0 });
+    expect(await w.store.getJob(runId, call!.jobId)).toMatchObject({ status: 'failed', outcome: 'busy' });
   });
 
   it('never attributes one call to two attempts: an ended call of attempt 1 does not free attempt 2', async () => {
@@ -67,6 +95,7 @@ describe('the reconciler', () => {
       expect((await w.store.getRun(runId))?.holders[first!.jobId]).toMatchObject({ attempt: 2 });
     }
     w.telephony.set(second!.sid, 'completed');
+    w.clock.advance(60_000);
     expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1 });
     expect(await w.store.getJob(runId, first!.jobId)).toMatchObject({
       status: 'completed',
