@@ -290,6 +290,9 @@ async function settleEnded(
   ended: EndedCalls,
   report: ReconcileReport,
 ): Promise<boolean> {
+  // The holders' read names the call of each: only a holder whose call ended is read again (a
+  // thousand live calls are not a thousand reads a pass). One read before its Sid was saved is read.
+  if (holder.callSid !== undefined && !ended.has(holder.callSid)) return false;
   const job = await deps.store.getJob(run.runId, jobId);
   if (!job?.callSid || job.attempt !== holder.attempt) return false;
   const call = ended.get(job.callSid);

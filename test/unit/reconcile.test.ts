@@ -2,7 +2,7 @@
 // provider's word (the call is final, or never existed), found by Sid or, when the Sid was lost, by
 // number; a slot the provider still has live is kept; lost dispatches are re-armed, finished runs closed.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { FINAL_CALLBACK_GRACE_MS, reconcile } from '../../lambdas/core/reconcile.ts';
@@ -72,6 +72,19 @@ describe('the reconciler', () => {
     w.clock.advance(FINAL_CALLBACK_GRACE_MS);
     expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 0, awaitingCallback: 0 });
     expect(await w.store.getJob(runId, call!.jobId)).toMatchObject({ status: 'failed', outcome: 'busy' });
+  });
+
+  it('reads again only the holders whose calls ended, not every live call', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 4, concurrency: 4 });
+    await fillSlots(w.deps, runId);
+    const calls = w.telephony.live(runId);
+    for (const call of calls) await w.callback(call.sid, 'in-progress');
+    w.telephony.set(calls[0]!.sid, 'completed'); // one final callback lost; three calls go on
+    w.clock.advance(60_000);
+    const reads = vi.spyOn(w.store, 'getJob');
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ reaped: 1, liveCalls: 3 });
+    expect(reads.mock.calls.map(([, jobId]) => jobId)).toEqual([calls[0]!.jobId]);
   });
 
   it('never attributes one call to two attempts: an ended call of attempt 1 does not free attempt 2', async () => {
