@@ -6,7 +6,7 @@
 // do-not-call list); table.ts holds the conditional-write plumbing and items.ts the item mapping.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Job, NewJob, Run, RunRecord, SlotCounts } from '../core/model.ts';
+import type { Job, NewJob, Run, RunControl, RunRecord, SlotCounts } from '../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
@@ -97,6 +97,9 @@ export class DynamoRunStore implements RunStore {
   }
   getRunRecord(runId: string): Promise<RunRecord | undefined> {
     return this.runs.getRunRecord(runId);
+  }
+  getRunControl(runId: string): Promise<RunControl | undefined> {
+    return this.runs.getRunControl(runId);
   }
   claimedCalls(callSids: readonly string[]): Promise<Set<string>> {
     return this.runs.claimedCalls(callSids);

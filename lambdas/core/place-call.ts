@@ -163,7 +163,7 @@ export async function placeCall(
       deps.log.info('call placed', { ...context, callSid: result.callSid });
       await deps.store.recordCallSid(runId, job.jobId, attempt, result.callSid);
       // A cancel that came while this call was being created could not see its Sid: end it here.
-      if ((await deps.store.getRunRecord(runId))?.control === 'canceled') {
+      if ((await deps.store.getRunControl(runId)) === 'canceled') {
         await endCall(deps, true, result.callSid, 'dialing', { runId, jobId: job.jobId });
       }
       return true;

@@ -164,6 +164,8 @@ export interface RunReader {
   getRun(runId: string): Promise<Run | undefined>;
   /** The run's own record without its holders: one read, whatever the number of live calls. */
   getRunRecord(runId: string): Promise<RunRecord | undefined>;
+  /** The run's control alone, read now: one small read, even for a run whose cap is split over counters. */
+  getRunControl(runId: string): Promise<RunControl | undefined>;
   getJob(runId: string, jobId: string): Promise<Job | undefined>;
   /**
    * What a high-cap run's slot counters hold between them, read now (none for a run of one counter):

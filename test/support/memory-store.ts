@@ -17,6 +17,7 @@ import {
   type NewJob,
   NO_SLOT_COUNTS,
   type Run,
+  type RunControl,
   type RunRecord,
   type SlotCounts,
 } from '../../lambdas/core/model.ts';
@@ -114,6 +115,10 @@ export class MemoryRunStore implements RunStore {
   async getRun(runId: string): Promise<Run | undefined> {
     const run = this.runs.get(runId);
     return run ? this.#runView(run) : undefined;
+  }
+
+  async getRunControl(runId: string): Promise<RunControl | undefined> {
+    return this.runs.get(runId)?.control;
   }
 
   async getRunRecord(runId: string): Promise<RunRecord | undefined> {

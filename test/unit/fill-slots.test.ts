@@ -289,11 +289,29 @@ describe('the fill loop', () => {
     const { store, counts } = counting(w.store);
     expect(await fillSlots({ ...w.deps, store, recentOptions }, runId, hint)).toEqual({ placed: 1 });
 
-    // After the create, the run's record alone: a cancel meanwhile would end the call.
-    expect(counts.getRunRecord ?? 0).toBe(1);
+    // After the create, the run's control alone: a cancel meanwhile would end the call.
+    expect(counts.getRunControl ?? 0).toBe(1);
+    expect(counts.getRunRecord ?? 0).toBe(0);
     expect(counts.getRun ?? 0).toBe(0);
     expect(counts.nextQueuedJobs ?? 0).toBe(0);
     expect(counts.acquireSlot).toBe(1);
+  });
+
+  it('ends a call whose run was canceled while it was being created (the cancel could not see its Sid)', async () => {
+    let cancelDuringCreate: () => void = () => {};
+    const w = world({
+      plan: () => {
+        cancelDuringCreate();
+        return 'created';
+      },
+    });
+    const runId = await w.seedRun({ leads: 3, concurrency: 1 });
+    cancelDuringCreate = () =>
+      void w.store.setControl(runId, { to: 'canceled', from: ['running'], at: w.clock.now().toISOString() });
+    expect(await fillSlots(w.deps, runId)).toEqual({ placed: 1 });
+    const [call] = [...w.telephony.calls.values()];
+    expect(call?.status).toBe('canceled');
+    expect(w.telephony.requests).toHaveLength(1);
   });
 
   it('ingests a chunk once, however often it is delivered, then fills the slots', async () => {

@@ -9,6 +9,7 @@ import {
   type Job,
   NO_SLOT_COUNTS,
   type Run,
+  type RunControl,
   type RunRecord,
   type SlotCounts,
 } from '../../core/model.ts';
@@ -109,6 +110,19 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
     );
     if (!Item) throw new Error('idempotency key claimed but not found');
     return { kind: 'existing', runId: String(Item.runId), fingerprint: String(Item.fingerprint) };
+  }
+
+  async getRunControl(runId: string): Promise<RunControl | undefined> {
+    const { Item } = await this.t.doc.send(
+      new GetCommand({
+        TableName: this.t.name,
+        Key: keys.run(runId),
+        ConsistentRead: true,
+        ProjectionExpression: '#control',
+        ExpressionAttributeNames: { '#control': 'control' },
+      }),
+    );
+    return Item ? (Item.control as RunControl) : undefined;
   }
 
   async getRun(runId: string): Promise<Run | undefined> {
