@@ -12,11 +12,15 @@ export interface CallbackIds {
   jobId: string;
   attempt: number;
   /**
-   * The final statuses after which this attempt's lead is queued again (its run's retry policy);
-   * present only when the slot holds nothing else (no account slot), so that any other final status
-   * releases it as it is. Absent: read the run to decide.
+   * The final statuses after which this attempt's lead is queued again (its run's retry policy), so
+   * that any other final status releases the slot as it is. Absent: read the run to decide.
    */
   requeueOn?: TwilioCallStatus[];
+  /**
+   * With an account cap, the account shard the slot also holds (QueuedJob.accountShard), released
+   * with it. Absent: no account slot, or one the release reads from the job.
+   */
+  accountShard?: number;
   /**
    * The run's slot counter the attempt's slot is on (QueuedJob.slotShard): a number, or null for the
    * run's own. Absent (a URL built before it was carried): the release reads it from the job.
@@ -35,6 +39,7 @@ export function buildCallbackUrl(webhookUrl: string, ids: CallbackIds): string {
   if (ids.requeueOn) url.searchParams.set('requeue_on', ids.requeueOn.join(','));
   if (ids.slotShard !== undefined)
     url.searchParams.set('slot', ids.slotShard === null ? RUN_SLOT : String(ids.slotShard));
+  if (ids.accountShard !== undefined) url.searchParams.set('account_slot', String(ids.accountShard));
   return url.toString();
 }
 
@@ -71,11 +76,15 @@ export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefine
   const slot = query.get('slot');
   const slotShard =
     slot === RUN_SLOT ? null : slot !== null && /^\d{1,3}$/.test(slot) ? Number(slot) : undefined;
+  const accountSlot = query.get('account_slot');
+  const accountShard =
+    accountSlot !== null && /^\d{1,4}$/.test(accountSlot) ? Number(accountSlot) : undefined;
   return {
     runId,
     jobId,
     attempt,
     ...(requeueOn && valid ? { requeueOn: requeueOn as TwilioCallStatus[] } : {}),
     ...(slotShard === undefined ? {} : { slotShard }),
+    ...(accountShard === undefined ? {} : { accountShard }),
   };
 }

@@ -98,7 +98,7 @@ export async function applyStatusCallback(
       callSid: callback.callSid,
       ...(callback.errorCode === undefined ? {} : { errorCode: callback.errorCode }),
       ...(callback.answeredBy === undefined ? {} : { answeredBy: callback.answeredBy }),
-      accountShard: null,
+      accountShard: callback.accountShard ?? null,
       ...(callback.slotShard === undefined ? {} : { slotShard: callback.slotShard }),
       at,
     });
@@ -107,9 +107,10 @@ export async function applyStatusCallback(
       // Paused or canceled runs too: their dispatcher finds no slot to take and reads why.
       await refillAfterRelease(deps, runId, {
         dispatchRun: true,
-        accountSlot: false,
+        accountSlot: callback.accountShard !== undefined,
+        accountShard: callback.accountShard,
         releasedAt: at,
-        next: offeredOn(await nextJobs, callback.slotShard),
+        next: offeredOn(await nextJobs, callback.slotShard, callback.accountShard),
       });
       return 'released';
     }

@@ -133,10 +133,12 @@ export async function placeCall(
     from: options.from ?? calls.from,
     statusCallbackUrl: buildCallbackUrl(calls.webhookUrl, {
       ...ids,
-      // A slot that also holds an account slot is released the long way (the account item with it),
-      // and so is one of a run with a failure breaker or an expiry (the release reads the run for them),
-      // and one whose outcome waits on answering-machine detection's verdict.
-      ...(deps.account === undefined &&
+      // A slot that also holds an account slot names its shard, released with it; one whose account
+      // slot is not known is released the long way, and so is one of a run with a failure breaker or
+      // an expiry (the release reads the run for them), and one whose outcome waits on
+      // answering-machine detection's verdict.
+      ...(job.accountShard === undefined ? {} : { accountShard: job.accountShard }),
+      ...((deps.account === undefined || job.accountShard !== undefined) &&
       !options.pauseWhen &&
       !options.expiresAt &&
       options.machineDetection === undefined

@@ -33,8 +33,9 @@ export interface QueuedJob {
    */
   slotShard?: number | null;
   /**
-   * In a refill's hint, with an account cap: the account shard the release just freed a slot on, which
-   * the acquire tries first (near a full account, the other shards are likely full).
+   * With an account cap: in a refill's hint, the account shard the release just freed a slot on, which
+   * the acquire tries first (near a full account, the other shards are likely full); once the slot is
+   * taken, the shard it holds (the store sets it, as it does `slotShard`).
    */
   accountShard?: number;
 }

@@ -16,6 +16,7 @@ import type {
   FoundCall,
   LeadChunk,
   Log,
+  RunStore,
   Telephony,
   WorkQueue,
 } from '../../lambdas/core/ports.ts';
@@ -199,4 +200,20 @@ export class FakeTelephony implements Telephony, CallControl, CallLookup {
     this.maxLive.set(ids.runId, Math.max(this.maxLive.get(ids.runId) ?? 0, live));
     return call;
   }
+}
+
+/** The store, counting the calls made to it by method. */
+export function counting(store: RunStore): { store: RunStore; counts: Record<string, number> } {
+  const counts: Record<string, number> = {};
+  const proxy = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        counts[String(name)] = (counts[String(name)] ?? 0) + 1;
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, counts };
 }

@@ -439,6 +439,7 @@ export class MemoryRunStore implements RunStore {
     }
     // As the adapter says which counter holds the slot: this store never splits a cap, so the run's own.
     job.slotShard = null;
+    if (shard) job.accountShard = shard.shard;
     return 'acquired';
   }
 

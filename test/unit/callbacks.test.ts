@@ -4,12 +4,12 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import type { RunStore } from '../../lambdas/core/ports.ts';
 import { TWILIO_CALL_STATUSES, type TwilioCallStatus } from '../../lambdas/core/states.ts';
-import { quietLog } from '../support/fakes.ts';
+import { counting, quietLog } from '../support/fakes.ts';
 import { world } from '../support/unit-world.ts';
 
 async function oneCall(options: Parameters<typeof world>[0] = {}, runOptions = {}) {
@@ -76,6 +76,28 @@ describe('status callbacks', () => {
     for (const job of dispatch!.request.next!) expect(job.accountShard).toBe(shard);
   });
 
+  it('frees an account slot without reading the run or the job: the URL names its shard', async () => {
+    const { w, runId, call } = await oneCall({ account: { maxConcurrentCalls: 120 } });
+    const shard = (await w.store.getJob(runId, call.jobId))?.accountShard;
+    const url = new URL(call.request.statusCallbackUrl).searchParams;
+    expect(url.get('account_slot')).toBe(String(shard));
+    expect(url.get('requeue_on')).toBe('');
+    const { store, counts } = counting(w.store);
+    w.telephony.set(call.sid, 'busy');
+    const ids = parseCallbackIds(url)!;
+    const effect = await applyStatusCallback(
+      { store, queue: w.queue, clock: w.clock, log: quietLog },
+      { ...ids, callSid: call.sid, callStatus: 'busy' },
+    );
+    expect(effect).toBe('released');
+    expect((counts.getRun ?? 0) + (counts.getRunRecord ?? 0) + (counts.getJob ?? 0)).toBe(0);
+    expect(counts.releaseSlot).toBe(1);
+    // The shard is freed with the run's slot: the account holds nothing, and the refill tries it first.
+    expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(0);
+    const [dispatch] = w.queue.take().filter((request) => request.runId === runId);
+    for (const job of dispatch!.request.next!) expect(job.accountShard).toBe(shard);
+  });
+
   it('changes nothing for a duplicate final callback, or one that comes after it out of order', async () => {
     const { w, runId, call } = await oneCall();
     await w.callback(call.sid, 'completed');
@@ -118,17 +140,7 @@ describe('status callbacks', () => {
   it('frees the slot without reading the run when the URL says the status does not requeue the lead', async () => {
     const { w, runId, call } = await oneCall();
     expect(new URL(call.request.statusCallbackUrl).searchParams.get('requeue_on')).toBe('');
-    const counts: Record<string, number> = {};
-    const store = new Proxy(w.store as RunStore, {
-      get(target, name, receiver) {
-        const value = Reflect.get(target, name, receiver);
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          counts[String(name)] = (counts[String(name)] ?? 0) + 1;
-          return value.apply(target, args);
-        };
-      },
-    });
+    const { store, counts } = counting(w.store);
     w.telephony.set(call.sid, 'no-answer');
     const effect = await applyStatusCallback(
       { store, queue: w.queue, clock: w.clock, log: quietLog },

@@ -6,25 +6,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor, toRunView } from '../../lambdas/core/model.ts';
-import type { FillLease, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import type { FillLease, QueuedJob } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
+import { counting } from '../support/fakes.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
-
-/** The store, counting the calls made to it by method. */
-function counting(store: RunStore): { store: RunStore; counts: Record<string, number> } {
-  const counts: Record<string, number> = {};
-  const proxy = new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts[String(name)] = (counts[String(name)] ?? 0) + 1;
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { store: proxy, counts };
-}
 
 /** The fill lease's protocol in memory (the DynamoDB one is held to it in fill-lease.test.ts). */
 class MemoryFillLease implements FillLease {

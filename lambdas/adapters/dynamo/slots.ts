@@ -237,6 +237,7 @@ export class DynamoSlots implements SlotStore {
     if (contended) return 'job-taken';
     if (failed.length === 0) {
       job.slotShard = counter.shard;
+      if (shard) job.accountShard = shard.shard;
       if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
       return 'acquired';
     }
@@ -502,7 +503,11 @@ export class DynamoSlots implements SlotStore {
       }
       if (failed.length === 0) {
         for (const [shard, n] of perShard) account!.room[shard]! -= n;
-        for (const job of wave) job.slotShard = counter.shard;
+        for (const job of wave) {
+          job.slotShard = counter.shard;
+          const shard = shardOf.get(job.jobId);
+          if (shard !== undefined) job.accountShard = shard;
+        }
         result.acquired.push(...wave);
         pending = pending.slice(wave.length);
         if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, wave.length);
