@@ -9,30 +9,15 @@ import { buildCallbackUrl, parseCallbackIds } from '../../lambdas/core/callback-
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
-import type { DispatchRequest, QueuedJob, RunStore } from '../../lambdas/core/ports.ts';
+import type { DispatchRequest, QueuedJob } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import type { RunOptions } from '../../lambdas/core/run-options.ts';
 import { areaPrefix } from '../../tools/bench/numbers.ts';
+import { counting } from '../support/fakes.ts';
 import { type Harness, startHarness } from '../support/policy-harness.ts';
 import { leadsFor } from '../support/runs.ts';
 
 const AT = '2026-11-29T05:00:00.000Z';
-
-/** The store as the dispatcher sees it, counting the calls made to it by method. */
-function countingStore(store: RunStore): { store: RunStore; counts: Record<string, number> } {
-  const counts: Record<string, number> = {};
-  const proxy = new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts[String(name)] = (counts[String(name)] ?? 0) + 1;
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { store: proxy, counts };
-}
 
 describe('refills through the hint, end to end', () => {
   let h: Harness;
@@ -51,7 +36,7 @@ describe('refills through the hint, end to end', () => {
       if (request?.next) hints.push(request);
       await send(runId, request);
     };
-    const counted = countingStore(h.store);
+    const counted = counting(h.store);
     h.deps.store = counted.store;
     h.deps.recentOptions = new RecentRunOptions();
 
@@ -188,7 +173,7 @@ describe('callbacks that change the run without reading it first', () => {
         await h.store.acquireSlot(runId, { jobId: jobIdFor(i), phone: jobs[i]!.phone, attempt: 0 }, AT),
       ).toBe('acquired');
     }
-    const counted = countingStore(h.store);
+    const counted = counting(h.store);
     const sent: DispatchRequest[] = [];
     const queue = {
       sendLeadChunks: async () => {},
