@@ -14,6 +14,7 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { CallContent, CallRequest, CallResult, FoundCall, Log, Telephony } from '../core/ports.ts';
 import { isTwilioCallStatus, type TwilioCallStatus } from '../core/states.ts';
 import { type HttpAgents, sendHttpRequest } from './http-request.ts';
@@ -58,8 +59,19 @@ export interface TwilioTelephonyOptions {
    * handshake, nothing next to a phone ringing.
    */
   keepAlive?: boolean;
+  /** Creates sent at once by this client; the rest wait their turn before they are sent. */
+  createsInFlight?: number;
   log?: Log;
 }
+
+/**
+ * Twilio limits the REST requests an account has in flight at once, and answers past it 429 (error
+ * 20429: never processed, safe to retry). A dispatcher filling a cap of hundreds places its calls
+ * without waiting for each create, so one container could send hundreds at once: this many are sent,
+ * the others wait before they are sent (their timeout starts when they are). A create that waited
+ * is still one request, sent once.
+ */
+export const CREATES_IN_FLIGHT = 50;
 
 export interface TwilioCallSummary {
   sid: string;
@@ -93,6 +105,7 @@ export class TwilioTelephony implements Telephony {
   /** Connections for each scheme: reused only with `keepAlive`. */
   readonly #agents: HttpAgents;
   readonly #log: Log | undefined;
+  readonly #createSlots: LimitFunction;
 
   constructor(options: TwilioTelephonyOptions) {
     const { credentials } = options;
@@ -106,6 +119,7 @@ export class TwilioTelephony implements Telephony {
       https: new HttpsAgent({ keepAlive: this.#keepAlive }),
     };
     this.#log = options.log;
+    this.#createSlots = pLimit(options.createsInFlight ?? CREATES_IN_FLIGHT);
   }
 
   async createCall(request: CallRequest): Promise<CallResult> {
@@ -128,8 +142,8 @@ export class TwilioTelephony implements Telephony {
     let call: unknown;
     try {
       // Sent once: only a 401 is sent again (see #withAccount), and Twilio processed nothing then.
-      call = await this.#withAccount((account) =>
-        this.#json(account, 'POST', `${this.#callsUrl(account)}.json`, form),
+      call = await this.#createSlots(() =>
+        this.#withAccount((account) => this.#json(account, 'POST', `${this.#callsUrl(account)}.json`, form)),
       );
     } catch (error) {
       if (error instanceof CredentialsUnavailable) {

@@ -16,7 +16,7 @@ import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TwilioApiError } from '../../lambdas/adapters/twilio-errors.ts';
-import { TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
+import { CREATES_IN_FLIGHT, TwilioTelephony } from '../../lambdas/adapters/twilio-telephony.ts';
 import type { CallRequest, Log } from '../../lambdas/core/ports.ts';
 import { freePort } from '../../tools/local/emulators.ts';
 import {
@@ -569,6 +569,41 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     expect(seen[0]!.path).toBe(CALLS_PATH);
     expect(seen[0]!.form.get('To')).toBe('+14155239007');
     expect(seen[0]!.authorization).toBe(`Basic ${Buffer.from(`${ACCOUNT}:token-1`).toString('base64')}`);
+  });
+
+  it('sends at most 50 creates at once; the others wait unsent, and their timeout starts when they are sent', async () => {
+    // Each create answered after 300 ms; 150 of them with a 500 ms timeout take three turns (~900 ms).
+    let inFlight = 0;
+    let most = 0;
+    let created = 0;
+    const server = createServer(async (req, res) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      for await (const _ of req);
+      setTimeout(() => {
+        inFlight -= 1;
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ sid: SID(++created), status: 'queued' }));
+      }, 300);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const { port } = server.address() as { port: number };
+    const telephony = against(`http://127.0.0.1:${port}`, { timeoutMs: 500 });
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 150 }, (_, i) =>
+        telephony.createCall(request(`+1415523${String(9100 + i)}`, 'https://hooks.example/cb')),
+      ),
+    );
+    expect(results.filter((result) => result.kind === 'created')).toHaveLength(150);
+    expect(most).toBe(CREATES_IN_FLIGHT);
+    expect(created).toBe(150);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
   it('classifies every kind of answer to a create from the response alone, sending it once', async () => {
