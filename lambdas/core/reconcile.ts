@@ -290,19 +290,24 @@ async function settleEnded(
   ended: EndedCalls,
   report: ReconcileReport,
 ): Promise<boolean> {
-  // The holders' read names the call of each: only a holder whose call ended is read again (a
-  // thousand live calls are not a thousand reads a pass). One read before its Sid was saved is read.
-  if (holder.callSid !== undefined && !ended.has(holder.callSid)) return false;
+  // Ended too lately for its callback to count as lost: the next pass settles it if it never comes.
+  const tooRecent = (call: EndedCall) => {
+    const endedAt = call.endTime?.getTime();
+    if (endedAt === undefined || deps.clock.now().getTime() - endedAt >= FINAL_CALLBACK_GRACE_MS)
+      return false;
+    report.awaitingCallback += 1;
+    return true;
+  };
+  // The holders' read names the call of each: only a holder whose call ended a while ago is read
+  // again (a thousand live calls are not a thousand reads a pass). One read before its Sid was saved is.
+  if (holder.callSid !== undefined) {
+    const named = ended.get(holder.callSid);
+    if (named === undefined || tooRecent(named)) return false;
+  }
   const job = await deps.store.getJob(run.runId, jobId);
   if (!job?.callSid || job.attempt !== holder.attempt) return false;
   const call = ended.get(job.callSid);
-  if (call === undefined) return false;
-  // Ended too lately for its callback to count as lost: the next pass settles it if it never comes.
-  const endedAt = call.endTime?.getTime();
-  if (endedAt !== undefined && deps.clock.now().getTime() - endedAt < FINAL_CALLBACK_GRACE_MS) {
-    report.awaitingCallback += 1;
-    return false;
-  }
+  if (call === undefined || (job.callSid !== holder.callSid && tooRecent(call))) return false;
   const { status } = call;
   // Twilio's verdict, else the one the detection callback recorded: a machine's call ends `machine`.
   const answeredBy = call.answeredBy ?? job.answeredBy;
