@@ -32,8 +32,13 @@ import {
 
 export const TWILIO_API_BASE_URL = 'https://api.twilio.com';
 
-/** Every status callback event: the webhook needs `initiated`…`answered` to track dialing vs calling. */
-export const STATUS_CALLBACK_EVENTS = ['initiated', 'ringing', 'answered', 'completed'];
+/**
+ * The status callbacks the webhook acts on: `answered` (dialing → calling) and `completed` (every
+ * final status comes on it: busy, no-answer, failed and canceled too). `initiated` and `ringing` are
+ * not asked for: the job is `dialing` from its acquire, so they could change nothing, and they were
+ * half of the webhook's invocations (a callback for a call placed before still gets its 200).
+ */
+export const STATUS_CALLBACK_EVENTS = ['answered', 'completed'];
 
 export interface TwilioCredentialPair {
   accountSid: string;

@@ -170,7 +170,7 @@ describe('the adapter against the simulator', () => {
       twiml: '<Response><Say>Hi</Say></Response>',
       statusCallback: cb,
       statusCallbackMethod: 'POST',
-      statusCallbackEvents: ['initiated', 'ringing', 'answered', 'completed'],
+      statusCallbackEvents: ['answered', 'completed'],
       timeoutSeconds: 30,
       timeLimitSeconds: 600,
       run: 'R1',
@@ -460,7 +460,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     ...extra,
   });
 
-  it('sends a create form-encoded with Basic auth, every StatusCallbackEvent, and a fresh connection each time', async () => {
+  it('sends a create form-encoded with Basic auth, the StatusCallbackEvents it acts on, and a fresh connection each time', async () => {
     const twilioApi = await scripted(() => ({ status: 201, body: { sid: SID(1), status: 'queued' } }));
     const telephony = against(twilioApi.url);
     const cb = 'https://hooks.example/twilio/status?run=R&job=J&attempt=1';
@@ -485,8 +485,6 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       ['Twiml', '<Response><Say>Hi</Say></Response>'],
       ['StatusCallback', cb],
       ['StatusCallbackMethod', 'POST'],
-      ['StatusCallbackEvent', 'initiated'],
-      ['StatusCallbackEvent', 'ringing'],
       ['StatusCallbackEvent', 'answered'],
       ['StatusCallbackEvent', 'completed'],
       ['Timeout', '30'],
@@ -894,7 +892,17 @@ describe('status callbacks', () => {
     const sim = await simulator();
     const hook = await receiver();
     const cb = callbackUrl(hook.url, 'R', 'J');
-    const result = await adapter(sim).createCall(request('+14155230030', cb));
+    // Every event asked for (the adapter asks for answered and completed only).
+    const created = await rawCreate(sim, [
+      ['To', '+14155230030'],
+      ['From', FROM],
+      ['Twiml', '<Response><Say>Hi</Say></Response>'],
+      ['StatusCallback', cb],
+      ['StatusCallbackEvent', 'initiated'],
+      ['StatusCallbackEvent', 'ringing'],
+      ['StatusCallbackEvent', 'answered'],
+      ['StatusCallbackEvent', 'completed'],
+    ]);
     await sim.settled(2000);
 
     expect(hook.received.map((r) => r.params.CallStatus)).toEqual([
@@ -916,7 +924,7 @@ describe('status callbacks', () => {
     }
     const final = hook.received[3]!.params;
     expect(final).toMatchObject({
-      CallSid: result.kind === 'created' ? result.callSid : '',
+      CallSid: created.body.sid,
       AccountSid: sim.accountSid,
       From: FROM,
       To: '+14155230030',
@@ -959,6 +967,18 @@ describe('status callbacks', () => {
       ['+14155230042', 'no-answer', '0'],
     ]);
     expect(sim.stats().outcomes).toMatchObject({ busy: 1, failed: 1, 'no-answer': 1 });
+  });
+
+  it('of a call the adapter placed: its answer and its end only, a busy line its end alone', async () => {
+    const sim = await simulator({ behavior: byNumber({ '+14155230047': { outcome: 'busy' } }) });
+    const hook = await receiver();
+    await adapter(sim).createCall(request('+14155230046', `${hook.url}?to=46`));
+    await adapter(sim).createCall(request('+14155230047', `${hook.url}?to=47`));
+    await sim.settled(2000);
+    const seen = (to: string) =>
+      hook.received.filter((r) => r.url.endsWith(`to=${to}`)).map((r) => r.params.CallStatus);
+    expect(seen('46')).toEqual(['in-progress', 'completed']);
+    expect(seen('47')).toEqual(['busy']);
   });
 
   it('follow the requested events only', async () => {
@@ -1053,7 +1073,17 @@ describe('injected faults, from a seeded PRNG', () => {
   async function oneCall(options: SimulatorOptions) {
     const sim = await simulator(options);
     const hook = await receiver();
-    await adapter(sim).createCall(request('+14155230070', callbackUrl(hook.url, 'F', 'J')));
+    // All four events, so that each fault has a lifecycle's worth of callbacks to act on.
+    await rawCreate(sim, [
+      ['To', '+14155230070'],
+      ['From', FROM],
+      ['Twiml', '<Response/>'],
+      ['StatusCallback', callbackUrl(hook.url, 'F', 'J')],
+      ...(['initiated', 'ringing', 'answered', 'completed'].map((event) => [
+        'StatusCallbackEvent',
+        event,
+      ]) as [string, string][]),
+    ]);
     await sim.settled(2000);
     return { sim, hook };
   }
