@@ -53,6 +53,8 @@ interface LimitsReport {
    * another one on its items conflicts (on DynamoDB Local, its answer time on this machine).
    */
   transactionMs: number[];
+  /** The same by the transaction's shape (its items' kinds: `Update RUN, Update JOB, ConditionCheck SUPPRESSION`). */
+  transactionMsByShape: Map<string, number[]>;
 }
 
 export class DynamoLimitsModel {
@@ -74,6 +76,7 @@ export class DynamoLimitsModel {
     conflictsByKind: new Map(),
     requestsByCommand: new Map(),
     transactionMs: [],
+    transactionMsByShape: new Map(),
   };
 
   constructor(options: LimitsModelOptions = {}) {
@@ -155,7 +158,12 @@ export class DynamoLimitsModel {
       }
       return result;
     } finally {
-      this.report.transactionMs.push(performance.now() - sentAt);
+      const ms = performance.now() - sentAt;
+      this.report.transactionMs.push(ms);
+      const shape = writes.map((w) => `${w.kind} ${kindOfKey(w.key)}`).join(', ');
+      const list = this.report.transactionMsByShape.get(shape) ?? [];
+      list.push(ms);
+      this.report.transactionMsByShape.set(shape, list);
       for (const w of writes) {
         const n = (this.#inFlight.get(w.key) ?? 1) - 1;
         if (n <= 0) this.#inFlight.delete(w.key);
@@ -188,8 +196,7 @@ export class DynamoLimitsModel {
   }
 
   #noteConflict(itemKey: string): void {
-    const sk = itemKey.slice(itemKey.lastIndexOf('|') + 1);
-    const kind = /^[A-Z]+/.exec(sk)?.[0] ?? sk;
+    const kind = kindOfKey(itemKey);
     this.report.conflictsByKind.set(kind, (this.report.conflictsByKind.get(kind) ?? 0) + 1);
   }
 
@@ -349,4 +356,10 @@ function valueSize(value: AttributeValue): number {
     return 3 + (value.L as AttributeValue[]).reduce((t, v) => t + valueSize(v) + 1, 0);
   if (Array.isArray(value.SS)) return (value.SS as string[]).reduce((t, s) => t + Buffer.byteLength(s), 0);
   return 0;
+}
+
+/** An item's kind from its "pk|sk" key: its sort key's prefix (RUN, SLOTS, JOB, SHARD, …). */
+function kindOfKey(itemKey: string): string {
+  const sk = itemKey.slice(itemKey.lastIndexOf('|') + 1);
+  return /^[A-Z]+/.exec(sk)?.[0] ?? sk;
 }

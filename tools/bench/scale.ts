@@ -18,6 +18,7 @@ import { emptyFloorSamples, type FloorResult, floorOf, measureFloor } from './fl
 import { type BenchStack, createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';
 import { now } from './probe.ts';
+import { analyzeRefillPath, type RefillPath } from './refill-path.ts';
 import {
   atLeast,
   atMost,
@@ -179,6 +180,19 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
         `refill p50 ${r.refillP50} ms, floor ${r.floorMs} ms`,
       ),
     );
+    const path = r.refillPath as ReturnType<typeof pathSummary> | undefined;
+    if (path)
+      checks.push(
+        figure(
+          `${label}: refills followed end to end (p50)`,
+          path.followed,
+          '',
+          `${path.totalP50} ms; other path ${path.otherPath}, nothing left ${path.nothingLeft}, not followed ${path.notFollowed}; mean ms: ` +
+            Object.entries(path.segmentsMeanMs)
+              .map(([segment, ms]) => `${segment} ${ms}`)
+              .join(', '),
+        ),
+      );
     checks.push(
       atLeast(
         `${label}: utilization until the last create, median of runs`,
@@ -202,7 +216,12 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
         `${label}: a transaction in flight, p50`,
         inFlight.p50,
         'ms',
-        `p95 ${inFlight.p95} ms, p99 ${inFlight.p99} ms: the window in which another transaction on its items conflicts`,
+        `p95 ${inFlight.p95} ms, p99 ${inFlight.p99} ms: the window in which another transaction on its items conflicts; ` +
+          `by shape, p50 (n): ${Object.entries(
+            r.transactionMsByShape as Record<string, { n: number; p50: number }>,
+          )
+            .map(([shape, s]) => `[${shape}] ${s.p50} ms (${s.n})`)
+            .join('; ')}`,
       ),
     );
     checks.push(figure(`${label}: throttles (retried)`, Number(r.throttles), ''));
@@ -340,6 +359,7 @@ async function measure(
     conflictsByKind: new Map(model.report.conflictsByKind),
     requestsByCommand: new Map(model.report.requestsByCommand),
     transactionsSent: model.report.transactionMs.length,
+    byShape: new Map([...model.report.transactionMsByShape].map(([shape, list]) => [shape, list.length])),
     hottest: 0,
   };
   model.report.hottestWriteUnitsPerSecond = { partition: '', units: 0 };
@@ -437,6 +457,13 @@ async function measure(
     // How long a transaction was in flight (the window another one on its items conflicts in): on
     // AWS ~10-25 ms; here, DynamoDB Local's answer time on this machine under the workload.
     transactionMs: summarize(model.report.transactionMs.slice(before.transactionsSent)),
+    // The same by shape (the release's and the acquire's apart), those sent during this workload.
+    transactionMsByShape: Object.fromEntries(
+      [...model.report.transactionMsByShape]
+        .map(([shape, list]) => [shape, summarize(list.slice(before.byShape.get(shape) ?? 0))] as const)
+        .filter(([, summary]) => summary.n >= 10)
+        .map(([shape, summary]) => [shape, { n: summary.n, p50: summary.p50, mean: summary.mean }]),
+    ),
     // Which items the conflicts were on (RUN: run items, SLOTS: their counters, JOB, SHARD, …).
     conflictsOn: [...model.report.conflictsByKind]
       .map(([kind, n]) => [kind, n - (before.conflictsByKind.get(kind) ?? 0)] as const)
@@ -464,5 +491,27 @@ async function measure(
         .map(([what, n]) => [what, round(n / Math.max(1, calls), 2)]),
     ),
     calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
+    // Where a run's refills spent their time (single runs: under an account cap a freed slot may go
+    // to another run, which the path's analysis does not follow).
+    ...(workload.accountCap === undefined
+      ? { refillPath: pathSummary(analyzeRefillPath(probe, sim.calls(), new Set(runIds))) }
+      : {}),
+  };
+}
+
+/** A refill path's counts and its segments' means, largest first (those under 0.5 ms left out). */
+function pathSummary(path: RefillPath) {
+  return {
+    followed: path.followed,
+    otherPath: path.otherPath,
+    nothingLeft: path.nothingLeft,
+    notFollowed: path.notFollowed,
+    totalP50: path.total.p50,
+    segmentsMeanMs: Object.fromEntries(
+      Object.entries(path.segments)
+        .filter(([, s]) => s.mean >= 0.5)
+        .sort((a, b) => b[1].mean - a[1].mean)
+        .map(([name, s]) => [name, round(s.mean, 1)]),
+    ),
   };
 }
