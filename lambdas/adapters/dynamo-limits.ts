@@ -31,6 +31,13 @@ interface LimitsModelOptions {
   writeUnitsPerSecond?: number;
   /** Read units a partition key takes per second (DynamoDB: 3,000). */
   readUnitsPerSecond?: number;
+  /**
+   * How long a transaction holds its items against others at most, from when it is sent (ms). Unset:
+   * until DynamoDB Local answers it, which on a busy machine includes its queueing (tens to hundreds of
+   * ms, against ~10-25 ms for a transaction on DynamoDB); set to DynamoDB's own time to model AWS's
+   * conflict window rather than this machine's.
+   */
+  conflictWindowMs?: number;
   now?: () => number;
 }
 
@@ -62,7 +69,10 @@ export class DynamoLimitsModel {
   readonly readLimit: number;
   readonly #now: () => number;
   /** Items of transactions in flight: "pk|sk" → how many in-flight transactions hold it. */
-  readonly #inFlight = new Map<string, number>();
+  /** Items of transactions in flight: "pk|sk" → when each transaction holding it was sent. */
+  readonly #inFlight = new Map<string, number[]>();
+  /** How long a transaction holds its items at most, ms; undefined: until DynamoDB Local answers. */
+  readonly conflictWindowMs: number | undefined;
   readonly #writes = new Map<string, { at: number; units: number }[]>();
   readonly #reads = new Map<string, { at: number; units: number }[]>();
   readonly #sizes = new Map<string, number>();
@@ -83,6 +93,13 @@ export class DynamoLimitsModel {
     this.writeLimit = options.writeUnitsPerSecond ?? 1000;
     this.readLimit = options.readUnitsPerSecond ?? 3000;
     this.#now = options.now ?? Date.now;
+    this.conflictWindowMs = options.conflictWindowMs;
+  }
+
+  /** Whether a transaction in flight holds the item at `at` (within the conflict window, if one is set). */
+  #held(key: string, at: number): boolean {
+    const window = this.conflictWindowMs;
+    return (this.#inFlight.get(key) ?? []).some((sentAt) => window === undefined || at - sentAt < window);
   }
 
   /** Installs the model on `client` (once) and returns it. */
@@ -125,7 +142,7 @@ export class DynamoLimitsModel {
       const [kind, op] = Object.entries(entry)[0]!;
       return { kind, key: keyOf(op), size: this.#sizeAfter(kind, op) };
     });
-    const conflicting = writes.map((w) => (this.#inFlight.get(w.key) ?? 0) > 0);
+    const conflicting = writes.map((w) => this.#held(w.key, now));
     if (conflicting.some(Boolean)) {
       this.report.conflicts += 1;
       for (const [i, w] of writes.entries()) if (conflicting[i]) this.#noteConflict(w.key);
@@ -146,7 +163,7 @@ export class DynamoLimitsModel {
         'Throughput exceeds the current capacity for one or more partitions',
       );
     }
-    for (const w of writes) this.#inFlight.set(w.key, (this.#inFlight.get(w.key) ?? 0) + 1);
+    for (const w of writes) this.#inFlight.set(w.key, [...(this.#inFlight.get(w.key) ?? []), now]);
     const sentAt = performance.now();
     try {
       const result = await send();
@@ -165,9 +182,10 @@ export class DynamoLimitsModel {
       list.push(ms);
       this.report.transactionMsByShape.set(shape, list);
       for (const w of writes) {
-        const n = (this.#inFlight.get(w.key) ?? 1) - 1;
-        if (n <= 0) this.#inFlight.delete(w.key);
-        else this.#inFlight.set(w.key, n);
+        const held = this.#inFlight.get(w.key) ?? [];
+        const left = held.filter((_, i) => i !== held.indexOf(now));
+        if (left.length === 0) this.#inFlight.delete(w.key);
+        else this.#inFlight.set(w.key, left);
       }
     }
   }
@@ -176,7 +194,7 @@ export class DynamoLimitsModel {
     const key = keyOf(input);
     const kind = input.Item ? 'Put' : input.UpdateExpression ? 'Update' : 'Delete';
     const size = this.#sizeAfter(kind, input);
-    if ((this.#inFlight.get(key) ?? 0) > 0) {
+    if (this.#held(key, this.#now())) {
       this.report.conflicts += 1;
       this.#noteConflict(key);
       throw new TransactionConflictException({
@@ -292,7 +310,8 @@ export class DynamoLimitsModel {
 let shared: DynamoLimitsModel | undefined;
 export function limitsModelFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoLimitsModel | undefined {
   if (env.DYNAMO_LIMITS_MODEL !== '1') return undefined;
-  shared ??= new DynamoLimitsModel();
+  const window = Number(env.DYNAMO_LIMITS_CONFLICT_WINDOW_MS);
+  shared ??= new DynamoLimitsModel(Number.isFinite(window) && window > 0 ? { conflictWindowMs: window } : {});
   return shared;
 }
 

@@ -211,6 +211,49 @@ describe('under the DynamoDB limits model', () => {
   });
 });
 
+describe('the conflict window', () => {
+  it('a transaction holds its items for the window only, however long DynamoDB Local takes to answer it', async () => {
+    // The model's clock moves only when the store backs off (30 ms a backoff).
+    let clock = 0;
+    const model = new DynamoLimitsModel({ conflictWindowMs: 25, now: () => clock });
+    // A client whose requests wait at a gate until the test opens it: its transaction stays in flight.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const slowClient = model.install(client());
+    const handler = slowClient.config.requestHandler as { handle: (...args: unknown[]) => Promise<unknown> };
+    const handle = handler.handle.bind(handler);
+    handler.handle = async (...args) => {
+      const target = (args[0] as { headers: Record<string, string> }).headers['x-amz-target'] ?? '';
+      if (target.endsWith('TransactWriteItems')) await gate;
+      return handle(...args);
+    };
+    const slow = new DynamoRunStore(slowClient, { tableName: aws.tableName });
+    const fast = new DynamoRunStore(model.install(client()), {
+      tableName: aws.tableName,
+      sleep: async () => {
+        clock += 30;
+      },
+    });
+    const runId = await newRun(fast, 4, 4, '+97255');
+    const [first, second] = await fast.nextQueuedJobs(runId, 2);
+    const sent = () => model.report.requestsByCommand.get('TransactWriteItemsCommand') ?? 0;
+    await slow.getRunRecord(runId); // its cap known, the held acquire is its transaction alone
+    const before = sent();
+    const held = slow.acquireSlot(runId, first!, AT);
+    while (sent() === before) await new Promise((resolve) => setTimeout(resolve, 1));
+
+    // The held acquire is in flight on the run item: within the window the other one conflicts;
+    // once its backoff has moved the clock past the window, it goes through.
+    expect(await fast.acquireSlot(runId, second!, AT)).toBe('acquired');
+    expect(model.report.conflicts).toBe(1);
+    open();
+    expect(await held).toBe('acquired');
+    expect((await fast.getRun(runId))?.active).toBe(2);
+  });
+});
+
 describe('an answer lost after the write succeeded', () => {
   /** A client whose answer to the first request `lose` picks is dropped after DynamoDB Local applied it. */
   function losing(lose: (command: string, input: Record<string, unknown>) => boolean) {

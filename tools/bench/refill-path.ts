@@ -153,7 +153,8 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
       (c) =>
         c.op === 'TransactWriteItems' &&
         c.ok &&
-        c.keys?.[0] === runKey &&
+        // The run's own counter, or one of its slot counters (a run whose cap is split).
+        (c.keys?.[0] === runKey || c.keys?.[0]?.startsWith(`RUN#${run}|SLOTS#`) === true) &&
         c.keys[1]?.startsWith(`RUN#${run}|JOB#`) &&
         !usedAcquires.has(c),
     );
