@@ -62,6 +62,8 @@ interface LimitsReport {
   transactionMs: number[];
   /** The same by the transaction's shape (its items' kinds: `Update RUN, Update JOB, ConditionCheck SUPPRESSION`). */
   transactionMsByShape: Map<string, number[]>;
+  /** Conflicts by the shapes of the transaction cancelled and of the one in flight, and the item's kind. */
+  conflictPairs: Map<string, number>;
 }
 
 export class DynamoLimitsModel {
@@ -70,7 +72,7 @@ export class DynamoLimitsModel {
   readonly #now: () => number;
   /** Items of transactions in flight: "pk|sk" → how many in-flight transactions hold it. */
   /** Items of transactions in flight: "pk|sk" → when each transaction holding it was sent. */
-  readonly #inFlight = new Map<string, number[]>();
+  readonly #inFlight = new Map<string, { sentAt: number; shape: string }[]>();
   /** How long a transaction holds its items at most, ms; undefined: until DynamoDB Local answers. */
   readonly conflictWindowMs: number | undefined;
   readonly #writes = new Map<string, { at: number; units: number }[]>();
@@ -87,6 +89,7 @@ export class DynamoLimitsModel {
     requestsByCommand: new Map(),
     transactionMs: [],
     transactionMsByShape: new Map(),
+    conflictPairs: new Map(),
   };
 
   constructor(options: LimitsModelOptions = {}) {
@@ -97,9 +100,15 @@ export class DynamoLimitsModel {
   }
 
   /** Whether a transaction in flight holds the item at `at` (within the conflict window, if one is set). */
-  #held(key: string, at: number): boolean {
+  #holder(key: string, at: number): { sentAt: number; shape: string } | undefined {
     const window = this.conflictWindowMs;
-    return (this.#inFlight.get(key) ?? []).some((sentAt) => window === undefined || at - sentAt < window);
+    return (this.#inFlight.get(key) ?? []).find(({ sentAt }) => window === undefined || at - sentAt < window);
+  }
+
+  /** Which transaction met which, on what kind of item: the shapes of both, the cancelled one first. */
+  #notePair(shape: string, holder: string, key: string): void {
+    const pair = `${shape} ⟂ ${holder} on ${kindOfKey(key)}`;
+    this.report.conflictPairs.set(pair, (this.report.conflictPairs.get(pair) ?? 0) + 1);
   }
 
   /** Installs the model on `client` (once) and returns it. */
@@ -142,10 +151,14 @@ export class DynamoLimitsModel {
       const [kind, op] = Object.entries(entry)[0]!;
       return { kind, key: keyOf(op), size: this.#sizeAfter(kind, op) };
     });
-    const conflicting = writes.map((w) => this.#held(w.key, now));
+    const shape = shapeOf(writes.map((w) => `${w.kind} ${kindOfKey(w.key)}`));
+    const holders = writes.map((w) => this.#holder(w.key, now));
+    const conflicting = holders.map((holder) => holder !== undefined);
     if (conflicting.some(Boolean)) {
       this.report.conflicts += 1;
       for (const [i, w] of writes.entries()) if (conflicting[i]) this.#noteConflict(w.key);
+      const first = holders.findIndex((holder) => holder !== undefined);
+      this.#notePair(shape, holders[first]!.shape, writes[first]!.key);
       throw cancelled(
         conflicting.map((c) => (c ? 'TransactionConflict' : 'None')),
         'Transaction is ongoing for the item',
@@ -163,7 +176,8 @@ export class DynamoLimitsModel {
         'Throughput exceeds the current capacity for one or more partitions',
       );
     }
-    for (const w of writes) this.#inFlight.set(w.key, [...(this.#inFlight.get(w.key) ?? []), now]);
+    const entry = { sentAt: now, shape };
+    for (const w of writes) this.#inFlight.set(w.key, [...(this.#inFlight.get(w.key) ?? []), entry]);
     const sentAt = performance.now();
     try {
       const result = await send();
@@ -177,13 +191,11 @@ export class DynamoLimitsModel {
     } finally {
       const ms = performance.now() - sentAt;
       this.report.transactionMs.push(ms);
-      const shape = writes.map((w) => `${w.kind} ${kindOfKey(w.key)}`).join(', ');
       const list = this.report.transactionMsByShape.get(shape) ?? [];
       list.push(ms);
       this.report.transactionMsByShape.set(shape, list);
       for (const w of writes) {
-        const held = this.#inFlight.get(w.key) ?? [];
-        const left = held.filter((_, i) => i !== held.indexOf(now));
+        const left = (this.#inFlight.get(w.key) ?? []).filter((held) => held !== entry);
         if (left.length === 0) this.#inFlight.delete(w.key);
         else this.#inFlight.set(w.key, left);
       }
@@ -194,7 +206,9 @@ export class DynamoLimitsModel {
     const key = keyOf(input);
     const kind = input.Item ? 'Put' : input.UpdateExpression ? 'Update' : 'Delete';
     const size = this.#sizeAfter(kind, input);
-    if (this.#held(key, this.#now())) {
+    const holder = this.#holder(key, this.#now());
+    if (holder) {
+      this.#notePair(`${kind} ${kindOfKey(key)}`, holder.shape, key);
       this.report.conflicts += 1;
       this.#noteConflict(key);
       throw new TransactionConflictException({
@@ -381,4 +395,15 @@ function valueSize(value: AttributeValue): number {
 function kindOfKey(itemKey: string): string {
   const sk = itemKey.slice(itemKey.lastIndexOf('|') + 1);
   return /^[A-Z]+/.exec(sk)?.[0] ?? sk;
+}
+
+/** A transaction's items' kinds, runs of one kind counted: `Update SLOTS, Update JOB ×10, Update SHARD`. */
+function shapeOf(kinds: string[]): string {
+  const runs: [string, number][] = [];
+  for (const kind of kinds) {
+    const last = runs.at(-1);
+    if (last && last[0] === kind) last[1] += 1;
+    else runs.push([kind, 1]);
+  }
+  return runs.map(([kind, n]) => (n > 1 ? `${kind} ×${n}` : kind)).join(', ');
 }

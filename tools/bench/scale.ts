@@ -151,6 +151,21 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
             .join(', '),
       ),
     );
+    const refused = r.refusedTransactionsPerCall as Record<string, number>;
+    checks.push(
+      figure(
+        `${label}: refused transactions per call`,
+        round(
+          Object.values(refused).reduce((sum, n) => sum + n, 0),
+          2,
+        ),
+        '',
+        Object.entries(refused)
+          .filter(([, n]) => n >= 0.01)
+          .map(([what, n]) => `${what} ${n}`)
+          .join(', '),
+      ),
+    );
     checks.push(atMost(`${label}: largest item on the slot path`, Number(r.largestSlotItem), 'bytes', 2048));
     checks.push(
       figure(
@@ -210,6 +225,16 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
         Number(r.conflicts),
         '',
         String(r.conflictsOn || ''),
+      ),
+    );
+    checks.push(
+      figure(
+        `${label}: conflicts by the transactions that met`,
+        Object.values(r.conflictPairs as Record<string, number>).reduce((sum, n) => sum + n, 0),
+        '',
+        Object.entries(r.conflictPairs as Record<string, number>)
+          .map(([pair, n]) => `${n}× ${pair}`)
+          .join('; '),
       ),
     );
     const inFlight = r.transactionMs as { p50: number; p95: number; p99: number };
@@ -362,6 +387,7 @@ async function measure(
     requestsByCommand: new Map(model.report.requestsByCommand),
     transactionsSent: model.report.transactionMs.length,
     byShape: new Map([...model.report.transactionMsByShape].map(([shape, list]) => [shape, list.length])),
+    pairs: new Map(model.report.conflictPairs),
     hottest: 0,
   };
   model.report.hottestWriteUnitsPerSecond = { partition: '', units: 0 };
@@ -444,6 +470,12 @@ async function measure(
         .map(([what, units]) => [what, round(units / Math.max(1, calls), 2)]),
     ),
     refusedWriteUnitsPerCall: round(usage.dynamo.refusedWriteUnits / Math.max(1, calls), 2),
+    // Refused transactions per call, by what sent them and which items refused (conflicts included).
+    refusedTransactionsPerCall: Object.fromEntries(
+      Object.entries(usage.dynamo.refusedTransactions)
+        .sort((a, b) => b[1] - a[1])
+        .map(([what, n]) => [what, round(n / Math.max(1, calls), 2)]),
+    ),
     largestSlotItem: largest,
     hottestWriteUnitsPerSecond: model.report.hottestWriteUnitsPerSecond.units,
     hottestPartition: model.report.hottestWriteUnitsPerSecond.partition.split('|')[1],
@@ -473,6 +505,14 @@ async function measure(
       .sort((a, b) => b[1] - a[1])
       .map(([kind, n]) => `${kind} ${n}`)
       .join(', '),
+    // Which transactions met which (the cancelled one first), the most frequent.
+    conflictPairs: Object.fromEntries(
+      [...model.report.conflictPairs]
+        .map(([pair, n]) => [pair, n - (before.pairs.get(pair) ?? 0)] as const)
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8),
+    ),
     throttles:
       model.report.writeThrottles - before.writeThrottles + model.report.readThrottles - before.readThrottles,
     // DynamoDB requests the handlers sent per call, by command (tries included): the local table's load.
