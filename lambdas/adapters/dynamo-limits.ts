@@ -4,7 +4,9 @@
 // would meet AWS), that
 // - cancels a TransactWriteItems with reason TransactionConflict when one of its items is part of
 //   another transaction in flight at the same moment, and refuses a single-item write on such an
-//   item with TransactionConflictException (DynamoDB's documented conflict rules);
+//   item with TransactionConflictException (DynamoDB's documented conflict rules). "In flight" is
+//   until DynamoDB Local answers, or at most DYNAMO_LIMITS_CONFLICT_WINDOW_MS from when it was sent
+//   (DynamoDB Local's answer on a busy machine includes queueing that DynamoDB's would not);
 // - throttles a partition key written faster than 1,000 write units a second (read: 3,000), over a
 //   sliding second: ProvisionedThroughputExceededException for a single request, a cancellation with
 //   reason ThrottlingError for a transaction. Units as DynamoDB bills them: 1 per started KB of the
@@ -14,7 +16,8 @@
 // (DynamoDB Local does honour a transaction's ClientRequestToken: a repeat of a token that succeeded
 // is answered with success and not applied again, and a changed request under the same token is
 // IdempotentParameterMismatchException, as on AWS; so that needs no model.)
-// It also records what it saw: per-key write units per second, the largest item, conflicts, throttles.
+// It also records what it saw: per-key write units per second, the largest item, conflicts (and
+// which transactions met), throttles, how long transactions were in flight by shape.
 
 import {
   type DynamoDBClient,
@@ -70,8 +73,7 @@ export class DynamoLimitsModel {
   readonly writeLimit: number;
   readonly readLimit: number;
   readonly #now: () => number;
-  /** Items of transactions in flight: "pk|sk" → how many in-flight transactions hold it. */
-  /** Items of transactions in flight: "pk|sk" → when each transaction holding it was sent. */
+  /** Items of transactions in flight: "pk|sk" → each transaction holding it (when sent, its shape). */
   readonly #inFlight = new Map<string, { sentAt: number; shape: string }[]>();
   /** How long a transaction holds its items at most, ms; undefined: until DynamoDB Local answers. */
   readonly conflictWindowMs: number | undefined;
@@ -99,7 +101,7 @@ export class DynamoLimitsModel {
     this.conflictWindowMs = options.conflictWindowMs;
   }
 
-  /** Whether a transaction in flight holds the item at `at` (within the conflict window, if one is set). */
+  /** The transaction in flight that holds the item at `at` (within the conflict window, if one is set). */
   #holder(key: string, at: number): { sentAt: number; shape: string } | undefined {
     const window = this.conflictWindowMs;
     return (this.#inFlight.get(key) ?? []).find(({ sentAt }) => window === undefined || at - sentAt < window);
