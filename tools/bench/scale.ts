@@ -152,20 +152,7 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
       ),
     );
     const refused = r.refusedTransactionsPerCall as Record<string, number>;
-    checks.push(
-      figure(
-        `${label}: refused transactions per call`,
-        round(
-          Object.values(refused).reduce((sum, n) => sum + n, 0),
-          2,
-        ),
-        '',
-        Object.entries(refused)
-          .filter(([, n]) => n >= 0.01)
-          .map(([what, n]) => `${what} ${n}`)
-          .join(', '),
-      ),
-    );
+    checks.push(perCallFigure(`${label}: refused transactions per call`, refused, refused, 0.01));
     checks.push(atMost(`${label}: largest item on the slot path`, Number(r.largestSlotItem), 'bytes', 2048));
     checks.push(
       figure(
@@ -252,20 +239,13 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
       ),
     );
     checks.push(figure(`${label}: throttles (retried)`, Number(r.throttles), ''));
-    const requests = r.requestsPerCall as Record<string, number>;
+    // By what they did; the rarest (under 0.05 a call) left out.
     checks.push(
-      figure(
+      perCallFigure(
         `${label}: DynamoDB requests per call`,
-        round(
-          Object.values(requests).reduce((sum, n) => sum + n, 0),
-          2,
-        ),
-        '',
-        // By what they did; the rarest (under 0.05 a call) left out.
-        Object.entries(r.requestsPerCallBy as Record<string, number>)
-          .filter(([, n]) => n >= 0.05)
-          .map(([what, n]) => `${what} ${n}`)
-          .join(', '),
+        r.requestsPerCall as Record<string, number>,
+        r.requestsPerCallBy as Record<string, number>,
+        0.05,
       ),
     );
     if (accountOn)
@@ -539,6 +519,24 @@ async function measure(
       ? { refillPath: pathSummary(analyzeRefillPath(probe, sim.calls(), new Set(runIds))) }
       : {}),
   };
+}
+
+/** A per-call figure: the sum of `perCall`, detailed by `byWhat` (those under `min` a call left out). */
+function perCallFigure(
+  name: string,
+  perCall: Record<string, number>,
+  byWhat: Record<string, number>,
+  min: number,
+): Check {
+  const total = round(
+    Object.values(perCall).reduce((sum, n) => sum + n, 0),
+    2,
+  );
+  const detail = Object.entries(byWhat)
+    .filter(([, n]) => n >= min)
+    .map(([what, n]) => `${what} ${n}`)
+    .join(', ');
+  return figure(name, total, '', detail);
 }
 
 /** A refill path's counts and its segments' means, largest first (those under 0.5 ms left out). */
