@@ -17,7 +17,7 @@ import { costPer1000Calls, recipientCheckUnits } from './cost.ts';
 import { emptyFloorSamples, type FloorResult, floorOf, measureFloor } from './floor.ts';
 import { type BenchStack, createRun, leadsFor, startBenchStack, waitForCalls } from './harness.ts';
 import { watchMachine } from './machine.ts';
-import { now } from './probe.ts';
+import { now, type SdkCall } from './probe.ts';
 import { analyzeRefillPath, type RefillPath } from './refill-path.ts';
 import {
   atLeast,
@@ -224,6 +224,18 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
           .join('; '),
       ),
     );
+    const paths = r.shardConflictPaths as ReturnType<typeof shardConflictPaths> | undefined;
+    if (paths)
+      checks.push(
+        figure(
+          `${label}: shard conflicts by what sent them`,
+          paths.total,
+          '',
+          `the most frequent: ${Object.entries(paths.top)
+            .map(([pair, n]) => `${n}× ${pair}`)
+            .join('; ')}`,
+        ),
+      );
     const inFlight = r.transactionMs as { p50: number; p95: number; p99: number };
     checks.push(
       figure(
@@ -513,12 +525,53 @@ async function measure(
         .map(([what, n]) => [what, round(n / Math.max(1, calls), 2)]),
     ),
     calledTwice: [...perNumber.values()].filter((n) => n > 1).length,
+    ...(workload.accountCap === undefined ? {} : { shardConflictPaths: shardConflictPaths(probe, window) }),
     // Where a run's refills spent their time (single runs: under an account cap a freed slot may go
     // to another run, which the path's analysis does not follow).
     ...(workload.accountCap === undefined
       ? { refillPath: pathSummary(analyzeRefillPath(probe, sim.calls(), new Set(runIds))) }
       : {}),
   };
+}
+
+/**
+ * Conflicts on account shards by what sent the two transactions: each refused attempt on a shard item
+ * is paired with another request on that item in flight when it was sent, and each side is named by
+ * its function and, for a dispatcher, the dispatch it was working on (a refill's hint, an account
+ * slot handed to its run, an empty hint, a plain dispatch, a lead chunk).
+ */
+function shardConflictPaths(probe: BenchStack['probe'], window: { from: number; to: number }) {
+  const dispatchOf = new Map<string, string>();
+  for (const call of probe.calls)
+    for (const message of call.sent ?? [])
+      if (message.id) dispatchOf.set(message.id, message.dispatch ?? message.type ?? '?');
+  const invocations = new Map(probe.invocations.map((inv) => [inv.id, inv]));
+  const pathOf = (call: SdkCall) => {
+    const inv = call.inv === undefined ? undefined : invocations.get(call.inv);
+    if (!inv) return 'other';
+    if (inv.fn !== 'dispatcher') return inv.fn;
+    const kinds = [...new Set((inv.messageIds ?? []).map((id) => dispatchOf.get(id) ?? '?'))];
+    return `dispatcher (${kinds.sort().join(' + ')})`;
+  };
+  const onShard = (call: SdkCall) => call.keys?.filter((key) => /\|SHARD$/.test(key)) ?? [];
+  const shardCalls = probe.calls.filter(
+    (c) => c.op === 'TransactWriteItems' && c.t0 >= window.from && c.t0 <= window.to && onShard(c).length > 0,
+  );
+  const pairs = new Map<string, number>();
+  for (const refused of shardCalls) {
+    // A conflict: cancelled with no item's condition failed.
+    if (refused.ok || refused.error !== 'TransactionCanceledException' || refused.refusedItems?.length)
+      continue;
+    const keys = onShard(refused);
+    const holder = shardCalls.find(
+      (c) =>
+        c !== refused && c.t0 <= refused.t0 && c.t1 >= refused.t0 && onShard(c).some((k) => keys.includes(k)),
+    );
+    const pair = `${pathOf(refused)} ⟂ ${holder ? pathOf(holder) : 'none seen'}`;
+    pairs.set(pair, (pairs.get(pair) ?? 0) + 1);
+  }
+  const top = Object.fromEntries([...pairs].sort((a, b) => b[1] - a[1]).slice(0, 8));
+  return { total: [...pairs.values()].reduce((sum, n) => sum + n, 0), top };
 }
 
 /** A per-call figure: the sum of `perCall`, detailed by `byWhat` (those under `min` a call left out). */

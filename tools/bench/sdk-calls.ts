@@ -40,6 +40,8 @@ export interface SentMessage {
   runId?: string;
   releasedAt?: string;
   delaySeconds?: number;
+  /** A dispatch: with a hint of next jobs, with an account slot handed to its run, or neither. */
+  dispatch?: 'hinted' | 'empty hint' | 'handed' | 'plain';
 }
 
 export interface SdkCall {
@@ -175,11 +177,26 @@ function indexWrites(item: Record<string, Record<string, unknown> | undefined>):
 export function describeSqs(call: SdkCall, input: AnyInput): void {
   const parse = (body: unknown): SentMessage => {
     try {
-      const parsed = JSON.parse(String(body)) as { type?: string; runId?: string; releasedAt?: string };
+      const parsed = JSON.parse(String(body)) as {
+        type?: string;
+        runId?: string;
+        releasedAt?: string;
+        next?: unknown[];
+        handedShard?: number | null;
+      };
+      const dispatch =
+        parsed.handedShard !== undefined
+          ? 'handed'
+          : Array.isArray(parsed.next)
+            ? parsed.next.length > 0
+              ? 'hinted'
+              : 'empty hint'
+            : 'plain';
       return {
         ...(parsed.type ? { type: parsed.type } : {}),
         ...(parsed.runId ? { runId: parsed.runId } : {}),
         ...(parsed.releasedAt ? { releasedAt: parsed.releasedAt } : {}),
+        ...(parsed.type === 'dispatch' ? { dispatch } : {}),
       };
     } catch {
       return {};
