@@ -214,28 +214,9 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
         String(r.conflictsOn || ''),
       ),
     );
-    checks.push(
-      figure(
-        `${label}: conflicts by the transactions that met`,
-        Object.values(r.conflictPairs as Record<string, number>).reduce((sum, n) => sum + n, 0),
-        '',
-        Object.entries(r.conflictPairs as Record<string, number>)
-          .map(([pair, n]) => `${n}× ${pair}`)
-          .join('; '),
-      ),
-    );
-    const paths = r.shardConflictPaths as ReturnType<typeof shardConflictPaths> | undefined;
-    if (paths)
-      checks.push(
-        figure(
-          `${label}: shard conflicts by what sent them`,
-          paths.total,
-          '',
-          `the most frequent: ${Object.entries(paths.top)
-            .map(([pair, n]) => `${n}× ${pair}`)
-            .join('; ')}`,
-        ),
-      );
+    checks.push(pairsFigure(`${label}: conflicts by the transactions that met`, r.conflictPairs as Pairs));
+    if (r.shardConflictPaths)
+      checks.push(pairsFigure(`${label}: shard conflicts by what sent them`, r.shardConflictPaths as Pairs));
     const inFlight = r.transactionMs as { p50: number; p95: number; p99: number };
     checks.push(
       figure(
@@ -498,12 +479,8 @@ async function measure(
       .map(([kind, n]) => `${kind} ${n}`)
       .join(', '),
     // Which transactions met which (the cancelled one first), the most frequent.
-    conflictPairs: Object.fromEntries(
-      [...model.report.conflictPairs]
-        .map(([pair, n]) => [pair, n - (before.pairs.get(pair) ?? 0)] as const)
-        .filter(([, n]) => n > 0)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 8),
+    conflictPairs: mostFrequent(
+      new Map([...model.report.conflictPairs].map(([pair, n]) => [pair, n - (before.pairs.get(pair) ?? 0)])),
     ),
     throttles:
       model.report.writeThrottles - before.writeThrottles + model.report.readThrottles - before.readThrottles,
@@ -570,8 +547,26 @@ function shardConflictPaths(probe: BenchStack['probe'], window: { from: number; 
     const pair = `${pathOf(refused)} ⟂ ${holder ? pathOf(holder) : 'none seen'}`;
     pairs.set(pair, (pairs.get(pair) ?? 0) + 1);
   }
-  const top = Object.fromEntries([...pairs].sort((a, b) => b[1] - a[1]).slice(0, 8));
-  return { total: [...pairs.values()].reduce((sum, n) => sum + n, 0), top };
+  return mostFrequent(pairs);
+}
+
+/** Counted pairs: how many in all, and the eight most frequent. */
+interface Pairs {
+  total: number;
+  top: Record<string, number>;
+}
+
+function mostFrequent(counts: Map<string, number>): Pairs {
+  const counted = [...counts].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  return {
+    total: counted.reduce((sum, [, n]) => sum + n, 0),
+    top: Object.fromEntries(counted.slice(0, 8)),
+  };
+}
+
+function pairsFigure(name: string, pairs: Pairs): Check {
+  const top = Object.entries(pairs.top).map(([pair, n]) => `${n}× ${pair}`);
+  return figure(name, pairs.total, '', `the most frequent: ${top.join('; ')}`);
 }
 
 /** A per-call figure: the sum of `perCall`, detailed by `byWhat` (those under `min` a call left out). */
