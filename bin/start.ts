@@ -167,7 +167,7 @@ Try:
 Ctrl-C stops everything.`);
 
 let stoppingSince: number | undefined;
-/** A second signal sooner than this is the same Ctrl-C relayed (tsx passes it on to us), not a new one. */
+/** A second signal sooner than this is the same Ctrl-C relayed (npm passes it on to us), not a new one. */
 const RELAYED_SIGNAL_MS = 1_000;
 async function shutdown(reason: string, code: number): Promise<void> {
   if (stoppingSince !== undefined) {
@@ -202,9 +202,11 @@ process.on('unhandledRejection', (error) => {
 });
 
 /**
- * `npm start` runs us as npm → sh → tsx → node. A SIGTERM sent to npm reaches sh, which dies without
- * passing it on, and tsx and this process live on as orphans with a JVM: so when any of the processes
- * that launched us is gone, stop as if signalled. Linux only (/proc); elsewhere the direct parent.
+ * `npm start` runs us as npm → sh → node (`node --import tsx`, not the tsx CLI: the CLI relays a
+ * Ctrl-C and kills its child with SIGKILL when the child has not said within 60 ms that it got it,
+ * which a busy machine's event loop misses, and then nothing is stopped in order). A SIGTERM sent to
+ * npm reaches sh, which dies without passing it on, and this process lives on as an orphan with a
+ * JVM: so when any of the processes that launched us is gone, stop as if signalled. Linux only (/proc); elsewhere the direct parent.
  */
 function watchLaunchers(): void {
   const launchers: number[] = [];

@@ -257,7 +257,7 @@ describe('npm start against an external Twilio double', () => {
   test('Ctrl-C (SIGINT to the process group) stops everything it started', async () => {
     const pid = started!.child.pid!;
     const children = descendants(pid);
-    expect(children.length).toBeGreaterThanOrEqual(3); // sh, tsx, node … and the JVM
+    expect(children.length).toBeGreaterThanOrEqual(3); // sh, node … the JVM and the SQS emulator
     const exited = once(started!.child, 'exit');
     process.kill(-pid, 'SIGINT');
     const [code, signal] = await exited;
