@@ -5,6 +5,7 @@
 
 import './node-version.ts';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ENV } from '../lambdas/definitions/environment.ts';
 import type { InvocationReport } from '../tools/local/lambda-runtime.ts';
 import { type ExternalTwilio, type LocalStack, startLocalStack } from '../tools/local/stack.ts';
@@ -169,6 +170,8 @@ Ctrl-C stops everything.`);
 let stoppingSince: number | undefined;
 /** A second signal sooner than this is the same Ctrl-C relayed (npm passes it on to us), not a new one. */
 const RELAYED_SIGNAL_MS = 1_000;
+/** How long an emulator's exit waits for a signal that may explain it (the group's Ctrl-C). */
+const SIGNAL_GRACE_MS = 250;
 async function shutdown(reason: string, code: number): Promise<void> {
   if (stoppingSince !== undefined) {
     // A second Ctrl-C while stopping: the user wants out now.
@@ -182,7 +185,11 @@ async function shutdown(reason: string, code: number): Promise<void> {
   process.stdout.write('stopped.\n', () => process.exit(code));
 }
 
-void stack.failure.then((failure) => {
+void stack.failure.then(async (failure) => {
+  // A Ctrl-C in the terminal reaches the emulators too (they share our process group), and one may be
+  // gone before our own SIGINT handler has run: give the signal that moment before calling it a failure.
+  await sleep(SIGNAL_GRACE_MS);
+  if (stoppingSince !== undefined) return;
   console.error(`dialgate: ${failure.message}`);
   void shutdown(`${failure.service} is gone`, 1);
 });
