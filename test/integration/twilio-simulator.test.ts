@@ -570,7 +570,9 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
   });
 
   it('sends at most 50 creates at once; the others wait unsent, and their timeout starts when they are sent', async () => {
-    // Each create answered after 300 ms; 150 of them with a 500 ms timeout take three turns (~900 ms).
+    // Each create answered after 1 s; 150 of them with a 2 s timeout take three turns (~3 s): timed from
+    // when they were queued, the third turn's would time out. The 1 s between the answer and the timeout
+    // is room for a loaded machine.
     let inFlight = 0;
     let most = 0;
     let created = 0;
@@ -582,7 +584,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
         inFlight -= 1;
         res.writeHead(201, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ sid: SID(++created), status: 'queued' }));
-      }, 300);
+      }, 1_000);
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -591,7 +593,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
       server.close();
     });
     const { port } = server.address() as { port: number };
-    const telephony = against(`http://127.0.0.1:${port}`, { timeoutMs: 500 });
+    const telephony = against(`http://127.0.0.1:${port}`, { timeoutMs: 2_000 });
     const started = Date.now();
     const results = await Promise.all(
       Array.from({ length: 150 }, (_, i) =>
@@ -601,7 +603,7 @@ describe('the adapter’s own HTTP client, against a scripted Twilio', () => {
     expect(results.filter((result) => result.kind === 'created')).toHaveLength(150);
     expect(most).toBe(CREATES_IN_FLIGHT);
     expect(created).toBe(150);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900); // three turns
   });
 
   it('classifies every kind of answer to a create from the response alone, sending it once', async () => {
