@@ -10,6 +10,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { makeSqsClient } from '../adapters/aws-clients.ts';
+import { withItemTurns } from '../adapters/dynamo/item-turns.ts';
 import { retryRecordIn } from '../adapters/sqs-retry.ts';
 import { workMessageSchema } from '../adapters/work-message.ts';
 import { type DispatchDeps, handleWorkMessage } from '../core/dispatch.ts';
@@ -114,8 +115,11 @@ export const handler = middy(
   async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     // A processor per invocation: it holds the batch's successes and failures, and the local stack
     // runs several invocations at once in one process, where one processor shared by the module would
-    // mix their batches up and could report a failed record as done.
-    processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
+    // mix their batches up and could report a failed record as done. The batch's records are worked
+    // on side by side; their transactions on one item (an account shard, a run) take turns.
+    withItemTurns(() =>
+      processPartialResponse(event, processRecord, new BatchProcessor(EventType.SQS), { context }),
+    ),
 )
   .use(injectLambdaContext(logger))
   .use(publishRecordedMetrics(metrics));

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DYNAMO_MAX_ATTEMPTS } from '../../lambdas/adapters/aws-clients.ts';
+import { withItemTurns } from '../../lambdas/adapters/dynamo/item-turns.ts';
 import { DynamoLimitsModel } from '../../lambdas/adapters/dynamo-limits.ts';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { accountShardCaps } from '../../lambdas/core/account-shards.ts';
@@ -251,6 +252,40 @@ describe('the conflict window', () => {
     open();
     expect(await held).toBe('acquired');
     expect((await fast.getRun(runId))?.active).toBe(2);
+  });
+});
+
+describe("one invocation's transactions on an item take turns", () => {
+  it('refills of one batch reaching for the same account shard: side by side they conflict, in turn none does', async () => {
+    const model = new DynamoLimitsModel();
+    const accountName = `turns-${randomUUID().slice(0, 8)}`;
+    const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName, accountName });
+    const account = { maxConcurrentCalls: 100, nowMs: Date.parse(AT) }; // two shards of 50
+    /** Eight runs of one lead each, every lead a refill hinted to shard 0 (the shard its release freed). */
+    const refills = async (prefix: string) =>
+      Promise.all(
+        Array.from({ length: 8 }, async (_, r) => {
+          const runId = await newRun(store, 1, 1, `${prefix}${r}`);
+          const [job] = await store.nextQueuedJobs(runId, 1);
+          return { runId, job: { ...job!, accountShard: 0 } };
+        }),
+      );
+    const acquireAll = (batch: Awaited<ReturnType<typeof refills>>) =>
+      Promise.all(batch.map(({ runId, job }) => store.acquireSlot(runId, job, AT, account)));
+
+    // Side by side, as a batch's records were before: the shard item takes one at a time.
+    const apart = await refills('+97254');
+    const conflictsBefore = model.report.conflicts;
+    expect(await acquireAll(apart)).toEqual(Array(8).fill('acquired'));
+    expect(model.report.conflicts).toBeGreaterThan(conflictsBefore);
+
+    // Within one invocation's turns: the same eight acquires, not one conflict.
+    const inTurn = await refills('+97258');
+    const conflictsBetween = model.report.conflicts;
+    expect(await withItemTurns(() => acquireAll(inTurn))).toEqual(Array(8).fill('acquired'));
+    expect(model.report.conflicts).toBe(conflictsBetween);
+    const shards = (await accountItems(aws.dynamo, aws.tableName, accountName)).shards;
+    expect(shards.get(0)).toBe(16);
   });
 });
 

@@ -535,25 +535,33 @@ function shardConflictPaths(probe: BenchStack['probe'], window: { from: number; 
     (c) => c.op === 'TransactWriteItems' && c.t0 >= window.from && c.t0 <= window.to && onShard(c).length > 0,
   );
   const pairs = new Map<string, number>();
+  // When they came: a burst at the first fill, or all along.
+  const tenths = Array<number>(10).fill(0);
+  const span = Math.max(1, window.to - window.from);
   for (const refused of shardCalls) {
     // A conflict: cancelled with no item's condition failed.
     if (refused.ok || refused.error !== 'TransactionCanceledException' || refused.refusedItems?.length)
       continue;
+    tenths[Math.min(9, Math.floor(((refused.t0 - window.from) / span) * 10))]! += 1;
     const keys = onShard(refused);
     const holder = shardCalls.find(
       (c) =>
         c !== refused && c.t0 <= refused.t0 && c.t1 >= refused.t0 && onShard(c).some((k) => keys.includes(k)),
     );
-    const pair = `${pathOf(refused)} ⟂ ${holder ? pathOf(holder) : 'none seen'}`;
+    // Within one invocation (a batch's records side by side) or between two.
+    const where = holder && holder.inv !== undefined && holder.inv === refused.inv ? ', one invocation' : '';
+    const pair = `${pathOf(refused)} ⟂ ${holder ? pathOf(holder) : 'none seen'}${where}`;
     pairs.set(pair, (pairs.get(pair) ?? 0) + 1);
   }
-  return mostFrequent(pairs);
+  return { ...mostFrequent(pairs), tenths, windowS: Math.round(span / 1000) };
 }
 
-/** Counted pairs: how many in all, and the eight most frequent. */
+/** Counted pairs: how many in all, and the eight most frequent (and, for some, how many in each tenth of the window). */
 interface Pairs {
   total: number;
   top: Record<string, number>;
+  tenths?: number[];
+  windowS?: number;
 }
 
 function mostFrequent(counts: Map<string, number>): Pairs {
@@ -566,7 +574,8 @@ function mostFrequent(counts: Map<string, number>): Pairs {
 
 function pairsFigure(name: string, pairs: Pairs): Check {
   const top = Object.entries(pairs.top).map(([pair, n]) => `${n}× ${pair}`);
-  return figure(name, pairs.total, '', `the most frequent: ${top.join('; ')}`);
+  const over = pairs.tenths ? `; by tenth of the ${pairs.windowS} s window: ${pairs.tenths.join(', ')}` : '';
+  return figure(name, pairs.total, '', `the most frequent: ${top.join('; ')}${over}`);
 }
 
 /** A per-call figure: the sum of `perCall`, detailed by `byWhat` (those under `min` a call left out). */

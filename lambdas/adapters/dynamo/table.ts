@@ -17,6 +17,7 @@ import {
   type TransactWriteCommandInput,
   type UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { inTurn } from './item-turns.ts';
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -161,11 +162,15 @@ export class DynamoTable {
     // One token for the logical transaction, whatever the number of tries (the SDK's own retries
     // resend the same serialized request, so they reuse it too).
     const token = randomUUID();
+    const itemsOf = items.map(itemOf);
     const started = this.now();
     let slept = 0;
     for (let retry = 0; ; retry++) {
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+        // After this invocation's own transactions on these items: sent together, one would cancel the other.
+        await inTurn(itemsOf, () =>
+          this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token })),
+        );
         return { failed: [], oldItems: [] };
       } catch (error) {
         if (isLostAnswer(error) && retry < MAX_CONFLICT_RETRIES) {
@@ -197,6 +202,14 @@ export class DynamoTable {
       }
     }
   }
+}
+
+/** The item a transaction's part writes or checks, as one string. */
+function itemOf(part: TransactItem): string {
+  const key = (part.Update?.Key ?? part.Delete?.Key ?? part.ConditionCheck?.Key ?? part.Put?.Item) as
+    | Record<string, unknown>
+    | undefined;
+  return `${String(key?.pk)}\u0000${String(key?.sk)}`;
 }
 
 /**
