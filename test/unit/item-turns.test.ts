@@ -61,13 +61,12 @@ describe('item turns within one invocation', () => {
           const settled = await scheduler.waitFor(Promise.all(runs));
 
           expect(overlapped, 'two transactions of one invocation on one item in flight at once').toBe(false);
-          settled.forEach((results, invocation) =>
-            results.forEach((result, index) => {
+          for (const [invocation, results] of settled.entries())
+            for (const [index, result] of results.entries()) {
               const { fails } = invocations[invocation]![index]!;
               expect(result.status).toBe(fails ? 'rejected' : 'fulfilled');
               if (result.status === 'fulfilled') expect(result.value).toBe(index);
-            }),
-          );
+            }
           // Every transaction sent once, and on each item in the order they were asked for.
           for (const [invocation, transactions] of invocations.entries())
             for (const item of ITEMS) {
