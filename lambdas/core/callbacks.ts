@@ -20,7 +20,7 @@ import type {
   WakeStore,
   WorkQueue,
 } from './ports.ts';
-import { rotate } from './rotate.ts';
+import { placeOf, rotate } from './rotate.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -268,15 +268,6 @@ function nextJobsHint(deps: CallbackDeps, runId: string, releasedJobId: string):
       deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
       return [];
     });
-}
-
-/** A job id's number (they are zero-padded lead indexes), or a hash of it for any other id. */
-function placeOf(jobId: string): number {
-  const index = Number(jobId);
-  if (Number.isSafeInteger(index)) return index;
-  let hash = 0;
-  for (const char of jobId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
-  return hash;
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

@@ -4,7 +4,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { jobIdFor } from '../../lambdas/core/model.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
+import { placeOf } from '../../lambdas/core/rotate.ts';
 import { world } from '../support/unit-world.ts';
 
 /** Run A holds both account slots; run B found the account full and waits. */
@@ -73,6 +75,24 @@ describe('a freed account slot', () => {
     expect(handed.map((r) => r.runId)).toEqual([a]);
     // A takes the slot it was handed, and the one nobody was handed.
     expect((await fillSlots(deps, a, undefined, undefined, handed[0]!.request.handedShard)).placed).toBe(2);
+  });
+
+  it('handed to one run by several releases at once: each dispatch starts from its own place among its first jobs', async () => {
+    // Two dispatches of the same run, each handed a slot (warm: the run's options known), name
+    // different messages. Each takes the job at its message's place among the run's first 24, as a
+    // refill's hint does, not both the first queued job (one of them would be refused).
+    const taken = await Promise.all(
+      ['message-7', 'message-9'].map(async (filler) => {
+        const w = world({ account: { maxConcurrentCalls: 5 } });
+        const deps = { ...w.deps, recentOptions: new RecentRunOptions() };
+        const a = await w.seedRun({ leads: 30, concurrency: 1 });
+        deps.recentOptions.remember((await w.store.getRunRecord(a))!);
+        expect((await fillSlots(deps, a, undefined, filler, 0)).placed).toBe(1);
+        return { place: placeOf(filler) % 24, jobId: w.telephony.live(a)[0]!.jobId };
+      }),
+    );
+    expect(taken[0]!.place).not.toBe(taken[1]!.place);
+    for (const { place, jobId } of taken) expect(jobId).toBe(jobIdFor(place));
   });
 
   it('goes to its own run when no run waits', async () => {
