@@ -208,7 +208,7 @@ describe('the adapter against the simulator', () => {
     expect(created.stats()).toMatchObject({ createRequests: 1, created: 1, live: 1 });
     expect(notCreated.stats()).toMatchObject({ createRequests: 1, created: 0, live: 0 });
     // The call behind the lost answer goes on and ends like any other.
-    await created.waitForFinal(1, 2000);
+    await created.waitForFinal(1, 10_000);
     expect(created.calls()[0]?.status).toBe('completed');
   });
 
@@ -291,7 +291,7 @@ describe('the adapter against the simulator', () => {
     expect(await telephony.fetchCall(queued.callSid)).toMatchObject({ status: 'canceled' });
     expect(await telephony.cancelCall(queued.callSid)).toMatchObject({ kind: 'invalid-state' });
 
-    await sim.waitFor((s) => s.call(answered.callSid)?.status === 'in-progress', 2000, 'answer');
+    await sim.waitFor((s) => s.call(answered.callSid)?.status === 'in-progress', 10_000, 'answer');
     expect(await telephony.cancelCall(answered.callSid)).toMatchObject({ kind: 'invalid-state' });
     expect(await telephony.hangUpCall(answered.callSid)).toEqual({ kind: 'updated', status: 'completed' });
     expect(await telephony.hangUpCall(answered.callSid)).toMatchObject({ kind: 'invalid-state' });
@@ -362,7 +362,7 @@ describe('the adapter against the simulator', () => {
     const stuck = await telephony.createCall(request('+14155230020', 'http://127.0.0.1:9/b'));
     await telephony.createCall(request('+14155230021', 'http://127.0.0.1:9/c'));
     if (dialed.kind !== 'created' || stuck.kind !== 'created') throw new Error('not created');
-    await sim.waitFor((s) => s.call(dialed.callSid)?.startedAt !== undefined, 2000, 'dialing');
+    await sim.waitFor((s) => s.call(dialed.callSid)?.startedAt !== undefined, 10_000, 'dialing');
 
     const found = await telephony.findCalls({ to: '+14155230020', startedAfter: before });
     expect(found.map((c) => c.sid).sort()).toEqual([dialed.callSid, stuck.callSid].sort());
@@ -1162,12 +1162,12 @@ describe('the observer', () => {
       ),
     ]);
     expect(sim.stats().live).toBe(5);
-    await sim.waitForFinal(5, 2000);
+    await sim.waitForFinal(5, 10_000);
 
     // One at a time in run C, twice to the same number.
     for (const job of ['x', 'y']) {
       await telephony.createCall(request('+14155230190', callbackUrl(hook.url, 'C', job)));
-      await sim.waitFor((s) => s.stats().runs.C?.live === 0, 2000, 'run C idle');
+      await sim.waitFor((s) => s.stats().runs.C?.live === 0, 10_000, 'run C idle');
     }
     const stats = sim.stats();
     expect(stats).toMatchObject({ created: 7, live: 0, maxLive: 5, final: 7 });
@@ -1192,7 +1192,7 @@ describe('the observer', () => {
     const hookUrl = () => hook.url;
     telephony = adapter(sim);
     await telephony.createCall(request('+14155230200', callbackUrl(hook.url, 'L', '1')));
-    await sim.waitForFinal(2, 2000);
+    await sim.waitForFinal(2, 10_000);
     // A call is final before its final callback is sent (the timeline records the send after it).
     await sim.waitFor(
       (s) => s.timeline().filter((e) => e.kind === 'final-callback').length === 2,
