@@ -6,6 +6,7 @@ import { countEndedAttempt } from './breaker.ts';
 import type { CallbackIds } from './callback-url.ts';
 import { isMachine, outcomeOf } from './machine-detection.ts';
 import { type Holder, holderOf, type RunRecord } from './model.ts';
+import { nextJobsFor } from './next-jobs.ts';
 import type {
   BreakerStore,
   Clock,
@@ -20,7 +21,6 @@ import type {
   WakeStore,
   WorkQueue,
 } from './ports.ts';
-import { placeOf, rotate } from './rotate.ts';
 import { advance, isFinal, jobStateFor, type TwilioCallStatus } from './states.ts';
 import { armWake, refillAfterRelease } from './wake.ts';
 
@@ -241,33 +241,14 @@ export function isExpiredBy(run: Pick<RunRecord, 'options'>, atMs: number): bool
 }
 
 /**
- * Queued jobs offered with a refill: the freed slot's one, and spares in case others take it first.
- * Three, so that a cap-3 run whose three calls end at once (calls of one fixed length do) gives each
- * of its three refills a job of its own to start with.
- */
-const HINT_SIZE = 3;
-
-/**
- * Queued jobs the hint is chosen from. Refills that end together read the same first jobs; a cap-500
- * run of 30-second calls ends ~17 calls a second, and refills that reach for the same job cancel each
- * other's transactions. Each takes its hint from its own place among the first 24.
- */
-const HINT_CHOICE = 24;
-
-/**
- * The run's next due jobs, or none if the read fails: the hint is an optimisation, never needed.
- * Each refill starts from its own place among the first jobs (the released job's number, modulo
- * them), so that refills ending together do not all reach for the first one and all but one get
- * refused. A run's slots tend to hold consecutive jobs, which makes the places differ.
+ * The run's next due jobs (from the released job's place among them), or none if the read fails: the
+ * hint is an optimisation, never needed.
  */
 function nextJobsHint(deps: CallbackDeps, runId: string, releasedJobId: string): Promise<QueuedJob[]> {
-  return deps.store
-    .nextQueuedJobs(runId, HINT_CHOICE, deps.clock.now().getTime())
-    .then((jobs) => rotate(jobs, placeOf(releasedJobId)).slice(0, HINT_SIZE))
-    .catch((error: unknown) => {
-      deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
-      return [];
-    });
+  return nextJobsFor(deps.store, runId, deps.clock.now().getTime(), releasedJobId).catch((error: unknown) => {
+    deps.log.warn('reading the next queued jobs failed; dispatch without a hint', { runId, error });
+    return [];
+  });
 }
 
 /** When the lead is to be called again after this attempt's `outcome`; undefined for no retry. */

@@ -5,6 +5,7 @@
 import { isExpiredBy } from './callbacks.ts';
 import { nextOpening } from './calling-window.ts';
 import { type CancelRunDeps, carryOutCancel } from './cancel-run.ts';
+import { nextJobsFor } from './next-jobs.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
 import type {
   AcquireResult,
@@ -16,7 +17,6 @@ import type {
 } from './ports.ts';
 import type { RecentRunOptions } from './recent-run-options.ts';
 import { frequencyWindow } from './recipients.ts';
-import { placeOf, rotate } from './rotate.ts';
 import type { RunOptions } from './run-options.ts';
 import { armWake, passOnAccountSlot } from './wake.ts';
 
@@ -53,8 +53,6 @@ const DEFER_BATCH = 50;
 const MAX_ROUNDS = 10;
 /** Candidates read before the run is known: a refill frees one slot, plus the spares. */
 const REFILL_CANDIDATES = 3;
-/** Queued jobs a dispatch handed an account slot chooses its candidates from (each from its own place). */
-const HANDED_CHOICE = 24;
 /** Extra candidates per round, so that a few jobs taken by a racing dispatcher do not end the round. */
 const SPARE_CANDIDATES = 2;
 
@@ -83,12 +81,9 @@ export async function fillSlots(
   const fast = known !== undefined && known.window === undefined;
   if (fast && handed) {
     // The run's own next jobs, offered the handed slot's shard, taken as a refill's hint is. A run is
-    // handed slots by several releases at once: each dispatch starts from its own place among its
-    // first jobs (as a refill's hint does), so that they do not all reach for the first one.
-    const next = await deps.store.nextQueuedJobs(runId, HANDED_CHOICE, deps.clock.now().getTime());
-    hint = rotate(next, placeOf(filler ?? ''))
-      .slice(0, REFILL_CANDIDATES)
-      .map((job) => (handedShard === null ? job : { ...job, accountShard: handedShard }));
+    // handed slots by several releases at once: each dispatch (its message) starts from its own place.
+    const next = await nextJobsFor(deps.store, runId, deps.clock.now().getTime(), filler ?? '');
+    hint = next.map((job) => (handedShard === null ? job : { ...job, accountShard: handedShard }));
   }
   // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
   // together, the candidates read for a refill's one free slot plus spares.
