@@ -78,7 +78,7 @@ export function parseCallbackIds(query: URLSearchParams): CallbackIds | undefine
     slot === RUN_SLOT ? null : slot !== null && /^\d{1,3}$/.test(slot) ? Number(slot) : undefined;
   const accountSlot = query.get('account_slot');
   const accountShard =
-    accountSlot !== null && /^\d{1,4}$/.test(accountSlot) ? Number(accountSlot) : undefined;
+    accountSlot !== null && /^\d{1,9}$/.test(accountSlot) ? Number(accountSlot) : undefined;
   return {
     runId,
     jobId,

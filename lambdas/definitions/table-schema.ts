@@ -95,6 +95,16 @@ export const keys = {
   account: (name = 'LIMITS') => ({ pk: 'ACCOUNT', sk: name }),
   /** One counter of the account-wide cap: each shard its own partition, so none of them is hot. */
   accountShard: (name = 'LIMITS', shard: number) => ({ pk: `ACCOUNT#${name}#${shard}`, sk: 'SHARD' }),
+  /**
+   * Written when a version that records the account's layouts creates the table (the local stack's and
+   * the tests' tables): no layout from before layouts were recorded can be in it, and none is fenced.
+   */
+  tableOrigin: () => ({ pk: 'TABLE', sk: 'ORIGIN' }),
+  /**
+   * Which shards the account cap is on (its generation, cap and shard size) and the fenced layouts
+   * still holding live calls (lambdas/core/account-shards.ts).
+   */
+  accountLayout: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#LAYOUT`, sk: 'LAYOUT' }),
   /** The account's calls-per-second pace: the next free calls.create time. */
   accountPace: (name = 'LIMITS') => ({ pk: `ACCOUNT#${name}#PACE`, sk: 'PACE' }),
   /**

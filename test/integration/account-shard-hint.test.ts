@@ -1,19 +1,22 @@
 // An acquire near a full account. It writes only to shards with room: the shard a release just freed
 // (a refill's hint), tried without a read; else the shards a read of all of them shows with room.
 // Each full shard it wrote to would be a refused transaction. On DynamoDB Local, the shard counters
-// set by hand, and the requests the store sends counted on its client.
+// set by hand, and the requests the store sends counted on its client. Each test's account is new:
+// its first acquire fences the layout before layouts were recorded and records layout 1.
 
 import { randomUUID } from 'node:crypto';
 import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
-import { accountShardCaps } from '../../lambdas/core/account-shards.ts';
+import { accountShardCaps, layoutRange } from '../../lambdas/core/account-shards.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
 
 const AT = '2026-11-30T09:00:00.000Z';
-const ACCOUNT_CAP = 500; // ten shards of 50
+const ACCOUNT_CAP = 100; // ten shards of 10
+/** The shard numbers of a new account's first layout. */
+const { base: BASE } = layoutRange(1, ACCOUNT_CAP);
 
 describe('an acquire near a full account', () => {
   let aws: TestAws;
@@ -31,7 +34,7 @@ describe('an acquire near a full account', () => {
 
   async function setShards(accountName: string, active: (shard: number, cap: number) => number) {
     for (const [shard, cap] of accountShardCaps(ACCOUNT_CAP).entries()) {
-      const key = keys.accountShard(accountName, shard);
+      const key = keys.accountShard(accountName, BASE + shard);
       await aws.dynamo.send(
         new UpdateItemCommand({
           TableName: aws.tableName,
@@ -44,7 +47,7 @@ describe('an acquire near a full account', () => {
   }
 
   async function shardActive(accountName: string, shard: number): Promise<number> {
-    const key = keys.accountShard(accountName, shard);
+    const key = keys.accountShard(accountName, BASE + shard);
     const { Item } = await aws.dynamo.send(
       new GetItemCommand({
         TableName: aws.tableName,
@@ -66,6 +69,12 @@ describe('an acquire near a full account', () => {
       attempt: 0,
     }));
     await store.ingestChunk(runId, 0, jobs, AT);
+    // The store's first acquire reads the account's layout (and, the account being new, records it);
+    // later ones do not. An acquire of nothing does that first read.
+    await store.acquireSlots(runId, 20, [], AT, account);
+    sent.length = 0;
+    await store.acquireSlots(runId, 20, [], AT, account);
+    expect(sent).toEqual(['BatchGetItemCommand']);
     return { store, runId, jobs };
   }
 
@@ -79,14 +88,14 @@ describe('an acquire near a full account', () => {
     await setShards(accountName, (shard, cap) => (shard === free ? cap - 1 : cap));
     sent.length = 0;
     expect(await store.acquireSlot(runId, jobs[0]!, AT, account)).toBe('acquired');
-    expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(free);
+    expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(BASE + free);
     // One read of the shards, one transaction: no write to a full shard.
     expect(sent.filter((c) => c === 'TransactWriteItemsCommand')).toHaveLength(1);
     expect(sent).toContain('BatchGetItemCommand');
     sent.length = 0;
     expect(await store.acquireSlot(runId, jobs[1]!, AT, account)).toBe('account-full');
     expect(sent).not.toContain('TransactWriteItemsCommand');
-    expect(await shardActive(accountName, free)).toBe(50);
+    expect(await shardActive(accountName, free)).toBe(10);
   });
 
   it('tries the freed shard a refill is handed first, without a read', async () => {
@@ -95,16 +104,16 @@ describe('an acquire near a full account', () => {
     const freed = 3;
     await setShards(accountName, (shard, cap) => (shard === freed ? cap - 1 : cap));
     sent.length = 0;
-    expect(await store.acquireSlot(runId, { ...jobs[0]!, accountShard: freed }, AT, account)).toBe(
+    expect(await store.acquireSlot(runId, { ...jobs[0]!, accountShard: BASE + freed }, AT, account)).toBe(
       'acquired',
     );
     expect(sent.filter((c) => c !== 'TransactWriteItemsCommand')).toEqual([]);
-    expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(freed);
+    expect((await store.getJob(runId, jobIdFor(0)))?.accountShard).toBe(BASE + freed);
     // A hint past the shards there are (the account cap lowered since) is no shard: the read as usual.
     expect(
       await store.acquireSlot(
         runId,
-        { ...jobs[1]!, accountShard: accountShardCaps(ACCOUNT_CAP).length + 3 },
+        { ...jobs[1]!, accountShard: BASE + accountShardCaps(ACCOUNT_CAP).length + 3 },
         AT,
         account,
       ),
@@ -121,12 +130,12 @@ describe('an acquire near a full account', () => {
     expect(result.acquired).toHaveLength(5);
     expect(result.left).toHaveLength(3);
     expect(result.stop).toBe('account-full');
-    expect(await shardActive(accountName, 2)).toBe(50);
-    expect(await shardActive(accountName, 6)).toBe(50);
+    expect(await shardActive(accountName, 2)).toBe(10);
+    expect(await shardActive(accountName, 6)).toBe(10);
     const shards = await Promise.all(
       result.acquired.map(async (j) => (await store.getJob(runId, j.jobId))?.accountShard),
     );
-    expect(shards.sort()).toEqual([2, 2, 2, 6, 6]);
+    expect(shards.sort()).toEqual([2, 2, 2, 6, 6].map((shard) => BASE + shard));
     // No transaction was refused: every one wrote only to shards with room.
     expect(sent.filter((c) => c === 'TransactWriteItemsCommand').length).toBeLessThanOrEqual(2);
   });

@@ -8,16 +8,18 @@
 // is recognised as the same request, so nothing is applied twice and nothing leaks.
 
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DYNAMO_MAX_ATTEMPTS } from '../../lambdas/adapters/aws-clients.ts';
 import { withItemTurns } from '../../lambdas/adapters/dynamo/item-turns.ts';
 import { DynamoLimitsModel } from '../../lambdas/adapters/dynamo-limits.ts';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
-import { accountShardCaps } from '../../lambdas/core/account-shards.ts';
+import { accountShardCaps, FENCE, layoutRange } from '../../lambdas/core/account-shards.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
 import type { AccountLimits, QueuedJob } from '../../lambdas/core/ports.ts';
-import { LOCAL_AWS } from '../../tools/local/emulators.ts';
+import { keys } from '../../lambdas/definitions/table-schema.ts';
+import { createTable, LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
 import { accountItems } from '../support/runs.ts';
@@ -77,7 +79,8 @@ class Observer {
 
 /**
  * `dispatchers` loops per run, each reading the queue and acquiring; every acquired slot is released
- * by a "webhook" after a short call, retried until the store answers (a Lambda's retry).
+ * by a "webhook" after a short call (`callMs`, from and to), retried until the store answers (a
+ * Lambda's retry).
  */
 async function race(
   store: DynamoRunStore,
@@ -85,11 +88,12 @@ async function race(
   dispatchers: number,
   observer: Observer,
   account?: Omit<AccountLimits, 'nowMs'>,
+  callMs: [number, number] = [5, 45],
 ) {
   const random = mulberry32(11);
   const webhooks: Promise<void>[] = [];
   const release = async (runId: string, job: QueuedJob) => {
-    await new Promise((resolve) => setTimeout(resolve, 5 + random() * 40));
+    await new Promise((resolve) => setTimeout(resolve, callMs[0] + random() * (callMs[1] - callMs[0])));
     // The observer lets go first: the slot is free from the moment the release may apply.
     observer.released(runId);
     for (;;) {
@@ -114,7 +118,8 @@ async function race(
   await Promise.all(
     runs.flatMap((runId) =>
       Array.from({ length: dispatchers }, async () => {
-        for (let idle = 0; idle < 200; ) {
+        // A dispatcher with no slot for 20 s is stuck (a run waiting for old calls to end waits seconds).
+        for (let lastProgress = Date.now(); Date.now() - lastProgress < 20_000; ) {
           const candidates = await store.nextQueuedJobs(runId, 4);
           const run = await store.getRun(runId);
           if (candidates.length === 0 && run!.queued === 0) return;
@@ -139,8 +144,8 @@ async function race(
               progress = true;
             }
           }
-          idle = progress ? 0 : idle + 1;
-          if (!progress) await new Promise((resolve) => setTimeout(resolve, 10));
+          if (progress) lastProgress = Date.now();
+          else await new Promise((resolve) => setTimeout(resolve, 10));
         }
         throw new Error(`dispatcher of ${runId} made no progress`);
       }),
@@ -169,8 +174,8 @@ describe('under the DynamoDB limits model', () => {
     const model = new DynamoLimitsModel();
     const accountName = `limits-${randomUUID().slice(0, 8)}`;
     const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName, accountName });
-    const ACCOUNT_CAP = 60; // two shards of 30
-    expect(accountShardCaps(ACCOUNT_CAP)).toEqual([30, 30]);
+    const ACCOUNT_CAP = 60; // six shards of 10
+    expect(accountShardCaps(ACCOUNT_CAP)).toEqual(Array(6).fill(10));
     const runs = await Promise.all([0, 1, 2].map((r) => newRun(store, 40, 30, `+9725${r + 3}`)));
     const observer = new Observer();
     await race(store, runs, 4, observer, { maxConcurrentCalls: ACCOUNT_CAP });
@@ -184,7 +189,10 @@ describe('under the DynamoDB limits model', () => {
       expect(await store.getRun(runId)).toMatchObject({ active: 0, completed: 40, holders: {} });
     const account = await accountItems(aws.dynamo, aws.tableName, accountName);
     expect(account.active).toBe(0);
-    expect(account.shards.size).toBe(2);
+    // Every shard that took a call is back at zero, and none but the account's six took any.
+    expect([...account.shards.values()].every((active) => active === 0)).toBe(true);
+    expect(account.shards.size).toBeGreaterThan(1);
+    expect(account.shards.size).toBeLessThanOrEqual(6);
   });
 
   it('throttles a partition key written past its write rate; the store backs off and retries', async () => {
@@ -260,32 +268,245 @@ describe("one invocation's transactions on an item take turns", () => {
     const model = new DynamoLimitsModel();
     const accountName = `turns-${randomUUID().slice(0, 8)}`;
     const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName, accountName });
-    const account = { maxConcurrentCalls: 100, nowMs: Date.parse(AT) }; // two shards of 50
-    /** Eight runs of one lead each, every lead a refill hinted to shard 0 (the shard its release freed). */
-    const refills = async (prefix: string) =>
+    const account = { maxConcurrentCalls: 100, nowMs: Date.parse(AT) }; // ten shards of 10
+    const { base } = layoutRange(1, 100); // a new account's first layout
+    /** Eight runs of one lead each, every lead a refill hinted to one shard (the shard its release freed). */
+    const refills = async (prefix: string, shard: number) =>
       Promise.all(
         Array.from({ length: 8 }, async (_, r) => {
           const runId = await newRun(store, 1, 1, `${prefix}${r}`);
           const [job] = await store.nextQueuedJobs(runId, 1);
-          return { runId, job: { ...job!, accountShard: 0 } };
+          return { runId, job: { ...job!, accountShard: shard } };
         }),
       );
     const acquireAll = (batch: Awaited<ReturnType<typeof refills>>) =>
       Promise.all(batch.map(({ runId, job }) => store.acquireSlot(runId, job, AT, account)));
 
     // Side by side, as a batch's records were before: the shard item takes one at a time.
-    const apart = await refills('+97254');
+    const apart = await refills('+97254', base);
     const conflictsBefore = model.report.conflicts;
     expect(await acquireAll(apart)).toEqual(Array(8).fill('acquired'));
     expect(model.report.conflicts).toBeGreaterThan(conflictsBefore);
 
     // Within one invocation's turns: the same eight acquires, not one conflict.
-    const inTurn = await refills('+97258');
+    const inTurn = await refills('+97258', base + 1);
     const conflictsBetween = model.report.conflicts;
     expect(await withItemTurns(() => acquireAll(inTurn))).toEqual(Array(8).fill('acquired'));
     expect(model.report.conflicts).toBe(conflictsBetween);
     const shards = (await accountItems(aws.dynamo, aws.tableName, accountName)).shards;
-    expect(shards.get(0)).toBe(16);
+    expect(shards.get(base)).toBe(8);
+    expect(shards.get(base + 1)).toBe(8);
+  });
+});
+
+/**
+ * Code from before the account's layouts were recorded, as it took or freed an account slot: its
+ * shard item's share of the acquire (under the shard's cap) or the release (never below zero).
+ */
+async function oldCodeShardWrite(
+  tableName: string,
+  name: string,
+  shard: number,
+  change: 'acquire' | 'release',
+  cap = 30,
+) {
+  const key = keys.accountShard(name, shard);
+  try {
+    await aws.dynamo.send(
+      new UpdateItemCommand({
+        TableName: tableName,
+        Key: { pk: { S: key.pk }, sk: { S: key.sk } },
+        ...(change === 'acquire'
+          ? {
+              UpdateExpression: 'SET active = if_not_exists(active, :zero) + :one',
+              ConditionExpression: 'attribute_not_exists(active) OR active <= :room',
+              ExpressionAttributeValues: {
+                ':zero': { N: '0' },
+                ':one': { N: '1' },
+                ':room': { N: String(cap - 1) },
+              },
+            }
+          : {
+              UpdateExpression: 'SET active = active - :one',
+              ConditionExpression: 'active > :zero',
+              ExpressionAttributeValues: { ':zero': { N: '0' }, ':one': { N: '1' } },
+            }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+    throw error;
+  }
+}
+
+async function layoutRecord(tableName: string, name: string) {
+  const key = keys.accountLayout(name);
+  const { Item } = await aws.dynamo.send(
+    new GetItemCommand({
+      TableName: tableName,
+      Key: { pk: { S: key.pk }, sk: { S: key.sk } },
+      ConsistentRead: true,
+    }),
+  );
+  return Item ? unmarshall(Item) : undefined;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The observer, also noting when the first slot of the new deploy was taken and the most held then. */
+class DeployObserver extends Observer {
+  firstNewAt: number | undefined;
+  maxTotalAtNew = 0;
+  constructor(private readonly isOld: (runId: string) => boolean) {
+    super();
+  }
+  override acquired(runId: string, jobId: string) {
+    super.acquired(runId, jobId);
+    if (this.isOld(runId)) return;
+    this.firstNewAt ??= Date.now();
+    this.maxTotalAtNew = Math.max(this.maxTotalAtNew, this.total);
+  }
+}
+
+describe("a deploy that changes the account's layout under live calls", () => {
+  it('onto shards of 50 from before layouts were recorded: their calls counted, their code refused once fenced, the cap held', async () => {
+    // A table of the version before: no layout recorded, and none known not to be there.
+    const tableName = `dialgate-before-${randomUUID().slice(0, 8)}`;
+    await createTable(aws.dynamoEndpoint, tableName, { fromBefore: true });
+    const model = new DynamoLimitsModel();
+    const name = `deploy-${randomUUID().slice(0, 8)}`;
+    const CAP = 30; // the old layout: one shard of 30 (shard 0); the new one: three of 10
+    const observer = new DeployObserver((runId) => runId === 'old');
+    // Before the deploy: 25 calls live, taken by the old code.
+    for (let i = 0; i < 25; i++) {
+      expect(await oldCodeShardWrite(tableName, name, 0, 'acquire')).toBe(true);
+      observer.acquired('old', `before-${i}`);
+    }
+    const store = new DynamoRunStore(model.install(client()), { tableName, accountName: name });
+    const runs = await Promise.all(['+972541', '+972542'].map((prefix) => newRun(store, 30, 15, prefix)));
+
+    let done = false;
+    const lateOld = { tried: 0, took: 0 };
+    const random = mulberry32(5);
+    const oldEnds = async () => {
+      await sleep(3000 + random() * 3000);
+      observer.released('old');
+      expect(await oldCodeShardWrite(tableName, name, 0, 'release')).toBe(true);
+    };
+    // A container of the old code, still running: it keeps reaching for the old shards.
+    const oldCode = async () => {
+      const ends: Promise<void>[] = [];
+      for (let n = 0; !done; n++) {
+        const startedAfterNew = observer.firstNewAt !== undefined;
+        if (await oldCodeShardWrite(tableName, name, 0, 'acquire')) {
+          observer.acquired('old', `late-${n}`);
+          if (startedAfterNew) lateOld.took += 1;
+          ends.push(oldEnds());
+        } else if (startedAfterNew) lateOld.tried += 1;
+        await sleep(20);
+      }
+      await Promise.all(ends);
+    };
+    await Promise.all([
+      // Calls long enough for the new deploy to fill what room it has while the old calls are live.
+      race(store, runs, 3, observer, { maxConcurrentCalls: CAP }, [2000, 3000]).finally(() => {
+        done = true;
+      }),
+      ...Array.from({ length: 25 }, oldEnds),
+      oldCode(),
+    ]);
+
+    expect(observer.maxTotal).toBeLessThanOrEqual(CAP);
+    // Once the new deploy had taken a slot, the old code took none (and it did try).
+    expect(lateOld.took).toBe(0);
+    expect(lateOld.tried).toBeGreaterThan(0);
+    // The new deploy filled the room the old calls left it.
+    expect(observer.maxTotalAtNew).toBeGreaterThan(20);
+    // Every lead of the new deploy's runs taken once.
+    const leads = [...observer.taken].filter(([key]) => !key.startsWith('old#'));
+    expect(leads).toHaveLength(60);
+    expect(leads.every(([, n]) => n === 1)).toBe(true);
+    for (const runId of runs) expect(await store.getRun(runId)).toMatchObject({ active: 0, completed: 30 });
+    const account = await accountItems(aws.dynamo, tableName, name);
+    expect(account.fenced).toBe(0);
+    expect([...account.shards.values()].every((active) => active === 0)).toBe(true);
+    // The old layout's shards were fenced; the record names the new one, and, the old calls all
+    // ended, no layout left to drain once a container reads it again.
+    const oldShard = keys.accountShard(name, 0);
+    const fenced = await aws.dynamo.send(
+      new GetItemCommand({ TableName: tableName, Key: { pk: { S: oldShard.pk }, sk: { S: oldShard.sk } } }),
+    );
+    expect(Number(fenced.Item?.fence?.N)).toBe(FENCE);
+    await sleep(2100);
+    await store.acquireSlots(runs[0]!, 30, [], AT, { maxConcurrentCalls: CAP });
+    expect(await layoutRecord(tableName, name)).toMatchObject({
+      gen: 1,
+      max: CAP,
+      shardSize: 10,
+      draining: [],
+    });
+  });
+
+  it('a lowered account cap: the calls on the layout before count against it, and a container of the deploy before takes no slot', async () => {
+    const name = `lowered-${randomUUID().slice(0, 8)}`;
+    // A container of the deploy before (account cap 60) holds 50 calls.
+    const before = new DynamoRunStore(client(), { tableName: aws.tableName, accountName: name });
+    const runA = await newRun(before, 60, 60, '+972543');
+    const jobsA = await before.nextQueuedJobs(runA, 60);
+    const first = await before.acquireSlots(runA, 60, jobsA.slice(0, 50), AT, { maxConcurrentCalls: 60 });
+    expect(first.acquired).toHaveLength(50);
+    const observer = new DeployObserver((runId) => runId === runA);
+    for (const job of first.acquired) observer.acquired(runA, job.jobId);
+
+    // The deploy lowers the cap to 30; its container's first acquire fences the layout of 60.
+    const model = new DynamoLimitsModel();
+    const after = new DynamoRunStore(model.install(client()), {
+      tableName: aws.tableName,
+      accountName: name,
+    });
+    const runB = await newRun(after, 40, 30, '+972544');
+    const random = mulberry32(8);
+    const beforeAnswers: string[] = [];
+    await Promise.all([
+      race(after, [runB], 3, observer, { maxConcurrentCalls: 30 }, [200, 400]),
+      // The old calls end over a second and a half (released by whichever container gets the callback).
+      ...first.acquired.map(async (job) => {
+        await sleep(200 + random() * 1300);
+        observer.released(runA);
+        const released = await after.releaseSlot({
+          runId: runA,
+          jobId: job.jobId,
+          attempt: job.attempt + 1,
+          from: 'dialing',
+          to: 'completed',
+          outcome: 'completed',
+          at: AT,
+        });
+        expect(released).toBe('released');
+      }),
+      // The container of the deploy before, still running, reaches for more of its run's leads.
+      (async () => {
+        while (observer.firstNewAt === undefined) await sleep(20);
+        for (const job of jobsA.slice(50)) {
+          beforeAnswers.push(
+            await before.acquireSlot(runA, job, AT, { maxConcurrentCalls: 60, nowMs: Date.now() }),
+          );
+          await sleep(50);
+        }
+      })(),
+    ]);
+
+    // While the old calls were live, the new deploy took slots only under the new cap with them.
+    expect(observer.maxTotalAtNew).toBeLessThanOrEqual(30);
+    expect(observer.maxTotal).toBeLessThanOrEqual(60);
+    expect(beforeAnswers).toEqual(Array(10).fill('account-full'));
+    // It did not fence the new layout back: the record is the new deploy's.
+    expect(await layoutRecord(aws.tableName, name)).toMatchObject({ gen: 2, max: 30 });
+    const leads = [...observer.taken].filter(([key]) => key.startsWith(`${runB}#`));
+    expect(leads).toHaveLength(40);
+    const account = await accountItems(aws.dynamo, aws.tableName, name);
+    expect(account.active).toBe(0);
   });
 });
 

@@ -18,7 +18,7 @@ import { type LocalStack, startLocalStack } from '../../tools/local/stack.ts';
 import { startTwilioSimulator, type TwilioSimulator } from '../../tools/twilio-simulator/simulator.ts';
 import { accountItems, getRun, leadsFor, postRun, runItems, waitForRunCompleted } from '../support/runs.ts';
 
-/** Three shards of 40: a run of cap 60 spreads over all of them; three runs of 50 contend. */
+/** Twelve shards of 10: a run of cap 60 spreads over half of them; three runs of 50 contend for all. */
 const ACCOUNT_CAP = 120;
 
 let twilio: TwilioSimulator;
@@ -87,7 +87,7 @@ describe('the local stack under the DynamoDB limits model', () => {
   it('one run of cap 60, many dispatchers and webhooks: cap held, every lead once, conflicts retried', async () => {
     const model = limitsModelFromEnv();
     expect(model, 'the handlers run under the model').toBeDefined();
-    expect(accountShardCaps(ACCOUNT_CAP)).toEqual([40, 40, 40]);
+    expect(accountShardCaps(ACCOUNT_CAP)).toEqual(Array(12).fill(10));
     const conflictsBefore = model!.report.conflicts;
     const leads = leadsFor(100, '+1443');
     const created = await postRun(stack.apiUrl, { leads, concurrency: 60 });
@@ -102,9 +102,11 @@ describe('the local stack under the DynamoDB limits model', () => {
     expect(model!.report.conflicts).toBeGreaterThan(conflictsBefore);
     const account = await accountItems(dynamo, stack.tableName);
     expect([...account.shards.values()].every((active) => active === 0)).toBe(true);
+    // The layout before this table's first (shards of 50) was fenced, and holds no call.
+    expect(account.fenced).toBe(0);
   });
 
-  it('three runs of cap 50 under an account cap of 120 over three shards: every cap held, shards back at zero', async () => {
+  it('three runs of cap 50 under an account cap of 120 over twelve shards: every cap held, shards back at zero', async () => {
     const model = limitsModelFromEnv()!;
     const conflictsBefore = model.report.conflicts;
     const liveBefore = twilio.stats().maxLive;
@@ -125,8 +127,9 @@ describe('the local stack under the DynamoDB limits model', () => {
     expect(twilio.repeatedTos()).toEqual([]);
     expect(model.report.conflicts).toBeGreaterThan(conflictsBefore);
     const account = await accountItems(dynamo, stack.tableName);
-    expect(account.shards.size).toBe(3);
-    expect([...account.shards.values()]).toEqual([0, 0, 0]);
+    expect(account.shards.size).toBe(12);
+    expect([...account.shards.values()]).toEqual(Array(12).fill(0));
+    expect(account.fenced).toBe(0);
     expect(account.waiting).toBeUndefined();
   });
 });

@@ -9,7 +9,12 @@
 
 import { windowOf } from '../../lambdas/adapters/dynamo/breaker.ts';
 import { maxWave, waveOf } from '../../lambdas/adapters/dynamo/slots.ts';
-import { accountShardCaps, packOnShards, shardsWithRoom } from '../../lambdas/core/account-shards.ts';
+import {
+  accountShardCaps,
+  layoutRange,
+  packOnShards,
+  shardsWithRoom,
+} from '../../lambdas/core/account-shards.ts';
 import {
   type Holder,
   holderOf,
@@ -303,10 +308,20 @@ export class MemoryRunStore implements RunStore {
     const max = account?.maxConcurrentCalls;
     if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined, checks);
     // As the adapter: the shard the release freed (a refill's hint) first, then the shards with room.
+    // The shards of a fresh table's first layout (a table with no layout before: nothing fenced).
     const caps = accountShardCaps(max);
-    const freed = job.accountShard !== undefined && job.accountShard < caps.length ? [job.accountShard] : [];
-    for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps), 0)]) {
-      const result = this.#tryAcquire(runId, job, at, account, { shard, cap: caps[shard]! }, checks);
+    const { base } = layoutRange(1, max);
+    const hinted = job.accountShard === undefined ? -1 : job.accountShard - base;
+    const freed = hinted >= 0 && hinted < caps.length ? [hinted] : [];
+    for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps, base), 0)]) {
+      const result = this.#tryAcquire(
+        runId,
+        job,
+        at,
+        account,
+        { shard: base + shard, cap: caps[shard]! },
+        checks,
+      );
       if (result !== 'account-full') return result;
     }
     return 'account-full';
@@ -328,6 +343,7 @@ export class MemoryRunStore implements RunStore {
     const run = this.runs.get(runId);
     const max = account?.maxConcurrentCalls;
     const caps = max === undefined ? undefined : accountShardCaps(max);
+    const base = max === undefined ? 0 : layoutRange(1, max).base;
     let pending = first.wave;
     let size = pending.length;
     const finish = (stop?: WaveResult['stop']) => {
@@ -337,7 +353,7 @@ export class MemoryRunStore implements RunStore {
     };
     while (size > 0 && pending.length > 0) {
       let wave = pending.slice(0, size);
-      const placed = caps ? packOnShards(this.#shardRoom(caps), wave.length, 0) : [];
+      const placed = caps ? packOnShards(this.#shardRoom(caps, base), wave.length, 0) : [];
       if (caps && placed.length === 0) return finish('account-full');
       const shortOfAccount = caps !== undefined && placed.length < wave.length;
       if (caps) wave = wave.slice(0, placed.length);
@@ -376,7 +392,7 @@ export class MemoryRunStore implements RunStore {
           job,
           at,
           undefined,
-          shard === undefined ? undefined : { shard, cap: caps![shard]! },
+          shard === undefined ? undefined : { shard: base + shard, cap: caps![shard]! },
           checks,
         );
         if (outcome !== 'acquired')
@@ -722,9 +738,9 @@ export class MemoryRunStore implements RunStore {
   }
 
   /** Each shard's cap less its live calls. */
-  #shardRoom(caps: readonly number[]): number[] {
+  #shardRoom(caps: readonly number[], base: number): number[] {
     const shards = this.#ensureAccount().shards;
-    return caps.map((cap, shard) => cap - (shards.get(shard) ?? 0));
+    return caps.map((cap, shard) => cap - (shards.get(base + shard) ?? 0));
   }
 
   #ensureAccount(): Account {

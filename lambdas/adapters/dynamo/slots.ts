@@ -7,7 +7,7 @@
 // items of the same transaction.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { accountShardCaps, packOnShards, shardsWithRoom } from '../../core/account-shards.ts';
+import { packOnShards, shardsWithRoom } from '../../core/account-shards.ts';
 import { holderOf } from '../../core/model.ts';
 import type {
   AccountLimits,
@@ -21,7 +21,7 @@ import type {
 } from '../../core/ports.ts';
 import { rotate } from '../../core/rotate.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
-import type { DynamoAccount } from './account.ts';
+import type { AccountLayout, DynamoAccount } from './account.ts';
 import { recipientCheckItem, refusedBy } from './recipient-item.ts';
 import { OUTCOME_ATTRIBUTE, type SlotShardState } from './run-slots.ts';
 import type { DynamoRuns } from './runs.ts';
@@ -80,6 +80,11 @@ function isDialable(old: Record<string, { N?: string; S?: string }>, at: string)
     old.scheduledFor === undefined &&
     (old.expiresAtMs === undefined || Number(old.expiresAtMs.N) > Date.parse(at))
   );
+}
+
+/** Whether a shard counter's old image (raw attribute values) is fenced: another layout is recorded. */
+function isFenced(old: Record<string, { N?: string; S?: string }> | undefined): boolean {
+  return old?.fence !== undefined;
 }
 
 /** Where an acquire takes its slot: the run item's own `active`, or one of the run's counters (run-slots.ts). */
@@ -183,18 +188,20 @@ export class DynamoSlots implements SlotStore {
   ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
     if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
-    const caps = accountShardCaps(max);
-    const onShard = (shard: number) =>
-      this.tryAcquire(runId, counter, job, at, account, { shard, cap: caps[shard]! }, checks);
-    // The shard a release just freed a slot on (a refill's hint), without a read.
-    const freed = job.accountShard;
-    if (freed !== undefined && freed < caps.length) {
+    const layout = await this.account.layoutFor(max);
+    const { base, caps } = layout;
+    const onShard = (i: number) =>
+      this.tryAcquire(runId, counter, job, at, account, { shard: base + i, cap: caps[i]!, max }, checks);
+    // The shard a release just freed a slot on (a refill's hint), without a read: when it is one of
+    // this layout's (a slot freed on a fenced layout is not the account's to give again).
+    const freed = job.accountShard === undefined ? undefined : job.accountShard - base;
+    if (freed !== undefined && freed >= 0 && freed < caps.length && caps[freed]! > 0) {
       const result = await onShard(freed);
       if (result !== 'account-full') return result;
     }
     // Then the shards a read shows with room: a full account costs one read, not a refused
     // transaction per full shard.
-    const room = await this.account.shardRoom(caps);
+    const room = await this.account.shardRoom(max, layout);
     const order = shardsWithRoom(room, Math.floor(this.t.random() * caps.length)).filter(
       (shard) => shard !== freed,
     );
@@ -215,7 +222,7 @@ export class DynamoSlots implements SlotStore {
     job: QueuedJob,
     at: string,
     account: AccountLimits | undefined,
-    shard: { shard: number; cap: number } | undefined,
+    shard: { shard: number; cap: number; max: number } | undefined,
     checks: RecipientChecks | undefined,
   ): Promise<AcquireResult | 'counter-full'> {
     const items: TransactItem[] = [
@@ -247,7 +254,9 @@ export class DynamoSlots implements SlotStore {
     if (recipientIndex >= 0 && failed.includes(recipientIndex))
       return refusedBy(oldItems[recipientIndex], checks!.nowMs);
     if (failed.includes(0)) return this.counterRefused(runId, counter, oldItems[0], at);
-    return failed.includes(shardIndex) ? 'account-full' : 'paced';
+    if (!failed.includes(shardIndex)) return 'paced';
+    if (isFenced(oldItems[shardIndex])) this.account.layoutFenced(shard!.max);
+    return 'account-full';
   }
 
   /**
@@ -333,16 +342,16 @@ export class DynamoSlots implements SlotStore {
     account?: Pick<AccountLimits, 'maxConcurrentCalls'>,
     checks?: RecipientChecks,
   ): Promise<WaveResult> {
-    const caps =
-      account?.maxConcurrentCalls === undefined ? undefined : accountShardCaps(account.maxConcurrentCalls);
-    const limit = maxWave(caps !== undefined, checks);
+    const max = account?.maxConcurrentCalls;
+    const layout = max === undefined ? undefined : await this.account.layoutFor(max);
+    const limit = maxWave(layout !== undefined, checks);
     // With an account cap: the room on its shards, read once and kept as this call's waves take it
     // (or find it taken), so that waves write only to shards with room.
     const [shards, room] = await Promise.all([
       this.runs.slotShardsOf(runId),
-      caps ? this.account.shardRoom(caps) : undefined,
+      max !== undefined && layout ? this.account.shardRoom(max, layout) : undefined,
     ]);
-    const shardRoom = caps && room ? { caps, room } : undefined;
+    const shardRoom = max !== undefined && layout && room ? { max, layout, room } : undefined;
     if (shards.length === 0) {
       const first = waveOf(jobs, limit, checks);
       const { stop, ...result } = await this.waveOn(
@@ -380,7 +389,7 @@ export class DynamoSlots implements SlotStore {
       // few account shards, and side by side they would only cancel each other.
       const take = ({ counter, jobs: wave }: (typeof waves)[number]) =>
         this.waveOn(runId, counter, wave, at, shardRoom, checks);
-      const outcomes = caps
+      const outcomes = shardRoom
         ? await sequentially(waves.map((wave) => () => take(wave)))
         : await Promise.allSettled(waves.map(take));
       pending = rest;
@@ -434,7 +443,7 @@ export class DynamoSlots implements SlotStore {
     counter: SlotCounter & { cap: number },
     jobs: QueuedJob[],
     at: string,
-    account: { caps: readonly number[]; room: number[] } | undefined,
+    account: { max: number; layout: AccountLayout; room: number[] } | undefined,
     checks: RecipientChecks | undefined,
   ): Promise<Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' }> {
     const result: Omit<WaveResult, 'stop'> & { stop?: WaveResult['stop'] | 'no-dial' } = {
@@ -469,7 +478,7 @@ export class DynamoSlots implements SlotStore {
         shortOfAccount = placed.length < wave.length;
         wave = wave.slice(0, placed.length);
         wave.forEach((job, i) => {
-          shardOf.set(job.jobId, placed[i]!);
+          shardOf.set(job.jobId, account.layout.base + placed[i]!);
           perShard.set(placed[i]!, (perShard.get(placed[i]!) ?? 0) + 1);
         });
       }
@@ -479,7 +488,12 @@ export class DynamoSlots implements SlotStore {
       ];
       const shardAt = new Map<number, number>();
       for (const [shard, n] of perShard)
-        shardAt.set(items.push(this.account.acquireShardItem(shard, account!.caps[shard]!, n)) - 1, shard);
+        shardAt.set(
+          items.push(
+            this.account.acquireShardItem(account!.layout.base + shard, account!.layout.caps[shard]!, n),
+          ) - 1,
+          shard,
+        );
       // Each job's recipient item after everything else: index → the job it checks.
       const checkOf = new Map<number, QueuedJob>();
       for (const job of wave) {
@@ -557,8 +571,10 @@ export class DynamoSlots implements SlotStore {
       if (account && full.length > 0) {
         for (const index of full) {
           const shard = shardAt.get(index)!;
-          const held = Number((oldItems[index] as { active?: { N?: string } } | undefined)?.active?.N);
-          account.room[shard] = Number.isFinite(held) ? Math.max(0, account.caps[shard]! - held) : 0;
+          const old = oldItems[index];
+          if (isFenced(old)) this.account.layoutFenced(account.max);
+          const held = Number(old?.active?.N);
+          account.room[shard] = Number.isFinite(held) ? Math.max(0, account.layout.caps[shard]! - held) : 0;
         }
         continue;
       }
