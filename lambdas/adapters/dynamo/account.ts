@@ -38,7 +38,10 @@ const DRAINING_REREAD_MS = 2000;
  */
 const OTHER_LAYOUT_REREAD_MS = 5000;
 
-/** Shards a fill reads for their room at most: one read request, room for four full waves. */
+/**
+ * Shards a fill reads for their room, at least: one read request, room for four full waves (more
+ * for a fill of more slots).
+ */
 const ROOM_SAMPLE = 20;
 
 /** Counters fenced in one transaction (DynamoDB's most items a transaction). */
@@ -271,14 +274,16 @@ export class DynamoAccount {
 
   /**
    * Room on the layout's shards (a shard's cap less its `active`; a shard no acquire has reached yet
-   * is empty), read together and strongly consistent: all of them up to 20, else 20 with a cap from a
-   * place of this reader's own (the others are given no room). Read before an acquire reaches for
+   * is empty), read together and strongly consistent: all of them up to 20 (or twice the shards that
+   * `wanted` slots would fill), else that many with a cap, from a place of this reader's own (the
+   * others are given no room): the read grows with the slots asked for, not with the account cap. Read before an acquire reaches for
    * shards, so that it writes only to shards with room: near a full account, probing shards by writing
    * costs a refused transaction (2 write units an item) per full shard, and overlapping probes cancel
    * each other; a read costs a fraction of that and overlaps nothing. A fenced shard has no room.
    */
-  async shardRoom(max: number, layout: AccountLayout): Promise<number[]> {
-    const read = shardsToRead(layout.caps, ROOM_SAMPLE, Math.floor(this.t.random() * layout.caps.length));
+  async shardRoom(max: number, layout: AccountLayout, wanted = 1): Promise<number[]> {
+    const sample = Math.max(ROOM_SAMPLE, 2 * Math.ceil(wanted / ACCOUNT_SHARD_SIZE));
+    const read = shardsToRead(layout.caps, sample, Math.floor(this.t.random() * layout.caps.length));
     const items = await this.t.batchGet(
       read.map((shard) => keys.accountShard(this.name, layout.base + shard)),
       { consistent: true, projection: 'pk, active, fence' },

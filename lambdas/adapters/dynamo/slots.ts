@@ -349,7 +349,7 @@ export class DynamoSlots implements SlotStore {
     // (or find it taken), so that waves write only to shards with room.
     const [shards, room] = await Promise.all([
       this.runs.slotShardsOf(runId),
-      max !== undefined && layout ? this.account.shardRoom(max, layout) : undefined,
+      max !== undefined && layout ? this.account.shardRoom(max, layout, jobs.length) : undefined,
     ]);
     const shardRoom = max !== undefined && layout && room ? { max, layout, room } : undefined;
     if (shards.length === 0) {
