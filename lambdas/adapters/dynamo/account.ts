@@ -249,8 +249,9 @@ export class DynamoAccount {
   }
 
   /**
-   * A shard's share of an acquire: `slots` slots (one, or a wave's jobs on this shard) under its own cap. The counter is made by the first
-   * acquire that reaches it (no setup step); a missing counter is zero.
+   * A shard's share of an acquire: `slots` slots (one, or a wave's jobs on this shard) under its own
+   * cap. The counter is made by the first acquire that reaches it (no setup step); a missing counter
+   * is zero. A fenced counter (another layout recorded since) has no room.
    */
   acquireShardItem(shard: number, cap: number, slots = 1): TransactItem {
     return {
@@ -276,10 +277,11 @@ export class DynamoAccount {
    * Room on the layout's shards (a shard's cap less its `active`; a shard no acquire has reached yet
    * is empty), read together and strongly consistent: all of them up to 20 (or twice the shards that
    * `wanted` slots would fill), else that many with a cap, from a place of this reader's own (the
-   * others are given no room): the read grows with the slots asked for, not with the account cap. Read before an acquire reaches for
-   * shards, so that it writes only to shards with room: near a full account, probing shards by writing
-   * costs a refused transaction (2 write units an item) per full shard, and overlapping probes cancel
-   * each other; a read costs a fraction of that and overlaps nothing. A fenced shard has no room.
+   * others are given no room): the read grows with the slots asked for, not with the account cap.
+   * Read before an acquire reaches for shards, so that it writes only to shards with room: near a
+   * full account, probing shards by writing costs a refused transaction (2 write units an item) per
+   * full shard, and overlapping probes cancel each other; a read costs a fraction of that and
+   * overlaps nothing. A fenced shard has no room.
    */
   async shardRoom(max: number, layout: AccountLayout, wanted = 1): Promise<number[]> {
     const sample = Math.max(ROOM_SAMPLE, 2 * Math.ceil(wanted / ACCOUNT_SHARD_SIZE));
