@@ -77,6 +77,28 @@ class Observer {
   }
 }
 
+/** A completed call's release, as a webhook makes it: retried until the store answers, which must be "released". */
+async function releaseCompleted(store: DynamoRunStore, runId: string, job: QueuedJob) {
+  for (;;) {
+    try {
+      const result = await store.releaseSlot({
+        runId,
+        jobId: job.jobId,
+        attempt: job.attempt + 1,
+        from: 'dialing',
+        to: 'completed',
+        outcome: 'completed',
+        at: AT,
+      });
+      expect(result).toBe('released');
+      return;
+    } catch (error) {
+      // Conflicts past the store's retry budget: the webhook's invocation fails and is retried.
+      if (!(error instanceof Error) || !/Transaction|Throughput|Throttl/.test(error.name)) throw error;
+    }
+  }
+}
+
 /**
  * `dispatchers` loops per run, each reading the queue and acquiring; every acquired slot is released
  * by a "webhook" after a short call (`callMs`, from and to), retried until the store answers (a
@@ -96,24 +118,7 @@ async function race(
     await new Promise((resolve) => setTimeout(resolve, callMs[0] + random() * (callMs[1] - callMs[0])));
     // The observer lets go first: the slot is free from the moment the release may apply.
     observer.released(runId);
-    for (;;) {
-      try {
-        const result = await store.releaseSlot({
-          runId,
-          jobId: job.jobId,
-          attempt: job.attempt + 1,
-          from: 'dialing',
-          to: 'completed',
-          outcome: 'completed',
-          at: AT,
-        });
-        expect(result).toBe('released');
-        return;
-      } catch (error) {
-        // Conflicts past the store's retry budget: the webhook's invocation fails and is retried.
-        if (!(error instanceof Error) || !/Transaction|Throughput|Throttl/.test(error.name)) throw error;
-      }
-    }
+    await releaseCompleted(store, runId, job);
   };
   await Promise.all(
     runs.flatMap((runId) =>
@@ -474,16 +479,7 @@ describe("a deploy that changes the account's layout under live calls", () => {
       ...first.acquired.map(async (job) => {
         await sleep(200 + random() * 1300);
         observer.released(runA);
-        const released = await after.releaseSlot({
-          runId: runA,
-          jobId: job.jobId,
-          attempt: job.attempt + 1,
-          from: 'dialing',
-          to: 'completed',
-          outcome: 'completed',
-          at: AT,
-        });
-        expect(released).toBe('released');
+        await releaseCompleted(after, runA, job);
       }),
       // The container of the deploy before, still running, reaches for more of its run's leads.
       (async () => {
