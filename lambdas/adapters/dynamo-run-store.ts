@@ -147,6 +147,9 @@ export class DynamoRunStore implements RunStore {
   takeWaitingRun(except: string): Promise<string | undefined> {
     return this.account.takeWaitingRun(except);
   }
+  hasWaitingRun(except: string): Promise<boolean> {
+    return this.account.hasWaitingRun(except);
+  }
 
   // SlotStore
   acquireSlot(

@@ -103,10 +103,18 @@ export async function fillSlots(
         }
         if (result === 'acquired') {
           calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
-          // The freed slot is filled; other free slots have dispatches of their own. A run handed an
-          // account slot goes on to fill in full: it waited for the account, which may have more room
-          // now (calls of another run ending), and nobody else would tell it.
-          if (!handed) maxRounds = 0;
+          // The freed slot is filled; other free slots have dispatches of their own. So has the
+          // account's room while other runs wait: each slot freed then is handed to one of them, and
+          // a run that reached for more than its own would take slots from under those runs'
+          // dispatches (a refused or cancelled transaction each). A run handed a slot that has more
+          // to dial then waits again instead: the next slot freed anywhere comes to it in turn. With
+          // no other run waiting, the account's room is nobody's: it fills in full (calls of another
+          // run may have ended with nobody to hand their slots to, and nobody else would tell it).
+          maxRounds = 0;
+          if (handed && hint!.length > 1) {
+            if (await deps.store.hasWaitingRun(runId)) await deps.store.addWaitingRun(runId);
+            else maxRounds = MAX_ROUNDS;
+          }
         }
         if (result === 'stop') maxRounds = 0; // paced out or the account is full: the run will be woken
         // Taken by another dispatcher: the next one. No slot (full, paused, canceled): the read says.

@@ -270,6 +270,8 @@ export interface WakeStore {
   addWaitingRun(runId: string): Promise<void>;
   /** One waiting run other than `except`, taken off the waiting set; undefined when there is none. */
   takeWaitingRun(except: string): Promise<string | undefined>;
+  /** Whether a run other than `except` waits for an account slot (read, not taken). */
+  hasWaitingRun(except: string): Promise<boolean>;
 }
 
 /** Run controls (pause, resume, cancel) and what a cancel does to the queued leads. */

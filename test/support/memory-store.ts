@@ -290,6 +290,10 @@ export class MemoryRunStore implements RunStore {
     this.#ensureAccount().waiting.add(runId);
   }
 
+  async hasWaitingRun(except: string): Promise<boolean> {
+    return [...(this.#account?.waiting ?? [])].some((runId) => runId !== except);
+  }
+
   async takeWaitingRun(except: string): Promise<string | undefined> {
     const chosen = [...(this.#account?.waiting ?? [])].find((runId) => runId !== except);
     if (chosen !== undefined) this.#account!.waiting.delete(chosen);

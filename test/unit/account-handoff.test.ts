@@ -77,6 +77,37 @@ describe('a freed account slot', () => {
     expect((await fillSlots(deps, a, undefined, undefined, handed[0]!.request.handedShard)).placed).toBe(2);
   });
 
+  it("while other runs wait, takes only the slot it is handed and waits again: the account's other room is being handed to them", async () => {
+    const w = world({ account: { maxConcurrentCalls: 2 } });
+    const deps = { ...w.deps, recentOptions: new RecentRunOptions() };
+    const b = await w.seedRun({ leads: 2, concurrency: 2 });
+    const waiting = [
+      await w.seedRun({ leads: 4, concurrency: 2 }),
+      await w.seedRun({ leads: 4, concurrency: 2 }),
+      await w.seedRun({ leads: 4, concurrency: 2 }),
+    ];
+    expect((await fillSlots(deps, b)).placed).toBe(2);
+    for (const runId of waiting) expect((await fillSlots(deps, runId)).placed).toBe(0);
+    w.queue.take();
+    // Both of B's calls end before either handed dispatch runs: each release hands its slot to a
+    // waiting run, and one run still waits.
+    for (const call of w.telephony.live(b)) {
+      await w.callback(call.sid, 'in-progress');
+      await w.callback(call.sid, 'completed');
+    }
+    const handed = w.queue.take().filter((r) => r.request.handedShard !== undefined);
+    expect(new Set(handed.map((r) => r.runId)).size).toBe(2);
+    // Each takes its own slot, not the other's: before, the first filled in full and took both, and
+    // the second's transaction was refused.
+    for (const { runId, request } of handed)
+      expect((await fillSlots(deps, runId, undefined, undefined, request.handedShard)).placed).toBe(1);
+    // And both wait again, with the run that was waiting already.
+    for (const { runId } of handed) expect(await w.store.hasWaitingRun(runId)).toBe(true);
+    const stillWaiting = waiting.filter((runId) => !handed.some((r) => r.runId === runId));
+    expect(await w.store.takeWaitingRun(stillWaiting[0]!)).toBeDefined();
+    expect(await w.store.takeWaitingRun(stillWaiting[0]!)).toBeDefined();
+  });
+
   it('handed to one run by several releases at once: each dispatch starts from its own place among its first jobs', async () => {
     // Two dispatches of the same run, each handed a slot (warm: the run's options known), name
     // different messages. Each takes the job at its message's place among the run's first 24, as a

@@ -69,12 +69,18 @@ export async function runScale(options: ScaleOptions, section: 'scale' | 'accoun
   ];
   // SCALE_ACCOUNT_CAP=200: the account workload scaled down (three runs of half the account cap, as
   // many leads as at 1,000), to tell what the design does from what this machine can serve.
+  // SCALE_ACCOUNT_RUNS=25 SCALE_ACCOUNT_RUN_CAP=10: many small runs instead (three rounds of leads
+  // each), whose own caps the account's share of each often reaches.
   const accountCap = Number(process.env.SCALE_ACCOUNT_CAP ?? (q ? 300 : 1_000));
+  const accountRuns = Number(process.env.SCALE_ACCOUNT_RUNS ?? 3);
+  const accountRunCap = process.env.SCALE_ACCOUNT_RUN_CAP
+    ? Number(process.env.SCALE_ACCOUNT_RUN_CAP)
+    : undefined;
   const withAccount: Workload = {
     label: `account cap ${accountCap}`,
-    cap: q ? 150 : Math.min(500, Math.ceil(accountCap / 2)),
-    runs: 3,
-    leadsPerRun: q ? 250 : Math.round(accountCap * 0.8),
+    cap: accountRunCap ?? (q ? 150 : Math.min(500, Math.ceil(accountCap / 2))),
+    runs: accountRuns,
+    leadsPerRun: accountRunCap ? accountRunCap * 3 : q ? 250 : Math.round(accountCap * 0.8),
     accountCap,
   };
   const floorRounds = q ? 10 : 30;

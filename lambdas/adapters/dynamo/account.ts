@@ -346,18 +346,26 @@ export class DynamoAccount {
     );
   }
 
+  /** The runs waiting for an account slot, read consistently. */
+  private async waitingRuns(): Promise<string[]> {
+    const { Item } = await this.t.doc.send(
+      new GetCommand({
+        TableName: this.t.name,
+        Key: keys.account(this.name),
+        ConsistentRead: true,
+        ProjectionExpression: 'waiting',
+      }),
+    );
+    return Item?.waiting instanceof Set ? [...Item.waiting].map(String) : [];
+  }
+
+  async hasWaitingRun(except: string): Promise<boolean> {
+    return (await this.waitingRuns()).some((runId) => runId !== except);
+  }
+
   async takeWaitingRun(except: string): Promise<string | undefined> {
     for (let round = 0; round < TAKE_WAITING_TRIES; round++) {
-      const { Item } = await this.t.doc.send(
-        new GetCommand({
-          TableName: this.t.name,
-          Key: keys.account(this.name),
-          ConsistentRead: true,
-          ProjectionExpression: 'waiting',
-        }),
-      );
-      const waiting = Item?.waiting instanceof Set ? [...Item.waiting].map(String) : [];
-      const others = waiting.filter((runId) => runId !== except);
+      const others = (await this.waitingRuns()).filter((runId) => runId !== except);
       if (others.length === 0) return undefined;
       // Any one of them: over many releases, each waiting run's turn comes.
       const chosen = others[Math.floor(this.t.random() * others.length)]!;
