@@ -92,7 +92,9 @@ export class DynamoAccount {
    * The layout this container acquires on under an account cap of `max`. The first call reads the
    * record; if the recorded cap is another (or none is recorded), this container's deploy changed it:
    * it fences the recorded layout and records its own. Later calls never start a layout: a container
-   * of the deploy before, still running, would otherwise fence the new one in its turn.
+   * of the deploy before, still running, would otherwise fence the new one in its turn. (A container
+   * of the deploy before that first starts after the new layout is recorded would fence it; Lambda
+   * starts none once a configuration update has completed, and the new one's first only after that.)
    */
   async layoutFor(max: number): Promise<AccountLayout> {
     let pending = this.layouts.get(max);
