@@ -112,7 +112,8 @@ export class DynamoAccount {
       this.layouts.set(max, next);
       held = await next;
     }
-    const caps = held.current ? accountShardCaps(max, held.drainingCalls) : accountShardCaps(max, max);
+    // A container whose cap is not the recorded one has no room on any shard: as if `max` calls drained.
+    const caps = accountShardCaps(max, held.current ? held.drainingCalls : max);
     return { base: layoutRange(held.gen, max).base, caps };
   }
 
