@@ -11,6 +11,7 @@ import type {
   AccountLimits,
   AcquireResult,
   BreakerWindow,
+  CarriedSlot,
   ControlChange,
   ControlResult,
   CreateRunResult,
@@ -119,6 +120,9 @@ export class DynamoRunStore implements RunStore {
   closeRun(runId: string): Promise<'closed' | 'still-open'> {
     return this.runs.closeRun(runId);
   }
+  carriedSlots(runId: string, everyJob: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
+    return this.runs.carriedSlots(runId, everyJob);
+  }
 
   // IngestStore
   ingestChunk(runId: string, chunk: number, jobs: NewJob[], at: string): Promise<'ingested' | 'duplicate'> {
@@ -185,6 +189,9 @@ export class DynamoRunStore implements RunStore {
   }
   releaseSlot(release: Release): Promise<ReleaseResult> {
     return this.slots.releaseSlot(release);
+  }
+  dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'> {
+    return this.slots.dropCarry(carry);
   }
   recordAnsweredBy(runId: string, jobId: string, attempt: number, answeredBy: string) {
     return this.slots.recordAnsweredBy(runId, jobId, attempt, answeredBy);

@@ -65,7 +65,7 @@ export class SqsWorkQueue implements WorkQueue {
   }
 
   async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {
-    const { delaySeconds = 0, releasedAt, next, handedShard } = request;
+    const { delaySeconds = 0, releasedAt, next, handedShard, carried } = request;
     await this.sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
@@ -75,6 +75,7 @@ export class SqsWorkQueue implements WorkQueue {
           ...(releasedAt ? { releasedAt } : {}),
           ...(next ? { next } : {}),
           ...(handedShard === undefined ? {} : { handedShard }),
+          ...(carried ? { carried } : {}),
         } satisfies WorkMessage),
         ...(delaySeconds > 0 ? { DelaySeconds: Math.min(900, Math.ceil(delaySeconds)) } : {}),
       }),

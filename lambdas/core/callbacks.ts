@@ -100,6 +100,8 @@ export async function applyStatusCallback(
       ...(callback.answeredBy === undefined ? {} : { answeredBy: callback.answeredBy }),
       accountShard: callback.accountShard ?? null,
       ...(callback.slotShard === undefined ? {} : { slotShard: callback.slotShard }),
+      // The account slot goes to the refill (or the waiting run) it is handed to, off the shard.
+      carry: true,
       at,
     });
     if (result === 'released') {
@@ -111,6 +113,9 @@ export async function applyStatusCallback(
         accountShard: callback.accountShard,
         releasedAt: at,
         next: offeredOn(await nextJobs, callback.slotShard, callback.accountShard),
+        ...(callback.accountShard === undefined
+          ? {}
+          : { carried: { runId, jobId, attempt, shard: callback.accountShard } }),
       });
       return 'released';
     }
@@ -180,6 +185,12 @@ export async function releaseFinal(
   // A retry that could only come after the run's expires_at: the lead ends `expired` now.
   const expired = retryAt !== undefined && isExpiredBy(run, retryAt);
   if (expired) retryAt = undefined;
+  // A callback's final release hands its account slot on without freeing it on its shard
+  // (CarriedSlot); the reconciler's (no hint, a run's slots settled in a sweep) frees it there.
+  const carried =
+    nextJobs !== undefined && retryAt === undefined && holder.accountShard !== undefined
+      ? { runId, jobId, attempt, shard: holder.accountShard }
+      : undefined;
   const release: Release = {
     runId,
     jobId,
@@ -194,6 +205,7 @@ export async function releaseFinal(
     ...(call.answeredBy === undefined ? {} : { answeredBy: call.answeredBy }),
     accountShard: holder.accountShard ?? null,
     slotShard: holder.slotShard ?? null,
+    ...(carried ? { carry: true } : {}),
     at,
   };
   const result = await deps.store.releaseSlot(release);
@@ -209,6 +221,7 @@ export async function releaseFinal(
       accountShard: holder.accountShard,
       releasedAt: at,
       ...(nextJobs ? { next: offeredOn(await nextJobs, release.slotShard, holder.accountShard) } : {}),
+      ...(carried ? { carried } : {}),
     });
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }

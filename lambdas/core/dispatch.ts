@@ -15,5 +15,5 @@ export async function handleWorkMessage(
   filler?: string,
 ): Promise<FillResult> {
   if (message.type === 'ingest') return ingestChunk(deps, message, filler);
-  return fillSlots(deps, message.runId, message.next, filler, message.handedShard);
+  return fillSlots(deps, message.runId, message.next, filler, message.handedShard, message.carried);
 }

@@ -9,6 +9,7 @@ import { nextJobsFor } from './next-jobs.ts';
 import { type PlaceCallDeps, placeCall } from './place-call.ts';
 import type {
   AcquireResult,
+  CarriedSlot,
   FillLease,
   FrequencyCap,
   QueuedJob,
@@ -64,6 +65,8 @@ const SPARE_CANDIDATES = 2;
  * no slot, the run and its queue are read first, together, and every free slot is filled.
  * `handedShard`: an account slot handed to this run, which was waiting for one (wake.ts); its next
  * jobs are offered the shard it was freed on, and a dispatch that can use it for none passes it on.
+ * `carried`: the freed account slot is still on its released job (CarriedSlot): the hinted jobs take
+ * it from there; a fill that does not passes it on or drops it.
  */
 export async function fillSlots(
   deps: FillSlotsDeps,
@@ -71,6 +74,7 @@ export async function fillSlots(
   hint?: QueuedJob[],
   filler?: string,
   handedShard?: number | null,
+  carried?: CarriedSlot,
 ): Promise<FillResult> {
   const calls: Promise<boolean>[] = [];
   let stoppedBy: { error: unknown } | undefined;
@@ -85,6 +89,11 @@ export async function fillSlots(
     const next = await nextJobsFor(deps.store, runId, deps.clock.now().getTime(), filler ?? '');
     hint = next.map((job) => (handedShard === null ? job : { ...job, accountShard: handedShard }));
   }
+  // Until an acquire takes it (or finds it gone, and takes a slot on a shard instead): this fill's.
+  let carry = fast ? carried : undefined;
+  if (carry) hint = hint!.map((job) => ({ ...job, carried: carry }));
+  // A fill that reads first takes its slots on the shards: the carried one goes back there first.
+  if (carried && !fast) await deps.store.dropCarry(carried);
   // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
   // together, the candidates read for a refill's one free slot plus spares.
   let prefetched: Promise<QueuedJob[]> | undefined;
@@ -102,6 +111,7 @@ export async function fillSlots(
           continue; // the freed slot is still free: the next hinted job
         }
         if (result === 'acquired') {
+          carry = undefined;
           calls.push(observed(placeCall(deps, runId, known, job, job.attempt + 1)));
           // The freed slot is filled; other free slots have dispatches of their own. So has the
           // account's room while other runs wait: each slot freed then is handed to one of them, and
@@ -122,6 +132,10 @@ export async function fillSlots(
       }
     }
     if (maxRounds > 0) {
+      // The hinted jobs were all taken, or the run has no slot: the fill below reads and takes its
+      // slots on the shards, where the carried one goes back first.
+      if (carry) await deps.store.dropCarry(carry);
+      carry = undefined;
       let first = prefetched; // read for the first pass only: a pass asked for later reads anew
       // An empty hint: its releaser saw no lead due (a run's last calls ending). The fill that makes
       // sure only reads, and the lease would cost two writes for it; without the lease it is safe
@@ -136,9 +150,12 @@ export async function fillSlots(
   } catch (error) {
     stoppedBy = { error };
   }
-  // A handed slot this run took no slot with, and is not waiting for: the next waiting run's.
+  // A handed slot this run took no slot with, and is not waiting for: the next waiting run's. A
+  // carried slot left over (paced out, or the account found full) goes the same way, or back to its
+  // shard. A fill that failed leaves it: the dispatch is delivered again, with it.
   if (handedShard !== undefined && !stoppedBy && calls.length === 0 && !pacing.waitingForAccount)
-    await passOnAccountSlot(deps, runId, handedShard);
+    await passOnAccountSlot(deps, runId, handedShard, carry);
+  else if (carry && !stoppedBy) await passOnAccountSlot(deps, runId, carry.shard, carry);
   return settle(calls, stoppedBy);
 }
 

@@ -137,6 +137,8 @@ export interface Job {
   accountShard?: number;
   /** While live in a run whose cap is split over several slot counters: the one whose slot it holds. */
   slotShard?: number;
+  /** Released, with its account slot carried for the next acquire (CarriedSlot): the slot's shard. */
+  carriedShard?: number;
   /** While queued: not to be dialed before this time (ms since the epoch): a retry's delay, a closed window. */
   notBefore?: number;
 }

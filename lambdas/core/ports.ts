@@ -38,6 +38,28 @@ export interface QueuedJob {
    * taken, the shard it holds (the store sets it, as it does `slotShard`).
    */
   accountShard?: number;
+  /**
+   * In a refill's (or a handed dispatch's) hint: the account slot the release carried, which the
+   * acquire takes off the released job instead of taking one on a shard.
+   */
+  carried?: CarriedSlot;
+}
+
+/**
+ * An account slot a released job still holds for the next acquire. A final release with an account
+ * shard leaves the shard's count as it is and marks the job (`carriedShard`); the acquire that takes
+ * the slot moves it onto its own job in its transaction, conditioned on the mark, and never writes
+ * the shard. A release followed by its refill would otherwise write the shard twice for no net change,
+ * and a burst of calls ending together meets on the shard items. A carry nobody takes is dropped: the
+ * shard decremented and the mark removed, in one transaction on the same condition.
+ */
+export interface CarriedSlot {
+  runId: string;
+  jobId: string;
+  /** The released attempt: the mark is this attempt's. */
+  attempt: number;
+  /** The account shard the slot is counted on. */
+  shard: number;
 }
 
 /** Account-wide limits, enforced in the same transaction as the run's own slot. */
@@ -139,6 +161,11 @@ export interface Release {
   claimCall?: boolean;
   /** Twilio's AnsweredBy for the call, when detection told it (kept unless the job has one already). */
   answeredBy?: string;
+  /**
+   * With a final `to` and a known `accountShard`: keep the account slot on the job (CarriedSlot)
+   * instead of freeing it on its shard. The caller hands it to the next acquire or drops it.
+   */
+  carry?: boolean;
   at: string;
 }
 
@@ -251,6 +278,11 @@ export interface SlotStore {
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
   /**
+   * Frees a carried account slot on its shard, only if the job still carries it: `gone` when an
+   * acquire took it or it was dropped already.
+   */
+  dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'>;
+  /**
    * Records answering-machine detection's verdict on the holder (the job), only while this attempt is
    * live and has none yet: `stale` for a duplicate, another attempt, or a call already settled.
    */
@@ -272,6 +304,8 @@ export interface WakeStore {
   takeWaitingRun(except: string): Promise<string | undefined>;
   /** Whether a run other than `except` waits for an account slot (read, not taken). */
   hasWaitingRun(except: string): Promise<boolean>;
+  /** SlotStore's: a carried account slot that nobody will take is freed. */
+  dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'>;
 }
 
 /** Run controls (pause, resume, cancel) and what a cancel does to the queued leads. */
@@ -328,6 +362,12 @@ export interface OpenRunStore {
   listOpenRuns(): Promise<string[]>;
   /** Marks a run closed, only if every lead is ingested and none is queued or live. */
   closeRun(runId: string): Promise<'closed' | 'still-open'>;
+  /**
+   * The account slots the run's released jobs carry (and when each was released). `everyJob`: read
+   * all of its jobs consistently, not the live index, which on AWS may lag: before a run is closed,
+   * after which the reconciler no longer looks at it.
+   */
+  carriedSlots(runId: string, everyJob: boolean): Promise<(CarriedSlot & { endedAt: string })[]>;
 }
 
 /** A suppressed number (E.164), as stored. */
@@ -461,6 +501,8 @@ export interface DispatchRequest {
    * the next waiting run when it cannot use it.
    */
   handedShard?: number | null;
+  /** The account slot the release carried (CarriedSlot): the dispatch takes it, passes it on or drops it. */
+  carried?: CarriedSlot;
 }
 
 export interface LeadChunk {
@@ -471,7 +513,10 @@ export interface LeadChunk {
 /** The messages on the work queue. */
 export type WorkMessage =
   | { type: 'ingest'; runId: string; chunk: number; jobs: NewJob[] }
-  | ({ type: 'dispatch'; runId: string } & Pick<DispatchRequest, 'releasedAt' | 'next' | 'handedShard'>);
+  | ({ type: 'dispatch'; runId: string } & Pick<
+      DispatchRequest,
+      'releasedAt' | 'next' | 'handedShard' | 'carried'
+    >);
 
 export interface CallRequest {
   to: string;

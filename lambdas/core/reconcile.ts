@@ -10,6 +10,7 @@ import { countLive, type Holder, type Run } from './model.ts';
 import type {
   CallClaimStore,
   CallLookup,
+  CarriedSlot,
   Clock,
   EndedCall,
   FoundCall,
@@ -68,6 +69,8 @@ export interface ReconcileReport {
   liveCalls: number;
   /** Open runs left for the next pass because this one's time budget was spent. */
   runsDeferred: number;
+  /** Account slots carried by released jobs and taken by no dispatch: freed on their shards. */
+  carriesDropped: number;
 }
 
 export function emptyReport(): ReconcileReport {
@@ -85,6 +88,7 @@ export function emptyReport(): ReconcileReport {
     lookupErrors: 0,
     liveCalls: 0,
     runsDeferred: 0,
+    carriesDropped: 0,
   };
 }
 
@@ -120,6 +124,13 @@ type EndedCalls = ReadonlyMap<string, EndedCall>;
  * only late.
  */
 export const FINAL_CALLBACK_GRACE_MS = 30_000;
+
+/**
+ * A carried account slot (CarriedSlot) is taken by its dispatch within milliseconds of its release.
+ * One still on its job after this was lost: the webhook died before its message was sent, or the
+ * dispatch failed (a retry of it then finds the slot gone, and takes one on a shard instead).
+ */
+export const CARRY_GRACE_MS = 30_000;
 
 /**
  * A call found by number is ours only if Twilio created it between the slot being taken and the end
@@ -258,6 +269,8 @@ async function reconcileRun(
     }
   }
 
+  const carriesLeft = await dropLostCarries(deps, await deps.store.carriedSlots(runId, false), now, report);
+
   const live = countLive(run);
   report.liveCalls += live.dialing + live.calling - released;
   const freeSlots = run.concurrency - (live.dialing + live.calling) + released;
@@ -272,9 +285,38 @@ async function reconcileRun(
   ) {
     await deps.queue.requestDispatch(runId);
     report.redispatched += 1;
-  } else if (released === 0 && (await deps.store.closeRun(runId)) === 'closed') {
+  } else if (released === 0 && carriesLeft === 0 && (await closeRun(deps, run, report))) {
     report.runsClosed += 1;
   }
+}
+
+/** Drops the carried slots older than CARRY_GRACE_MS (each only if still carried); how many are left. */
+async function dropLostCarries(
+  deps: ReconcileDeps,
+  carries: readonly (CarriedSlot & { endedAt: string })[],
+  now: number,
+  report: ReconcileReport,
+): Promise<number> {
+  let left = 0;
+  for (const carry of carries) {
+    if (now - Date.parse(carry.endedAt) < CARRY_GRACE_MS) left += 1;
+    else if ((await deps.store.dropCarry(carry)) === 'dropped') report.carriesDropped += 1;
+  }
+  return left;
+}
+
+/**
+ * Closes a run whose every lead is final, after one last look for slots its jobs carry: the
+ * reconciler never visits a closed run again, so a lost carry left on one would be an account slot
+ * lost for good. The look reads every job consistently (the live index may lag a release on AWS); a
+ * run read with no lead queued or live makes no new carry, so none can follow the look.
+ */
+async function closeRun(deps: ReconcileDeps, run: Run, report: ReconcileReport): Promise<boolean> {
+  if (run.active !== 0 || run.queued !== 0 || run.ingestedLeads !== run.totalLeads) return false;
+  const carries = await deps.store.carriedSlots(run.runId, true);
+  for (const carry of carries)
+    if ((await deps.store.dropCarry(carry)) === 'dropped') report.carriesDropped += 1;
+  return (await deps.store.closeRun(run.runId)) === 'closed';
 }
 
 /**

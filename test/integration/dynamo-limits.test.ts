@@ -17,7 +17,7 @@ import { DynamoLimitsModel } from '../../lambdas/adapters/dynamo-limits.ts';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { accountShardCaps, FENCE, layoutRange } from '../../lambdas/core/account-shards.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import type { AccountLimits, QueuedJob } from '../../lambdas/core/ports.ts';
+import type { AccountLimits, CarriedSlot, QueuedJob } from '../../lambdas/core/ports.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { createTable, LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
@@ -77,8 +77,11 @@ class Observer {
   }
 }
 
-/** A completed call's release, as a webhook makes it: retried until the store answers, which must be "released". */
-async function releaseCompleted(store: DynamoRunStore, runId: string, job: QueuedJob) {
+/**
+ * A completed call's release, as a webhook makes it: retried until the store answers, which must be
+ * "released". `carry`: its account slot kept on the job for the next acquire (CarriedSlot).
+ */
+async function releaseCompleted(store: DynamoRunStore, runId: string, job: QueuedJob, carry = false) {
   for (;;) {
     try {
       const result = await store.releaseSlot({
@@ -88,12 +91,24 @@ async function releaseCompleted(store: DynamoRunStore, runId: string, job: Queue
         from: 'dialing',
         to: 'completed',
         outcome: 'completed',
+        ...(carry ? { carry: true, accountShard: job.accountShard! } : {}),
         at: AT,
       });
       expect(result).toBe('released');
       return;
     } catch (error) {
       // Conflicts past the store's retry budget: the webhook's invocation fails and is retried.
+      if (!(error instanceof Error) || !/Transaction|Throughput|Throttl/.test(error.name)) throw error;
+    }
+  }
+}
+
+/** A carried slot dropped, retried as a Lambda's invocation is until the store answers. */
+async function dropCarry(store: DynamoRunStore, carry: CarriedSlot): Promise<'dropped' | 'gone'> {
+  for (;;) {
+    try {
+      return await store.dropCarry(carry);
+    } catch (error) {
       if (!(error instanceof Error) || !/Transaction|Throughput|Throttl/.test(error.name)) throw error;
     }
   }
@@ -111,6 +126,7 @@ async function race(
   observer: Observer,
   account?: Omit<AccountLimits, 'nowMs'>,
   callMs: [number, number] = [5, 45],
+  carried?: CarriedSlot[],
 ) {
   const random = mulberry32(11);
   const webhooks: Promise<void>[] = [];
@@ -118,7 +134,13 @@ async function race(
     await new Promise((resolve) => setTimeout(resolve, callMs[0] + random() * (callMs[1] - callMs[0])));
     // The observer lets go first: the slot is free from the moment the release may apply.
     observer.released(runId);
-    await releaseCompleted(store, runId, job);
+    await releaseCompleted(store, runId, job, carried !== undefined);
+    // Handed to whichever dispatcher reaches for it first, of any run, and to a second one as well
+    // (a dispatch delivered twice): both reach for it, one takes it.
+    if (carried)
+      carried.push(
+        ...Array(2).fill({ runId, jobId: job.jobId, attempt: job.attempt + 1, shard: job.accountShard! }),
+      );
   };
   await Promise.all(
     runs.flatMap((runId) =>
@@ -131,21 +153,26 @@ async function race(
           let progress = false;
           for (const job of candidates) {
             let result: string;
+            const carry = carried?.shift();
+            const taking = carry ? { ...job, carried: carry } : job;
             try {
               result = await store.acquireSlot(
                 runId,
-                job,
+                taking,
                 AT,
                 account ? { ...account, nowMs: Date.now() } : undefined,
               );
             } catch (error) {
               if (!(error instanceof Error) || !/Transaction|Throughput|Throttl/.test(error.name))
                 throw error;
-              continue;
+              result = 'failed';
             }
+            // Not taken with it (the job was, the run is full, the store gave up): back on its shard,
+            // as a dispatch that cannot use its carried slot drops it before it fills from the shards.
+            if (carry && result !== 'acquired') await dropCarry(store, carry);
             if (result === 'acquired') {
               observer.acquired(runId, job.jobId);
-              webhooks.push(release(runId, job));
+              webhooks.push(release(runId, taking));
               progress = true;
             }
           }
@@ -198,6 +225,34 @@ describe('under the DynamoDB limits model', () => {
     expect([...account.shards.values()].every((active) => active === 0)).toBe(true);
     expect(account.shards.size).toBeGreaterThan(1);
     expect(account.shards.size).toBeLessThanOrEqual(6);
+  });
+
+  it('releases that carry their account slots to acquires of any run, each handed twice: the account cap held, each slot taken once, shards back at zero', async () => {
+    const model = new DynamoLimitsModel();
+    const accountName = `carry-${randomUUID().slice(0, 8)}`;
+    const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName, accountName });
+    const ACCOUNT_CAP = 12; // shards of 10 and 2: the runs' caps (24 together) pass it
+    const runs = await Promise.all([0, 1, 2].map((r) => newRun(store, 40, 8, `+9725${r + 3}`)));
+    const observer = new Observer();
+    const carried: CarriedSlot[] = [];
+    // Calls long enough for the account to fill: its slots are what the carries hand on.
+    await race(store, runs, 3, observer, { maxConcurrentCalls: ACCOUNT_CAP }, [200, 400], carried);
+    // What no acquire reached for goes back to its shard (a carry taken already, or dropped, is `gone`).
+    const dropped = await Promise.all(carried.map((carry) => dropCarry(store, carry)));
+
+    expect(observer.maxTotal).toBeLessThanOrEqual(ACCOUNT_CAP);
+    expect(observer.maxTotal).toBeGreaterThan(ACCOUNT_CAP / 2);
+    expect(observer.taken.size).toBe(120);
+    expect([...observer.taken.values()].every((n) => n === 1)).toBe(true);
+    // The last releases' carries, at most one a slot; every other was taken or dropped once.
+    expect(dropped.filter((d) => d === 'dropped').length).toBeLessThanOrEqual(ACCOUNT_CAP);
+    expect(model.report.conflicts).toBeGreaterThan(0);
+    for (const runId of runs) {
+      expect(await store.getRun(runId)).toMatchObject({ active: 0, completed: 40, holders: {} });
+      expect(await store.carriedSlots(runId, true)).toEqual([]);
+    }
+    const account = await accountItems(aws.dynamo, aws.tableName, accountName);
+    expect([...account.shards.values()].every((active) => active === 0)).toBe(true);
   });
 
   it('throttles a partition key written past its write rate; the store backs off and retries', async () => {

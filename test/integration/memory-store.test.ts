@@ -2,7 +2,8 @@
 // DynamoDB Local: random sequences of the store's writes (fresh, stale and duplicate acquires,
 // waves of acquires, answers, releases and requeues, account limits, controls and the cancel sweep, deferrals, wake-ups,
 // appended chunks, closes; suppressions added and removed, acquires that check the suppression list and
-// a frequency cap, leads ended uncalled) applied to both, step by step. Every answer must be the same, and so must
+// a frequency cap, leads ended uncalled; account slots carried from a release to an acquire, taken
+// twice, and dropped) applied to both, step by step. Every answer must be the same, and so must
 // the run, its jobs and its queue as read back afterwards: what the core's unit tests learn from the
 // in-memory store holds for the table.
 
@@ -38,7 +39,11 @@ type Op =
       to: FinalState | 'queued';
       notBefore: number;
       outcome: boolean;
+      carry: boolean;
     }
+  | { kind: 'takeCarry'; job: number; stale: number; from: number; fromStale: number; wrongShard: boolean }
+  | { kind: 'dropCarry'; from: number; fromStale: number }
+  | { kind: 'carryOn'; job: number; take: number; again: number; wrongShard: boolean; drop: boolean }
   | { kind: 'control'; to: 'running' | 'paused' | 'canceled'; from: ('running' | 'paused' | 'canceled')[] }
   | { kind: 'cancelSweep'; limit: number }
   | { kind: 'defer'; job: number; by: number }
@@ -107,7 +112,23 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       to: fc.constantFrom<FinalState | 'queued'>('completed', 'failed', 'canceled', 'queued'),
       notBefore: fc.constantFrom(0, 0, 30_000),
       outcome: fc.boolean(),
+      carry: fc.boolean(),
     }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('takeCarry' as const),
+      job,
+      stale,
+      from: job,
+      fromStale: stale,
+      wrongShard: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('dropCarry' as const), from: job, fromStale: stale }),
   },
   {
     weight: 1,
@@ -156,6 +177,75 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'close' as const }) },
 );
 
+/** Jobs of the first chunk, the only one the carry steps have. */
+const ingested = fc.integer({ min: 0, max: FIRST_CHUNK - 1 });
+
+/** Steps around carried account slots: acquires under the account cap, releases that carry, takes, drops. */
+const carryOp: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('acquire' as const),
+      job: ingested,
+      stale: fc.constant(0),
+      account: fc.constant(true),
+      checks: fc.constant(false),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('release' as const),
+      job: ingested,
+      stale: fc.constantFrom(0, 0, 0, -1),
+      from: fc.constant<LiveState>('dialing'),
+      to: fc.constantFrom<FinalState | 'queued'>('completed', 'completed', 'failed', 'queued'),
+      notBefore: fc.constant(0),
+      outcome: fc.boolean(),
+      carry: fc.constantFrom(true, true, false),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('takeCarry' as const),
+      job: ingested,
+      stale: fc.constantFrom(0, 0, 0, 1),
+      from: ingested,
+      fromStale: fc.constantFrom(0, 0, 0, -1),
+      wrongShard: fc.constantFrom(false, false, false, true),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('dropCarry' as const),
+      from: ingested,
+      fromStale: fc.constant(0),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('carryOn' as const),
+      job: ingested,
+      take: ingested,
+      again: ingested,
+      wrongShard: fc.constantFrom(false, false, false, true),
+      drop: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('control' as const),
+      to: control,
+      from: fc.uniqueArray(control, { minLength: 1, maxLength: 3 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'close' as const }) },
+);
+
 /**
  * Numbers of this sequence: suppressions and frequency counters are the table's, not a run's, so
  * each sequence has numbers of its own (Israeli mobiles, +972 52 3xx xxxx), two leads per number so
@@ -188,6 +278,11 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
   const account: AccountLimits = { maxConcurrentCalls: 2, callsPerSecond: 1, nowMs };
   const attemptOf = async (index: number, delta: number) =>
     ((await store.getJob(runId, jobIdFor(index)))?.attempt ?? 0) + delta;
+  const carriedBy = async (index: number, delta: number, wrongShard: boolean) => {
+    const carrier = await store.getJob(runId, jobIdFor(index));
+    const shard = (carrier?.carriedShard ?? carrier?.accountShard ?? 1000) + (wrongShard ? 1 : 0);
+    return { runId, jobId: jobIdFor(index), attempt: (carrier?.attempt ?? 0) + delta, shard };
+  };
   switch (o.kind) {
     case 'acquire': {
       const queued: QueuedJob = {
@@ -202,6 +297,42 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
         o.account ? account : undefined,
         o.checks ? checksAt(nowMs) : undefined,
       );
+    }
+    case 'takeCarry': {
+      // The account slot job `from` carries (or a shard it does not carry it on, or an attempt of
+      // another release), taken by job `job`'s acquire.
+      const queued: QueuedJob = {
+        jobId: jobIdFor(o.job),
+        phone: phoneOf(o.job),
+        attempt: await attemptOf(o.job, o.stale),
+        carried: await carriedBy(o.from, o.fromStale, o.wrongShard),
+      };
+      return store.acquireSlot(runId, queued, at, account);
+    }
+    case 'dropCarry':
+      return store.dropCarry(await carriedBy(o.from, o.fromStale, false));
+    case 'carryOn': {
+      // A release that carries its slot, the slot taken by another job's acquire, then taken again
+      // (a dispatch delivered twice) and dropped (a reconciler that comes late): each answer.
+      const released = await store.releaseSlot({
+        runId,
+        jobId: jobIdFor(o.job),
+        attempt: await attemptOf(o.job, 0),
+        from: 'dialing',
+        to: 'completed',
+        carry: true,
+        at,
+      });
+      const carried = await carriedBy(o.job, 0, o.wrongShard);
+      const take = async (index: number) =>
+        store.acquireSlot(
+          runId,
+          { jobId: jobIdFor(index), phone: phoneOf(index), attempt: await attemptOf(index, 0), carried },
+          at,
+          account,
+        );
+      const taken = [await take(o.take), await take(o.again)];
+      return [released, taken, o.drop ? await store.dropCarry(carried) : 'kept'];
     }
     case 'suppress':
       return store.putSuppression({
@@ -264,6 +395,7 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
               answeredBy: 'machine_end_beep',
             }
           : {}),
+        ...(o.carry ? { carry: true } : {}),
         at,
       });
     case 'control':
@@ -306,6 +438,7 @@ async function snapshot(store: RunStore, runId: string, nowMs: number) {
     due: await store.nextQueuedJobs(runId, 20, START + 10_000),
     earliest: await store.earliestQueued(runId),
     open: (await store.listOpenRuns()).includes(runId),
+    carried: (await store.carriedSlots(runId, true)).sort((a, b) => a.jobId.localeCompare(b.jobId)),
   };
 }
 
@@ -316,10 +449,18 @@ describe('the in-memory store against the DynamoDB adapter', () => {
   });
 
   it('answers every write the same way and leaves the same run, jobs and queue', async () => {
+    await sameAnswers(op);
+  });
+
+  it('and so with account slots carried from releases to acquires, taken twice and dropped', async () => {
+    await sameAnswers(carryOp);
+  });
+
+  async function sameAnswers(steps: fc.Arbitrary<Op>): Promise<void> {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 3 }),
-        fc.array(op, { minLength: 5, maxLength: 25 }),
+        fc.array(steps, { minLength: 5, maxLength: 25 }),
         async (concurrency, ops) => {
           const runId = randomUUID();
           numbers += 1;
@@ -354,5 +495,5 @@ describe('the in-memory store against the DynamoDB adapter', () => {
         ...replayFromEnv(),
       },
     );
-  });
+  }
 });

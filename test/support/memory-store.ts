@@ -30,6 +30,7 @@ import type {
   AccountLimits,
   AcquireResult,
   BreakerWindow,
+  CarriedSlot,
   ControlChange,
   ControlResult,
   CreateRunResult,
@@ -310,21 +311,25 @@ export class MemoryRunStore implements RunStore {
     checks?: RecipientChecks,
   ): Promise<AcquireResult> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return this.#tryAcquire(runId, job, at, account, undefined, checks);
+    if (max === undefined) return noCarry(this.#tryAcquire(runId, job, at, account, undefined, checks));
     // As the adapter: the shard the release freed (a refill's hint) first, then the shards with room.
     // The shards of a fresh table's first layout (a table with no layout before: nothing fenced).
     const caps = accountShardCaps(max);
     const { base } = layoutRange(1, max);
+    // A carried slot (CarriedSlot) first, taken off its released job without touching a shard: when
+    // it is on this layout (as the adapter: one off it goes back to its shard).
+    const carried = job.carried;
+    const place = carried === undefined ? -1 : carried.shard - base;
+    if (carried !== undefined && !((caps[place] ?? 0) > 0)) await this.dropCarry(carried);
+    else if (carried !== undefined) {
+      const result = this.#tryAcquire(runId, job, at, account, { carried }, checks);
+      if (result !== 'carry-gone') return result;
+    }
     const hinted = job.accountShard === undefined ? -1 : job.accountShard - base;
     const freed = hinted >= 0 && hinted < caps.length ? [hinted] : [];
     for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps, base), 0)]) {
-      const result = this.#tryAcquire(
-        runId,
-        job,
-        at,
-        account,
-        { shard: base + shard, cap: caps[shard]! },
-        checks,
+      const result = noCarry(
+        this.#tryAcquire(runId, job, at, account, { shard: base + shard, cap: caps[shard]! }, checks),
       );
       if (result !== 'account-full') return result;
     }
@@ -415,9 +420,14 @@ export class MemoryRunStore implements RunStore {
     job: QueuedJob,
     at: string,
     account: AccountLimits | undefined,
-    shard: { shard: number; cap: number } | undefined,
+    slot: { shard: number; cap: number } | { carried: CarriedSlot } | undefined,
     checks?: RecipientChecks,
-  ): AcquireResult {
+  ): AcquireResult | 'carry-gone' {
+    const carried = slot && 'carried' in slot ? slot.carried : undefined;
+    const shard = slot && 'shard' in slot ? slot : undefined;
+    const carrier = carried ? this.jobs.get(carried.runId)?.get(carried.jobId) : undefined;
+    const carryOk =
+      !carried || (carrier?.carriedShard === carried.shard && carrier.attempt === carried.attempt);
     const attempt = job.attempt + 1;
     const limits = shard || account?.callsPerSecond !== undefined ? this.#ensureAccount() : undefined;
     const run = this.runs.get(runId);
@@ -432,6 +442,7 @@ export class MemoryRunStore implements RunStore {
     const paceOk = account?.callsPerSecond === undefined || limits!.nextCreateAt <= account.nowMs;
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (!jobOk) return 'job-taken';
+    if (!carryOk) return 'carry-gone';
     // Then the number's, as the adapter orders them.
     if (!this.#recipientOk(job.phone, checks, 'suppression')) return 'suppressed';
     if (!this.#recipientOk(job.phone, checks, 'frequency')) return 'frequency-capped';
@@ -448,8 +459,10 @@ export class MemoryRunStore implements RunStore {
       attempt,
       dialedAt: at,
       ...(shard ? { accountShard: shard.shard } : {}),
+      ...(carried ? { accountShard: carried.shard } : {}),
     });
     if (limits && shard) limits.shards.set(shard.shard, (limits.shards.get(shard.shard) ?? 0) + 1);
+    if (carried) delete carrier!.carriedShard;
     if (checks?.frequency) {
       const key = this.#callsKey(job.phone, checks);
       this.recipientCalls.set(key, (this.recipientCalls.get(key) ?? 0) + 1);
@@ -460,7 +473,25 @@ export class MemoryRunStore implements RunStore {
     // As the adapter says which counter holds the slot: this store never splits a cap, so the run's own.
     job.slotShard = null;
     if (shard) job.accountShard = shard.shard;
+    if (carried) job.accountShard = carried.shard;
     return 'acquired';
+  }
+
+  async dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'> {
+    const carrier = this.jobs.get(carry.runId)?.get(carry.jobId);
+    if (carrier?.carriedShard !== carry.shard || carrier.attempt !== carry.attempt) return 'gone';
+    delete carrier.carriedShard;
+    const shards = this.#ensureAccount().shards;
+    if ((shards.get(carry.shard) ?? 0) > 0) shards.set(carry.shard, shards.get(carry.shard)! - 1);
+    return 'dropped';
+  }
+
+  async carriedSlots(runId: string): Promise<(CarriedSlot & { endedAt: string })[]> {
+    return [...(this.jobs.get(runId)?.values() ?? [])].flatMap((job) =>
+      job.carriedShard === undefined
+        ? []
+        : [{ runId, jobId: job.jobId, attempt: job.attempt, shard: job.carriedShard, endedAt: job.endedAt! }],
+    );
   }
 
   /** The number passes this check: not suppressed (or expired), or under its cap in this window. */
@@ -554,7 +585,10 @@ export class MemoryRunStore implements RunStore {
     // The shard's counter goes down with the run's; one at zero (reset by hand) does not keep the
     // run's slot from being freed.
     const limits = this.#account;
-    if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
+    // Carried: the shard keeps counting the slot, which the job now holds for the next acquire.
+    const carry = release.carry === true && !requeue && accountShard !== null;
+    if (carry) job!.carriedShard = accountShard;
+    else if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
       limits.shards.set(accountShard, limits.shards.get(accountShard)! - 1);
     }
     if (release.claimCall && release.callSid !== undefined) this.#callClaims.add(release.callSid);
@@ -751,4 +785,10 @@ export class MemoryRunStore implements RunStore {
     this.#account ??= { shards: new Map(), nextCreateAt: 0, waiting: new Set() };
     return this.#account;
   }
+}
+
+/** An acquire that carried no slot cannot find one gone. */
+function noCarry<T>(result: T | 'carry-gone'): T {
+  if (result === 'carry-gone') throw new Error('memory store: no carried slot, yet one gone');
+  return result;
 }

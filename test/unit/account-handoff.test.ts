@@ -9,6 +9,10 @@ import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { placeOf } from '../../lambdas/core/rotate.ts';
 import { world } from '../support/unit-world.ts';
 
+function sum(shards: Map<number, number>): number {
+  return [...shards.values()].reduce((a, b) => a + b, 0);
+}
+
 /** Run A holds both account slots; run B found the account full and waits. */
 async function accountFull() {
   const w = world({ account: { maxConcurrentCalls: 2 } });
@@ -30,7 +34,14 @@ describe('a freed account slot', () => {
     const requests = w.queue.take();
     // One dispatch, for B, and none for A: one acquirer for the one slot.
     expect(requests.map((r) => [r.runId, r.request.handedShard])).toEqual([[b, shard]]);
-    expect(await fillSlots(w.deps, b, undefined, undefined, shard)).toEqual({ placed: 1 });
+    // The slot itself goes with it, still on the released job: the shard was not written.
+    expect(requests[0]!.request.carried).toEqual({ runId: a, jobId: call.jobId, attempt: 1, shard });
+    expect(sum(w.store.accountShards())).toBe(2);
+    expect(await fillSlots(w.deps, b, undefined, undefined, shard, requests[0]!.request.carried)).toEqual({
+      placed: 1,
+    });
+    expect(sum(w.store.accountShards())).toBe(2);
+    expect((await w.store.carriedSlots(a)).length).toBe(0);
     expect(w.telephony.live(b)).toHaveLength(1);
     // B used it, so nothing is passed on; A is next in line.
     expect(w.queue.take()).toEqual([]);
@@ -45,15 +56,22 @@ describe('a freed account slot', () => {
     expect(handed?.runId).toBe(b);
     // B was paused meanwhile: it takes no slot, and the slot goes to the next waiting run, A.
     await w.store.setControl(b, { to: 'paused', from: ['running'], at: w.clock.now().toISOString() });
-    expect(await fillSlots(w.deps, b, undefined, undefined, handed!.request.handedShard)).toEqual({
-      placed: 0,
-    });
+    expect(
+      await fillSlots(w.deps, b, undefined, undefined, handed!.request.handedShard, handed!.request.carried),
+    ).toEqual({ placed: 0 });
     const [passed, ...more] = w.queue.take();
     expect(more).toEqual([]);
     expect(passed?.runId).toBe(a);
     expect(passed?.request.handedShard).toBe(handed!.request.handedShard);
-    expect((await fillSlots(w.deps, a, undefined, undefined, passed!.request.handedShard)).placed).toBe(1);
+    // B's dispatch read first (its options not known): the carried slot went back to its shard then.
+    expect(handed!.request.carried).toBeDefined();
+    expect(passed?.request.carried).toBeUndefined();
+    expect(
+      (await fillSlots(w.deps, a, undefined, undefined, passed!.request.handedShard, passed!.request.carried))
+        .placed,
+    ).toBe(1);
     expect(w.telephony.live(a)).toHaveLength(2);
+    expect(sum(w.store.accountShards())).toBe(2);
   });
 
   it('lets the run it is handed to fill every slot the account has room for', async () => {
@@ -73,8 +91,10 @@ describe('a freed account slot', () => {
     }
     const handed = w.queue.take().filter((r) => r.request.handedShard !== undefined);
     expect(handed.map((r) => r.runId)).toEqual([a]);
-    // A takes the slot it was handed, and the one nobody was handed.
-    expect((await fillSlots(deps, a, undefined, undefined, handed[0]!.request.handedShard)).placed).toBe(2);
+    // A takes the slot it was handed, and the one nobody was handed (its carry went back to its shard).
+    const { handedShard, carried } = handed[0]!.request;
+    expect((await fillSlots(deps, a, undefined, undefined, handedShard, carried)).placed).toBe(2);
+    expect(sum(w.store.accountShards())).toBe(2);
   });
 
   it("while other runs wait, takes only the slot it is handed and waits again: the account's other room is being handed to them", async () => {
@@ -100,7 +120,10 @@ describe('a freed account slot', () => {
     // Each takes its own slot, not the other's: before, the first filled in full and took both, and
     // the second's transaction was refused.
     for (const { runId, request } of handed)
-      expect((await fillSlots(deps, runId, undefined, undefined, request.handedShard)).placed).toBe(1);
+      expect(
+        (await fillSlots(deps, runId, undefined, undefined, request.handedShard, request.carried)).placed,
+      ).toBe(1);
+    expect(sum(w.store.accountShards())).toBe(2);
     // And both wait again, with the run that was waiting already.
     for (const { runId } of handed) expect(await w.store.hasWaitingRun(runId)).toBe(true);
     const stillWaiting = waiting.filter((runId) => !handed.some((r) => r.runId === runId));

@@ -92,10 +92,28 @@ describe('status callbacks', () => {
     expect(effect).toBe('released');
     expect((counts.getRun ?? 0) + (counts.getRunRecord ?? 0) + (counts.getJob ?? 0)).toBe(0);
     expect(counts.releaseSlot).toBe(1);
-    // The shard is freed with the run's slot: the account holds nothing, and the refill tries it first.
-    expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(0);
+    // The run's slot is freed; the account's goes to the refill still on the released job, its shard
+    // not written (twice for no change): the refill takes it there.
+    expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(1);
     const [dispatch] = w.queue.take().filter((request) => request.runId === runId);
     for (const job of dispatch!.request.next!) expect(job.accountShard).toBe(shard);
+    expect(dispatch!.request.carried).toEqual({ runId, jobId: call.jobId, attempt: 1, shard });
+    expect(await w.store.carriedSlots(runId)).toEqual([
+      { runId, jobId: call.jobId, attempt: 1, shard, endedAt: w.clock.now().toISOString() },
+    ]);
+  });
+
+  it('drops a carried account slot its run has no lead for: back on its shard at once', async () => {
+    const w = world({ account: { maxConcurrentCalls: 120 } });
+    const runId = await w.seedRun({ leads: 1, concurrency: 1 });
+    await fillSlots(w.deps, runId);
+    w.queue.take();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(0);
+    expect(await w.store.carriedSlots(runId)).toEqual([]);
+    for (const { request } of w.queue.take()) expect(request.carried).toBeUndefined();
   });
 
   it('changes nothing for a duplicate final callback, or one that comes after it out of order', async () => {

@@ -5,7 +5,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
-import { FINAL_CALLBACK_GRACE_MS, reconcile } from '../../lambdas/core/reconcile.ts';
+import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
+import { CARRY_GRACE_MS, FINAL_CALLBACK_GRACE_MS, reconcile } from '../../lambdas/core/reconcile.ts';
 import type { CreatePlan } from '../support/fakes.ts';
 import { phoneFor, world } from '../support/unit-world.ts';
 
@@ -19,6 +20,69 @@ async function held(plan: (to: string) => CreatePlan = () => 'created', leads = 
   w.queue.take();
   return { w, runId };
 }
+
+/** Sum of the account's shard counters: the slots it counts as taken. */
+function accountCount(w: ReturnType<typeof world>): number {
+  return [...w.store.accountShards().values()].reduce((a, b) => a + b, 0);
+}
+
+describe('the reconciler and carried account slots', () => {
+  /** A run under an account cap whose first call ended with its slot carried, and the dispatch lost. */
+  async function lostCarry(leads: number) {
+    const w = world({ account: { maxConcurrentCalls: 10 } });
+    const runId = await w.seedRun({ leads, concurrency: 1 });
+    await fillSlots(w.deps, runId);
+    w.queue.take();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    const [dispatch] = w.queue.take(); // the dispatch that carries it is lost
+    expect(dispatch?.request.carried).toBeDefined();
+    expect(accountCount(w)).toBe(1);
+    return { w, runId, carried: dispatch!.request.carried! };
+  }
+
+  it('frees a carried slot whose dispatch was lost, once the dispatch is overdue, and not before', async () => {
+    const { w, runId } = await lostCarry(3);
+    w.clock.advance(CARRY_GRACE_MS - 1_000);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ carriesDropped: 0 });
+    expect(accountCount(w)).toBe(1);
+    w.clock.advance(1_000);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ carriesDropped: 1 });
+    expect(accountCount(w)).toBe(0);
+    expect(await w.store.carriedSlots(runId)).toEqual([]);
+  });
+
+  it('lets a late dispatch of a dropped carry take a slot on a shard instead, within the account cap', async () => {
+    const { w, runId, carried } = await lostCarry(3);
+    w.clock.advance(CARRY_GRACE_MS);
+    await reconcile(w.reconcileDeps);
+    w.queue.take();
+    const deps = { ...w.deps, recentOptions: new RecentRunOptions() };
+    deps.recentOptions.remember((await w.store.getRunRecord(runId))!);
+    const next = await w.store.nextQueuedJobs(runId, 3);
+    expect((await fillSlots(deps, runId, next, undefined, undefined, carried)).placed).toBe(1);
+    expect(accountCount(w)).toBe(1);
+    expect(w.telephony.live(runId)).toHaveLength(1);
+  });
+
+  it('does not close a run while one of its jobs carries a slot; frees it, then closes', async () => {
+    const { w, runId } = await lostCarry(2);
+    await fillSlots(w.deps, runId); // the next lead takes a slot on a shard (no carry handed to it)
+    w.queue.take();
+    const [call] = w.telephony.live(runId);
+    await w.callback(call!.sid, 'in-progress');
+    // No lead left to hand it to: this release's carry goes back to its shard at once.
+    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    expect(accountCount(w)).toBe(1); // the lost one
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, queued: 0, completed: 2 });
+    // Every lead is final, but a job still carries a slot too young to call lost: the run stays open.
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ runsClosed: 0, carriesDropped: 0 });
+    w.clock.advance(CARRY_GRACE_MS);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ carriesDropped: 1, runsClosed: 1 });
+    expect(accountCount(w)).toBe(0);
+  });
+});
 
 describe('the reconciler', () => {
   it('asks nothing about a live slot that is not overdue', async () => {

@@ -14,6 +14,7 @@ import {
   type SlotCounts,
 } from '../../core/model.ts';
 import type {
+  CarriedSlot,
   CreateRunResult,
   IdempotencyClaim,
   LeadReservation,
@@ -207,6 +208,22 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
    * no longer holds a slot is left out.
    */
   async listHolders(runId: string): Promise<Run['holders']> {
+    const jobKeys = await this.liveJobKeys(runId);
+    const holders: Run['holders'] = {};
+    // What makes a job a holder (eventually consistent, like the index).
+    const jobs = await this.t.batchGet(jobKeys, {
+      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, slotShard, callSid',
+      names: { '#status': 'status' },
+    });
+    for (const item of jobs) {
+      const holder = holderOf(jobFromItem(item));
+      if (holder) holders[String(item.jobId)] = holder;
+    }
+    return holders;
+  }
+
+  /** The keys of the jobs the run's live index lists: its holders, and the released jobs that carry a slot. */
+  private async liveJobKeys(runId: string): Promise<Record<string, unknown>[]> {
     const jobKeys: Record<string, unknown>[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
@@ -223,17 +240,47 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       for (const item of page.Items ?? []) jobKeys.push({ pk: item.pk, sk: item.sk });
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
-    const holders: Run['holders'] = {};
-    // What makes a job a holder (eventually consistent, like the index).
-    const jobs = await this.t.batchGet(jobKeys, {
-      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, slotShard, callSid',
-      names: { '#status': 'status' },
-    });
-    for (const item of jobs) {
-      const holder = holderOf(jobFromItem(item));
-      if (holder) holders[String(item.jobId)] = holder;
+    return jobKeys;
+  }
+
+  async carriedSlots(runId: string, everyJob: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
+    const carried = (item: Record<string, unknown>) =>
+      item.carriedShard === undefined
+        ? []
+        : [
+            {
+              runId,
+              jobId: String(item.jobId),
+              attempt: Number(item.attempt),
+              shard: Number(item.carriedShard),
+              endedAt: String(item.endedAt),
+            },
+          ];
+    const projection = 'jobId, attempt, carriedShard, endedAt';
+    if (!everyJob) {
+      // A carrying job keeps its place in the live index (slots.ts): the holders' query finds it.
+      const jobKeys = await this.liveJobKeys(runId);
+      return (await this.t.batchGet(jobKeys, { projection })).flatMap(carried);
     }
-    return holders;
+    // Every job of the run, strongly consistent: read once, when the run is about to be closed.
+    const found: (CarriedSlot & { endedAt: string })[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.t.doc.send(
+        new QueryCommand({
+          TableName: this.t.name,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :jobs)',
+          FilterExpression: 'attribute_exists(carriedShard)',
+          ProjectionExpression: projection,
+          ExpressionAttributeValues: { ':pk': keys.run(runId).pk, ':jobs': 'JOB#' },
+          ConsistentRead: true,
+          ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) found.push(...carried(item));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return found;
   }
 
   async claimedCalls(callSids: readonly string[]): Promise<Set<string>> {

@@ -12,6 +12,7 @@ import { holderOf } from '../../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
+  CarriedSlot,
   QueuedJob,
   RecipientChecks,
   Release,
@@ -116,6 +117,12 @@ function counterOrder(
   return first ? [first, ...rest] : rest;
 }
 
+/** An acquire that carried no slot: it cannot find a carried slot gone. */
+function onNoShard<T>(result: T | 'carry-gone'): T {
+  if (result === 'carry-gone') throw new Error('an acquire without a carried slot found one gone');
+  return result;
+}
+
 /** `Promise.allSettled` of tasks run one after another. */
 async function sequentially<T>(tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
   const settled: PromiseSettledResult<T>[] = [];
@@ -187,11 +194,32 @@ export class DynamoSlots implements SlotStore {
     checks: RecipientChecks | undefined,
   ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return this.tryAcquire(runId, counter, job, at, account, undefined, checks);
+    if (max === undefined)
+      return onNoShard(await this.tryAcquire(runId, counter, job, at, account, undefined, checks));
     const layout = await this.account.layoutFor(max);
     const { base, caps } = layout;
-    const onShard = (i: number) =>
-      this.tryAcquire(runId, counter, job, at, account, { shard: base + i, cap: caps[i]!, max }, checks);
+    // The slot a release carried (CarriedSlot), taken off its job without writing a shard: when it is
+    // counted on this layout (one on a fenced layout goes back to its shard, so that the layout drains).
+    const carried = job.carried;
+    if (carried !== undefined) {
+      const place = carried.shard - base;
+      if (place >= 0 && place < caps.length && caps[place]! > 0) {
+        const result = await this.tryAcquire(runId, counter, job, at, account, { carried, max }, checks);
+        if (result !== 'carry-gone') return result;
+      } else await this.dropCarry(carried);
+    }
+    const onShard = async (i: number) =>
+      onNoShard(
+        await this.tryAcquire(
+          runId,
+          counter,
+          job,
+          at,
+          account,
+          { shard: base + i, cap: caps[i]!, max },
+          checks,
+        ),
+      );
     // The shard a release just freed a slot on (a refill's hint), without a read: when it is one of
     // this layout's (a slot freed on a fenced layout is not the account's to give again).
     const freed = job.accountShard === undefined ? undefined : job.accountShard - base;
@@ -222,14 +250,18 @@ export class DynamoSlots implements SlotStore {
     job: QueuedJob,
     at: string,
     account: AccountLimits | undefined,
-    shard: { shard: number; cap: number; max: number } | undefined,
+    slot: { shard: number; cap: number; max: number } | { carried: CarriedSlot; max: number } | undefined,
     checks: RecipientChecks | undefined,
-  ): Promise<AcquireResult | 'counter-full'> {
+  ): Promise<AcquireResult | 'counter-full' | 'carry-gone'> {
+    const carried = slot && 'carried' in slot ? slot.carried : undefined;
+    const shard = slot && 'shard' in slot ? slot : undefined;
+    const accountShard = carried?.shard ?? shard?.shard;
     const items: TransactItem[] = [
       this.counterItem(runId, counter, at, 1),
-      this.takeJobItem(runId, job, at, shard?.shard, counter),
+      this.takeJobItem(runId, job, at, accountShard, counter),
     ];
     const shardIndex = shard ? items.push(this.account.acquireShardItem(shard.shard, shard.cap)) - 1 : -1;
+    const carryIndex = carried ? items.push(this.takeCarryItem(carried)) - 1 : -1;
     const cps = account?.callsPerSecond;
     if (account && cps !== undefined)
       items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
@@ -244,12 +276,15 @@ export class DynamoSlots implements SlotStore {
     if (contended) return 'job-taken';
     if (failed.length === 0) {
       job.slotShard = counter.shard;
-      if (shard) job.accountShard = shard.shard;
+      if (accountShard !== undefined) job.accountShard = accountShard;
       if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
       return 'acquired';
     }
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
+    // The carried slot was taken by another acquire (a dispatch delivered twice) or dropped: the
+    // account's shards are where a slot is now.
+    if (failed.includes(carryIndex)) return 'carry-gone';
     // Then the number's: a suppressed or capped number is refused whatever room the run has.
     if (recipientIndex >= 0 && failed.includes(recipientIndex))
       return refusedBy(oldItems[recipientIndex], checks!.nowMs);
@@ -257,6 +292,28 @@ export class DynamoSlots implements SlotStore {
     if (!failed.includes(shardIndex)) return 'paced';
     if (isFenced(oldItems[shardIndex])) this.account.layoutFenced(shard!.max);
     return 'account-full';
+  }
+
+  /** The carried slot taken off its released job: its mark, and its place in the live index, go. */
+  private takeCarryItem(carried: CarriedSlot): TransactItem {
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: keys.job(carried.runId, carried.jobId),
+        UpdateExpression: 'REMOVE carriedShard, #lrun, #lkey',
+        ConditionExpression: 'carriedShard = :shard AND attempt = :attempt',
+        ExpressionAttributeNames: LIVE,
+        ExpressionAttributeValues: { ':shard': carried.shard, ':attempt': carried.attempt },
+      },
+    };
+  }
+
+  async dropCarry(carried: CarriedSlot): Promise<'dropped' | 'gone'> {
+    const items = [this.account.releaseShardItem(carried.shard), this.takeCarryItem(carried)];
+    let failed = await this.t.transact(items);
+    // The shard counter alone refused (reset by hand): the mark goes all the same.
+    if (failed.length > 0 && !failed.includes(1)) failed = await this.t.transact([items[1]!]);
+    return failed.length === 0 ? 'dropped' : 'gone';
   }
 
   /**
@@ -723,6 +780,9 @@ export class DynamoSlots implements SlotStore {
       release.accountShard === undefined ? (job?.accountShard ?? null) : release.accountShard;
     const slotShard = release.slotShard === undefined ? (job?.slotShard ?? null) : release.slotShard;
     const requeue = to === 'queued';
+    // The account slot kept on the job for the next acquire (CarriedSlot): the shard is not written,
+    // and the job stays in the live index, where the reconciler finds a carry nobody took.
+    const carry = release.carry === true && !requeue && accountShard !== null;
     const outcome = release.outcome ?? to;
     const finalCounts =
       '#final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
@@ -733,15 +793,15 @@ export class DynamoSlots implements SlotStore {
       (release.callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)') +
       // The detection callback's verdict, when it came first, stands: it is this call's.
       (release.answeredBy === undefined ? '' : ', answeredBy = if_not_exists(answeredBy, :by)');
-    // Out of the live index: the job no longer holds a slot.
-    const leaveLive = ', #lrun, #lkey, accountShard, slotShard';
+    // Out of the live index: the job no longer holds a slot (unless it carries one, below).
+    const leaveLive = carry ? ', accountShard, slotShard' : ', #lrun, #lkey, accountShard, slotShard';
     const jobUpdate = requeue
       ? // Back in the queued index, at its not-before time: the next dispatcher finds it when it is due.
         `SET #status = :queued, #qrun = :runId, #qkey = :qkey, endedAt = :at${lastAttempt}` +
         (release.notBefore
           ? `, notBefore = :notBefore REMOVE ${leaveLive.slice(2)}`
           : ` REMOVE notBefore${leaveLive}`)
-      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''} REMOVE notBefore${leaveLive}`;
+      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''}${carry ? ', carriedShard = :carried' : ''} REMOVE notBefore${leaveLive}`;
 
     // The counter the slot is on. The run item's own: its `active`, and the lead's counts. One of the
     // run's counters: its `active`, and the lead's counts when it is final, there too (run-slots.ts).
@@ -784,7 +844,8 @@ export class DynamoSlots implements SlotStore {
             (slotShard === null ? 'attribute_not_exists(slotShard)' : 'slotShard = :slot'),
           ExpressionAttributeNames: {
             '#status': 'status',
-            ...LIVE,
+            // A carrying job keeps its live-index key (only the condition names the index).
+            ...(carry ? { '#lrun': LIVE['#lrun'] } : LIVE),
             ...(requeue
               ? { '#qrun': TABLE_SCHEMA.queuedIndex.partitionKey, '#qkey': TABLE_SCHEMA.queuedIndex.sortKey }
               : {}),
@@ -806,12 +867,13 @@ export class DynamoSlots implements SlotStore {
             ...(release.errorCode === undefined ? {} : { ':code': release.errorCode }),
             ...(release.callSid === undefined ? {} : { ':sid': release.callSid }),
             ...(release.answeredBy === undefined ? {} : { ':by': release.answeredBy }),
+            ...(carry ? { ':carried': accountShard } : {}),
           },
         },
       },
     ];
     const shardIndex =
-      accountShard === null ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
+      accountShard === null || carry ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
     if (release.claimCall && release.callSid !== undefined) items.push(this.claimCallItem(release));
     let failed = await this.t.transact(items);
     // The shard counter alone refused (reset by hand): the run's slot must still be freed, or it
