@@ -29,16 +29,5 @@ export async function nextJobsFor(
   refiller: string,
 ): Promise<QueuedJob[]> {
   const jobs = await store.nextQueuedJobs(runId, CHOICE, nowMs);
-  const place = placeOf(refiller) % CHOICE;
-  if (!jobs.every((job) => Number.isSafeInteger(Number(job.jobId))))
-    return rotate(jobs, place).slice(0, OFFERED);
-  // By each job's own number, not its index in the list read: refills moments apart read lists that
-  // differ by the jobs taken in between, and the same index in two of them is often one job. A job's
-  // number stays: refillers of different places start from different jobs whatever each one read.
-  const after = (job: QueuedJob) => (((Number(job.jobId) - place) % CHOICE) + CHOICE) % CHOICE;
-  return jobs
-    .map((job, index) => ({ job, index, after: after(job) }))
-    .sort((a, b) => a.after - b.after || a.index - b.index)
-    .slice(0, OFFERED)
-    .map(({ job }) => job);
+  return rotate(jobs, placeOf(refiller)).slice(0, OFFERED);
 }
