@@ -325,6 +325,7 @@ export class MemoryRunStore implements RunStore {
       const result = this.#tryAcquire(runId, job, at, account, { carried }, checks);
       if (result !== 'carry-gone') return result;
     }
+    delete job.carried;
     const hinted = job.accountShard === undefined ? -1 : job.accountShard - base;
     const freed = hinted >= 0 && hinted < caps.length ? [hinted] : [];
     for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps, base), 0)]) {

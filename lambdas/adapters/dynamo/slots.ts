@@ -207,6 +207,8 @@ export class DynamoSlots implements SlotStore {
         const result = await this.tryAcquire(runId, counter, job, at, account, { carried, max }, checks);
         if (result !== 'carry-gone') return result;
       } else await this.dropCarry(carried);
+      // Gone (or off this layout): this job's other tries (the run's other counters) take a shard's.
+      delete job.carried;
     }
     const onShard = async (i: number) =>
       onNoShard(
