@@ -300,7 +300,13 @@ async function dropLostCarries(
   let left = 0;
   for (const carry of carries) {
     if (now - Date.parse(carry.endedAt) < CARRY_GRACE_MS) left += 1;
-    else if ((await deps.store.dropCarry(carry)) === 'dropped') report.carriesDropped += 1;
+    else if ((await deps.store.dropCarry(carry)) === 'dropped') {
+      report.carriesDropped += 1;
+      deps.log.warn('a carried account slot was freed: the dispatch it went with was lost', {
+        runId: carry.runId,
+        jobId: carry.jobId,
+      });
+    }
   }
   return left;
 }

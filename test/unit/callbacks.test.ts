@@ -12,9 +12,9 @@ import { TWILIO_CALL_STATUSES, type TwilioCallStatus } from '../../lambdas/core/
 import { counting, quietLog } from '../support/fakes.ts';
 import { world } from '../support/unit-world.ts';
 
-async function oneCall(options: Parameters<typeof world>[0] = {}, runOptions = {}) {
+async function oneCall(options: Parameters<typeof world>[0] = {}, runOptions = {}, leads = 3) {
   const w = world(options);
-  const runId = await w.seedRun({ leads: 3, concurrency: 1, runOptions });
+  const runId = await w.seedRun({ leads, concurrency: 1, runOptions });
   await fillSlots(w.deps, runId);
   const [call] = w.telephony.live(runId);
   w.queue.take();
@@ -52,13 +52,9 @@ describe('status callbacks', () => {
   });
 
   it('says so when it saw no lead due: the last call of a run asks for a dispatch with an empty hint', async () => {
-    const w = world();
-    const runId = await w.seedRun({ leads: 1, concurrency: 1 });
-    await fillSlots(w.deps, runId);
-    w.queue.take();
-    const [call] = w.telephony.live(runId);
-    await w.callback(call!.sid, 'in-progress');
-    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    const { w, runId, call } = await oneCall({}, {}, 1);
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
     const [dispatch, ...more] = w.queue.take();
     expect(more).toEqual([]);
     expect(dispatch?.runId).toBe(runId);
@@ -104,13 +100,9 @@ describe('status callbacks', () => {
   });
 
   it('drops a carried account slot its run has no lead for: back on its shard at once', async () => {
-    const w = world({ account: { maxConcurrentCalls: 120 } });
-    const runId = await w.seedRun({ leads: 1, concurrency: 1 });
-    await fillSlots(w.deps, runId);
-    w.queue.take();
-    const [call] = w.telephony.live(runId);
-    await w.callback(call!.sid, 'in-progress');
-    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    const { w, runId, call } = await oneCall({ account: { maxConcurrentCalls: 120 } }, {}, 1);
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
     expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(0);
     expect(await w.store.carriedSlots(runId)).toEqual([]);
     for (const { request } of w.queue.take()) expect(request.carried).toBeUndefined();
