@@ -314,8 +314,10 @@ async function dropLostCarries(
 /**
  * Closes a run whose every lead is final, after one last look for slots its jobs carry: the
  * reconciler never visits a closed run again, so a lost carry left on one would be an account slot
- * lost for good. The look reads every job consistently (the live index may lag a release on AWS); a
- * run read with no lead queued or live makes no new carry, so none can follow the look.
+ * lost for good (never a cap passed). The look reads every job consistently (the live index may lag
+ * a release on AWS). A run read with no lead queued or live makes no new carry, so none follows the
+ * look, unless a lead were appended, dialed and ended, its carry lost, between that read and the close
+ * a few milliseconds later: a call takes seconds, and this is not guarded further.
  */
 async function closeRun(deps: ReconcileDeps, run: Run, report: ReconcileReport): Promise<boolean> {
   if (run.active !== 0 || run.queued !== 0 || run.ingestedLeads !== run.totalLeads) return false;
