@@ -90,10 +90,9 @@ export async function fillSlots(
     hint = next.map((job) => (handedShard === null ? job : { ...job, accountShard: handedShard }));
   }
   // Until an acquire takes it (or finds it gone, and takes a slot on a shard instead): this fill's.
-  let carry = fast ? carried : undefined;
-  if (carry) hint = hint!.map((job) => ({ ...job, carried: carry }));
-  // A fill that reads first takes its slots on the shards: the carried one goes back there first.
-  if (carried && !fast) await deps.store.dropCarry(carried);
+  // A fill that reads first drops it below, before it takes its slots on the shards.
+  let carry = carried;
+  if (carry && fast) hint = hint!.map((job) => ({ ...job, carried: carry }));
   // The usual refill (one slot just freed) is two reads and a transaction; the two reads go
   // together, the candidates read for a refill's one free slot plus spares.
   let prefetched: Promise<QueuedJob[]> | undefined;
@@ -132,8 +131,8 @@ export async function fillSlots(
       }
     }
     if (maxRounds > 0) {
-      // The hinted jobs were all taken, or the run has no slot: the fill below reads and takes its
-      // slots on the shards, where the carried one goes back first.
+      // No hint taken (all taken, no slot, or none tried: a cold dispatcher): the fill below reads
+      // and takes its slots on the shards, where the carried one goes back first.
       if (carry) await deps.store.dropCarry(carry);
       carry = undefined;
       let first = prefetched; // read for the first pass only: a pass asked for later reads anew
