@@ -41,13 +41,21 @@ export const workMessageSchema: z.ZodType<WorkMessage> = z.discriminatedUnion('t
       .optional(),
     // An account slot handed to the run (the shard it was freed on, or null when unknown).
     handedShard: z.number().int().nonnegative().nullable().optional(),
-    // The account slot the release kept on its job (CarriedSlot): taken off it by the acquire.
+    // The slot the release kept on its job (CarriedSlot): taken off it by the acquire.
     carried: z
       .object({
         runId: id,
         jobId: id,
         attempt: z.number().int().positive(),
-        shard: z.number().int().nonnegative(),
+        shard: z.number().int().nonnegative().optional(),
+        runSlot: z
+          .object({
+            counter: z.number().int().nonnegative().nullable(),
+            to: z.enum(['completed', 'failed', 'canceled']),
+            outcome: z.string().min(1).max(64),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

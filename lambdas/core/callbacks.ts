@@ -9,6 +9,8 @@ import { type Holder, holderOf, type RunRecord } from './model.ts';
 import { nextJobsFor } from './next-jobs.ts';
 import type {
   BreakerStore,
+  CarriedRunSlot,
+  CarriedSlot,
   Clock,
   Log,
   QueuedJob,
@@ -100,8 +102,9 @@ export async function applyStatusCallback(
       ...(callback.answeredBy === undefined ? {} : { answeredBy: callback.answeredBy }),
       accountShard: callback.accountShard ?? null,
       ...(callback.slotShard === undefined ? {} : { slotShard: callback.slotShard }),
-      // The account slot goes to the refill (or the waiting run) it is handed to, off the shard.
-      carry: true,
+      // The slot goes to the refill (or the waiting run) it is handed to, off its counters: when the
+      // URL names the run's counter, which the carry must say.
+      carry: callback.slotShard !== undefined,
       at,
     });
     if (result === 'released') {
@@ -113,9 +116,15 @@ export async function applyStatusCallback(
         accountShard: callback.accountShard,
         releasedAt: at,
         next: offeredOn(await nextJobs, callback.slotShard, callback.accountShard),
-        ...(callback.accountShard === undefined
+        ...(callback.slotShard === undefined
           ? {}
-          : { carried: { runId, jobId, attempt, shard: callback.accountShard } }),
+          : {
+              carried: carriedSlot(runId, jobId, attempt, callback.accountShard, {
+                counter: callback.slotShard,
+                to: proposed,
+                outcome: callback.callStatus,
+              }),
+            }),
       });
       return 'released';
     }
@@ -185,18 +194,23 @@ export async function releaseFinal(
   // A retry that could only come after the run's expires_at: the lead ends `expired` now.
   const expired = retryAt !== undefined && isExpiredBy(run, retryAt);
   if (expired) retryAt = undefined;
-  // A callback's final release hands its account slot on without freeing it on its shard
-  // (CarriedSlot); the reconciler's (no hint, a run's slots settled in a sweep) frees it there.
+  const to = expired ? 'failed' : retryAt === undefined ? final : 'queued';
+  // A callback's final release hands its slot on without freeing it on its counters (CarriedSlot);
+  // the reconciler's (no hint, a run's slots settled in a sweep) frees it there.
   const carried =
-    nextJobs !== undefined && retryAt === undefined && holder.accountShard !== undefined
-      ? { runId, jobId, attempt, shard: holder.accountShard }
+    nextJobs !== undefined && to !== 'queued'
+      ? carriedSlot(runId, jobId, attempt, holder.accountShard, {
+          counter: holder.slotShard ?? null,
+          to,
+          outcome: expired ? EXPIRED : outcome,
+        })
       : undefined;
   const release: Release = {
     runId,
     jobId,
     attempt,
     from: holder.state,
-    to: expired ? 'failed' : retryAt === undefined ? final : 'queued',
+    to,
     ...(retryAt === undefined ? {} : { notBefore: retryAt }),
     outcome: expired ? EXPIRED : outcome,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
@@ -226,6 +240,17 @@ export async function releaseFinal(
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
+}
+
+/** The slot a final release keeps on its job (CarriedSlot): the run's, and the account's when it has one. */
+function carriedSlot(
+  runId: string,
+  jobId: string,
+  attempt: number,
+  accountShard: number | undefined,
+  runSlot: CarriedRunSlot,
+): CarriedSlot {
+  return { runId, jobId, attempt, ...(accountShard === undefined ? {} : { shard: accountShard }), runSlot };
 }
 
 /**

@@ -65,8 +65,8 @@ const SPARE_CANDIDATES = 2;
  * no slot, the run and its queue are read first, together, and every free slot is filled.
  * `handedShard`: an account slot handed to this run, which was waiting for one (wake.ts); its next
  * jobs are offered the shard it was freed on, and a dispatch that can use it for none passes it on.
- * `carried`: the freed account slot is still on its released job (CarriedSlot): the hinted jobs take
- * it from there; a fill that does not passes it on or drops it.
+ * `carried`: the freed slot is still on its released job (CarriedSlot): the hinted jobs take it from
+ * there; a fill that does not passes it on or drops it.
  */
 export async function fillSlots(
   deps: FillSlotsDeps,
@@ -150,11 +150,13 @@ export async function fillSlots(
     stoppedBy = { error };
   }
   // A handed slot this run took no slot with, and is not waiting for: the next waiting run's. A
-  // carried slot left over (paced out, or the account found full) goes the same way, or back to its
-  // shard. A fill that failed leaves it: the dispatch is delivered again, with it.
+  // carried slot left over (a run that takes no slot, paced out, the account found full) goes the same
+  // way when it holds an account slot, or back to its counters. A fill that failed leaves it: the
+  // dispatch is delivered again, with it.
   if (handedShard !== undefined && !stoppedBy && calls.length === 0 && !pacing.waitingForAccount)
     await passOnAccountSlot(deps, runId, handedShard, carry);
-  else if (carry && !stoppedBy) await passOnAccountSlot(deps, runId, carry.shard, carry);
+  else if (carry?.shard !== undefined && !stoppedBy) await passOnAccountSlot(deps, runId, carry.shard, carry);
+  else if (carry && !stoppedBy) await deps.store.dropCarry(carry);
   return settle(calls, stoppedBy);
 }
 

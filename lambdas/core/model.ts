@@ -139,6 +139,8 @@ export interface Job {
   slotShard?: number;
   /** Released, with its account slot carried for the next acquire (CarriedSlot): the slot's shard. */
   carriedShard?: number;
+  /** Released, with its run slot carried for the next acquire (CarriedSlot): the counter (null: the run's own). */
+  carriedSlot?: number | null;
   /** While queued: not to be dialed before this time (ms since the epoch): a retry's delay, a closed window. */
   notBefore?: number;
 }

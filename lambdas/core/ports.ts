@@ -46,20 +46,37 @@ export interface QueuedJob {
 }
 
 /**
- * An account slot a released job still holds for the next acquire. A final release with an account
- * shard leaves the shard's count as it is and marks the job (`carriedShard`); the acquire that takes
- * the slot moves it onto its own job in its transaction, conditioned on the mark, and never writes
- * the shard. A release followed by its refill would otherwise write the shard twice for no net change,
- * and a burst of calls ending together meets on the shard items. A carry nobody takes is dropped: the
- * shard decremented and the mark removed, in one transaction on the same condition.
+ * A slot a released job still holds for the next acquire: the run's (on the counter it was taken on)
+ * and, with an account cap, the account's (on its shard). A final release from a callback writes only
+ * the job: it leaves the counters as they are and marks the job (`carriedSlot`, and `carriedShard`
+ * with an account slot), which stays in the live index. The acquire that takes the slot removes the
+ * mark in its transaction, conditioned on it, and on the run's counter only counts the released lead
+ * as final instead of moving `active` down and up again; it never writes the shard. A release followed
+ * by its refill would otherwise write both counters twice for no net change, and a burst of calls
+ * ending together meets on them. An acquire of another run (a waiting run handed the account slot)
+ * frees the run's part on its counter in its own transaction. A carry nobody takes is dropped: its
+ * counters freed and the mark removed, in one transaction on the same condition.
  */
 export interface CarriedSlot {
   runId: string;
   jobId: string;
   /** The released attempt: the mark is this attempt's. */
   attempt: number;
-  /** The account shard the slot is counted on. */
-  shard: number;
+  /** With an account cap: the account shard the slot is counted on. */
+  shard?: number;
+  /**
+   * The run's slot (absent in a carry of the account slot alone, as releases made before the run's
+   * slot was carried): the counter it is on, and what the released lead counts as there once freed.
+   */
+  runSlot?: CarriedRunSlot;
+}
+
+export interface CarriedRunSlot {
+  /** The run's counter (QueuedJob.slotShard): a number, or null for the run item's own. */
+  counter: number | null;
+  /** The lead's final state and outcome, counted on the counter by whoever takes or drops the slot. */
+  to: 'completed' | 'failed' | 'canceled';
+  outcome: string;
 }
 
 /** Account-wide limits, enforced in the same transaction as the run's own slot. */
@@ -162,8 +179,8 @@ export interface Release {
   /** Twilio's AnsweredBy for the call, when detection told it (kept unless the job has one already). */
   answeredBy?: string;
   /**
-   * With a final `to` and a known `accountShard`: keep the account slot on the job (CarriedSlot)
-   * instead of freeing it on its shard. The caller hands it to the next acquire or drops it.
+   * With a final `to`: keep the slot on the job (CarriedSlot), the run's and the account's, instead
+   * of freeing them on their counters. The caller hands it to the next acquire or drops it.
    */
   carry?: boolean;
   at: string;
@@ -278,8 +295,8 @@ export interface SlotStore {
   /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
   releaseSlot(release: Release): Promise<ReleaseResult>;
   /**
-   * Frees a carried account slot on its shard, only if the job still carries it: `gone` when an
-   * acquire took it or it was dropped already.
+   * Frees a carried slot on its counters (and counts its lead as final there), only if the job still
+   * carries it: `gone` when an acquire took it or it was dropped already.
    */
   dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'>;
   /**
@@ -304,7 +321,7 @@ export interface WakeStore {
   takeWaitingRun(except: string): Promise<string | undefined>;
   /** Whether a run other than `except` waits for an account slot (read, not taken). */
   hasWaitingRun(except: string): Promise<boolean>;
-  /** SlotStore's: a carried account slot that nobody will take is freed. */
+  /** SlotStore's: a carried slot that nobody will take is freed. */
   dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'>;
 }
 
@@ -363,7 +380,7 @@ export interface OpenRunStore {
   /** Marks a run closed, only if every lead is ingested and none is queued or live. */
   closeRun(runId: string): Promise<'closed' | 'still-open'>;
   /**
-   * The account slots the run's released jobs carry (and when each was released). `everyJob`: read
+   * The slots the run's released jobs carry (and when each was released). `everyJob`: read
    * all of its jobs consistently, not the live index, which on AWS may lag: before a run is closed,
    * after which the reconciler no longer looks at it.
    */
@@ -501,7 +518,7 @@ export interface DispatchRequest {
    * the next waiting run when it cannot use it.
    */
   handedShard?: number | null;
-  /** The account slot the release carried (CarriedSlot): the dispatch takes it, passes it on or drops it. */
+  /** The slot the release carried (CarriedSlot): the dispatch takes it, passes it on or drops it. */
   carried?: CarriedSlot;
 }
 

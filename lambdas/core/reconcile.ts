@@ -69,7 +69,7 @@ export interface ReconcileReport {
   liveCalls: number;
   /** Open runs left for the next pass because this one's time budget was spent. */
   runsDeferred: number;
-  /** Account slots carried by released jobs and taken by no dispatch: freed on their shards. */
+  /** Slots carried by released jobs and taken by no dispatch: freed on their counters. */
   carriesDropped: number;
 }
 
@@ -126,7 +126,7 @@ type EndedCalls = ReadonlyMap<string, EndedCall>;
 export const FINAL_CALLBACK_GRACE_MS = 30_000;
 
 /**
- * A carried account slot (CarriedSlot) is taken by its dispatch within milliseconds of its release.
+ * A carried slot (CarriedSlot) is taken by its dispatch within milliseconds of its release.
  * One still on its job after this was lost: the webhook died before its message was sent, or the
  * dispatch failed (a retry of it then finds the slot gone, and takes one on a shard instead).
  */
@@ -231,11 +231,16 @@ async function reconcileRun(
 
   // `active` and the holders are two reads (the run item, the live index), not one: on a busy run
   // they can disagree for a moment, and on AWS the index may lag. A disagreement counts only if it
-  // holds still: `active` unchanged across the holders' read, on a second read as well.
+  // holds still: `active` unchanged across the holders' read, on a second read as well. A run slot a
+  // released job carries (CarriedSlot) is counted in `active` until it is taken or dropped.
   let disagrees = false;
   for (let read = 0; read < 2; read++) {
     if (read > 0) run = (await deps.store.getRun(runId)) ?? run;
-    if (run.active === Object.keys(run.holders).length) {
+    const held = Object.keys(run.holders).length;
+    if (
+      run.active === held ||
+      (run.active > held && run.active === held + (await carriedRunSlots(deps, runId)))
+    ) {
       disagrees = false;
       break;
     }
@@ -269,7 +274,10 @@ async function reconcileRun(
     }
   }
 
+  const dropped = report.carriesDropped;
   const carriesLeft = await dropLostCarries(deps, await deps.store.carriedSlots(runId, false), now, report);
+  // A carry dropped just now freed its run slot: the run as it is now says whether it can close.
+  if (report.carriesDropped > dropped) run = (await deps.store.getRun(runId)) ?? run;
 
   const live = countLive(run);
   report.liveCalls += live.dialing + live.calling - released;
@@ -290,6 +298,11 @@ async function reconcileRun(
   }
 }
 
+/** How many run slots the run's released jobs carry. */
+async function carriedRunSlots(deps: ReconcileDeps, runId: string): Promise<number> {
+  return (await deps.store.carriedSlots(runId, false)).filter((carry) => carry.runSlot !== undefined).length;
+}
+
 /** Drops the carried slots older than CARRY_GRACE_MS (each only if still carried); how many are left. */
 async function dropLostCarries(
   deps: ReconcileDeps,
@@ -302,7 +315,7 @@ async function dropLostCarries(
     if (now - Date.parse(carry.endedAt) < CARRY_GRACE_MS) left += 1;
     else if ((await deps.store.dropCarry(carry)) === 'dropped') {
       report.carriesDropped += 1;
-      deps.log.warn('a carried account slot was freed: the dispatch it went with was lost', {
+      deps.log.warn('a carried slot was freed: the dispatch it went with was lost', {
         runId: carry.runId,
         jobId: carry.jobId,
       });
@@ -313,7 +326,7 @@ async function dropLostCarries(
 
 /**
  * Closes a run whose every lead is final, after one last look for slots its jobs carry: the
- * reconciler never visits a closed run again, so a lost carry left on one would be an account slot
+ * reconciler never visits a closed run again, so a lost carry left on one would be a slot
  * lost for good (never a cap passed). The look reads every job consistently (the live index may lag
  * a release on AWS). A run read with no lead queued or live makes no new carry, so none follows the
  * look, unless a lead were appended, dialed and ended, its carry lost, between that read and the close

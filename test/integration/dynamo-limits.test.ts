@@ -22,7 +22,7 @@ import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { createTable, LOCAL_AWS } from '../../tools/local/emulators.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
-import { accountItems } from '../support/runs.ts';
+import { accountItems, runCounters } from '../support/runs.ts';
 
 const AT = '2026-11-30T09:00:00.000Z';
 let aws: TestAws;
@@ -79,7 +79,8 @@ class Observer {
 
 /**
  * A completed call's release, as a webhook makes it: retried until the store answers, which must be
- * "released". `carry`: its account slot kept on the job for the next acquire (CarriedSlot).
+ * "released". `carry`: its slot (the run's and the account's) kept on the job for the next acquire
+ * (CarriedSlot).
  */
 async function releaseCompleted(store: DynamoRunStore, runId: string, job: QueuedJob, carry = false) {
   for (;;) {
@@ -91,7 +92,9 @@ async function releaseCompleted(store: DynamoRunStore, runId: string, job: Queue
         from: 'dialing',
         to: 'completed',
         outcome: 'completed',
-        ...(carry ? { carry: true, accountShard: job.accountShard! } : {}),
+        ...(carry
+          ? { carry: true, accountShard: job.accountShard ?? null, slotShard: job.slotShard ?? null }
+          : {}),
         at: AT,
       });
       expect(result).toBe('released');
@@ -137,10 +140,16 @@ async function race(
     await releaseCompleted(store, runId, job, carried !== undefined);
     // Handed to whichever dispatcher reaches for it first, of any run, and to a second one as well
     // (a dispatch delivered twice): both reach for it, one takes it.
-    if (carried)
-      carried.push(
-        ...Array(2).fill({ runId, jobId: job.jobId, attempt: job.attempt + 1, shard: job.accountShard! }),
-      );
+    if (carried) {
+      const carry: CarriedSlot = {
+        runId,
+        jobId: job.jobId,
+        attempt: job.attempt + 1,
+        ...(job.accountShard === undefined ? {} : { shard: job.accountShard }),
+        runSlot: { counter: job.slotShard ?? null, to: 'completed', outcome: 'completed' },
+      };
+      carried.push(carry, carry);
+    }
   };
   await Promise.all(
     runs.flatMap((runId) =>
@@ -202,6 +211,34 @@ describe('under the DynamoDB limits model', () => {
     expect(run).toMatchObject({ active: 0, queued: 0, completed: 90, holders: {} });
   });
 
+  it('one cap-30 run over slot counters, its releases carrying their slots to its acquires, each handed twice: cap held, each lead once, counters at zero', async () => {
+    const model = new DynamoLimitsModel();
+    const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName });
+    const runId = await newRun(store, 90, 30, '+97256');
+    const observer = new Observer();
+    const carried: CarriedSlot[] = [];
+    await race(store, [runId], 12, observer, undefined, [500, 1000], carried);
+    const dropped = await Promise.all(carried.map((carry) => dropCarry(store, carry)));
+
+    expect(observer.maxHeld.get(runId)).toBeLessThanOrEqual(30);
+    expect(observer.maxHeld.get(runId)).toBeGreaterThan(15);
+    expect(observer.taken.size).toBe(90);
+    expect([...observer.taken.values()].every((n) => n === 1)).toBe(true);
+    expect(dropped.filter((d) => d === 'dropped').length).toBeLessThanOrEqual(30);
+    expect(model.report.conflicts).toBeGreaterThan(0);
+    expect(await store.getRun(runId)).toMatchObject({
+      active: 0,
+      queued: 0,
+      completed: 90,
+      outcomes: { completed: 90 },
+      holders: {},
+    });
+    expect(await store.carriedSlots(runId, true)).toEqual([]);
+    const counters = await runCounters(aws.dynamo, aws.tableName, runId);
+    expect(counters.length).toBeGreaterThan(1);
+    expect(counters.every((active) => active === 0)).toBe(true);
+  });
+
   it('runs racing under an account cap over shard counters: the account cap held, shards back at zero', async () => {
     const model = new DynamoLimitsModel();
     const accountName = `limits-${randomUUID().slice(0, 8)}`;
@@ -227,7 +264,7 @@ describe('under the DynamoDB limits model', () => {
     expect(account.shards.size).toBeLessThanOrEqual(6);
   });
 
-  it('releases that carry their account slots to acquires of any run, each handed twice: the account cap held, each slot taken once, shards back at zero', async () => {
+  it('releases that carry their slots to acquires of any run, each handed twice: every cap held, each slot taken once, counters and shards back at zero', async () => {
     const model = new DynamoLimitsModel();
     const accountName = `carry-${randomUUID().slice(0, 8)}`;
     const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName, accountName });
@@ -242,6 +279,7 @@ describe('under the DynamoDB limits model', () => {
 
     expect(observer.maxTotal).toBeLessThanOrEqual(ACCOUNT_CAP);
     expect(observer.maxTotal).toBeGreaterThan(ACCOUNT_CAP / 2);
+    for (const runId of runs) expect(observer.maxHeld.get(runId)).toBeLessThanOrEqual(8);
     expect(observer.taken.size).toBe(120);
     expect([...observer.taken.values()].every((n) => n === 1)).toBe(true);
     // The last releases' carries, at most one a slot; every other was taken or dropped once.

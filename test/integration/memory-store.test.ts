@@ -12,7 +12,14 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
-import type { AccountLimits, QueuedJob, RecipientChecks, RunStore } from '../../lambdas/core/ports.ts';
+import type {
+  AccountLimits,
+  CarriedRunSlot,
+  CarriedSlot,
+  QueuedJob,
+  RecipientChecks,
+  RunStore,
+} from '../../lambdas/core/ports.ts';
 import type { FinalState, LiveState } from '../../lambdas/core/states.ts';
 import { testAws } from '../support/aws.ts';
 import { MemoryRunStore } from '../support/memory-store.ts';
@@ -41,9 +48,25 @@ type Op =
       outcome: boolean;
       carry: boolean;
     }
-  | { kind: 'takeCarry'; job: number; stale: number; from: number; fromStale: number; wrongShard: boolean }
+  | {
+      kind: 'takeCarry';
+      job: number;
+      stale: number;
+      from: number;
+      fromStale: number;
+      wrongShard: boolean;
+      account: boolean;
+    }
   | { kind: 'dropCarry'; from: number; fromStale: number }
-  | { kind: 'carryOn'; job: number; take: number; again: number; wrongShard: boolean; drop: boolean }
+  | {
+      kind: 'carryOn';
+      job: number;
+      take: number;
+      again: number;
+      wrongShard: boolean;
+      drop: boolean;
+      account: boolean;
+    }
   | { kind: 'control'; to: 'running' | 'paused' | 'canceled'; from: ('running' | 'paused' | 'canceled')[] }
   | { kind: 'cancelSweep'; limit: number }
   | { kind: 'defer'; job: number; by: number }
@@ -124,6 +147,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       from: job,
       fromStale: stale,
       wrongShard: fc.boolean(),
+      account: fc.boolean(),
     }),
   },
   {
@@ -180,7 +204,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 /** Jobs of the first chunk, the only one the carry steps have. */
 const ingested = fc.integer({ min: 0, max: FIRST_CHUNK - 1 });
 
-/** Steps around carried account slots: acquires under the account cap, releases that carry, takes, drops. */
+/** Steps around carried slots: acquires (most under the account cap), releases that carry, takes, drops. */
 const carryOp: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 4,
@@ -188,7 +212,8 @@ const carryOp: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant('acquire' as const),
       job: ingested,
       stale: fc.constant(0),
-      account: fc.constant(true),
+      // Mostly under the account cap; without it, a carry holds the run's slot alone.
+      account: fc.constantFrom(true, true, false),
       checks: fc.constant(false),
     }),
   },
@@ -214,6 +239,7 @@ const carryOp: fc.Arbitrary<Op> = fc.oneof(
       from: ingested,
       fromStale: fc.constantFrom(0, 0, 0, -1),
       wrongShard: fc.constantFrom(false, false, false, true),
+      account: fc.constantFrom(true, true, false),
     }),
   },
   {
@@ -233,6 +259,7 @@ const carryOp: fc.Arbitrary<Op> = fc.oneof(
       again: ingested,
       wrongShard: fc.constantFrom(false, false, false, true),
       drop: fc.boolean(),
+      account: fc.constantFrom(true, true, false),
     }),
   },
   {
@@ -278,10 +305,22 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
   const account: AccountLimits = { maxConcurrentCalls: 2, callsPerSecond: 1, nowMs };
   const attemptOf = async (index: number, delta: number) =>
     ((await store.getJob(runId, jobIdFor(index)))?.attempt ?? 0) + delta;
-  const carriedBy = async (index: number, delta: number, wrongShard: boolean) => {
+  // The slot job `index` carries, as its release's dispatch names it (or a wrong shard, an attempt of
+  // another release; a job that carries nothing: a shard it never held).
+  const carriedBy = async (index: number, delta: number, wrongShard: boolean): Promise<CarriedSlot> => {
     const carrier = await store.getJob(runId, jobIdFor(index));
-    const shard = (carrier?.carriedShard ?? carrier?.accountShard ?? 1000) + (wrongShard ? 1 : 0);
-    return { runId, jobId: jobIdFor(index), attempt: (carrier?.attempt ?? 0) + delta, shard };
+    const counter = carrier?.carriedSlot;
+    const shard =
+      carrier?.carriedShard ?? carrier?.accountShard ?? (counter === undefined ? 1000 : undefined);
+    return {
+      runId,
+      jobId: jobIdFor(index),
+      attempt: (carrier?.attempt ?? 0) + delta,
+      ...(shard === undefined ? {} : { shard: shard + (wrongShard ? 1 : 0) }),
+      ...(counter === undefined
+        ? {}
+        : { runSlot: { counter, to: carrier!.status as CarriedRunSlot['to'], outcome: carrier!.outcome! } }),
+    };
   };
   switch (o.kind) {
     case 'acquire': {
@@ -307,13 +346,21 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
         attempt: await attemptOf(o.job, o.stale),
         carried: await carriedBy(o.from, o.fromStale, o.wrongShard),
       };
-      return store.acquireSlot(runId, queued, at, account);
+      return store.acquireSlot(runId, queued, at, o.account ? account : undefined);
     }
     case 'dropCarry':
       return store.dropCarry(await carriedBy(o.from, o.fromStale, false));
     case 'carryOn': {
-      // A release that carries its slot, the slot taken by another job's acquire, then taken again
-      // (a dispatch delivered twice) and dropped (a reconciler that comes late): each answer.
+      // Job `job` takes a slot (when it is queued), then a release that carries it, the slot taken
+      // by another job's acquire, then taken again (a dispatch delivered twice) and dropped (a
+      // reconciler that comes late): each answer.
+      const limits = o.account ? account : undefined;
+      const acquired = await store.acquireSlot(
+        runId,
+        { jobId: jobIdFor(o.job), phone: phoneOf(o.job), attempt: await attemptOf(o.job, 0) },
+        at,
+        limits,
+      );
       const released = await store.releaseSlot({
         runId,
         jobId: jobIdFor(o.job),
@@ -329,10 +376,10 @@ async function apply(store: RunStore, runId: string, o: Op, step: number): Promi
           runId,
           { jobId: jobIdFor(index), phone: phoneOf(index), attempt: await attemptOf(index, 0), carried },
           at,
-          account,
+          limits,
         );
       const taken = [await take(o.take), await take(o.again)];
-      return [released, taken, o.drop ? await store.dropCarry(carried) : 'kept'];
+      return [acquired, released, taken, o.drop ? await store.dropCarry(carried) : 'kept'];
     }
     case 'suppress':
       return store.putSuppression({
@@ -453,7 +500,7 @@ describe('the in-memory store against the DynamoDB adapter', () => {
   });
 
   // Fewer and shorter sequences: each of its steps reaches a carry (the suite's time is CI's budget).
-  it('and so with account slots carried from releases to acquires, taken twice and dropped', async () => {
+  it('and so with slots carried from releases to acquires, taken twice and dropped', async () => {
     await sameAnswers(carryOp, 12, 15);
   });
 

@@ -243,6 +243,11 @@ describe('callbacks that change the run without reading it first', () => {
     const callback = { runId, jobId: jobIdFor(0), attempt: 1, callSid: 'CA0', requeueOn: [] };
     expect(await applyStatusCallback(deps, { ...callback, callStatus: 'completed' })).toBe('released');
     expect(counts.getRunRecord).toBe(1);
+    // Released, its slot carried for the run's next lead (the dispatch it asked for takes it).
+    expect(await h.store.getRun(runId)).toMatchObject({ active: 1, completed: 0, holders: {} });
+    const [carried] = await h.store.carriedSlots(runId, true);
+    expect(carried).toMatchObject({ jobId: jobIdFor(0), runSlot: { counter: null, to: 'completed' } });
+    expect(await h.store.dropCarry(carried!)).toBe('dropped');
     expect(await h.store.getRun(runId)).toMatchObject({ active: 0, completed: 1 });
   });
 

@@ -30,6 +30,7 @@ import type {
   AccountLimits,
   AcquireResult,
   BreakerWindow,
+  CarriedRunSlot,
   CarriedSlot,
   ControlChange,
   ControlResult,
@@ -311,21 +312,25 @@ export class MemoryRunStore implements RunStore {
     checks?: RecipientChecks,
   ): Promise<AcquireResult> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined) return noCarry(this.#tryAcquire(runId, job, at, account, undefined, checks));
     // As the adapter: the shard the release freed (a refill's hint) first, then the shards with room.
     // The shards of a fresh table's first layout (a table with no layout before: nothing fenced).
-    const caps = accountShardCaps(max);
-    const { base } = layoutRange(1, max);
-    // A carried slot (CarriedSlot) first, taken off its released job without touching a shard: when
-    // it is on this layout (as the adapter: one off it goes back to its shard).
+    const caps = max === undefined ? undefined : accountShardCaps(max);
+    const base = max === undefined ? 0 : layoutRange(1, max).base;
+    // A carried slot (CarriedSlot) first, taken off its released job: when it holds what this acquire
+    // takes (as the adapter: an account slot on this layout with an account cap, none without).
     const carried = job.carried;
-    const place = carried === undefined ? -1 : carried.shard - base;
-    if (carried !== undefined && !((caps[place] ?? 0) > 0)) await this.dropCarry(carried);
-    else if (carried !== undefined) {
-      const result = this.#tryAcquire(runId, job, at, account, { carried }, checks);
-      if (result !== 'carry-gone') return result;
+    if (carried !== undefined) {
+      const usable =
+        caps === undefined
+          ? carried.shard === undefined && carried.runSlot !== undefined
+          : carried.shard !== undefined && (caps[carried.shard - base] ?? 0) > 0;
+      if (usable) {
+        const result = this.#tryAcquire(runId, job, at, account, { carried }, checks);
+        if (result !== 'carry-gone') return result;
+      } else await this.dropCarry(carried);
+      delete job.carried;
     }
-    delete job.carried;
+    if (caps === undefined) return noCarry(this.#tryAcquire(runId, job, at, account, undefined, checks));
     const hinted = job.accountShard === undefined ? -1 : job.accountShard - base;
     const freed = hinted >= 0 && hinted < caps.length ? [hinted] : [];
     for (const shard of [...freed, ...shardsWithRoom(this.#shardRoom(caps, base), 0)]) {
@@ -426,9 +431,12 @@ export class MemoryRunStore implements RunStore {
   ): AcquireResult | 'carry-gone' {
     const carried = slot && 'carried' in slot ? slot.carried : undefined;
     const shard = slot && 'shard' in slot ? slot : undefined;
-    const carrier = carried ? this.jobs.get(carried.runId)?.get(carried.jobId) : undefined;
-    const carryOk =
-      !carried || (carrier?.carriedShard === carried.shard && carrier.attempt === carried.attempt);
+    const carrier = carried ? this.#carrier(carried) : undefined;
+    const carryOk = !carried || carrier !== undefined;
+    // The run's slot carried in this run is taken as it is; one of another run is freed there.
+    const runSlot = carried?.runSlot;
+    const own = runSlot !== undefined && carried!.runId === runId;
+    const elsewhere = runSlot !== undefined && !own ? this.runs.get(carried!.runId) : undefined;
     const attempt = job.attempt + 1;
     const limits = shard || account?.callsPerSecond !== undefined ? this.#ensureAccount() : undefined;
     const run = this.runs.get(runId);
@@ -436,21 +444,26 @@ export class MemoryRunStore implements RunStore {
     const runOk =
       run !== undefined &&
       run.control === 'running' &&
-      run.active < run.concurrency &&
+      (own || run.active < run.concurrency) &&
       dialable(run, Date.parse(at));
     const jobOk = stored?.status === 'queued' && stored.attempt === job.attempt;
     const shardOk = !shard || (limits!.shards.get(shard.shard) ?? 0) < shard.cap;
     const paceOk = account?.callsPerSecond === undefined || limits!.nextCreateAt <= account.nowMs;
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (!jobOk) return 'job-taken';
-    if (!carryOk) return 'carry-gone';
+    if (!carryOk || (runSlot !== undefined && !own && !((elsewhere?.active ?? 0) > 0))) return 'carry-gone';
     // Then the number's, as the adapter orders them.
     if (!this.#recipientOk(job.phone, checks, 'suppression')) return 'suppressed';
     if (!this.#recipientOk(job.phone, checks, 'frequency')) return 'frequency-capped';
     if (!runOk) return 'no-slot';
     if (!shardOk) return 'account-full';
     if (!paceOk) return 'paced';
-    run!.active += 1;
+    if (own) countFinal(run!, runSlot);
+    else run!.active += 1;
+    if (elsewhere) {
+      elsewhere.active -= 1;
+      countFinal(elsewhere, runSlot!);
+    }
     run!.queued -= 1;
     const { queuedKey: _key, notBefore: _nb, callSid: _sid, outcome: _o, errorCode: _e, ...rest } = stored!;
     const { answeredAt: _a, answeredBy: _by, endedAt: _end, accountShard: _shard, ...kept } = rest;
@@ -460,10 +473,13 @@ export class MemoryRunStore implements RunStore {
       attempt,
       dialedAt: at,
       ...(shard ? { accountShard: shard.shard } : {}),
-      ...(carried ? { accountShard: carried.shard } : {}),
+      ...(carried?.shard === undefined ? {} : { accountShard: carried.shard }),
     });
     if (limits && shard) limits.shards.set(shard.shard, (limits.shards.get(shard.shard) ?? 0) + 1);
-    if (carried) delete carrier!.carriedShard;
+    if (carrier) {
+      delete carrier.carriedShard;
+      delete carrier.carriedSlot;
+    }
     if (checks?.frequency) {
       const key = this.#callsKey(job.phone, checks);
       this.recipientCalls.set(key, (this.recipientCalls.get(key) ?? 0) + 1);
@@ -474,24 +490,61 @@ export class MemoryRunStore implements RunStore {
     // As the adapter says which counter holds the slot: this store never splits a cap, so the run's own.
     job.slotShard = null;
     if (shard) job.accountShard = shard.shard;
-    if (carried) job.accountShard = carried.shard;
+    if (carried?.shard !== undefined) job.accountShard = carried.shard;
     return 'acquired';
   }
 
   async dropCarry(carry: CarriedSlot): Promise<'dropped' | 'gone'> {
-    const carrier = this.jobs.get(carry.runId)?.get(carry.jobId);
-    if (carrier?.carriedShard !== carry.shard || carrier.attempt !== carry.attempt) return 'gone';
+    const carrier = this.#carrier(carry);
+    if (!carrier) return 'gone';
     delete carrier.carriedShard;
-    const shards = this.#ensureAccount().shards;
-    if ((shards.get(carry.shard) ?? 0) > 0) shards.set(carry.shard, shards.get(carry.shard)! - 1);
+    delete carrier.carriedSlot;
+    if (carry.shard !== undefined) {
+      const shards = this.#ensureAccount().shards;
+      if ((shards.get(carry.shard) ?? 0) > 0) shards.set(carry.shard, shards.get(carry.shard)! - 1);
+    }
+    const run = this.runs.get(carry.runId);
+    if (carry.runSlot && run && run.active > 0) {
+      run.active -= 1;
+      countFinal(run, carry.runSlot);
+    }
     return 'dropped';
   }
 
-  async carriedSlots(runId: string): Promise<(CarriedSlot & { endedAt: string })[]> {
+  /** The released job that carries this slot: its marks, attempt, state and outcome as the carry says. */
+  #carrier(carry: CarriedSlot): Job | undefined {
+    const job = this.jobs.get(carry.runId)?.get(carry.jobId);
+    const { runSlot } = carry;
+    if (!job || job.attempt !== carry.attempt || job.carriedShard !== carry.shard) return undefined;
+    if (runSlot === undefined)
+      return job.carriedSlot === undefined && carry.shard !== undefined ? job : undefined;
+    const same =
+      job.carriedSlot === runSlot.counter && job.status === runSlot.to && job.outcome === runSlot.outcome;
+    return same ? job : undefined;
+  }
+
+  async carriedSlots(runId: string, _everyJob?: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
     return [...(this.jobs.get(runId)?.values() ?? [])].flatMap((job) =>
-      job.carriedShard === undefined
+      job.carriedShard === undefined && job.carriedSlot === undefined
         ? []
-        : [{ runId, jobId: job.jobId, attempt: job.attempt, shard: job.carriedShard, endedAt: job.endedAt! }],
+        : [
+            {
+              runId,
+              jobId: job.jobId,
+              attempt: job.attempt,
+              ...(job.carriedShard === undefined ? {} : { shard: job.carriedShard }),
+              ...(job.carriedSlot === undefined
+                ? {}
+                : {
+                    runSlot: {
+                      counter: job.carriedSlot,
+                      to: job.status as CarriedRunSlot['to'],
+                      outcome: job.outcome!,
+                    },
+                  }),
+              endedAt: job.endedAt!,
+            },
+          ],
     );
   }
 
@@ -586,19 +639,23 @@ export class MemoryRunStore implements RunStore {
     // The shard's counter goes down with the run's; one at zero (reset by hand) does not keep the
     // run's slot from being freed.
     const limits = this.#account;
-    // Carried: the shard keeps counting the slot, which the job now holds for the next acquire.
-    const carry = release.carry === true && !requeue && accountShard !== null;
-    if (carry) job!.carriedShard = accountShard;
-    else if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
+    // Carried: the run and the shard keep counting the slot, which the job now holds for the next
+    // acquire; whoever takes or drops it counts the lead final.
+    const carry = release.carry === true && !requeue;
+    if (carry) {
+      job!.carriedSlot = release.slotShard ?? null;
+      if (accountShard !== null) job!.carriedShard = accountShard;
+    } else if (accountShard !== null && limits && (limits.shards.get(accountShard) ?? 0) > 0) {
       limits.shards.set(accountShard, limits.shards.get(accountShard)! - 1);
     }
     if (release.claimCall && release.callSid !== undefined) this.#callClaims.add(release.callSid);
     const outcome = release.outcome ?? to;
-    run!.active -= 1;
-    if (requeue) run!.queued += 1;
-    else {
-      run![to] += 1;
-      run!.outcomes[outcome] = (run!.outcomes[outcome] ?? 0) + 1;
+    if (requeue) {
+      run!.active -= 1;
+      run!.queued += 1;
+    } else if (!carry) {
+      run!.active -= 1;
+      countFinal(run!, { to, outcome });
     }
     delete job!.accountShard;
     job!.endedAt = at;
@@ -786,6 +843,12 @@ export class MemoryRunStore implements RunStore {
     this.#account ??= { shards: new Map(), nextCreateAt: 0, waiting: new Set() };
     return this.#account;
   }
+}
+
+/** A lead made final: counted on its run (whose slot it no longer holds). */
+function countFinal(run: StoredRun, final: Pick<CarriedRunSlot, 'to' | 'outcome'>): void {
+  run[final.to] += 1;
+  run.outcomes[final.outcome] = (run.outcomes[final.outcome] ?? 0) + 1;
 }
 
 /** An acquire that carried no slot cannot find one gone. */

@@ -64,9 +64,11 @@ class MemoryQueue implements WorkQueue {
     for (const c of chunks)
       this.pending.push({ message: { type: 'ingest', runId, chunk: c.chunk, jobs: c.jobs }, dueAt });
   }
-  async requestDispatch(runId: string, { delaySeconds = 0, next }: DispatchRequest = {}): Promise<void> {
+  async requestDispatch(runId: string, request: DispatchRequest = {}): Promise<void> {
+    // What the message holds, as the SQS queue sends it: the hint, and a slot handed or carried.
+    const { delaySeconds = 0, releasedAt: _at, ...message } = request;
     this.pending.push({
-      message: { type: 'dispatch', runId, ...(next ? { next } : {}) },
+      message: { type: 'dispatch', runId, ...message },
       dueAt: this.clock.now().getTime() + delaySeconds * 1000,
     });
   }

@@ -1,7 +1,7 @@
 // Helpers for driving dialgate over HTTP the way a client does, and reading its table the way an
 // auditor would (outside the code under test).
 
-import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 
 export function leadsFor(count: number, prefix = '+1415'): { phone: string; name: string }[] {
@@ -89,6 +89,23 @@ export async function runItems(dynamo: DynamoDBClient, tableName: string, runId:
 }
 
 /** The account's limit items, straight from the table: each shard counter's live calls, and the waiting runs. */
+/** A run's slot counters (`SLOTS#<k>`), as the table holds them: each one's `active`. */
+export async function runCounters(
+  dynamo: DynamoDBClient,
+  tableName: string,
+  runId: string,
+): Promise<number[]> {
+  const page = await dynamo.send(
+    new QueryCommand({
+      TableName: tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :slots)',
+      ExpressionAttributeValues: { ':pk': { S: `RUN#${runId}` }, ':slots': { S: 'SLOTS#' } },
+      ConsistentRead: true,
+    }),
+  );
+  return (page.Items ?? []).map((raw) => Number(unmarshall(raw).active));
+}
+
 export async function accountItems(dynamo: DynamoDBClient, tableName: string, name = 'LIMITS') {
   // The shard counters in use, by shard number, and the calls still live on fenced ones (a layout
   // before the account's current one: account-shards.ts).

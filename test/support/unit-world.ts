@@ -4,7 +4,8 @@
 
 import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback, type CallbackEffect } from '../../lambdas/core/callbacks.ts';
-import type { DispatchDeps } from '../../lambdas/core/dispatch.ts';
+import { type DispatchDeps, handleWorkMessage } from '../../lambdas/core/dispatch.ts';
+import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor, type NewJob } from '../../lambdas/core/model.ts';
 import type { ReconcileDeps } from '../../lambdas/core/reconcile.ts';
 import type { RunOptions } from '../../lambdas/core/run-options.ts';
@@ -33,8 +34,35 @@ export interface World {
     runId?: string;
     runOptions?: RunOptions;
   }): Promise<string>;
+  /**
+   * Delivers the dispatches asked for so far, each once, as the dispatcher does (with its hint, and the
+   * slot a release handed or carried): what a work queue does after every release. The calls placed.
+   */
+  dispatch(): Promise<number>;
   /** Delivers Twilio's callback for `sid` with `status` (the call itself is moved too when final). */
   callback(sid: string, status: TwilioCallStatus, options?: { moveCall?: boolean }): Promise<CallbackEffect>;
+}
+
+/**
+ * Delivers what the queue holds (lead chunks, dispatches with all they carry) and answers every live
+ * call, until nothing moves.
+ */
+export async function drain(w: World, maxRounds = 500): Promise<void> {
+  for (let round = 0; round < maxRounds; round++) {
+    const chunks = w.queue.chunks.splice(0);
+    const live = w.telephony.live();
+    if (chunks.length === 0 && w.queue.dispatches.length === 0 && live.length === 0) return;
+    for (const { runId, chunks: list } of chunks) {
+      for (const c of list)
+        await handleWorkMessage(w.deps, { type: 'ingest', runId, chunk: c.chunk, jobs: c.jobs });
+    }
+    await w.dispatch();
+    for (const call of live) {
+      await w.callback(call.sid, 'in-progress');
+      await w.callback(call.sid, 'completed');
+    }
+  }
+  throw new Error('the run never settled');
 }
 
 export function world(
@@ -96,6 +124,14 @@ export function world(
       }));
       await store.ingestChunk(runId, 0, jobs, at);
       return runId;
+    },
+    async dispatch() {
+      let placed = 0;
+      for (const { runId, request } of queue.take())
+        placed += (
+          await fillSlots(deps, runId, request.next, undefined, request.handedShard, request.carried)
+        ).placed;
+      return placed;
     },
     async callback(sid, status, { moveCall = true } = {}) {
       const call = telephony.calls.get(sid);

@@ -34,13 +34,23 @@ describe('a freed account slot', () => {
     const requests = w.queue.take();
     // One dispatch, for B, and none for A: one acquirer for the one slot.
     expect(requests.map((r) => [r.runId, r.request.handedShard])).toEqual([[b, shard]]);
-    // The slot itself goes with it, still on the released job: the shard was not written.
-    expect(requests[0]!.request.carried).toEqual({ runId: a, jobId: call.jobId, attempt: 1, shard });
+    // The slot itself goes with it, still on the released job: neither A's counter nor the shard
+    // was written.
+    expect(requests[0]!.request.carried).toEqual({
+      runId: a,
+      jobId: call.jobId,
+      attempt: 1,
+      shard,
+      runSlot: { counter: null, to: 'completed', outcome: 'completed' },
+    });
     expect(sum(w.store.accountShards())).toBe(2);
+    const activeOfA = (await w.store.getRunRecord(a))!.active;
     expect(await fillSlots(w.deps, b, undefined, undefined, shard, requests[0]!.request.carried)).toEqual({
       placed: 1,
     });
+    // B took the account's slot; A's own was freed in the same transaction, its lead counted.
     expect(sum(w.store.accountShards())).toBe(2);
+    expect(await w.store.getRunRecord(a)).toMatchObject({ active: activeOfA - 1, completed: 1 });
     expect((await w.store.carriedSlots(a)).length).toBe(0);
     expect(w.telephony.live(b)).toHaveLength(1);
     // B used it, so nothing is passed on; A is next in line.

@@ -8,6 +8,7 @@ import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
+import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { TWILIO_CALL_STATUSES, type TwilioCallStatus } from '../../lambdas/core/states.ts';
 import { counting, quietLog } from '../support/fakes.ts';
 import { world } from '../support/unit-world.ts';
@@ -36,19 +37,58 @@ describe('status callbacks', () => {
     await w.callback(call.sid, 'in-progress');
     expect(await w.callback(call.sid, 'completed')).toBe('released');
 
+    // The job is final and holds no slot; the run still counts the slot, which the job carries for the
+    // next lead (its count moves to completed when that lead takes it).
     const run = (await w.store.getRun(runId))!;
-    expect(run).toMatchObject({ active: 0, completed: 1, outcomes: { completed: 1 } });
+    expect(run).toMatchObject({ active: 1, completed: 0 });
     expect(run.holders).toEqual({});
     expect(await w.store.getJob(runId, call.jobId)).toMatchObject({
       status: 'completed',
       outcome: 'completed',
       callSid: call.sid,
+      carriedSlot: null,
     });
+    const carried = { runId, jobId: call.jobId, attempt: 1 };
+    expect(await w.store.carriedSlots(runId, false)).toMatchObject([carried]);
     const [dispatch, ...more] = w.queue.take();
     expect(more).toEqual([]);
     expect(dispatch?.runId).toBe(runId);
     expect(dispatch?.request.releasedAt).toBe(w.clock.now().toISOString());
     expect(dispatch?.request.next?.map((j) => j.jobId).sort()).toEqual([jobIdFor(1), jobIdFor(2)]);
+    expect(dispatch?.request.carried).toEqual({
+      ...carried,
+      runSlot: { counter: null, to: 'completed', outcome: 'completed' },
+    });
+
+    // A warm dispatcher (the run's options known) takes it: the next lead is live on it, the ended
+    // one counted.
+    w.deps.recentOptions = new RecentRunOptions();
+    w.deps.recentOptions.remember((await w.store.getRunRecord(runId))!);
+    const taken = counting(w.store);
+    w.deps.store = taken.store;
+    w.queue.dispatches.push(dispatch!);
+    expect(await w.dispatch()).toBe(1);
+    expect(await w.store.getRun(runId)).toMatchObject({
+      active: 1,
+      completed: 1,
+      outcomes: { completed: 1 },
+    });
+    expect(await w.store.carriedSlots(runId, false)).toEqual([]);
+    expect(w.telephony.live(runId)).toHaveLength(1);
+    expect(taken.counts.dropCarry ?? 0, 'taken, not dropped').toBe(0);
+  });
+
+  it('frees the slot on its counter when no dispatch takes the one a release carried', async () => {
+    const { w, runId, call } = await oneCall({}, {}, 1);
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
+    // The run's last lead: nobody is due, so the release's carry is dropped at once.
+    expect(await w.store.carriedSlots(runId, false)).toEqual([]);
+    expect(await w.store.getRun(runId)).toMatchObject({
+      active: 0,
+      completed: 1,
+      outcomes: { completed: 1 },
+    });
   });
 
   it('says so when it saw no lead due: the last call of a run asks for a dispatch with an empty hint', async () => {
@@ -88,15 +128,21 @@ describe('status callbacks', () => {
     expect(effect).toBe('released');
     expect((counts.getRun ?? 0) + (counts.getRunRecord ?? 0) + (counts.getJob ?? 0)).toBe(0);
     expect(counts.releaseSlot).toBe(1);
-    // The run's slot is freed; the account's goes to the refill still on the released job, its shard
-    // not written (twice for no change): the refill takes it there.
+    // The slot, the run's and the account's, goes to the refill still on the released job, neither
+    // counter written (twice for no change): the refill takes it there.
     expect([...w.store.accountShards().values()].reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await w.store.getRunRecord(runId))?.active).toBe(1);
     const [dispatch] = w.queue.take().filter((request) => request.runId === runId);
     for (const job of dispatch!.request.next!) expect(job.accountShard).toBe(shard);
-    expect(dispatch!.request.carried).toEqual({ runId, jobId: call.jobId, attempt: 1, shard });
-    expect(await w.store.carriedSlots(runId)).toEqual([
-      { runId, jobId: call.jobId, attempt: 1, shard, endedAt: w.clock.now().toISOString() },
-    ]);
+    const carried = {
+      runId,
+      jobId: call.jobId,
+      attempt: 1,
+      shard,
+      runSlot: { counter: null, to: 'failed', outcome: 'busy' },
+    };
+    expect(dispatch!.request.carried).toEqual(carried);
+    expect(await w.store.carriedSlots(runId)).toEqual([{ ...carried, endedAt: w.clock.now().toISOString() }]);
   });
 
   it('drops a carried account slot its run has no lead for: back on its shard at once', async () => {
@@ -136,6 +182,7 @@ describe('status callbacks', () => {
       await fillSlots(w.deps, runId);
       const [live] = w.telephony.live(runId);
       await w.callback(live!.sid, 'completed');
+      await w.dispatch(); // finds nobody due yet: the slot its release carried is dropped
     }
     w.clock.advance(60_000);
     await fillSlots(w.deps, runId);
@@ -211,6 +258,9 @@ describe('status callbacks', () => {
           }
           // Exactly one release; counted once, as the first final status that arrived.
           expect(effects.filter((e) => e === 'released')).toHaveLength(1);
+          // The slot the release carried goes with its dispatch (not run here); dropped, it is freed.
+          const [dispatch] = w.queue.take().filter((d) => d.request.carried);
+          await w.store.dropCarry(dispatch!.request.carried!);
           const run = (await w.store.getRun(runId))!;
           expect(run.active).toBe(0);
           expect(run.completed + run.failed + run.canceled).toBe(1);

@@ -64,6 +64,9 @@ describe('the fill loop under the fill lease', () => {
         // The pass's creates are on their way (the lease is given back before they are awaited).
         await vi.waitFor(() => expect(w.telephony.live(runId)).toHaveLength(3));
         await w.callback(w.telephony.live(runId)[0]!.sid, 'completed');
+        // Its refill, a cold dispatcher, drops the slot the release carried and asks for a pass.
+        const [refill] = w.queue.take();
+        expect(await w.store.dropCarry(refill!.request.carried!)).toBe('dropped');
         expect(await lease.take(id, 'message-2')).toBe('asked');
       }
       return give(id, filler);
@@ -152,7 +155,9 @@ describe('the fill loop', () => {
       // Each dispatch twice, all at once: SQS delivers at least once.
       const dispatches = w.queue.take();
       await Promise.all(
-        [...dispatches, ...dispatches].map((d) => fillSlots(w.deps, d.runId, d.request.next)),
+        [...dispatches, ...dispatches].map((d) =>
+          fillSlots(w.deps, d.runId, d.request.next, undefined, d.request.handedShard, d.request.carried),
+        ),
       );
       expect(w.telephony.live(runId).length).toBeLessThanOrEqual(cap);
     }
@@ -272,7 +277,11 @@ describe('the fill loop', () => {
     expect(hint.length).toBeGreaterThan(0);
 
     const { store, counts } = counting(w.store);
-    expect(await fillSlots({ ...w.deps, store, recentOptions }, runId, hint)).toEqual({ placed: 1 });
+    const { carried } = dispatch!.request;
+    expect(carried?.runSlot).toEqual({ counter: null, to: 'completed', outcome: 'completed' });
+    expect(
+      await fillSlots({ ...w.deps, store, recentOptions }, runId, hint, undefined, undefined, carried),
+    ).toEqual({ placed: 1 });
 
     // After the create, the run's control alone: a cancel meanwhile would end the call.
     expect(counts.getRunControl ?? 0).toBe(1);
@@ -280,6 +289,29 @@ describe('the fill loop', () => {
     expect(counts.getRun ?? 0).toBe(0);
     expect(counts.nextQueuedJobs ?? 0).toBe(0);
     expect(counts.acquireSlot).toBe(1);
+    // The slot the release carried is the one taken: the ended lead counted, one live.
+    expect(counts.dropCarry ?? 0).toBe(0);
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 1, completed: 1 });
+    expect(await w.store.carriedSlots(runId, false)).toEqual([]);
+  });
+
+  it('does not take the carried slot in a run that takes no slot: drops it, so the count is right', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 5, concurrency: 1 });
+    const recentOptions = new RecentRunOptions();
+    await fillSlots({ ...w.deps, recentOptions }, runId);
+    const [first] = w.telephony.live(runId);
+    await w.callback(first!.sid, 'completed');
+    const [dispatch] = w.queue.take();
+    await w.store.setControl(runId, { to: 'paused', from: ['running'], at: w.clock.now().toISOString() });
+    const { next, carried } = dispatch!.request;
+    expect(await fillSlots({ ...w.deps, recentOptions }, runId, next, undefined, undefined, carried)).toEqual(
+      {
+        placed: 0,
+      },
+    );
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, completed: 1, holders: {} });
+    expect(await w.store.carriedSlots(runId, false)).toEqual([]);
   });
 
   it('ends a call whose run was canceled while it was being created (the cancel could not see its Sid)', async () => {

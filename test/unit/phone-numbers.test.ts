@@ -6,13 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { appendLeads } from '../../lambdas/core/append-leads.ts';
 import { createRun } from '../../lambdas/core/create-run.ts';
 import { csvRequest } from '../../lambdas/core/csv-leads.ts';
-import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { ValidationError } from '../../lambdas/core/errors.ts';
 import type { CallPolicy } from '../../lambdas/core/run-options.ts';
 import { readEnv } from '../../lambdas/definitions/environment.ts';
 import { PHONE_TYPES } from '../../lambdas/definitions/formats.ts';
 import { checkPhone, phoneSettingProblems } from '../../lambdas/definitions/phone-numbers.ts';
-import { type World, world } from '../support/unit-world.ts';
+import { drain, type World, world } from '../support/unit-world.ts';
 
 describe('checkPhone on real formats of several countries', () => {
   it.each([
@@ -127,26 +126,6 @@ describe('the deployment’s phone settings', () => {
     ]);
   });
 });
-
-/** Delivers what the queue holds and answers every live call, until nothing moves. */
-async function drain(w: World) {
-  for (let round = 0; round < 200; round++) {
-    const chunks = w.queue.chunks.splice(0);
-    const dispatches = w.queue.take();
-    const live = w.telephony.live();
-    if (chunks.length === 0 && dispatches.length === 0 && live.length === 0) return;
-    for (const { runId, chunks: list } of chunks) {
-      for (const c of list)
-        await handleWorkMessage(w.deps, { type: 'ingest', runId, chunk: c.chunk, jobs: c.jobs });
-    }
-    for (const d of dispatches) await handleWorkMessage(w.deps, { type: 'dispatch', runId: d.runId });
-    for (const call of live) {
-      await w.callback(call.sid, 'in-progress');
-      await w.callback(call.sid, 'completed');
-    }
-  }
-  throw new Error('the run never settled');
-}
 
 function deps(w: World, policy: Partial<CallPolicy> = {}) {
   let n = 0;

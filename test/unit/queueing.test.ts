@@ -5,13 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { appendLeads } from '../../lambdas/core/append-leads.ts';
 import { createRun } from '../../lambdas/core/create-run.ts';
-import { handleWorkMessage } from '../../lambdas/core/dispatch.ts';
 import { LeadsNotQueuedError, QueueingIncompleteError } from '../../lambdas/core/errors.ts';
 import { runStatus } from '../../lambdas/core/model.ts';
 import type { DispatchRequest, LeadChunk, WorkQueue } from '../../lambdas/core/ports.ts';
 import { toErrorResponse } from '../../lambdas/handlers/http.ts';
 import { quietLog } from '../support/fakes.ts';
-import { phoneFor, type World, world } from '../support/unit-world.ts';
+import { drain, phoneFor, type World, world } from '../support/unit-world.ts';
 
 /** A queue that, while `failing`, takes only the first chunk of a request and then fails. */
 class HalfFailingQueue implements WorkQueue {
@@ -30,26 +29,6 @@ class HalfFailingQueue implements WorkQueue {
 
 const leads = (from: number, count: number) =>
   Array.from({ length: count }, (_, i) => ({ phone: phoneFor(from + i), name: `Lead ${from + i}` }));
-
-/** Delivers what the queue holds and answers every live call, until nothing moves. */
-async function drain(w: World) {
-  for (let round = 0; round < 500; round++) {
-    const chunks = w.queue.chunks.splice(0);
-    const dispatches = w.queue.take();
-    const live = w.telephony.live();
-    if (chunks.length === 0 && dispatches.length === 0 && live.length === 0) return;
-    for (const { runId, chunks: list } of chunks) {
-      for (const c of list)
-        await handleWorkMessage(w.deps, { type: 'ingest', runId, chunk: c.chunk, jobs: c.jobs });
-    }
-    for (const d of dispatches) await handleWorkMessage(w.deps, { type: 'dispatch', runId: d.runId });
-    for (const call of live) {
-      await w.callback(call.sid, 'in-progress');
-      await w.callback(call.sid, 'completed');
-    }
-  }
-  throw new Error('the run never settled');
-}
 
 function callsPerNumber(w: World): number[] {
   const per = new Map<string, number>();

@@ -28,9 +28,9 @@ function accountCount(w: ReturnType<typeof world>): number {
 
 describe('the reconciler and carried account slots', () => {
   /** A run under an account cap whose first call ended with its slot carried, and the dispatch lost. */
-  async function lostCarry(leads: number) {
+  async function lostCarry(leads: number, concurrency = 1) {
     const w = world({ account: { maxConcurrentCalls: 10 } });
-    const runId = await w.seedRun({ leads, concurrency: 1 });
+    const runId = await w.seedRun({ leads, concurrency });
     await fillSlots(w.deps, runId);
     w.queue.take();
     const [call] = w.telephony.live(runId);
@@ -38,7 +38,7 @@ describe('the reconciler and carried account slots', () => {
     expect(await w.callback(call!.sid, 'completed')).toBe('released');
     const [dispatch] = w.queue.take(); // the dispatch that carries it is lost
     expect(dispatch?.request.carried).toBeDefined();
-    expect(accountCount(w)).toBe(1);
+    expect(accountCount(w)).toBe(concurrency); // the carried slot, and the run's other calls
     return { w, runId, carried: dispatch!.request.carried! };
   }
 
@@ -67,20 +67,43 @@ describe('the reconciler and carried account slots', () => {
   });
 
   it('does not close a run while one of its jobs carries a slot; frees it, then closes', async () => {
-    const { w, runId } = await lostCarry(2);
-    await fillSlots(w.deps, runId); // the next lead takes a slot on a shard (no carry handed to it)
-    w.queue.take();
-    const [call] = w.telephony.live(runId);
-    await w.callback(call!.sid, 'in-progress');
-    // No lead left to hand it to: this release's carry goes back to its shard at once.
-    expect(await w.callback(call!.sid, 'completed')).toBe('released');
+    const { w, runId } = await lostCarry(3, 2);
+    // The other two leads, in the run's other slot, one after the other; the last release has no lead
+    // left to hand its slot to, and frees it at once.
+    for (let live = w.telephony.live(runId); live.length > 0; live = w.telephony.live(runId)) {
+      await w.callback(live[0]!.sid, 'in-progress');
+      expect(await w.callback(live[0]!.sid, 'completed')).toBe('released');
+      await w.dispatch();
+    }
     expect(accountCount(w)).toBe(1); // the lost one
-    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, queued: 0, completed: 2 });
+    // The lost one's lead is final, and counted so once its slot is freed.
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 1, queued: 0, completed: 2, holders: {} });
     // Every lead is final, but a job still carries a slot too young to call lost: the run stays open.
-    expect(await reconcile(w.reconcileDeps)).toMatchObject({ runsClosed: 0, carriesDropped: 0 });
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({
+      runsClosed: 0,
+      carriesDropped: 0,
+      mismatches: 0,
+    });
     w.clock.advance(CARRY_GRACE_MS);
     expect(await reconcile(w.reconcileDeps)).toMatchObject({ carriesDropped: 1, runsClosed: 1 });
     expect(accountCount(w)).toBe(0);
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 0, completed: 3 });
+  });
+
+  it('counts a slot a released job carries as held: no mismatch while it waits for its dispatch', async () => {
+    const w = world();
+    const runId = await w.seedRun({ leads: 3, concurrency: 2 });
+    await fillSlots(w.deps, runId);
+    w.queue.take();
+    const [call] = w.telephony.live(runId);
+    expect(await w.callback(call!.sid, 'busy')).toBe('released');
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 2, failed: 0 });
+    expect(Object.keys((await w.store.getRun(runId))!.holders)).toHaveLength(1);
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ mismatches: 0, carriesDropped: 0 });
+    // Its dispatch takes it: one call more, the ended lead counted.
+    expect(await w.dispatch()).toBe(1);
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 2, failed: 1, outcomes: { busy: 1 } });
+    expect(await reconcile(w.reconcileDeps)).toMatchObject({ mismatches: 0 });
   });
 });
 

@@ -5,6 +5,7 @@ import type { Job, NewJob, Run, RunRecord } from '../../core/model.ts';
 import type { NewRun, QueuedJob } from '../../core/ports.ts';
 import type { RunOptions } from '../../core/run-options.ts';
 import { keys, OPEN_RUNS, RUN_LIST, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
+import { CARRIED_ON_RUN_ITEM } from './run-slots.ts';
 
 export type JobItem = Record<string, unknown>;
 
@@ -95,9 +96,14 @@ export function jobFromItem(item: Record<string, unknown>): Job {
     liveRun: _lr,
     liveKey: _lk,
     timeZone: _tz,
+    carriedSlot,
     ...rest
   } = item;
-  return rest as unknown as Job;
+  const job = rest as unknown as Job;
+  // The run item's own counter is marked `run` (a number is one of the run's counters).
+  if (carriedSlot !== undefined)
+    job.carriedSlot = carriedSlot === CARRIED_ON_RUN_ITEM ? null : Number(carriedSlot);
+  return job;
 }
 
 export function queuedJobFromItem(item: Record<string, unknown>): QueuedJob {

@@ -78,6 +78,9 @@ export function newSlotShardItems(run: NewRun, caps: number[]): Record<string, u
 /** The prefix of a counter's outcome attributes. */
 export const OUTCOME_ATTRIBUTE = 'outcome:';
 
+/** A released job's `carriedSlot` mark for a slot on the run item's own `active` (else the counter's number). */
+export const CARRIED_ON_RUN_ITEM = 'run';
+
 /** One counter as last read: its cap, the slots held on it, the leads made final on it. */
 export interface SlotShardState {
   shard: number;

@@ -14,6 +14,7 @@ import {
   type SlotCounts,
 } from '../../core/model.ts';
 import type {
+  CarriedRunSlot,
   CarriedSlot,
   CreateRunResult,
   IdempotencyClaim,
@@ -27,6 +28,7 @@ import type {
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
 import {
+  CARRIED_ON_RUN_ITEM,
   newSlotShardItems,
   runSlotCaps,
   SlotShardMemory,
@@ -244,23 +246,33 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async carriedSlots(runId: string, everyJob: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
-    const carried = (item: Record<string, unknown>) =>
-      item.carriedShard === undefined
-        ? []
-        : [
-            {
-              runId,
-              jobId: String(item.jobId),
-              attempt: Number(item.attempt),
-              shard: Number(item.carriedShard),
-              endedAt: String(item.endedAt),
-            },
-          ];
-    const projection = 'jobId, attempt, carriedShard, endedAt';
+    const carried = (item: Record<string, unknown>) => {
+      if (item.carriedShard === undefined && item.carriedSlot === undefined) return [];
+      const slot = item.carriedSlot;
+      const carry: CarriedSlot & { endedAt: string } = {
+        runId,
+        jobId: String(item.jobId),
+        attempt: Number(item.attempt),
+        ...(item.carriedShard === undefined ? {} : { shard: Number(item.carriedShard) }),
+        ...(slot === undefined
+          ? {}
+          : {
+              runSlot: {
+                counter: slot === CARRIED_ON_RUN_ITEM ? null : Number(slot),
+                to: item.status as CarriedRunSlot['to'],
+                outcome: String(item.outcome),
+              },
+            }),
+        endedAt: String(item.endedAt),
+      };
+      return [carry];
+    };
+    const projection = 'jobId, attempt, carriedShard, carriedSlot, endedAt, #status, outcome';
+    const names = { '#status': 'status' };
     if (!everyJob) {
       // A carrying job keeps its place in the live index (slots.ts): the holders' query finds it.
       const jobKeys = await this.liveJobKeys(runId);
-      return (await this.t.batchGet(jobKeys, { projection })).flatMap(carried);
+      return (await this.t.batchGet(jobKeys, { projection, names })).flatMap(carried);
     }
     // Every job of the run, strongly consistent: read once, when the run is about to be closed.
     const found: (CarriedSlot & { endedAt: string })[] = [];
@@ -270,8 +282,9 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
         new QueryCommand({
           TableName: this.t.name,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :jobs)',
-          FilterExpression: 'attribute_exists(carriedShard)',
+          FilterExpression: 'attribute_exists(carriedShard) OR attribute_exists(carriedSlot)',
           ProjectionExpression: projection,
+          ExpressionAttributeNames: names,
           ExpressionAttributeValues: { ':pk': keys.run(runId).pk, ':jobs': 'JOB#' },
           ConsistentRead: true,
           ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),

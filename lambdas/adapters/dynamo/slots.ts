@@ -4,7 +4,8 @@
 // transaction that takes the slot, and leaves it in the one that frees the slot. A release is
 // conditioned on the job being that holder, at that attempt and live state: a duplicate or late
 // release fails it and changes nothing. With account limits a shard counter (and the pace item) are
-// items of the same transaction.
+// items of the same transaction. A callback's final release may instead carry the slot on the job for
+// the next acquire (CarriedSlot): then it writes the job alone, and the acquire takes the slot off it.
 
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { packOnShards, shardsWithRoom } from '../../core/account-shards.ts';
@@ -12,6 +13,7 @@ import { holderOf } from '../../core/model.ts';
 import type {
   AccountLimits,
   AcquireResult,
+  CarriedRunSlot,
   CarriedSlot,
   QueuedJob,
   RecipientChecks,
@@ -24,7 +26,7 @@ import { rotate } from '../../core/rotate.ts';
 import { keys, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import type { AccountLayout, DynamoAccount } from './account.ts';
 import { recipientCheckItem, refusedBy } from './recipient-item.ts';
-import { OUTCOME_ATTRIBUTE, type SlotShardState } from './run-slots.ts';
+import { CARRIED_ON_RUN_ITEM, OUTCOME_ATTRIBUTE, type SlotShardState } from './run-slots.ts';
 import type { DynamoRuns } from './runs.ts';
 import { type DynamoTable, isConditionalCheckFailed, type TransactItem } from './table.ts';
 
@@ -123,6 +125,17 @@ function onNoShard<T>(result: T | 'carry-gone'): T {
   return result;
 }
 
+/**
+ * Whether a carried slot holds what an acquire under `layout` takes: with an account cap, a slot on one
+ * of the layout's shards; without one, none (a carry of the run's slot alone).
+ */
+function isCarryFor(carried: CarriedSlot, layout: AccountLayout | undefined): boolean {
+  if (layout === undefined) return carried.shard === undefined && carried.runSlot !== undefined;
+  if (carried.shard === undefined) return false;
+  const place = carried.shard - layout.base;
+  return place >= 0 && place < layout.caps.length && layout.caps[place]! > 0;
+}
+
 /** `Promise.allSettled` of tasks run one after another. */
 async function sequentially<T>(tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
   const settled: PromiseSettledResult<T>[] = [];
@@ -194,22 +207,24 @@ export class DynamoSlots implements SlotStore {
     checks: RecipientChecks | undefined,
   ): Promise<AcquireResult | 'counter-full'> {
     const max = account?.maxConcurrentCalls;
-    if (max === undefined)
-      return onNoShard(await this.tryAcquire(runId, counter, job, at, account, undefined, checks));
-    const layout = await this.account.layoutFor(max);
-    const { base, caps } = layout;
-    // The slot a release carried (CarriedSlot), taken off its job without writing a shard: when it is
-    // counted on this layout (one on a fenced layout goes back to its shard, so that the layout drains).
+    const layout = max === undefined ? undefined : await this.account.layoutFor(max);
+    // The slot a release carried (CarriedSlot), taken off its job: when it holds what this acquire
+    // takes (with an account cap, a slot on one of this layout's shards: one on a fenced layout goes
+    // back to its shard, so that the layout drains; without one, none). Otherwise it is dropped.
     const carried = job.carried;
     if (carried !== undefined) {
-      const place = carried.shard - base;
-      if (place >= 0 && place < caps.length && caps[place]! > 0) {
-        const result = await this.tryAcquire(runId, counter, job, at, account, { carried, max }, checks);
+      if (isCarryFor(carried, layout)) {
+        const result = await this.tryAcquire(runId, counter, job, at, account, { carried }, checks);
+        // Not taken, but still there (a full counter of several, a run that takes no slot): the
+        // caller tries another counter with it, or hands it on.
         if (result !== 'carry-gone') return result;
       } else await this.dropCarry(carried);
-      // Gone (or off this layout): this job's other tries (the run's other counters) take a shard's.
+      // Gone (or not this acquire's): this job's other tries (the run's other counters) take anew.
       delete job.carried;
     }
+    if (max === undefined || layout === undefined)
+      return onNoShard(await this.tryAcquire(runId, counter, job, at, account, undefined, checks));
+    const { base, caps } = layout;
     const onShard = async (i: number) =>
       onNoShard(
         await this.tryAcquire(
@@ -252,18 +267,26 @@ export class DynamoSlots implements SlotStore {
     job: QueuedJob,
     at: string,
     account: AccountLimits | undefined,
-    slot: { shard: number; cap: number; max: number } | { carried: CarriedSlot; max: number } | undefined,
+    slot: { shard: number; cap: number; max: number } | { carried: CarriedSlot } | undefined,
     checks: RecipientChecks | undefined,
   ): Promise<AcquireResult | 'counter-full' | 'carry-gone'> {
     const carried = slot && 'carried' in slot ? slot.carried : undefined;
     const shard = slot && 'shard' in slot ? slot : undefined;
     const accountShard = carried?.shard ?? shard?.shard;
+    // The run's slot the carry holds on this very counter: taken as it is, the lead that held it
+    // counted final there. One on another counter (this run's or, handed on, another run's) is freed
+    // there in the same transaction, and this counter's slot taken anew.
+    const runSlot = carried?.runSlot;
+    const own =
+      runSlot && carried!.runId === runId && runSlot.counter === counter.shard ? runSlot : undefined;
     const items: TransactItem[] = [
-      this.counterItem(runId, counter, at, 1),
+      own ? this.carriedCounterItem(runId, counter, own, at) : this.counterItem(runId, counter, at, 1),
       this.takeJobItem(runId, job, at, accountShard, counter),
     ];
     const shardIndex = shard ? items.push(this.account.acquireShardItem(shard.shard, shard.cap)) - 1 : -1;
     const carryIndex = carried ? items.push(this.takeCarryItem(carried)) - 1 : -1;
+    const elsewhereIndex =
+      runSlot && !own ? items.push(this.freeCounterItem(carried!.runId, runSlot.counter, runSlot)) - 1 : -1;
     const cps = account?.callsPerSecond;
     if (account && cps !== undefined)
       items.push(this.account.acquirePaceItem({ ...account, callsPerSecond: cps }));
@@ -279,14 +302,16 @@ export class DynamoSlots implements SlotStore {
     if (failed.length === 0) {
       job.slotShard = counter.shard;
       if (accountShard !== undefined) job.accountShard = accountShard;
-      if (counter.shard !== null) this.runs.slotShards.add(runId, counter.shard, 1);
+      if (counter.shard !== null && !own) this.runs.slotShards.add(runId, counter.shard, 1);
+      if (elsewhereIndex >= 0 && runSlot!.counter !== null)
+        this.runs.slotShards.add(carried!.runId, runSlot!.counter, -1);
       return 'acquired';
     }
     // The job's own condition first: a job already taken says nothing about the run's free slots.
     if (failed.includes(1)) return 'job-taken';
     // The carried slot was taken by another acquire (a dispatch delivered twice) or dropped: the
     // account's shards are where a slot is now.
-    if (failed.includes(carryIndex)) return 'carry-gone';
+    if (failed.includes(carryIndex) || failed.includes(elsewhereIndex)) return 'carry-gone';
     // Then the number's: a suppressed or capped number is refused whatever room the run has.
     if (recipientIndex >= 0 && failed.includes(recipientIndex))
       return refusedBy(oldItems[recipientIndex], checks!.nowMs);
@@ -296,26 +321,114 @@ export class DynamoSlots implements SlotStore {
     return 'account-full';
   }
 
-  /** The carried slot taken off its released job: its mark, and its place in the live index, go. */
+  /**
+   * The carried slot taken off its released job: its marks, and its place in the live index, go. The
+   * condition names the marks the carry says the job has (and none it does not), and the final state
+   * and outcome it will be counted with.
+   */
   private takeCarryItem(carried: CarriedSlot): TransactItem {
+    const { shard, runSlot } = carried;
+    if (shard === undefined && runSlot === undefined) throw new Error('a carried slot with no slot');
     return {
       Update: {
         TableName: this.t.name,
         Key: keys.job(carried.runId, carried.jobId),
-        UpdateExpression: 'REMOVE carriedShard, #lrun, #lkey',
-        ConditionExpression: 'carriedShard = :shard AND attempt = :attempt',
-        ExpressionAttributeNames: LIVE,
-        ExpressionAttributeValues: { ':shard': carried.shard, ':attempt': carried.attempt },
+        UpdateExpression: 'REMOVE carriedShard, carriedSlot, #lrun, #lkey',
+        ConditionExpression:
+          'attempt = :attempt AND ' +
+          (shard === undefined ? 'attribute_not_exists(carriedShard)' : 'carriedShard = :shard') +
+          ' AND ' +
+          (runSlot === undefined
+            ? 'attribute_not_exists(carriedSlot)'
+            : 'carriedSlot = :slot AND #status = :to AND outcome = :outcome'),
+        ExpressionAttributeNames: { ...LIVE, ...(runSlot ? { '#status': 'status' } : {}) },
+        ExpressionAttributeValues: {
+          ':attempt': carried.attempt,
+          ...(shard === undefined ? {} : { ':shard': shard }),
+          ...(runSlot === undefined
+            ? {}
+            : { ':slot': carriedSlotMark(runSlot.counter), ':to': runSlot.to, ':outcome': runSlot.outcome }),
+        },
       },
     };
   }
 
   async dropCarry(carried: CarriedSlot): Promise<'dropped' | 'gone'> {
-    const items = [this.account.releaseShardItem(carried.shard), this.takeCarryItem(carried)];
+    if (carried.shard === undefined && carried.runSlot === undefined) return 'gone';
+    const items = [this.takeCarryItem(carried)];
+    if (carried.shard !== undefined) items.push(this.account.releaseShardItem(carried.shard));
+    const { runSlot } = carried;
+    if (runSlot) items.push(this.freeCounterItem(carried.runId, runSlot.counter, runSlot));
     let failed = await this.t.transact(items);
-    // The shard counter alone refused (reset by hand): the mark goes all the same.
-    if (failed.length > 0 && !failed.includes(1)) failed = await this.t.transact([items[1]!]);
-    return failed.length === 0 ? 'dropped' : 'gone';
+    // Only a counter refused (one reset by hand): the mark goes all the same.
+    if (failed.length > 0 && !failed.includes(0)) failed = await this.t.transact([items[0]!]);
+    if (failed.length > 0) return 'gone';
+    if (runSlot && runSlot.counter !== null) this.runs.slotShards.add(carried.runId, runSlot.counter, -1);
+    return 'dropped';
+  }
+
+  /**
+   * The run's counter freeing a slot: `active` down, and with `final` the lead counted there (the run
+   * item's own counts, or a counter's: run-slots.ts); without it the lead is queued again. Conditioned
+   * on a slot being held there; the holder's own condition is the guard, in the same transaction.
+   */
+  private freeCounterItem(
+    runId: string,
+    slotShard: number | null,
+    final: Pick<CarriedRunSlot, 'to' | 'outcome'> | undefined,
+  ): TransactItem {
+    const onShard = slotShard !== null;
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: onShard ? keys.runSlots(runId, slotShard) : keys.run(runId),
+        UpdateExpression:
+          final === undefined
+            ? onShard
+              ? 'SET active = active - :one'
+              : 'SET active = active - :one, queued = queued + :one'
+            : `SET active = active - :one, ${finalCounts(onShard)}`,
+        // A requeue also needs a run that is not canceled (the counter's copy of its control says the
+        // same): no lead may wait in a canceled run.
+        ConditionExpression: `active > :zero${final === undefined ? ' AND #control <> :canceled' : ''}`,
+        ExpressionAttributeNames:
+          final === undefined ? { '#control': 'control' } : finalCountNames(onShard, final),
+        ExpressionAttributeValues: {
+          ':one': 1,
+          ':zero': 0,
+          ...(final === undefined ? { ':canceled': 'canceled' } : {}),
+        },
+      },
+    };
+  }
+
+  /**
+   * The counter's share of an acquire that takes the slot carried on it: `active` stays (the slot goes
+   * from one holder to the next), the released lead is counted final, and the run must be one that
+   * takes slots, as any acquire's (not the cap: the slot is already counted under it).
+   */
+  private carriedCounterItem(
+    runId: string,
+    counter: SlotCounter,
+    final: CarriedRunSlot,
+    at: string,
+  ): TransactItem {
+    const onShard = counter.shard !== null;
+    return {
+      Update: {
+        TableName: this.t.name,
+        Key: onShard ? keys.runSlots(runId, counter.shard!) : keys.run(runId),
+        UpdateExpression: onShard
+          ? `SET ${finalCounts(true)}`
+          : `SET queued = queued - :one, ${finalCounts(false)}`,
+        ConditionExpression: onShard
+          ? `#control = :running AND ${DIALABLE}`
+          : `#control = :running AND attribute_not_exists(slotShards) AND ${DIALABLE}`,
+        ExpressionAttributeNames: { '#control': 'control', ...finalCountNames(onShard, final) },
+        ExpressionAttributeValues: { ':one': 1, ':zero': 0, ':running': 'running', ':now': Date.parse(at) },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    };
   }
 
   /**
@@ -782,12 +895,10 @@ export class DynamoSlots implements SlotStore {
       release.accountShard === undefined ? (job?.accountShard ?? null) : release.accountShard;
     const slotShard = release.slotShard === undefined ? (job?.slotShard ?? null) : release.slotShard;
     const requeue = to === 'queued';
-    // The account slot kept on the job for the next acquire (CarriedSlot): the shard is not written,
-    // and the job stays in the live index, where the reconciler finds a carry nobody took.
-    const carry = release.carry === true && !requeue && accountShard !== null;
+    // The slot kept on the job for the next acquire (CarriedSlot): no counter is written, and the job
+    // stays in the live index, where the reconciler finds a carry nobody took.
+    const carry = release.carry === true && !requeue;
     const outcome = release.outcome ?? to;
-    const finalCounts =
-      '#final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
     // What the attempt that just ended left behind is kept (a retry shows why it is waiting).
     const lastAttempt =
       (release.outcome === undefined ? '' : ', outcome = :outcome') +
@@ -795,7 +906,10 @@ export class DynamoSlots implements SlotStore {
       (release.callSid === undefined ? '' : ', callSid = if_not_exists(callSid, :sid)') +
       // The detection callback's verdict, when it came first, stands: it is this call's.
       (release.answeredBy === undefined ? '' : ', answeredBy = if_not_exists(answeredBy, :by)');
-    // Out of the live index: the job no longer holds a slot (unless it carries one, below).
+    const carryMarks = carry
+      ? `, carriedSlot = :carriedSlot${accountShard === null ? '' : ', carriedShard = :carried'}`
+      : '';
+    // Out of the live index: the job no longer holds a slot (unless it carries one, above).
     const leaveLive = carry ? ', accountShard, slotShard' : ', #lrun, #lkey, accountShard, slotShard';
     const jobUpdate = requeue
       ? // Back in the queued index, at its not-before time: the next dispatcher finds it when it is due.
@@ -803,35 +917,10 @@ export class DynamoSlots implements SlotStore {
         (release.notBefore
           ? `, notBefore = :notBefore REMOVE ${leaveLive.slice(2)}`
           : ` REMOVE notBefore${leaveLive}`)
-      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''}${carry ? ', carriedShard = :carried' : ''} REMOVE notBefore${leaveLive}`;
+      : `SET #status = :to, endedAt = :at${lastAttempt}${release.outcome === undefined ? ', outcome = :outcome' : ''}${carryMarks} REMOVE notBefore${leaveLive}`;
 
-    // The counter the slot is on. The run item's own: its `active`, and the lead's counts. One of the
-    // run's counters: its `active`, and the lead's counts when it is final, there too (run-slots.ts).
-    const onShard = slotShard !== null;
-    const counter: TransactItem = {
-      Update: {
-        TableName: this.t.name,
-        Key: onShard ? keys.runSlots(runId, slotShard) : keys.run(runId),
-        UpdateExpression: requeue
-          ? onShard
-            ? 'SET active = active - :one'
-            : 'SET active = active - :one, queued = queued + :one'
-          : onShard
-            ? 'SET active = active - :one, #final = if_not_exists(#final, :zero) + :one, #outcome = if_not_exists(#outcome, :zero) + :one'
-            : `SET active = active - :one, ${finalCounts}`,
-        // The job's condition (next item) is the guard; a requeue also needs a run that is not
-        // canceled (the counter's copy of its control says the same): no lead may wait in a canceled run.
-        ConditionExpression: `active > :zero${requeue ? ' AND #control <> :canceled' : ''}`,
-        ExpressionAttributeNames: requeue
-          ? { '#control': 'control' }
-          : { '#final': to, '#outcome': onShard ? `${OUTCOME_ATTRIBUTE}${outcome}` : outcome },
-        ExpressionAttributeValues: {
-          ':one': 1,
-          ':zero': 0,
-          ...(requeue ? { ':canceled': 'canceled' } : {}),
-        },
-      },
-    };
+    // The counter the slot is on: the run item's own, or one of the run's counters (run-slots.ts).
+    const counter = this.freeCounterItem(runId, slotShard, requeue ? undefined : { to, outcome });
     const items: TransactItem[] = [
       counter,
       {
@@ -869,11 +958,17 @@ export class DynamoSlots implements SlotStore {
             ...(release.errorCode === undefined ? {} : { ':code': release.errorCode }),
             ...(release.callSid === undefined ? {} : { ':sid': release.callSid }),
             ...(release.answeredBy === undefined ? {} : { ':by': release.answeredBy }),
-            ...(carry ? { ':carried': accountShard } : {}),
+            ...(carry ? { ':carriedSlot': carriedSlotMark(slotShard) } : {}),
+            ...(carry && accountShard !== null ? { ':carried': accountShard } : {}),
           },
         },
       },
     ];
+    if (carry && !release.claimCall) {
+      // The counters keep counting the slot, now the job's to hand on: one plain write, on the job.
+      const { Update: jobItem } = items[1]!;
+      return (await this.t.applies(new UpdateCommand(jobItem!))) ? 'released' : 'stale';
+    }
     const shardIndex =
       accountShard === null || carry ? -1 : items.push(this.account.releaseShardItem(accountShard)) - 1;
     if (release.claimCall && release.callSid !== undefined) items.push(this.claimCallItem(release));
@@ -883,7 +978,7 @@ export class DynamoSlots implements SlotStore {
     if (failed.length > 0 && failed.every((index) => index === shardIndex))
       failed = await this.t.transact(items.filter((_, index) => index !== shardIndex));
     if (failed.length === 0) {
-      if (slotShard !== null) this.runs.slotShards.add(runId, slotShard, -1);
+      if (slotShard !== null && !carry) this.runs.slotShards.add(runId, slotShard, -1);
       return 'released';
     }
     if (requeue && !failed.includes(1)) {
@@ -922,6 +1017,25 @@ export class DynamoSlots implements SlotStore {
       },
     };
   }
+}
+
+/** The lead's final counts, on the run item (its `outcomes` map) or on a counter (`outcome:<name>`). */
+function finalCounts(onShard: boolean): string {
+  return onShard
+    ? '#final = if_not_exists(#final, :zero) + :one, #outcome = if_not_exists(#outcome, :zero) + :one'
+    : '#final = #final + :one, outcomes.#outcome = if_not_exists(outcomes.#outcome, :zero) + :one';
+}
+
+function finalCountNames(
+  onShard: boolean,
+  final: Pick<CarriedRunSlot, 'to' | 'outcome'>,
+): Record<string, string> {
+  return { '#final': final.to, '#outcome': onShard ? `${OUTCOME_ATTRIBUTE}${final.outcome}` : final.outcome };
+}
+
+/** A job's `carriedSlot` mark: the counter's number, or `run` for the run item's own `active`. */
+function carriedSlotMark(counter: number | null): number | string {
+  return counter === null ? CARRIED_ON_RUN_ITEM : counter;
 }
 
 /** A week: far longer than any call and any reconciler lookback. */
