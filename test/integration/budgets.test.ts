@@ -33,6 +33,7 @@ import {
   waitForCalls,
 } from '../../tools/bench/harness.ts';
 import { now, type Probe, type SdkCall } from '../../tools/bench/probe.ts';
+import { isReleaseOf } from '../../tools/bench/refill-path.ts';
 import { countUsage, scanItemSizes } from '../../tools/bench/usage.ts';
 import { mulberry32 } from '../../tools/twilio-simulator/simulator.ts';
 
@@ -175,9 +176,7 @@ function followRefills(probe: Probe, runId: string): FollowedRefill[] {
     if (!['completed', 'busy', 'no-answer', 'failed', 'canceled'].includes(webhook.callStatus ?? ''))
       continue;
     const calls = byInvocation.get(webhook.id) ?? [];
-    const release = calls.find(
-      (c) => c.op === 'TransactWriteItems' && c.ok && c.keys?.[1] === `${jobPrefix}${webhook.job}`,
-    );
+    const release = calls.find((c) => isReleaseOf(c, runId, webhook.job!));
     const send = calls.find(
       (c) => c.op === 'SendMessage' && c.sent?.[0]?.type === 'dispatch' && c.sent[0].runId === runId,
     );

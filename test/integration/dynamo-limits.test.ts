@@ -214,7 +214,7 @@ describe('under the DynamoDB limits model', () => {
   it('one cap-30 run over slot counters, its releases carrying their slots to its acquires, each handed twice: cap held, each lead once, counters at zero', async () => {
     const model = new DynamoLimitsModel();
     const store = new DynamoRunStore(model.install(client()), { tableName: aws.tableName });
-    const runId = await newRun(store, 90, 30, '+97256');
+    const runId = await newRun(store, 60, 30, '+97256');
     const observer = new Observer();
     const carried: CarriedSlot[] = [];
     await race(store, [runId], 12, observer, undefined, [500, 1000], carried);
@@ -222,15 +222,15 @@ describe('under the DynamoDB limits model', () => {
 
     expect(observer.maxHeld.get(runId)).toBeLessThanOrEqual(30);
     expect(observer.maxHeld.get(runId)).toBeGreaterThan(15);
-    expect(observer.taken.size).toBe(90);
+    expect(observer.taken.size).toBe(60);
     expect([...observer.taken.values()].every((n) => n === 1)).toBe(true);
     expect(dropped.filter((d) => d === 'dropped').length).toBeLessThanOrEqual(30);
     expect(model.report.conflicts).toBeGreaterThan(0);
     expect(await store.getRun(runId)).toMatchObject({
       active: 0,
       queued: 0,
-      completed: 90,
-      outcomes: { completed: 90 },
+      completed: 60,
+      outcomes: { completed: 60 },
       holders: {},
     });
     expect(await store.carriedSlots(runId, true)).toEqual([]);

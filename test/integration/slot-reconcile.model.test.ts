@@ -20,7 +20,20 @@ import { replayFromEnv } from '../support/replay.ts';
 const JOBS = 5;
 const SETTINGS = { ringTimeoutSeconds: 30, timeLimitSeconds: 60, graceSeconds: 10 };
 const silent: Log = { debug() {}, info() {}, warn() {}, error() {} };
-const noQueue: WorkQueue = { sendLeadChunks: async () => {}, requestDispatch: async () => {} };
+
+/**
+ * The work queue, as far as this test needs it: a dispatch's fill is not modelled, but the slot a
+ * release carried on to it is: dropped at once (a dispatch that finds nothing to take), or left on its
+ * job when the dispatch is lost, for the reconciler to drop.
+ */
+function queueOf(store: DynamoRunStore, lost: boolean): WorkQueue {
+  return {
+    sendLeadChunks: async () => {},
+    requestDispatch: async (_runId, request) => {
+      if (request?.carried && !lost) await store.dropCarry(request.carried);
+    },
+  };
+}
 
 /** Twilio, as far as this test needs it: calls, their status, and lookups by Sid or number. */
 interface TwilioCall {
@@ -66,8 +79,11 @@ const isOver = (status: TwilioCallStatus) =>
 
 interface Model {
   cap: number;
-  /** Per job: whether dialgate holds a slot for it, the attempt, and whether the lead is done. */
-  jobs: { held: boolean; attempt: number; done: boolean }[];
+  /**
+   * Per job: whether dialgate holds a slot for it, the attempt, whether the lead is done, and whether
+   * its ended call's slot is still carried on it (its dispatch lost): counted, the lead not yet.
+   */
+  jobs: { held: boolean; attempt: number; done: boolean; carried: boolean }[];
 }
 interface Real {
   store: DynamoRunStore;
@@ -75,11 +91,11 @@ interface Real {
   world: World;
 }
 
-function deps(real: Real) {
+function deps(real: Real, dispatchLost = false) {
   const clock = { now: () => new Date(real.world.nowMs) };
   return {
     store: real.store,
-    queue: noQueue,
+    queue: queueOf(real.store, dispatchLost),
     clock,
     log: silent,
     calls: real.world.lookup,
@@ -90,8 +106,11 @@ function deps(real: Real) {
 async function check(model: Model, real: Real) {
   const run = (await real.store.getRun(real.runId)) as Run;
   const holders = Object.entries(run.holders);
-  expect(run.active).toBe(holders.length);
+  const carried = model.jobs.flatMap((j, i) => (j.carried ? [jobIdFor(i)] : []));
+  expect(run.active).toBe(holders.length + carried.length);
   expect(run.active).toBeLessThanOrEqual(model.cap);
+  const carries = await real.store.carriedSlots(real.runId, true);
+  expect(carries.map((carry) => carry.jobId).sort()).toEqual(carried.sort());
   expect(holders.map(([id]) => id).sort()).toEqual(
     model.jobs.flatMap((j, i) => (j.held ? [jobIdFor(i)] : [])).sort(),
   );
@@ -104,7 +123,9 @@ async function check(model: Model, real: Real) {
     // A lead with a live call at Twilio always holds its slot: no slot was freed under a live call.
     if (real.world.live(jobId)) expect(job.held).toBe(true);
   }
-  expect(run.completed + run.failed + run.canceled).toBe(model.jobs.filter((j) => j.done).length);
+  expect(run.completed + run.failed + run.canceled).toBe(
+    model.jobs.filter((j) => j.done).length - carried.length,
+  );
 }
 
 type Create = 'created' | 'crash-before-create' | 'sid-lost';
@@ -124,7 +145,7 @@ class Dispatch implements fc.AsyncCommand<Model, Real> {
       { jobId, phone: real.world.phoneOf(this.job), attempt: job.attempt },
       at,
     );
-    const live = model.jobs.filter((j) => j.held).length;
+    const live = model.jobs.filter((j) => j.held || j.carried).length;
     expect(result).toBe(live >= model.cap ? 'no-slot' : 'acquired');
     if (result !== 'acquired') return;
     job.held = true;
@@ -162,7 +183,8 @@ class HangUp implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly job: number,
     readonly outcome: 'completed' | 'busy',
-    readonly delivery: 'once' | 'twice' | 'lost',
+    /** `dispatch-lost`: the callback comes once, and the dispatch its release sends is lost. */
+    readonly delivery: 'once' | 'twice' | 'lost' | 'dispatch-lost',
   ) {}
   check = () => true;
   async run(model: Model, real: Real) {
@@ -170,12 +192,19 @@ class HangUp implements fc.AsyncCommand<Model, Real> {
     if (!call) return;
     call.status = call.status === 'in-progress' ? 'completed' : this.outcome;
     const job = model.jobs[this.job]!;
-    if (this.delivery !== 'lost' && call.attempt === job.attempt && job.held) {
+    const releases = this.delivery !== 'lost' && call.attempt === job.attempt && job.held;
+    if (releases) {
       job.held = false;
       job.done = true;
     }
-    if (this.delivery !== 'lost') await callback(real, call);
+    const lost = this.delivery === 'dispatch-lost';
+    if (this.delivery !== 'lost') await callback(real, call, lost);
     if (this.delivery === 'twice') await callback(real, call);
+    // A release carries its slot unless no lead was due to take it (then it is dropped at once).
+    if (releases && lost)
+      job.carried = (await real.store.carriedSlots(real.runId, true)).some(
+        (carry) => carry.jobId === call.jobId,
+      );
     await check(model, real);
   }
   toString = () => `hangUp(${this.job}, ${this.outcome}, ${this.delivery})`;
@@ -189,6 +218,7 @@ class Reconcile implements fc.AsyncCommand<Model, Real> {
       (SETTINGS.ringTimeoutSeconds + SETTINGS.timeLimitSeconds + SETTINGS.graceSeconds + 1) * 1000;
     await reconcile(deps(real));
     for (const [i, job] of model.jobs.entries()) {
+      job.carried = false; // past its grace: dropped, the lead counted
       if (!job.held) continue;
       const call = real.world.calls.find((c) => c.jobId === jobIdFor(i) && c.attempt === job.attempt);
       if (call === undefined)
@@ -203,8 +233,8 @@ class Reconcile implements fc.AsyncCommand<Model, Real> {
   toString = () => 'reconcile()';
 }
 
-async function callback(real: Real, call: TwilioCall) {
-  await applyStatusCallback(deps(real), {
+async function callback(real: Real, call: TwilioCall, dispatchLost = false) {
+  await applyStatusCallback(deps(real, dispatchLost), {
     runId: real.runId,
     jobId: call.jobId,
     attempt: call.attempt,
@@ -235,7 +265,7 @@ describe('slot protocol with the reconciler, against DynamoDB Local', () => {
         .tuple(
           job,
           fc.constantFrom('completed' as const, 'busy' as const),
-          fc.constantFrom('once' as const, 'twice' as const, 'lost' as const),
+          fc.constantFrom('once' as const, 'twice' as const, 'lost' as const, 'dispatch-lost' as const),
         )
         .map(([j, o, d]) => new HangUp(j, o, d)),
       fc.constant(new Reconcile()),
@@ -261,7 +291,10 @@ describe('slot protocol with the reconciler, against DynamoDB Local', () => {
             attributes: {},
           }));
           await store.ingestChunk(runId, 0, jobs, new Date(world.nowMs).toISOString());
-          const model: Model = { cap, jobs: jobs.map(() => ({ held: false, attempt: 0, done: false })) };
+          const model: Model = {
+            cap,
+            jobs: jobs.map(() => ({ held: false, attempt: 0, done: false, carried: false })),
+          };
           await fc.asyncModelRun(() => ({ model, real: { store, runId, world } }), cmds);
         },
       ),

@@ -15,12 +15,25 @@ import type { SimCall } from '../twilio-simulator/simulator.ts';
 import type { Invocation, Probe, SdkCall } from './probe.ts';
 import { round, type Summary, summarize } from './stats.ts';
 
+/**
+ * Whether a webhook's request is the release of the job's slot: a transaction with the job as its
+ * second item (the counter first), or the one write of the job that carries its slot (CarriedSlot).
+ */
+export function isReleaseOf(call: SdkCall, run: string, job: string): boolean {
+  const key = `RUN#${run}|JOB#${job}`;
+  return (
+    call.ok === true &&
+    ((call.op === 'TransactWriteItems' && call.keys?.[1] === key) ||
+      (call.op === 'UpdateItem' && call.keys?.[0] === key))
+  );
+}
+
 export const SEGMENTS = [
   ['callbackDelivery', 'final callback: double → webhook HTTP server'],
   ['webhookStart', 'webhook: request → handler (Function URL event, runtime, middy)'],
   ['webhookGetRun', 'webhook: GetItem run (the long way only)'],
   ['webhookQuery', 'webhook: Query next queued jobs (the hint)'],
-  ['releaseTxn', 'webhook: release TransactWriteItems'],
+  ['releaseTxn', 'webhook: release (UpdateItem of the job carrying its slot, or TransactWriteItems)'],
   ['sqsSend', 'webhook: SQS SendMessage'],
   ['webhookInProcess', 'webhook: in process between requests'],
   ['queueWake', 'SQS: sent → waiting ReceiveMessage returns it'],
@@ -133,9 +146,7 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
     const sentAt = ended?.finalCallbackAt;
     const calls = byInvocation.get(webhook.id) ?? [];
     const runKey = `RUN#${run}|RUN`;
-    const release = calls.find(
-      (c) => c.op === 'TransactWriteItems' && c.ok && c.keys?.[1] === `RUN#${run}|JOB#${webhook.job}`,
-    );
+    const release = calls.find((c) => isReleaseOf(c, run, webhook.job!));
     const send = calls.find(
       (c) => c.op === 'SendMessage' && c.sent?.[0]?.type === 'dispatch' && c.sent[0].runId === run,
     );
@@ -206,7 +217,7 @@ export function analyzeRefillPath(probe: Probe, simCalls: SimCall[], runIds: Set
       webhookStart: webhookStart - s1,
       webhookGetRun: sumWebhook(webhookCalls.filter((c) => c.op === 'GetItem')),
       webhookQuery: sumWebhook(webhookCalls.filter((c) => c.op === 'Query')),
-      releaseTxn: sumWebhook(webhookCalls.filter((c) => c.op === 'TransactWriteItems')),
+      releaseTxn: sumWebhook(webhookCalls.filter((c) => isReleaseOf(c, run, webhook.job!))),
       sqsSend: sumWebhook(webhookCalls.filter((c) => c.op === 'SendMessage')),
       webhookInProcess: 0,
       queueWake: receivedAt - send.t1,
