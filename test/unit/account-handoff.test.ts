@@ -143,16 +143,16 @@ describe('a freed account slot', () => {
 
   it('handed to one run by several releases at once: each dispatch starts from its own place among its first jobs', async () => {
     // Two dispatches of the same run, each handed a slot (warm: the run's options known), name
-    // different messages. Each takes the job at its message's place among the run's first 24, as a
+    // different messages. Each takes the job at its message's place among the run's first 48, as a
     // refill's hint does, not both the first queued job (one of them would be refused).
     const taken = await Promise.all(
       ['message-7', 'message-9'].map(async (filler) => {
         const w = world({ account: { maxConcurrentCalls: 5 } });
         const deps = { ...w.deps, recentOptions: new RecentRunOptions() };
-        const a = await w.seedRun({ leads: 30, concurrency: 1 });
+        const a = await w.seedRun({ leads: 60, concurrency: 1 });
         deps.recentOptions.remember((await w.store.getRunRecord(a))!);
         expect((await fillSlots(deps, a, undefined, filler, 0)).placed).toBe(1);
-        return { place: placeOf(filler) % 24, jobId: w.telephony.live(a)[0]!.jobId };
+        return { place: placeOf(filler) % 48, jobId: w.telephony.live(a)[0]!.jobId };
       }),
     );
     expect(taken[0]!.place).not.toBe(taken[1]!.place);
