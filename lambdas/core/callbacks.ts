@@ -5,7 +5,7 @@
 import { countEndedAttempt } from './breaker.ts';
 import type { CallbackIds } from './callback-url.ts';
 import { isMachine, outcomeOf } from './machine-detection.ts';
-import { type Holder, holderOf, type RunRecord } from './model.ts';
+import { type Holder, holderOf, type Job, type RunRecord } from './model.ts';
 import { nextJobsFor } from './next-jobs.ts';
 import type {
   BreakerStore,
@@ -134,7 +134,20 @@ export async function applyStatusCallback(
     // The job is its own holder: read consistently, it says whether this attempt still holds the slot.
     const [run, job] = await Promise.all([deps.store.getRunRecord(runId), deps.store.getJob(runId, jobId)]);
     const holder = job ? holderOf(job) : undefined;
-    if (!run || !holder || holder.attempt !== attempt) return 'unchanged';
+    if (!run || !holder || holder.attempt !== attempt) {
+      const carried = run && job?.attempt === attempt ? carriedBy(job) : undefined;
+      // This attempt's release carried its slot, and nobody has taken it yet: the dispatch it sent may
+      // be lost (this callback is Twilio's retry of one whose answer failed after the release). Sent
+      // again, with the slot; a dispatch that finds it taken already fills as any other.
+      if (carried)
+        await refillAfterRelease(deps, runId, {
+          dispatchRun: run!.control === 'running',
+          accountSlot: false,
+          next: offeredOn(await nextJobs, carried.runSlot?.counter, carried.shard),
+          carried,
+        });
+      return 'unchanged';
+    }
 
     // Final beats dialing and calling; a holder is never final, so this only refuses nonsense.
     if (advance(holder.state, proposed) === undefined) return 'unchanged';
@@ -240,6 +253,16 @@ export async function releaseFinal(
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
+}
+
+/** The slot a released job still carries (its marks), as its release's dispatch named it. */
+function carriedBy(job: Job): CarriedSlot | undefined {
+  if (job.carriedSlot === undefined || !isFinal(job.status) || job.outcome === undefined) return undefined;
+  return carriedSlot(job.runId, job.jobId, job.attempt, job.carriedShard, {
+    counter: job.carriedSlot,
+    to: job.status as CarriedRunSlot['to'],
+    outcome: job.outcome,
+  });
 }
 
 /** The slot a final release keeps on its job (CarriedSlot): the run's, and the account's when it has one. */

@@ -78,6 +78,24 @@ describe('status callbacks', () => {
     expect(taken.counts.dropCarry ?? 0, 'taken, not dropped').toBe(0);
   });
 
+  it('sends the carried slot again when Twilio retries the callback whose dispatch was lost', async () => {
+    const { w, runId, call } = await oneCall();
+    await w.callback(call.sid, 'in-progress');
+    expect(await w.callback(call.sid, 'completed')).toBe('released');
+    const [lost] = w.queue.take(); // the webhook's answer failed after the release: Twilio retries
+    expect(await w.callback(call.sid, 'completed', { moveCall: false })).toBe('unchanged');
+    const [again, ...more] = w.queue.take();
+    expect(more).toEqual([]);
+    expect(again?.request.carried).toEqual(lost?.request.carried);
+    expect(again?.request.next?.length).toBeGreaterThan(0);
+    w.queue.dispatches.push(again!);
+    expect(await w.dispatch()).toBe(1);
+    expect(await w.store.getRun(runId)).toMatchObject({ active: 1, completed: 1 });
+    // Taken: a later retry has nothing to send.
+    expect(await w.callback(call.sid, 'completed', { moveCall: false })).toBe('unchanged');
+    expect(w.queue.take()).toEqual([]);
+  });
+
   it('frees the slot on its counter when no dispatch takes the one a release carried', async () => {
     const { w, runId, call } = await oneCall({}, {}, 1);
     await w.callback(call.sid, 'in-progress');
@@ -157,8 +175,8 @@ describe('status callbacks', () => {
   it('changes nothing for a duplicate final callback, or one that comes after it out of order', async () => {
     const { w, runId, call } = await oneCall();
     await w.callback(call.sid, 'completed');
+    await w.dispatch(); // its refill takes the slot the release carried (before that, see below)
     const after = await w.store.getRun(runId);
-    w.queue.take();
 
     for (const status of ['completed', 'busy', 'in-progress', 'ringing', 'initiated'] as const) {
       expect(await w.callback(call.sid, status, { moveCall: false })).toBe('unchanged');
