@@ -265,7 +265,8 @@ describe('the fill loop', () => {
     expect((await w.store.getJob(runId, jobIdFor(0)))?.callSid).toBeUndefined();
   });
 
-  it('takes a refill’s hinted job without reading the run or its queue when the run’s options are known', async () => {
+  /** A warm dispatcher's cap-1 run whose first call just completed, and the dispatch its release sent. */
+  async function firstRefill() {
     const w = world();
     const runId = await w.seedRun({ leads: 5, concurrency: 1 });
     const recentOptions = new RecentRunOptions();
@@ -273,11 +274,16 @@ describe('the fill loop', () => {
     const [first] = w.telephony.live(runId);
     await w.callback(first!.sid, 'completed');
     const [dispatch] = w.queue.take();
-    const hint = dispatch!.request.next as QueuedJob[];
+    return { w, runId, recentOptions, dispatch: dispatch! };
+  }
+
+  it('takes a refill’s hinted job without reading the run or its queue when the run’s options are known', async () => {
+    const { w, runId, recentOptions, dispatch } = await firstRefill();
+    const hint = dispatch.request.next as QueuedJob[];
     expect(hint.length).toBeGreaterThan(0);
 
     const { store, counts } = counting(w.store);
-    const { carried } = dispatch!.request;
+    const { carried } = dispatch.request;
     expect(carried?.runSlot).toEqual({ counter: null, to: 'completed', outcome: 'completed' });
     expect(
       await fillSlots({ ...w.deps, store, recentOptions }, runId, hint, undefined, undefined, carried),
@@ -296,15 +302,9 @@ describe('the fill loop', () => {
   });
 
   it('does not take the carried slot in a run that takes no slot: drops it, so the count is right', async () => {
-    const w = world();
-    const runId = await w.seedRun({ leads: 5, concurrency: 1 });
-    const recentOptions = new RecentRunOptions();
-    await fillSlots({ ...w.deps, recentOptions }, runId);
-    const [first] = w.telephony.live(runId);
-    await w.callback(first!.sid, 'completed');
-    const [dispatch] = w.queue.take();
+    const { w, runId, recentOptions, dispatch } = await firstRefill();
     await w.store.setControl(runId, { to: 'paused', from: ['running'], at: w.clock.now().toISOString() });
-    const { next, carried } = dispatch!.request;
+    const { next, carried } = dispatch.request;
     expect(await fillSlots({ ...w.deps, recentOptions }, runId, next, undefined, undefined, carried)).toEqual(
       {
         placed: 0,

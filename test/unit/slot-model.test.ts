@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import type { DispatchRequest } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { reconcile } from '../../lambdas/core/reconcile.ts';
 import { controlRun } from '../../lambdas/core/run-controls.ts';
@@ -81,6 +82,9 @@ describe('the slot protocol through the core, against the in-memory store', () =
           // A warm dispatcher (the run's options known) takes a refill's hinted job, and the slot its
           // release carried, without reading; a cold one reads first and drops the carry.
           if (warm) w.deps.recentOptions = new RecentRunOptions();
+          // A dispatch as the dispatcher takes it: its hint, and the slot handed or carried with it.
+          const deliver = (d: { runId: string; request: DispatchRequest }) =>
+            fillSlots(w.deps, d.runId, d.request.next, undefined, d.request.handedShard, d.request.carried);
           const retry = { on: ['busy' as const], delaySeconds: 30, maxAttempts: 2 };
           const runId = await w.seedRun({ leads, concurrency: cap, runOptions: { retry } });
           const delivered: { sid: string; status: TwilioCallStatus }[] = [];
@@ -119,18 +123,7 @@ describe('the slot protocol through the core, against the in-memory store', () =
             switch (s.kind) {
               case 'dispatch': {
                 const dispatches = w.queue.take();
-                await Promise.all(
-                  [...dispatches, ...dispatches].map((d) =>
-                    fillSlots(
-                      w.deps,
-                      d.runId,
-                      d.request.next,
-                      undefined,
-                      d.request.handedShard,
-                      d.request.carried,
-                    ),
-                  ),
-                );
+                await Promise.all([...dispatches, ...dispatches].map(deliver));
                 break;
               }
               case 'fill':
@@ -180,15 +173,7 @@ describe('the slot protocol through the core, against the in-memory store', () =
             round < 20 && batch.length > 0;
             round++, batch = w.queue.take()
           )
-            for (const d of batch)
-              await fillSlots(
-                w.deps,
-                d.runId,
-                d.request.next,
-                undefined,
-                d.request.handedShard,
-                d.request.carried,
-              );
+            for (const d of batch) await deliver(d);
           await check();
           expect(await w.store.carriedSlots(runId, false), 'no carry left once its dispatch ran').toEqual([]);
         },
