@@ -17,8 +17,11 @@ let twilio: TwilioSimulator;
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
-  // Calls long enough that both runs want their three slots at once; pacing, not talk, sets the rate.
-  twilio = await startTwilioSimulator({ queuedMs: 0, ringMs: 100, talkMs: 700, jitter: 0.3 });
+  // Calls long enough that both runs want their three slots at once, and that the account's four
+  // are live together however slowly a busy machine creates them (paced 200 ms apart, the fourth
+  // create comes 0.6 s after the first; calls of 0.6–1.0 s could end first, and did once in a full
+  // test run on this 2-core machine); pacing, not talk, sets the rate.
+  twilio = await startTwilioSimulator({ queuedMs: 0, ringMs: 100, talkMs: 1_500, jitter: 0.3 });
   stack = await startLocalStack({
     port: 0,
     pollers: 6,
