@@ -292,7 +292,10 @@ export interface SlotStore {
     at: string,
     callSid?: string,
   ): Promise<'applied' | 'stale'>;
-  /** One transaction: holder removed and `active` decremented only if the holder is there; job moved. */
+  /**
+   * One transaction: holder removed and `active` decremented only if the holder is there; job moved.
+   * With `carry`, one write of the job alone on the same condition: the slot stays counted, on the job.
+   */
   releaseSlot(release: Release): Promise<ReleaseResult>;
   /**
    * Frees a carried slot on its counters (and counts its lead as final there), only if the job still

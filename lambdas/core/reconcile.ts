@@ -128,7 +128,7 @@ export const FINAL_CALLBACK_GRACE_MS = 30_000;
 /**
  * A carried slot (CarriedSlot) is taken by its dispatch within milliseconds of its release.
  * One still on its job after this was lost: the webhook died before its message was sent, or the
- * dispatch failed (a retry of it then finds the slot gone, and takes one on a shard instead).
+ * dispatch failed (a retry of it then finds the slot gone, and takes one anew).
  */
 export const CARRY_GRACE_MS = 30_000;
 
