@@ -23,7 +23,25 @@ export interface Holder {
 }
 
 /** A run's own record: its settings and counters, one read. The hot paths need nothing more. */
-export type RunRecord = Omit<Run, 'holders'>;
+export type RunRecord = Omit<Run, 'holders' | 'carried'>;
+
+/** A lead whose call ended while its job still carries the slot to the next acquire (CarriedSlot). */
+export interface CarriedLead {
+  to: 'completed' | 'failed' | 'canceled';
+  outcome: string;
+}
+
+/** The leads whose jobs carry a slot, from the jobs read, in one order whatever the read's. */
+export function carriedLeadsOf(jobs: Iterable<Job>): CarriedLead[] {
+  const carried: CarriedLead[] = [];
+  for (const job of jobs)
+    if (
+      job.carriedSlot !== undefined &&
+      (job.status === 'completed' || job.status === 'failed' || job.status === 'canceled')
+    )
+      carried.push({ to: job.status, outcome: job.outcome ?? job.status });
+  return carried.sort((a, b) => `${a.to}/${a.outcome}`.localeCompare(`${b.to}/${b.outcome}`));
+}
 
 export interface Run {
   runId: string;
@@ -42,6 +60,12 @@ export interface Run {
    * Decisions about one holder (a release) read the job itself.
    */
   holders: Record<string, Holder>;
+  /**
+   * Leads whose call ended while their job still carries its slot to the next acquire, milliseconds:
+   * final on their jobs, counted on the run's counters (and off `active`) once the slot is taken or
+   * dropped. The view counts them final, so that it adds up to the leads. Absent when there are none.
+   */
+  carried?: CarriedLead[];
   queued: number;
   completed: number;
   failed: number;
@@ -205,6 +229,11 @@ export function countLive(run: Run): Record<LiveState, number> {
 
 export function toRunView(run: Run): RunView {
   const { dialing, calling } = countLive(run);
+  // Leads whose slot is still carried are final on their jobs: counted so here, not yet on the counters.
+  const carried = run.carried ?? [];
+  const carriedAs = (to: CarriedLead['to']) => carried.filter((lead) => lead.to === to).length;
+  const outcomes = { ...run.outcomes };
+  for (const lead of carried) outcomes[lead.outcome] = (outcomes[lead.outcome] ?? 0) + 1;
   // A chunk's jobs can be dialed a moment before its counters are added (they are added last, once),
   // so `queued` can be briefly negative: those leads are shown as taken, not as pending, and the
   // view still adds up to total_leads.
@@ -219,11 +248,11 @@ export function toRunView(run: Run): RunView {
     in_progress: dialing + calling,
     dialing,
     calling,
-    completed: run.completed,
-    failed: run.failed,
-    canceled: run.canceled,
+    completed: run.completed + carriedAs('completed'),
+    failed: run.failed + carriedAs('failed'),
+    canceled: run.canceled + carriedAs('canceled'),
     pending_ingest: Math.max(0, run.totalLeads - run.ingestedLeads + early),
-    outcomes: { ...run.outcomes },
+    outcomes,
     live: Object.entries(run.holders)
       .map(([jobId, holder]) => ({
         job_id: jobId,

@@ -16,6 +16,7 @@ import {
   shardsWithRoom,
 } from '../../lambdas/core/account-shards.ts';
 import {
+  carriedLeadsOf,
   type Holder,
   holderOf,
   type Job,
@@ -138,11 +139,13 @@ export class MemoryRunStore implements RunStore {
   /** The run with its holders: its live jobs, as the adapter's live index lists them. */
   #runView(run: StoredRun): Run {
     const holders: Record<string, Holder> = {};
-    for (const job of this.jobs.get(run.runId)?.values() ?? []) {
+    const jobs = [...(this.jobs.get(run.runId)?.values() ?? [])];
+    for (const job of jobs) {
       const holder = holderOf(job);
       if (holder) holders[job.jobId] = holder;
     }
-    return { ...runView(run), holders };
+    const carried = carriedLeadsOf(jobs);
+    return { ...runView(run), holders, ...(carried.length > 0 ? { carried } : {}) };
   }
 
   /** The account's live calls, per shard counter. */

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCallbackIds } from '../../lambdas/core/callback-url.ts';
 import { applyStatusCallback } from '../../lambdas/core/callbacks.ts';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
-import { jobIdFor } from '../../lambdas/core/model.ts';
+import { jobIdFor, toRunView } from '../../lambdas/core/model.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { TWILIO_CALL_STATUSES, type TwilioCallStatus } from '../../lambdas/core/states.ts';
 import { counting, quietLog } from '../support/fakes.ts';
@@ -42,6 +42,13 @@ describe('status callbacks', () => {
     const run = (await w.store.getRun(runId))!;
     expect(run).toMatchObject({ active: 1, completed: 0 });
     expect(run.holders).toEqual({});
+    // What a client reads counts it completed already, as its job is: the view adds up to the leads.
+    expect(toRunView(run)).toMatchObject({
+      queued: 2,
+      in_progress: 0,
+      completed: 1,
+      outcomes: { completed: 1 },
+    });
     expect(await w.store.getJob(runId, call.jobId)).toMatchObject({
       status: 'completed',
       outcome: 'completed',

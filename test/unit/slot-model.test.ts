@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fillSlots } from '../../lambdas/core/fill-slots.ts';
+import { toRunView } from '../../lambdas/core/model.ts';
 import type { DispatchRequest } from '../../lambdas/core/ports.ts';
 import { RecentRunOptions } from '../../lambdas/core/recent-run-options.ts';
 import { reconcile } from '../../lambdas/core/reconcile.ts';
@@ -107,6 +108,9 @@ describe('the slot protocol through the core, against the in-memory store', () =
             expect(Math.max(0, run.queued) + run.active + run.completed + run.failed + run.canceled).toBe(
               leads,
             );
+            // The view adds up too, a lead whose slot is carried counted final (as its job says).
+            const view = toRunView(run);
+            expect(view.queued + view.in_progress + view.completed + view.failed + view.canceled).toBe(leads);
             const attempts = w.telephony.requests.map((r) => new URL(r.statusCallbackUrl).searchParams);
             const keys = attempts.map((p) => `${p.get('job')}#${p.get('attempt')}`);
             expect(new Set(keys).size, 'one create per job and attempt').toBe(keys.length);

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
+  carriedLeadsOf,
   finalOnCounters,
   holderOf,
   type Job,
@@ -129,8 +130,8 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
   }
 
   async getRun(runId: string): Promise<Run | undefined> {
-    const [record, holders] = await Promise.all([this.getRunRecord(runId), this.listHolders(runId)]);
-    return record ? { ...record, holders } : undefined;
+    const [record, live] = await Promise.all([this.getRunRecord(runId), this.liveJobs(runId)]);
+    return record ? { ...record, ...live } : undefined;
   }
 
   /**
@@ -192,7 +193,7 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
       return (await this.getRun(runId)) ?? { ...runRecordFromItem(item), holders: {} };
     return {
       ...runRecordFromItem(item),
-      holders: Number(item.active) > 0 ? await this.listHolders(runId) : {},
+      ...(Number(item.active) > 0 ? await this.liveJobs(runId) : { holders: {} }),
     };
   }
 
@@ -210,18 +211,27 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
    * no longer holds a slot is left out.
    */
   async listHolders(runId: string): Promise<Run['holders']> {
+    return (await this.liveJobs(runId)).holders;
+  }
+
+  /** The jobs the live index lists: the holders, and the leads whose jobs carry a slot (Run.carried). */
+  private async liveJobs(runId: string): Promise<Pick<Run, 'holders' | 'carried'>> {
     const jobKeys = await this.liveJobKeys(runId);
     const holders: Run['holders'] = {};
-    // What makes a job a holder (eventually consistent, like the index).
-    const jobs = await this.t.batchGet(jobKeys, {
-      projection: 'jobId, #status, attempt, dialedAt, queuedAt, accountShard, slotShard, callSid',
-      names: { '#status': 'status' },
-    });
-    for (const item of jobs) {
-      const holder = holderOf(jobFromItem(item));
-      if (holder) holders[String(item.jobId)] = holder;
+    // What makes a job a holder (eventually consistent, like the index), or a carrier.
+    const jobs = (
+      await this.t.batchGet(jobKeys, {
+        projection:
+          'jobId, #status, attempt, dialedAt, queuedAt, accountShard, slotShard, callSid, carriedSlot, outcome',
+        names: { '#status': 'status' },
+      })
+    ).map(jobFromItem);
+    for (const job of jobs) {
+      const holder = holderOf(job);
+      if (holder) holders[job.jobId] = holder;
     }
-    return holders;
+    const carried = carriedLeadsOf(jobs);
+    return carried.length > 0 ? { holders, carried } : { holders };
   }
 
   /** The keys of the jobs the run's live index lists: its holders, and the released jobs that carry a slot. */
