@@ -644,7 +644,7 @@ export class MemoryRunStore implements RunStore {
     const limits = this.#account;
     // Carried: the run and the shard keep counting the slot, which the job now holds for the next
     // acquire; whoever takes or drops it counts the lead final.
-    const carry = release.carry === true && !requeue;
+    const carry = release.carry === true && !requeue && !release.claimCall;
     if (carry) {
       job!.carriedSlot = release.slotShard ?? null;
       if (accountShard !== null) job!.carriedShard = accountShard;

@@ -896,8 +896,9 @@ export class DynamoSlots implements SlotStore {
     const slotShard = release.slotShard === undefined ? (job?.slotShard ?? null) : release.slotShard;
     const requeue = to === 'queued';
     // The slot kept on the job for the next acquire (CarriedSlot): no counter is written, and the job
-    // stays in the live index, where the reconciler finds a carry nobody took.
-    const carry = release.carry === true && !requeue;
+    // stays in the live index, where the reconciler finds a carry nobody took. (A release that claims
+    // its call is the reconciler's, which frees its slot.)
+    const carry = release.carry === true && !requeue && !release.claimCall;
     const outcome = release.outcome ?? to;
     // What the attempt that just ended left behind is kept (a retry shows why it is waiting).
     const lastAttempt =
@@ -964,7 +965,7 @@ export class DynamoSlots implements SlotStore {
         },
       },
     ];
-    if (carry && !release.claimCall) {
+    if (carry) {
       // The counters keep counting the slot, now the job's to hand on: one plain write, on the job.
       const { Update: jobItem } = items[1]!;
       return (await this.t.applies(new UpdateCommand(jobItem!))) ? 'released' : 'stale';
