@@ -4,13 +4,12 @@
 
 import { countEndedAttempt } from './breaker.ts';
 import type { CallbackIds } from './callback-url.ts';
+import { carriedSlot, carriedSlotOf } from './carried-slot.ts';
 import { isMachine, outcomeOf } from './machine-detection.ts';
-import { type Holder, holderOf, type Job, type RunRecord } from './model.ts';
+import { type Holder, holderOf, type RunRecord } from './model.ts';
 import { nextJobsFor } from './next-jobs.ts';
 import type {
   BreakerStore,
-  CarriedRunSlot,
-  CarriedSlot,
   Clock,
   Log,
   QueuedJob,
@@ -135,11 +134,11 @@ export async function applyStatusCallback(
     const [run, job] = await Promise.all([deps.store.getRunRecord(runId), deps.store.getJob(runId, jobId)]);
     const holder = job ? holderOf(job) : undefined;
     if (!run || !holder || holder.attempt !== attempt) {
-      const carried = run && job?.attempt === attempt ? carriedBy(job) : undefined;
+      const carried = run && job?.attempt === attempt ? carriedSlotOf(runId, job) : undefined;
       // This attempt's release carried its slot, and nobody has taken it yet: the dispatch it sent may
       // be lost (this callback is Twilio's retry of one whose answer failed after the release). Sent
       // again, with the slot; a dispatch that finds it taken already fills as any other.
-      if (carried)
+      if (carried?.runSlot)
         await refillAfterRelease(deps, runId, {
           dispatchRun: run!.control === 'running',
           accountSlot: false,
@@ -253,27 +252,6 @@ export async function releaseFinal(
     if (retryAt !== undefined) await armWake(deps, runId, retryAt, deps.clock.now().getTime());
   }
   return result;
-}
-
-/** The slot a released job still carries (its marks), as its release's dispatch named it. */
-function carriedBy(job: Job): CarriedSlot | undefined {
-  if (job.carriedSlot === undefined || !isFinal(job.status) || job.outcome === undefined) return undefined;
-  return carriedSlot(job.runId, job.jobId, job.attempt, job.carriedShard, {
-    counter: job.carriedSlot,
-    to: job.status as CarriedRunSlot['to'],
-    outcome: job.outcome,
-  });
-}
-
-/** The slot a final release keeps on its job (CarriedSlot): the run's, and the account's when it has one. */
-function carriedSlot(
-  runId: string,
-  jobId: string,
-  attempt: number,
-  accountShard: number | undefined,
-  runSlot: CarriedRunSlot,
-): CarriedSlot {
-  return { runId, jobId, attempt, ...(accountShard === undefined ? {} : { shard: accountShard }), runSlot };
 }
 
 /**

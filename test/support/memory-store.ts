@@ -15,6 +15,7 @@ import {
   packOnShards,
   shardsWithRoom,
 } from '../../lambdas/core/account-shards.ts';
+import { carriedSlotOf } from '../../lambdas/core/carried-slot.ts';
 import {
   carriedLeadsOf,
   type Holder,
@@ -527,28 +528,10 @@ export class MemoryRunStore implements RunStore {
   }
 
   async carriedSlots(runId: string, _everyJob?: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
-    return [...(this.jobs.get(runId)?.values() ?? [])].flatMap((job) =>
-      job.carriedShard === undefined && job.carriedSlot === undefined
-        ? []
-        : [
-            {
-              runId,
-              jobId: job.jobId,
-              attempt: job.attempt,
-              ...(job.carriedShard === undefined ? {} : { shard: job.carriedShard }),
-              ...(job.carriedSlot === undefined
-                ? {}
-                : {
-                    runSlot: {
-                      counter: job.carriedSlot,
-                      to: job.status as CarriedRunSlot['to'],
-                      outcome: job.outcome!,
-                    },
-                  }),
-              endedAt: job.endedAt!,
-            },
-          ],
-    );
+    return [...(this.jobs.get(runId)?.values() ?? [])].flatMap((job) => {
+      const carry = carriedSlotOf(runId, job);
+      return carry ? [{ ...carry, endedAt: job.endedAt! }] : [];
+    });
   }
 
   /** The number passes this check: not suppressed (or expired), or under its cap in this window. */

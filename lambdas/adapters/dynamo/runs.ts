@@ -3,6 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { carriedSlotOf } from '../../core/carried-slot.ts';
 import {
   carriedLeadsOf,
   finalOnCounters,
@@ -15,7 +16,6 @@ import {
   type SlotCounts,
 } from '../../core/model.ts';
 import type {
-  CarriedRunSlot,
   CarriedSlot,
   CreateRunResult,
   IdempotencyClaim,
@@ -29,7 +29,6 @@ import type {
 import { keys, OPEN_RUNS, TABLE_SCHEMA } from '../../definitions/table-schema.ts';
 import { jobFromItem, newRunItem, runRecordFromItem } from './items.ts';
 import {
-  CARRIED_ON_RUN_ITEM,
   newSlotShardItems,
   runSlotCaps,
   SlotShardMemory,
@@ -257,25 +256,8 @@ export class DynamoRuns implements RunReader, RunIntakeStore, OpenRunStore {
 
   async carriedSlots(runId: string, everyJob: boolean): Promise<(CarriedSlot & { endedAt: string })[]> {
     const carried = (item: Record<string, unknown>) => {
-      if (item.carriedShard === undefined && item.carriedSlot === undefined) return [];
-      const slot = item.carriedSlot;
-      const carry: CarriedSlot & { endedAt: string } = {
-        runId,
-        jobId: String(item.jobId),
-        attempt: Number(item.attempt),
-        ...(item.carriedShard === undefined ? {} : { shard: Number(item.carriedShard) }),
-        ...(slot === undefined
-          ? {}
-          : {
-              runSlot: {
-                counter: slot === CARRIED_ON_RUN_ITEM ? null : Number(slot),
-                to: item.status as CarriedRunSlot['to'],
-                outcome: String(item.outcome),
-              },
-            }),
-        endedAt: String(item.endedAt),
-      };
-      return [carry];
+      const carry = carriedSlotOf(runId, jobFromItem(item));
+      return carry ? [{ ...carry, endedAt: String(item.endedAt) }] : [];
     };
     const projection = 'jobId, attempt, carriedShard, carriedSlot, endedAt, #status, outcome';
     const names = { '#status': 'status' };
