@@ -21,12 +21,18 @@ const { base: BASE } = layoutRange(1, ACCOUNT_CAP);
 describe('an acquire near a full account', () => {
   let aws: TestAws;
   const sent: string[] = [];
+  /** Runs once, after the next BatchGetItem the store sends has been answered. */
+  let afterNextRead: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     aws = await testAws();
     aws.dynamo.middlewareStack.add(
-      (next, context) => (args) => {
+      (next, context) => async (args) => {
         sent.push(String(context.commandName));
-        return next(args);
+        const output = await next(args);
+        const after = context.commandName === 'BatchGetItemCommand' ? afterNextRead : undefined;
+        afterNextRead = undefined;
+        await after?.();
+        return output;
       },
       { step: 'initialize', name: 'countCommands' },
     );
@@ -138,5 +144,23 @@ describe('an acquire near a full account', () => {
     expect(shards.sort()).toEqual([2, 2, 2, 6, 6].map((shard) => BASE + shard));
     // No transaction was refused: every one wrote only to shards with room.
     expect(sent.filter((c) => c === 'TransactWriteItemsCommand').length).toBeLessThanOrEqual(2);
+  });
+
+  it('reads the shards again after a wave is refused on one filled since its read, not learning them a refused wave at a time', async () => {
+    const accountName = `stale-${randomUUID().slice(0, 8)}`;
+    const { store, runId, jobs } = await runWithLeads(accountName, 8);
+    // Another run's first fill lands between this acquire's read of the shards (all empty) and its
+    // first wave: every shard full but shard 6, which has room for three.
+    afterNextRead = () => setShards(accountName, (shard, cap) => (shard === 6 ? cap - 3 : cap));
+    sent.length = 0;
+    const result = await store.acquireSlots(runId, 20, jobs, AT, account);
+    expect(result.acquired).toHaveLength(3);
+    expect(result.left).toHaveLength(5);
+    expect(result.stop).toBe('account-full');
+    expect(await shardActive(accountName, 6)).toBe(10);
+    // The first wave (on a shard read empty) is refused; the second, placed after a second read, is
+    // the one that takes the three. Learning the shards from refusals would take one a shard.
+    expect(sent.filter((c) => c === 'TransactWriteItemsCommand')).toHaveLength(2);
+    expect(sent.filter((c) => c === 'BatchGetItemCommand')).toHaveLength(2);
   });
 });

@@ -748,6 +748,8 @@ export class DynamoSlots implements SlotStore {
           const held = Number(old?.active?.N);
           account.room[shard] = Number.isFinite(held) ? Math.max(0, account.layout.caps[shard]! - held) : 0;
         }
+        // The others read with room may have been filled since as well: read before writing again.
+        await this.account.rereadRoom(account.max, account.layout, account.room);
         continue;
       }
       result.left.push(...pending);
