@@ -1,6 +1,7 @@
 // An acquire near a full account. It writes only to shards with room: the shard a release just freed
 // (a refill's hint), tried without a read; else the shards a read of all of them shows with room.
-// Each full shard it wrote to would be a refused transaction. On DynamoDB Local, the shard counters
+// Each full shard it wrote to would be a refused transaction; a wave refused on a shard filled since
+// the read reads the shards again. On DynamoDB Local, the shard counters
 // set by hand, and the requests the store sends counted on its client. Each test's account is new:
 // its first acquire fences the layout before layouts were recorded and records layout 1.
 
@@ -10,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../lambdas/adapters/dynamo-run-store.ts';
 import { accountShardCaps, layoutRange } from '../../lambdas/core/account-shards.ts';
 import { jobIdFor } from '../../lambdas/core/model.ts';
+import type { WaveResult } from '../../lambdas/core/ports.ts';
 import { keys } from '../../lambdas/definitions/table-schema.ts';
 import { type TestAws, testAws } from '../support/aws.ts';
 
@@ -86,6 +88,28 @@ describe('an acquire near a full account', () => {
 
   const account = { maxConcurrentCalls: ACCOUNT_CAP, nowMs: Date.parse(AT) };
 
+  /**
+   * A fill that took the account's room and stopped there: its jobs on `shards` (by index in the
+   * layout, one entry a job), those shards now full, `left` jobs left queued.
+   */
+  async function expectFilledUntilFull(
+    store: DynamoRunStore,
+    runId: string,
+    result: WaveResult,
+    accountName: string,
+    shards: number[],
+    left: number,
+  ) {
+    expect(result.acquired).toHaveLength(shards.length);
+    expect(result.left).toHaveLength(left);
+    expect(result.stop).toBe('account-full');
+    for (const shard of new Set(shards)) expect(await shardActive(accountName, shard)).toBe(10);
+    const taken = await Promise.all(
+      result.acquired.map(async (j) => (await store.getJob(runId, j.jobId))?.accountShard),
+    );
+    expect(taken.sort()).toEqual(shards.map((shard) => BASE + shard));
+  }
+
   it('finds the lone free slot by reading the shards, and then reports the account full', async () => {
     const accountName = `room-${randomUUID().slice(0, 8)}`;
     const { store, runId, jobs } = await runWithLeads(accountName, 2);
@@ -133,15 +157,7 @@ describe('an acquire near a full account', () => {
     await setShards(accountName, (shard, cap) => cap - (shard === 2 ? 3 : shard === 6 ? 2 : 0));
     sent.length = 0;
     const result = await store.acquireSlots(runId, 20, jobs, AT, account);
-    expect(result.acquired).toHaveLength(5);
-    expect(result.left).toHaveLength(3);
-    expect(result.stop).toBe('account-full');
-    expect(await shardActive(accountName, 2)).toBe(10);
-    expect(await shardActive(accountName, 6)).toBe(10);
-    const shards = await Promise.all(
-      result.acquired.map(async (j) => (await store.getJob(runId, j.jobId))?.accountShard),
-    );
-    expect(shards.sort()).toEqual([2, 2, 2, 6, 6].map((shard) => BASE + shard));
+    await expectFilledUntilFull(store, runId, result, accountName, [2, 2, 2, 6, 6], 3);
     // No transaction was refused: every one wrote only to shards with room.
     expect(sent.filter((c) => c === 'TransactWriteItemsCommand').length).toBeLessThanOrEqual(2);
   });
@@ -154,10 +170,7 @@ describe('an acquire near a full account', () => {
     afterNextRead = () => setShards(accountName, (shard, cap) => (shard === 6 ? cap - 3 : cap));
     sent.length = 0;
     const result = await store.acquireSlots(runId, 20, jobs, AT, account);
-    expect(result.acquired).toHaveLength(3);
-    expect(result.left).toHaveLength(5);
-    expect(result.stop).toBe('account-full');
-    expect(await shardActive(accountName, 6)).toBe(10);
+    await expectFilledUntilFull(store, runId, result, accountName, [6, 6, 6], 5);
     // The first wave (on a shard read empty) is refused; the second, placed after a second read, is
     // the one that takes the three. Learning the shards from refusals would take one a shard.
     expect(sent.filter((c) => c === 'TransactWriteItemsCommand')).toHaveLength(2);
